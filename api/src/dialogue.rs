@@ -1,0 +1,188 @@
+//! The daemon-driven login dialogue.
+//!
+//! A client calls `Begin(user, context)` and gets a session id and a [`Turn`]; while the turn's
+//! action is a question it shows the notices, asks, and calls `Answer(session, reply)` for the
+//! next turn, until the action is a verdict. The set of actions is closed: a client that receives
+//! anything else must deny.
+
+use serde::{Deserialize, Serialize};
+use zbus::zvariant::Type;
+
+/// Text shown to the user before the turn's action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// Shown as `PAM_TEXT_INFO` (QR codes, hints).
+    Info(String),
+    /// Shown as `PAM_ERROR_MSG` (a wrong code, why a login is denied).
+    Error(String),
+}
+
+/// What the client must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Ask without echo (`PAM_PROMPT_ECHO_OFF`) and send the reply back.
+    AskHidden(String),
+    /// Ask with echo (`PAM_PROMPT_ECHO_ON`) and send the reply back.
+    AskVisible(String),
+    /// The second factor succeeded: `PAM_SUCCESS`.
+    Allow,
+    /// Denied: `PAM_AUTH_ERR`. The text is for logs, never shown to the user.
+    Deny(String),
+    /// Denied after the last allowed try: `PAM_MAXTRIES`.
+    MaxTries,
+    /// MFA is not required for this login: `PAM_IGNORE`.
+    Skip,
+}
+
+impl Action {
+    /// Whether the dialogue ends with this action.
+    pub fn is_verdict(&self) -> bool {
+        !matches!(self, Action::AskHidden(_) | Action::AskVisible(_))
+    }
+}
+
+/// One turn of the dialogue: notices to show, then one action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    pub notices: Vec<Notice>,
+    pub action: Action,
+}
+
+impl Turn {
+    pub fn new(action: Action) -> Self {
+        Turn {
+            notices: Vec::new(),
+            action,
+        }
+    }
+
+    pub fn with_notice(mut self, notice: Notice) -> Self {
+        self.notices.push(notice);
+        self
+    }
+}
+
+/// A [`Turn`] as it travels on the bus, D-Bus signature `(a(ss)ss)`: notices as
+/// `(kind, text)` pairs, then the action's kind and text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+pub struct WireTurn {
+    pub notices: Vec<(String, String)>,
+    pub action: String,
+    pub text: String,
+}
+
+const INFO: &str = "info";
+const ERROR: &str = "error";
+const ASK_HIDDEN: &str = "ask-hidden";
+const ASK_VISIBLE: &str = "ask-visible";
+const ALLOW: &str = "allow";
+const DENY: &str = "deny";
+const MAX_TRIES: &str = "max-tries";
+const SKIP: &str = "skip";
+
+/// A wire turn that names a notice or action outside the closed set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownStep(pub String);
+
+impl std::fmt::Display for UnknownStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unknown dialogue step {:?}", self.0)
+    }
+}
+
+impl std::error::Error for UnknownStep {}
+
+impl From<Turn> for WireTurn {
+    fn from(turn: Turn) -> Self {
+        let notices = turn
+            .notices
+            .into_iter()
+            .map(|notice| match notice {
+                Notice::Info(text) => (INFO.to_owned(), text),
+                Notice::Error(text) => (ERROR.to_owned(), text),
+            })
+            .collect();
+        let (action, text) = match turn.action {
+            Action::AskHidden(prompt) => (ASK_HIDDEN, prompt),
+            Action::AskVisible(prompt) => (ASK_VISIBLE, prompt),
+            Action::Allow => (ALLOW, String::new()),
+            Action::Deny(reason) => (DENY, reason),
+            Action::MaxTries => (MAX_TRIES, String::new()),
+            Action::Skip => (SKIP, String::new()),
+        };
+        WireTurn {
+            notices,
+            action: action.to_owned(),
+            text,
+        }
+    }
+}
+
+impl TryFrom<WireTurn> for Turn {
+    type Error = UnknownStep;
+
+    fn try_from(wire: WireTurn) -> Result<Self, UnknownStep> {
+        let notices = wire
+            .notices
+            .into_iter()
+            .map(|(kind, text)| match kind.as_str() {
+                INFO => Ok(Notice::Info(text)),
+                ERROR => Ok(Notice::Error(text)),
+                _ => Err(UnknownStep(kind)),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let action = match wire.action.as_str() {
+            ASK_HIDDEN => Action::AskHidden(wire.text),
+            ASK_VISIBLE => Action::AskVisible(wire.text),
+            ALLOW => Action::Allow,
+            DENY => Action::Deny(wire.text),
+            MAX_TRIES => Action::MaxTries,
+            SKIP => Action::Skip,
+            _ => return Err(UnknownStep(wire.action)),
+        };
+        Ok(Turn { notices, action })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_turn_survives_the_wire() {
+        let actions = [
+            Action::AskHidden("Verification code: ".into()),
+            Action::AskVisible("Answer: ".into()),
+            Action::Allow,
+            Action::Deny("wrong code".into()),
+            Action::MaxTries,
+            Action::Skip,
+        ];
+        for action in actions {
+            let turn = Turn::new(action)
+                .with_notice(Notice::Info("hello".into()))
+                .with_notice(Notice::Error("oops".into()));
+            let back = Turn::try_from(WireTurn::from(turn.clone())).unwrap();
+            assert_eq!(back, turn);
+        }
+    }
+
+    #[test]
+    fn unknown_steps_are_refused() {
+        let wire = WireTurn {
+            notices: vec![],
+            action: "allow-everyone".into(),
+            text: String::new(),
+        };
+        assert_eq!(
+            Turn::try_from(wire),
+            Err(UnknownStep("allow-everyone".into()))
+        );
+        let wire = WireTurn {
+            notices: vec![("blink".into(), "x".into())],
+            action: ALLOW.into(),
+            text: String::new(),
+        };
+        assert_eq!(Turn::try_from(wire), Err(UnknownStep("blink".into())));
+    }
+}

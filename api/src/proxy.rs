@@ -1,0 +1,53 @@
+//! Client proxies for `mfad`'s interfaces.
+
+use std::collections::HashMap;
+
+use crate::{Error, NewEnrollment, UserStatus, WireTurn};
+
+/// The login dialogue, for `pam_mfa.so` (and screen lockers, which call it for their own user).
+#[zbus::proxy(
+    interface = "org.pam_mfa.Mfad1.Login",
+    default_service = "org.pam_mfa.Mfad1",
+    default_path = "/org/pam_mfa/Mfad1"
+)]
+pub trait Login {
+    /// Starts a login for `user`; returns the session id and the first turn.
+    fn begin(
+        &self,
+        user: &str,
+        context: HashMap<&str, &str>,
+    ) -> Result<(String, WireTurn), Error>;
+
+    /// Sends the reply to the last question; returns the next turn.
+    fn answer(&self, session: &str, reply: &str) -> Result<WireTurn, Error>;
+}
+
+/// Administration: uid 0 only.
+#[zbus::proxy(
+    interface = "org.pam_mfa.Mfad1.Admin",
+    default_service = "org.pam_mfa.Mfad1",
+    default_path = "/org/pam_mfa/Mfad1"
+)]
+pub trait Admin {
+    /// Creates a pending enrollment for `user`, with `secret` (Base32) or, when empty, a new
+    /// random one. It becomes active only after `ConfirmEnrollment` with a current code.
+    fn begin_enrollment(&self, user: &str, secret: &str) -> Result<NewEnrollment, Error>;
+
+    /// Activates the pending enrollment of `user` if `code` is current for it.
+    fn confirm_enrollment(&self, user: &str, code: &str) -> Result<(), Error>;
+
+    /// Removes the enrollment (pending or active) of `user` at once.
+    fn reset(&self, user: &str) -> Result<bool, Error>;
+
+    fn status(&self, user: &str) -> Result<UserStatus, Error>;
+
+    /// Every user with an enrollment or an enforcement setting.
+    fn users(&self) -> Result<Vec<UserStatus>, Error>;
+
+    /// Requires MFA of every user (on) or only of those enforced one by one (off).
+    fn set_global_enforcement(&self, on: bool) -> Result<(), Error>;
+
+    fn global_enforcement(&self) -> Result<bool, Error>;
+
+    fn set_user_enforcement(&self, user: &str, on: bool) -> Result<(), Error>;
+}

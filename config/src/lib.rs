@@ -1,0 +1,292 @@
+//! The `mfad` configuration: schema, defaults and validation.
+//!
+//! The file is TOML. Every key is optional; a missing file means all defaults. Unknown keys and
+//! out-of-range values are errors that name the key and its line, so a typo never silently
+//! weakens a login policy.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Where `mfad` reads its configuration unless told otherwise.
+pub const DEFAULT_PATH: &str = "/etc/pam-mfa/mfad.toml";
+/// Where `mfad` keeps its state unless configured otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/pam-mfa";
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Directory of the SQLite store; created with mode 0700.
+    pub state_dir: PathBuf,
+    pub totp: Totp,
+    pub login: Login,
+    pub enforcement: Enforcement,
+}
+
+/// TOTP parameters. `algorithm`, `digits` and `period` apply to new enrollments; each enrollment
+/// keeps the parameters it was made with.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Totp {
+    pub algorithm: Algorithm,
+    pub digits: Digits,
+    pub period: Period,
+    /// Time steps accepted on either side of the current one, for clock drift.
+    pub window: Window,
+    /// Issuer shown by authenticator apps; empty means "pam-mfa on HOSTNAME".
+    pub issuer: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Login {
+    /// Code tries per login before `PAM_MAXTRIES`.
+    pub max_tries: MaxTries,
+    /// Seconds an unfinished login may wait for its next answer.
+    pub session_timeout: SessionTimeout,
+    /// Unfinished logins one user may have at once.
+    pub max_sessions_per_user: MaxSessions,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Enforcement {
+    /// Require MFA of every user until `mfactl enforce --all` says otherwise.
+    pub all_users: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            totp: Totp::default(),
+            login: Login::default(),
+            enforcement: Enforcement::default(),
+        }
+    }
+}
+
+impl Default for Totp {
+    fn default() -> Self {
+        Totp {
+            algorithm: Algorithm::Sha1,
+            digits: Digits(6),
+            period: Period(30),
+            window: Window(1),
+            issuer: String::new(),
+        }
+    }
+}
+
+impl Default for Login {
+    fn default() -> Self {
+        Login {
+            max_tries: MaxTries(3),
+            session_timeout: SessionTimeout(120),
+            max_sessions_per_user: MaxSessions(32),
+        }
+    }
+}
+
+/// The HMAC of a TOTP enrollment (RFC 6238 allows SHA1, SHA256 and SHA512).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Algorithm {
+    #[serde(rename = "SHA1")]
+    Sha1,
+    #[serde(rename = "SHA256")]
+    Sha256,
+    #[serde(rename = "SHA512")]
+    Sha512,
+}
+
+impl Algorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Sha1 => "SHA1",
+            Algorithm::Sha256 => "SHA256",
+            Algorithm::Sha512 => "SHA512",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "SHA1" => Some(Algorithm::Sha1),
+            "SHA256" => Some(Algorithm::Sha256),
+            "SHA512" => Some(Algorithm::Sha512),
+            _ => None,
+        }
+    }
+}
+
+/// Declares a validated integer setting: deserializing an out-of-range value fails with a
+/// message naming the range, and the TOML parser adds the key and line.
+macro_rules! bounded {
+    ($(#[$doc:meta])* $name:ident, $min:expr, $max:expr, $what:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+        #[serde(try_from = "i64")]
+        pub struct $name(u32);
+
+        impl $name {
+            pub const MIN: u32 = $min;
+            pub const MAX: u32 = $max;
+
+            pub fn get(self) -> u32 {
+                self.0
+            }
+        }
+
+        impl TryFrom<i64> for $name {
+            type Error = String;
+
+            fn try_from(value: i64) -> Result<Self, String> {
+                if (i64::from($min)..=i64::from($max)).contains(&value) {
+                    Ok($name(value as u32))
+                } else {
+                    Err(format!(
+                        "{} must be between {} and {}, not {}",
+                        $what, $min, $max, value
+                    ))
+                }
+            }
+        }
+    };
+}
+
+bounded!(
+    /// Digits of a code.
+    Digits, 6, 8, "digits");
+bounded!(
+    /// Seconds per time step.
+    Period, 15, 120, "period (seconds)");
+bounded!(
+    /// Steps either side of now.
+    Window, 0, 10, "window (time steps)");
+bounded!(MaxTries, 1, 10, "max_tries");
+bounded!(SessionTimeout, 10, 3600, "session_timeout (seconds)");
+bounded!(MaxSessions, 1, 1024, "max_sessions_per_user");
+
+/// A configuration file that could not be used.
+#[derive(Debug)]
+pub enum Error {
+    Read { path: PathBuf, error: std::io::Error },
+    Invalid { path: PathBuf, message: String },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Read { path, error } => write!(f, "cannot read {}: {error}", path.display()),
+            Error::Invalid { path, message } => {
+                write!(f, "{} is not a valid mfad configuration:\n{message}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl Config {
+    /// Reads `path`; a file that does not exist gives the defaults.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse(&text).map_err(|message| Error::Invalid {
+                path: path.to_owned(),
+                message,
+            }),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(error) => Err(Error::Read {
+                path: path.to_owned(),
+                error,
+            }),
+        }
+    }
+
+    /// Parses and validates configuration text; the error names the key and line.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let config: Config = toml::from_str(text).map_err(|error| error.to_string())?;
+        if !config.state_dir.is_absolute() {
+            return Err(format!(
+                "state_dir must be an absolute path, not {:?}",
+                config.state_dir
+            ));
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_text_gives_the_defaults() {
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn the_example_config_parses_and_states_the_defaults() {
+        let example = include_str!("../../examples/mfad.toml");
+        let uncommented: String = example
+            .lines()
+            .map(|line| line.strip_prefix("# ").filter(|l| l.contains(" = ")).unwrap_or(line))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        assert_eq!(Config::parse(example).unwrap(), Config::default());
+        assert_eq!(Config::parse(&uncommented).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn values_are_read() {
+        let config = Config::parse(
+            "state_dir = \"/tmp/x\"\n[totp]\nalgorithm = \"SHA512\"\ndigits = 8\nwindow = 2\n\
+             [login]\nmax_tries = 5\n[enforcement]\nall_users = true\n",
+        )
+        .unwrap();
+        assert_eq!(config.state_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(config.totp.algorithm, Algorithm::Sha512);
+        assert_eq!(config.totp.digits.get(), 8);
+        assert_eq!(config.totp.window.get(), 2);
+        assert_eq!(config.login.max_tries.get(), 5);
+        assert!(config.enforcement.all_users);
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_line() {
+        let error = Config::parse("[totp]\ndigits = 6\nwindoww = 1\n").unwrap_err();
+        assert!(error.contains("line 3"), "{error}");
+        assert!(error.contains("windoww"), "{error}");
+    }
+
+    #[test]
+    fn out_of_range_values_are_named_with_their_line() {
+        let error = Config::parse("[totp]\n\ndigits = 9\n").unwrap_err();
+        assert!(error.contains("line 3"), "{error}");
+        assert!(error.contains("digits must be between 6 and 8, not 9"), "{error}");
+        let error = Config::parse("[login]\nmax_tries = 0\n").unwrap_err();
+        assert!(error.contains("line 2"), "{error}");
+        assert!(error.contains("max_tries"), "{error}");
+    }
+
+    #[test]
+    fn wrong_types_and_algorithms_are_refused() {
+        let error = Config::parse("[totp]\nalgorithm = \"MD5\"\n").unwrap_err();
+        assert!(error.contains("line 2") && error.contains("MD5"), "{error}");
+        let error = Config::parse("[enforcement]\nall_users = \"yes\"\n").unwrap_err();
+        assert!(error.contains("line 2"), "{error}");
+    }
+
+    #[test]
+    fn relative_state_dir_is_refused() {
+        let error = Config::parse("state_dir = \"state\"\n").unwrap_err();
+        assert!(error.contains("state_dir must be an absolute path"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_file_means_defaults() {
+        let config = Config::load(Path::new("/nonexistent/pam-mfa/mfad.toml")).unwrap();
+        assert_eq!(config, Config::default());
+    }
+}
