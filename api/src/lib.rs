@@ -35,7 +35,9 @@ pub mod context {
 }
 
 /// What `Admin.Status` and `Admin.Users` report for one user.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, zbus::zvariant::Type)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, zbus::zvariant::Type,
+)]
 pub struct UserStatus {
     pub user: String,
     /// An active (confirmed) enrollment exists.

@@ -12,11 +12,7 @@ use crate::{Error, NewEnrollment, UserStatus, WireTurn};
 )]
 pub trait Login {
     /// Starts a login for `user`; returns the session id and the first turn.
-    fn begin(
-        &self,
-        user: &str,
-        context: HashMap<&str, &str>,
-    ) -> Result<(String, WireTurn), Error>;
+    fn begin(&self, user: &str, context: HashMap<&str, &str>) -> Result<(String, WireTurn), Error>;
 
     /// Sends the reply to the last question; returns the next turn.
     fn answer(&self, session: &str, reply: &str) -> Result<WireTurn, Error>;

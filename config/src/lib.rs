@@ -171,8 +171,14 @@ bounded!(MaxSessions, 1, 1024, "max_sessions_per_user");
 /// A configuration file that could not be used.
 #[derive(Debug)]
 pub enum Error {
-    Read { path: PathBuf, error: std::io::Error },
-    Invalid { path: PathBuf, message: String },
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    Invalid {
+        path: PathBuf,
+        message: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -180,7 +186,11 @@ impl fmt::Display for Error {
         match self {
             Error::Read { path, error } => write!(f, "cannot read {}: {error}", path.display()),
             Error::Invalid { path, message } => {
-                write!(f, "{} is not a valid mfad configuration:\n{message}", path.display())
+                write!(
+                    f,
+                    "{} is not a valid mfad configuration:\n{message}",
+                    path.display()
+                )
             }
         }
     }
@@ -231,7 +241,11 @@ mod tests {
         let example = include_str!("../../examples/mfad.toml");
         let uncommented: String = example
             .lines()
-            .map(|line| line.strip_prefix("# ").filter(|l| l.contains(" = ")).unwrap_or(line))
+            .map(|line| {
+                line.strip_prefix("# ")
+                    .filter(|l| l.contains(" = "))
+                    .unwrap_or(line)
+            })
             .map(|line| format!("{line}\n"))
             .collect();
         assert_eq!(Config::parse(example).unwrap(), Config::default());
@@ -264,7 +278,10 @@ mod tests {
     fn out_of_range_values_are_named_with_their_line() {
         let error = Config::parse("[totp]\n\ndigits = 9\n").unwrap_err();
         assert!(error.contains("line 3"), "{error}");
-        assert!(error.contains("digits must be between 6 and 8, not 9"), "{error}");
+        assert!(
+            error.contains("digits must be between 6 and 8, not 9"),
+            "{error}"
+        );
         let error = Config::parse("[login]\nmax_tries = 0\n").unwrap_err();
         assert!(error.contains("line 2"), "{error}");
         assert!(error.contains("max_tries"), "{error}");
@@ -281,7 +298,10 @@ mod tests {
     #[test]
     fn relative_state_dir_is_refused() {
         let error = Config::parse("state_dir = \"state\"\n").unwrap_err();
-        assert!(error.contains("state_dir must be an absolute path"), "{error}");
+        assert!(
+            error.contains("state_dir must be an absolute path"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -1,1 +1,98 @@
-fn main() {}
+//! `mfad`: the pam-mfa daemon. Owns `org.pam_mfa.Mfad1` on the system bus (or any bus given with
+//! `--bus`) and decides every login that `pam_mfa.so` relays to it.
+#![forbid(unsafe_code)]
+
+mod clock;
+mod log;
+mod service;
+mod sessions;
+mod store;
+mod totp;
+mod users;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use pam_mfa_api::{BUS_NAME, OBJECT_PATH};
+use pam_mfa_config::Config;
+
+use crate::clock::SystemClock;
+use crate::service::{AdminInterface, Daemon, LoginInterface};
+use crate::store::Store;
+
+/// The pam-mfa daemon: TOTP second factor for PAM logins.
+///
+/// Runs in the foreground and logs to syslog (AUTHPRIV) and stderr. pam_mfa.so and mfactl reach
+/// it over D-Bus as org.pam_mfa.Mfad1.
+#[derive(Parser)]
+#[command(version, about, long_about)]
+struct Args {
+    /// Configuration file; a missing file means the defaults.
+    #[arg(long, value_name = "PATH", default_value = pam_mfa_config::DEFAULT_PATH)]
+    config: PathBuf,
+
+    /// D-Bus address to serve on instead of the system bus, e.g. unix:path=/run/test/bus.
+    #[arg(long, value_name = "ADDRESS")]
+    bus: Option<String>,
+
+    /// Check the configuration and exit: 0 when valid, 1 with the reason otherwise.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("mfad: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.check_config {
+        println!("{}: configuration is valid", args.config.display());
+        return ExitCode::SUCCESS;
+    }
+    log::init();
+    match zbus::block_on(serve(args, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            log::error(&message);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: Args, config: Config) -> Result<(), String> {
+    let store = Store::open(&config.state_dir).map_err(|error| error.to_string())?;
+    let address = args
+        .bus
+        .clone()
+        .or_else(|| std::env::var("DBUS_SYSTEM_BUS_ADDRESS").ok())
+        .unwrap_or_else(|| pam_mfa_api::SYSTEM_BUS_ADDRESS.to_owned());
+    let connection = zbus::connection::Builder::address(address.as_str())
+        .build()
+        .await
+        .map_err(|error| format!("cannot connect to the bus at {address}: {error}"))?;
+    let daemon = Arc::new(Daemon::new(config, store, Arc::new(SystemClock)));
+    let objects = connection.object_server();
+    objects
+        .at(OBJECT_PATH, LoginInterface(daemon.clone()))
+        .await
+        .map_err(|error| error.to_string())?;
+    objects
+        .at(OBJECT_PATH, AdminInterface(daemon.clone()))
+        .await
+        .map_err(|error| error.to_string())?;
+    connection.request_name(BUS_NAME).await.map_err(|error| {
+        format!(
+            "cannot own {BUS_NAME} on {address}: {error} (is another mfad running, and is \
+             the D-Bus policy file installed?)"
+        )
+    })?;
+    log::info(&format!("serving {BUS_NAME} on {address}"));
+    std::future::pending::<()>().await;
+    Ok(())
+}

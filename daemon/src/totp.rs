@@ -1,0 +1,343 @@
+//! TOTP (RFC 6238) codes and their verification, on top of totp-rs.
+
+use std::fmt;
+
+use pam_mfa_config::Algorithm;
+use subtle::ConstantTimeEq;
+use totp_rs::Builder;
+use zeroize::Zeroizing;
+
+/// Shortest secret accepted at enrollment (RFC 4226 asks for at least 128 bits).
+pub const MIN_SECRET_BYTES: usize = 16;
+/// Length of a generated secret (160 bits, as RFC 4226 recommends).
+pub const NEW_SECRET_BYTES: usize = 20;
+/// Longest secret accepted at enrollment.
+pub const MAX_SECRET_BYTES: usize = 128;
+
+/// A TOTP shared secret: wiped on drop, never printed.
+#[derive(Clone)]
+pub struct Secret(Zeroizing<Vec<u8>>);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl Secret {
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Secret(Zeroizing::new(bytes))
+    }
+
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        let mut bytes = Zeroizing::new(vec![0u8; NEW_SECRET_BYTES]);
+        getrandom::fill(&mut bytes)?;
+        Ok(Secret(bytes))
+    }
+
+    /// Parses Base32 as users and apps write it: any case, spaces and padding allowed.
+    pub fn from_base32(text: &str) -> Result<Self, String> {
+        let cleaned: Zeroizing<String> = Zeroizing::new(
+            text.chars()
+                .filter(|c| !c.is_whitespace() && *c != '=' && *c != '-')
+                .map(|c| c.to_ascii_uppercase())
+                .collect(),
+        );
+        let secret = totp_rs::Secret::try_from_base32(cleaned.as_str()).map_err(|_| {
+            "the secret is not valid Base32 (letters A-Z and digits 2-7)".to_owned()
+        })?;
+        let bytes = secret.as_bytes().to_vec();
+        if bytes.len() < MIN_SECRET_BYTES {
+            return Err(format!(
+                "the secret is {} bits long; at least {} bits are required",
+                bytes.len() * 8,
+                MIN_SECRET_BYTES * 8
+            ));
+        }
+        if bytes.len() > MAX_SECRET_BYTES {
+            return Err(format!(
+                "the secret is {} bits long; at most {} bits are accepted",
+                bytes.len() * 8,
+                MAX_SECRET_BYTES * 8
+            ));
+        }
+        Ok(Secret(Zeroizing::new(bytes)))
+    }
+
+    pub fn to_base32(&self) -> String {
+        totp_rs::Secret::from(self.0.to_vec()).to_base32()
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// The parameters an enrollment was made with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Params {
+    pub algorithm: Algorithm,
+    pub digits: u32,
+    pub period: u32,
+}
+
+fn generator(secret: &Secret, params: Params) -> totp_rs::Totp {
+    let algorithm = match params.algorithm {
+        Algorithm::Sha1 => totp_rs::Algorithm::SHA1,
+        Algorithm::Sha256 => totp_rs::Algorithm::SHA256,
+        Algorithm::Sha512 => totp_rs::Algorithm::SHA512,
+    };
+    Builder::new()
+        .with_algorithm(algorithm)
+        .with_digits(params.digits as u8)
+        .with_step_duration(u64::from(params.period))
+        .with_secret(secret.as_bytes().to_vec())
+        .build_noncompliant()
+}
+
+/// The code for time step `step`.
+#[cfg(test)]
+pub fn code_at_step(secret: &Secret, params: Params, step: u64) -> Zeroizing<String> {
+    let totp = generator(secret, params);
+    Zeroizing::new(totp.generate(step * u64::from(params.period)).to_string())
+}
+
+/// The time step `now` falls in.
+pub fn step_of(now: u64, params: Params) -> u64 {
+    now / u64::from(params.period)
+}
+
+/// Checks `code` against the steps within `window` of `now`, newer than `after_step` (the last
+/// step already accepted, for replay prevention). Returns the matching step.
+///
+/// Spaces in the code are ignored. Every candidate step is compared in constant time, and all of
+/// them are compared whether or not one matched.
+pub fn verify(
+    secret: &Secret,
+    params: Params,
+    code: &str,
+    now: u64,
+    window: u32,
+    after_step: Option<u64>,
+) -> Option<u64> {
+    let code: Zeroizing<String> = Zeroizing::new(code.chars().filter(|c| *c != ' ').collect());
+    if code.len() != params.digits as usize || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let totp = generator(secret, params);
+    let current = step_of(now, params);
+    let first = current.saturating_sub(u64::from(window));
+    let last = current + u64::from(window);
+    let mut matched = None;
+    for step in first..=last {
+        let expected = Zeroizing::new(totp.generate(step * u64::from(params.period)).to_string());
+        let equal: bool = expected.as_bytes().ct_eq(code.as_bytes()).into();
+        let fresh = after_step.is_none_or(|after| step > after);
+        if equal && fresh && matched.is_none() {
+            matched = Some(step);
+        }
+    }
+    matched
+}
+
+/// The `otpauth://` URI an authenticator app scans.
+pub fn otpauth_uri(
+    secret: &Secret,
+    params: Params,
+    issuer: &str,
+    account: &str,
+) -> Result<String, String> {
+    let algorithm = match params.algorithm {
+        Algorithm::Sha1 => totp_rs::Algorithm::SHA1,
+        Algorithm::Sha256 => totp_rs::Algorithm::SHA256,
+        Algorithm::Sha512 => totp_rs::Algorithm::SHA512,
+    };
+    let issuer = issuer.replace(':', " ");
+    let account = account.replace(':', " ");
+    Builder::new()
+        .with_algorithm(algorithm)
+        .with_digits(params.digits as u8)
+        .with_step_duration(u64::from(params.period))
+        .with_secret(secret.as_bytes().to_vec())
+        .with_issuer(Some(issuer))
+        .with_account_name(account)
+        .build()
+        .and_then(|totp| totp.to_url())
+        .map_err(|error| format!("cannot build the otpauth URI: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(algorithm: Algorithm) -> Params {
+        Params {
+            algorithm,
+            digits: 8,
+            period: 30,
+        }
+    }
+
+    /// RFC 6238, appendix B.
+    const VECTORS: [(u64, &str, &str, &str); 6] = [
+        (59, "94287082", "46119246", "90693936"),
+        (1111111109, "07081804", "68084774", "25091201"),
+        (1111111111, "14050471", "67062674", "99943326"),
+        (1234567890, "89005924", "91819424", "93441116"),
+        (2000000000, "69279037", "90698825", "38618901"),
+        (20000000000, "65353130", "77737706", "47863826"),
+    ];
+
+    fn rfc_secrets() -> [(Algorithm, Secret); 3] {
+        [
+            (
+                Algorithm::Sha1,
+                Secret::from_bytes(b"12345678901234567890".to_vec()),
+            ),
+            (
+                Algorithm::Sha256,
+                Secret::from_bytes(b"12345678901234567890123456789012".to_vec()),
+            ),
+            (
+                Algorithm::Sha512,
+                Secret::from_bytes(
+                    b"1234567890123456789012345678901234567890123456789012345678901234".to_vec(),
+                ),
+            ),
+        ]
+    }
+
+    #[test]
+    fn rfc6238_appendix_b_vectors_generate_and_verify() {
+        for (time, sha1, sha256, sha512) in VECTORS {
+            for ((algorithm, secret), expected) in rfc_secrets().iter().zip([sha1, sha256, sha512])
+            {
+                let params = params(*algorithm);
+                let step = step_of(time, params);
+                assert_eq!(code_at_step(secret, params, step).as_str(), expected);
+                assert_eq!(verify(secret, params, expected, time, 0, None), Some(step));
+            }
+        }
+    }
+
+    #[test]
+    fn window_accepts_neighbours_only() {
+        let (algorithm, secret) = &rfc_secrets()[0];
+        let params = Params {
+            algorithm: *algorithm,
+            digits: 6,
+            period: 30,
+        };
+        let now = 1_700_000_000;
+        let current = step_of(now, params);
+        for (offset, accepted) in [(-2i64, false), (-1, true), (0, true), (1, true), (2, false)] {
+            let step = current.checked_add_signed(offset).unwrap();
+            let code = code_at_step(secret, params, step);
+            let expected = accepted.then_some(step);
+            assert_eq!(
+                verify(secret, params, &code, now, 1, None),
+                expected,
+                "offset {offset}"
+            );
+        }
+        let code = code_at_step(secret, params, current + 1);
+        assert_eq!(verify(secret, params, &code, now, 0, None), None);
+    }
+
+    #[test]
+    fn steps_at_or_before_the_last_accepted_are_refused() {
+        let (_, secret) = &rfc_secrets()[0];
+        let params = Params {
+            algorithm: Algorithm::Sha1,
+            digits: 6,
+            period: 30,
+        };
+        let now = 1_700_000_000;
+        let current = step_of(now, params);
+        let code = code_at_step(secret, params, current);
+        assert_eq!(
+            verify(secret, params, &code, now, 1, Some(current - 1)),
+            Some(current)
+        );
+        assert_eq!(verify(secret, params, &code, now, 1, Some(current)), None);
+        assert_eq!(
+            verify(secret, params, &code, now, 1, Some(current + 1)),
+            None
+        );
+    }
+
+    #[test]
+    fn malformed_codes_are_refused() {
+        let (_, secret) = &rfc_secrets()[0];
+        let params = Params {
+            algorithm: Algorithm::Sha1,
+            digits: 6,
+            period: 30,
+        };
+        for code in [
+            "",
+            "12345",
+            "1234567",
+            "12345a",
+            "+12345",
+            "١٢٣٤٥٦",
+            "123\u{0}56",
+        ] {
+            assert_eq!(
+                verify(secret, params, code, 1_700_000_000, 10, None),
+                None,
+                "{code:?}"
+            );
+        }
+        let current = step_of(1_700_000_000, params);
+        let code = code_at_step(secret, params, current);
+        let spaced = format!("{} {}", &code[..3], &code[3..]);
+        assert_eq!(
+            verify(secret, params, &spaced, 1_700_000_000, 0, None),
+            Some(current)
+        );
+    }
+
+    #[test]
+    fn base32_secrets_are_read_leniently_and_checked() {
+        let secret = Secret::from_base32("gezd gnbv gy3t qojq gezd gnbv gy3t qojq").unwrap();
+        assert_eq!(secret.as_bytes(), b"12345678901234567890");
+        assert_eq!(secret.to_base32(), "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+        assert!(
+            Secret::from_base32("GEZDGNBV")
+                .unwrap_err()
+                .contains("at least 128 bits")
+        );
+        assert!(
+            Secret::from_base32("not base32!")
+                .unwrap_err()
+                .contains("Base32")
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let secret = Secret::from_bytes(b"12345678901234567890".to_vec());
+        assert_eq!(format!("{secret:?}"), "Secret(<redacted>)");
+    }
+
+    #[test]
+    fn otpauth_uri_names_issuer_account_and_parameters() {
+        let secret = Secret::from_bytes(b"12345678901234567890".to_vec());
+        let uri = otpauth_uri(
+            &secret,
+            params(Algorithm::Sha256),
+            "pam-mfa on host",
+            "alice",
+        )
+        .unwrap();
+        assert!(uri.starts_with("otpauth://totp/"), "{uri}");
+        assert!(
+            uri.contains("secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"),
+            "{uri}"
+        );
+        assert!(uri.contains("alice"), "{uri}");
+        assert!(uri.contains("digits=8"), "{uri}");
+        assert!(uri.contains("algorithm=SHA256"), "{uri}");
+    }
+}
