@@ -1,1 +1,184 @@
+//! `pam_mfa.so`: asks `mfad` for a TOTP second factor at login.
+//!
+//! A thin relay. `pam_sm_authenticate` sends the user and the login's context to the daemon,
+//! shows its notices and questions through the PAM conversation, and returns its verdict. Every
+//! exchange with the daemon is bounded by `timeout=`; when the daemon cannot be reached the
+//! module fails closed (`PAM_AUTHINFO_UNAVAIL`) unless `failmode=safe` is given.
+//!
+//! Arguments: `bus=ADDRESS`, `timeout=SECONDS` (default 5), `failmode=secure|safe` (default
+//! secure), `debug`.
 
+pub mod args;
+mod client;
+mod ffi;
+pub mod relay;
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use pam_mfa_api::context;
+use pamsm::{LogLvl, Pam, PamError, PamFlags, PamLibExt, PamServiceModule, pam_module};
+
+use crate::args::{Args, FailMode};
+use crate::client::BusDaemon;
+use crate::ffi::PamConversation;
+use crate::relay::Outcome;
+
+struct PamMfa;
+
+impl PamServiceModule for PamMfa {
+    fn authenticate(pamh: Pam, flags: PamFlags, args: Vec<String>) -> PamError {
+        // No panic may unwind into the application: a panic is a system error, and denies.
+        catch_unwind(AssertUnwindSafe(|| authenticate(&pamh, flags, &args))).unwrap_or_else(|_| {
+            log(
+                &pamh,
+                LogLvl::CRIT,
+                "internal error (panic); denying the login",
+            );
+            PamError::SYSTEM_ERR
+        })
+    }
+
+    fn setcred(_: Pam, _: PamFlags, _: Vec<String>) -> PamError {
+        PamError::SUCCESS
+    }
+}
+
+pam_module!(PamMfa);
+
+fn log(pamh: &Pam, level: LogLvl, message: &str) {
+    let _ = pamh.syslog(level, message);
+}
+
+fn item(value: pamsm::PamResult<Option<&std::ffi::CStr>>) -> String {
+    value
+        .ok()
+        .flatten()
+        .map(|text| text.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn authenticate(pamh: &Pam, flags: PamFlags, arguments: &[String]) -> PamError {
+    let args = match Args::parse(arguments) {
+        Ok(args) => args,
+        Err(problem) => {
+            log(
+                pamh,
+                LogLvl::ERR,
+                &format!("bad module configuration: {problem}; denying"),
+            );
+            return PamError::SERVICE_ERR;
+        }
+    };
+    let user = match pamh.get_user(None) {
+        Ok(Some(user)) => user.to_string_lossy().into_owned(),
+        _ => {
+            log(pamh, LogLvl::ERR, "no user name for this login; denying");
+            return PamError::USER_UNKNOWN;
+        }
+    };
+    let Some(mut conversation) = PamConversation::new(pamh) else {
+        log(
+            pamh,
+            LogLvl::ERR,
+            "the application gave no conversation function; denying",
+        );
+        return PamError::CONV_ERR;
+    };
+    let service = item(pamh.get_service());
+    let rhost = item(pamh.get_rhost());
+    let ruser = item(pamh.get_ruser());
+    let tty = ffi::tty(pamh).unwrap_or_default();
+    let context: HashMap<&str, &str> = [
+        (context::SERVICE, service.as_str()),
+        (context::RHOST, rhost.as_str()),
+        (context::RUSER, ruser.as_str()),
+        (context::TTY, tty.as_str()),
+    ]
+    .into_iter()
+    .filter(|(_, value)| !value.is_empty())
+    .collect();
+    let address = args
+        .bus
+        .clone()
+        .unwrap_or_else(|| pam_mfa_api::SYSTEM_BUS_ADDRESS.to_owned());
+    let silent = flags.contains(PamFlags::SILENT);
+
+    let outcome = match zruntime::SharedRuntime::new() {
+        Ok(runtime) => runtime.block_on(async {
+            let mut daemon = BusDaemon::new(address, args.timeout, runtime.clone());
+            let outcome = relay::run(&mut daemon, &mut conversation, &user, &context, silent).await;
+            daemon.close().await;
+            outcome
+        }),
+        Err(error) => Outcome::Unreachable(format!("cannot set up I/O: {error}")),
+    };
+    verdict(pamh, &args, &user, outcome)
+}
+
+/// Turns the outcome into a PAM code and the log line an administrator needs.
+fn verdict(pamh: &Pam, args: &Args, user: &str, outcome: Outcome) -> PamError {
+    match outcome {
+        Outcome::Allow => {
+            if args.debug {
+                log(
+                    pamh,
+                    LogLvl::DEBUG,
+                    &format!("second factor accepted for {user}"),
+                );
+            }
+            PamError::SUCCESS
+        }
+        Outcome::Skip => {
+            if args.debug {
+                log(
+                    pamh,
+                    LogLvl::DEBUG,
+                    &format!("second factor not required for {user}"),
+                );
+            }
+            PamError::IGNORE
+        }
+        Outcome::Deny(reason) => {
+            if args.debug {
+                log(
+                    pamh,
+                    LogLvl::DEBUG,
+                    &format!("second factor denied for {user}: {reason}"),
+                );
+            }
+            PamError::AUTH_ERR
+        }
+        Outcome::MaxTries => PamError::MAXTRIES,
+        Outcome::PermissionDenied(reason) => {
+            log(
+                pamh,
+                LogLvl::WARNING,
+                &format!("mfad refused this caller for {user}: {reason}"),
+            );
+            PamError::PERM_DENIED
+        }
+        Outcome::ConversationFailed => PamError::CONV_ERR,
+        Outcome::Unreachable(reason) => match args.failmode {
+            FailMode::Secure => {
+                log(
+                    pamh,
+                    LogLvl::ERR,
+                    &format!("mfad unreachable ({reason}); denying {user} (failmode=secure)"),
+                );
+                PamError::AUTHINFO_UNAVAIL
+            }
+            FailMode::Safe => {
+                log(
+                    pamh,
+                    LogLvl::ALERT,
+                    &format!(
+                        "mfad unreachable ({reason}); ALLOWING {user} WITHOUT A SECOND FACTOR \
+                         because failmode=safe"
+                    ),
+                );
+                PamError::SUCCESS
+            }
+        },
+    }
+}

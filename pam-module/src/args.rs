@@ -1,0 +1,123 @@
+//! Module arguments from the PAM configuration line.
+
+use std::time::Duration;
+
+/// What to do when `mfad` or the bus cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailMode {
+    /// Deny with `PAM_AUTHINFO_UNAVAIL` (the default).
+    Secure,
+    /// Allow with `PAM_SUCCESS`, and log a warning.
+    Safe,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    /// D-Bus address of the bus `mfad` is on; `None` means the system bus.
+    pub bus: Option<String>,
+    /// Bound on each exchange with the daemon, connection set-up included.
+    pub timeout: Duration,
+    pub failmode: FailMode,
+    pub debug: bool,
+}
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_TIMEOUT_SECS: u64 = 300;
+
+impl Default for Args {
+    fn default() -> Self {
+        Args {
+            bus: None,
+            timeout: DEFAULT_TIMEOUT,
+            failmode: FailMode::Secure,
+            debug: false,
+        }
+    }
+}
+
+impl Args {
+    /// Parses `bus=ADDRESS`, `timeout=SECONDS`, `failmode=secure|safe` and `debug`. Any other
+    /// argument is an error naming it: a typo must not quietly change how logins are decided.
+    pub fn parse<S: AsRef<str>>(arguments: &[S]) -> Result<Args, String> {
+        let mut args = Args::default();
+        for argument in arguments {
+            let argument = argument.as_ref();
+            match argument.split_once('=') {
+                Some(("bus", address)) if !address.is_empty() => args.bus = Some(address.into()),
+                Some(("timeout", seconds)) => {
+                    args.timeout = seconds
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|s| *s > 0.0 && *s <= MAX_TIMEOUT_SECS as f64)
+                        .map(Duration::from_secs_f64)
+                        .ok_or_else(|| {
+                            format!(
+                                "timeout={seconds}: expected seconds between 0 and {MAX_TIMEOUT_SECS}"
+                            )
+                        })?;
+                }
+                Some(("failmode", "secure")) => args.failmode = FailMode::Secure,
+                Some(("failmode", "safe")) => args.failmode = FailMode::Safe,
+                Some(("failmode", other)) => {
+                    return Err(format!("failmode={other}: expected secure or safe"));
+                }
+                None if argument == "debug" => args.debug = true,
+                _ => return Err(format!("unknown argument {argument:?}")),
+            }
+        }
+        Ok(args)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_secure() {
+        let args = Args::parse::<&str>(&[]).unwrap();
+        assert_eq!(args, Args::default());
+        assert_eq!(args.failmode, FailMode::Secure);
+        assert_eq!(args.timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn every_argument_is_read() {
+        let args = Args::parse(&[
+            "bus=unix:path=/tmp/bus",
+            "timeout=1.5",
+            "failmode=safe",
+            "debug",
+        ])
+        .unwrap();
+        assert_eq!(args.bus.as_deref(), Some("unix:path=/tmp/bus"));
+        assert_eq!(args.timeout, Duration::from_millis(1500));
+        assert_eq!(args.failmode, FailMode::Safe);
+        assert!(args.debug);
+    }
+
+    #[test]
+    fn bad_arguments_are_named() {
+        assert_eq!(
+            Args::parse(&["failmod=safe"]).unwrap_err(),
+            "unknown argument \"failmod=safe\""
+        );
+        assert!(
+            Args::parse(&["failmode=open"])
+                .unwrap_err()
+                .contains("failmode=open")
+        );
+        assert!(
+            Args::parse(&["timeout=0"])
+                .unwrap_err()
+                .contains("timeout=0")
+        );
+        assert!(
+            Args::parse(&["timeout=soon"])
+                .unwrap_err()
+                .contains("timeout=soon")
+        );
+        assert!(Args::parse(&["bus="]).unwrap_err().contains("bus="));
+        assert!(Args::parse(&["nodebug"]).is_err());
+    }
+}
