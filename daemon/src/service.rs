@@ -270,13 +270,15 @@ impl Daemon {
             None => false,
         };
         session.tries_left = session.tries_left.saturating_sub(1);
-        let (why, notice) = if replayed {
-            (
-                "code already used",
-                "This code was already used. Wait for the next one.",
-            )
+        let why = if replayed {
+            "code already used"
         } else {
-            ("wrong code", "Wrong code.")
+            "wrong code"
+        };
+        let notice = match (replayed, session.tries_left) {
+            (true, _) => "This code was already used; wait for the next one.",
+            (false, 0) => "Wrong code.",
+            (false, _) => "Wrong code. Try again.",
         };
         if session.tries_left == 0 {
             log::warning(&format!(
@@ -291,7 +293,7 @@ impl Daemon {
         ));
         self.sessions().put_back(id.to_owned(), session);
         Ok(Turn::new(Action::AskHidden(CODE_PROMPT.into()))
-            .with_notice(Notice::Error(format!("{notice} Try again."))))
+            .with_notice(Notice::Error(notice.into())))
     }
 
     fn require_admin(&self, caller: &Caller) -> Result<(), Error> {

@@ -1,1 +1,678 @@
+//! Harness for the integration tests: real processes, no mocks.
+//!
+//! [`Env`] starts a private `dbus-daemon` configured like a system bus (deny by default, with
+//! the shipped policy file for `org.pam_mfa.Mfad1`), and `mfad` on a temporary state directory.
+//! Users come from a private passwd file (through cwrap's nss_wrapper, loaded into `mfad`
+//! only), so the host's users are never touched. Logins run the real `pam_mfa.so` through the
+//! real libpam with the `pamtest` client; administration runs the real `mfactl`.
+//!
+//! ```no_run
+//! use pam_mfa_tests::Env;
+//! let env = Env::new().start();
+//! let secret = env.enroll("alice");
+//! env.login("alice").answer(&env.fresh_code("alice")).run().expect("PAM_SUCCESS");
+//! ```
+//!
+//! The binaries are taken from the workspace's target directory, so build them first:
+//! `cargo build --workspace` (the README's test command does).
 
+use std::collections::HashMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The test users in the private passwd file, with their uids.
+pub const USERS: &[(&str, u32)] = &[
+    ("root", 0),
+    ("alice", 1000),
+    ("bob", 1001),
+    ("carol", 1002),
+    ("dave", 1003),
+    ("nobody", 65534),
+];
+
+/// Code period of the default configuration.
+pub const PERIOD: u64 = 30;
+
+/// A process is declared hung after this long.
+const HANG_LIMIT: Duration = Duration::from_secs(30);
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Where `cargo build` put the workspace's binaries (the directory of this test's executable's
+/// parent, `target/debug` or `target/release`).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let deps = exe.parent().expect("target/<profile>/deps");
+    deps.parent().expect("target/<profile>").to_owned()
+}
+
+fn built(name: &str) -> PathBuf {
+    let path = target_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` before the tests",
+        path.display()
+    );
+    path
+}
+
+/// Finds a shared library shipped by a Debian package, in the multiarch directories.
+fn system_library(name: &str) -> PathBuf {
+    let candidates = [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+        "/usr/lib",
+    ];
+    candidates
+        .iter()
+        .map(|dir| Path::new(dir).join(name))
+        .find(|path| path.exists())
+        .unwrap_or_else(|| panic!("{name} is missing: install it (see README, test command)"))
+}
+
+/// The current TOTP time step.
+pub fn current_step() -> u64 {
+    now() / PERIOD
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The 6-digit SHA1 code of `secret` (Base32) for time step `step`.
+pub fn code_at(secret: &str, step: u64) -> String {
+    let bytes = totp_rs::Secret::try_from_base32(secret).expect("Base32 secret");
+    totp_rs::Builder::new()
+        .with_secret(bytes.as_bytes().to_vec())
+        .with_digits(6)
+        .with_step_duration(PERIOD)
+        .build_noncompliant()
+        .generate(step * PERIOD)
+        .to_string()
+}
+
+/// A random 160-bit Base32 secret.
+pub fn random_secret() -> String {
+    let mut bytes = [0u8; 20];
+    let mut urandom = fs::File::open("/dev/urandom").unwrap();
+    std::io::Read::read_exact(&mut urandom, &mut bytes).unwrap();
+    totp_rs::Secret::from(bytes.to_vec()).to_base32()
+}
+
+/// Waits, if needed, so that at least `margin` seconds remain in the current time step. Codes
+/// computed right after this are still inside the daemon's window when it checks them.
+pub fn away_from_step_end(margin: u64) {
+    let into_step = now() % PERIOD;
+    if into_step + margin >= PERIOD {
+        std::thread::sleep(Duration::from_secs(PERIOD - into_step) + Duration::from_millis(100));
+    }
+}
+
+pub struct EnvBuilder {
+    config: String,
+    module_args: String,
+}
+
+/// A private bus, an `mfad`, a PAM configuration directory and the test users.
+pub struct Env {
+    dir: PathBuf,
+    pub address: String,
+    bus: Child,
+    daemon: Mutex<Option<Child>>,
+    confdir: PathBuf,
+    config_path: PathBuf,
+    secrets: Mutex<HashMap<String, String>>,
+    last_step: Mutex<HashMap<String, u64>>,
+}
+
+impl Env {
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new() -> EnvBuilder {
+        EnvBuilder {
+            config: String::new(),
+            module_args: String::new(),
+        }
+    }
+}
+
+impl EnvBuilder {
+    /// Extra mfad configuration (TOML); `state_dir` is set by the harness.
+    pub fn config(mut self, toml: &str) -> Self {
+        self.config = toml.to_owned();
+        self
+    }
+
+    /// Extra arguments for pam_mfa.so in the services `mfa` and `mfa-safe`.
+    pub fn module_args(mut self, args: &str) -> Self {
+        self.module_args = args.to_owned();
+        self
+    }
+
+    pub fn start(self) -> Env {
+        let dir = std::env::temp_dir().join(format!(
+            "pam-mfa-test-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("system_bus_socket");
+        let address = format!("unix:path={}", socket.display());
+
+        let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dbus/org.pam_mfa.Mfad1.conf");
+        let policy = policy.canonicalize().expect("dbus/org.pam_mfa.Mfad1.conf");
+        let bus_config = dir.join("bus.conf");
+        fs::write(&bus_config, system_bus_config(&socket, &policy)).unwrap();
+        let bus = Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", bus_config.display()))
+            .arg("--nofork")
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.join("bus.log")).unwrap())
+            .spawn()
+            .expect("dbus-daemon is missing: install dbus-daemon (see README, test command)");
+        wait_until("the bus socket to appear", || socket.exists());
+
+        let passwd = dir.join("passwd");
+        let group = dir.join("group");
+        let mut passwd_text = String::new();
+        let mut group_text = String::new();
+        for (name, uid) in USERS {
+            passwd_text.push_str(&format!(
+                "{name}:x:{uid}:{uid}:{name}:/nonexistent:/bin/sh\n"
+            ));
+            group_text.push_str(&format!("{name}:x:{uid}:\n"));
+        }
+        fs::write(&passwd, passwd_text).unwrap();
+        fs::write(&group, group_text).unwrap();
+
+        let config_path = dir.join("mfad.toml");
+        fs::write(
+            &config_path,
+            format!(
+                "state_dir = \"{}\"\n{}",
+                dir.join("state").display(),
+                self.config
+            ),
+        )
+        .unwrap();
+
+        let confdir = dir.join("pam.d");
+        fs::create_dir(&confdir).unwrap();
+        let module = built("libpam_mfa.so");
+        let args = &self.module_args;
+        for (service, extra) in [("mfa", ""), ("mfa-safe", " failmode=safe")] {
+            fs::write(
+                confdir.join(service),
+                format!(
+                    "auth required {} bus={address}{extra} {args}\n",
+                    module.display()
+                ),
+            )
+            .unwrap();
+        }
+        fs::write(
+            confdir.join("mfa-bad-args"),
+            format!(
+                "auth required {} bus={address} failmod=safe\n",
+                module.display()
+            ),
+        )
+        .unwrap();
+        // pam_mfa after another module, as after a password check. libpam fails a stack in
+        // which every module returned PAM_IGNORE (PAM_PERM_DENIED), so a login that is
+        // PAM_PERM_DENIED in `mfa` but PAM_SUCCESS here is one that pam_mfa ignored.
+        fs::write(
+            confdir.join("permit-then-mfa"),
+            format!(
+                "auth required pam_permit.so\nauth required {} bus={address} {args}\n",
+                module.display()
+            ),
+        )
+        .unwrap();
+
+        let env = Env {
+            dir,
+            address,
+            bus,
+            daemon: Mutex::new(None),
+            confdir,
+            config_path,
+            secrets: Mutex::new(HashMap::new()),
+            last_step: Mutex::new(HashMap::new()),
+        };
+        env.start_daemon();
+        env
+    }
+}
+
+fn system_bus_config(socket: &Path, policy: &Path) -> String {
+    format!(
+        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Peer"/>
+    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus" send_member="UpdateActivationEnvironment"/>
+    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Debug.Stats"/>
+  </policy>
+  <include>{policy}</include>
+</busconfig>
+"#,
+        socket = socket.display(),
+        policy = policy.display()
+    )
+}
+
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < HANG_LIMIT, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits for `child`, killing it and failing if it runs past [`HANG_LIMIT`].
+fn wait_bounded(mut child: Child, what: &str) -> Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > HANG_LIMIT {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "{what} hung for {HANG_LIMIT:?}; output so far:\n{}",
+                String::from_utf8_lossy(&output.stdout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+impl Env {
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// mfad's stderr so far.
+    pub fn daemon_log(&self) -> String {
+        fs::read_to_string(self.dir.join("mfad.log")).unwrap_or_default()
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    /// Starts mfad (again) and waits until it owns its name.
+    pub fn start_daemon(&self) {
+        let log_path = self.dir.join("mfad.log");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .unwrap();
+        let starts_before = self
+            .daemon_log()
+            .matches("serving org.pam_mfa.Mfad1")
+            .count();
+        let child = Command::new(built("mfad"))
+            .arg("--bus")
+            .arg(&self.address)
+            .arg("--config")
+            .arg(&self.config_path)
+            .env("LD_PRELOAD", system_library("libnss_wrapper.so"))
+            .env("NSS_WRAPPER_PASSWD", self.dir.join("passwd"))
+            .env("NSS_WRAPPER_GROUP", self.dir.join("group"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start mfad");
+        let pid = child.id();
+        *self.daemon.lock().unwrap() = Some(child);
+        wait_until("mfad to own its name", || {
+            let ready = self
+                .daemon_log()
+                .matches("serving org.pam_mfa.Mfad1")
+                .count()
+                > starts_before;
+            let alive = fs::metadata(format!("/proc/{pid}")).is_ok();
+            assert!(alive, "mfad exited:\n{}", self.daemon_log());
+            ready
+        });
+    }
+
+    /// Kills mfad and waits for it to be gone.
+    pub fn stop_daemon(&self) {
+        if let Some(mut child) = self.daemon.lock().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops (`SIGSTOP`) or continues (`SIGCONT`) the bus daemon.
+    pub fn freeze_bus(&self, frozen: bool) {
+        let signal = if frozen { libc::SIGSTOP } else { libc::SIGCONT };
+        // SAFETY: signals our own child process.
+        unsafe { libc::kill(self.bus.id() as libc::pid_t, signal) };
+    }
+
+    /// Stops (`SIGSTOP`) or continues (`SIGCONT`) mfad.
+    pub fn freeze_daemon(&self, frozen: bool) {
+        let signal = if frozen { libc::SIGSTOP } else { libc::SIGCONT };
+        if let Some(child) = self.daemon.lock().unwrap().as_ref() {
+            // SAFETY: signals our own child process.
+            unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        }
+    }
+
+    /// Runs `mfactl --bus <ours> ARGS`, feeding `stdin`.
+    pub fn ctl(&self, args: &[&str], stdin: &str) -> CtlOutput {
+        self.ctl_as(None, args, stdin)
+    }
+
+    /// Runs mfactl as `uid` (and gid), or as ourselves.
+    pub fn ctl_as(&self, uid: Option<u32>, args: &[&str], stdin: &str) -> CtlOutput {
+        let mut command = Command::new(built("mfactl"));
+        command.arg("--bus").arg(&self.address).args(args);
+        if let Some(uid) = uid {
+            use std::os::unix::process::CommandExt;
+            // As root, std also drops the supplementary groups when it sets the uid.
+            command.uid(uid).gid(uid);
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mfactl");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let output = wait_bounded(child, "mfactl");
+        CtlOutput {
+            success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Enrolls `user` with a new random secret through `mfactl enroll`, confirming with the code
+    /// of the previous time step, and returns the secret.
+    pub fn enroll(&self, user: &str) -> String {
+        self.enroll_with(user, &random_secret())
+    }
+
+    pub fn enroll_with(&self, user: &str, secret: &str) -> String {
+        away_from_step_end(5);
+        let step = current_step() - 1;
+        let out = self.ctl(
+            &["enroll", user, "--secret", secret],
+            &format!("{}\n", code_at(secret, step)),
+        );
+        assert!(
+            out.success,
+            "enroll {user} failed:\n{}{}",
+            out.stdout, out.stderr
+        );
+        self.secrets
+            .lock()
+            .unwrap()
+            .insert(user.to_owned(), secret.to_owned());
+        self.last_step.lock().unwrap().insert(user.to_owned(), step);
+        secret.to_owned()
+    }
+
+    /// A code for `user` that the daemon has not seen used: the oldest unused step in the
+    /// window around now, waiting for the next step if all were used.
+    pub fn fresh_code(&self, user: &str) -> String {
+        let secret = self.secrets.lock().unwrap()[user].clone();
+        loop {
+            away_from_step_end(5);
+            let now = current_step();
+            let last = self
+                .last_step
+                .lock()
+                .unwrap()
+                .get(user)
+                .copied()
+                .unwrap_or(0);
+            if let Some(step) = [now - 1, now, now + 1]
+                .into_iter()
+                .find(|step| *step > last)
+            {
+                self.last_step.lock().unwrap().insert(user.to_owned(), step);
+                return code_at(&secret, step);
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
+    /// A code that is well-formed but wrong for `user`.
+    pub fn wrong_code(&self, user: &str) -> String {
+        let secret = self.secrets.lock().unwrap()[user].clone();
+        let now = current_step();
+        let window: Vec<String> = (now - 2..=now + 2)
+            .map(|step| code_at(&secret, step))
+            .collect();
+        (0..1_000_000)
+            .map(|n| format!("{n:06}"))
+            .find(|code| !window.contains(code))
+            .unwrap()
+    }
+
+    pub fn login(&self, user: &str) -> Login<'_> {
+        Login {
+            env: self,
+            user: user.to_owned(),
+            service: "mfa".into(),
+            answers: Vec::new(),
+            as_uid: None,
+            repeat: 1,
+            resources: false,
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.freeze_bus(false);
+        self.freeze_daemon(false);
+        self.stop_daemon();
+        let _ = self.bus.kill();
+        let _ = self.bus.wait();
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!(
+                "test files kept in {}\nmfad log:\n{}",
+                self.dir.display(),
+                self.daemon_log()
+            );
+        }
+    }
+}
+
+pub struct CtlOutput {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// One login, configured then run through `pamtest`.
+pub struct Login<'a> {
+    env: &'a Env,
+    user: String,
+    service: String,
+    answers: Vec<String>,
+    as_uid: Option<u32>,
+    repeat: usize,
+    resources: bool,
+}
+
+impl Login<'_> {
+    pub fn answer(mut self, text: &str) -> Self {
+        self.answers.push(text.to_owned());
+        self
+    }
+
+    pub fn service(mut self, service: &str) -> Self {
+        self.service = service.to_owned();
+        self
+    }
+
+    /// Runs the login program as `uid` instead of root.
+    pub fn as_uid(mut self, uid: u32) -> Self {
+        self.as_uid = Some(uid);
+        self
+    }
+
+    /// Runs `count` logins in one process, reporting its descriptors and threads.
+    pub fn repeat_with_resources(mut self, count: usize) -> Self {
+        self.repeat = count;
+        self.resources = true;
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(built("pamtest"));
+        command
+            .arg("--confdir")
+            .arg(&self.env.confdir)
+            .arg("--service")
+            .arg(&self.service)
+            .arg("--user")
+            .arg(&self.user)
+            .arg("--repeat")
+            .arg(self.repeat.to_string());
+        for answer in &self.answers {
+            command.arg("--answer").arg(answer);
+        }
+        if let Some(uid) = self.as_uid {
+            command.arg("--as-uid").arg(uid.to_string());
+        }
+        if self.resources {
+            command.arg("--resources");
+        }
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        command
+    }
+
+    pub fn spawn(&self) -> RunningLogin {
+        RunningLogin(self.command().spawn().expect("start pamtest"))
+    }
+
+    pub fn run(&self) -> Transcript {
+        self.spawn().finish()
+    }
+}
+
+pub struct RunningLogin(Child);
+
+impl RunningLogin {
+    pub fn finish(self) -> Transcript {
+        let output = wait_bounded(self.0, "pamtest");
+        let lines: Vec<String> = BufReader::new(&output.stdout[..])
+            .lines()
+            .map(Result::unwrap)
+            .collect();
+        Transcript {
+            lines,
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// What the login program saw: prompts, messages, results.
+#[derive(Debug)]
+pub struct Transcript {
+    pub lines: Vec<String>,
+    pub stderr: String,
+}
+
+impl Transcript {
+    /// The PAM result of the (last) login, e.g. `PAM_SUCCESS`.
+    pub fn result(&self) -> &str {
+        self.lines
+            .iter()
+            .rev()
+            .find_map(|line| line.strip_prefix("RESULT "))
+            .unwrap_or("no result")
+    }
+
+    pub fn results(&self) -> Vec<&str> {
+        self.lines
+            .iter()
+            .filter_map(|line| line.strip_prefix("RESULT "))
+            .collect()
+    }
+
+    /// Asserts the result, showing the whole transcript otherwise.
+    pub fn expect(&self, result: &str) -> &Self {
+        assert_eq!(
+            self.result(),
+            result,
+            "transcript:\n{}\n{}",
+            self.lines.join("\n"),
+            self.stderr
+        );
+        self
+    }
+
+    /// Asserts that a line contains `text`.
+    pub fn shows(&self, text: &str) -> &Self {
+        assert!(
+            self.lines.iter().any(|line| line.contains(text)),
+            "{text:?} not shown; transcript:\n{}",
+            self.lines.join("\n")
+        );
+        self
+    }
+
+    /// The number of prompts the user was asked.
+    pub fn prompts(&self) -> usize {
+        self.lines
+            .iter()
+            .filter(|line| line.starts_with("PROMPT_"))
+            .count()
+    }
+
+    /// `(before, after)` of a `FDS` or `THREADS` line.
+    pub fn resource(&self, name: &str) -> (usize, usize) {
+        let line = self
+            .lines
+            .iter()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} line in {:?}", self.lines));
+        let mut numbers = line.split(' ').map(|n| n.parse().unwrap());
+        (numbers.next().unwrap(), numbers.next().unwrap())
+    }
+}
