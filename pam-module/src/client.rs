@@ -38,17 +38,6 @@ impl BusDaemon {
         }
     }
 
-    async fn bounded<T>(
-        &self,
-        what: &str,
-        work: impl Future<Output = Result<T, Error>>,
-    ) -> Result<T, Error> {
-        match self.runtime.timeout(self.timeout, work).await {
-            Ok(result) => result,
-            Err(_) => Err(timed_out(what, self.timeout)),
-        }
-    }
-
     async fn proxy(
         connection: &mut Option<Connection>,
         address: &str,
@@ -71,13 +60,29 @@ impl BusDaemon {
     }
 
     /// Closes the connection and lets its tasks finish, so no thread or descriptor outlives the
-    /// call.
+    /// call. The runtime is the calling thread's own (the free `block_on`), which goes away when
+    /// nothing holds it any more.
     pub async fn close(&mut self) {
         if let Some(connection) = self.connection.take() {
             let _ = connection.close().await;
         }
+        // One turn lets the runtime run the tasks the close woke (the socket reader's end).
+        // Without it, they were left for a helper thread in a share of the calls.
         yield_now().await;
     }
+}
+
+/// Runs `work`, failing with a time-out error if it takes longer than `limit`.
+async fn bounded<T>(
+    runtime: &SharedRuntime,
+    limit: Duration,
+    what: &str,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    runtime
+        .timeout(limit, work)
+        .await
+        .unwrap_or_else(|_| Err(timed_out(what, limit)))
 }
 
 impl Daemon for BusDaemon {
@@ -86,23 +91,19 @@ impl Daemon for BusDaemon {
         user: &str,
         context: &HashMap<&str, &str>,
     ) -> Result<(String, WireTurn), Error> {
-        let timeout = self.timeout;
-        let runtime = self.runtime.clone();
-        let address = self.address.clone();
-        let connection = &mut self.connection;
-        let work = async move {
-            let proxy = Self::proxy(connection, &address).await?;
+        let work = async {
+            let proxy = Self::proxy(&mut self.connection, &self.address).await?;
             proxy.begin(user, context.clone()).await
         };
-        match runtime.timeout(timeout, work).await {
-            Ok(result) => result,
-            Err(_) => Err(timed_out("Begin", timeout)),
-        }
+        bounded(&self.runtime, self.timeout, "Begin", work).await
     }
 
     async fn answer(&mut self, session: &str, reply: &str) -> Result<WireTurn, Error> {
-        let proxy = Self::proxy(&mut self.connection, &self.address).await?;
-        self.bounded("Answer", proxy.answer(session, reply)).await
+        let work = async {
+            let proxy = Self::proxy(&mut self.connection, &self.address).await?;
+            proxy.answer(session, reply).await
+        };
+        bounded(&self.runtime, self.timeout, "Answer", work).await
     }
 }
 

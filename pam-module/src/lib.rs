@@ -104,15 +104,16 @@ fn authenticate(pamh: &Pam, flags: PamFlags, arguments: &[String]) -> PamError {
         .unwrap_or_else(|| pam_mfa_api::SYSTEM_BUS_ADDRESS.to_owned());
     let silent = flags.contains(PamFlags::SILENT);
 
-    let outcome = match zruntime::SharedRuntime::new() {
-        Ok(runtime) => runtime.block_on(async {
-            let mut daemon = BusDaemon::new(address, args.timeout, runtime.clone());
-            let outcome = relay::run(&mut daemon, &mut conversation, &user, &context, silent).await;
-            daemon.close().await;
-            outcome
-        }),
-        Err(error) => Outcome::Unreachable(format!("cannot set up I/O: {error}")),
-    };
+    let outcome = zbus::block_on(async {
+        let runtime = match zruntime::SharedRuntime::current() {
+            Ok(runtime) => runtime,
+            Err(error) => return Outcome::Unreachable(format!("cannot set up I/O: {error}")),
+        };
+        let mut daemon = BusDaemon::new(address, args.timeout, runtime);
+        let outcome = relay::run(&mut daemon, &mut conversation, &user, &context, silent).await;
+        daemon.close().await;
+        outcome
+    });
     verdict(pamh, &args, &user, outcome)
 }
 

@@ -274,5 +274,19 @@ fn main() {
         );
         println!("FDS {} {}", before.0, after.0);
         println!("THREADS {} {}", before.1, after.1);
+        if after.0 != before.0 {
+            for entry in std::fs::read_dir("/proc/self/fd")
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let target = std::fs::read_link(entry.path()).unwrap_or_default();
+                println!(
+                    "FD {} {}",
+                    entry.file_name().to_string_lossy(),
+                    target.display()
+                );
+            }
+        }
     }
 }

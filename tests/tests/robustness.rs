@@ -1,0 +1,297 @@
+//! Failure modes and hostile input: the module fails closed and bounded, the daemon keeps
+//! serving, callers only get what their uid allows.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use pam_mfa_api::proxy::LoginProxy;
+use pam_mfa_api::{Action, Error, Turn};
+use pam_mfa_tests::Env;
+
+/// Slack on top of the module's timeout for process start-up and libpam, in the liveness checks
+/// below. They check that a login returns at all while the bus or daemon is stopped; they do not
+/// measure speed.
+const SLACK: Duration = Duration::from_secs(4);
+
+#[test]
+fn daemon_stopped_fails_closed_by_default_and_open_with_failmode_safe() {
+    let env = Env::new().start();
+    env.enroll("alice");
+    env.stop_daemon();
+    env.login("alice").run().expect("PAM_AUTHINFO_UNAVAIL");
+    let login = env.login("alice").service("mfa-safe").run();
+    login.expect("PAM_SUCCESS");
+    assert_eq!(login.prompts(), 0);
+}
+
+fn returns_within(env: &Env, service: &str, timeout: Duration, result: &str) {
+    let start = Instant::now();
+    env.login("alice").service(service).run().expect(result);
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed < timeout + SLACK,
+        "{service} took {elapsed:?} with timeout {timeout:?}"
+    );
+}
+
+#[test]
+fn stopped_bus_is_bounded_by_the_timeout() {
+    let env = Env::new().module_args("timeout=1").start();
+    env.enroll("alice");
+    env.freeze_bus(true);
+    returns_within(&env, "mfa", Duration::from_secs(1), "PAM_AUTHINFO_UNAVAIL");
+    returns_within(&env, "mfa-safe", Duration::from_secs(1), "PAM_SUCCESS");
+    env.freeze_bus(false);
+    env.login("alice")
+        .answer(&env.fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+}
+
+#[test]
+fn stopped_daemon_is_bounded_by_the_timeout() {
+    let env = Env::new().module_args("timeout=1").start();
+    env.enroll("alice");
+    env.freeze_daemon(true);
+    returns_within(&env, "mfa", Duration::from_secs(1), "PAM_AUTHINFO_UNAVAIL");
+    returns_within(&env, "mfa-safe", Duration::from_secs(1), "PAM_SUCCESS");
+    env.freeze_daemon(false);
+    env.login("alice")
+        .answer(&env.fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+}
+
+#[test]
+fn unknown_module_arguments_deny() {
+    let env = Env::new().start();
+    env.login("alice")
+        .service("mfa-bad-args")
+        .run()
+        .expect("PAM_SERVICE_ERR");
+}
+
+#[test]
+fn a_user_may_authenticate_only_itself() {
+    let env = Env::new().start();
+    env.enroll("alice");
+    // nobody (65534) asking for alice, as a screen locker of another user would.
+    env.login("alice")
+        .as_uid(65534)
+        .run()
+        .expect("PAM_PERM_DENIED");
+    // alice (1000) for herself.
+    env.login("alice")
+        .as_uid(1000)
+        .answer(&env.fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+    assert!(
+        env.daemon_log()
+            .contains("uid 65534 asked to authenticate alice")
+    );
+}
+
+#[test]
+fn a_non_root_caller_cannot_administer() {
+    let env = Env::new().start();
+    env.enroll("alice");
+    for args in [
+        &["enforce", "--all", "on"][..],
+        &["enforce", "bob", "on"],
+        &["reset", "alice"],
+        &["users"],
+        &["status", "alice"],
+        &["enroll", "bob"],
+    ] {
+        let out = env.ctl_as(Some(65534), args, "");
+        assert!(!out.success, "nobody ran mfactl {args:?}: {}", out.stdout);
+        assert!(
+            out.stderr.contains("permission denied"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("run mfactl as root"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    let status = env.ctl(&["--json", "status", "alice"], "");
+    assert!(
+        status.stdout.contains("\"enrolled\": true"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains("\"enforced\": false"),
+        "{}",
+        status.stdout
+    );
+}
+
+#[test]
+fn malformed_user_names_are_denied_cleanly() {
+    let env = Env::new().start();
+    assert!(env.ctl(&["enforce", "--all", "on"], "").success);
+    let long = "a".repeat(10_240);
+    for user in [
+        "",
+        long.as_str(),
+        "älice",
+        "ali ce",
+        "ali/ce",
+        "-alice",
+        "zed",
+    ] {
+        let login = env.login(user).run();
+        assert_ne!(login.result(), "PAM_SUCCESS", "user {user:.20?}");
+        assert_eq!(login.prompts(), 0, "user {user:.20?} was asked a question");
+    }
+    env.enroll("alice");
+    env.login("alice")
+        .answer(&env.fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+}
+
+#[test]
+fn malformed_codes_are_denied_cleanly() {
+    let env = Env::new().config("[login]\nmax_tries = 6\n").start();
+    let secret = env.enroll("alice");
+    let long = "1".repeat(10_240);
+    let login = env
+        .login("alice")
+        .answer("")
+        .answer(&long)
+        .answer("١٢٣٤٥٦")
+        .answer("12\\03456")
+        .answer("' OR 1=1 --")
+        .answer(&secret)
+        .run();
+    login.expect("PAM_MAXTRIES");
+    assert_eq!(login.prompts(), 6);
+    env.login("alice")
+        .answer(&env.fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+}
+
+fn connect(env: &Env) -> zbus::Connection {
+    zbus::block_on(zbus::connection::Builder::address(env.address.as_str()).build()).unwrap()
+}
+
+fn login_proxy(connection: &zbus::Connection) -> LoginProxy<'_> {
+    zbus::block_on(LoginProxy::new(connection)).unwrap()
+}
+
+#[test]
+fn raw_dbus_garbage_is_refused_and_the_daemon_keeps_serving() {
+    let env = Env::new().start();
+    env.enroll("alice");
+    let connection = connect(&env);
+    let login = login_proxy(&connection);
+    for user in ["\u{1}\n", "a\tb", "x".repeat(100_000).as_str()] {
+        let (session, wire) = zbus::block_on(login.begin(user, HashMap::new())).unwrap();
+        let turn = Turn::try_from(wire).unwrap();
+        assert!(
+            matches!(turn.action, Action::Deny(_)),
+            "{user:.10?}: {turn:?}"
+        );
+        assert!(session.is_empty());
+    }
+    let huge_context = HashMap::from([("service", "s\u{7f}".repeat(10_000))]);
+    let huge_context: HashMap<&str, &str> =
+        huge_context.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    zbus::block_on(login.begin("bob", huge_context)).unwrap();
+    for session in ["", "nonexistent", &"f".repeat(10_000)] {
+        let error = zbus::block_on(login.answer(session, "123456")).unwrap_err();
+        assert!(matches!(error, Error::NoSuchSession(_)), "{error:?}");
+    }
+    drop(login);
+    env.login("alice")
+        .answer(&env.fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+}
+
+#[test]
+fn a_session_belongs_to_the_connection_that_began_it() {
+    let env = Env::new().start();
+    env.enroll("alice");
+    let (first, second) = (connect(&env), connect(&env));
+    let (session, _) = zbus::block_on(login_proxy(&first).begin("alice", HashMap::new())).unwrap();
+    assert!(!session.is_empty());
+    let code = env.fresh_code("alice");
+    let stolen = zbus::block_on(login_proxy(&second).answer(&session, &code)).unwrap_err();
+    assert!(matches!(stolen, Error::NoSuchSession(_)), "{stolen:?}");
+    let own = zbus::block_on(login_proxy(&first).answer(&session, &code)).unwrap();
+    assert_eq!(Turn::try_from(own).unwrap().action, Action::Allow);
+}
+
+#[test]
+fn too_many_unfinished_logins_are_refused() {
+    let env = Env::new()
+        .config("[login]\nmax_sessions_per_user = 2\n")
+        .start();
+    env.enroll("alice");
+    let connection = connect(&env);
+    let login = login_proxy(&connection);
+    for _ in 0..2 {
+        let (session, _) = zbus::block_on(login.begin("alice", HashMap::new())).unwrap();
+        assert!(!session.is_empty());
+    }
+    let (session, wire) = zbus::block_on(login.begin("alice", HashMap::new())).unwrap();
+    assert!(session.is_empty());
+    assert!(matches!(
+        Turn::try_from(wire).unwrap().action,
+        Action::Deny(_)
+    ));
+    // Other users are not affected.
+    env.enroll("bob");
+    env.login("bob")
+        .answer(&env.fresh_code("bob"))
+        .run()
+        .expect("PAM_SUCCESS");
+}
+
+#[test]
+fn no_thread_or_descriptor_outlives_a_login() {
+    let env = Env::new().config("[login]\nmax_tries = 1\n").start();
+    let secret = env.enroll("alice");
+    // Not enrolled: one exchange. Enrolled with a wrong code: two.
+    for (user, answer) in [("bob", String::new()), ("alice", env.wrong_code("alice"))] {
+        let login = env
+            .login(user)
+            .answer(&answer)
+            .repeat_with_resources(20)
+            .run();
+        assert_eq!(login.results().len(), 20);
+        let (before, after) = login.resource("FDS");
+        assert_eq!(before, after, "descriptors left open by {user}'s logins");
+        let (before, after) = login.resource("THREADS");
+        assert_eq!(before, after, "threads left running by {user}'s logins");
+    }
+    let _ = secret;
+}
+
+#[test]
+fn codes_and_secrets_never_reach_the_log() {
+    let env = Env::new().start();
+    let secret = env.enroll("alice");
+    let wrong = env.wrong_code("alice");
+    let right = env.fresh_code("alice");
+    env.login("alice")
+        .answer(&wrong)
+        .answer(&right)
+        .run()
+        .expect("PAM_SUCCESS");
+    let log = env.daemon_log();
+    assert!(log.contains("login allowed: user=alice"), "{log}");
+    for needle in [&secret, &wrong, &right] {
+        assert!(
+            !log.contains(needle.as_str()),
+            "{needle} appears in the log:\n{log}"
+        );
+    }
+}
