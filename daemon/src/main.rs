@@ -17,6 +17,7 @@ use std::sync::Arc;
 use clap::Parser;
 use pam_mfa_api::{BUS_NAME, OBJECT_PATH};
 use pam_mfa_config::Config;
+use zbus::fdo::{RequestNameFlags, RequestNameReply};
 
 use crate::clock::SystemClock;
 use crate::service::{AdminInterface, Daemon, LoginInterface};
@@ -86,12 +87,21 @@ async fn serve(args: Args, config: Config) -> Result<(), String> {
         .at(OBJECT_PATH, AdminInterface(daemon.clone()))
         .await
         .map_err(|error| error.to_string())?;
-    connection.request_name(BUS_NAME).await.map_err(|error| {
-        format!(
-            "cannot own {BUS_NAME} on {address}: {error} (is another mfad running, and is \
-             the D-Bus policy file installed?)"
-        )
-    })?;
+    // Never queue behind another owner: a second mfad must fail, not wait in silence.
+    let reply = connection
+        .request_name_with_flags(BUS_NAME, RequestNameFlags::DO_NOT_QUEUE)
+        .await
+        .map_err(|error| {
+            format!(
+                "cannot own {BUS_NAME} on {address}: {error} (is the D-Bus policy file \
+                 installed, and is mfad running as root?)"
+            )
+        })?;
+    if !matches!(reply, RequestNameReply::PrimaryOwner) {
+        return Err(format!(
+            "cannot own {BUS_NAME} on {address}: another process owns it (is mfad already running?)"
+        ));
+    }
     log::info(&format!("serving {BUS_NAME} on {address}"));
     std::future::pending::<()>().await;
     Ok(())

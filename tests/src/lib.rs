@@ -296,6 +296,17 @@ fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
     }
 }
 
+/// Runs `command` to its end, failing if it hangs.
+pub fn run_bounded(command: &mut Command, what: &str) -> Output {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start {what}: {error}"));
+    wait_bounded(child, what)
+}
+
 /// Waits for `child`, killing it and failing if it runs past [`HANG_LIMIT`].
 fn wait_bounded(mut child: Child, what: &str) -> Output {
     let start = Instant::now();
