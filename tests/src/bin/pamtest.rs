@@ -9,8 +9,9 @@
 //! RESULT PAM_SUCCESS
 //! ```
 //!
-//! Options: `--confdir DIR --service NAME --user USER [--answer TEXT]... [--as-uid UID]
-//! [--repeat N] [--resources]`. `--as-uid` drops to that uid (and gid) before `pam_start`.
+//! Options: `--confdir DIR --service NAME --user USER [--answer TEXT]... [--interactive]
+//! [--as-uid UID] [--repeat N] [--resources]`. `--interactive` asks the person at the terminal
+//! instead, as a login prompt does (without echo for hidden prompts). `--as-uid` drops to that uid (and gid) before `pam_start`.
 //! `--resources` prints the open descriptors and threads before the first and after the last
 //! login. An answer may embed a NUL as `\0`; the application's reply buffer then holds it.
 
@@ -100,7 +101,37 @@ fn result_name(code: c_int) -> String {
         .map_or_else(|| format!("PAM_UNKNOWN_{code}"), |name| (*name).to_owned())
 }
 
-struct Answers(VecDeque<Vec<u8>>);
+struct Answers {
+    scripted: VecDeque<Vec<u8>>,
+    interactive: bool,
+}
+
+/// Reads one line from the terminal, with echo off when `hidden`.
+fn read_reply(prompt: &str, hidden: bool) -> Option<Vec<u8>> {
+    print!("{prompt}");
+    let _ = std::io::stdout().flush();
+    // SAFETY: termios is plain data; tcgetattr fills it or fails, and we restore what we read.
+    let saved = unsafe {
+        let mut termios: libc::termios = std::mem::zeroed();
+        (hidden && libc::tcgetattr(0, &mut termios) == 0).then_some(termios)
+    };
+    if let Some(mut quiet) = saved {
+        quiet.c_lflag &= !libc::ECHO;
+        // SAFETY: sets the attributes of our own stdin.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &quiet) };
+    }
+    let mut line = String::new();
+    let read = std::io::stdin().read_line(&mut line);
+    if let Some(termios) = saved {
+        // SAFETY: restores the attributes read above.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &termios) };
+        println!();
+    }
+    match read {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(line.trim_end_matches(['\n', '\r']).as_bytes().to_vec()),
+    }
+}
 
 /// Copies `bytes` into a malloc'd NUL-terminated buffer, as libpam expects replies.
 fn malloc_reply(bytes: &[u8]) -> *mut c_char {
@@ -146,9 +177,26 @@ unsafe extern "C" fn converse(
             4 => "TEXT_INFO",
             _ => "UNKNOWN",
         };
-        let _ = writeln!(stdout, "{style} {text}");
+        if answers.interactive {
+            match message.msg_style {
+                1 | 2 => {}
+                _ => {
+                    let _ = writeln!(stdout, "{text}");
+                }
+            }
+        } else {
+            let _ = writeln!(stdout, "{style} {text}");
+        }
         if matches!(message.msg_style, 1 | 2) {
-            let Some(answer) = answers.0.pop_front() else {
+            let answer = if answers.interactive {
+                drop(stdout);
+                let reply = read_reply(&text, message.msg_style == 1);
+                stdout = std::io::stdout().lock();
+                reply
+            } else {
+                answers.scripted.pop_front()
+            };
+            let Some(answer) = answer else {
                 let _ = writeln!(stdout, "NO_ANSWER_LEFT");
                 // SAFETY: frees what we allocated above; earlier replies are freed with it.
                 unsafe { free_replies(replies, index) };
@@ -174,8 +222,17 @@ unsafe fn free_replies(replies: *mut PamResponse, filled: usize) {
     unsafe { libc::free(replies.cast()) };
 }
 
-fn login(confdir: &CStr, service: &CStr, user: &CStr, answers: &[Vec<u8>]) -> c_int {
-    let mut answers = Answers(answers.iter().cloned().collect());
+fn login(
+    confdir: &CStr,
+    service: &CStr,
+    user: &CStr,
+    answers: &[Vec<u8>],
+    interactive: bool,
+) -> c_int {
+    let mut answers = Answers {
+        scripted: answers.iter().cloned().collect(),
+        interactive,
+    };
     let conv = PamConv {
         conv: converse,
         appdata_ptr: (&mut answers as *mut Answers).cast(),
@@ -223,7 +280,7 @@ fn drop_to(uid: u32) {
 fn usage(problem: &str) -> ! {
     eprintln!(
         "pamtest: {problem}\nusage: pamtest --confdir DIR --service NAME --user USER \
-         [--answer TEXT]... [--as-uid UID] [--repeat N] [--resources]"
+         [--answer TEXT]... [--interactive] [--as-uid UID] [--repeat N] [--resources]"
     );
     std::process::exit(2);
 }
@@ -232,7 +289,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let (mut confdir, mut service, mut user) = (None, None, None);
     let mut answers = Vec::new();
-    let (mut repeat, mut resources, mut as_uid) = (1usize, false, None);
+    let (mut repeat, mut resources, mut as_uid, mut interactive) = (1usize, false, None, false);
     while let Some(flag) = args.next() {
         let mut value = || {
             args.next()
@@ -246,6 +303,7 @@ fn main() {
             "--as-uid" => as_uid = Some(value().parse().unwrap_or_else(|_| usage("bad uid"))),
             "--repeat" => repeat = value().parse().unwrap_or_else(|_| usage("bad count")),
             "--resources" => resources = true,
+            "--interactive" => interactive = true,
             other => usage(&format!("unknown option {other}")),
         }
     }
@@ -264,7 +322,7 @@ fn main() {
         count_entries("/proc/self/task"),
     );
     for _ in 0..repeat {
-        let result = login(&confdir, &service, &user, &answers);
+        let result = login(&confdir, &service, &user, &answers, interactive);
         println!("RESULT {}", result_name(result));
     }
     if resources {

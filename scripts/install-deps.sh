@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages pam-mfa needs to build, test and run its demo.
+# Rust itself (1.89 or newer, with cargo) must already be installed, e.g. with rustup.
+set -euo pipefail
+
+packages=(
+  build-essential   # cc, for the bundled SQLite
+  pkg-config
+  libpam0g-dev      # libpam, to build and load pam_mfa.so
+  libpam-modules    # pam_permit.so, used in test stacks
+  dbus-daemon       # the private system-like bus of the tests and the demo
+  libnss-wrapper    # test users without touching /etc/passwd
+  oathtool          # an independent TOTP implementation to cross-check codes
+)
+
+missing=()
+for package in "${packages[@]%% *}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' \
+    || missing+=("$package")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "Installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo is not installed: install Rust 1.89 or newer (https://rustup.rs), then run again" >&2
+  exit 1
+fi
