@@ -94,12 +94,7 @@ fn codes_from_oathtool_are_accepted() {
     let env = Env::new().start();
     let secret = env.enroll("alice");
     pam_mfa_tests::away_from_step_end(5);
-    let output = std::process::Command::new("oathtool")
-        .args(["--totp", "--base32", &secret])
-        .output()
-        .expect("oathtool is missing: install oathtool (see README, test command)");
-    assert!(output.status.success());
-    let code = String::from_utf8(output.stdout).unwrap().trim().to_owned();
+    let code = oathtool(&secret, "SHA1", 6, current_step());
     assert_eq!(
         code,
         pam_mfa_tests::code_at(&secret, current_step()),
@@ -117,6 +112,51 @@ fn expect_ignored(env: &Env, user: &str) {
     let after_permit = env.login(user).service("permit-then-mfa").run();
     after_permit.expect("PAM_SUCCESS");
     assert_eq!(after_permit.prompts(), 0);
+}
+
+/// The code of `secret` for time step `step` from oathtool, an independent implementation.
+fn oathtool(secret: &str, algorithm: &str, digits: u32, step: u64) -> String {
+    let output = std::process::Command::new("oathtool")
+        .args([
+            &format!("--totp={algorithm}"),
+            &format!("--digits={digits}"),
+            "--base32",
+            secret,
+        ])
+        .arg(format!("--now=@{}", step * pam_mfa_tests::PERIOD))
+        .output()
+        .expect("oathtool is missing: install oathtool (see README, test command)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn enrollments_keep_their_algorithm_and_digits() {
+    let env = Env::new()
+        .config("[totp]\nalgorithm = \"SHA256\"\ndigits = 8\n")
+        .start();
+    let secret = pam_mfa_tests::random_secret();
+    pam_mfa_tests::away_from_step_end(5);
+    let confirm = oathtool(&secret, "SHA256", 8, current_step() - 1);
+    let out = env.ctl(
+        &["enroll", "alice", "--secret", &secret],
+        &format!("{confirm}\n"),
+    );
+    assert!(out.success, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("algorithm=SHA256") && out.stdout.contains("digits=8"),
+        "{}",
+        out.stdout
+    );
+    let status = env.ctl(&["status", "alice"], "").stdout;
+    assert!(status.contains("8 digits, 30 s, SHA256"), "{status}");
+    let code = oathtool(&secret, "SHA256", 8, current_step());
+    assert_eq!(code.len(), 8);
+    env.login("alice").answer(&code).run().expect("PAM_SUCCESS");
 }
 
 #[test]
