@@ -29,6 +29,10 @@ pub trait Admin {
     /// random one. It becomes active only after `ConfirmEnrollment` with a current code.
     fn begin_enrollment(&self, user: &str, secret: &str) -> Result<NewEnrollment, Error>;
 
+    /// Adds active enrollments for `(user, Base32 secret)` pairs, all or none, with the
+    /// configured parameters; at most 10,000 per call. Returns how many were added.
+    fn import_enrollments(&self, entries: &[(&str, &str)]) -> Result<u32, Error>;
+
     /// Activates the pending enrollment of `user` if `code` is current for it.
     fn confirm_enrollment(&self, user: &str, code: &str) -> Result<(), Error>;
 

@@ -18,6 +18,8 @@ use crate::users;
 const CODE_PROMPT: &str = "Verification code: ";
 /// Replies longer than this are not codes; they are refused without further work.
 const MAX_REPLY_LEN: usize = 64;
+/// Most enrollments one `ImportEnrollments` call takes.
+pub const MAX_IMPORT: usize = 10_000;
 /// Context values are cut to this length before they reach a log line.
 const MAX_CONTEXT_LEN: usize = 128;
 
@@ -358,6 +360,48 @@ impl Daemon {
         })
     }
 
+    fn import(&self, entries: &[(String, String)]) -> Result<u32, Error> {
+        if entries.len() > MAX_IMPORT {
+            return Err(Error::InvalidArgument(format!(
+                "{} entries in one call; send at most {MAX_IMPORT} at a time",
+                entries.len()
+            )));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut parsed = Vec::with_capacity(entries.len());
+        for (user, secret) in entries {
+            users::validate(user)
+                .map_err(|reason| Error::InvalidArgument(format!("{user:.64?}: {reason}")))?;
+            if !seen.insert(user.as_str()) {
+                return Err(Error::InvalidArgument(format!(
+                    "{user} appears twice in the import"
+                )));
+            }
+            let secret = Secret::from_base32(secret)
+                .map_err(|reason| Error::InvalidArgument(format!("{user}: {reason}")))?;
+            parsed.push((user.clone(), secret));
+        }
+        let params = Params {
+            algorithm: self.config.totp.algorithm,
+            digits: self.config.totp.digits.get(),
+            period: self.config.totp.period.get(),
+        };
+        match self
+            .store
+            .import(&parsed, params, self.now() as i64)
+            .map_err(internal)?
+        {
+            Ok(count) => {
+                log::info(&format!("imported {count} enrollments"));
+                Ok(count as u32)
+            }
+            Err(user) => Err(Error::AlreadyEnrolled(format!(
+                "{user} is already enrolled; nothing was imported: run `mfactl reset {user}` \
+                 or leave {user} out of the import"
+            ))),
+        }
+    }
+
     fn confirm_enrollment(&self, user: &str, code: &str) -> Result<(), Error> {
         users::validate(user).map_err(Error::InvalidArgument)?;
         let pending = self
@@ -466,6 +510,17 @@ impl AdminInterface {
         self.admin(connection, &header)
             .await?
             .begin_enrollment(&user, &secret)
+    }
+
+    /// Adds active enrollments for `(user, Base32 secret)` pairs, all or none.
+    async fn import_enrollments(
+        &self,
+        entries: Vec<(String, String)>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<u32, Error> {
+        let entries = zeroize::Zeroizing::new(entries);
+        self.admin(connection, &header).await?.import(&entries)
     }
 
     async fn confirm_enrollment(

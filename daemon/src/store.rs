@@ -200,6 +200,46 @@ impl Store {
         Ok(changed == 1)
     }
 
+    /// Adds active enrollments in one transaction: all or none. A user who already has an active
+    /// enrollment stops the import; that user's name is returned in `Ok(Err(..))`.
+    pub fn import(
+        &self,
+        entries: &[(String, Secret)],
+        params: Params,
+        now: i64,
+    ) -> Result<std::result::Result<usize, String>> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction()?;
+        {
+            let mut insert = transaction.prepare(
+                "INSERT INTO enrollments
+                    (user, secret, algorithm, digits, period, active, created, confirmed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)
+                 ON CONFLICT (user) DO UPDATE SET
+                    secret = excluded.secret, algorithm = excluded.algorithm,
+                    digits = excluded.digits, period = excluded.period, active = 1,
+                    created = excluded.created, confirmed = excluded.confirmed,
+                    last_step = NULL, last_used = NULL
+                 WHERE active = 0",
+            )?;
+            for (user, secret) in entries {
+                let changed = insert.execute(params![
+                    user,
+                    secret.as_bytes(),
+                    params.algorithm.name(),
+                    params.digits,
+                    params.period,
+                    now
+                ])?;
+                if changed != 1 {
+                    return Ok(Err(user.clone()));
+                }
+            }
+        }
+        transaction.commit()?;
+        Ok(Ok(entries.len()))
+    }
+
     /// Activates a pending enrollment whose code for `step` was just verified.
     pub fn activate(&self, user: &str, step: u64, now: i64) -> Result<bool> {
         let connection = self.lock();
@@ -386,6 +426,41 @@ mod tests {
         assert_eq!(enrollment.last_used, Some(104));
         assert!(store.remove_enrollment("alice").unwrap());
         assert!(store.enrollment("alice").unwrap().is_none());
+        drop(store);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn import_is_all_or_nothing() {
+        let dir = temp_dir("import");
+        let store = Store::open(&dir).unwrap();
+        let secret = Secret::from_bytes(b"12345678901234567890".to_vec());
+        store.put_pending("carol", &secret, params(), 1).unwrap();
+        let batch = |names: &[&str]| -> Vec<(String, Secret)> {
+            names
+                .iter()
+                .map(|n| (n.to_string(), secret.clone()))
+                .collect()
+        };
+        assert_eq!(
+            store
+                .import(&batch(&["alice", "carol"]), params(), 2)
+                .unwrap(),
+            Ok(2)
+        );
+        assert!(
+            store.enrollment("carol").unwrap().unwrap().active,
+            "pending is replaced"
+        );
+        assert!(store.consume_step("alice", 1, 3).unwrap());
+        let refused = store
+            .import(&batch(&["bob", "alice"]), params(), 4)
+            .unwrap();
+        assert_eq!(refused, Err("alice".to_owned()));
+        assert!(
+            store.enrollment("bob").unwrap().is_none(),
+            "nothing of a refused import stays"
+        );
         drop(store);
         fs::remove_dir_all(&dir).unwrap();
     }

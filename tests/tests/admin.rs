@@ -306,3 +306,54 @@ fn a_second_daemon_cannot_take_the_name() {
     assert!(stderr.contains("cannot own org.pam_mfa.Mfad1"), "{stderr}");
     env.enroll("alice");
 }
+
+#[test]
+fn import_enrolls_many_users_at_once_or_none() {
+    let env = Env::new().start();
+    env.enroll("alice");
+    let (bob, carol) = (random_secret(), random_secret());
+    let file = env.dir().join("import.txt");
+
+    std::fs::write(
+        &file,
+        format!("# migrated\nbob {bob}\ncarol {carol}\nalice {bob}\n"),
+    )
+    .unwrap();
+    let out = env.ctl(&["import", file.to_str().unwrap()], "");
+    assert!(!out.success);
+    assert!(
+        out.stderr
+            .contains("alice is already enrolled; nothing was imported"),
+        "{}",
+        out.stderr
+    );
+    let status = env.ctl(&["--json", "status", "bob"], "").stdout;
+    assert!(status.contains("\"enrolled\": false"), "{status}");
+
+    std::fs::write(&file, format!("bob {bob}\ncarol\n")).unwrap();
+    let out = env.ctl(&["import", file.to_str().unwrap()], "");
+    assert!(
+        out.stderr
+            .contains("import.txt:2: expected a user name and a Base32 secret"),
+        "{}",
+        out.stderr
+    );
+
+    std::fs::write(&file, format!("bob {bob}\ncarol {carol}\n")).unwrap();
+    let out = env.ctl(&["import", file.to_str().unwrap()], "");
+    assert!(out.success, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("imported 2 enrollments"),
+        "{}",
+        out.stdout
+    );
+    away_from_step_end(5);
+    let code = code_at(&carol, current_step());
+    env.login("carol").answer(&code).run().expect("PAM_SUCCESS");
+    let out = env.ctl(&["import", "-"], &format!("dave {}\n", random_secret()));
+    assert!(
+        out.stdout.contains("imported 1 enrollment from -"),
+        "{}",
+        out.stdout
+    );
+}
