@@ -51,7 +51,29 @@ pub fn target_dir() -> PathBuf {
     deps.parent().expect("target/<profile>").to_owned()
 }
 
+/// Builds the workspace's binaries once per test process when run under cargo, so that the
+/// tests never run stale binaries (cargo does not rebuild other packages' binaries for them).
+fn build_once() {
+    static BUILD: std::sync::Once = std::sync::Once::new();
+    BUILD.call_once(|| {
+        let Some(cargo) = std::env::var_os("CARGO") else {
+            return;
+        };
+        let profile = target_dir()
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        let mut command = Command::new(cargo);
+        command.args(["build", "--workspace", "--bins", "--lib", "--quiet"]);
+        if profile.as_deref() == Some("release") {
+            command.arg("--release");
+        }
+        let status = command.status().expect("run cargo build");
+        assert!(status.success(), "cargo build --workspace failed");
+    });
+}
+
 fn built(name: &str) -> PathBuf {
+    build_once();
     let path = target_dir().join(name);
     assert!(
         path.exists(),
