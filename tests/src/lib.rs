@@ -16,6 +16,8 @@
 //! The binaries are taken from the workspace's target directory, so build them first:
 //! `cargo build --workspace` (the README's test command does).
 
+pub mod pam;
+
 use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -43,12 +45,18 @@ const HANG_LIMIT: Duration = Duration::from_secs(30);
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// Where `cargo build` put the workspace's binaries (the directory of this test's executable's
-/// parent, `target/debug` or `target/release`).
+/// Where `cargo build` put the workspace's binaries: `target/debug` or `target/release`, found
+/// from this program's own path (tests run from `target/<profile>/deps`).
 pub fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's own path");
-    let deps = exe.parent().expect("target/<profile>/deps");
-    deps.parent().expect("target/<profile>").to_owned()
+    let exe = std::env::current_exe().expect("the program's own path");
+    let dir = exe
+        .parent()
+        .expect("target/<profile> or target/<profile>/deps");
+    if dir.file_name().is_some_and(|name| name == "deps") {
+        dir.parent().expect("target/<profile>").to_owned()
+    } else {
+        dir.to_owned()
+    }
 }
 
 /// Builds the workspace's binaries once per test process when run under cargo, so that the
