@@ -381,6 +381,16 @@ impl Env {
         });
     }
 
+    /// The pid of the running mfad.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        self.daemon.lock().unwrap().as_ref().map(Child::id)
+    }
+
+    /// The directory of the PAM stacks `mfa`, `mfa-safe` and others.
+    pub fn confdir(&self) -> &Path {
+        &self.confdir
+    }
+
     /// Kills mfad and waits for it to be gone.
     pub fn stop_daemon(&self) {
         if let Some(mut child) = self.daemon.lock().unwrap().take() {
