@@ -71,9 +71,9 @@ impl Error {
                     | "org.freedesktop.DBus.Error.TimedOut"
                     | "org.freedesktop.DBus.Error.Disconnected"
             ),
-            Error::ZBus(zbus::Error::InputOutput(_))
-            | Error::ZBus(zbus::Error::Handshake(_))
-            | Error::ZBus(zbus::Error::Address(_)) => true,
+            Error::ZBus(zbus::Error::InputOutput(_)) | Error::ZBus(zbus::Error::Handshake(_)) => {
+                true
+            }
             _ => false,
         }
     }

@@ -38,7 +38,9 @@ enum Command {
     /// logins are treated as before.
     Enroll {
         user: String,
-        /// Import this Base32 secret instead of generating one (for migrations and scripts).
+        /// Import this Base32 secret instead of generating one (for scripted tests). Other
+        /// local users can read command lines: for real secrets use `mfactl import`, which
+        /// reads them from a file or stdin.
         #[arg(long, value_name = "BASE32")]
         secret: Option<String>,
     },
@@ -47,8 +49,10 @@ enum Command {
     /// Each line holds a user name and a Base32 secret, separated by white space; blank lines
     /// and lines starting with # are skipped. The enrollments are active at once, with the
     /// configured algorithm, digits and period. Names are not looked up in the system user
-    /// database, so directory users not visible on this host can be imported. The file is
-    /// checked as a whole first; it is then sent in batches of 10,000, each all or nothing.
+    /// database, so directory users not visible on this host can be imported. The layout of
+    /// every line is checked before anything is sent; mfad then checks names and secrets and
+    /// stores the entries in batches of 10,000, each all or nothing, so a bad entry in a later
+    /// batch leaves the earlier batches imported (mfactl says how many).
     Import {
         #[arg(value_name = "FILE")]
         file: std::path::PathBuf,

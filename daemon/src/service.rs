@@ -156,8 +156,8 @@ impl Daemon {
     }
 
     /// May `caller` run a login for `user`? Root may act for anyone; others only for themselves.
-    fn authorize_login(&self, caller: &Caller, user: &str) -> Result<(), Error> {
-        if caller.uid == 0 || users::uid_of(user) == Some(caller.uid) {
+    fn authorize_login(&self, caller: &Caller, user: &str, uid: Option<u32>) -> Result<(), Error> {
+        if caller.uid == 0 || uid == Some(caller.uid) {
             return Ok(());
         }
         log::warning(&format!(
@@ -184,7 +184,9 @@ impl Daemon {
             ));
             return Ok((String::new(), Turn::new(Action::Deny(reason))));
         }
-        self.authorize_login(caller, user)?;
+        let account = users::lookup(user);
+        self.authorize_login(caller, user, account.as_ref().map(|(_, uid)| *uid))?;
+        let user = account.as_ref().map_or(user, |(own, _)| own.as_str());
         let enrollment = self.active_enrollment(user).map_err(internal)?;
         let (enforced, _) = self.enforcement(user).map_err(internal)?;
         let Some(_) = enrollment else {
@@ -261,7 +263,7 @@ impl Daemon {
             Some(step) => {
                 if self
                     .store
-                    .consume_step(&user, step, now as i64)
+                    .consume_step(&user, &enrollment.secret, step, now as i64)
                     .map_err(internal)?
                 {
                     log::info(&format!("login allowed: user={user} {}", session.context));
@@ -321,7 +323,7 @@ impl Daemon {
                 .user_enforcement(user)
                 .map_err(internal)?
                 .is_some();
-        if !known_here && users::uid_of(user).is_none() {
+        if !known_here && users::lookup(user).is_none() {
             return Err(Error::InvalidArgument(format!(
                 "no such user: {user} is not in the system user database"
             )));
@@ -436,7 +438,7 @@ impl Daemon {
             })?;
         if !self
             .store
-            .activate(user, step, now as i64)
+            .activate(user, &pending.secret, step, now as i64)
             .map_err(internal)?
         {
             return Err(Error::NoPendingEnrollment(format!(
@@ -509,7 +511,7 @@ impl AdminInterface {
         let secret = zeroize::Zeroizing::new(secret);
         self.admin(connection, &header)
             .await?
-            .begin_enrollment(&user, &secret)
+            .begin_enrollment(&users::canonical(&user), &secret)
     }
 
     /// Adds active enrollments for `(user, Base32 secret)` pairs, all or none.
@@ -533,7 +535,7 @@ impl AdminInterface {
         let code = zeroize::Zeroizing::new(code);
         self.admin(connection, &header)
             .await?
-            .confirm_enrollment(&user, &code)
+            .confirm_enrollment(&users::canonical(&user), &code)
     }
 
     async fn reset(
@@ -542,7 +544,9 @@ impl AdminInterface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
     ) -> Result<bool, Error> {
-        self.admin(connection, &header).await?.reset(&user)
+        self.admin(connection, &header)
+            .await?
+            .reset(&users::canonical(&user))
     }
 
     async fn status(
@@ -553,7 +557,7 @@ impl AdminInterface {
     ) -> Result<UserStatus, Error> {
         let daemon = self.admin(connection, &header).await?;
         users::validate(&user).map_err(Error::InvalidArgument)?;
-        daemon.status(&user).map_err(internal)
+        daemon.status(&users::canonical(&user)).map_err(internal)
     }
 
     async fn users(
@@ -605,6 +609,7 @@ impl AdminInterface {
         #[zbus(connection)] connection: &Connection,
     ) -> Result<(), Error> {
         let daemon = self.admin(connection, &header).await?;
+        let user = users::canonical(&user);
         daemon.admin_user(&user)?;
         daemon
             .store

@@ -241,25 +241,29 @@ impl Store {
     }
 
     /// Activates a pending enrollment whose code for `step` was just verified.
-    pub fn activate(&self, user: &str, step: u64, now: i64) -> Result<bool> {
+    /// Only the enrollment whose `secret` verified the code is changed, so an enrollment
+    /// replaced meanwhile is left alone.
+    pub fn activate(&self, user: &str, secret: &Secret, step: u64, now: i64) -> Result<bool> {
         let connection = self.lock();
         let changed = connection.execute(
             "UPDATE enrollments SET active = 1, confirmed = ?2, last_step = ?3
-             WHERE user = ?1 AND active = 0",
-            params![user, now, step as i64],
+             WHERE user = ?1 AND active = 0 AND secret = ?4",
+            params![user, now, step as i64, secret.as_bytes()],
         )?;
         Ok(changed == 1)
     }
 
     /// Records that the code of `step` was used, if no code of that step or a later one was
     /// used before. Returns false for a replay. Atomic: of concurrent calls with the same step,
-    /// exactly one returns true.
-    pub fn consume_step(&self, user: &str, step: u64, now: i64) -> Result<bool> {
+    /// exactly one returns true. Only the enrollment whose `secret` verified the code counts:
+    /// one replaced meanwhile (reset and enrolled again) is left alone.
+    pub fn consume_step(&self, user: &str, secret: &Secret, step: u64, now: i64) -> Result<bool> {
         let connection = self.lock();
         let changed = connection.execute(
             "UPDATE enrollments SET last_step = ?2, last_used = ?3
-             WHERE user = ?1 AND active = 1 AND (last_step IS NULL OR last_step < ?2)",
-            params![user, step as i64, now],
+             WHERE user = ?1 AND active = 1 AND (last_step IS NULL OR last_step < ?2)
+                AND secret = ?4",
+            params![user, step as i64, now, secret.as_bytes()],
         )?;
         Ok(changed == 1)
     }
@@ -404,23 +408,23 @@ mod tests {
         assert!(store.put_pending("alice", &secret, params(), 100).unwrap());
         assert!(!store.enrollment("alice").unwrap().unwrap().active);
         assert!(
-            !store.consume_step("alice", 5, 100).unwrap(),
+            !store.consume_step("alice", &secret, 5, 100).unwrap(),
             "pending cannot log in"
         );
-        assert!(store.activate("alice", 5, 101).unwrap());
+        assert!(store.activate("alice", &secret, 5, 101).unwrap());
         assert!(
             !store.put_pending("alice", &secret, params(), 102).unwrap(),
             "active is kept"
         );
         assert!(
-            !store.consume_step("alice", 5, 103).unwrap(),
+            !store.consume_step("alice", &secret, 5, 103).unwrap(),
             "confirm code is spent"
         );
-        assert!(store.consume_step("alice", 6, 104).unwrap());
-        assert!(!store.consume_step("alice", 6, 105).unwrap());
+        assert!(store.consume_step("alice", &secret, 6, 104).unwrap());
+        assert!(!store.consume_step("alice", &secret, 6, 105).unwrap());
         let enrollment = store.enrollment("alice").unwrap().unwrap();
         assert!(
-            !store.consume_step("alice", 5, 106).unwrap(),
+            !store.consume_step("alice", &secret, 5, 106).unwrap(),
             "older steps stay spent"
         );
         assert_eq!(enrollment.last_used, Some(104));
@@ -452,7 +456,7 @@ mod tests {
             store.enrollment("carol").unwrap().unwrap().active,
             "pending is replaced"
         );
-        assert!(store.consume_step("alice", 1, 3).unwrap());
+        assert!(store.consume_step("alice", &secret, 1, 3).unwrap());
         let refused = store
             .import(&batch(&["bob", "alice"]), params(), 4)
             .unwrap();

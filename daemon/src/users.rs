@@ -32,12 +32,20 @@ pub fn validate(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The uid of `name` in the system user database (NSS), if it has one.
-pub fn uid_of(name: &str) -> Option<u32> {
+/// The account `name` refers to in the system user database (NSS): its own spelling of the
+/// name and its uid. A case-insensitive directory or an alias may accept other spellings;
+/// state is always kept under the account's own name, so no spelling escapes enforcement.
+pub fn lookup(name: &str) -> Option<(String, u32)> {
     User::from_name(name)
         .ok()
         .flatten()
-        .map(|user| user.uid.as_raw())
+        .map(|user| (user.name, user.uid.as_raw()))
+}
+
+/// The name state is kept under: the account's own name if the system knows `name`, else
+/// `name` as given.
+pub fn canonical(name: &str) -> String {
+    lookup(name).map_or_else(|| name.to_owned(), |(own, _)| own)
 }
 
 #[cfg(test)]
@@ -76,6 +84,7 @@ mod tests {
 
     #[test]
     fn root_is_uid_zero() {
-        assert_eq!(uid_of("root"), Some(0));
+        assert_eq!(lookup("root"), Some(("root".to_owned(), 0)));
+        assert_eq!(canonical("no-such-user-here"), "no-such-user-here");
     }
 }

@@ -1,5 +1,6 @@
 //! Module arguments from the PAM configuration line.
 
+use std::str::FromStr;
 use std::time::Duration;
 
 /// What to do when `mfad` or the bus cannot be reached.
@@ -43,7 +44,13 @@ impl Args {
         for argument in arguments {
             let argument = argument.as_ref();
             match argument.split_once('=') {
-                Some(("bus", address)) if !address.is_empty() => args.bus = Some(address.into()),
+                Some(("bus", address)) => {
+                    // zbus reports a malformed address only when connecting, where it would
+                    // look like an unreachable daemon; refuse it here instead.
+                    zbus::Address::from_str(address)
+                        .map_err(|error| format!("bus={address}: not a D-Bus address ({error})"))?;
+                    args.bus = Some(address.into());
+                }
                 Some(("timeout", seconds)) => {
                     args.timeout = seconds
                         .parse::<f64>()
@@ -118,6 +125,8 @@ mod tests {
                 .contains("timeout=soon")
         );
         assert!(Args::parse(&["bus="]).unwrap_err().contains("bus="));
+        let typo = Args::parse(&["bus=unix:pth=/run/bus"]).unwrap_err();
+        assert!(typo.contains("not a D-Bus address"), "{typo}");
         assert!(Args::parse(&["nodebug"]).is_err());
     }
 }

@@ -134,8 +134,11 @@ fn take_reply(responses: *mut PamResponse) -> Zeroizing<String> {
         let mut copy = Zeroizing::new(bytes.to_vec());
         reply = Zeroizing::new(String::from_utf8_lossy(&copy).into_owned());
         copy.zeroize();
-        // SAFETY: the string's bytes are ours to overwrite, and `len` stops before the NUL.
-        unsafe { std::slice::from_raw_parts_mut(text.cast::<u8>(), bytes.len()) }.zeroize();
+        // A reply may hold bytes after an embedded NUL: wipe the whole allocation.
+        // SAFETY: `text` is a live malloc'd block; glibc reports its usable size, all ours.
+        let size = unsafe { libc::malloc_usable_size(text.cast::<c_void>()) }.max(bytes.len());
+        // SAFETY: the block is at least `size` bytes long and nothing else refers to it.
+        unsafe { std::slice::from_raw_parts_mut(text.cast::<u8>(), size) }.zeroize();
         // SAFETY: malloc'd by the application, freed exactly once, never used again.
         unsafe { libc::free(text.cast::<c_void>()) };
     }

@@ -160,6 +160,14 @@ fn verdict(pamh: &Pam, args: &Args, user: &str, outcome: Outcome) -> PamError {
             PamError::PERM_DENIED
         }
         Outcome::ConversationFailed => PamError::CONV_ERR,
+        Outcome::LostAfterQuestion(reason) => {
+            log(
+                pamh,
+                LogLvl::ERR,
+                &format!("mfad lost during the login of {user} ({reason}); denying"),
+            );
+            PamError::AUTHINFO_UNAVAIL
+        }
         Outcome::Unreachable(reason) => match args.failmode {
             FailMode::Secure => {
                 log(

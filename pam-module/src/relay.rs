@@ -36,8 +36,12 @@ pub enum Outcome {
     Skip,
     /// The daemon refused the caller (a non-root process asking for another user).
     PermissionDenied(String),
-    /// The daemon or bus could not be reached, or did not answer in time.
+    /// The daemon or bus could not be reached, or did not answer in time, before it asked
+    /// anything: the fail mode decides.
     Unreachable(String),
+    /// The daemon was lost after it had asked for a code: MFA is required for this login, so
+    /// this denies whatever the fail mode.
+    LostAfterQuestion(String),
     ConversationFailed,
 }
 
@@ -59,9 +63,11 @@ pub async fn run<D: Daemon, C: Conversation>(
             Err(unknown) => return Outcome::Deny(format!("daemon sent an {unknown}")),
         };
         for notice in &turn.notices {
-            let shown = match notice {
-                Notice::Info(_) if silent => Ok(()),
-                _ => conversation.show(notice),
+            // PAM_SILENT: the application asked for no messages at all.
+            let shown = if silent {
+                Ok(())
+            } else {
+                conversation.show(notice)
             };
             if shown.is_err() {
                 return Outcome::ConversationFailed;
@@ -80,6 +86,9 @@ pub async fn run<D: Daemon, C: Conversation>(
         };
         wire = match daemon.answer(&session, &reply).await {
             Ok(wire) => wire,
+            Err(error) if error.is_unreachable() => {
+                return Outcome::LostAfterQuestion(error.to_string());
+            }
             Err(error) => return failure(error),
         };
     }
@@ -254,6 +263,19 @@ mod tests {
             drive(&mut unreachable, Script::default()),
             Outcome::Unreachable(_)
         ));
+        let lost = zbus::Error::FDO(Box::new(zbus::fdo::Error::NoReply("gone".into())));
+        let mut lost_after_question = daemon(vec![
+            Ok(Turn::new(Action::AskHidden("Code: ".into()))),
+            Err(Error::ZBus(lost)),
+        ]);
+        let outcome = drive(
+            &mut lost_after_question,
+            Script::default().asks("Code: ", "1"),
+        );
+        assert!(
+            matches!(outcome, Outcome::LostAfterQuestion(_)),
+            "{outcome:?}"
+        );
         let mut expired = daemon(vec![
             Ok(Turn::new(Action::AskHidden("Code: ".into()))),
             Err(Error::NoSuchSession("expired".into())),

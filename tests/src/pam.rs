@@ -174,7 +174,14 @@ unsafe extern "C" fn converse(
         // SAFETY: each message's text is a NUL-terminated string.
         let text = unsafe { CStr::from_ptr(message.msg) }.to_string_lossy();
         let style = Style::from_raw(message.msg_style);
-        let reply = responder(style, &text);
+        // A panic must not unwind into libpam: it fails the conversation instead.
+        let reply =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| responder(style, &text)));
+        let Ok(reply) = reply else {
+            // SAFETY: frees what we allocated above; earlier replies are freed with it.
+            unsafe { free_replies(replies, index) };
+            return PAM_CONV_ERR;
+        };
         if style.is_prompt() {
             let Some(reply) = reply else {
                 // SAFETY: frees what we allocated above; earlier replies are freed with it.

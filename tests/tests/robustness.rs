@@ -72,6 +72,24 @@ fn unknown_module_arguments_deny() {
 }
 
 #[test]
+fn a_malformed_bus_address_denies_even_with_failmode_safe() {
+    let env = Env::new().start();
+    let module = pam_mfa_tests::target_dir().join("libpam_mfa.so");
+    std::fs::write(
+        env.confdir().join("typo"),
+        format!(
+            "auth required {} bus=unix:pth=/run/bus failmode=safe\n",
+            module.display()
+        ),
+    )
+    .unwrap();
+    env.login("alice")
+        .service("typo")
+        .run()
+        .expect("PAM_SERVICE_ERR");
+}
+
+#[test]
 fn a_user_may_authenticate_only_itself() {
     let env = Env::new().start();
     env.enroll("alice");
