@@ -17,4 +17,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 cargo build --release --workspace --locked --quiet
+# A C driver measures what loading a module costs a C login program (see the file).
+cc -O2 -Wall -o "${CARGO_TARGET_DIR:-target}/release/pam-load-probe" bench/load-probe.c -lpam
 exec "${CARGO_TARGET_DIR:-target}/release/pam-mfa-bench" all "$@"

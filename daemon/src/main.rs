@@ -68,6 +68,9 @@ fn main() -> ExitCode {
 
 async fn serve(args: Args, config: Config) -> Result<(), String> {
     let store = Store::open(&config.state_dir).map_err(|error| error.to_string())?;
+    store
+        .spawn_checkpointer(std::time::Duration::from_secs(1))
+        .map_err(|error| error.to_string())?;
     let address = args
         .bus
         .clone()

@@ -105,6 +105,9 @@ impl Store {
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
+        // Checkpoints run on their own thread (`spawn_checkpointer`), not inside the commit of
+        // whichever login happens to cross the threshold.
+        connection.pragma_update(None, "wal_autocheckpoint", 0)?;
         let store = Store {
             path,
             connection: Mutex::new(connection),
@@ -112,6 +115,28 @@ impl Store {
         store.migrate()?;
         store.restrict_file_modes()?;
         Ok(store)
+    }
+
+    /// Copies committed pages from the write-ahead log into the database every `interval`, on
+    /// a thread with its own connection, so that logins never pay for a checkpoint. A PASSIVE
+    /// checkpoint waits for no one: frames a reader still needs stay for the next round.
+    pub fn spawn_checkpointer(&self, interval: std::time::Duration) -> Result<()> {
+        let connection = Connection::open(&self.path)?;
+        connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        std::thread::Builder::new()
+            .name("checkpointer".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(interval);
+                    if let Err(error) =
+                        connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        crate::log::warning(&format!("write-ahead log checkpoint failed: {error}"));
+                    }
+                }
+            })
+            .map_err(|error| StoreError(format!("cannot start the checkpoint thread: {error}")))?;
+        Ok(())
     }
 
     #[cfg(test)]
@@ -483,6 +508,43 @@ mod tests {
         assert_eq!(store.user_enforcement("carol").unwrap(), None);
         let users = store.users().unwrap();
         assert_eq!(users, ["bob"]);
+        drop(store);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_checkpointer_empties_the_log() {
+        let dir = temp_dir("checkpoint");
+        let store = Store::open(&dir).unwrap();
+        let secret = Secret::from_bytes(b"12345678901234567890".to_vec());
+        for index in 0..50 {
+            store
+                .put_pending(&format!("user{index}"), &secret, params(), 1)
+                .unwrap();
+        }
+        let wal = dir.join(format!("{DB_FILE}-wal"));
+        let frames = |store: &Store| -> (i64, i64) {
+            store
+                .lock()
+                .query_row("PRAGMA wal_checkpoint(NOOP)", [], |row| {
+                    Ok((row.get(1)?, row.get(2)?))
+                })
+                .unwrap()
+        };
+        let (logged, done) = frames(&store);
+        assert!(
+            logged >= 50 && done == 0,
+            "no checkpoint runs in commits: {logged} {done}"
+        );
+        store
+            .spawn_checkpointer(std::time::Duration::from_millis(10))
+            .unwrap();
+        let start = std::time::Instant::now();
+        while frames(&store).1 < logged {
+            assert!(start.elapsed().as_secs() < 10, "no checkpoint");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(wal.exists());
         drop(store);
         fs::remove_dir_all(&dir).unwrap();
     }
