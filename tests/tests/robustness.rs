@@ -313,3 +313,24 @@ fn codes_and_secrets_never_reach_the_log() {
         );
     }
 }
+
+/// sshd, login and su are C programs: a module that needed libgcc_s.so.1 would make each of
+/// them load it (about 200 µs per login process, see docs/BENCHMARKS.md).
+#[test]
+fn the_module_carries_its_own_unwinder() {
+    let env = Env::new().start();
+    let module = pam_mfa_tests::target_dir().join("libpam_mfa.so");
+    let out = std::process::Command::new("ldd")
+        .arg(&module)
+        .output()
+        .unwrap();
+    let needed = String::from_utf8_lossy(&out.stdout);
+    assert!(needed.contains("libpam.so"), "{needed}");
+    assert!(!needed.contains("libgcc_s"), "{needed}");
+    // Still unwinds and catches as before: the whole dialogue works.
+    env.enroll("alice");
+    env.login("alice")
+        .answer(&env.fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+}
