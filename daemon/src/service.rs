@@ -232,9 +232,11 @@ impl Daemon {
         Ok((id, Turn::new(Action::AskHidden(CODE_PROMPT.into()))))
     }
 
-    fn answer(&self, caller: &Caller, id: &str, reply: &str) -> Result<Turn, Error> {
+    /// `sender` is the unique bus name of the caller: the session was authorized for the
+    /// connection that began it, and the bus never gives that name to anyone else.
+    fn answer(&self, sender: &str, id: &str, reply: &str) -> Result<Turn, Error> {
         let now = self.now();
-        let mut session = self.sessions().take(id, &caller.name, now).map_err(|_| {
+        let mut session = self.sessions().take(id, sender, now).map_err(|_| {
             Error::NoSuchSession("this login does not exist or has expired; start again".into())
         })?;
         let user = session.user.clone();
@@ -480,11 +482,12 @@ impl LoginInterface {
         session: String,
         reply: String,
         #[zbus(header)] header: Header<'_>,
-        #[zbus(connection)] connection: &Connection,
     ) -> Result<WireTurn, Error> {
-        let caller = caller(connection, &header).await?;
         let reply = zeroize::Zeroizing::new(reply);
-        Ok(self.0.answer(&caller, &session, &reply)?.into())
+        let sender = header
+            .sender()
+            .ok_or_else(|| Error::PermissionDenied("the request has no sender".into()))?;
+        Ok(self.0.answer(sender.as_str(), &session, &reply)?.into())
     }
 }
 
