@@ -196,8 +196,21 @@ fn all(max_users: u64, iterations: u64, max_oath_users: u64) {
                 _ => iterations,
             }
             .min(size);
+            let written = peers.env.daemon_pid().and_then(written_bytes);
             let report = driver::run(&spec(&peers, module, size, count));
             p50.insert((module.label(), size), report.percentile(50));
+            if module == Module::Mfa {
+                // Let the checkpointer (every second) copy this run's log into the database.
+                std::thread::sleep(Duration::from_millis(1500));
+                let after = peers.env.daemon_pid().and_then(written_bytes);
+                if let (Some(before), Some(after)) = (written, after) {
+                    table.note(format!(
+                        "mfad wrote {:.1} KiB to disk per login at {} users (log and checkpoints)",
+                        (after - before) as f64 / 1024.0 / count as f64,
+                        label(size)
+                    ));
+                }
+            }
             table.add(&scenario, module, &report);
         }
         if size == 10_000 || size == sizes[sizes.len() - 1] && size < 10_000 {
@@ -320,6 +333,14 @@ fn daemon_figures(table: &mut Table, peers: &mut Peers, users: u64) {
         label(users),
         start.elapsed().as_millis()
     ));
+}
+
+/// Bytes the process has caused to be written to storage (`write_bytes` of /proc/PID/io).
+fn written_bytes(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|line| line.strip_prefix("write_bytes:"))
+        .and_then(|value| value.trim().parse().ok())
 }
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
