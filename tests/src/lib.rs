@@ -381,6 +381,11 @@ impl Env {
         });
     }
 
+    /// The pid of the bus daemon.
+    pub fn bus_pid(&self) -> u32 {
+        self.bus.id()
+    }
+
     /// The pid of the running mfad.
     pub fn daemon_pid(&self) -> Option<u32> {
         self.daemon.lock().unwrap().as_ref().map(Child::id)
