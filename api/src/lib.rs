@@ -26,6 +26,15 @@ pub const ERROR_PREFIX: &str = "org.pam_mfa.Mfad1.Error";
 /// Where the system bus listens when `DBUS_SYSTEM_BUS_ADDRESS` is not set.
 pub const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
 
+/// The bus to use: `explicit` (a `--bus` option), else `DBUS_SYSTEM_BUS_ADDRESS`, else the
+/// system bus's standard socket.
+pub fn bus_address(explicit: Option<&str>) -> String {
+    explicit
+        .map(str::to_owned)
+        .or_else(|| std::env::var("DBUS_SYSTEM_BUS_ADDRESS").ok())
+        .unwrap_or_else(|| SYSTEM_BUS_ADDRESS.to_owned())
+}
+
 /// Context keys a client may pass to `Login.Begin`; the daemon ignores any other key.
 pub mod context {
     pub const SERVICE: &str = "service";

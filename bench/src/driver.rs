@@ -59,6 +59,27 @@ pub struct Spec {
 
 pub const DEFAULT_SEED: u64 = 0x6d66_6164_2d62_656e;
 
+impl Spec {
+    /// `iterations` sequential right-code logins among `users` users of `service`.
+    pub fn new(confdir: PathBuf, service: &str, users: u64, iterations: u64, seed: u64) -> Spec {
+        Spec {
+            confdir,
+            service: service.to_owned(),
+            users,
+            iterations,
+            threads: 1,
+            processes: 0,
+            fork: false,
+            wrong: false,
+            same_user: None,
+            load_only: false,
+            seed,
+            first: 0,
+            share: None,
+        }
+    }
+}
+
 /// The name of user `index`.
 pub fn user_name(index: u64) -> String {
     format!("u{index:07}")
@@ -372,21 +393,7 @@ mod tests {
     use super::*;
 
     fn spec(users: u64) -> Spec {
-        Spec {
-            confdir: PathBuf::new(),
-            service: String::new(),
-            users,
-            iterations: users,
-            threads: 1,
-            processes: 0,
-            fork: false,
-            wrong: false,
-            same_user: None,
-            load_only: false,
-            seed: DEFAULT_SEED,
-            first: 0,
-            share: None,
-        }
+        Spec::new(PathBuf::new(), "", users, users, DEFAULT_SEED)
     }
 
     #[test]

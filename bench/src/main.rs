@@ -145,20 +145,14 @@ fn all(max_users: u64, iterations: u64, max_oath_users: u64) {
         rows: Vec::new(),
         notes: Vec::new(),
     };
-    let spec = move |peers: &Peers, module: Module, users: u64, iterations: u64| Spec {
-        confdir: peers.confdir.clone(),
-        service: module.service().to_owned(),
-        users,
-        iterations,
-        threads: 1,
-        processes: 0,
-        fork: false,
-        wrong: false,
-        same_user: None,
-        load_only: false,
-        seed,
-        first: 0,
-        share: None,
+    let spec = move |peers: &Peers, module: Module, users: u64, iterations: u64| {
+        Spec::new(
+            peers.confdir.clone(),
+            module.service(),
+            users,
+            iterations,
+            seed,
+        )
     };
     let mut p50 = std::collections::HashMap::new();
 

@@ -144,11 +144,7 @@ fn main() -> ExitCode {
 }
 
 async fn connect(cli: &Cli) -> Result<AdminProxy<'static>, Failure> {
-    let address = cli
-        .bus
-        .clone()
-        .or_else(|| std::env::var("DBUS_SYSTEM_BUS_ADDRESS").ok())
-        .unwrap_or_else(|| pam_mfa_api::SYSTEM_BUS_ADDRESS.to_owned());
+    let address = pam_mfa_api::bus_address(cli.bus.as_deref());
     let connection = zbus::connection::Builder::address(address.as_str())
         .build()
         .await

@@ -71,11 +71,7 @@ async fn serve(args: Args, config: Config) -> Result<(), String> {
     store
         .spawn_checkpointer(std::time::Duration::from_secs(1))
         .map_err(|error| error.to_string())?;
-    let address = args
-        .bus
-        .clone()
-        .or_else(|| std::env::var("DBUS_SYSTEM_BUS_ADDRESS").ok())
-        .unwrap_or_else(|| pam_mfa_api::SYSTEM_BUS_ADDRESS.to_owned());
+    let address = pam_mfa_api::bus_address(args.bus.as_deref());
     let connection = zbus::connection::Builder::address(address.as_str())
         .build()
         .await
