@@ -10,11 +10,11 @@ mod store;
 mod totp;
 mod users;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use mfad::cli::Args;
 use pam_mfa_api::{BUS_NAME, OBJECT_PATH};
 use pam_mfa_config::Config;
 use zbus::fdo::{RequestNameFlags, RequestNameReply};
@@ -22,26 +22,6 @@ use zbus::fdo::{RequestNameFlags, RequestNameReply};
 use crate::clock::SystemClock;
 use crate::service::{AdminInterface, Daemon, LoginInterface};
 use crate::store::Store;
-
-/// The pam-mfa daemon: TOTP second factor for PAM logins.
-///
-/// Runs in the foreground and logs to syslog (AUTHPRIV) and stderr. pam_mfa.so and mfactl reach
-/// it over D-Bus as org.pam_mfa.Mfad1.
-#[derive(Parser)]
-#[command(version, about, long_about)]
-struct Args {
-    /// Configuration file; a missing file means the defaults.
-    #[arg(long, value_name = "PATH", default_value = pam_mfa_config::DEFAULT_PATH)]
-    config: PathBuf,
-
-    /// D-Bus address to serve on instead of the system bus, e.g. unix:path=/run/test/bus.
-    #[arg(long, value_name = "ADDRESS")]
-    bus: Option<String>,
-
-    /// Check the configuration and exit: 0 when valid, 1 with the reason otherwise.
-    #[arg(long)]
-    check_config: bool,
-}
 
 fn main() -> ExitCode {
     let args = Args::parse();

@@ -1,0 +1,25 @@
+//! mfad's command line: the one definition behind `--help` and the man page.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// The pam-mfa daemon: TOTP second factor for PAM logins.
+///
+/// Runs in the foreground and logs to syslog (AUTHPRIV) and stderr. pam_mfa.so and mfactl reach
+/// it over D-Bus as org.pam_mfa.Mfad1.
+#[derive(Parser)]
+#[command(version, about, long_about)]
+pub struct Args {
+    /// Configuration file; a missing file means the defaults.
+    #[arg(long, value_name = "PATH", default_value = pam_mfa_config::DEFAULT_PATH)]
+    pub config: PathBuf,
+
+    /// D-Bus address to serve on instead of the system bus, e.g. unix:path=/run/test/bus.
+    #[arg(long, value_name = "ADDRESS")]
+    pub bus: Option<String>,
+
+    /// Check the configuration and exit: 0 when valid, 1 with the reason otherwise.
+    #[arg(long)]
+    pub check_config: bool,
+}
