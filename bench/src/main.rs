@@ -311,12 +311,7 @@ fn scenarios_at(table: &mut Table, peers: &Peers, size: u64, iterations: u64, sp
     // Disjoint users per scenario (`first`), so no code is used twice within a step.
     for (slot, workers) in [(1, 2usize), (2, 8)] {
         room_in_step(10);
-        for module in [
-            Module::Permit,
-            Module::Mfa,
-            Module::GoogleAuthenticator,
-            Module::Oath,
-        ] {
+        for module in Module::ALL {
             let mut parallel = spec(peers, module, size, count);
             parallel.processes = workers;
             parallel.first = slot * count;
@@ -328,12 +323,7 @@ fn scenarios_at(table: &mut Table, peers: &Peers, size: u64, iterations: u64, sp
         }
     }
     room_in_step(10);
-    for module in [
-        Module::Permit,
-        Module::Mfa,
-        Module::GoogleAuthenticator,
-        Module::Oath,
-    ] {
+    for module in Module::ALL {
         let mut forked = spec(peers, module, size, count.min(500));
         forked.fork = true;
         forked.first = 3 * count;

@@ -22,6 +22,14 @@ pub enum Module {
 }
 
 impl Module {
+    /// Every module, the floor first.
+    pub const ALL: [Module; 4] = [
+        Module::Permit,
+        Module::Mfa,
+        Module::GoogleAuthenticator,
+        Module::Oath,
+    ];
+
     pub fn service(self) -> &'static str {
         match self {
             Module::Permit => "permit",

@@ -188,8 +188,9 @@ impl Daemon {
         self.authorize_login(caller, user, account.as_ref().map(|(_, uid)| *uid))?;
         let user = account.as_ref().map_or(user, |(own, _)| own.as_str());
         let enrollment = self.active_enrollment(user).map_err(internal)?;
-        let (enforced, _) = self.enforcement(user).map_err(internal)?;
         let Some(_) = enrollment else {
+            // Enforcement only matters without an enrollment: an enrolled user is always asked.
+            let (enforced, _) = self.enforcement(user).map_err(internal)?;
             if enforced {
                 log::warning(&format!(
                     "login denied: user={user} must use MFA but is not enrolled {described}"
