@@ -25,6 +25,11 @@ pub enum Error {
     NoSuchSession(String),
     /// Too many unfinished logins for this user.
     TooManySessions(String),
+    /// The caller has too many requests in flight (or sessions open); try again later.
+    TooManyRequests(String),
+    /// The owner of the bus name is not root: the client refuses to talk to it. Never sent by
+    /// `mfad`; clients make it themselves (see [`crate::owner`]).
+    NotRoot(String),
     /// The daemon could not complete the request (storage failure); nothing was changed.
     Internal(String),
 }
@@ -41,6 +46,8 @@ impl std::fmt::Display for Error {
             | Error::WrongCode(text)
             | Error::NoSuchSession(text)
             | Error::TooManySessions(text)
+            | Error::TooManyRequests(text)
+            | Error::NotRoot(text)
             | Error::Internal(text) => f.write_str(text),
         }
     }

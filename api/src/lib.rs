@@ -7,6 +7,8 @@
 
 pub mod dialogue;
 mod error;
+pub mod limits;
+pub mod owner;
 pub mod proxy;
 
 pub use dialogue::{Action, Notice, Turn, WireTurn};
@@ -20,6 +22,11 @@ pub const OBJECT_PATH: &str = "/org/pam_mfa/Mfad1";
 pub const LOGIN_INTERFACE: &str = "org.pam_mfa.Mfad1.Login";
 /// Interface for administrators (uid 0).
 pub const ADMIN_INTERFACE: &str = "org.pam_mfa.Mfad1.Admin";
+
+/// What the user sees, as one line, when the second factor cannot be checked at all (the
+/// daemon is absent, does not answer in time, or cannot read its state).
+pub const UNAVAILABLE_NOTICE: &str = "The second factor cannot be checked right now; try again \
+                                      later or contact the administrator.";
 /// Prefix of every error name the daemon returns.
 pub const ERROR_PREFIX: &str = "org.pam_mfa.Mfad1.Error";
 
@@ -53,8 +60,8 @@ pub struct UserStatus {
     pub enrolled: bool,
     /// MFA is required for this user at the next login.
     pub enforced: bool,
-    /// Why it is or is not enforced: `"all users"`, `"user"` or `"not enforced"`.
-    pub enforced_by: String,
+    /// Why it is or is not enforced.
+    pub enforced_by: EnforcedBy,
     /// `SHA1`, `SHA256` or `SHA512`; empty when not enrolled.
     pub algorithm: String,
     pub digits: u32,
@@ -65,6 +72,64 @@ pub struct UserStatus {
     pub last_used: i64,
 }
 
+/// Why MFA is or is not required of a user. Travels as a string (`"all users"`, `"user"`,
+/// `"not enforced"`), so that later reasons can be added without changing the signature; a
+/// client that receives a reason it does not know gets [`EnforcedBy::Other`] with the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnforcedBy {
+    /// MFA is switched on for every user.
+    AllUsers,
+    /// MFA is switched on for this user.
+    User,
+    /// Nothing requires MFA of this user.
+    NotEnforced,
+    /// A reason from a newer daemon.
+    Other(String),
+}
+
+impl EnforcedBy {
+    pub fn as_str(&self) -> &str {
+        match self {
+            EnforcedBy::AllUsers => "all users",
+            EnforcedBy::User => "user",
+            EnforcedBy::NotEnforced => "not enforced",
+            EnforcedBy::Other(text) => text,
+        }
+    }
+
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "all users" => EnforcedBy::AllUsers,
+            "user" => EnforcedBy::User,
+            "not enforced" => EnforcedBy::NotEnforced,
+            other => EnforcedBy::Other(other.to_owned()),
+        }
+    }
+}
+
+impl std::fmt::Display for EnforcedBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for EnforcedBy {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EnforcedBy {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Ok(EnforcedBy::parse(&text))
+    }
+}
+
+impl zbus::zvariant::Type for EnforcedBy {
+    const SIGNATURE: &'static zbus::Signature = &zbus::Signature::Str;
+}
+
 /// What `Admin.BeginEnrollment` hands back, once, to show to the user.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, zbus::zvariant::Type)]
 pub struct NewEnrollment {
@@ -72,4 +137,65 @@ pub struct NewEnrollment {
     pub secret: String,
     /// The `otpauth://totp/...` URI an authenticator app scans.
     pub uri: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zbus::proxy::Defaults;
+
+    /// The proxy macros need literals; they must say what the constants say.
+    #[test]
+    fn the_proxies_use_the_named_constants() {
+        let names = |interface: &Option<zbus::names::InterfaceName<'static>>,
+                     destination: &Option<zbus::names::BusName<'static>>,
+                     path: &Option<zbus::ObjectPath<'static>>| {
+            (
+                interface.as_ref().unwrap().to_string(),
+                destination.as_ref().unwrap().to_string(),
+                path.as_ref().unwrap().to_string(),
+            )
+        };
+        use proxy::{AdminProxy, LoginProxy};
+        assert_eq!(
+            names(
+                LoginProxy::INTERFACE,
+                LoginProxy::DESTINATION,
+                LoginProxy::PATH
+            ),
+            (
+                LOGIN_INTERFACE.to_owned(),
+                BUS_NAME.to_owned(),
+                OBJECT_PATH.to_owned()
+            )
+        );
+        assert_eq!(
+            names(
+                AdminProxy::INTERFACE,
+                AdminProxy::DESTINATION,
+                AdminProxy::PATH
+            ),
+            (
+                ADMIN_INTERFACE.to_owned(),
+                BUS_NAME.to_owned(),
+                OBJECT_PATH.to_owned()
+            )
+        );
+        assert!(ERROR_PREFIX.starts_with(BUS_NAME));
+    }
+
+    #[test]
+    fn reasons_survive_the_wire_and_unknown_ones_are_kept() {
+        for reason in [
+            EnforcedBy::AllUsers,
+            EnforcedBy::User,
+            EnforcedBy::NotEnforced,
+        ] {
+            assert_eq!(EnforcedBy::parse(reason.as_str()), reason);
+        }
+        assert_eq!(
+            EnforcedBy::parse("group wheel"),
+            EnforcedBy::Other("group wheel".into())
+        );
+    }
 }

@@ -16,6 +16,10 @@ pub trait Login {
 
     /// Sends the reply to the last question; returns the next turn.
     fn answer(&self, session: &str, reply: &str) -> Result<WireTurn, Error>;
+
+    /// Ends an unfinished login at once (the user gave no answer, the application went away).
+    /// Unknown sessions are ignored.
+    fn cancel(&self, session: &str) -> Result<(), Error>;
 }
 
 /// Administration: uid 0 only.

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use pam_mfa_api::{Action, Error, NewEnrollment, Notice, Turn, UserStatus, WireTurn, context};
+use pam_mfa_api::{
+    Action, EnforcedBy, Error, NewEnrollment, Notice, Turn, UserStatus, WireTurn, context,
+};
 use pam_mfa_config::Config;
 use zbus::message::Header;
 use zbus::{Connection, interface};
@@ -115,18 +117,18 @@ impl Daemon {
     }
 
     /// Whether MFA is required of `user`, and why.
-    fn enforcement(&self, user: &str) -> Result<(bool, &'static str), StoreError> {
+    fn enforcement(&self, user: &str) -> Result<(bool, EnforcedBy), StoreError> {
         let global = self
             .store
             .global_enforcement()?
             .unwrap_or(self.config.enforcement.all_users);
         if global {
-            return Ok((true, "all users"));
+            return Ok((true, EnforcedBy::AllUsers));
         }
         if self.store.user_enforcement(user)? == Some(true) {
-            return Ok((true, "user"));
+            return Ok((true, EnforcedBy::User));
         }
-        Ok((false, "not enforced"))
+        Ok((false, EnforcedBy::NotEnforced))
     }
 
     fn active_enrollment(&self, user: &str) -> Result<Option<Enrollment>, StoreError> {
@@ -143,7 +145,7 @@ impl Daemon {
             user: user.to_owned(),
             enrolled: enrollment.is_some(),
             enforced,
-            enforced_by: enforced_by.to_owned(),
+            enforced_by,
             algorithm: enrollment
                 .as_ref()
                 .map(|e| e.params.algorithm.name().to_owned())
@@ -489,6 +491,21 @@ impl LoginInterface {
             .sender()
             .ok_or_else(|| Error::PermissionDenied("the request has no sender".into()))?;
         Ok(self.0.answer(sender.as_str(), &session, &reply)?.into())
+    }
+
+    async fn cancel(
+        &self,
+        session: String,
+        #[zbus(header)] header: Header<'_>,
+    ) -> Result<(), Error> {
+        let sender = header
+            .sender()
+            .ok_or_else(|| Error::PermissionDenied("the request has no sender".into()))?;
+        let _ = self
+            .0
+            .sessions()
+            .take(&session, sender.as_str(), self.0.now());
+        Ok(())
     }
 }
 
