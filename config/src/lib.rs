@@ -214,6 +214,19 @@ impl Config {
         }
     }
 
+    /// Reads `path`, which must exist: for checking a file an administrator named, where a
+    /// missing file is a mistake (a typo in the path), not a request for the defaults.
+    pub fn load_existing(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path).map_err(|error| Error::Read {
+            path: path.to_owned(),
+            error,
+        })?;
+        Config::parse(&text).map_err(|message| Error::Invalid {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
     /// Parses and validates configuration text; the error names the key and line.
     pub fn parse(text: &str) -> Result<Config, String> {
         let config: Config = toml::from_str(text).map_err(|error| error.to_string())?;
@@ -308,5 +321,16 @@ mod tests {
     fn a_missing_file_means_defaults() {
         let config = Config::load(Path::new("/nonexistent/pam-mfa/mfad.toml")).unwrap();
         assert_eq!(config, Config::default());
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error_when_it_must_exist() {
+        let error = Config::load_existing(Path::new("/nonexistent/pam-mfa/mfad.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("cannot read /nonexistent/pam-mfa/mfad.toml"),
+            "{error}"
+        );
     }
 }

@@ -25,7 +25,13 @@ use crate::store::Store;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let config = match Config::load(&args.config) {
+    // A file named for checking must exist; the daemon itself runs on defaults without one.
+    let loaded = if args.check_config {
+        Config::load_existing(&args.config)
+    } else {
+        Config::load(&args.config)
+    };
+    let config = match loaded {
         Ok(config) => config,
         Err(error) => {
             eprintln!("mfad: {error}");

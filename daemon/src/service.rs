@@ -577,8 +577,9 @@ impl AdminInterface {
         #[zbus(connection)] connection: &Connection,
     ) -> Result<UserStatus, Error> {
         let daemon = self.admin(connection, &header).await?;
-        users::validate(&user).map_err(Error::InvalidArgument)?;
-        daemon.status(&users::canonical(&user)).map_err(internal)
+        let user = users::canonical(&user);
+        daemon.admin_user(&user)?;
+        daemon.status(&user).map_err(internal)
     }
 
     async fn users(
