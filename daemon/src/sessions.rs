@@ -1,25 +1,43 @@
-//! Unfinished logins: each bound to the bus connection that began it, expiring, few per user.
+//! Unfinished logins: each bound to the connection that began it, expiring, few per user and
+//! few per unprivileged caller, and gone as soon as that connection is.
 
 use std::collections::HashMap;
+
+use crate::audit::Context;
+use crate::store::EnrollmentId;
+use crate::users::UserName;
+
+/// Unfinished logins one unprivileged caller (a screen locker, say) may hold at once.
+pub const MAX_PER_UNPRIVILEGED_CALLER: usize = 4;
+
+/// Where a login stands: what the daemon waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// A code from the authenticator of enrollment `enrollment`.
+    AwaitingCode {
+        enrollment: EnrollmentId,
+        tries_left: u32,
+    },
+}
 
 /// One login waiting for an answer.
 #[derive(Debug)]
 pub struct Session {
-    /// Unique bus name of the connection that began it; only it may answer.
-    pub owner: String,
-    pub user: String,
-    pub tries_left: u32,
+    /// The connection that began it (a unique bus name); only it may answer.
+    pub connection: String,
+    /// The uid of that connection.
+    pub caller_uid: u32,
+    pub user: UserName,
+    pub step: Step,
     /// Unix time after which the session is gone.
     pub expires: u64,
-    /// Credential-free description for audit lines (service, remote host).
-    pub context: String,
+    pub context: Context,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
-    /// The id is unknown, expired, or belongs to another connection.
-    NoSuchSession,
     TooManyForUser,
+    TooManyForCaller,
 }
 
 #[derive(Default)]
@@ -32,7 +50,8 @@ impl Sessions {
         self.by_id.retain(|_, session| session.expires > now);
     }
 
-    /// Adds `session` under a new id unless its user already has `max_per_user` sessions.
+    /// Adds `session` under `id` unless its user already has `max_per_user` sessions, or its
+    /// caller is not root and has [`MAX_PER_UNPRIVILEGED_CALLER`].
     pub fn insert(
         &mut self,
         id: String,
@@ -41,13 +60,23 @@ impl Sessions {
         now: u64,
     ) -> Result<(), Refusal> {
         self.purge_expired(now);
-        let open = self
+        let for_user = self
             .by_id
             .values()
             .filter(|other| other.user == session.user)
             .count();
-        if open >= max_per_user as usize {
+        if for_user >= max_per_user as usize {
             return Err(Refusal::TooManyForUser);
+        }
+        if session.caller_uid != 0 {
+            let for_caller = self
+                .by_id
+                .values()
+                .filter(|other| other.caller_uid == session.caller_uid)
+                .count();
+            if for_caller >= MAX_PER_UNPRIVILEGED_CALLER {
+                return Err(Refusal::TooManyForCaller);
+            }
         }
         self.by_id.insert(id, session);
         Ok(())
@@ -55,13 +84,12 @@ impl Sessions {
 
     /// Takes the session out for its answer to be processed; [`Sessions::put_back`] returns it
     /// while tries remain. Taking it out means two concurrent answers cannot both use it.
-    pub fn take(&mut self, id: &str, caller: &str, now: u64) -> Result<Session, Refusal> {
+    /// `None` if the id is unknown, expired, or belongs to another connection.
+    pub fn take(&mut self, id: &str, connection: &str, now: u64) -> Option<Session> {
         self.purge_expired(now);
         match self.by_id.get(id) {
-            Some(session) if session.owner == caller => {
-                self.by_id.remove(id).ok_or(Refusal::NoSuchSession)
-            }
-            _ => Err(Refusal::NoSuchSession),
+            Some(session) if session.connection == connection => self.by_id.remove(id),
+            _ => None,
         }
     }
 
@@ -70,13 +98,24 @@ impl Sessions {
     }
 
     /// Ends every session of `user` (after a reset).
-    pub fn end_user(&mut self, user: &str) {
-        self.by_id.retain(|_, session| session.user != user);
+    pub fn end_user(&mut self, user: &UserName) {
+        self.by_id.retain(|_, session| session.user != *user);
     }
 
-    #[cfg(test)]
+    /// Ends every session begun by `connection` (it went away). Returns how many.
+    pub fn end_connection(&mut self, connection: &str) -> usize {
+        let before = self.by_id.len();
+        self.by_id
+            .retain(|_, session| session.connection != connection);
+        before - self.by_id.len()
+    }
+
     pub fn len(&self) -> usize {
         self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
     }
 }
 
@@ -84,63 +123,82 @@ impl Sessions {
 mod tests {
     use super::*;
 
-    fn session(owner: &str, user: &str, expires: u64) -> Session {
+    fn session(connection: &str, uid: u32, user: &str, expires: u64) -> Session {
         Session {
-            owner: owner.into(),
-            user: user.into(),
-            tries_left: 3,
+            connection: connection.into(),
+            caller_uid: uid,
+            user: UserName::parse(user).unwrap(),
+            step: Step::AwaitingCode {
+                enrollment: EnrollmentId(1),
+                tries_left: 3,
+            },
             expires,
-            context: String::new(),
+            context: Context::default(),
         }
     }
 
     #[test]
-    fn only_the_owner_can_take_a_session() {
+    fn only_the_connection_that_began_it_can_take_a_session() {
         let mut sessions = Sessions::default();
         sessions
-            .insert("s1".into(), session(":1.5", "alice", 100), 4, 0)
+            .insert("s1".into(), session(":1.5", 0, "alice", 100), 4, 0)
             .unwrap();
+        assert!(sessions.take("s1", ":1.6", 1).is_none());
         assert_eq!(
-            sessions.take("s1", ":1.6", 1).unwrap_err(),
-            Refusal::NoSuchSession
+            sessions.take("s1", ":1.5", 1).unwrap().user.as_str(),
+            "alice"
         );
-        assert_eq!(sessions.take("s1", ":1.5", 1).unwrap().user, "alice");
-        assert_eq!(
-            sessions.take("s1", ":1.5", 1).unwrap_err(),
-            Refusal::NoSuchSession
-        );
+        assert!(sessions.take("s1", ":1.5", 1).is_none());
     }
 
     #[test]
     fn sessions_expire() {
         let mut sessions = Sessions::default();
         sessions
-            .insert("s1".into(), session(":1.5", "alice", 100), 4, 0)
+            .insert("s1".into(), session(":1.5", 0, "alice", 100), 4, 0)
             .unwrap();
-        assert_eq!(
-            sessions.take("s1", ":1.5", 100).unwrap_err(),
-            Refusal::NoSuchSession
-        );
+        assert!(sessions.take("s1", ":1.5", 100).is_none());
         assert_eq!(sessions.len(), 0);
     }
 
     #[test]
-    fn users_have_a_session_limit() {
+    fn users_and_unprivileged_callers_have_limits() {
         let mut sessions = Sessions::default();
         for id in ["a", "b"] {
             sessions
-                .insert(id.into(), session(":1.5", "alice", 100), 2, 0)
+                .insert(id.into(), session(":1.5", 0, "alice", 100), 2, 0)
                 .unwrap();
         }
-        let refused = sessions.insert("c".into(), session(":1.5", "alice", 100), 2, 0);
+        let refused = sessions.insert("c".into(), session(":1.5", 0, "alice", 100), 2, 0);
         assert_eq!(refused, Err(Refusal::TooManyForUser));
         sessions
-            .insert("d".into(), session(":1.5", "bob", 100), 2, 0)
+            .insert("d".into(), session(":1.5", 0, "bob", 100), 2, 0)
             .unwrap();
-        sessions.end_user("alice");
+        sessions.end_user(&UserName::parse("alice").unwrap());
         assert_eq!(sessions.len(), 1);
+        for n in 0..MAX_PER_UNPRIVILEGED_CALLER {
+            sessions
+                .insert(format!("u{n}"), session(":1.9", 1000, "carol", 100), 32, 0)
+                .unwrap();
+        }
+        let refused = sessions.insert("u9".into(), session(":1.9", 1000, "carol", 100), 32, 0);
+        assert_eq!(refused, Err(Refusal::TooManyForCaller));
+    }
+
+    #[test]
+    fn sessions_go_with_their_connection() {
+        let mut sessions = Sessions::default();
         sessions
-            .insert("e".into(), session(":1.5", "alice", 100), 2, 0)
+            .insert("a".into(), session(":1.5", 0, "alice", 100), 4, 0)
             .unwrap();
+        sessions
+            .insert("b".into(), session(":1.5", 0, "bob", 100), 4, 0)
+            .unwrap();
+        sessions
+            .insert("c".into(), session(":1.6", 0, "alice", 100), 4, 0)
+            .unwrap();
+        assert_eq!(sessions.end_connection(":1.5"), 2);
+        assert_eq!(sessions.len(), 1);
+        assert!(sessions.take("c", ":1.6", 1).is_some());
     }
 }

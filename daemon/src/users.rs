@@ -1,51 +1,139 @@
-//! User names: validation and the system user database.
+//! User names: one validated type, and the system user database (NSS) behind a time limit.
 
-use nix::unistd::User;
+use std::fmt;
+use std::time::Duration;
 
-/// Longest user name accepted (glibc allows 256 bytes with the terminating NUL).
-pub const MAX_USER_LEN: usize = 255;
+use nix::unistd::{Uid, User};
+use pam_mfa_api::limits::MAX_USER_LEN;
 
-/// Checks that `name` could be a user name: 1 to 255 bytes of ASCII letters, digits and
-/// `. _ - @ $ \`, not starting with `-`. Names from LDAP or AD (`user@domain`, `DOMAIN\user`)
-/// and machine accounts (`host$`) fit.
-pub fn validate(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("the user name is empty".into());
+/// How long one name-service lookup may take before the request that needed it fails. LDAP or
+/// SSSD can hang; a hung lookup holds up only the request that asked for it.
+pub const LOOKUP_LIMIT: Duration = Duration::from_secs(3);
+
+/// A well-formed user name: 1 to 255 bytes of ASCII letters, digits and `. _ - @ $ \`, not
+/// starting with `-`. Names from LDAP or AD (`user@domain`, `DOMAIN\user`) and machine accounts
+/// (`host$`) fit. Every entry point (login, import, enforce, reset, status) makes one of these
+/// before anything else.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserName(String);
+
+impl UserName {
+    pub fn parse(name: &str) -> Result<Self, String> {
+        if name.is_empty() {
+            return Err("the user name is empty".into());
+        }
+        if name.len() > MAX_USER_LEN {
+            return Err(format!(
+                "the user name is {} bytes long; at most {MAX_USER_LEN} are allowed",
+                name.len()
+            ));
+        }
+        if name.starts_with('-') {
+            return Err("a user name cannot start with '-'".into());
+        }
+        if let Some(bad) = name.chars().find(|c| {
+            !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '$' | '\\'))
+        }) {
+            return Err(format!(
+                "the user name contains {bad:?}, which user names cannot contain"
+            ));
+        }
+        Ok(UserName(name.to_owned()))
     }
-    if name.len() > MAX_USER_LEN {
-        return Err(format!(
-            "the user name is {} bytes long; at most {MAX_USER_LEN} are allowed",
-            name.len()
-        ));
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
-    if name.starts_with('-') {
-        return Err("a user name cannot start with '-'".into());
-    }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '$' | '\\')))
-    {
-        return Err(format!(
-            "the user name contains {bad:?}, which user names cannot contain"
-        ));
-    }
-    Ok(())
 }
 
-/// The account `name` refers to in the system user database (NSS): its own spelling of the
-/// name and its uid. A case-insensitive directory or an alias may accept other spellings;
-/// state is always kept under the account's own name, so no spelling escapes enforcement.
-pub fn lookup(name: &str) -> Option<(String, u32)> {
-    User::from_name(name)
-        .ok()
-        .flatten()
-        .map(|user| (user.name, user.uid.as_raw()))
+impl fmt::Display for UserName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
-/// The name state is kept under: the account's own name if the system knows `name`, else
-/// `name` as given.
-pub fn canonical(name: &str) -> String {
-    lookup(name).map_or_else(|| name.to_owned(), |(own, _)| own)
+/// An account of the system user database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The database's own spelling of the name: state is kept under it, so no other spelling
+    /// (a case variant in a case-insensitive directory, an alias) escapes enforcement.
+    pub name: UserName,
+    pub uid: u32,
+}
+
+/// What the system user database says about a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Found(Account),
+    Unknown,
+}
+
+/// Why a lookup gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupError {
+    /// The name service did not answer within [`LOOKUP_LIMIT`].
+    TimedOut,
+    /// The name service reported an error other than "no such user".
+    Failed(String),
+}
+
+impl fmt::Display for LookupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LookupError::TimedOut => write!(
+                f,
+                "the system user database did not answer within {} s (is LDAP/SSSD reachable?)",
+                LOOKUP_LIMIT.as_secs()
+            ),
+            LookupError::Failed(error) => write!(f, "the system user database failed: {error}"),
+        }
+    }
+}
+
+/// Looks `name` up by name. Blocking: call it off the bus executor (see
+/// [`crate::bus::off_executor`]).
+pub fn by_name(name: &UserName) -> Result<Lookup, LookupError> {
+    match User::from_name(name.as_str()) {
+        Ok(Some(user)) => own(user),
+        Ok(None) => Ok(Lookup::Unknown),
+        Err(error) => Err(LookupError::Failed(error.to_string())),
+    }
+}
+
+/// Looks `uid` up. Blocking, as [`by_name`].
+pub fn by_uid(uid: u32) -> Result<Lookup, LookupError> {
+    match User::from_uid(Uid::from_raw(uid)) {
+        Ok(Some(user)) => own(user),
+        Ok(None) => Ok(Lookup::Unknown),
+        Err(error) => Err(LookupError::Failed(error.to_string())),
+    }
+}
+
+fn own(user: User) -> Result<Lookup, LookupError> {
+    let name = UserName::parse(&user.name).map_err(|reason| {
+        LookupError::Failed(format!(
+            "the database holds an account name pam-mfa cannot use ({reason})"
+        ))
+    })?;
+    Ok(Lookup::Found(Account {
+        name,
+        uid: user.uid.as_raw(),
+    }))
+}
+
+/// The spelling of `name` that the system user database knows, if it knows `name` only in
+/// another case (`Alice` when the account is `alice`, in a case-sensitive database). An
+/// administrator who typed the wrong case must be told, not given a second, unused entry.
+pub fn case_variant(name: &UserName) -> Result<Option<UserName>, LookupError> {
+    let lower = name.as_str().to_ascii_lowercase();
+    if lower == name.as_str() {
+        return Ok(None);
+    }
+    let lower = UserName::parse(&lower).map_err(LookupError::Failed)?;
+    match by_name(&lower)? {
+        Lookup::Found(account) if account.name != *name => Ok(Some(account.name)),
+        _ => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -62,29 +150,47 @@ mod tests {
             "CORP\\carol",
             "x",
         ] {
-            assert_eq!(validate(name), Ok(()), "{name}");
+            assert_eq!(UserName::parse(name).unwrap().as_str(), name);
         }
     }
 
     #[test]
     fn malformed_names_are_refused_with_the_reason() {
-        assert!(validate("").unwrap_err().contains("empty"));
-        assert!(
-            validate(&"a".repeat(256))
-                .unwrap_err()
-                .contains("256 bytes")
-        );
-        assert!(validate("-rf").unwrap_err().contains("start with '-'"));
-        assert!(validate("al ice").unwrap_err().contains("' '"));
-        assert!(validate("al\0ice").unwrap_err().contains("\\0"));
-        assert!(validate("älice").unwrap_err().contains("'ä'"));
-        assert!(validate("a/b").unwrap_err().contains("'/'"));
-        assert!(validate("a:b").unwrap_err().contains("':'"));
+        let refused = |name: &str| UserName::parse(name).unwrap_err();
+        assert!(refused("").contains("empty"));
+        assert!(refused(&"a".repeat(256)).contains("256 bytes"));
+        assert!(refused("-rf").contains("start with '-'"));
+        assert!(refused("al ice").contains("' '"));
+        assert!(refused("al\0ice").contains("\\0"));
+        assert!(refused("älice").contains("'ä'"));
+        assert!(refused("a/b").contains("'/'"));
+        assert!(refused("a:b").contains("':'"));
     }
 
     #[test]
-    fn root_is_uid_zero() {
-        assert_eq!(lookup("root"), Some(("root".to_owned(), 0)));
-        assert_eq!(canonical("no-such-user-here"), "no-such-user-here");
+    fn root_is_uid_zero_both_ways() {
+        let root = UserName::parse("root").unwrap();
+        let account = Account {
+            name: root.clone(),
+            uid: 0,
+        };
+        assert_eq!(by_name(&root), Ok(Lookup::Found(account.clone())));
+        assert_eq!(by_uid(0), Ok(Lookup::Found(account)));
+        let unknown = UserName::parse("no-such-user-here").unwrap();
+        assert_eq!(by_name(&unknown), Ok(Lookup::Unknown));
+    }
+
+    #[test]
+    fn a_case_variant_of_a_known_account_is_found() {
+        let shouted = UserName::parse("ROOT").unwrap();
+        assert_eq!(
+            case_variant(&shouted),
+            Ok(Some(UserName::parse("root").unwrap()))
+        );
+        assert_eq!(case_variant(&UserName::parse("root").unwrap()), Ok(None));
+        assert_eq!(
+            case_variant(&UserName::parse("NoSuchUserHere").unwrap()),
+            Ok(None)
+        );
     }
 }

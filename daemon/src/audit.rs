@@ -1,0 +1,402 @@
+//! Typed audit events: what happened, to whom, from where. Each renders to one syslog line and,
+//! for the events worth keeping, to a row of the store's audit table, written in the same
+//! transaction as the change it records.
+//!
+//! No field can hold a secret, a code or a reply: events are built from user names, the login's
+//! context (sanitized), counts and enums only.
+
+use std::fmt;
+
+use pam_mfa_api::limits::MAX_CONTEXT_LEN;
+
+use crate::users::UserName;
+
+/// Where a login comes from: the PAM items the module passed, made safe for a log line
+/// (printable ASCII, bounded).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Context {
+    pub service: String,
+    pub rhost: String,
+}
+
+impl Context {
+    pub fn new(service: &str, rhost: &str) -> Self {
+        Context {
+            service: printable(service),
+            rhost: printable(rhost),
+        }
+    }
+}
+
+impl fmt::Display for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "service={} rhost={}", self.service, self.rhost)
+    }
+}
+
+/// Makes a value safe for a log line: printable ASCII, at most [`MAX_CONTEXT_LEN`] characters.
+fn printable(value: &str) -> String {
+    value
+        .chars()
+        .take(MAX_CONTEXT_LEN)
+        .map(|c| if c.is_ascii_graphic() { c } else { '?' })
+        .collect()
+}
+
+/// Why a login was denied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// The name cannot be a user name.
+    InvalidName(String),
+    /// MFA is required but the user has no enrollment.
+    NotEnrolled,
+    /// The user already has as many unfinished logins as allowed.
+    TooManyLogins(u32),
+    /// The enrollment was reset (or replaced) while the login waited for a code.
+    ResetDuringLogin,
+    /// The last try was used up.
+    NoTriesLeft(Rejection),
+}
+
+/// Why a code was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    Wrong,
+    Replayed,
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Rejection::Wrong => "wrong code",
+            Rejection::Replayed => "code already used",
+        })
+    }
+}
+
+/// Which enforcement switch an administrator set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    AllUsers,
+    User(UserName),
+}
+
+/// Something the audit trail records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    LoginAllowed {
+        user: UserName,
+        context: Context,
+    },
+    /// MFA was not required of this login.
+    LoginSkipped {
+        user: UserName,
+        context: Context,
+    },
+    LoginDenied {
+        user: String,
+        context: Context,
+        why: Denial,
+    },
+    CodeRejected {
+        user: UserName,
+        context: Context,
+        why: Rejection,
+        tries_left: u32,
+    },
+    /// A non-root caller asked to authenticate an account that is not its own.
+    LoginRefused {
+        uid: u32,
+        user: String,
+    },
+    /// A non-root caller called an administrator method.
+    AdminRefused {
+        uid: u32,
+    },
+    EnrollmentStarted {
+        user: UserName,
+    },
+    EnrollmentConfirmed {
+        user: UserName,
+    },
+    EnrollmentsImported {
+        count: usize,
+    },
+    EnrollmentReset {
+        user: UserName,
+        removed: bool,
+    },
+    EnforcementSet {
+        scope: Scope,
+        on: bool,
+    },
+}
+
+/// How loud a line is in syslog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Info,
+    Warning,
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on { "on" } else { "off" }
+}
+
+impl Event {
+    /// A short stable name for the audit table and for filtering.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::LoginAllowed { .. } => "login-allowed",
+            Event::LoginSkipped { .. } => "login-skipped",
+            Event::LoginDenied { .. } => "login-denied",
+            Event::CodeRejected { .. } => "code-rejected",
+            Event::LoginRefused { .. } => "login-refused",
+            Event::AdminRefused { .. } => "admin-refused",
+            Event::EnrollmentStarted { .. } => "enrollment-started",
+            Event::EnrollmentConfirmed { .. } => "enrollment-confirmed",
+            Event::EnrollmentsImported { .. } => "enrollments-imported",
+            Event::EnrollmentReset { .. } => "enrollment-reset",
+            Event::EnforcementSet { .. } => "enforcement-set",
+        }
+    }
+
+    pub fn severity(&self) -> Severity {
+        match self {
+            Event::LoginDenied { .. } | Event::LoginRefused { .. } | Event::AdminRefused { .. } => {
+                Severity::Warning
+            }
+            _ => Severity::Info,
+        }
+    }
+
+    /// The user the event is about, for the audit table.
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            Event::LoginAllowed { user, .. }
+            | Event::LoginSkipped { user, .. }
+            | Event::CodeRejected { user, .. }
+            | Event::EnrollmentStarted { user }
+            | Event::EnrollmentConfirmed { user }
+            | Event::EnrollmentReset { user, .. } => Some(user.as_str()),
+            Event::LoginDenied { user, .. } | Event::LoginRefused { user, .. } => Some(user),
+            Event::EnforcementSet {
+                scope: Scope::User(user),
+                ..
+            } => Some(user.as_str()),
+            _ => None,
+        }
+    }
+
+    /// Whether the event goes to the audit table as well as to syslog: changes of state,
+    /// allowed logins, and logins denied after a code was tried. Skipped logins, single wrong
+    /// codes, refused callers and logins denied before any question go to syslog only: they
+    /// change nothing, and a local user could otherwise make mfad write to disk at will.
+    pub fn is_kept(&self) -> bool {
+        !matches!(
+            self,
+            Event::LoginSkipped { .. }
+                | Event::CodeRejected { .. }
+                | Event::LoginRefused { .. }
+                | Event::AdminRefused { .. }
+                | Event::LoginDenied {
+                    why: Denial::InvalidName(_) | Denial::NotEnrolled | Denial::TooManyLogins(_),
+                    ..
+                }
+        )
+    }
+}
+
+/// The syslog line.
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::LoginAllowed { user, context } => {
+                write!(f, "login allowed: user={user} {context}")
+            }
+            Event::LoginSkipped { user, context } => write!(
+                f,
+                "login skipped: user={user} is not enrolled and not enforced {context}"
+            ),
+            Event::LoginDenied { user, context, why } => {
+                let user = printable(user);
+                match why {
+                    Denial::InvalidName(reason) => {
+                        write!(f, "login denied: invalid user name ({reason}) {context}")
+                    }
+                    Denial::NotEnrolled => write!(
+                        f,
+                        "login denied: user={user} must use MFA but is not enrolled {context}"
+                    ),
+                    Denial::TooManyLogins(limit) => write!(
+                        f,
+                        "login denied: user={user} has {limit} logins in progress {context}"
+                    ),
+                    Denial::ResetDuringLogin => write!(
+                        f,
+                        "login denied: user={user} was reset during the login {context}"
+                    ),
+                    Denial::NoTriesLeft(why) => write!(
+                        f,
+                        "login denied: user={user} {why}, no tries left {context}"
+                    ),
+                }
+            }
+            Event::CodeRejected {
+                user,
+                context,
+                why,
+                tries_left,
+            } => write!(
+                f,
+                "login attempt failed: user={user} {why}, {tries_left} tries left {context}"
+            ),
+            Event::LoginRefused { uid, user } => write!(
+                f,
+                "refused: uid {uid} asked to authenticate {}, which is not its own account",
+                printable(user)
+            ),
+            Event::AdminRefused { uid } => {
+                write!(f, "refused: uid {uid} called an administrator method")
+            }
+            Event::EnrollmentStarted { user } => write!(f, "enrollment started: user={user}"),
+            Event::EnrollmentConfirmed { user } => {
+                write!(f, "enrollment confirmed: user={user}")
+            }
+            Event::EnrollmentsImported { count } => write!(f, "imported {count} enrollments"),
+            Event::EnrollmentReset { user, removed } => {
+                write!(f, "enrollment reset: user={user} removed={removed}")
+            }
+            Event::EnforcementSet {
+                scope: Scope::AllUsers,
+                on,
+            } => write!(f, "enforcement for all users set to {}", on_off(*on)),
+            Event::EnforcementSet {
+                scope: Scope::User(user),
+                on,
+            } => write!(f, "enforcement for user={user} set to {}", on_off(*on)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::totp::Secret;
+
+    fn name(text: &str) -> UserName {
+        UserName::parse(text).unwrap()
+    }
+
+    /// One of every event, with the context a hostile client could send.
+    fn every_event() -> Vec<Event> {
+        let context = Context::new("sshd\n\u{7}evil", &"h".repeat(10_000));
+        let alice = name("alice");
+        vec![
+            Event::LoginAllowed {
+                user: alice.clone(),
+                context: context.clone(),
+            },
+            Event::LoginSkipped {
+                user: alice.clone(),
+                context: context.clone(),
+            },
+            Event::LoginDenied {
+                user: "al\nice".into(),
+                context: context.clone(),
+                why: Denial::NotEnrolled,
+            },
+            Event::LoginDenied {
+                user: String::new(),
+                context: context.clone(),
+                why: Denial::InvalidName("the user name is empty".into()),
+            },
+            Event::LoginDenied {
+                user: "alice".into(),
+                context: context.clone(),
+                why: Denial::TooManyLogins(32),
+            },
+            Event::LoginDenied {
+                user: "alice".into(),
+                context: context.clone(),
+                why: Denial::ResetDuringLogin,
+            },
+            Event::LoginDenied {
+                user: "alice".into(),
+                context: context.clone(),
+                why: Denial::NoTriesLeft(Rejection::Replayed),
+            },
+            Event::CodeRejected {
+                user: alice.clone(),
+                context,
+                why: Rejection::Wrong,
+                tries_left: 2,
+            },
+            Event::LoginRefused {
+                uid: 1000,
+                user: "bob".into(),
+            },
+            Event::AdminRefused { uid: 1000 },
+            Event::EnrollmentStarted {
+                user: alice.clone(),
+            },
+            Event::EnrollmentConfirmed {
+                user: alice.clone(),
+            },
+            Event::EnrollmentsImported { count: 3 },
+            Event::EnrollmentReset {
+                user: alice.clone(),
+                removed: true,
+            },
+            Event::EnforcementSet {
+                scope: Scope::AllUsers,
+                on: true,
+            },
+            Event::EnforcementSet {
+                scope: Scope::User(alice),
+                on: false,
+            },
+        ]
+    }
+
+    #[test]
+    fn every_event_is_one_printable_line() {
+        for event in every_event() {
+            let line = event.to_string();
+            assert!(!line.is_empty());
+            assert!(
+                line.chars().all(|c| c == ' ' || c.is_ascii_graphic()),
+                "{line:?}"
+            );
+            assert!(line.len() < 600, "{} bytes: {line:.80}", line.len());
+            assert!(!event.kind().is_empty());
+        }
+    }
+
+    /// Events have no field that can hold a secret: the only way a secret could reach a line is
+    /// through its Debug form, which is redacted.
+    #[test]
+    fn no_secret_can_be_rendered() {
+        let secret = Secret::from_base32("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP").unwrap();
+        let shown = format!("{secret:?}");
+        assert!(!shown.contains("JBSW"), "{shown}");
+        assert!(shown.contains("redacted"));
+        for event in every_event() {
+            let line = format!("{event} {event:?}");
+            assert!(!line.contains("JBSWY3DP"), "{line}");
+        }
+    }
+
+    #[test]
+    fn frequent_events_stay_out_of_the_audit_table() {
+        let kept: Vec<&str> = every_event()
+            .iter()
+            .filter(|event| event.is_kept())
+            .map(Event::kind)
+            .collect();
+        assert!(kept.contains(&"login-allowed"));
+        assert!(kept.contains(&"enrollment-reset"));
+        assert!(!kept.contains(&"code-rejected"));
+        assert!(!kept.contains(&"login-refused"));
+    }
+}

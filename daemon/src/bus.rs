@@ -1,0 +1,235 @@
+//! The D-Bus adapters: each method identifies its caller, takes a place among that uid's calls
+//! in flight, and hands the call to the core off the bus executor. They translate; they do not
+//! decide.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pam_mfa_api::{Error, NewEnrollment, UserStatus, WireTurn};
+use zbus::message::Header;
+use zbus::{Connection, interface};
+use zeroize::Zeroizing;
+
+use crate::clock::SystemClock;
+use crate::core::Core;
+use crate::identity::{Caller, Identities, InFlight};
+use crate::store::sqlite::SqliteStore;
+
+/// The core as served: the SQLite store and the system clock.
+pub type ServedCore = Core<SqliteStore, SystemClock>;
+
+/// Runs blocking work (the store, name lookups) on a thread of the blocking pool, so that the
+/// bus executor keeps reading and answering other callers meanwhile.
+pub async fn off_executor<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    zruntime::unblock(work).await
+}
+
+/// What both interfaces share.
+#[derive(Clone)]
+pub struct Shared {
+    pub core: Arc<ServedCore>,
+    pub identities: Arc<Identities>,
+}
+
+impl Shared {
+    async fn enter(
+        &self,
+        connection: &Connection,
+        header: &Header<'_>,
+    ) -> Result<(Caller, InFlight), Error> {
+        let caller = self.identities.caller(connection, header).await?;
+        let permit = self.identities.enter(&caller)?;
+        Ok((caller, permit))
+    }
+
+    async fn admin(
+        &self,
+        connection: &Connection,
+        header: &Header<'_>,
+    ) -> Result<(Caller, InFlight), Error> {
+        let (caller, permit) = self.enter(connection, header).await?;
+        self.core.require_admin(&caller)?;
+        Ok((caller, permit))
+    }
+
+    /// Runs `work` on the core off the executor, holding the caller's place until it is done.
+    async fn run<T: Send + 'static>(
+        &self,
+        permit: InFlight,
+        work: impl FnOnce(&ServedCore) -> T + Send + 'static,
+    ) -> T {
+        let core = self.core.clone();
+        off_executor(move || {
+            let _permit = permit;
+            work(&core)
+        })
+        .await
+    }
+}
+
+/// `org.pam_mfa.Mfad1.Login`: the login dialogue.
+pub struct LoginInterface(pub Shared);
+
+#[interface(name = "org.pam_mfa.Mfad1.Login")]
+impl LoginInterface {
+    async fn begin(
+        &self,
+        user: String,
+        context: HashMap<String, String>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<(String, WireTurn), Error> {
+        let (caller, permit) = self.0.enter(connection, &header).await?;
+        let (session, turn) = self
+            .0
+            .run(permit, move |core| core.begin(&caller, &user, &context))
+            .await?;
+        Ok((session, turn.into()))
+    }
+
+    async fn answer(
+        &self,
+        session: String,
+        reply: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<WireTurn, Error> {
+        let reply = Zeroizing::new(reply);
+        let (caller, permit) = self.0.enter(connection, &header).await?;
+        let turn = self
+            .0
+            .run(permit, move |core| core.answer(&caller, &session, &reply))
+            .await?;
+        Ok(turn.into())
+    }
+
+    async fn cancel(
+        &self,
+        session: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<(), Error> {
+        let (caller, _permit) = self.0.enter(connection, &header).await?;
+        self.0.core.cancel(&caller, &session);
+        Ok(())
+    }
+}
+
+/// `org.pam_mfa.Mfad1.Admin`: administration, for root only.
+pub struct AdminInterface(pub Shared);
+
+#[interface(name = "org.pam_mfa.Mfad1.Admin")]
+impl AdminInterface {
+    async fn begin_enrollment(
+        &self,
+        user: String,
+        secret: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<NewEnrollment, Error> {
+        let secret = Zeroizing::new(secret);
+        let (caller, permit) = self.0.admin(connection, &header).await?;
+        self.0
+            .run(permit, move |core| {
+                core.begin_enrollment(&caller, &user, &secret)
+            })
+            .await
+    }
+
+    /// Adds active enrollments for `(user, Base32 secret)` pairs, all or none.
+    async fn import_enrollments(
+        &self,
+        entries: Vec<(String, String)>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<u32, Error> {
+        let entries = Zeroizing::new(entries);
+        let (caller, permit) = self.0.admin(connection, &header).await?;
+        self.0
+            .run(permit, move |core| core.import(&caller, &entries))
+            .await
+    }
+
+    async fn confirm_enrollment(
+        &self,
+        user: String,
+        code: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<(), Error> {
+        let code = Zeroizing::new(code);
+        let (caller, permit) = self.0.admin(connection, &header).await?;
+        self.0
+            .run(permit, move |core| {
+                core.confirm_enrollment(&caller, &user, &code)
+            })
+            .await
+    }
+
+    async fn reset(
+        &self,
+        user: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<bool, Error> {
+        let (caller, permit) = self.0.admin(connection, &header).await?;
+        self.0
+            .run(permit, move |core| core.reset(&caller, &user))
+            .await
+    }
+
+    async fn status(
+        &self,
+        user: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<UserStatus, Error> {
+        let (_, permit) = self.0.admin(connection, &header).await?;
+        self.0.run(permit, move |core| core.status(&user)).await
+    }
+
+    async fn users(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<Vec<UserStatus>, Error> {
+        let (_, permit) = self.0.admin(connection, &header).await?;
+        self.0.run(permit, |core| core.users()).await
+    }
+
+    async fn set_global_enforcement(
+        &self,
+        on: bool,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<(), Error> {
+        let (caller, permit) = self.0.admin(connection, &header).await?;
+        self.0
+            .run(permit, move |core| core.set_global_enforcement(&caller, on))
+            .await
+    }
+
+    async fn global_enforcement(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<bool, Error> {
+        let (_, permit) = self.0.admin(connection, &header).await?;
+        self.0.run(permit, |core| core.global_enforcement()).await
+    }
+
+    async fn set_user_enforcement(
+        &self,
+        user: String,
+        on: bool,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<(), Error> {
+        let (caller, permit) = self.0.admin(connection, &header).await?;
+        self.0
+            .run(permit, move |core| {
+                core.set_user_enforcement(&caller, &user, on)
+            })
+            .await
+    }
+}

@@ -1,0 +1,460 @@
+//! The daemon's core: authorization, the login dialogue and the administrator's operations,
+//! over a store and a clock. The bus adapters ([`crate::bus`]) translate D-Bus calls into calls
+//! of this type, off the bus executor; nothing here knows D-Bus.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pam_mfa_api::limits::{MAX_IMPORT, MAX_REPLY_LEN};
+use pam_mfa_api::{Action, Error, NewEnrollment, Turn, UserStatus, context};
+use pam_mfa_config::Config;
+
+use crate::audit::{Context, Denial, Event, Scope};
+use crate::clock::Clock;
+use crate::dialogue::Dialogue;
+use crate::identity::Caller;
+use crate::log;
+use crate::policy;
+use crate::store::{Store, StoreError};
+use crate::totp::{self, Params, Secret};
+use crate::users::{self, Account, Lookup, LookupError, UserName};
+
+pub struct Core<S: Store, C: Clock> {
+    config: Config,
+    store: Arc<S>,
+    dialogue: Dialogue<S, C>,
+    issuer: String,
+}
+
+fn internal(error: StoreError) -> Error {
+    log::error(&error.to_string());
+    Error::Internal(
+        "mfad could not use its state database; nothing was changed (see mfad's log)".into(),
+    )
+}
+
+fn directory(error: LookupError) -> Error {
+    log::error(&error.to_string());
+    Error::Internal(format!("{error}; try again later"))
+}
+
+/// Runs a name-service lookup on a thread of its own and waits at most `limit` for it, so a
+/// hung LDAP or SSSD holds up only the request that needed it.
+fn bounded<T: Send + 'static>(
+    limit: Duration,
+    lookup: impl FnOnce() -> Result<T, LookupError> + Send + 'static,
+) -> Result<T, LookupError> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("lookup".into())
+        .spawn(move || {
+            let _ = sender.send(lookup());
+        })
+        .map_err(|error| LookupError::Failed(format!("cannot start a lookup: {error}")))?;
+    receiver
+        .recv_timeout(limit)
+        .map_err(|_| LookupError::TimedOut)?
+}
+
+fn by_name(name: &UserName) -> Result<Lookup, LookupError> {
+    let name = name.clone();
+    bounded(users::LOOKUP_LIMIT, move || users::by_name(&name))
+}
+
+impl<S: Store, C: Clock> Core<S, C> {
+    pub fn new(config: Config, store: Arc<S>, clock: C) -> Self {
+        let issuer = if config.totp.issuer.is_empty() {
+            let host = nix::unistd::gethostname()
+                .ok()
+                .and_then(|name| name.into_string().ok())
+                .unwrap_or_else(|| "localhost".into());
+            format!("pam-mfa on {host}")
+        } else {
+            config.totp.issuer.clone()
+        };
+        let dialogue = Dialogue::new(
+            store.clone(),
+            clock,
+            config.login.clone(),
+            config.totp.window.get(),
+            config.enforcement.all_users,
+        );
+        Core {
+            config,
+            store,
+            dialogue,
+            issuer,
+        }
+    }
+
+    fn emit(&self, caller: &Caller, events: &[Event]) {
+        for event in events {
+            log::event(event, caller.uid);
+        }
+    }
+
+    /// The account a login of `user` is for, once `caller` may run it: root may act for anyone;
+    /// another uid only for its own account, which is looked up by uid, so that an unprivileged
+    /// caller never chooses which name the system's name service is asked about.
+    fn login_account(&self, caller: &Caller, user: &UserName) -> Result<UserName, Error> {
+        if caller.uid == 0 {
+            return match by_name(user).map_err(directory)? {
+                Lookup::Found(Account { name, .. }) => Ok(name),
+                Lookup::Unknown => Ok(user.clone()),
+            };
+        }
+        let uid = caller.uid;
+        let own = bounded(users::LOOKUP_LIMIT, move || users::by_uid(uid)).map_err(directory)?;
+        match own {
+            Lookup::Found(account) if account.name == *user => Ok(account.name),
+            _ => {
+                let event = Event::LoginRefused {
+                    uid: caller.uid,
+                    user: user.to_string(),
+                };
+                self.emit(caller, &[event]);
+                Err(Error::PermissionDenied(
+                    "only root may authenticate another user".into(),
+                ))
+            }
+        }
+    }
+
+    pub fn begin(
+        &self,
+        caller: &Caller,
+        user: &str,
+        context_values: &HashMap<String, String>,
+    ) -> Result<(String, Turn), Error> {
+        let value = |key| context_values.get(key).map_or("", String::as_str);
+        let context = Context::new(value(context::SERVICE), value(context::RHOST));
+        let user = match UserName::parse(user) {
+            Ok(user) => user,
+            Err(reason) => {
+                let event = Event::LoginDenied {
+                    user: String::new(),
+                    context,
+                    why: Denial::InvalidName(reason.clone()),
+                };
+                self.emit(caller, &[event]);
+                return Ok((String::new(), Turn::new(Action::Deny(reason))));
+            }
+        };
+        let user = self.login_account(caller, &user)?;
+        let reply = self
+            .dialogue
+            .begin(caller, user, context)
+            .map_err(internal)?;
+        self.emit(caller, &reply.events);
+        Ok((reply.session, reply.turn))
+    }
+
+    pub fn answer(&self, caller: &Caller, session: &str, reply: &str) -> Result<Turn, Error> {
+        let reply = self
+            .dialogue
+            .answer(caller, session, reply)
+            .map_err(internal)?
+            .ok_or_else(|| {
+                Error::NoSuchSession("this login does not exist or has expired; start again".into())
+            })?;
+        self.emit(caller, &reply.events);
+        Ok(reply.turn)
+    }
+
+    pub fn cancel(&self, caller: &Caller, session: &str) {
+        self.dialogue.cancel(caller, session);
+    }
+
+    /// A connection went away: its logins end.
+    pub fn connection_closed(&self, connection: &str) {
+        self.dialogue.end_connection(connection);
+    }
+
+    pub fn require_admin(&self, caller: &Caller) -> Result<(), Error> {
+        if caller.uid == 0 {
+            return Ok(());
+        }
+        self.emit(caller, &[Event::AdminRefused { uid: caller.uid }]);
+        Err(Error::PermissionDenied(
+            "only root may administer pam-mfa: run mfactl as root (for example with sudo)".into(),
+        ))
+    }
+
+    /// The name an administrator's `user` refers to: the system's own spelling of an account
+    /// it knows. A name it does not know is accepted only if the store already has something
+    /// for it (so a deleted account can be cleaned up); a name that differs only in case from
+    /// a known account or a stored user is refused with the right spelling.
+    fn admin_user(&self, user: &str) -> Result<UserName, Error> {
+        let user = UserName::parse(user).map_err(Error::InvalidArgument)?;
+        if let Lookup::Found(account) = by_name(&user).map_err(directory)? {
+            return Ok(account.name);
+        }
+        self.not_a_case_variant(&user)?;
+        let stored = self.store.enrollment(&user).map_err(internal)?.is_some()
+            || self.store.switches(&user).map_err(internal)?.user.is_some();
+        if !stored {
+            return Err(Error::InvalidArgument(format!(
+                "no such user: {user} is not in the system user database"
+            )));
+        }
+        Ok(user)
+    }
+
+    /// Refuses `user` if it is a case variant of a known account or of a stored user.
+    fn not_a_case_variant(&self, user: &UserName) -> Result<(), Error> {
+        let name = user.clone();
+        let known =
+            bounded(users::LOOKUP_LIMIT, move || users::case_variant(&name)).map_err(directory)?;
+        let stored = match known {
+            Some(other) => Some(other),
+            None => self.store.spelled_otherwise(user).map_err(internal)?,
+        };
+        match stored {
+            Some(other) => Err(Error::InvalidArgument(format!(
+                "{user} is not a user here, but {other} is: user names are case-sensitive; \
+                 use {other}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn params(&self) -> Params {
+        Params {
+            algorithm: self.config.totp.algorithm,
+            digits: self.config.totp.digits.get(),
+            period: self.config.totp.period.get(),
+        }
+    }
+
+    fn now(&self) -> i64 {
+        self.dialogue.now() as i64
+    }
+
+    pub fn status(&self, user: &str) -> Result<UserStatus, Error> {
+        let user = self.admin_user(user)?;
+        self.status_of(&user).map_err(internal)
+    }
+
+    fn status_of(&self, user: &UserName) -> Result<UserStatus, StoreError> {
+        let enrollment = self.store.enrollment(user)?.filter(|e| e.active);
+        let requirement = policy::requirement(self.dialogue.switches(user)?);
+        Ok(UserStatus {
+            user: user.to_string(),
+            enrolled: enrollment.is_some(),
+            enforced: requirement.required,
+            enforced_by: requirement.by,
+            algorithm: enrollment
+                .as_ref()
+                .map(|e| e.params.algorithm.name().to_owned())
+                .unwrap_or_default(),
+            digits: enrollment.as_ref().map_or(0, |e| e.params.digits),
+            period: enrollment.as_ref().map_or(0, |e| e.params.period),
+            enrolled_at: enrollment.as_ref().and_then(|e| e.confirmed).unwrap_or(0),
+            last_used: enrollment.as_ref().and_then(|e| e.last_used).unwrap_or(0),
+        })
+    }
+
+    pub fn users(&self) -> Result<Vec<UserStatus>, Error> {
+        let names = self.store.users().map_err(internal)?;
+        names
+            .iter()
+            .map(|user| self.status_of(user).map_err(internal))
+            .collect()
+    }
+
+    pub fn begin_enrollment(
+        &self,
+        caller: &Caller,
+        user: &str,
+        secret: &str,
+    ) -> Result<NewEnrollment, Error> {
+        let user = self.admin_user(user)?;
+        let secret = if secret.is_empty() {
+            Secret::generate()
+                .map_err(|error| Error::Internal(format!("no randomness for a secret: {error}")))?
+        } else {
+            Secret::from_base32(secret).map_err(Error::InvalidArgument)?
+        };
+        let params = self.params();
+        let uri = totp::otpauth_uri(&secret, params, &self.issuer, user.as_str())
+            .map_err(Error::Internal)?;
+        let event = Event::EnrollmentStarted { user: user.clone() };
+        let stored = self
+            .store
+            .put_pending(&user, &secret, params, self.now(), &event)
+            .map_err(internal)?;
+        if stored.is_none() {
+            return Err(Error::AlreadyEnrolled(format!(
+                "{user} is already enrolled: run `mfactl reset {user}` first to replace the authenticator"
+            )));
+        }
+        self.emit(caller, &[event]);
+        Ok(NewEnrollment {
+            secret: secret.to_base32(),
+            uri,
+        })
+    }
+
+    pub fn import(&self, caller: &Caller, entries: &[(String, String)]) -> Result<u32, Error> {
+        if entries.len() > MAX_IMPORT {
+            return Err(Error::InvalidArgument(format!(
+                "{} entries in one call; send at most {MAX_IMPORT} at a time",
+                entries.len()
+            )));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut parsed = Vec::with_capacity(entries.len());
+        for (user, secret) in entries {
+            let user = UserName::parse(user)
+                .map_err(|reason| Error::InvalidArgument(format!("{user:.64?}: {reason}")))?;
+            let secret = Secret::from_base32(secret)
+                .map_err(|reason| Error::InvalidArgument(format!("{user}: {reason}")))?;
+            parsed.push((user, secret));
+        }
+        // Each name in the system's own spelling; names the system does not know are kept as
+        // given (directory users not visible on this host), unless they are case variants.
+        let names: Vec<UserName> = parsed.iter().map(|(user, _)| user.clone()).collect();
+        let limit = users::LOOKUP_LIMIT + Duration::from_millis(names.len() as u64);
+        let found = bounded(limit, move || {
+            names
+                .iter()
+                .map(|name| {
+                    Ok(match users::by_name(name)? {
+                        Lookup::Found(account) => (Some(account.name), None),
+                        Lookup::Unknown => (None, users::case_variant(name)?),
+                    })
+                })
+                .collect::<Result<Vec<_>, LookupError>>()
+        })
+        .map_err(directory)?;
+        for ((user, _), (own, variant)) in parsed.iter_mut().zip(found) {
+            if let Some(other) = variant {
+                return Err(Error::InvalidArgument(format!(
+                    "{user} is not a user here, but {other} is: user names are case-sensitive; \
+                     nothing was imported"
+                )));
+            }
+            if let Some(own) = own {
+                *user = own;
+            }
+            if !seen.insert(user.clone()) {
+                return Err(Error::InvalidArgument(format!(
+                    "{user} appears twice in the import"
+                )));
+            }
+        }
+        let event = Event::EnrollmentsImported {
+            count: parsed.len(),
+        };
+        match self
+            .store
+            .import(&parsed, self.params(), self.now(), &event)
+            .map_err(internal)?
+        {
+            Ok(count) => {
+                self.emit(caller, &[event]);
+                Ok(count as u32)
+            }
+            Err(user) => Err(Error::AlreadyEnrolled(format!(
+                "{user} is already enrolled (or enrolled under another spelling); nothing was \
+                 imported: run `mfactl reset {user}` or leave {user} out of the import"
+            ))),
+        }
+    }
+
+    pub fn confirm_enrollment(&self, caller: &Caller, user: &str, code: &str) -> Result<(), Error> {
+        let user = self.admin_user(user)?;
+        let pending = self
+            .store
+            .enrollment(&user)
+            .map_err(internal)?
+            .filter(|enrollment| !enrollment.active)
+            .ok_or_else(|| {
+                Error::NoPendingEnrollment(format!(
+                    "{user} has no enrollment waiting for confirmation: run `mfactl enroll {user}`"
+                ))
+            })?;
+        let now = self.now();
+        let step = (code.len() <= MAX_REPLY_LEN)
+            .then(|| {
+                totp::verify(
+                    &pending.secret,
+                    pending.params,
+                    code,
+                    now as u64,
+                    self.config.totp.window.get(),
+                    None,
+                )
+            })
+            .flatten()
+            .ok_or_else(|| {
+                Error::WrongCode(
+                    "the code does not match: type the code the app shows now, and check that \
+                     the phone's clock is set automatically"
+                        .into(),
+                )
+            })?;
+        let event = Event::EnrollmentConfirmed { user: user.clone() };
+        if !self
+            .store
+            .activate(&user, pending.id, step, now, &event)
+            .map_err(internal)?
+        {
+            return Err(Error::NoPendingEnrollment(format!(
+                "the enrollment of {user} changed meanwhile: run `mfactl status {user}`"
+            )));
+        }
+        self.emit(caller, &[event]);
+        Ok(())
+    }
+
+    pub fn reset(&self, caller: &Caller, user: &str) -> Result<bool, Error> {
+        let user = self.admin_user(user)?;
+        let removed = self.store.enrollment(&user).map_err(internal)?.is_some();
+        let event = Event::EnrollmentReset {
+            user: user.clone(),
+            removed,
+        };
+        let removed = self
+            .store
+            .remove_enrollment(&user, self.now(), &event)
+            .map_err(internal)?;
+        self.dialogue.end_user(&user);
+        self.emit(caller, &[event]);
+        Ok(removed)
+    }
+
+    pub fn set_global_enforcement(&self, caller: &Caller, on: bool) -> Result<(), Error> {
+        let event = Event::EnforcementSet {
+            scope: Scope::AllUsers,
+            on,
+        };
+        self.store
+            .set_global_enforcement(on, self.now(), &event)
+            .map_err(internal)?;
+        self.emit(caller, &[event]);
+        Ok(())
+    }
+
+    pub fn global_enforcement(&self) -> Result<bool, Error> {
+        let stored = self
+            .store
+            .switches(&UserName::parse("root").map_err(Error::Internal)?)
+            .map_err(internal)?;
+        Ok(stored.global.unwrap_or(self.config.enforcement.all_users))
+    }
+
+    pub fn set_user_enforcement(&self, caller: &Caller, user: &str, on: bool) -> Result<(), Error> {
+        let user = self.admin_user(user)?;
+        let event = Event::EnforcementSet {
+            scope: Scope::User(user.clone()),
+            on,
+        };
+        self.store
+            .set_user_enforcement(&user, on, self.now(), &event)
+            .map_err(internal)?;
+        self.emit(caller, &[event]);
+        Ok(())
+    }
+}

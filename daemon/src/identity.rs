@@ -1,0 +1,198 @@
+//! Who is calling, from the bus's credentials for the connection (never from arguments), and
+//! how much each uid may ask of mfad at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use pam_mfa_api::Error;
+use zbus::Connection;
+use zbus::message::Header;
+
+/// Connections of one unprivileged uid that mfad serves at once.
+pub const MAX_CONNECTIONS_PER_UID: usize = 16;
+/// Calls of one unprivileged uid that mfad works on at once; more are refused at once.
+pub const MAX_CALLS_PER_UID: usize = 8;
+/// Calls of root that mfad works on at once (each login program's call is one).
+pub const MAX_CALLS_FOR_ROOT: usize = 1024;
+
+/// The caller of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub uid: u32,
+    /// The connection's unique bus name; sessions are bound to it, and the bus never gives it
+    /// to another connection.
+    pub connection: String,
+}
+
+#[derive(Default)]
+struct Known {
+    /// Unique name -> uid, for connections that are still there.
+    uids: HashMap<String, u32>,
+    connections_per_uid: HashMap<u32, usize>,
+    calls_per_uid: HashMap<u32, usize>,
+}
+
+/// The identities of the connections mfad talks to, and the calls in flight per uid.
+#[derive(Default)]
+pub struct Identities {
+    known: Mutex<Known>,
+}
+
+/// A call being worked on; dropping it ends the call.
+pub struct InFlight {
+    identities: Arc<Identities>,
+    uid: u32,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut known = self.identities.lock();
+        if let Some(count) = known.calls_per_uid.get_mut(&self.uid) {
+            *count -= 1;
+            if *count == 0 {
+                known.calls_per_uid.remove(&self.uid);
+            }
+        }
+    }
+}
+
+fn too_many(what: &str) -> Error {
+    Error::TooManyRequests(format!(
+        "too many {what} from this user; try again when the earlier ones have finished"
+    ))
+}
+
+impl Identities {
+    fn lock(&self) -> MutexGuard<'_, Known> {
+        self.known.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Identifies the sender of `header`: the cached uid of its connection, else the bus's
+    /// credentials for it (one round trip per connection). This is the only place a caller's
+    /// identity comes from.
+    pub async fn caller(
+        &self,
+        connection: &Connection,
+        header: &Header<'_>,
+    ) -> Result<Caller, Error> {
+        let sender = header
+            .sender()
+            .ok_or_else(|| Error::PermissionDenied("the request has no sender".into()))?
+            .to_string();
+        if let Some(uid) = self.lock().uids.get(&sender) {
+            return Ok(Caller {
+                uid: *uid,
+                connection: sender,
+            });
+        }
+        let bus = zbus::fdo::DBusProxy::builder(connection)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await?;
+        let name = zbus::names::BusName::try_from(sender.as_str())
+            .map_err(|error| Error::PermissionDenied(format!("bad sender name: {error}")))?;
+        let credentials = bus
+            .get_connection_credentials(name)
+            .await
+            .map_err(|error| {
+                Error::PermissionDenied(format!("cannot identify the caller: {error}"))
+            })?;
+        let uid = credentials.unix_user_id().ok_or_else(|| {
+            Error::PermissionDenied("the bus did not report the caller's uid".into())
+        })?;
+        let mut known = self.lock();
+        if !known.uids.contains_key(&sender) {
+            let count = known.connections_per_uid.entry(uid).or_default();
+            if uid != 0 && *count >= MAX_CONNECTIONS_PER_UID {
+                return Err(too_many("connections"));
+            }
+            *count += 1;
+            known.uids.insert(sender.clone(), uid);
+        }
+        Ok(Caller {
+            uid,
+            connection: sender,
+        })
+    }
+
+    /// Starts a call of `caller`, unless its uid has as many in flight as it may.
+    pub fn enter(self: &Arc<Self>, caller: &Caller) -> Result<InFlight, Error> {
+        let limit = if caller.uid == 0 {
+            MAX_CALLS_FOR_ROOT
+        } else {
+            MAX_CALLS_PER_UID
+        };
+        let mut known = self.lock();
+        let count = known.calls_per_uid.entry(caller.uid).or_default();
+        if *count >= limit {
+            return Err(too_many("requests in flight"));
+        }
+        *count += 1;
+        Ok(InFlight {
+            identities: self.clone(),
+            uid: caller.uid,
+        })
+    }
+
+    /// Forgets a connection that went away.
+    pub fn forget(&self, connection: &str) {
+        let mut known = self.lock();
+        if let Some(uid) = known.uids.remove(connection)
+            && let Some(count) = known.connections_per_uid.get_mut(&uid)
+        {
+            *count -= 1;
+            if *count == 0 {
+                known.connections_per_uid.remove(&uid);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn remember(&self, connection: &str, uid: u32) {
+        let mut known = self.lock();
+        known.uids.insert(connection.into(), uid);
+        *known.connections_per_uid.entry(uid).or_default() += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unprivileged_uids_have_a_limit_of_calls_in_flight() {
+        let identities = Arc::new(Identities::default());
+        let nobody = Caller {
+            uid: 65534,
+            connection: ":1.7".into(),
+        };
+        let held: Vec<InFlight> = (0..MAX_CALLS_PER_UID)
+            .map(|_| identities.enter(&nobody).unwrap())
+            .collect();
+        assert!(matches!(
+            identities.enter(&nobody),
+            Err(Error::TooManyRequests(_))
+        ));
+        let root = Caller {
+            uid: 0,
+            connection: ":1.8".into(),
+        };
+        let _root_calls: Vec<InFlight> = (0..MAX_CALLS_PER_UID * 2)
+            .map(|_| identities.enter(&root).unwrap())
+            .collect();
+        drop(held);
+        identities.enter(&nobody).unwrap();
+    }
+
+    #[test]
+    fn forgotten_connections_free_their_place() {
+        let identities = Identities::default();
+        identities.remember(":1.1", 1000);
+        identities.remember(":1.2", 1000);
+        identities.forget(":1.1");
+        identities.forget(":1.1");
+        let known = identities.lock();
+        assert_eq!(known.connections_per_uid.get(&1000), Some(&1));
+        assert!(!known.uids.contains_key(":1.1"));
+    }
+}

@@ -1,0 +1,85 @@
+//! Serving: open the store, connect to the bus, serve the interfaces, take the name, and follow
+//! the connections that go away, until the bus itself goes away.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use pam_mfa_api::{BUS_NAME, OBJECT_PATH};
+use pam_mfa_config::Config;
+use zbus::fdo::{RequestNameFlags, RequestNameReply};
+
+use crate::bus::{AdminInterface, LoginInterface, Shared};
+use crate::clock::SystemClock;
+use crate::core::Core;
+use crate::identity::Identities;
+use crate::log;
+use crate::store::sqlite::SqliteStore;
+
+/// Serves until the bus connection is lost, which is an error: mfad exits, and its service
+/// manager starts it again.
+pub async fn serve(bus: Option<&str>, config: Config) -> Result<(), String> {
+    let store = SqliteStore::open(&config.state_dir, |problem| {
+        // Found by the background check of a large database: stop serving at once.
+        log::error(&problem);
+        std::process::exit(1);
+    })
+    .map_err(|error| error.to_string())?;
+    store
+        .spawn_checkpointer(Duration::from_secs(1))
+        .map_err(|error| error.to_string())?;
+    let address = pam_mfa_api::bus_address(bus);
+    let connection = zbus::connection::Builder::address(address.as_str())
+        .build()
+        .await
+        .map_err(|error| format!("cannot connect to the bus at {address}: {error}"))?;
+    let shared = Shared {
+        core: Arc::new(Core::new(config, Arc::new(store), SystemClock)),
+        identities: Arc::new(Identities::default()),
+    };
+    // Follow disconnections before serving anything: the logins of a connection that went
+    // away end at once, and so does what is known of it.
+    let dbus = zbus::fdo::DBusProxy::new(&connection)
+        .await
+        .map_err(|error| error.to_string())?;
+    let mut gone = dbus
+        .receive_name_owner_changed_with_args(&[(2, "")])
+        .await
+        .map_err(|error| format!("cannot follow the bus's connections: {error}"))?;
+    let objects = connection.object_server();
+    objects
+        .at(OBJECT_PATH, LoginInterface(shared.clone()))
+        .await
+        .map_err(|error| error.to_string())?;
+    objects
+        .at(OBJECT_PATH, AdminInterface(shared.clone()))
+        .await
+        .map_err(|error| error.to_string())?;
+    // Never queue behind another owner: a second mfad must fail, not wait in silence.
+    let reply = connection
+        .request_name_with_flags(BUS_NAME, RequestNameFlags::DO_NOT_QUEUE)
+        .await
+        .map_err(|error| {
+            format!(
+                "cannot own {BUS_NAME} on {address}: {error} (is the D-Bus policy file \
+                 installed, and is mfad running as root?)"
+            )
+        })?;
+    if !matches!(reply, RequestNameReply::PrimaryOwner) {
+        return Err(format!(
+            "cannot own {BUS_NAME} on {address}: another process owns it (is mfad already running?)"
+        ));
+    }
+    log::info(&format!("serving {BUS_NAME} on {address}"));
+    while let Some(signal) = gone.next().await {
+        let Ok(args) = signal.args() else { continue };
+        let name = args.name().as_str();
+        if name.starts_with(':') && args.new_owner().is_none() {
+            shared.core.connection_closed(name);
+            shared.identities.forget(name);
+        }
+    }
+    Err(format!(
+        "lost the connection to the bus at {address}; exiting so that mfad can be started again"
+    ))
+}

@@ -1,0 +1,363 @@
+//! The contract every store backend must pass. A backend's tests call [`run_all`] with a
+//! function that makes an empty store (and a clean-up to run after).
+
+use std::sync::Arc;
+
+use pam_mfa_config::Algorithm;
+
+use super::{EnrollmentId, Store, StoredSwitches};
+use crate::audit::{Context, Event, Scope};
+use crate::totp::{Params, Secret};
+use crate::users::UserName;
+
+fn name(text: &str) -> UserName {
+    UserName::parse(text).unwrap()
+}
+
+fn params() -> Params {
+    Params {
+        algorithm: Algorithm::Sha1,
+        digits: 6,
+        period: 30,
+    }
+}
+
+fn secret(byte: u8) -> Secret {
+    Secret::from_bytes(vec![byte; 20])
+}
+
+fn allowed(user: &str) -> Event {
+    Event::LoginAllowed {
+        user: name(user),
+        context: Context::new("sshd", "10.0.0.1"),
+    }
+}
+
+fn started(user: &str) -> Event {
+    Event::EnrollmentStarted { user: name(user) }
+}
+
+/// Runs every check of the contract, each on a new store.
+pub fn run_all<S: Store, C: FnOnce()>(make: impl Fn() -> (S, C)) {
+    type Check = fn(Arc<dyn Store>);
+    let checks: [(&str, Check); 8] = [
+        ("lifecycle and replay", lifecycle_and_replay),
+        ("one of many concurrent consumes wins", concurrent_consume),
+        (
+            "a replaced enrollment is never touched",
+            replaced_enrollment,
+        ),
+        ("import is all or none", import_all_or_none),
+        ("removal and re-enrollment", removal),
+        ("switches", switches),
+        ("audit rows go with their change", audit_rows),
+        ("names differing only in case", case_variants),
+    ];
+    for (what, check) in checks {
+        let (store, clean_up) = make();
+        let store: Arc<dyn Store> = Arc::new(store);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(store)));
+        clean_up();
+        if let Err(panic) = outcome {
+            eprintln!("store contract failed: {what}");
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+fn lifecycle_and_replay(store: Arc<dyn Store>) {
+    let alice = name("alice");
+    assert!(store.enrollment(&alice).unwrap().is_none());
+    let id = store
+        .put_pending(&alice, &secret(1), params(), 100, &started("alice"))
+        .unwrap()
+        .unwrap();
+    let pending = store.enrollment(&alice).unwrap().unwrap();
+    assert_eq!(pending.id, id);
+    assert!(!pending.active);
+    assert!(
+        !store
+            .consume_step(&alice, id, 5, 100, &allowed("alice"))
+            .unwrap(),
+        "a pending enrollment cannot log in"
+    );
+    let confirmed = Event::EnrollmentConfirmed {
+        user: name("alice"),
+    };
+    assert!(store.activate(&alice, id, 5, 101, &confirmed).unwrap());
+    assert!(
+        !store.activate(&alice, id, 6, 101, &confirmed).unwrap(),
+        "activates once"
+    );
+    assert!(
+        store
+            .put_pending(&alice, &secret(2), params(), 102, &started("alice"))
+            .unwrap()
+            .is_none(),
+        "an active enrollment is kept"
+    );
+    assert!(
+        !store
+            .consume_step(&alice, id, 5, 103, &allowed("alice"))
+            .unwrap(),
+        "the confirmation code's step is spent"
+    );
+    assert!(
+        store
+            .consume_step(&alice, id, 6, 104, &allowed("alice"))
+            .unwrap()
+    );
+    assert!(
+        !store
+            .consume_step(&alice, id, 6, 105, &allowed("alice"))
+            .unwrap()
+    );
+    assert!(
+        !store
+            .consume_step(&alice, id, 4, 106, &allowed("alice"))
+            .unwrap(),
+        "older steps stay spent"
+    );
+    let active = store.enrollment(&alice).unwrap().unwrap();
+    assert!(active.active);
+    assert_eq!(active.secret.as_bytes(), secret(1).as_bytes());
+    assert_eq!(active.params, params());
+    assert_eq!(active.confirmed, Some(101));
+    assert_eq!(active.last_used, Some(104));
+}
+
+fn concurrent_consume(store: Arc<dyn Store>) {
+    let bob = name("bob");
+    let entries = [(bob.clone(), secret(3))];
+    let imported = Event::EnrollmentsImported { count: 1 };
+    assert_eq!(
+        store.import(&entries, params(), 1, &imported).unwrap(),
+        Ok(1)
+    );
+    let id = store.enrollment(&bob).unwrap().unwrap().id;
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            let bob = bob.clone();
+            std::thread::spawn(move || {
+                store
+                    .consume_step(&bob, id, 42, 2, &allowed("bob"))
+                    .unwrap()
+            })
+        })
+        .collect();
+    let wins = threads
+        .into_iter()
+        .map(|thread| thread.join().unwrap())
+        .filter(|won| *won)
+        .count();
+    assert_eq!(wins, 1);
+}
+
+fn replaced_enrollment(store: Arc<dyn Store>) {
+    let carol = name("carol");
+    let first = store
+        .put_pending(&carol, &secret(4), params(), 1, &started("carol"))
+        .unwrap()
+        .unwrap();
+    let second = store
+        .put_pending(&carol, &secret(5), params(), 2, &started("carol"))
+        .unwrap()
+        .unwrap();
+    assert_ne!(first, second, "a replacement has a new id");
+    let confirmed = Event::EnrollmentConfirmed {
+        user: name("carol"),
+    };
+    assert!(
+        !store.activate(&carol, first, 1, 3, &confirmed).unwrap(),
+        "the replaced enrollment cannot be activated"
+    );
+    assert!(store.activate(&carol, second, 1, 3, &confirmed).unwrap());
+    assert_eq!(
+        store.enrollment(&carol).unwrap().unwrap().secret.as_bytes(),
+        secret(5).as_bytes()
+    );
+    assert!(
+        !store
+            .consume_step(
+                &carol,
+                EnrollmentId(second.0 + 1000),
+                9,
+                4,
+                &allowed("carol")
+            )
+            .unwrap(),
+        "an id that is not the user's does nothing"
+    );
+}
+
+fn import_all_or_none(store: Arc<dyn Store>) {
+    let imported = Event::EnrollmentsImported { count: 2 };
+    store
+        .put_pending(&name("dave"), &secret(6), params(), 1, &started("dave"))
+        .unwrap();
+    let batch = |names: &[&str]| -> Vec<(UserName, Secret)> {
+        names.iter().map(|n| (name(n), secret(7))).collect()
+    };
+    assert_eq!(
+        store
+            .import(&batch(&["erin", "dave"]), params(), 2, &imported)
+            .unwrap(),
+        Ok(2)
+    );
+    assert!(
+        store.enrollment(&name("dave")).unwrap().unwrap().active,
+        "a pending enrollment is replaced"
+    );
+    assert_eq!(
+        store
+            .import(&batch(&["frank", "erin"]), params(), 3, &imported)
+            .unwrap(),
+        Err(name("erin"))
+    );
+    assert!(
+        store.enrollment(&name("frank")).unwrap().is_none(),
+        "nothing of a refused import stays"
+    );
+}
+
+fn removal(store: Arc<dyn Store>) {
+    let gina = name("gina");
+    let reset = Event::EnrollmentReset {
+        user: gina.clone(),
+        removed: true,
+    };
+    assert!(!store.remove_enrollment(&gina, 1, &reset).unwrap());
+    let imported = Event::EnrollmentsImported { count: 1 };
+    store
+        .import(&[(gina.clone(), secret(8))], params(), 1, &imported)
+        .unwrap()
+        .unwrap();
+    let old = store.enrollment(&gina).unwrap().unwrap().id;
+    assert!(store.remove_enrollment(&gina, 2, &reset).unwrap());
+    assert!(store.enrollment(&gina).unwrap().is_none());
+    let new = store
+        .put_pending(&gina, &secret(9), params(), 3, &started("gina"))
+        .unwrap()
+        .unwrap();
+    assert_ne!(old, new, "ids are never reused");
+    let confirmed = Event::EnrollmentConfirmed { user: gina.clone() };
+    assert!(store.activate(&gina, new, 10, 4, &confirmed).unwrap());
+    assert!(
+        !store
+            .consume_step(&gina, old, 11, 5, &allowed("gina"))
+            .unwrap(),
+        "a login that read the removed enrollment cannot use the new one"
+    );
+}
+
+fn switches(store: Arc<dyn Store>) {
+    let hank = name("hank");
+    assert_eq!(store.switches(&hank).unwrap(), StoredSwitches::default());
+    let all = Event::EnforcementSet {
+        scope: Scope::AllUsers,
+        on: true,
+    };
+    store.set_global_enforcement(true, 1, &all).unwrap();
+    let one = Event::EnforcementSet {
+        scope: Scope::User(hank.clone()),
+        on: true,
+    };
+    store.set_user_enforcement(&hank, true, 2, &one).unwrap();
+    assert_eq!(
+        store.switches(&hank).unwrap(),
+        StoredSwitches {
+            global: Some(true),
+            user: Some(true)
+        }
+    );
+    store.set_user_enforcement(&hank, false, 3, &one).unwrap();
+    store.set_global_enforcement(false, 4, &all).unwrap();
+    assert_eq!(
+        store.switches(&hank).unwrap(),
+        StoredSwitches {
+            global: Some(false),
+            user: Some(false)
+        }
+    );
+    assert_eq!(
+        store.switches(&name("ivy")).unwrap(),
+        StoredSwitches {
+            global: Some(false),
+            user: None
+        }
+    );
+    let imported = Event::EnrollmentsImported { count: 1 };
+    store
+        .import(&[(name("abe"), secret(1))], params(), 5, &imported)
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.users().unwrap(), [name("abe"), hank]);
+}
+
+fn audit_rows(store: Arc<dyn Store>) {
+    let jack = name("jack");
+    let id = store
+        .put_pending(&jack, &secret(1), params(), 10, &started("jack"))
+        .unwrap()
+        .unwrap();
+    let confirmed = Event::EnrollmentConfirmed { user: jack.clone() };
+    store.activate(&jack, id, 1, 11, &confirmed).unwrap();
+    // Changes that do not happen leave no row.
+    assert!(
+        store
+            .put_pending(&jack, &secret(2), params(), 12, &started("jack"))
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        !store
+            .consume_step(&jack, id, 1, 13, &allowed("jack"))
+            .unwrap()
+    );
+    assert!(
+        store
+            .consume_step(&jack, id, 2, 14, &allowed("jack"))
+            .unwrap()
+    );
+    // Events that are not kept leave no row either.
+    let skipped = Event::LoginSkipped {
+        user: jack.clone(),
+        context: Context::default(),
+    };
+    store.record(15, &skipped).unwrap();
+    let rows = store.audit_tail(10).unwrap();
+    let kinds: Vec<(i64, &str)> = rows.iter().map(|r| (r.time, r.kind.as_str())).collect();
+    assert_eq!(
+        kinds,
+        [
+            (10, "enrollment-started"),
+            (11, "enrollment-confirmed"),
+            (14, "login-allowed")
+        ]
+    );
+    assert_eq!(rows[2].user.as_deref(), Some("jack"));
+    assert_eq!(rows[2].line, allowed("jack").to_string());
+    assert_eq!(store.audit_tail(1).unwrap().len(), 1);
+}
+
+fn case_variants(store: Arc<dyn Store>) {
+    let imported = Event::EnrollmentsImported { count: 1 };
+    store
+        .import(&[(name("kim"), secret(1))], params(), 1, &imported)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.spelled_otherwise(&name("Kim")).unwrap(),
+        Some(name("kim"))
+    );
+    assert_eq!(store.spelled_otherwise(&name("kim")).unwrap(), None);
+    assert_eq!(
+        store
+            .import(&[(name("KIM"), secret(2))], params(), 2, &imported)
+            .unwrap(),
+        Err(name("KIM")),
+        "a case variant of an enrolled user is refused"
+    );
+    assert!(store.enrollment(&name("KIM")).unwrap().is_none());
+}

@@ -1,0 +1,147 @@
+//! The store boundary: what the daemon keeps, as operations that mean what they do.
+//!
+//! Every operation is one transaction in the backend. The ones that decide something under
+//! concurrency ("consume this time step", "activate this enrollment") are conditional updates,
+//! never a read followed by a write, so that concurrent logins on one host, or on many hosts
+//! sharing one database, cannot both succeed. Enrollments are named by their id, which is never
+//! reused: an enrollment replaced meanwhile is never touched by a login that read the old one.
+//!
+//! Operations that change state take the audit [`Event`] that records the change; a backend
+//! appends it (when [`Event::is_kept`]) in the same transaction, so the trail never misses or
+//! invents a change.
+//!
+//! Calls block (disk, and later a database server): callers run them off the bus executor.
+
+pub mod sqlite;
+
+#[cfg(test)]
+pub mod contract;
+
+use std::fmt;
+
+use crate::audit::Event;
+use crate::totp::{Params, Secret};
+use crate::users::UserName;
+
+/// A storage failure. The message is for mfad's log, not for users.
+#[derive(Debug)]
+pub struct StoreError(pub String);
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Identifies one enrollment for its whole life; never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct EnrollmentId(pub i64);
+
+/// An enrollment as stored.
+#[derive(Debug, Clone)]
+pub struct Enrollment {
+    pub id: EnrollmentId,
+    pub secret: Secret,
+    pub params: Params,
+    /// Confirmed with a code; only active enrollments count at login.
+    pub active: bool,
+    pub confirmed: Option<i64>,
+    pub last_used: Option<i64>,
+}
+
+/// The stored enforcement switches for one user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoredSwitches {
+    pub global: Option<bool>,
+    pub user: Option<bool>,
+}
+
+/// One row of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub time: i64,
+    pub kind: String,
+    pub user: Option<String>,
+    pub line: String,
+}
+
+pub trait Store: Send + Sync + 'static {
+    /// The user's enrollment, pending or active.
+    fn enrollment(&self, user: &UserName) -> Result<Option<Enrollment>>;
+
+    /// Stores a new pending enrollment, replacing an earlier pending one (which gets no further
+    /// use: the new one has a new id). `None` if the user has an active enrollment.
+    fn put_pending(
+        &self,
+        user: &UserName,
+        secret: &Secret,
+        params: Params,
+        now: i64,
+        event: &Event,
+    ) -> Result<Option<EnrollmentId>>;
+
+    /// Activates pending enrollment `id`, whose code for `step` was just verified; that step is
+    /// spent. False if `id` is no longer the user's pending enrollment.
+    fn activate(
+        &self,
+        user: &UserName,
+        id: EnrollmentId,
+        step: u64,
+        now: i64,
+        event: &Event,
+    ) -> Result<bool>;
+
+    /// Consumes time step `step` of active enrollment `id`: true for exactly one of any number
+    /// of concurrent calls with that step, and for none once that step or a later one was used,
+    /// or once `id` is not the user's active enrollment any more.
+    fn consume_step(
+        &self,
+        user: &UserName,
+        id: EnrollmentId,
+        step: u64,
+        now: i64,
+        event: &Event,
+    ) -> Result<bool>;
+
+    /// Adds active enrollments, all or none. A user with an active enrollment, or one spelled
+    /// differently only in case, stops the import and is returned in `Ok(Err(..))`.
+    fn import(
+        &self,
+        entries: &[(UserName, Secret)],
+        params: Params,
+        now: i64,
+        event: &Event,
+    ) -> Result<std::result::Result<usize, UserName>>;
+
+    /// Removes the user's enrollment, pending or active, leaving no copy of its secret in the
+    /// backend's files. Returns whether there was one.
+    fn remove_enrollment(&self, user: &UserName, now: i64, event: &Event) -> Result<bool>;
+
+    fn switches(&self, user: &UserName) -> Result<StoredSwitches>;
+
+    fn set_global_enforcement(&self, on: bool, now: i64, event: &Event) -> Result<()>;
+
+    fn set_user_enforcement(
+        &self,
+        user: &UserName,
+        on: bool,
+        now: i64,
+        event: &Event,
+    ) -> Result<()>;
+
+    /// Every user with an enrollment or a setting, sorted by name.
+    fn users(&self) -> Result<Vec<UserName>>;
+
+    /// A stored user whose name differs from `user` only in case, if any.
+    fn spelled_otherwise(&self, user: &UserName) -> Result<Option<UserName>>;
+
+    /// Appends an event that changes no state (a denied login) to the audit trail.
+    fn record(&self, now: i64, event: &Event) -> Result<()>;
+
+    /// The newest `limit` audit rows, oldest first.
+    fn audit_tail(&self, limit: usize) -> Result<Vec<AuditRow>>;
+}

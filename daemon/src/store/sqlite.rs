@@ -1,0 +1,913 @@
+//! The embedded SQLite store, the default.
+//!
+//! One database file in a private state directory, in write-ahead-log mode with
+//! `synchronous=FULL`: a change is on disk before the call returns. Checkpoints run on a thread
+//! of their own. Deleted content is zeroed (`secure_delete`), and after a secret is removed the
+//! log is checkpointed and truncated, so no copy of it stays in either file.
+
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use pam_mfa_config::Algorithm;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+
+use super::{AuditRow, Enrollment, EnrollmentId, Result, Store, StoreError, StoredSwitches};
+use crate::audit::Event;
+use crate::totp::{Params, Secret};
+use crate::users::UserName;
+
+/// File name of the database inside the state directory.
+pub const DB_FILE: &str = "mfad.sqlite3";
+
+/// Databases up to this size are checked in full before mfad serves; larger ones are checked in
+/// the background while it serves (see [`Integrity`]).
+const CHECK_BEFORE_SERVING: i64 = 16 << 20;
+
+/// Migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[
+    // 1: enrollments and enforcement.
+    "CREATE TABLE enrollments (
+        user TEXT PRIMARY KEY NOT NULL,
+        secret BLOB NOT NULL,
+        algorithm TEXT NOT NULL,
+        digits INTEGER NOT NULL,
+        period INTEGER NOT NULL,
+        active INTEGER NOT NULL,
+        created INTEGER NOT NULL,
+        confirmed INTEGER,
+        last_step INTEGER,
+        last_used INTEGER
+    ) STRICT;
+    CREATE TABLE user_settings (
+        user TEXT PRIMARY KEY NOT NULL,
+        enforced INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY NOT NULL,
+        value TEXT NOT NULL
+    ) STRICT;",
+    // 2: enrollments get an id that is never reused; names differing only in case are found
+    // through an index; the audit trail.
+    "CREATE TABLE enrollments_2 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user TEXT NOT NULL UNIQUE,
+        secret BLOB NOT NULL,
+        algorithm TEXT NOT NULL,
+        digits INTEGER NOT NULL,
+        period INTEGER NOT NULL,
+        active INTEGER NOT NULL,
+        created INTEGER NOT NULL,
+        confirmed INTEGER,
+        last_step INTEGER,
+        last_used INTEGER
+    ) STRICT;
+    INSERT INTO enrollments_2
+        (user, secret, algorithm, digits, period, active, created, confirmed, last_step,
+         last_used)
+        SELECT user, secret, algorithm, digits, period, active, created, confirmed, last_step,
+               last_used
+        FROM enrollments ORDER BY user;
+    DROP TABLE enrollments;
+    ALTER TABLE enrollments_2 RENAME TO enrollments;
+    CREATE INDEX enrollments_user_nocase ON enrollments (user COLLATE NOCASE);
+    CREATE INDEX user_settings_user_nocase ON user_settings (user COLLATE NOCASE);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        user TEXT,
+        line TEXT NOT NULL
+    ) STRICT;",
+];
+
+const GLOBAL_ENFORCEMENT: &str = "enforce_all_users";
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError(format!("state database error: {error}"))
+    }
+}
+
+/// The outcome of the start-up integrity check, which covers every table and index.
+///
+/// A damaged index could hide an enrollment: a lookup through it finds nothing, and the login
+/// would be treated as one of a user who never enrolled. So while the check runs, "nothing
+/// found" waits for its result; rows that are found are used at once.
+#[derive(Default)]
+struct Integrity {
+    state: Mutex<Option<std::result::Result<(), String>>>,
+    done: Condvar,
+}
+
+impl Integrity {
+    fn finish(&self, result: std::result::Result<(), String>) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
+        self.done.notify_all();
+    }
+
+    fn wait(&self) -> Result<()> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        while state.is_none() {
+            state = self.done.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+        match state.as_ref() {
+            Some(Err(problem)) => Err(StoreError(problem.clone())),
+            _ => Ok(()),
+        }
+    }
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    connection: Mutex<Connection>,
+    integrity: Arc<Integrity>,
+}
+
+/// Checks that `dir` and every directory above it can be trusted with secrets: owned by root
+/// (or by mfad's own user), not writable by others (a root-owned sticky directory such as /tmp
+/// is fine: nobody else can rename or remove what mfad created in it), and `dir` not a symlink.
+fn check_directories(dir: &Path) -> Result<()> {
+    let euid = nix::unistd::geteuid().as_raw();
+    let mut path = PathBuf::new();
+    let components: Vec<_> = dir.components().collect();
+    for (index, component) in components.iter().enumerate() {
+        path.push(component);
+        let last = index + 1 == components.len();
+        let link = match fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => {
+                return Err(StoreError(format!(
+                    "cannot check {}: {error}",
+                    path.display()
+                )));
+            }
+        };
+        if link.file_type().is_symlink() {
+            if last {
+                return Err(StoreError(format!(
+                    "the state directory {} is a symbolic link: set state_dir to the real \
+                     directory",
+                    path.display()
+                )));
+            }
+            if link.uid() != 0 && link.uid() != euid {
+                return Err(StoreError(format!(
+                    "{} is a symbolic link owned by uid {}: the state directory must be reached \
+                     only through root's directories",
+                    path.display(),
+                    link.uid()
+                )));
+            }
+        }
+        let meta = fs::metadata(&path)
+            .map_err(|error| StoreError(format!("cannot check {}: {error}", path.display())))?;
+        if !meta.is_dir() {
+            return Err(StoreError(format!("{} is not a directory", path.display())));
+        }
+        if meta.uid() != 0 && meta.uid() != euid {
+            return Err(StoreError(format!(
+                "{} is owned by uid {}: the state directory and every directory above it must \
+                 be owned by root",
+                path.display(),
+                meta.uid()
+            )));
+        }
+        let writable_by_others = meta.mode() & 0o022 != 0;
+        let sticky = meta.mode() & 0o1000 != 0 && meta.uid() == 0;
+        if writable_by_others && (last || !sticky) {
+            return Err(StoreError(format!(
+                "{} is writable by other users (mode {:o}): the state directory and every \
+                 directory above it must be writable by root only",
+                path.display(),
+                meta.mode() & 0o7777
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a database file (or its log) that is a symlink, not a regular file, or not owned by
+/// mfad's user.
+fn check_file(path: &Path) -> Result<()> {
+    let euid = nix::unistd::geteuid().as_raw();
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(StoreError(format!(
+            "{} is a symbolic link: mfad follows no link for its files; remove it",
+            path.display()
+        ))),
+        Ok(meta) if !meta.is_file() => Err(StoreError(format!(
+            "{} is not a regular file",
+            path.display()
+        ))),
+        Ok(meta) if meta.uid() != euid => Err(StoreError(format!(
+            "{} is owned by uid {}, not by mfad's user (uid {euid})",
+            path.display(),
+            meta.uid()
+        ))),
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(StoreError(format!(
+            "cannot check {}: {error}",
+            path.display()
+        ))),
+    }
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn run_integrity_check(connection: &Connection, path: &Path) -> std::result::Result<(), String> {
+    let mut statement = connection
+        .prepare("PRAGMA integrity_check")
+        .map_err(|error| format!("cannot check {}: {error}", path.display()))?;
+    let problems: Vec<String> = statement
+        .query_map([], |row| row.get::<_, String>(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|error| format!("{} is damaged: {error}", path.display()))?;
+    if problems.len() == 1 && problems[0] == "ok" {
+        return Ok(());
+    }
+    Err(format!(
+        "{} is damaged ({}): restore it from a backup, or move it away to start with no \
+         enrollments",
+        path.display(),
+        problems.into_iter().take(3).collect::<Vec<_>>().join("; ")
+    ))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `dir`: the directory mode 0700, the files 0600.
+    ///
+    /// A small database is checked for damage before this returns; a larger one in the
+    /// background, and `on_damage` is called from there if it is damaged.
+    pub fn open(dir: &Path, on_damage: impl FnOnce(String) + Send + 'static) -> Result<Self> {
+        check_directories(dir)?;
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|error| StoreError(format!("cannot create {}: {error}", dir.display())))?;
+        check_directories(dir)?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|error| {
+            StoreError(format!(
+                "cannot set mode 0700 on {}: {error}",
+                dir.display()
+            ))
+        })?;
+        let path = dir.join(DB_FILE);
+        for suffix in ["", "-wal", "-shm"] {
+            check_file(&sibling(&path, suffix))?;
+        }
+        // Create the file ourselves so it is never world-readable, even for an instant.
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|error| StoreError(format!("cannot open {}: {error}", path.display())))?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let connection = Connection::open_with_flags(&path, flags)?;
+        connection.busy_timeout(Duration::from_secs(5))?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "FULL")?;
+        connection.pragma_update(None, "secure_delete", "ON")?;
+        // Checkpoints run on their own thread (`spawn_checkpointer`), not inside the commit of
+        // whichever login happens to cross the threshold.
+        connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let integrity = Arc::new(Integrity::default());
+        let size: i64 = connection.query_row(
+            "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+            [],
+            |row| row.get(0),
+        )?;
+        if size <= CHECK_BEFORE_SERVING {
+            run_integrity_check(&connection, &path).map_err(StoreError)?;
+            integrity.finish(Ok(()));
+        } else {
+            let checker = Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+            )?;
+            let integrity = integrity.clone();
+            let checked = path.clone();
+            std::thread::Builder::new()
+                .name("integrity check".into())
+                .spawn(move || {
+                    let result = run_integrity_check(&checker, &checked);
+                    if let Err(problem) = &result {
+                        on_damage(problem.clone());
+                    }
+                    integrity.finish(result);
+                })
+                .map_err(|error| {
+                    StoreError(format!("cannot start the integrity check: {error}"))
+                })?;
+        }
+        let store = SqliteStore {
+            path,
+            connection: Mutex::new(connection),
+            integrity,
+        };
+        store.migrate()?;
+        store.restrict_file_modes()?;
+        Ok(store)
+    }
+
+    /// Copies committed pages from the write-ahead log into the database every `interval`, on
+    /// a thread with its own connection, so that logins never pay for a checkpoint. A PASSIVE
+    /// checkpoint waits for no one: frames a reader still needs stay for the next round.
+    pub fn spawn_checkpointer(&self, interval: Duration) -> Result<()> {
+        let connection = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )?;
+        connection.busy_timeout(Duration::from_secs(5))?;
+        std::thread::Builder::new()
+            .name("checkpointer".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(interval);
+                    if let Err(error) =
+                        connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        crate::log::warning(&format!("write-ahead log checkpoint failed: {error}"));
+                    }
+                }
+            })
+            .map_err(|error| StoreError(format!("cannot start the checkpoint thread: {error}")))?;
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a half-done change: every change is a
+        // transaction SQLite rolls back. So the connection is safe to use after poisoning.
+        self.connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let mut connection = self.lock();
+        let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        let version = usize::try_from(version).unwrap_or(usize::MAX);
+        if version > MIGRATIONS.len() {
+            return Err(StoreError(format!(
+                "{} was written by a newer mfad (schema {version}, this one knows {}): \
+                 upgrade mfad or restore a backup",
+                self.path.display(),
+                MIGRATIONS.len()
+            )));
+        }
+        for (index, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+            let transaction = connection.transaction()?;
+            transaction.execute_batch(migration)?;
+            transaction.pragma_update(None, "user_version", (index + 1) as i64)?;
+            transaction.commit()?;
+        }
+        Ok(())
+    }
+
+    /// The WAL and shared-memory files SQLite creates inherit the process umask; tighten them.
+    fn restrict_file_modes(&self) -> Result<()> {
+        for suffix in ["", "-wal", "-shm"] {
+            let path = sibling(&self.path, suffix);
+            if path.exists() {
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(|error| {
+                    StoreError(format!(
+                        "cannot set mode 0600 on {}: {error}",
+                        path.display()
+                    ))
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// After a secret was deleted or replaced: copy everything into the database (whose
+    /// deleted content `secure_delete` zeroed) and empty the log, which still holds older
+    /// page images with the secret.
+    fn purge_log(&self, connection: &Connection) {
+        let result = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+            row.get::<_, i64>(0)
+        });
+        match result {
+            Ok(0) => {}
+            Ok(_) => crate::log::warning(
+                "the write-ahead log could not be emptied after a secret was removed (a reader \
+                 was busy); it will be on the next removal",
+            ),
+            Err(error) => crate::log::warning(&format!(
+                "the write-ahead log could not be emptied after a secret was removed: {error}"
+            )),
+        }
+    }
+}
+
+fn append(transaction: &Connection, now: i64, event: &Event) -> Result<()> {
+    if event.is_kept() {
+        transaction
+            .prepare_cached("INSERT INTO audit (time, kind, user, line) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![now, event.kind(), event.user(), event.to_string()])?;
+    }
+    Ok(())
+}
+
+fn read_enrollment(connection: &Connection, user: &UserName) -> Result<Option<Enrollment>> {
+    let row = connection
+        .prepare_cached(
+            "SELECT id, secret, algorithm, digits, period, active, confirmed, last_used
+             FROM enrollments WHERE user = ?1",
+        )?
+        .query_row(params![user.as_str()], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, Vec<u8>>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, u32>(3)?,
+                row.get::<_, u32>(4)?,
+                row.get::<_, bool>(5)?,
+                row.get::<_, Option<i64>>(6)?,
+                row.get::<_, Option<i64>>(7)?,
+            ))
+        })
+        .optional()?;
+    let Some((id, secret, algorithm, digits, period, active, confirmed, last_used)) = row else {
+        return Ok(None);
+    };
+    let algorithm = Algorithm::from_name(&algorithm).ok_or_else(|| {
+        StoreError(format!(
+            "the enrollment of {user} names an unknown algorithm {algorithm:?}"
+        ))
+    })?;
+    Ok(Some(Enrollment {
+        id: EnrollmentId(id),
+        secret: Secret::from_bytes(secret),
+        params: Params {
+            algorithm,
+            digits,
+            period,
+        },
+        active,
+        confirmed,
+        last_used,
+    }))
+}
+
+impl Store for SqliteStore {
+    fn enrollment(&self, user: &UserName) -> Result<Option<Enrollment>> {
+        let found = read_enrollment(&self.lock(), user)?;
+        if found.is_none() {
+            // Not found might be a damaged index: trust it only once the check has passed.
+            self.integrity.wait()?;
+        }
+        Ok(found)
+    }
+
+    fn put_pending(
+        &self,
+        user: &UserName,
+        secret: &Secret,
+        params: Params,
+        now: i64,
+        event: &Event,
+    ) -> Result<Option<EnrollmentId>> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let replaced = transaction
+            .prepare_cached("DELETE FROM enrollments WHERE user = ?1 AND active = 0")?
+            .execute(params![user.as_str()])?;
+        let inserted = transaction
+            .prepare_cached(
+                "INSERT INTO enrollments (user, secret, algorithm, digits, period, active, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)
+                 ON CONFLICT (user) DO NOTHING",
+            )?
+            .execute(params![
+                user.as_str(),
+                secret.as_bytes(),
+                params.algorithm.name(),
+                params.digits,
+                params.period,
+                now
+            ])?;
+        if inserted != 1 {
+            return Ok(None);
+        }
+        let id = EnrollmentId(transaction.last_insert_rowid());
+        append(&transaction, now, event)?;
+        transaction.commit()?;
+        if replaced > 0 {
+            self.purge_log(&connection);
+        }
+        Ok(Some(id))
+    }
+
+    fn activate(
+        &self,
+        user: &UserName,
+        id: EnrollmentId,
+        step: u64,
+        now: i64,
+        event: &Event,
+    ) -> Result<bool> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let changed = transaction
+            .prepare_cached(
+                "UPDATE enrollments SET active = 1, confirmed = ?3, last_step = ?4
+                 WHERE id = ?1 AND user = ?2 AND active = 0",
+            )?
+            .execute(params![id.0, user.as_str(), now, step as i64])?;
+        if changed != 1 {
+            return Ok(false);
+        }
+        append(&transaction, now, event)?;
+        transaction.commit()?;
+        Ok(true)
+    }
+
+    fn consume_step(
+        &self,
+        user: &UserName,
+        id: EnrollmentId,
+        step: u64,
+        now: i64,
+        event: &Event,
+    ) -> Result<bool> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let changed = transaction
+            .prepare_cached(
+                "UPDATE enrollments SET last_step = ?3, last_used = ?4
+                 WHERE id = ?1 AND user = ?2 AND active = 1
+                    AND (last_step IS NULL OR last_step < ?3)",
+            )?
+            .execute(params![id.0, user.as_str(), step as i64, now])?;
+        if changed != 1 {
+            return Ok(false);
+        }
+        append(&transaction, now, event)?;
+        transaction.commit()?;
+        Ok(true)
+    }
+
+    fn import(
+        &self,
+        entries: &[(UserName, Secret)],
+        params: Params,
+        now: i64,
+        event: &Event,
+    ) -> Result<std::result::Result<usize, UserName>> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut replaced = 0;
+        {
+            let mut other_spelling = transaction.prepare_cached(
+                "SELECT 1 FROM enrollments WHERE user = ?1 COLLATE NOCASE AND user <> ?1",
+            )?;
+            let mut drop_pending = transaction
+                .prepare_cached("DELETE FROM enrollments WHERE user = ?1 AND active = 0")?;
+            let mut insert = transaction.prepare_cached(
+                "INSERT INTO enrollments
+                    (user, secret, algorithm, digits, period, active, created, confirmed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)
+                 ON CONFLICT (user) DO NOTHING",
+            )?;
+            for (user, secret) in entries {
+                if other_spelling.exists(params![user.as_str()])? {
+                    return Ok(Err(user.clone()));
+                }
+                replaced += drop_pending.execute(params![user.as_str()])?;
+                let changed = insert.execute(params![
+                    user.as_str(),
+                    secret.as_bytes(),
+                    params.algorithm.name(),
+                    params.digits,
+                    params.period,
+                    now
+                ])?;
+                if changed != 1 {
+                    return Ok(Err(user.clone()));
+                }
+            }
+        }
+        append(&transaction, now, event)?;
+        transaction.commit()?;
+        if replaced > 0 {
+            self.purge_log(&connection);
+        }
+        Ok(Ok(entries.len()))
+    }
+
+    fn remove_enrollment(&self, user: &UserName, now: i64, event: &Event) -> Result<bool> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let changed = transaction
+            .prepare_cached("DELETE FROM enrollments WHERE user = ?1")?
+            .execute(params![user.as_str()])?;
+        append(&transaction, now, event)?;
+        transaction.commit()?;
+        if changed > 0 {
+            self.purge_log(&connection);
+        }
+        Ok(changed == 1)
+    }
+
+    fn switches(&self, user: &UserName) -> Result<StoredSwitches> {
+        let connection = self.lock();
+        let global: Option<String> = connection
+            .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+            .query_row(params![GLOBAL_ENFORCEMENT], |row| row.get(0))
+            .optional()?;
+        let user: Option<bool> = connection
+            .prepare_cached("SELECT enforced FROM user_settings WHERE user = ?1")?
+            .query_row(params![user.as_str()], |row| row.get(0))
+            .optional()?;
+        Ok(StoredSwitches {
+            global: global.map(|value| value == "on"),
+            user,
+        })
+    }
+
+    fn set_global_enforcement(&self, on: bool, now: i64, event: &Event) -> Result<()> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        transaction
+            .prepare_cached(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![GLOBAL_ENFORCEMENT, if on { "on" } else { "off" }])?;
+        append(&transaction, now, event)?;
+        transaction.commit()?;
+        Ok(())
+    }
+
+    fn set_user_enforcement(
+        &self,
+        user: &UserName,
+        on: bool,
+        now: i64,
+        event: &Event,
+    ) -> Result<()> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        transaction
+            .prepare_cached(
+                "INSERT INTO user_settings (user, enforced) VALUES (?1, ?2)
+                 ON CONFLICT (user) DO UPDATE SET enforced = excluded.enforced",
+            )?
+            .execute(params![user.as_str(), on])?;
+        append(&transaction, now, event)?;
+        transaction.commit()?;
+        Ok(())
+    }
+
+    fn users(&self) -> Result<Vec<UserName>> {
+        let connection = self.lock();
+        let names: Vec<String> = connection
+            .prepare_cached(
+                "SELECT user FROM enrollments UNION SELECT user FROM user_settings ORDER BY 1",
+            )?
+            .query_map([], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        names
+            .iter()
+            .map(|name| {
+                UserName::parse(name)
+                    .map_err(|reason| StoreError(format!("stored user name {name:?}: {reason}")))
+            })
+            .collect()
+    }
+
+    fn spelled_otherwise(&self, user: &UserName) -> Result<Option<UserName>> {
+        let connection = self.lock();
+        let found: Option<String> = connection
+            .prepare_cached(
+                "SELECT user FROM enrollments WHERE user = ?1 COLLATE NOCASE AND user <> ?1
+                 UNION
+                 SELECT user FROM user_settings WHERE user = ?1 COLLATE NOCASE AND user <> ?1
+                 LIMIT 1",
+            )?
+            .query_row(params![user.as_str()], |row| row.get(0))
+            .optional()?;
+        found
+            .map(|name| {
+                UserName::parse(&name)
+                    .map_err(|reason| StoreError(format!("stored user name {name:?}: {reason}")))
+            })
+            .transpose()
+    }
+
+    fn record(&self, now: i64, event: &Event) -> Result<()> {
+        let connection = self.lock();
+        append(&connection, now, event)
+    }
+
+    fn audit_tail(&self, limit: usize) -> Result<Vec<AuditRow>> {
+        let connection = self.lock();
+        let mut rows: Vec<AuditRow> = connection
+            .prepare_cached("SELECT time, kind, user, line FROM audit ORDER BY id DESC LIMIT ?1")?
+            .query_map(params![limit as i64], |row| {
+                Ok(AuditRow {
+                    time: row.get(0)?,
+                    kind: row.get(1)?,
+                    user: row.get(2)?,
+                    line: row.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        rows.reverse();
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn temp_dir(name: &str) -> PathBuf {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "mfad-store-{name}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn open(dir: &Path) -> SqliteStore {
+        SqliteStore::open(dir, |problem| panic!("{problem}")).unwrap()
+    }
+
+    #[test]
+    fn the_contract_holds() {
+        super::super::contract::run_all(|| {
+            let dir = temp_dir("contract");
+            let store = open(&dir);
+            (store, move || {
+                let _ = fs::remove_dir_all(&dir);
+            })
+        });
+    }
+
+    #[test]
+    fn files_are_private() {
+        let dir = temp_dir("modes");
+        let store = open(&dir.join("state"));
+        let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.join("state")), 0o700);
+        assert_eq!(mode(store.path()), 0o600);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = temp_dir("newer");
+        drop(open(&dir));
+        let connection = Connection::open(dir.join(DB_FILE)).unwrap();
+        connection.pragma_update(None, "user_version", 99).unwrap();
+        drop(connection);
+        let error = SqliteStore::open(&dir, |_| {}).err().unwrap().to_string();
+        assert!(error.contains("newer mfad"), "{error}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_version_1_database_is_migrated_with_its_enrollments() {
+        let dir = temp_dir("migrate");
+        fs::create_dir_all(&dir).unwrap();
+        let connection = Connection::open(dir.join(DB_FILE)).unwrap();
+        connection.execute_batch(MIGRATIONS[0]).unwrap();
+        connection
+            .execute(
+                "INSERT INTO enrollments (user, secret, algorithm, digits, period, active,
+                 created, confirmed, last_step) VALUES ('alice', x'3132', 'SHA1', 6, 30, 1, 1, 1, 7)",
+                [],
+            )
+            .unwrap();
+        connection.pragma_update(None, "user_version", 1).unwrap();
+        drop(connection);
+        let store = open(&dir);
+        let alice = UserName::parse("alice").unwrap();
+        let enrollment = store.enrollment(&alice).unwrap().unwrap();
+        assert!(enrollment.active);
+        assert_eq!(enrollment.secret.as_bytes(), b"12");
+        let event = Event::EnrollmentsImported { count: 0 };
+        assert!(
+            !store
+                .consume_step(&alice, enrollment.id, 7, 2, &event)
+                .unwrap(),
+            "the spent step stays spent"
+        );
+        assert!(
+            store
+                .consume_step(&alice, enrollment.id, 8, 2, &event)
+                .unwrap()
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_checkpointer_empties_the_log() {
+        let dir = temp_dir("checkpoint");
+        let store = open(&dir);
+        let secret = Secret::from_bytes(b"12345678901234567890".to_vec());
+        let params = Params {
+            algorithm: Algorithm::Sha1,
+            digits: 6,
+            period: 30,
+        };
+        let event = Event::EnrollmentsImported { count: 0 };
+        for index in 0..50 {
+            let user = UserName::parse(&format!("user{index}")).unwrap();
+            store
+                .put_pending(&user, &secret, params, 1, &event)
+                .unwrap();
+        }
+        let frames = |store: &SqliteStore| -> (i64, i64) {
+            store
+                .lock()
+                .query_row("PRAGMA wal_checkpoint(NOOP)", [], |row| {
+                    Ok((row.get(1)?, row.get(2)?))
+                })
+                .unwrap()
+        };
+        let (logged, done) = frames(&store);
+        assert!(
+            logged >= 50 && done == 0,
+            "no checkpoint runs in commits: {logged} {done}"
+        );
+        store.spawn_checkpointer(Duration::from_millis(10)).unwrap();
+        let start = std::time::Instant::now();
+        while frames(&store).1 < logged {
+            assert!(start.elapsed().as_secs() < 10, "no checkpoint");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(store);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unsafe_state_directories_and_files_are_refused() {
+        let dir = temp_dir("unsafe");
+        fs::create_dir_all(&dir).unwrap();
+        // Writable by others, not sticky.
+        let open_dir = dir.join("open");
+        fs::create_dir(&open_dir).unwrap();
+        fs::set_permissions(&open_dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let error = SqliteStore::open(&open_dir.join("state"), |_| {})
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("writable by other users"), "{error}");
+        assert!(error.contains(&open_dir.display().to_string()), "{error}");
+        // Owned by another user.
+        let theirs = dir.join("theirs");
+        fs::create_dir(&theirs).unwrap();
+        nix::unistd::chown(&theirs, Some(nix::unistd::Uid::from_raw(1000)), None).unwrap();
+        let error = SqliteStore::open(&theirs.join("state"), |_| {})
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("owned by uid 1000"), "{error}");
+        // The state directory itself a link.
+        let real = dir.join("real");
+        fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink(&real, dir.join("link")).unwrap();
+        let error = SqliteStore::open(&dir.join("link"), |_| {})
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("is a symbolic link"), "{error}");
+        // The database file a link to a file elsewhere.
+        let state = dir.join("state");
+        fs::create_dir(&state).unwrap();
+        fs::write(dir.join("elsewhere"), b"").unwrap();
+        std::os::unix::fs::symlink(dir.join("elsewhere"), state.join(DB_FILE)).unwrap();
+        let error = SqliteStore::open(&state, |_| {}).err().unwrap().to_string();
+        assert!(error.contains("is a symbolic link"), "{error}");
+        assert!(error.contains(DB_FILE), "{error}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
