@@ -140,14 +140,22 @@ mod tests {
         ]
     }
 
-    /// Outcome x fail mode -> (code, notice shown, log level without `debug`).
+    /// outcome, fail mode -> PAM code, notice shown, log level (without `debug`).
+    type Row = (
+        Outcome,
+        FailMode,
+        PamError,
+        Option<&'static str>,
+        Option<Level>,
+    );
+
     #[test]
     fn the_verdict_table() {
         use FailMode::{Safe, Secure};
         use Level::{Alert, Error, Warning};
         let unavailable = Some(UNAVAILABLE_NOTICE);
         #[rustfmt::skip]
-        let table: [(Outcome, FailMode, PamError, Option<&str>, Option<Level>); 20] = [
+        let table: [Row; 20] = [
             (Outcome::Allow, Secure, PamError::SUCCESS, None, None),
             (Outcome::Allow, Safe, PamError::SUCCESS, None, None),
             (Outcome::Skip, Secure, PamError::IGNORE, None, None),
@@ -172,7 +180,7 @@ mod tests {
         // Every outcome appears under both fail modes.
         for outcome in every_outcome() {
             for failmode in [Secure, Safe] {
-                let same_kind = |row: &&(Outcome, FailMode, _, _, _)| {
+                let same_kind = |row: &&Row| {
                     std::mem::discriminant(&row.0) == std::mem::discriminant(&outcome)
                         && row.1 == failmode
                 };
