@@ -1,4 +1,5 @@
 //! Module arguments from the PAM configuration line.
+#![forbid(unsafe_code)]
 
 use std::str::FromStr;
 use std::time::Duration;

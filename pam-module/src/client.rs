@@ -1,31 +1,133 @@
 //! The daemon over D-Bus, every exchange bounded by the module's timeout.
+//!
+//! Each failure is classified where it happens, from the concrete error: connecting, checking
+//! who owns the name, or calling. The fail mode later trusts that classification, so a time-out
+//! (which any local user can cause by flooding the bus) never passes for an absent daemon.
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::io;
 use std::time::Duration;
 
 use pam_mfa_api::proxy::LoginProxy;
 use pam_mfa_api::{Error, WireTurn};
 use zbus::Connection;
+use zbus::DBusError;
 use zruntime::SharedRuntime;
 
 use crate::relay::Daemon;
 
-/// `mfad` reached over D-Bus. The connection is made on the first call, inside its time limit.
+/// Why an exchange with the daemon gave no usable answer.
+#[derive(Debug)]
+pub enum Failure {
+    /// The daemon is definitely not there: the bus socket is missing or refuses connections, or
+    /// nobody owns the name. Only this lets `failmode=safe` allow a login.
+    Absent(String),
+    /// Something is there but did not answer: a time-out, no reply, a failed handshake, a
+    /// connection dropped mid-call, any other I/O error.
+    NoAnswer(String),
+    /// We were refused, or refused to talk: the bus policy, an owner of the name that is not
+    /// root, or the daemon's own `PermissionDenied`.
+    Refused(String),
+    /// The daemon answered with one of its own errors (an expired session, an internal failure,
+    /// too many requests...). Never a transport error nor `PermissionDenied`.
+    Daemon(Error),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Absent(text) | Failure::NoAnswer(text) | Failure::Refused(text) => {
+                f.write_str(text)
+            }
+            Failure::Daemon(error) => write!(f, "{error}"),
+        }
+    }
+}
+
+const ACCESS_DENIED: &str = "org.freedesktop.DBus.Error.AccessDenied";
+const SERVICE_UNKNOWN: &str = "org.freedesktop.DBus.Error.ServiceUnknown";
+const NAME_HAS_NO_OWNER: &str = "org.freedesktop.DBus.Error.NameHasNoOwner";
+
+/// The D-Bus error name of a method error reply, if `error` is one.
+fn reply_name(error: &zbus::Error) -> Option<String> {
+    match error {
+        zbus::Error::MethodError(name, _, _) => Some(name.to_string()),
+        zbus::Error::FDO(error) => Some(error.name().to_string()),
+        _ => None,
+    }
+}
+
+/// Classifies a failure to connect to the bus (socket, then handshake).
+pub fn connect_failure(error: zbus::Error) -> Failure {
+    let text = format!("cannot connect to the bus: {error}");
+    match &error {
+        zbus::Error::Connection(io, _)
+            if matches!(
+                io.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            Failure::Absent(text)
+        }
+        _ => Failure::NoAnswer(text),
+    }
+}
+
+/// Classifies a failure of the check that root owns the daemon's name.
+pub fn owner_failure(error: Error) -> Failure {
+    match error {
+        Error::NotRoot(text) => Failure::Refused(text),
+        Error::ZBus(error) => {
+            let text = format!("cannot check who owns {}: {error}", pam_mfa_api::BUS_NAME);
+            match reply_name(&error).as_deref() {
+                Some(NAME_HAS_NO_OWNER | SERVICE_UNKNOWN) => Failure::Absent(text),
+                Some(ACCESS_DENIED) => Failure::Refused(text),
+                _ => Failure::NoAnswer(text),
+            }
+        }
+        other => Failure::NoAnswer(format!(
+            "cannot check who owns {}: {other}",
+            pam_mfa_api::BUS_NAME
+        )),
+    }
+}
+
+/// Classifies the failure of a call to the daemon (the connection is up, the owner checked).
+pub fn call_failure(what: &str, error: Error) -> Failure {
+    match error {
+        Error::PermissionDenied(text) => Failure::Refused(text),
+        Error::ZBus(error) => {
+            let text = format!("{what} failed: {error}");
+            match reply_name(&error).as_deref() {
+                // The daemon left between the owner check and this call.
+                Some(NAME_HAS_NO_OWNER | SERVICE_UNKNOWN) => Failure::Absent(text),
+                Some(ACCESS_DENIED) => Failure::Refused(text),
+                _ => Failure::NoAnswer(text),
+            }
+        }
+        // Never sent by mfad: whoever sent it is not the daemon we expect.
+        Error::NotRoot(text) => Failure::Refused(text),
+        other => Failure::Daemon(other),
+    }
+}
+
+fn timed_out(what: &str, limit: Duration) -> Failure {
+    Failure::NoAnswer(format!(
+        "no answer from mfad to {what} within {:.1} s",
+        limit.as_secs_f64()
+    ))
+}
+
+/// `mfad` reached over D-Bus. The connection is made on the first call, inside its time limit,
+/// and the owner of the name is checked to be root before anything is sent to it.
 pub struct BusDaemon {
     address: String,
     timeout: Duration,
     runtime: SharedRuntime,
     connection: Option<Connection>,
-}
-
-fn timed_out(what: &str, limit: Duration) -> Error {
-    Error::ZBus(zbus::Error::FDO(Box::new(zbus::fdo::Error::TimedOut(
-        format!(
-            "no answer from mfad to {what} within {:.1} s",
-            limit.as_secs_f64()
-        ),
-    ))))
+    owner_checked: bool,
 }
 
 impl BusDaemon {
@@ -35,28 +137,38 @@ impl BusDaemon {
             timeout,
             runtime,
             connection: None,
+            owner_checked: false,
         }
     }
 
+    /// The connection, made and checked on first use. The connection is kept even when the
+    /// owner check fails, so that [`BusDaemon::close`] closes it.
     async fn proxy(
         connection: &mut Option<Connection>,
+        owner_checked: &mut bool,
         address: &str,
-    ) -> Result<LoginProxy<'static>, Error> {
+    ) -> Result<LoginProxy<'static>, Failure> {
         let connection = match connection {
             Some(connection) => connection.clone(),
             None => {
                 let built = zbus::connection::Builder::address(address)
                     .build()
                     .await
-                    .map_err(Error::ZBus)?;
+                    .map_err(connect_failure)?;
                 connection.insert(built).clone()
             }
         };
+        if !*owner_checked {
+            pam_mfa_api::owner::ensure_root_owner(&connection)
+                .await
+                .map_err(owner_failure)?;
+            *owner_checked = true;
+        }
         LoginProxy::builder(&connection)
             .cache_properties(zbus::proxy::CacheProperties::No)
             .build()
             .await
-            .map_err(Error::ZBus)
+            .map_err(|error| Failure::NoAnswer(format!("cannot set up the call: {error}")))
     }
 
     /// Closes the connection and lets its tasks finish, so no thread or descriptor outlives the
@@ -72,13 +184,13 @@ impl BusDaemon {
     }
 }
 
-/// Runs `work`, failing with a time-out error if it takes longer than `limit`.
+/// Runs `work`, failing with [`Failure::NoAnswer`] if it takes longer than `limit`.
 async fn bounded<T>(
     runtime: &SharedRuntime,
     limit: Duration,
     what: &str,
-    work: impl Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
+    work: impl Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
     runtime
         .timeout(limit, work)
         .await
@@ -90,20 +202,41 @@ impl Daemon for BusDaemon {
         &mut self,
         user: &str,
         context: &HashMap<&str, &str>,
-    ) -> Result<(String, WireTurn), Error> {
+    ) -> Result<(String, WireTurn), Failure> {
         let work = async {
-            let proxy = Self::proxy(&mut self.connection, &self.address).await?;
-            proxy.begin(user, context.clone()).await
+            let proxy =
+                Self::proxy(&mut self.connection, &mut self.owner_checked, &self.address).await?;
+            proxy
+                .begin(user, context.clone())
+                .await
+                .map_err(|error| call_failure("Begin", error))
         };
         bounded(&self.runtime, self.timeout, "Begin", work).await
     }
 
-    async fn answer(&mut self, session: &str, reply: &str) -> Result<WireTurn, Error> {
+    async fn answer(&mut self, session: &str, reply: &str) -> Result<WireTurn, Failure> {
         let work = async {
-            let proxy = Self::proxy(&mut self.connection, &self.address).await?;
-            proxy.answer(session, reply).await
+            let proxy =
+                Self::proxy(&mut self.connection, &mut self.owner_checked, &self.address).await?;
+            proxy
+                .answer(session, reply)
+                .await
+                .map_err(|error| call_failure("Answer", error))
         };
         bounded(&self.runtime, self.timeout, "Answer", work).await
+    }
+
+    async fn cancel(&mut self, session: &str) {
+        let work = async {
+            let proxy =
+                Self::proxy(&mut self.connection, &mut self.owner_checked, &self.address).await?;
+            proxy
+                .cancel(session)
+                .await
+                .map_err(|error| call_failure("Cancel", error))
+        };
+        // Best effort: the session also expires, and dies with the connection.
+        let _ = bounded(&self.runtime, self.timeout, "Cancel", work).await;
     }
 }
 
@@ -120,4 +253,111 @@ async fn yield_now() {
         }
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use zbus::fdo;
+
+    use super::*;
+
+    fn io_error(kind: io::ErrorKind) -> zbus::Error {
+        let address: zbus::Address = "unix:path=/nonexistent".parse().unwrap();
+        zbus::Error::Connection(Arc::new(io::Error::from(kind)), Box::new(address))
+    }
+
+    fn fdo(error: fdo::Error) -> Error {
+        Error::ZBus(zbus::Error::FDO(Box::new(error)))
+    }
+
+    fn is_absent(failure: &Failure) -> bool {
+        matches!(failure, Failure::Absent(_))
+    }
+    fn is_no_answer(failure: &Failure) -> bool {
+        matches!(failure, Failure::NoAnswer(_))
+    }
+    fn is_refused(failure: &Failure) -> bool {
+        matches!(failure, Failure::Refused(_))
+    }
+
+    #[test]
+    fn only_a_missing_or_refusing_socket_is_absence_when_connecting() {
+        assert!(is_absent(&connect_failure(io_error(
+            io::ErrorKind::NotFound
+        ))));
+        assert!(is_absent(&connect_failure(io_error(
+            io::ErrorKind::ConnectionRefused
+        ))));
+        for error in [
+            io_error(io::ErrorKind::PermissionDenied),
+            io_error(io::ErrorKind::ConnectionReset),
+            zbus::Error::Handshake("the server closed the connection".into()),
+            zbus::Error::InputOutput(Arc::new(io::Error::from(io::ErrorKind::UnexpectedEof))),
+            zbus::Error::InputOutput(Arc::new(io::Error::from(io::ErrorKind::NotFound))),
+        ] {
+            let text = error.to_string();
+            assert!(is_no_answer(&connect_failure(error)), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_owner_check_tells_absence_refusal_and_silence_apart() {
+        assert!(is_absent(&owner_failure(fdo(fdo::Error::NameHasNoOwner(
+            "no".into()
+        )))));
+        assert!(is_refused(&owner_failure(Error::NotRoot(
+            "uid 1000".into()
+        ))));
+        assert!(is_refused(&owner_failure(fdo(fdo::Error::AccessDenied(
+            "policy".into()
+        )))));
+        for error in [
+            fdo(fdo::Error::NoReply("late".into())),
+            fdo(fdo::Error::TimedOut("late".into())),
+            fdo(fdo::Error::Disconnected("gone".into())),
+            Error::ZBus(zbus::Error::InputOutput(Arc::new(io::Error::from(
+                io::ErrorKind::BrokenPipe,
+            )))),
+        ] {
+            let text = error.to_string();
+            assert!(is_no_answer(&owner_failure(error)), "{text}");
+        }
+    }
+
+    #[test]
+    fn call_errors_are_classified_by_what_they_say() {
+        assert!(is_absent(&call_failure(
+            "Begin",
+            fdo(fdo::Error::ServiceUnknown("gone".into()))
+        )));
+        assert!(is_absent(&call_failure(
+            "Begin",
+            fdo(fdo::Error::NameHasNoOwner("gone".into()))
+        )));
+        assert!(is_refused(&call_failure(
+            "Begin",
+            fdo(fdo::Error::AccessDenied("policy".into()))
+        )));
+        assert!(is_refused(&call_failure(
+            "Begin",
+            Error::PermissionDenied("not yours".into())
+        )));
+        for error in [
+            fdo(fdo::Error::NoReply("late".into())),
+            fdo(fdo::Error::Timeout("late".into())),
+            fdo(fdo::Error::LimitsExceeded("flood".into())),
+            Error::ZBus(zbus::Error::InputOutput(Arc::new(io::Error::from(
+                io::ErrorKind::ConnectionReset,
+            )))),
+        ] {
+            let text = error.to_string();
+            assert!(is_no_answer(&call_failure("Answer", error)), "{text}");
+        }
+        assert!(matches!(
+            call_failure("Answer", Error::Internal("disk".into())),
+            Failure::Daemon(Error::Internal(_))
+        ));
+    }
 }

@@ -131,9 +131,16 @@ fn take_reply(responses: *mut PamResponse) -> Zeroizing<String> {
     if !text.is_null() {
         // SAFETY: `resp` is a malloc'd NUL-terminated string owned by us now.
         let bytes = unsafe { CStr::from_ptr(text) }.to_bytes();
-        let mut copy = Zeroizing::new(bytes.to_vec());
-        reply = Zeroizing::new(String::from_utf8_lossy(&copy).into_owned());
-        copy.zeroize();
+        // One copy, which becomes the reply without being copied again. A reply that is not
+        // UTF-8 cannot be a code: it is wiped and sent as an empty reply (a wrong try). (A lossy
+        // conversion would grow a new string and leave unwiped copies behind in freed memory.)
+        reply = match String::from_utf8(bytes.to_vec()) {
+            Ok(text) => Zeroizing::new(text),
+            Err(error) => {
+                error.into_bytes().zeroize();
+                Zeroizing::new(String::new())
+            }
+        };
         // A reply may hold bytes after an embedded NUL: wipe the whole allocation.
         // SAFETY: `text` is a live malloc'd block; glibc reports its usable size, all ours.
         let size = unsafe { libc::malloc_usable_size(text.cast::<c_void>()) }.max(bytes.len());

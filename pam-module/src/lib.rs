@@ -2,27 +2,32 @@
 //!
 //! A thin relay. `pam_sm_authenticate` sends the user and the login's context to the daemon,
 //! shows its notices and questions through the PAM conversation, and returns its verdict. Every
-//! exchange with the daemon is bounded by `timeout=`; when the daemon cannot be reached the
-//! module fails closed (`PAM_AUTHINFO_UNAVAIL`) unless `failmode=safe` is given.
+//! exchange with the daemon is bounded by `timeout=`; when the second factor cannot be checked
+//! the module fails closed (`PAM_AUTHINFO_UNAVAIL`) and tells the user so in one line.
+//! `failmode=safe` lets a login through only when the daemon is definitely absent (no bus
+//! socket, connection refused, nobody owns the name) before it asked anything; never on a
+//! time-out, which any local user can cause.
 //!
 //! Arguments: `bus=ADDRESS`, `timeout=SECONDS` (default 5), `failmode=secure|safe` (default
 //! secure), `debug`.
 
 pub mod args;
-mod client;
+pub mod client;
 mod ffi;
 pub mod relay;
+pub mod verdict;
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use pam_mfa_api::context;
+use pam_mfa_api::{Notice, context};
 use pamsm::{LogLvl, Pam, PamError, PamFlags, PamLibExt, PamServiceModule, pam_module};
 
-use crate::args::{Args, FailMode};
+use crate::args::Args;
 use crate::client::BusDaemon;
 use crate::ffi::PamConversation;
-use crate::relay::Outcome;
+use crate::relay::{Conversation, Outcome};
+use crate::verdict::Level;
 
 struct PamMfa;
 
@@ -107,87 +112,30 @@ fn authenticate(pamh: &Pam, flags: PamFlags, arguments: &[String]) -> PamError {
     let outcome = zbus::block_on(async {
         let runtime = match zruntime::SharedRuntime::current() {
             Ok(runtime) => runtime,
-            Err(error) => return Outcome::Unreachable(format!("cannot set up I/O: {error}")),
+            Err(error) => return Outcome::NoAnswer(format!("cannot set up I/O: {error}")),
         };
         let mut daemon = BusDaemon::new(address, args.timeout, runtime);
         let outcome = relay::run(&mut daemon, &mut conversation, &user, &context, silent).await;
         daemon.close().await;
         outcome
     });
-    verdict(pamh, &args, &user, outcome)
+    let verdict = verdict::verdict(&outcome, args.failmode, args.debug, &user);
+    if let Some((level, line)) = &verdict.log {
+        log(pamh, log_level(*level), line);
+    }
+    if let Some(notice) = verdict.notice {
+        // Shown even under PAM_SILENT (sudo passes it by default): without this line the user
+        // sees a bare denial and cannot tell a broken service from a wrong code.
+        let _ = conversation.show(&Notice::Error(notice.to_owned()));
+    }
+    verdict.code
 }
 
-/// Turns the outcome into a PAM code and the log line an administrator needs.
-fn verdict(pamh: &Pam, args: &Args, user: &str, outcome: Outcome) -> PamError {
-    match outcome {
-        Outcome::Allow => {
-            if args.debug {
-                log(
-                    pamh,
-                    LogLvl::DEBUG,
-                    &format!("second factor accepted for {user}"),
-                );
-            }
-            PamError::SUCCESS
-        }
-        Outcome::Skip => {
-            if args.debug {
-                log(
-                    pamh,
-                    LogLvl::DEBUG,
-                    &format!("second factor not required for {user}"),
-                );
-            }
-            PamError::IGNORE
-        }
-        Outcome::Deny(reason) => {
-            if args.debug {
-                log(
-                    pamh,
-                    LogLvl::DEBUG,
-                    &format!("second factor denied for {user}: {reason}"),
-                );
-            }
-            PamError::AUTH_ERR
-        }
-        Outcome::MaxTries => PamError::MAXTRIES,
-        Outcome::PermissionDenied(reason) => {
-            log(
-                pamh,
-                LogLvl::WARNING,
-                &format!("mfad refused this caller for {user}: {reason}"),
-            );
-            PamError::PERM_DENIED
-        }
-        Outcome::ConversationFailed => PamError::CONV_ERR,
-        Outcome::LostAfterQuestion(reason) => {
-            log(
-                pamh,
-                LogLvl::ERR,
-                &format!("mfad lost during the login of {user} ({reason}); denying"),
-            );
-            PamError::AUTHINFO_UNAVAIL
-        }
-        Outcome::Unreachable(reason) => match args.failmode {
-            FailMode::Secure => {
-                log(
-                    pamh,
-                    LogLvl::ERR,
-                    &format!("mfad unreachable ({reason}); denying {user} (failmode=secure)"),
-                );
-                PamError::AUTHINFO_UNAVAIL
-            }
-            FailMode::Safe => {
-                log(
-                    pamh,
-                    LogLvl::ALERT,
-                    &format!(
-                        "mfad unreachable ({reason}); ALLOWING {user} WITHOUT A SECOND FACTOR \
-                         because failmode=safe"
-                    ),
-                );
-                PamError::SUCCESS
-            }
-        },
+fn log_level(level: Level) -> LogLvl {
+    match level {
+        Level::Alert => LogLvl::ALERT,
+        Level::Error => LogLvl::ERR,
+        Level::Warning => LogLvl::WARNING,
+        Level::Debug => LogLvl::DEBUG,
     }
 }

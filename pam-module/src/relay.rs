@@ -1,10 +1,14 @@
 //! The relay: asks the daemon what to do, shows its notices and questions through the PAM
 //! conversation, and turns its verdict into a PAM result. No policy lives here.
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 
+use pam_mfa_api::limits::MAX_REPLY_LEN;
 use pam_mfa_api::{Action, Error, Notice, Turn, WireTurn};
 use zeroize::Zeroizing;
+
+use crate::client::Failure;
 
 /// The application's side of the login: the PAM conversation.
 pub trait Conversation {
@@ -16,15 +20,17 @@ pub trait Conversation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConversationFailed;
 
-/// The daemon's side of the login.
+/// The daemon's side of the login. Failures come classified (see [`Failure`]).
 #[allow(async_fn_in_trait)]
 pub trait Daemon {
     async fn begin(
         &mut self,
         user: &str,
         context: &HashMap<&str, &str>,
-    ) -> Result<(String, WireTurn), Error>;
-    async fn answer(&mut self, session: &str, reply: &str) -> Result<WireTurn, Error>;
+    ) -> Result<(String, WireTurn), Failure>;
+    async fn answer(&mut self, session: &str, reply: &str) -> Result<WireTurn, Failure>;
+    /// Ends `session` at once; best effort, bounded like every call.
+    async fn cancel(&mut self, session: &str);
 }
 
 /// How a login ended, before the fail mode turns it into a PAM code.
@@ -34,14 +40,20 @@ pub enum Outcome {
     Deny(String),
     MaxTries,
     Skip,
-    /// The daemon refused the caller (a non-root process asking for another user).
-    PermissionDenied(String),
-    /// The daemon or bus could not be reached, or did not answer in time, before it asked
-    /// anything: the fail mode decides.
-    Unreachable(String),
+    /// The daemon is definitely not there (no socket, connection refused, nobody owns the name),
+    /// and nothing had been asked: the fail mode decides.
+    Absent(String),
+    /// The daemon or the bus did not answer before anything was asked. A time-out is not absence
+    /// (any local user can cause one), so this denies whatever the fail mode.
+    NoAnswer(String),
+    /// The bus or the daemon refused us, or we refused to talk to an owner of the name that is
+    /// not root: denies whatever the fail mode.
+    Refused(String),
     /// The daemon was lost after it had asked for a code: MFA is required for this login, so
     /// this denies whatever the fail mode.
     LostAfterQuestion(String),
+    /// The daemon answered that it could not do its work (storage failure).
+    DaemonFailed(String),
     ConversationFailed,
 }
 
@@ -55,12 +67,15 @@ pub async fn run<D: Daemon, C: Conversation>(
 ) -> Outcome {
     let (session, mut wire) = match daemon.begin(user, context).await {
         Ok(started) => started,
-        Err(error) => return failure(error),
+        Err(failure) => return before_question(failure),
     };
     loop {
         let turn = match Turn::try_from(wire) {
             Ok(turn) => turn,
-            Err(unknown) => return Outcome::Deny(format!("daemon sent an {unknown}")),
+            Err(unknown) => {
+                let outcome = Outcome::Deny(format!("daemon sent an {unknown}"));
+                return abandon(daemon, &session, outcome).await;
+            }
         };
         for notice in &turn.notices {
             // PAM_SILENT: the application asked for no messages at all.
@@ -70,7 +85,7 @@ pub async fn run<D: Daemon, C: Conversation>(
                 conversation.show(notice)
             };
             if shown.is_err() {
-                return Outcome::ConversationFailed;
+                return abandon(daemon, &session, Outcome::ConversationFailed).await;
             }
         }
         let reply = match &turn.action {
@@ -82,24 +97,50 @@ pub async fn run<D: Daemon, C: Conversation>(
             Action::Skip => return Outcome::Skip,
         };
         let Ok(reply) = reply else {
-            return Outcome::ConversationFailed;
+            return abandon(daemon, &session, Outcome::ConversationFailed).await;
         };
-        wire = match daemon.answer(&session, &reply).await {
+        // No code is this long: send an empty reply, which the daemon counts as a wrong try,
+        // rather than put an arbitrary amount of the application's data on the bus.
+        let sent: &str = if reply.len() > MAX_REPLY_LEN {
+            ""
+        } else {
+            &reply
+        };
+        wire = match daemon.answer(&session, sent).await {
             Ok(wire) => wire,
-            Err(error) if error.is_unreachable() => {
-                return Outcome::LostAfterQuestion(error.to_string());
-            }
-            Err(error) => return failure(error),
+            Err(failure) => return after_question(failure),
         };
     }
 }
 
-fn failure(error: Error) -> Outcome {
-    if error.is_unreachable() {
-        return Outcome::Unreachable(error.to_string());
+/// Ends an unfinished login: the daemon drops the session now instead of keeping it (and the
+/// user's session slot) until it expires.
+async fn abandon<D: Daemon>(daemon: &mut D, session: &str, outcome: Outcome) -> Outcome {
+    if !session.is_empty() {
+        daemon.cancel(session).await;
     }
-    match error {
-        Error::PermissionDenied(reason) => Outcome::PermissionDenied(reason),
+    outcome
+}
+
+fn before_question(failure: Failure) -> Outcome {
+    match failure {
+        Failure::Absent(reason) => Outcome::Absent(reason),
+        Failure::NoAnswer(reason) => Outcome::NoAnswer(reason),
+        failure => answered(failure),
+    }
+}
+
+fn after_question(failure: Failure) -> Outcome {
+    match failure {
+        Failure::Absent(reason) | Failure::NoAnswer(reason) => Outcome::LostAfterQuestion(reason),
+        failure => answered(failure),
+    }
+}
+
+fn answered(failure: Failure) -> Outcome {
+    match failure {
+        Failure::Refused(reason) => Outcome::Refused(reason),
+        Failure::Daemon(Error::Internal(reason)) => Outcome::DaemonFailed(reason),
         other => Outcome::Deny(other.to_string()),
     }
 }
@@ -163,10 +204,12 @@ mod tests {
         }
     }
 
-    /// A daemon that answers from a list of turns and records the replies it got.
+    /// A daemon that answers from a list of turns and records the replies and cancels it got.
     struct Scripted {
-        turns: VecDeque<Result<WireTurn, Error>>,
+        session: &'static str,
+        turns: VecDeque<Result<WireTurn, Failure>>,
         replies: Vec<String>,
+        cancelled: Vec<String>,
     }
 
     impl Daemon for Scripted {
@@ -174,23 +217,26 @@ mod tests {
             &mut self,
             _user: &str,
             _context: &HashMap<&str, &str>,
-        ) -> Result<(String, WireTurn), Error> {
-            self.turns
-                .pop_front()
-                .unwrap()
-                .map(|turn| ("s1".to_owned(), turn))
+        ) -> Result<(String, WireTurn), Failure> {
+            let session = self.session.to_owned();
+            self.turns.pop_front().unwrap().map(|turn| (session, turn))
         }
-        async fn answer(&mut self, session: &str, reply: &str) -> Result<WireTurn, Error> {
-            assert_eq!(session, "s1");
+        async fn answer(&mut self, session: &str, reply: &str) -> Result<WireTurn, Failure> {
+            assert_eq!(session, self.session);
             self.replies.push(reply.to_owned());
             self.turns.pop_front().unwrap()
         }
+        async fn cancel(&mut self, session: &str) {
+            self.cancelled.push(session.to_owned());
+        }
     }
 
-    fn daemon(turns: Vec<Result<Turn, Error>>) -> Scripted {
+    fn daemon(turns: Vec<Result<Turn, Failure>>) -> Scripted {
         Scripted {
+            session: "s1",
             turns: turns.into_iter().map(|t| t.map(WireTurn::from)).collect(),
             replies: Vec::new(),
+            cancelled: Vec::new(),
         }
     }
 
@@ -199,10 +245,14 @@ mod tests {
         zbus::block_on(run(daemon, &mut script, "alice", &HashMap::new(), false))
     }
 
+    fn ask() -> Result<Turn, Failure> {
+        Ok(Turn::new(Action::AskHidden("Code: ".into())))
+    }
+
     #[test]
     fn a_right_code_after_a_wrong_one_is_allowed() {
         let mut daemon = daemon(vec![
-            Ok(Turn::new(Action::AskHidden("Code: ".into()))),
+            ask(),
             Ok(Turn::new(Action::AskHidden("Code: ".into()))
                 .with_notice(Notice::Error("Wrong code.".into()))),
             Ok(Turn::new(Action::Allow)),
@@ -213,6 +263,7 @@ mod tests {
             .asks("Code: ", "222222");
         assert_eq!(drive(&mut daemon, script), Outcome::Allow);
         assert_eq!(daemon.replies, ["111111", "222222"]);
+        assert!(daemon.cancelled.is_empty());
     }
 
     #[test]
@@ -224,63 +275,137 @@ mod tests {
         ] {
             let mut daemon = daemon(vec![Ok(Turn::new(action))]);
             assert_eq!(drive(&mut daemon, Script::default()), outcome);
+            assert!(daemon.cancelled.is_empty());
         }
     }
 
     #[test]
-    fn an_unknown_step_is_a_denial() {
+    fn an_unknown_step_is_a_denial_and_ends_the_session() {
         let mut daemon = Scripted {
             turns: VecDeque::from([Ok(WireTurn {
                 notices: vec![],
                 action: "allow-all".into(),
                 text: String::new(),
             })]),
-            replies: vec![],
+            ..daemon(vec![])
         };
         let outcome = drive(&mut daemon, Script::default());
         assert!(matches!(outcome, Outcome::Deny(reason) if reason.contains("allow-all")));
+        assert_eq!(daemon.cancelled, ["s1"]);
     }
 
     #[test]
-    fn a_failed_conversation_ends_the_login() {
-        let mut daemon = daemon(vec![Ok(Turn::new(Action::AskHidden("Code: ".into())))]);
+    fn a_failed_conversation_ends_the_login_and_cancels_the_session() {
+        let mut daemon = daemon(vec![ask()]);
         assert_eq!(
             drive(&mut daemon, Script::default()),
             Outcome::ConversationFailed
         );
+        assert!(daemon.replies.is_empty());
+        assert_eq!(daemon.cancelled, ["s1"]);
     }
 
     #[test]
-    fn daemon_errors_map_to_outcomes() {
-        let mut denied = daemon(vec![Err(Error::PermissionDenied("not yours".into()))]);
-        assert_eq!(
-            drive(&mut denied, Script::default()),
-            Outcome::PermissionDenied("not yours".into())
-        );
-        let gone = zbus::Error::FDO(Box::new(zbus::fdo::Error::ServiceUnknown("gone".into())));
-        let mut unreachable = daemon(vec![Err(Error::ZBus(gone))]);
-        assert!(matches!(
-            drive(&mut unreachable, Script::default()),
-            Outcome::Unreachable(_)
-        ));
-        let lost = zbus::Error::FDO(Box::new(zbus::fdo::Error::NoReply("gone".into())));
-        let mut lost_after_question = daemon(vec![
-            Ok(Turn::new(Action::AskHidden("Code: ".into()))),
-            Err(Error::ZBus(lost)),
+    fn a_conversation_failing_on_a_notice_cancels_the_session() {
+        struct Broken;
+        impl Conversation for Broken {
+            fn show(&mut self, _: &Notice) -> Result<(), ConversationFailed> {
+                Err(ConversationFailed)
+            }
+            fn ask(&mut self, _: &str, _: bool) -> Result<Zeroizing<String>, ConversationFailed> {
+                panic!("asked after a failed notice")
+            }
+        }
+        let mut daemon = daemon(vec![
+            ask().map(|turn| turn.with_notice(Notice::Info("QR".into()))),
         ]);
-        let outcome = drive(
-            &mut lost_after_question,
-            Script::default().asks("Code: ", "1"),
+        let outcome = zbus::block_on(run(
+            &mut daemon,
+            &mut Broken,
+            "alice",
+            &HashMap::new(),
+            false,
+        ));
+        assert_eq!(outcome, Outcome::ConversationFailed);
+        assert_eq!(daemon.cancelled, ["s1"]);
+    }
+
+    #[test]
+    fn without_a_session_there_is_nothing_to_cancel() {
+        let mut daemon = Scripted {
+            session: "",
+            ..daemon(vec![ask()])
+        };
+        assert_eq!(
+            drive(&mut daemon, Script::default()),
+            Outcome::ConversationFailed
         );
-        assert!(
-            matches!(outcome, Outcome::LostAfterQuestion(_)),
-            "{outcome:?}"
-        );
+        assert!(daemon.cancelled.is_empty());
+    }
+
+    #[test]
+    fn an_overlong_reply_is_sent_empty() {
+        let longest = "7".repeat(MAX_REPLY_LEN);
+        let longer: &'static str = "7".repeat(MAX_REPLY_LEN + 1).leak();
+        let mut daemon = daemon(vec![ask(), ask(), Ok(Turn::new(Action::MaxTries))]);
+        let script = Script::default()
+            .asks("Code: ", longest.clone().leak())
+            .asks("Code: ", longer);
+        assert_eq!(drive(&mut daemon, script), Outcome::MaxTries);
+        assert_eq!(daemon.replies, [longest, String::new()]);
+    }
+
+    #[test]
+    fn failures_before_the_question_keep_their_class() {
+        for (failure, outcome) in [
+            (
+                Failure::Absent("gone".into()),
+                Outcome::Absent("gone".into()),
+            ),
+            (
+                Failure::NoAnswer("late".into()),
+                Outcome::NoAnswer("late".into()),
+            ),
+            (
+                Failure::Refused("not root".into()),
+                Outcome::Refused("not root".into()),
+            ),
+            (
+                Failure::Daemon(Error::Internal("disk".into())),
+                Outcome::DaemonFailed("disk".into()),
+            ),
+            (
+                Failure::Daemon(Error::TooManyRequests("slow down".into())),
+                Outcome::Deny("slow down".into()),
+            ),
+        ] {
+            let mut daemon = daemon(vec![Err(failure)]);
+            assert_eq!(drive(&mut daemon, Script::default()), outcome);
+            assert!(daemon.cancelled.is_empty());
+        }
+    }
+
+    #[test]
+    fn losing_the_daemon_after_the_question_is_never_absence() {
+        for failure in [
+            Failure::Absent("gone".into()),
+            Failure::NoAnswer("late".into()),
+        ] {
+            let mut daemon = daemon(vec![ask(), Err(failure)]);
+            let outcome = drive(&mut daemon, Script::default().asks("Code: ", "1"));
+            assert!(
+                matches!(outcome, Outcome::LostAfterQuestion(_)),
+                "{outcome:?}"
+            );
+        }
         let mut expired = daemon(vec![
-            Ok(Turn::new(Action::AskHidden("Code: ".into()))),
-            Err(Error::NoSuchSession("expired".into())),
+            ask(),
+            Err(Failure::Daemon(Error::NoSuchSession("expired".into()))),
         ]);
         let outcome = drive(&mut expired, Script::default().asks("Code: ", "1"));
         assert_eq!(outcome, Outcome::Deny("expired".into()));
+        let mut refused = daemon(vec![ask(), Err(Failure::Refused("not yours".into()))]);
+        let outcome = drive(&mut refused, Script::default().asks("Code: ", "1"));
+        assert_eq!(outcome, Outcome::Refused("not yours".into()));
     }
 }

@@ -16,6 +16,7 @@
 //! The binaries are taken from the workspace's target directory, so build them first:
 //! `cargo build --workspace` (the README's test command does).
 
+pub mod fake;
 pub mod pam;
 
 use std::collections::HashMap;

@@ -207,6 +207,21 @@ pub fn login(
     responder: &mut Responder<'_>,
     authenticate: bool,
 ) -> c_int {
+    login_with_flags(confdir, service, user, responder, authenticate, 0)
+}
+
+/// `PAM_SILENT`: the application asks for no informational messages (sudo's default).
+pub const PAM_SILENT: c_int = 0x8000;
+
+/// [`login`] with `flags` (such as [`PAM_SILENT`]) for `pam_authenticate`.
+pub fn login_with_flags(
+    confdir: &CStr,
+    service: &CStr,
+    user: &CStr,
+    responder: &mut Responder<'_>,
+    authenticate: bool,
+    flags: c_int,
+) -> c_int {
     let mut responder: &mut Responder<'_> = responder;
     let conv = PamConv {
         conv: converse,
@@ -229,7 +244,7 @@ pub fn login(
     }
     let result = if authenticate {
         // SAFETY: `pamh` is the handle pam_start_confdir returned.
-        unsafe { pam_authenticate(pamh, 0) }
+        unsafe { pam_authenticate(pamh, flags) }
     } else {
         PAM_SUCCESS
     };

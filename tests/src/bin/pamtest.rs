@@ -10,11 +10,11 @@
 //! ```
 //!
 //! Options: `--confdir DIR --service NAME --user USER [--answer TEXT]... [--interactive]
-//! [--as-uid UID] [--repeat N] [--resources]`. `--interactive` asks the person at the terminal
+//! [--as-uid UID] [--repeat N] [--resources] [--silent]`. `--interactive` asks the person at the terminal
 //! instead, as a login prompt does (without echo for hidden prompts). `--as-uid` drops to that
 //! uid (and gid) before `pam_start`. `--resources` prints the open descriptors and threads
 //! before the first and after the last login. An answer may embed a NUL as `\0`; the
-//! application's reply buffer then holds it.
+//! application's reply buffer then holds it. `--silent` passes `PAM_SILENT`, as sudo does.
 
 use std::collections::VecDeque;
 use std::ffi::CString;
@@ -72,7 +72,7 @@ fn drop_to(uid: u32) {
 fn usage(problem: &str) -> ! {
     eprintln!(
         "pamtest: {problem}\nusage: pamtest --confdir DIR --service NAME --user USER \
-         [--answer TEXT]... [--interactive] [--as-uid UID] [--repeat N] [--resources]"
+         [--answer TEXT]... [--interactive] [--as-uid UID] [--repeat N] [--resources] [--silent]"
     );
     std::process::exit(2);
 }
@@ -82,6 +82,7 @@ fn main() {
     let (mut confdir, mut service, mut user) = (None, None, None);
     let mut answers = Vec::new();
     let (mut repeat, mut resources, mut as_uid, mut interactive) = (1usize, false, None, false);
+    let mut flags = 0;
     while let Some(flag) = args.next() {
         let mut value = || {
             args.next()
@@ -96,6 +97,7 @@ fn main() {
             "--repeat" => repeat = value().parse().unwrap_or_else(|_| usage("bad count")),
             "--resources" => resources = true,
             "--interactive" => interactive = true,
+            "--silent" => flags |= pam::PAM_SILENT,
             other => usage(&format!("unknown option {other}")),
         }
     }
@@ -133,7 +135,7 @@ fn main() {
             }
             answer
         };
-        let result = pam::login(&confdir, &service, &user, &mut respond, true);
+        let result = pam::login_with_flags(&confdir, &service, &user, &mut respond, true, flags);
         println!("RESULT {}", pam::result_name(result));
     }
     if resources {

@@ -1,0 +1,176 @@
+//! Buses that are not what the module expects, for the fail-mode tests: a permissive bus on
+//! which anyone may own `org.pam_mfa.Mfad1`, served by `fake-mfad` as any uid; sockets that
+//! accept and then never speak D-Bus. Plus PAM services pointing at them and a `pamtest` run
+//! with `PAM_SILENT`.
+//!
+//! Build first, as for the rest of the harness: an [`Env`] started in the same test does it.
+
+use std::fs;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{Env, Transcript, run_bounded, target_dir};
+
+/// A process is declared hung after this long.
+const HANG_LIMIT: Duration = Duration::from_secs(30);
+
+/// A private bus whose policy lets any uid own any name and call anything (nothing like the
+/// shipped policy), with `fake-mfad` owning `org.pam_mfa.Mfad1`.
+pub struct FakeBus {
+    pub address: String,
+    record: PathBuf,
+    bus: Child,
+    fake: Child,
+}
+
+/// The harness's bus configuration with every restriction lifted and no policy file included.
+fn permissive_config(socket: &Path) -> String {
+    let mut config = include_str!("../../dbus/private-system-bus.conf.in").to_owned();
+    for (strict, permissive) in [
+        (r#"<deny own="*"/>"#, r#"<allow own="*"/>"#),
+        (
+            r#"<deny send_type="method_call"/>"#,
+            r#"<allow send_type="method_call"/>"#,
+        ),
+        ("<include>@POLICY@</include>", ""),
+    ] {
+        assert!(config.contains(strict), "{strict} not in the bus template");
+        config = config.replace(strict, permissive);
+    }
+    config.replace("@SOCKET@", &socket.display().to_string())
+}
+
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < HANG_LIMIT, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+impl FakeBus {
+    /// Starts the bus in `dir` and `fake-mfad` on it as `uid` (and gid).
+    pub fn start(dir: &Path, uid: u32) -> FakeBus {
+        use std::os::unix::process::CommandExt;
+        let socket = dir.join("fake_bus_socket");
+        let config = dir.join("fake-bus.conf");
+        fs::write(&config, permissive_config(&socket)).unwrap();
+        let bus = Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", config.display()))
+            .arg("--nofork")
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.join("fake-bus.log")).unwrap())
+            .spawn()
+            .expect("start dbus-daemon");
+        wait_until("the fake bus socket", || socket.exists());
+        let address = format!("unix:path={}", socket.display());
+        let record = dir.join("fake-mfad.calls");
+        fs::write(&record, "").unwrap();
+        std::os::unix::fs::chown(&record, Some(uid), Some(uid)).unwrap();
+        let fake = Command::new(target_dir().join("fake-mfad"))
+            .arg("--bus")
+            .arg(&address)
+            .arg("--record")
+            .arg(&record)
+            .uid(uid)
+            .gid(uid)
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.join("fake-mfad.log")).unwrap())
+            .spawn()
+            .expect("start fake-mfad");
+        let mut fake_bus = FakeBus {
+            address,
+            record,
+            bus,
+            fake,
+        };
+        wait_until("fake-mfad to own its name", || {
+            assert!(
+                fake_bus.fake.try_wait().unwrap().is_none(),
+                "fake-mfad exited: {}",
+                fs::read_to_string(dir.join("fake-mfad.log")).unwrap_or_default()
+            );
+            fake_bus.calls().iter().any(|line| line == "ready")
+        });
+        fake_bus
+    }
+
+    /// What fake-mfad recorded, `ready` included.
+    pub fn calls(&self) -> Vec<String> {
+        fs::read_to_string(&self.record)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for FakeBus {
+    fn drop(&mut self) {
+        for child in [&mut self.fake, &mut self.bus] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// What a socket that is not a D-Bus server does with a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mute {
+    /// Accepts and closes at once: the handshake fails.
+    HangsUp,
+    /// Accepts and never says anything: only the time-out ends the handshake.
+    Silent,
+}
+
+/// Listens on `path` in a background thread and treats every connection as `mute` says. The
+/// thread lives as long as the test process.
+pub fn mute_socket(path: &Path, mute: Mute) -> String {
+    let listener = UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        let mut held: Vec<UnixStream> = Vec::new();
+        for stream in listener.incoming().flatten() {
+            if mute == Mute::Silent {
+                held.push(stream);
+            }
+        }
+    });
+    format!("unix:path={}", path.display())
+}
+
+/// Writes the PAM service `name` into `env`'s configuration directory: `pam_mfa.so ARGS`.
+pub fn service(env: &Env, name: &str, args: &str) {
+    let module = target_dir().join("libpam_mfa.so");
+    fs::write(
+        env.confdir().join(name),
+        format!("auth required {} {args}\n", module.display()),
+    )
+    .unwrap();
+}
+
+/// Runs `pamtest` for `user` on `service` in `env`'s configuration with `PAM_SILENT`, as sudo
+/// calls `pam_authenticate`, answering prompts with `answers`.
+pub fn silent_login(env: &Env, service: &str, user: &str, answers: &[&str]) -> Transcript {
+    let mut command = Command::new(target_dir().join("pamtest"));
+    command
+        .arg("--confdir")
+        .arg(env.confdir())
+        .arg("--service")
+        .arg(service)
+        .arg("--user")
+        .arg(user)
+        .arg("--silent");
+    for answer in answers {
+        command.arg("--answer").arg(answer);
+    }
+    let output = run_bounded(&mut command, "pamtest");
+    Transcript {
+        lines: String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
