@@ -17,6 +17,7 @@
 //! `cargo build --workspace` (the README's test command does).
 
 pub mod pam;
+pub mod squat;
 
 use std::collections::HashMap;
 use std::fs;
@@ -80,7 +81,7 @@ fn build_once() {
     });
 }
 
-fn built(name: &str) -> PathBuf {
+pub fn built(name: &str) -> PathBuf {
     build_once();
     let path = target_dir().join(name);
     assert!(
