@@ -118,10 +118,10 @@ mod tests {
     }
 
     fn documents(text: &str) -> usize {
-        serde_json::Deserializer::from_str(text)
-            .into_iter::<serde_json::Value>()
-            .map(|document| document.expect("valid JSON"))
-            .count()
+        let documents: Result<Vec<serde_json::Value>, _> = serde_json::Deserializer::from_str(text)
+            .into_iter()
+            .collect();
+        documents.expect("valid JSON").len()
     }
 
     #[test]
