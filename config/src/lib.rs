@@ -18,7 +18,8 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/pam-mfa";
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Directory of the SQLite store; created with mode 0700.
+    /// Directory of the SQLite store; created with mode 0700. Must be absolute.
+    #[serde(deserialize_with = "absolute_path")]
     pub state_dir: PathBuf,
     pub totp: Totp,
     pub login: Login,
@@ -117,6 +118,19 @@ impl Algorithm {
             "SHA512" => Some(Algorithm::Sha512),
             _ => None,
         }
+    }
+}
+
+/// Reads a path that must be absolute. Checking it while deserializing, rather than after, lets
+/// the TOML parser name the line of a relative path as it does for every other error.
+fn absolute_path<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<PathBuf, D::Error> {
+    let path = PathBuf::deserialize(deserializer)?;
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "state_dir must be an absolute path, not {path:?}"
+        )))
     }
 }
 
@@ -228,15 +242,11 @@ impl Config {
     }
 
     /// Parses and validates configuration text; the error names the key and line.
+    ///
+    /// Every check runs while the TOML is deserialized (unknown keys, types, ranges, absolute
+    /// paths), so every error carries the line it is about.
     pub fn parse(text: &str) -> Result<Config, String> {
-        let config: Config = toml::from_str(text).map_err(|error| error.to_string())?;
-        if !config.state_dir.is_absolute() {
-            return Err(format!(
-                "state_dir must be an absolute path, not {:?}",
-                config.state_dir
-            ));
-        }
-        Ok(config)
+        toml::from_str(text).map_err(|error| error.to_string())
     }
 }
 
@@ -309,12 +319,58 @@ mod tests {
     }
 
     #[test]
-    fn relative_state_dir_is_refused() {
-        let error = Config::parse("state_dir = \"state\"\n").unwrap_err();
+    fn relative_state_dir_is_refused_with_its_line() {
+        let error =
+            Config::parse("# where the store lives\n\nstate_dir = \"state\"\n").unwrap_err();
+        assert!(error.contains("line 3"), "{error}");
         assert!(
-            error.contains("state_dir must be an absolute path"),
+            error.contains("state_dir must be an absolute path, not \"state\""),
             "{error}"
         );
+    }
+
+    /// Whatever is wrong, the administrator is told where.
+    #[test]
+    fn every_invalid_config_names_its_line() {
+        let cases = [
+            ("\n\nstate_dir = \"\"\n", 3, "absolute path"),
+            (
+                "[totp]\nissuer = \"x\"\n\n\nstate_dir = \"/abs\"\n",
+                5,
+                "state_dir",
+            ),
+            ("state_dir = 5\n", 1, "state_dir"),
+            (
+                "state_dir = \"rel/a\"\n[totp]\ndigits = 6\n",
+                1,
+                "absolute path",
+            ),
+            ("[login]\nsession_timeout = 5\n", 2, "between 10 and 3600"),
+            (
+                "[login]\nmax_sessions_per_user = 0\n",
+                2,
+                "max_sessions_per_user",
+            ),
+            ("[totp]\nperiod = 300\n", 2, "period"),
+            ("[totp]\nwindow = -1\n", 2, "window"),
+            ("[totp]\nissuer = 3\n", 2, "string"),
+            (
+                "[enforcement]\nall_users = true\nall_users = false\n",
+                3,
+                "duplicate",
+            ),
+            ("[totp]\ndigits = \n", 2, ""),
+            ("[tot]\n", 1, "tot"),
+            ("\n[enforcement]\ngroups = [\"wheel\"]\n", 3, "groups"),
+        ];
+        for (text, line, fragment) in cases {
+            let error = Config::parse(text).unwrap_err();
+            assert!(
+                error.contains(&format!("line {line},")),
+                "{text:?} should name line {line}:\n{error}"
+            );
+            assert!(error.contains(fragment), "{text:?}:\n{error}");
+        }
     }
 
     #[test]

@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 
 /// Administer pam-mfa: enroll users, enforce two-factor logins, reset lost authenticators.
 ///
-/// mfactl talks to the mfad daemon over D-Bus; administrative commands need root.
+/// mfactl talks to the mfad daemon over D-Bus; administrative commands need root. Before it
+/// sends anything, mfactl checks that the bus name org.pam_mfa.Mfad1 belongs to root, and
+/// refuses to talk to a process another user started.
+///
+/// Exit status: 0 when the command succeeded, 1 when it failed, 2 when the command line is wrong.
 #[derive(Parser)]
 #[command(version, about, long_about)]
 pub struct Cli {
@@ -12,7 +16,12 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "ADDRESS")]
     pub bus: Option<String>,
 
-    /// Print machine-readable JSON instead of text.
+    /// Print exactly one JSON document on stdout instead of text, errors included.
+    ///
+    /// An error is `{"error": {"name": NAME, "message": TEXT}}` with exit status 1 (2 for a
+    /// command-line mistake); NAME is the D-Bus error name when the bus or mfad refused (e.g.
+    /// org.pam_mfa.Mfad1.Error.InvalidArgument), else one of usage, input, connect or bus. Text
+    /// meant for a person (QR code, prompts, the error as a sentence) goes to stderr.
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -24,9 +33,14 @@ pub struct Cli {
 pub enum Command {
     /// Enroll USER: show a QR code to scan, then confirm with a code from the app.
     ///
-    /// Prints the QR code, the secret and the otpauth:// URI, then asks for the code the app
-    /// shows. The enrollment becomes active only once a code is confirmed; until then the user's
-    /// logins are treated as before.
+    /// Prints the QR code, the secret and the otpauth:// URI, then asks on stderr for the code
+    /// the app shows (three tries). The enrollment becomes active only once a code is confirmed;
+    /// until then the user's logins are treated as before.
+    ///
+    /// With --json, the QR code, secret, URI and prompt go to stderr, and stdout gets one
+    /// document once the code is confirmed: `{"user", "secret", "uri", "enrolled": true}` (or
+    /// the error). A script that must compute the code gives the secret with --secret, or reads
+    /// the `URI:` line on stderr.
     Enroll {
         user: String,
         /// Import this Base32 secret instead of generating one (for scripted tests). Other
@@ -68,4 +82,13 @@ pub enum Command {
         #[arg(value_name = "[USER] on|off", num_args = 1..=2, required = true)]
         words: Vec<String>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -1,4 +1,9 @@
-//! mfactl as a library: its command-line definition, shared with the man page generator.
+//! mfactl as a library: its command-line definition (shared with the man page generator), one
+//! module per command, and the report each command renders as text or JSON.
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod commands;
+pub mod connect;
+pub mod failure;
+pub mod report;

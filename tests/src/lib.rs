@@ -18,6 +18,7 @@
 
 pub mod fake;
 pub mod pam;
+pub mod squat;
 
 use std::collections::HashMap;
 use std::fs;
@@ -81,7 +82,7 @@ fn build_once() {
     });
 }
 
-fn built(name: &str) -> PathBuf {
+pub fn built(name: &str) -> PathBuf {
     build_once();
     let path = target_dir().join(name);
     assert!(

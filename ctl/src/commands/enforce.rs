@@ -1,0 +1,109 @@
+//! `mfactl enforce [--all | USER] on|off`: require MFA of everyone or of one user.
+
+use pam_mfa_api::UserStatus;
+
+use crate::connect::connect;
+use crate::failure::Failure;
+use crate::report::Report;
+
+pub enum Enforce {
+    /// `--all on|off`.
+    All { on: bool },
+    /// One user, with their status after the change.
+    User { on: bool, status: UserStatus },
+}
+
+pub async fn run(bus: Option<&str>, all: bool, words: &[String]) -> Result<Enforce, Failure> {
+    let (user, on) = parse_words(all, words)?;
+    let admin = connect(bus).await?;
+    match user {
+        None => {
+            admin.set_global_enforcement(on).await?;
+            Ok(Enforce::All { on })
+        }
+        Some(user) => {
+            admin.set_user_enforcement(user, on).await?;
+            let status = admin.status(user).await?;
+            Ok(Enforce::User { on, status })
+        }
+    }
+}
+
+/// Reads `on` or `off`.
+fn switch(word: &str) -> Result<bool, Failure> {
+    match word {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(Failure::usage(format!("expected on or off, not {other:?}"))),
+    }
+}
+
+/// The target and state of `enforce`: `(None, on)` for --all.
+fn parse_words(all: bool, words: &[String]) -> Result<(Option<&str>, bool), Failure> {
+    match (all, words) {
+        (true, [state]) => Ok((None, switch(state)?)),
+        (false, [user, state]) => Ok((Some(user), switch(state)?)),
+        (true, _) => Err(Failure::usage("usage: mfactl enforce --all on|off")),
+        (false, _) => Err(Failure::usage(
+            "usage: mfactl enforce USER on|off (or --all on|off)",
+        )),
+    }
+}
+
+impl Report for Enforce {
+    fn text(&self) -> String {
+        match self {
+            Enforce::All { on: true } => {
+                "MFA is now required of every user from their next login".into()
+            }
+            Enforce::All { on: false } => {
+                "MFA is now required only of users enforced one by one".into()
+            }
+            Enforce::User { on, status } => {
+                let user = &status.user;
+                match (on, status.enforced) {
+                    (true, _) if !status.enrolled => format!(
+                        "{user}: MFA is now required; {user} is not enrolled and cannot log in \
+                         through pam_mfa until enrolled (mfactl enroll {user})"
+                    ),
+                    (true, _) => format!("{user}: MFA is now required from the next login"),
+                    (false, true) => format!(
+                        "{user}: per-user enforcement is off, but MFA stays required because it \
+                         is enforced for {}",
+                        status.enforced_by
+                    ),
+                    (false, false) => format!("{user}: MFA is no longer required"),
+                }
+            }
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        match self {
+            Enforce::All { on } => serde_json::json!({ "all_users": on }),
+            Enforce::User { status, .. } => super::status::json(status),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enforce_takes_a_user_or_all() {
+        let words = |list: &[&str]| list.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        assert_eq!(parse_words(true, &words(&["on"])).ok(), Some((None, true)));
+        assert_eq!(
+            parse_words(false, &words(&["alice", "off"])).ok(),
+            Some((Some("alice"), false))
+        );
+        assert!(parse_words(false, &words(&["on"])).is_err());
+        assert!(parse_words(true, &words(&["alice", "on"])).is_err());
+        let Err(failure) = parse_words(false, &words(&["alice", "yes"])) else {
+            panic!("yes is not a switch");
+        };
+        assert_eq!(failure.message(), "expected on or off, not \"yes\"");
+        assert_eq!(failure.name(), "usage");
+    }
+}

@@ -1,0 +1,27 @@
+//! One module per mfactl command; each connects, does its work and returns its report.
+
+pub mod enforce;
+pub mod enroll;
+pub mod import;
+pub mod reset;
+pub mod status;
+pub mod users;
+
+use crate::cli::{Cli, Command};
+use crate::failure::Failure;
+use crate::report::Report;
+
+/// Runs the command `cli` names.
+pub async fn run(cli: &Cli) -> Result<Box<dyn Report>, Failure> {
+    let bus = cli.bus.as_deref();
+    Ok(match &cli.command {
+        Command::Enroll { user, secret } => {
+            Box::new(enroll::run(bus, user, secret.as_deref(), cli.json).await?)
+        }
+        Command::Import { file } => Box::new(import::run(bus, file).await?),
+        Command::Status { user } => Box::new(status::run(bus, user).await?),
+        Command::Users => Box::new(users::run(bus).await?),
+        Command::Reset { user } => Box::new(reset::run(bus, user).await?),
+        Command::Enforce { all, words } => Box::new(enforce::run(bus, *all, words).await?),
+    })
+}

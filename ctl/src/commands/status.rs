@@ -1,0 +1,109 @@
+//! `mfactl status USER`: one user's enrollment and enforcement.
+
+use pam_mfa_api::UserStatus;
+
+use crate::connect::connect;
+use crate::failure::Failure;
+use crate::report::{Report, time_or_null, when, yes_no};
+
+pub struct Status(pub UserStatus);
+
+pub async fn run(bus: Option<&str>, user: &str) -> Result<Status, Failure> {
+    let admin = connect(bus).await?;
+    Ok(Status(admin.status(user).await?))
+}
+
+/// One user as JSON, shared with `users` and `enforce`.
+pub fn json(status: &UserStatus) -> serde_json::Value {
+    serde_json::json!({
+        "user": status.user,
+        "enrolled": status.enrolled,
+        "enforced": status.enforced,
+        "enforced_by": status.enforced_by,
+        "algorithm": if status.enrolled { Some(&status.algorithm) } else { None },
+        "digits": if status.enrolled { Some(status.digits) } else { None },
+        "period": if status.enrolled { Some(status.period) } else { None },
+        "enrolled_at": time_or_null(status.enrolled_at),
+        "last_used": time_or_null(status.last_used),
+    })
+}
+
+impl Report for Status {
+    fn text(&self) -> String {
+        let status = &self.0;
+        let mut lines = vec![
+            format!("user:      {}", status.user),
+            format!("enrolled:  {}", yes_no(status.enrolled)),
+        ];
+        if status.enrolled {
+            lines.push(format!(
+                "           {} digits, {} s, {}, since {}",
+                status.digits,
+                status.period,
+                status.algorithm,
+                when(status.enrolled_at)
+            ));
+        }
+        let enforced_by = if status.enforced {
+            format!(" (enforced for {})", status.enforced_by)
+        } else {
+            String::new()
+        };
+        lines.push(format!(
+            "enforced:  {}{enforced_by}",
+            yes_no(status.enforced)
+        ));
+        lines.push(format!("last used: {}", when(status.last_used)));
+        lines.join("\n")
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pam_mfa_api::EnforcedBy;
+
+    pub fn alice() -> UserStatus {
+        UserStatus {
+            user: "alice".into(),
+            enrolled: true,
+            enforced: true,
+            enforced_by: EnforcedBy::AllUsers,
+            algorithm: "SHA1".into(),
+            digits: 6,
+            period: 30,
+            enrolled_at: 1_234_567_890,
+            last_used: 0,
+        }
+    }
+
+    #[test]
+    fn status_reads_as_text_and_as_json() {
+        let report = Status(alice());
+        assert_eq!(
+            report.text(),
+            "user:      alice\nenrolled:  yes\n           6 digits, 30 s, SHA1, since \
+             2009-02-13 23:31 UTC\nenforced:  yes (enforced for all users)\nlast used: never"
+        );
+        let json = report.json();
+        assert_eq!(json["enforced_by"], "all users");
+        assert_eq!(json["last_used"], serde_json::Value::Null);
+        assert_eq!(json["digits"], 6);
+    }
+
+    #[test]
+    fn a_user_without_enrollment_has_no_parameters() {
+        let status = UserStatus {
+            enrolled: false,
+            enrolled_at: 0,
+            ..alice()
+        };
+        let json = json(&status);
+        assert_eq!(json["algorithm"], serde_json::Value::Null);
+        assert!(!Status(status).text().contains("digits"));
+    }
+}

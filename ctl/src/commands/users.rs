@@ -1,0 +1,53 @@
+//! `mfactl users`: everyone with an enrollment or an enforcement setting.
+
+use pam_mfa_api::UserStatus;
+
+use crate::connect::connect;
+use crate::failure::Failure;
+use crate::report::{Report, when, yes_no};
+
+pub struct Users(pub Vec<UserStatus>);
+
+pub async fn run(bus: Option<&str>) -> Result<Users, Failure> {
+    let admin = connect(bus).await?;
+    Ok(Users(admin.users().await?))
+}
+
+impl Report for Users {
+    fn text(&self) -> String {
+        let users = &self.0;
+        if users.is_empty() {
+            return "no user is enrolled or enforced".into();
+        }
+        let width = users.iter().map(|u| u.user.len()).max().unwrap_or(0).max(4);
+        let mut lines = vec![format!(
+            "{:width$}  {:8}  {:8}  LAST USE",
+            "USER", "ENROLLED", "ENFORCED"
+        )];
+        for status in users {
+            lines.push(format!(
+                "{:width$}  {:8}  {:8}  {}",
+                status.user,
+                yes_no(status.enrolled),
+                yes_no(status.enforced),
+                when(status.last_used)
+            ));
+        }
+        lines.join("\n")
+    }
+
+    fn json(&self) -> serde_json::Value {
+        self.0.iter().map(super::status::json).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nobody_is_said_in_words_and_an_empty_list() {
+        assert_eq!(Users(vec![]).text(), "no user is enrolled or enforced");
+        assert_eq!(Users(vec![]).json(), serde_json::json!([]));
+    }
+}

@@ -1,0 +1,163 @@
+//! One report value per command, rendered as text or as one JSON document.
+
+use std::process::ExitCode;
+
+use crate::failure::Failure;
+
+/// What a command did, in both of mfactl's output forms.
+pub trait Report {
+    /// Lines for a person, without a final newline.
+    fn text(&self) -> String;
+    /// The one JSON document `--json` prints.
+    fn json(&self) -> serde_json::Value;
+}
+
+/// What mfactl writes and how it exits.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Rendered {
+    pub stdout: String,
+    pub stderr: String,
+    pub success: bool,
+}
+
+/// Renders the outcome of a command. With `json`, stdout holds exactly one document, the
+/// report or `{"error": {...}}`; an error is also written to stderr as a sentence.
+pub fn render(json: bool, outcome: &Result<Box<dyn Report>, Failure>) -> Rendered {
+    let document = |value: &serde_json::Value| {
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        )
+    };
+    match outcome {
+        Ok(report) if json => Rendered {
+            stdout: document(&report.json()),
+            stderr: String::new(),
+            success: true,
+        },
+        Ok(report) => Rendered {
+            stdout: format!("{}\n", report.text()),
+            stderr: String::new(),
+            success: true,
+        },
+        Err(failure) => Rendered {
+            stdout: if json {
+                document(&failure.json())
+            } else {
+                String::new()
+            },
+            stderr: format!("mfactl: {}\n", failure.message()),
+            success: false,
+        },
+    }
+}
+
+/// Writes the outcome and gives the exit status: 0 on success, 1 on failure.
+pub fn emit(json: bool, outcome: &Result<Box<dyn Report>, Failure>) -> ExitCode {
+    use std::io::Write;
+    let rendered = render(json, outcome);
+    let _ = std::io::stdout().write_all(rendered.stdout.as_bytes());
+    let _ = std::io::stderr().write_all(rendered.stderr.as_bytes());
+    if rendered.success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// A Unix time as UTC `YYYY-MM-DD HH:MM`, or "never".
+pub fn when(time: i64) -> String {
+    if time == 0 {
+        return "never".into();
+    }
+    let days = time.div_euclid(86_400);
+    let seconds = time.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        seconds / 3600,
+        seconds % 3600 / 60
+    )
+}
+
+/// A Unix time for JSON: the number, or null for 0 ("never").
+pub fn time_or_null(time: i64) -> serde_json::Value {
+    if time == 0 {
+        serde_json::Value::Null
+    } else {
+        time.into()
+    }
+}
+
+pub fn yes_no(value: bool) -> &'static str {
+    if value { "yes" } else { "no" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Done;
+
+    impl Report for Done {
+        fn text(&self) -> String {
+            "done".into()
+        }
+        fn json(&self) -> serde_json::Value {
+            serde_json::json!({ "done": true })
+        }
+    }
+
+    fn documents(text: &str) -> usize {
+        let documents: Result<Vec<serde_json::Value>, _> = serde_json::Deserializer::from_str(text)
+            .into_iter()
+            .collect();
+        documents.expect("valid JSON").len()
+    }
+
+    #[test]
+    fn json_output_is_one_document_whatever_happens() {
+        let ok: Result<Box<dyn Report>, Failure> = Ok(Box::new(Done));
+        let rendered = render(true, &ok);
+        assert!(rendered.success);
+        assert_eq!(documents(&rendered.stdout), 1);
+        assert_eq!(rendered.stderr, "");
+
+        let failed: Result<Box<dyn Report>, Failure> =
+            Err(Failure::usage("expected on or off, not \"yes\""));
+        let rendered = render(true, &failed);
+        assert!(!rendered.success);
+        assert_eq!(documents(&rendered.stdout), 1);
+        let value: serde_json::Value = serde_json::from_str(&rendered.stdout).unwrap();
+        assert_eq!(value["error"]["name"], "usage");
+        assert_eq!(value["error"]["message"], "expected on or off, not \"yes\"");
+        assert_eq!(rendered.stderr, "mfactl: expected on or off, not \"yes\"\n");
+    }
+
+    #[test]
+    fn text_output_keeps_errors_off_stdout() {
+        let failed: Result<Box<dyn Report>, Failure> = Err(Failure::input("cannot read f"));
+        let rendered = render(false, &failed);
+        assert_eq!(rendered.stdout, "");
+        assert_eq!(rendered.stderr, "mfactl: cannot read f\n");
+        let ok: Result<Box<dyn Report>, Failure> = Ok(Box::new(Done));
+        assert_eq!(render(false, &ok).stdout, "done\n");
+    }
+
+    #[test]
+    fn times_render_in_utc() {
+        assert_eq!(when(0), "never");
+        assert_eq!(when(1), "1970-01-01 00:00 UTC");
+        assert_eq!(when(1_234_567_890), "2009-02-13 23:31 UTC");
+        assert_eq!(when(951_782_400), "2000-02-29 00:00 UTC");
+    }
+}
