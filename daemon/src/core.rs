@@ -356,10 +356,16 @@ impl<S: Store, C: Clock> Core<S, C> {
                 self.emit(caller, &[event]);
                 Ok(count as u32)
             }
-            Err(user) => Err(Error::AlreadyEnrolled(format!(
-                "{user} is already enrolled (or enrolled under another spelling); nothing was \
-                 imported: run `mfactl reset {user}` or leave {user} out of the import"
-            ))),
+            Err(user) => match self.store.spelled_otherwise(&user).map_err(internal)? {
+                Some(other) => Err(Error::InvalidArgument(format!(
+                    "{user} differs only in case from {other}, who is already known here; \
+                     nothing was imported: user names are case-sensitive, use {other}"
+                ))),
+                None => Err(Error::AlreadyEnrolled(format!(
+                    "{user} is already enrolled; nothing was imported: run `mfactl reset \
+                     {user}` or leave {user} out of the import"
+                ))),
+            },
         }
     }
 

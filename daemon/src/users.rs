@@ -93,18 +93,22 @@ impl fmt::Display for LookupError {
 /// Looks `name` up by name. Blocking: call it off the bus executor (see
 /// [`crate::bus::off_executor`]).
 pub fn by_name(name: &UserName) -> Result<Lookup, LookupError> {
-    match User::from_name(name.as_str()) {
-        Ok(Some(user)) => own(user),
-        Ok(None) => Ok(Lookup::Unknown),
-        Err(error) => Err(LookupError::Failed(error.to_string())),
-    }
+    answer(User::from_name(name.as_str()))
 }
 
 /// Looks `uid` up. Blocking, as [`by_name`].
 pub fn by_uid(uid: u32) -> Result<Lookup, LookupError> {
-    match User::from_uid(Uid::from_raw(uid)) {
+    answer(User::from_uid(Uid::from_raw(uid)))
+}
+
+fn answer(result: nix::Result<Option<User>>) -> Result<Lookup, LookupError> {
+    use nix::errno::Errno;
+    match result {
         Ok(Some(user)) => own(user),
-        Ok(None) => Ok(Lookup::Unknown),
+        // getpwnam_r(3): these errors also mean "not found", depending on the NSS module.
+        Ok(None) | Err(Errno::ENOENT | Errno::ESRCH | Errno::EBADF | Errno::EPERM) => {
+            Ok(Lookup::Unknown)
+        }
         Err(error) => Err(LookupError::Failed(error.to_string())),
     }
 }

@@ -313,7 +313,7 @@ pub fn run_bounded(command: &mut Command, what: &str) -> Output {
 }
 
 /// Waits for `child`, killing it and failing if it runs past [`HANG_LIMIT`].
-fn wait_bounded(mut child: Child, what: &str) -> Output {
+pub fn wait_bounded(mut child: Child, what: &str) -> Output {
     let start = Instant::now();
     loop {
         if child.try_wait().unwrap().is_some() {
@@ -404,6 +404,57 @@ impl Env {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Kills the bus daemon, as a crash of dbus-daemon would end it.
+    pub fn kill_bus(&self) {
+        // SAFETY: signals our own child process.
+        unsafe { libc::kill(self.bus.id() as libc::pid_t, libc::SIGKILL) };
+    }
+
+    /// Waits for mfad to exit by itself and returns its exit status.
+    pub fn daemon_exit(&self) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(child) = self.daemon.lock().unwrap().as_mut()
+                && let Some(status) = child.try_wait().unwrap()
+            {
+                return status;
+            }
+            assert!(start.elapsed() < HANG_LIMIT, "mfad did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Runs another mfad on this bus with the configuration `toml` (the harness's `state_dir`
+    /// is not added), to its end, and returns what it printed.
+    pub fn run_daemon_with(&self, toml: &str) -> Output {
+        let config = self.dir.join("other-mfad.toml");
+        fs::write(&config, toml).unwrap();
+        run_bounded(
+            Command::new(built("mfad"))
+                .arg("--bus")
+                .arg(&self.address)
+                .arg("--config")
+                .arg(&config),
+            "mfad",
+        )
+    }
+
+    /// Starts `flood` (see tests/src/bin/flood.rs) as `uid` against this bus.
+    pub fn flood_as(&self, uid: u32, args: &[&str]) -> Child {
+        use std::os::unix::process::CommandExt;
+        Command::new(built("flood"))
+            .arg("--bus")
+            .arg(&self.address)
+            .args(args)
+            .uid(uid)
+            .gid(uid)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start flood")
     }
 
     /// Stops (`SIGSTOP`) or continues (`SIGCONT`) the bus daemon.

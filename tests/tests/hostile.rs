@@ -1,0 +1,283 @@
+//! Hostile local users and faults: nobody without privileges can starve, lock out or open a
+//! login; damaged or unsafe state is refused; secrets leave no copy behind.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use pam_mfa_api::proxy::LoginProxy;
+use pam_mfa_tests::{Env, random_secret, wait_bounded};
+
+const NOBODY: u32 = 65534;
+
+/// The module's default time limit for each exchange with mfad.
+const MODULE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One flood for both checks: two floods at once would measure the machine, not mfad.
+#[test]
+fn a_flood_from_an_unprivileged_user_neither_stops_nor_opens_a_root_login() {
+    let env = Env::new().start();
+    env.enroll("alice");
+    // 64 connections x 64 calls in flight, as nobody: Introspect, Begin and Answer in turn.
+    let flood = env.flood_as(
+        NOBODY,
+        &[
+            "--connections",
+            "64",
+            "--in-flight",
+            "64",
+            "--seconds",
+            "20",
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let code = env.fresh_code("alice");
+        let start = Instant::now();
+        let login = env.login("alice").answer(&code).run();
+        times.push(start.elapsed());
+        login.expect("PAM_SUCCESS");
+        // With failmode=safe and no code, the flood must not make the login pass: mfad
+        // answers (asks for the code) and the login fails without a code.
+        let unanswered = env.login("alice").service("mfa-safe").run();
+        assert_ne!(unanswered.result(), "PAM_SUCCESS", "{:?}", unanswered.lines);
+        assert_eq!(unanswered.prompts(), 1, "{:?}", unanswered.lines);
+    }
+    let flooded = wait_bounded(flood, "flood");
+    let summary = String::from_utf8_lossy(&flooded.stdout);
+    eprintln!("flood: {summary}root logins under the flood took {times:?}");
+    let calls: u64 = summary
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(calls > 1000, "the flood did not run: {summary}");
+    assert!(
+        !summary.contains("refused 0"),
+        "mfad never refused the flood's excess calls: {summary}"
+    );
+    // Liveness, not speed: each login was answered within the module's own time limit.
+    for time in &times {
+        assert!(*time < MODULE_TIMEOUT, "{times:?}");
+    }
+}
+
+fn connect(env: &Env) -> zbus::Connection {
+    zbus::block_on(zbus::connection::Builder::address(env.address.as_str()).build()).unwrap()
+}
+
+#[test]
+fn abandoned_logins_do_not_lock_the_user_out() {
+    let env = Env::new().start();
+    env.enroll("alice");
+    // 33 logins that went away at the code prompt: their connections closed.
+    let mut gone = Vec::new();
+    for _ in 0..33 {
+        let connection = connect(&env);
+        let login = zbus::block_on(LoginProxy::new(&connection)).unwrap();
+        let (session, _) = zbus::block_on(login.begin("alice", HashMap::new())).unwrap();
+        assert!(!session.is_empty());
+        gone.push(connection.unique_name().unwrap().to_string());
+        drop(login);
+        zbus::block_on(connection.close()).unwrap();
+    }
+    // 33 more whose conversation failed (the application gave no answer).
+    for _ in 0..33 {
+        env.login("alice").run().expect("PAM_CONV_ERR");
+    }
+    // The bus has seen every closed connection go before the next login is sent.
+    let bus = connect(&env);
+    let dbus = zbus::block_on(zbus::fdo::DBusProxy::new(&bus)).unwrap();
+    for name in &gone {
+        let name = zbus::names::BusName::try_from(name.as_str()).unwrap();
+        assert!(!zbus::block_on(dbus.name_has_owner(name)).unwrap());
+    }
+    env.login("alice")
+        .answer(&env.fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+}
+
+#[test]
+fn importing_a_case_variant_never_leaves_the_real_account_without_mfa() {
+    let env = Env::new().start();
+    let out = env.ctl(&["import", "-"], &format!("Alice {}\n", random_secret()));
+    assert!(!out.success);
+    assert!(
+        out.stderr
+            .contains("Alice is not a user here, but alice is: user names are case-sensitive"),
+        "{}",
+        out.stderr
+    );
+    let status = env.ctl(&["--json", "status", "Alice"], "");
+    assert!(!status.success, "{}", status.stdout);
+    // Once alice is enrolled, no spelling of her name replaces her authenticator.
+    env.enroll("alice");
+    for spelling in ["ALICE", "aLiCe"] {
+        let out = env.ctl(
+            &["import", "-"],
+            &format!("{spelling} {}\n", random_secret()),
+        );
+        assert!(!out.success, "{spelling}: {}", out.stdout);
+    }
+    let out = env.ctl(&["enforce", "ALICE", "off"], "");
+    assert!(!out.success, "{}", out.stdout);
+    env.login("alice")
+        .answer(&env.fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+    let users = env.ctl(&["users"], "").stdout;
+    for spelling in ["Alice", "ALICE", "aLiCe"] {
+        assert!(!users.contains(spelling), "{users}");
+    }
+}
+
+/// Flips `alice` to `alicf` in the index over enrollments' user names, so that a lookup through
+/// the index no longer finds her row.
+fn damage_the_user_index(db: &std::path::Path) {
+    let connection = rusqlite::Connection::open(db).unwrap();
+    connection
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    let page_size: i64 = connection
+        .query_row("PRAGMA page_size", [], |row| row.get(0))
+        .unwrap();
+    let root: i64 = connection
+        .query_row(
+            "SELECT rootpage FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'enrollments'
+             AND sql IS NULL",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    drop(connection);
+    let mut bytes = std::fs::read(db).unwrap();
+    let (root, page_size) = (root as usize, page_size as usize);
+    let page = (root - 1) * page_size..root * page_size;
+    let at = bytes[page.clone()]
+        .windows(5)
+        .position(|window| window == b"alice")
+        .expect("alice in the index page")
+        + page.start;
+    bytes[at + 4] = b'f';
+    std::fs::write(db, bytes).unwrap();
+}
+
+#[test]
+fn a_damaged_index_is_found_at_start_up() {
+    let env = Env::new().start();
+    env.enroll("alice");
+    env.stop_daemon();
+    let db = env.state_dir().join("mfad.sqlite3");
+    damage_the_user_index(&db);
+    let out = env.run_daemon_with(&format!("state_dir = \"{}\"\n", env.state_dir().display()));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&db.display().to_string()), "{stderr}");
+    assert!(stderr.contains("is damaged"), "{stderr}");
+    // No daemon: alice is not let in.
+    env.login("alice").run().expect("PAM_AUTHINFO_UNAVAIL");
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+#[test]
+fn a_reset_leaves_no_copy_of_the_secret() {
+    let env = Env::new().start();
+    let secret = env.enroll("alice");
+    env.login("alice")
+        .answer(&env.fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+    let raw = totp_rs::Secret::try_from_base32(&secret).unwrap();
+    let raw = raw.as_bytes();
+    let files = ["mfad.sqlite3", "mfad.sqlite3-wal"].map(|name| env.state_dir().join(name));
+    let everywhere = || -> Vec<u8> {
+        files
+            .iter()
+            .flat_map(|file| std::fs::read(file).unwrap_or_default())
+            .collect()
+    };
+    assert!(
+        contains(&everywhere(), raw),
+        "the test looks for the wrong bytes"
+    );
+    assert!(env.ctl(&["reset", "alice"], "").success);
+    assert!(!contains(&everywhere(), raw), "the secret is still on disk");
+    // A pending enrollment replaced by another: the first secret goes too.
+    let first = random_secret();
+    let out = env.ctl(&["enroll", "bob", "--secret", &first], "");
+    assert!(!out.success, "no code was given: {}", out.stdout);
+    env.enroll("bob");
+    let first = totp_rs::Secret::try_from_base32(&first).unwrap();
+    assert!(!contains(&everywhere(), first.as_bytes()));
+}
+
+#[test]
+fn mfad_exits_when_it_loses_the_bus() {
+    let env = Env::new().start();
+    env.kill_bus();
+    let status = env.daemon_exit();
+    assert!(!status.success(), "{status:?}");
+    assert!(
+        env.daemon_log().contains("lost the connection to the bus"),
+        "{}",
+        env.daemon_log()
+    );
+}
+
+#[test]
+fn an_unsafe_state_directory_is_refused() {
+    let env = Env::new().start();
+    let theirs = env.dir().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(1000), Some(1000)).unwrap();
+    let out = env.run_daemon_with(&format!(
+        "state_dir = \"{}\"\n",
+        theirs.join("state").display()
+    ));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{} is owned by uid 1000", theirs.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn lines_caused_by_an_unprivileged_user_are_rate_limited() {
+    let env = Env::new().start();
+    env.enroll("alice");
+    // nobody asks 300 times to authenticate alice: refused each time.
+    let flood = env.flood_as(
+        NOBODY,
+        &[
+            "--connections",
+            "1",
+            "--in-flight",
+            "1",
+            "--seconds",
+            "20",
+            "--user",
+            "alice",
+            "--count",
+            "900",
+        ],
+    );
+    wait_bounded(flood, "flood");
+    let log = env.daemon_log();
+    let refused = log.matches("uid 65534 asked to authenticate alice").count();
+    assert!(refused >= 1, "{log}");
+    assert!(refused <= 60, "{refused} lines for one user's flood");
+    assert!(log.contains("caused by uid 65534 were left out") || refused < 300);
+    // Root's lines are not limited.
+    env.login("alice")
+        .answer(&env.fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+    assert!(env.daemon_log().contains("login allowed: user=alice"));
+}
