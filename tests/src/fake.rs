@@ -9,12 +9,8 @@ use std::fs;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use crate::{Env, Transcript, run_bounded, target_dir};
-
-/// A process is declared hung after this long.
-const HANG_LIMIT: Duration = Duration::from_secs(30);
+use crate::{Env, Transcript, run_bounded, start_bus, target_dir, wait_until};
 
 /// A private bus whose policy lets any uid own any name and call anything (nothing like the
 /// shipped policy), with `fake-mfad` owning `org.pam_mfa.Mfad1`.
@@ -42,14 +38,6 @@ fn permissive_config(socket: &Path) -> String {
     config.replace("@SOCKET@", &socket.display().to_string())
 }
 
-fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(start.elapsed() < HANG_LIMIT, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 impl FakeBus {
     /// Starts the bus in `dir` and `fake-mfad` on it as `uid` (and gid).
     pub fn start(dir: &Path, uid: u32) -> FakeBus {
@@ -57,14 +45,7 @@ impl FakeBus {
         let socket = dir.join("fake_bus_socket");
         let config = dir.join("fake-bus.conf");
         fs::write(&config, permissive_config(&socket)).unwrap();
-        let bus = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", config.display()))
-            .arg("--nofork")
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(dir.join("fake-bus.log")).unwrap())
-            .spawn()
-            .expect("start dbus-daemon");
-        wait_until("the fake bus socket", || socket.exists());
+        let bus = start_bus(&config, &socket, &dir.join("fake-bus.log"));
         let address = format!("unix:path={}", socket.display());
         let record = dir.join("fake-mfad.calls");
         fs::write(&record, "").unwrap();

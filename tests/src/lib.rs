@@ -204,14 +204,7 @@ impl EnvBuilder {
         let policy = policy.canonicalize().expect("dbus/org.pam_mfa.Mfad1.conf");
         let bus_config = dir.join("bus.conf");
         fs::write(&bus_config, system_bus_config(&socket, &policy)).unwrap();
-        let bus = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", bus_config.display()))
-            .arg("--nofork")
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(dir.join("bus.log")).unwrap())
-            .spawn()
-            .expect("dbus-daemon is missing: install dbus-daemon (see README, test command)");
-        wait_until("the bus socket to appear", || socket.exists());
+        let bus = start_bus(&bus_config, &socket, &dir.join("bus.log"));
 
         let passwd = dir.join("passwd");
         let group = dir.join("group");
@@ -293,7 +286,22 @@ fn system_bus_config(socket: &Path, policy: &Path) -> String {
         .replace("@POLICY@", &policy.display().to_string())
 }
 
-fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+/// Starts a private `dbus-daemon` with the configuration file `config`, which listens on
+/// `socket`, its messages in `log`; returns once the socket is there.
+pub fn start_bus(config: &Path, socket: &Path, log: &Path) -> Child {
+    let bus = Command::new("dbus-daemon")
+        .arg(format!("--config-file={}", config.display()))
+        .arg("--nofork")
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(log).unwrap())
+        .spawn()
+        .expect("dbus-daemon is missing: install dbus-daemon (see README, test command)");
+    wait_until("the bus socket to appear", || socket.exists());
+    bus
+}
+
+/// Waits until `ready`, failing after [`HANG_LIMIT`].
+pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
     let start = Instant::now();
     while !ready() {
         assert!(start.elapsed() < HANG_LIMIT, "timed out waiting for {what}");

@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::{CtlOutput, built};
+use crate::{CtlOutput, built, start_bus, wait_until};
 
 const HANG_LIMIT: Duration = Duration::from_secs(30);
 
@@ -53,14 +53,7 @@ impl SquattedBus {
         let address = format!("unix:path={}", socket.display());
         let config = dir.join("bus.conf");
         fs::write(&config, open_bus_config(&socket.display().to_string())).unwrap();
-        let bus = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", config.display()))
-            .arg("--nofork")
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(dir.join("bus.log")).unwrap())
-            .spawn()
-            .expect("dbus-daemon is missing: install dbus-daemon (see README, test command)");
-        wait_until("the bus socket to appear", || socket.exists());
+        let bus = start_bus(&config, &socket, &dir.join("bus.log"));
 
         let record = dir.join("squatter.log");
         let squatter = Command::new(built("name-squatter"))
@@ -190,12 +183,4 @@ fn open_bus_config(socket: &str) -> String {
 </busconfig>
 "#
     )
-}
-
-fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(start.elapsed() < HANG_LIMIT, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
