@@ -54,34 +54,31 @@ impl std::fmt::Display for Error {
 }
 
 impl Error {
-    /// True when the daemon could not be reached at all (not running, no bus, no reply), as
-    /// opposed to an answer from it. `failmode` applies only to these.
-    pub fn is_unreachable(&self) -> bool {
-        use zbus::fdo;
+    /// The D-Bus error name of an error reply from the bus or a peer, if this is one.
+    pub fn reply_name(&self) -> Option<String> {
         match self {
-            Error::ZBus(zbus::Error::FDO(error)) => matches!(
-                **error,
-                fdo::Error::ServiceUnknown(_)
-                    | fdo::Error::NameHasNoOwner(_)
-                    | fdo::Error::NoReply(_)
-                    | fdo::Error::Timeout(_)
-                    | fdo::Error::TimedOut(_)
-                    | fdo::Error::Disconnected(_)
-                    | fdo::Error::NoServer(_)
-                    | fdo::Error::FileNotFound(_)
-            ),
-            Error::ZBus(zbus::Error::MethodError(name, _, _)) => matches!(
-                name.as_str(),
+            Error::ZBus(zbus::Error::MethodError(name, _, _)) => Some(name.to_string()),
+            Error::ZBus(zbus::Error::FDO(error)) => {
+                Some(zbus::DBusError::name(&**error).to_string())
+            }
+            _ => None,
+        }
+    }
+
+    /// True when the bus says nobody owns the daemon's name: the daemon is definitely not
+    /// running. A time-out or a missing reply is not absence (any local user can cause one).
+    pub fn is_absent(&self) -> bool {
+        matches!(
+            self.reply_name().as_deref(),
+            Some(
                 "org.freedesktop.DBus.Error.ServiceUnknown"
                     | "org.freedesktop.DBus.Error.NameHasNoOwner"
-                    | "org.freedesktop.DBus.Error.NoReply"
-                    | "org.freedesktop.DBus.Error.TimedOut"
-                    | "org.freedesktop.DBus.Error.Disconnected"
-            ),
-            Error::ZBus(zbus::Error::InputOutput(_)) | Error::ZBus(zbus::Error::Handshake(_)) => {
-                true
-            }
-            _ => false,
-        }
+            )
+        )
+    }
+
+    /// True when the bus's policy refused the call.
+    pub fn is_access_denied(&self) -> bool {
+        self.reply_name().as_deref() == Some("org.freedesktop.DBus.Error.AccessDenied")
     }
 }

@@ -70,33 +70,27 @@ impl From<Error> for Failure {
 
 /// The D-Bus name of `error`, or [`BUS`] for a failure that has none.
 fn name(error: &Error) -> String {
-    match error {
-        Error::ZBus(zbus::Error::MethodError(name, _, _)) => name.to_string(),
-        Error::ZBus(zbus::Error::FDO(fdo)) => zbus::DBusError::name(&**fdo).to_string(),
+    error.reply_name().unwrap_or_else(|| match error {
         Error::ZBus(_) => BUS.to_owned(),
         other => zbus::DBusError::name(other).to_string(),
-    }
+    })
 }
 
 /// A sentence for `error`: what went wrong and what to do.
 fn describe(error: &Error) -> String {
-    if error.is_unreachable() {
+    if error.is_absent() {
         return format!(
             "mfad is not running on this bus ({error}): start mfad (systemctl start mfad.service)"
         );
     }
+    if error.is_access_denied() {
+        return format!("permission denied by the bus policy: run mfactl as root ({error})");
+    }
     match error {
-        Error::ZBus(zbus::Error::MethodError(name, text, _))
-            if name.as_str() == "org.freedesktop.DBus.Error.AccessDenied" =>
-        {
-            let text = text.as_deref().unwrap_or_default();
-            format!("permission denied by the bus policy: run mfactl as root ({text})")
-        }
-        Error::ZBus(zbus::Error::FDO(fdo))
-            if matches!(**fdo, zbus::fdo::Error::AccessDenied(_)) =>
-        {
-            format!("permission denied by the bus policy: run mfactl as root ({fdo})")
-        }
+        Error::ZBus(_) => format!(
+            "no usable answer from mfad ({error}): check that mfad and the bus are running \
+             (systemctl status mfad.service dbus.service)"
+        ),
         Error::PermissionDenied(text) => format!("permission denied: {text}"),
         Error::NotRoot(text) => format!(
             "{text}; nothing was sent to it. Stop that process, or point mfactl at the real \

@@ -13,7 +13,6 @@ use std::time::Duration;
 use pam_mfa_api::proxy::LoginProxy;
 use pam_mfa_api::{Error, WireTurn};
 use zbus::Connection;
-use zbus::DBusError;
 use zruntime::SharedRuntime;
 
 use crate::relay::Daemon;
@@ -46,19 +45,6 @@ impl std::fmt::Display for Failure {
     }
 }
 
-const ACCESS_DENIED: &str = "org.freedesktop.DBus.Error.AccessDenied";
-const SERVICE_UNKNOWN: &str = "org.freedesktop.DBus.Error.ServiceUnknown";
-const NAME_HAS_NO_OWNER: &str = "org.freedesktop.DBus.Error.NameHasNoOwner";
-
-/// The D-Bus error name of a method error reply, if `error` is one.
-fn reply_name(error: &zbus::Error) -> Option<String> {
-    match error {
-        zbus::Error::MethodError(name, _, _) => Some(name.to_string()),
-        zbus::Error::FDO(error) => Some(error.name().to_string()),
-        _ => None,
-    }
-}
-
 /// Classifies a failure to connect to the bus (socket, then handshake).
 pub fn connect_failure(error: zbus::Error) -> Failure {
     let text = format!("cannot connect to the bus: {error}");
@@ -79,18 +65,22 @@ pub fn connect_failure(error: zbus::Error) -> Failure {
 pub fn owner_failure(error: Error) -> Failure {
     match error {
         Error::NotRoot(text) => Failure::Refused(text),
-        Error::ZBus(error) => {
-            let text = format!("cannot check who owns {}: {error}", pam_mfa_api::BUS_NAME);
-            match reply_name(&error).as_deref() {
-                Some(NAME_HAS_NO_OWNER | SERVICE_UNKNOWN) => Failure::Absent(text),
-                Some(ACCESS_DENIED) => Failure::Refused(text),
-                _ => Failure::NoAnswer(text),
-            }
+        other => {
+            let text = format!("cannot check who owns {}: {other}", pam_mfa_api::BUS_NAME);
+            bus_failure(&other, text)
         }
-        other => Failure::NoAnswer(format!(
-            "cannot check who owns {}: {other}",
-            pam_mfa_api::BUS_NAME
-        )),
+    }
+}
+
+/// Classifies an error that is not the daemon's own answer: absence and the bus policy's
+/// refusal by their names, anything else as no answer.
+fn bus_failure(error: &Error, text: String) -> Failure {
+    if error.is_absent() {
+        Failure::Absent(text)
+    } else if error.is_access_denied() {
+        Failure::Refused(text)
+    } else {
+        Failure::NoAnswer(text)
     }
 }
 
@@ -98,15 +88,8 @@ pub fn owner_failure(error: Error) -> Failure {
 pub fn call_failure(what: &str, error: Error) -> Failure {
     match error {
         Error::PermissionDenied(text) => Failure::Refused(text),
-        Error::ZBus(error) => {
-            let text = format!("{what} failed: {error}");
-            match reply_name(&error).as_deref() {
-                // The daemon left between the owner check and this call.
-                Some(NAME_HAS_NO_OWNER | SERVICE_UNKNOWN) => Failure::Absent(text),
-                Some(ACCESS_DENIED) => Failure::Refused(text),
-                _ => Failure::NoAnswer(text),
-            }
-        }
+        // Absent here: the daemon left between the owner check and this call.
+        Error::ZBus(_) => bus_failure(&error, format!("{what} failed: {error}")),
         // Never sent by mfad: whoever sent it is not the daemon we expect.
         Error::NotRoot(text) => Failure::Refused(text),
         other => Failure::Daemon(other),
