@@ -73,13 +73,7 @@ impl<S: Store, C: Clock> Core<S, C> {
         } else {
             config.totp.issuer.clone()
         };
-        let dialogue = Dialogue::new(
-            store.clone(),
-            clock,
-            config.login.clone(),
-            config.totp.window.get(),
-            config.enforcement.all_users,
-        );
+        let dialogue = Dialogue::new(store.clone(), clock, &config);
         Core {
             config,
             store,
@@ -192,7 +186,12 @@ impl<S: Store, C: Clock> Core<S, C> {
         }
         self.not_a_case_variant(&user)?;
         let stored = self.store.enrollment(&user).map_err(internal)?.is_some()
-            || self.store.switches(&user).map_err(internal)?.user.is_some();
+            || self
+                .store
+                .switches(Some(&user))
+                .map_err(internal)?
+                .user
+                .is_some();
         if !stored {
             return Err(Error::InvalidArgument(format!(
                 "no such user: {user} is not in the system user database"
@@ -444,10 +443,7 @@ impl<S: Store, C: Clock> Core<S, C> {
     }
 
     pub fn global_enforcement(&self) -> Result<bool, Error> {
-        let stored = self
-            .store
-            .switches(&UserName::parse("root").map_err(Error::Internal)?)
-            .map_err(internal)?;
+        let stored = self.store.switches(None).map_err(internal)?;
         Ok(stored.global.unwrap_or(self.config.enforcement.all_users))
     }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use pam_mfa_api::limits::MAX_REPLY_LEN;
 use pam_mfa_api::{Action, Notice, Turn};
-use pam_mfa_config::Login as LoginSettings;
+use pam_mfa_config::{Config, Login as LoginSettings};
 
 use crate::audit::{Context, Denial, Event, Rejection};
 use crate::clock::Clock;
@@ -69,19 +69,13 @@ fn new_session_id() -> std::result::Result<String, getrandom::Error> {
 }
 
 impl<S: Store, C: Clock> Dialogue<S, C> {
-    pub fn new(
-        store: Arc<S>,
-        clock: C,
-        settings: LoginSettings,
-        window: u32,
-        config_all_users: bool,
-    ) -> Self {
+    pub fn new(store: Arc<S>, clock: C, config: &Config) -> Self {
         Dialogue {
             store,
             clock,
-            settings,
-            window,
-            config_all_users,
+            settings: config.login.clone(),
+            window: config.totp.window.get(),
+            config_all_users: config.enforcement.all_users,
             sessions: Mutex::new(Sessions::default()),
         }
     }
@@ -98,7 +92,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
 
     /// The enforcement switches of `user` as the policy sees them.
     pub fn switches(&self, user: &UserName) -> Result<Switches> {
-        let stored = self.store.switches(user)?;
+        let stored = self.store.switches(Some(user))?;
         Ok(Switches {
             global: stored.global,
             config_all_users: self.config_all_users,
@@ -294,7 +288,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
 mod tests {
     use std::path::PathBuf;
 
-    use pam_mfa_config::{Algorithm, Config};
+    use pam_mfa_config::Algorithm;
 
     use super::*;
     use crate::clock::FakeClock;
@@ -355,13 +349,7 @@ mod tests {
             .unwrap();
         let config = Config::parse(config).unwrap();
         let clock = Arc::new(FakeClock::at(T0));
-        let dialogue = Dialogue::new(
-            store.clone(),
-            clock.clone(),
-            config.login.clone(),
-            config.totp.window.get(),
-            config.enforcement.all_users,
-        );
+        let dialogue = Dialogue::new(store.clone(), clock.clone(), &config);
         Fixture {
             dir,
             store,

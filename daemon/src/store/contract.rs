@@ -253,7 +253,10 @@ fn removal(store: Arc<dyn Store>) {
 
 fn switches(store: Arc<dyn Store>) {
     let hank = name("hank");
-    assert_eq!(store.switches(&hank).unwrap(), StoredSwitches::default());
+    assert_eq!(
+        store.switches(Some(&hank)).unwrap(),
+        StoredSwitches::default()
+    );
     let all = Event::EnforcementSet {
         scope: Scope::AllUsers,
         on: true,
@@ -265,7 +268,7 @@ fn switches(store: Arc<dyn Store>) {
     };
     store.set_user_enforcement(&hank, true, 2, &one).unwrap();
     assert_eq!(
-        store.switches(&hank).unwrap(),
+        store.switches(Some(&hank)).unwrap(),
         StoredSwitches {
             global: Some(true),
             user: Some(true)
@@ -274,14 +277,21 @@ fn switches(store: Arc<dyn Store>) {
     store.set_user_enforcement(&hank, false, 3, &one).unwrap();
     store.set_global_enforcement(false, 4, &all).unwrap();
     assert_eq!(
-        store.switches(&hank).unwrap(),
+        store.switches(Some(&hank)).unwrap(),
         StoredSwitches {
             global: Some(false),
             user: Some(false)
         }
     );
     assert_eq!(
-        store.switches(&name("ivy")).unwrap(),
+        store.switches(None).unwrap(),
+        StoredSwitches {
+            global: Some(false),
+            user: None
+        }
+    );
+    assert_eq!(
+        store.switches(Some(&name("ivy"))).unwrap(),
         StoredSwitches {
             global: Some(false),
             user: None

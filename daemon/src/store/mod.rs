@@ -121,7 +121,8 @@ pub trait Store: Send + Sync + 'static {
     /// backend's files. Returns whether there was one.
     fn remove_enrollment(&self, user: &UserName, now: i64, event: &Event) -> Result<bool>;
 
-    fn switches(&self, user: &UserName) -> Result<StoredSwitches>;
+    /// The global switch, and `user`'s own switch when a user is named.
+    fn switches(&self, user: Option<&UserName>) -> Result<StoredSwitches>;
 
     fn set_global_enforcement(&self, on: bool, now: i64, event: &Event) -> Result<()>;
 

@@ -13,7 +13,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use pam_mfa_config::Algorithm;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
+};
 
 use super::{AuditRow, Enrollment, EnrollmentId, Result, Store, StoreError, StoredSwitches};
 use crate::audit::Event;
@@ -402,13 +404,34 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Runs `work` in one write transaction. When it succeeds (`Ok(Ok(..))`), `event` is
+    /// appended to the audit trail and the whole is committed; when it declines
+    /// (`Ok(Err(..))`), nothing of it stays.
+    fn change<T, R>(
+        &self,
+        now: i64,
+        event: &Event,
+        work: impl FnOnce(&Transaction<'_>) -> Result<std::result::Result<T, R>>,
+    ) -> Result<std::result::Result<T, R>> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let outcome = work(&transaction)?;
+        if outcome.is_ok() {
+            append(&transaction, now, event)?;
+            transaction.commit()?;
+        }
+        Ok(outcome)
+    }
+
     /// After a secret was deleted or replaced: copy everything into the database (whose
     /// deleted content `secure_delete` zeroed) and empty the log, which still holds older
     /// page images with the secret.
-    fn purge_log(&self, connection: &Connection) {
-        let result = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
-            row.get::<_, i64>(0)
-        });
+    fn purge_log(&self) {
+        let result = self
+            .lock()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                row.get::<_, i64>(0)
+            });
         match result {
             Ok(0) => {}
             Ok(_) => crate::log::warning(
@@ -420,6 +443,11 @@ impl SqliteStore {
             )),
         }
     }
+}
+
+/// `Ok(())` when a statement changed exactly one row, `Err(())` when it changed none.
+fn only_one(changed: usize) -> std::result::Result<(), ()> {
+    if changed == 1 { Ok(()) } else { Err(()) }
 }
 
 fn append(transaction: &Connection, now: i64, event: &Event) -> Result<()> {
@@ -490,35 +518,32 @@ impl Store for SqliteStore {
         now: i64,
         event: &Event,
     ) -> Result<Option<EnrollmentId>> {
-        let mut connection = self.lock();
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let replaced = transaction
-            .prepare_cached("DELETE FROM enrollments WHERE user = ?1 AND active = 0")?
-            .execute(params![user.as_str()])?;
-        let inserted = transaction
-            .prepare_cached(
-                "INSERT INTO enrollments (user, secret, algorithm, digits, period, active, created)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)
-                 ON CONFLICT (user) DO NOTHING",
-            )?
-            .execute(params![
-                user.as_str(),
-                secret.as_bytes(),
-                params.algorithm.name(),
-                params.digits,
-                params.period,
-                now
-            ])?;
-        if inserted != 1 {
-            return Ok(None);
+        let mut replaced = 0;
+        let id = self.change(now, event, |transaction| {
+            replaced = transaction
+                .prepare_cached("DELETE FROM enrollments WHERE user = ?1 AND active = 0")?
+                .execute(params![user.as_str()])?;
+            let inserted = transaction
+                .prepare_cached(
+                    "INSERT INTO enrollments
+                        (user, secret, algorithm, digits, period, active, created)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)
+                     ON CONFLICT (user) DO NOTHING",
+                )?
+                .execute(params![
+                    user.as_str(),
+                    secret.as_bytes(),
+                    params.algorithm.name(),
+                    params.digits,
+                    params.period,
+                    now
+                ])?;
+            Ok(only_one(inserted).map(|()| EnrollmentId(transaction.last_insert_rowid())))
+        })?;
+        if id.is_ok() && replaced > 0 {
+            self.purge_log();
         }
-        let id = EnrollmentId(transaction.last_insert_rowid());
-        append(&transaction, now, event)?;
-        transaction.commit()?;
-        if replaced > 0 {
-            self.purge_log(&connection);
-        }
-        Ok(Some(id))
+        Ok(id.ok())
     }
 
     fn activate(
@@ -529,20 +554,16 @@ impl Store for SqliteStore {
         now: i64,
         event: &Event,
     ) -> Result<bool> {
-        let mut connection = self.lock();
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let changed = transaction
-            .prepare_cached(
-                "UPDATE enrollments SET active = 1, confirmed = ?3, last_step = ?4
-                 WHERE id = ?1 AND user = ?2 AND active = 0",
-            )?
-            .execute(params![id.0, user.as_str(), now, step as i64])?;
-        if changed != 1 {
-            return Ok(false);
-        }
-        append(&transaction, now, event)?;
-        transaction.commit()?;
-        Ok(true)
+        let changed = self.change(now, event, |transaction| {
+            let changed = transaction
+                .prepare_cached(
+                    "UPDATE enrollments SET active = 1, confirmed = ?3, last_step = ?4
+                     WHERE id = ?1 AND user = ?2 AND active = 0",
+                )?
+                .execute(params![id.0, user.as_str(), now, step as i64])?;
+            Ok(only_one(changed))
+        })?;
+        Ok(changed.is_ok())
     }
 
     fn consume_step(
@@ -553,21 +574,17 @@ impl Store for SqliteStore {
         now: i64,
         event: &Event,
     ) -> Result<bool> {
-        let mut connection = self.lock();
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let changed = transaction
-            .prepare_cached(
-                "UPDATE enrollments SET last_step = ?3, last_used = ?4
-                 WHERE id = ?1 AND user = ?2 AND active = 1
-                    AND (last_step IS NULL OR last_step < ?3)",
-            )?
-            .execute(params![id.0, user.as_str(), step as i64, now])?;
-        if changed != 1 {
-            return Ok(false);
-        }
-        append(&transaction, now, event)?;
-        transaction.commit()?;
-        Ok(true)
+        let changed = self.change(now, event, |transaction| {
+            let changed = transaction
+                .prepare_cached(
+                    "UPDATE enrollments SET last_step = ?3, last_used = ?4
+                     WHERE id = ?1 AND user = ?2 AND active = 1
+                        AND (last_step IS NULL OR last_step < ?3)",
+                )?
+                .execute(params![id.0, user.as_str(), step as i64, now])?;
+            Ok(only_one(changed))
+        })?;
+        Ok(changed.is_ok())
     }
 
     fn import(
@@ -577,10 +594,8 @@ impl Store for SqliteStore {
         now: i64,
         event: &Event,
     ) -> Result<std::result::Result<usize, UserName>> {
-        let mut connection = self.lock();
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut replaced = 0;
-        {
+        let imported = self.change(now, event, |transaction| {
             let mut other_spelling = transaction.prepare_cached(
                 "SELECT 1 FROM enrollments WHERE user = ?1 COLLATE NOCASE AND user <> ?1",
             )?;
@@ -597,7 +612,7 @@ impl Store for SqliteStore {
                     return Ok(Err(user.clone()));
                 }
                 replaced += drop_pending.execute(params![user.as_str()])?;
-                let changed = insert.execute(params![
+                let inserted = insert.execute(params![
                     user.as_str(),
                     secret.as_bytes(),
                     params.algorithm.name(),
@@ -605,43 +620,46 @@ impl Store for SqliteStore {
                     params.period,
                     now
                 ])?;
-                if changed != 1 {
+                if inserted != 1 {
                     return Ok(Err(user.clone()));
                 }
             }
+            Ok(Ok(entries.len()))
+        })?;
+        if imported.is_ok() && replaced > 0 {
+            self.purge_log();
         }
-        append(&transaction, now, event)?;
-        transaction.commit()?;
-        if replaced > 0 {
-            self.purge_log(&connection);
-        }
-        Ok(Ok(entries.len()))
+        Ok(imported)
     }
 
     fn remove_enrollment(&self, user: &UserName, now: i64, event: &Event) -> Result<bool> {
-        let mut connection = self.lock();
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let changed = transaction
-            .prepare_cached("DELETE FROM enrollments WHERE user = ?1")?
-            .execute(params![user.as_str()])?;
-        append(&transaction, now, event)?;
-        transaction.commit()?;
-        if changed > 0 {
-            self.purge_log(&connection);
+        // The removal is recorded whether or not there was anything to remove.
+        let removed = self.change(now, event, |transaction| {
+            let removed = transaction
+                .prepare_cached("DELETE FROM enrollments WHERE user = ?1")?
+                .execute(params![user.as_str()])?;
+            Ok(Ok::<_, ()>(removed == 1))
+        })?;
+        let removed = removed == Ok(true);
+        if removed {
+            self.purge_log();
         }
-        Ok(changed == 1)
+        Ok(removed)
     }
 
-    fn switches(&self, user: &UserName) -> Result<StoredSwitches> {
+    fn switches(&self, user: Option<&UserName>) -> Result<StoredSwitches> {
         let connection = self.lock();
         let global: Option<String> = connection
             .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
             .query_row(params![GLOBAL_ENFORCEMENT], |row| row.get(0))
             .optional()?;
-        let user: Option<bool> = connection
-            .prepare_cached("SELECT enforced FROM user_settings WHERE user = ?1")?
-            .query_row(params![user.as_str()], |row| row.get(0))
-            .optional()?;
+        let user: Option<bool> = match user {
+            Some(user) => connection
+                .prepare_cached("SELECT enforced FROM user_settings WHERE user = ?1")?
+                .query_row(params![user.as_str()], |row| row.get(0))
+                .optional()?,
+            None => None,
+        };
         Ok(StoredSwitches {
             global: global.map(|value| value == "on"),
             user,
@@ -649,17 +667,16 @@ impl Store for SqliteStore {
     }
 
     fn set_global_enforcement(&self, on: bool, now: i64, event: &Event) -> Result<()> {
-        let mut connection = self.lock();
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        transaction
-            .prepare_cached(
-                "INSERT INTO settings (key, value) VALUES (?1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            )?
-            .execute(params![GLOBAL_ENFORCEMENT, if on { "on" } else { "off" }])?;
-        append(&transaction, now, event)?;
-        transaction.commit()?;
-        Ok(())
+        self.change(now, event, |transaction| {
+            transaction
+                .prepare_cached(
+                    "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )?
+                .execute(params![GLOBAL_ENFORCEMENT, if on { "on" } else { "off" }])?;
+            Ok(Ok::<_, ()>(()))
+        })
+        .map(drop)
     }
 
     fn set_user_enforcement(
@@ -669,17 +686,16 @@ impl Store for SqliteStore {
         now: i64,
         event: &Event,
     ) -> Result<()> {
-        let mut connection = self.lock();
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        transaction
-            .prepare_cached(
-                "INSERT INTO user_settings (user, enforced) VALUES (?1, ?2)
-                 ON CONFLICT (user) DO UPDATE SET enforced = excluded.enforced",
-            )?
-            .execute(params![user.as_str(), on])?;
-        append(&transaction, now, event)?;
-        transaction.commit()?;
-        Ok(())
+        self.change(now, event, |transaction| {
+            transaction
+                .prepare_cached(
+                    "INSERT INTO user_settings (user, enforced) VALUES (?1, ?2)
+                     ON CONFLICT (user) DO UPDATE SET enforced = excluded.enforced",
+                )?
+                .execute(params![user.as_str(), on])?;
+            Ok(Ok::<_, ()>(()))
+        })
+        .map(drop)
     }
 
     fn users(&self) -> Result<Vec<UserName>> {
