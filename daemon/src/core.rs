@@ -39,19 +39,17 @@ fn directory(error: LookupError) -> Error {
     Error::Internal(format!("{error}; try again later"))
 }
 
-/// Runs a name-service lookup on a thread of its own and waits at most `limit` for it, so a
-/// hung LDAP or SSSD holds up only the request that needed it.
+/// Runs a name-service lookup on another thread of the blocking pool and waits at most `limit`
+/// for it, so a hung LDAP or SSSD holds up only the request that needed it. (The pool starts
+/// the work when it is handed over; the future is not needed to run it.)
 fn bounded<T: Send + 'static>(
     limit: Duration,
     lookup: impl FnOnce() -> Result<T, LookupError> + Send + 'static,
 ) -> Result<T, LookupError> {
     let (sender, receiver) = std::sync::mpsc::sync_channel(1);
-    std::thread::Builder::new()
-        .name("lookup".into())
-        .spawn(move || {
-            let _ = sender.send(lookup());
-        })
-        .map_err(|error| LookupError::Failed(format!("cannot start a lookup: {error}")))?;
+    drop(zruntime::unblock(move || {
+        let _ = sender.send(lookup());
+    }));
     receiver
         .recv_timeout(limit)
         .map_err(|_| LookupError::TimedOut)?
@@ -416,17 +414,16 @@ impl<S: Store, C: Clock> Core<S, C> {
 
     pub fn reset(&self, caller: &Caller, user: &str) -> Result<bool, Error> {
         let user = self.admin_user(user)?;
-        let removed = self.store.enrollment(&user).map_err(internal)?.is_some();
         let event = Event::EnrollmentReset {
             user: user.clone(),
-            removed,
+            removed: true,
         };
         let removed = self
             .store
             .remove_enrollment(&user, self.now(), &event)
             .map_err(internal)?;
         self.dialogue.end_user(&user);
-        self.emit(caller, &[event]);
+        self.emit(caller, &[Event::EnrollmentReset { user, removed }]);
         Ok(removed)
     }
 

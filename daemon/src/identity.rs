@@ -26,8 +26,10 @@ pub struct Caller {
 
 #[derive(Default)]
 struct Known {
-    /// Unique name -> uid, for connections that are still there.
-    uids: HashMap<String, u32>,
+    /// Unique name -> uid, and whether the connection was admitted (within its uid's
+    /// connection limit), for connections that are still there. Refused connections are kept
+    /// too, so that their later calls are refused without another round trip to the bus.
+    uids: HashMap<String, (u32, bool)>,
     connections_per_uid: HashMap<u32, usize>,
     calls_per_uid: HashMap<u32, usize>,
 }
@@ -79,11 +81,15 @@ impl Identities {
             .sender()
             .ok_or_else(|| Error::PermissionDenied("the request has no sender".into()))?
             .to_string();
-        if let Some(uid) = self.lock().uids.get(&sender) {
-            return Ok(Caller {
-                uid: *uid,
-                connection: sender,
-            });
+        match self.lock().uids.get(&sender) {
+            Some((uid, true)) => {
+                return Ok(Caller {
+                    uid: *uid,
+                    connection: sender,
+                });
+            }
+            Some((_, false)) => return Err(too_many("connections")),
+            None => {}
         }
         let bus = zbus::fdo::DBusProxy::builder(connection)
             .cache_properties(zbus::proxy::CacheProperties::No)
@@ -101,13 +107,21 @@ impl Identities {
             Error::PermissionDenied("the bus did not report the caller's uid".into())
         })?;
         let mut known = self.lock();
-        if !known.uids.contains_key(&sender) {
-            let count = known.connections_per_uid.entry(uid).or_default();
-            if uid != 0 && *count >= MAX_CONNECTIONS_PER_UID {
-                return Err(too_many("connections"));
+        let admitted = match known.uids.get(&sender) {
+            // Identified meanwhile by a concurrent call of the same connection.
+            Some((_, admitted)) => *admitted,
+            None => {
+                let count = known.connections_per_uid.entry(uid).or_default();
+                let admitted = uid == 0 || *count < MAX_CONNECTIONS_PER_UID;
+                if admitted {
+                    *count += 1;
+                }
+                known.uids.insert(sender.clone(), (uid, admitted));
+                admitted
             }
-            *count += 1;
-            known.uids.insert(sender.clone(), uid);
+        };
+        if !admitted {
+            return Err(too_many("connections"));
         }
         Ok(Caller {
             uid,
@@ -137,7 +151,7 @@ impl Identities {
     /// Forgets a connection that went away.
     pub fn forget(&self, connection: &str) {
         let mut known = self.lock();
-        if let Some(uid) = known.uids.remove(connection)
+        if let Some((uid, true)) = known.uids.remove(connection)
             && let Some(count) = known.connections_per_uid.get_mut(&uid)
         {
             *count -= 1;
@@ -150,7 +164,7 @@ impl Identities {
     #[cfg(test)]
     fn remember(&self, connection: &str, uid: u32) {
         let mut known = self.lock();
-        known.uids.insert(connection.into(), uid);
+        known.uids.insert(connection.into(), (uid, true));
         *known.connections_per_uid.entry(uid).or_default() += 1;
     }
 }

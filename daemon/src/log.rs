@@ -124,20 +124,31 @@ fn write(sink: &mut Sink, level: Level, message: &str) {
         sink.syslog = connect();
         sink.last_attempt = Some(Instant::now());
     }
-    if let Some(logger) = sink.syslog.as_mut() {
-        let sent = match level {
-            Level::Info => logger.info(message),
-            Level::Warning => logger.warning(message),
-            Level::Error => logger.err(message),
-        };
-        if sent.is_err() {
-            // syslog went away (restarted, say): reconnect on a later line.
+    let failed = sink
+        .syslog
+        .as_mut()
+        .is_some_and(|logger| send(logger, level, message).is_err());
+    if failed {
+        // syslog went away or was restarted: try a new connection at once, else again later.
+        sink.syslog = connect();
+        sink.last_attempt = Some(Instant::now());
+        if let Some(logger) = sink.syslog.as_mut()
+            && send(logger, level, message).is_err()
+        {
             sink.syslog = None;
-            sink.last_attempt = Some(Instant::now());
-            if let Some(logger) = connect().as_mut() {
-                let _ = logger.info(message);
-            }
         }
+    }
+}
+
+fn send(
+    logger: &mut Logger<LoggerBackend, Formatter3164>,
+    level: Level,
+    message: &str,
+) -> syslog::Result<()> {
+    match level {
+        Level::Info => logger.info(message),
+        Level::Warning => logger.warning(message),
+        Level::Error => logger.err(message),
     }
 }
 

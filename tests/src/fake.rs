@@ -10,7 +10,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use crate::{Env, Transcript, run_bounded, start_bus, target_dir, wait_until};
+use crate::{CtlOutput, Env, Transcript, ctl_on, run_bounded, start_bus, target_dir, wait_until};
 
 /// A private bus whose policy lets any uid own any name and call anything (nothing like the
 /// shipped policy), with `fake-mfad` owning `org.pam_mfa.Mfad1`.
@@ -76,6 +76,41 @@ impl FakeBus {
             fake_bus.calls().iter().any(|line| line == "ready")
         });
         fake_bus
+    }
+
+    /// Runs `mfactl --bus <this bus> ARGS` as root, feeding `stdin`.
+    pub fn ctl(&self, args: &[&str], stdin: &str) -> CtlOutput {
+        ctl_on(&self.address, None, args, stdin)
+    }
+
+    /// The method calls fake-mfad received before a probe sent now, which it must record (so
+    /// an empty list means "nothing was sent", not "the recorder is broken").
+    pub fn calls_after_probe(&self) -> Vec<String> {
+        const PROBE: &str = "call org.freedesktop.DBus.Peer.Ping";
+        zbus::block_on(async {
+            let connection = zbus::connection::Builder::address(self.address.as_str())
+                .build()
+                .await
+                .expect("connect to the fake bus");
+            connection
+                .call_method(
+                    Some(pam_mfa_api::BUS_NAME),
+                    pam_mfa_api::OBJECT_PATH,
+                    Some("org.freedesktop.DBus.Peer"),
+                    "Ping",
+                    &(),
+                )
+                .await
+                .expect("fake-mfad answers Ping");
+        });
+        wait_until("fake-mfad to record the probe", || {
+            self.calls().iter().any(|line| line == PROBE)
+        });
+        self.calls()
+            .into_iter()
+            .take_while(|line| line != PROBE)
+            .filter(|line| line.starts_with("call "))
+            .collect()
     }
 
     /// What fake-mfad recorded, `ready` included.

@@ -18,7 +18,6 @@
 
 pub mod fake;
 pub mod pam;
-pub mod squat;
 
 use std::collections::HashMap;
 use std::fs;
@@ -488,31 +487,7 @@ impl Env {
 
     /// Runs mfactl as `uid` (and gid), or as ourselves.
     pub fn ctl_as(&self, uid: Option<u32>, args: &[&str], stdin: &str) -> CtlOutput {
-        let mut command = Command::new(built("mfactl"));
-        command.arg("--bus").arg(&self.address).args(args);
-        if let Some(uid) = uid {
-            use std::os::unix::process::CommandExt;
-            // As root, std also drops the supplementary groups when it sets the uid.
-            command.uid(uid).gid(uid);
-        }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start mfactl");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let output = wait_bounded(child, "mfactl");
-        CtlOutput {
-            success: output.status.success(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        ctl_on(&self.address, uid, args, stdin)
     }
 
     /// Enrolls `user` with a new random secret through `mfactl enroll`, confirming with the code
@@ -608,6 +583,31 @@ impl Drop for Env {
                 self.daemon_log()
             );
         }
+    }
+}
+
+/// Runs `mfactl --bus ADDRESS ARGS` as `uid` (and gid) or as ourselves, feeding `stdin`.
+pub fn ctl_on(address: &str, uid: Option<u32>, args: &[&str], stdin: &str) -> CtlOutput {
+    let mut command = Command::new(built("mfactl"));
+    command.arg("--bus").arg(address).args(args);
+    if let Some(uid) = uid {
+        use std::os::unix::process::CommandExt;
+        // As root, std also drops the supplementary groups when it sets the uid.
+        command.uid(uid).gid(uid);
+    }
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mfactl");
+    // mfactl may exit before reading its input: a broken pipe is not a failure here.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    let output = wait_bounded(child, "mfactl");
+    CtlOutput {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use pam_mfa_tests::squat::SquattedBus;
+use pam_mfa_tests::fake::FakeBus;
 use pam_mfa_tests::{
     Env, away_from_step_end, built, code_at, current_step, random_secret, run_bounded,
 };
@@ -135,7 +135,8 @@ fn every_json_error_is_one_document() {
 
 #[test]
 fn mfactl_sends_nothing_to_a_bus_name_a_user_owns() {
-    let bus = SquattedBus::start(1000);
+    let env = Env::new().start();
+    let bus = FakeBus::start(env.dir(), 1000);
     let secret = random_secret();
     let out = bus.ctl(&["import", "-"], &format!("alice {secret}\n"));
     assert!(!out.success);

@@ -118,7 +118,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<std::result::Result<usize, UserName>>;
 
     /// Removes the user's enrollment, pending or active, leaving no copy of its secret in the
-    /// backend's files. Returns whether there was one.
+    /// backend's files. Returns whether there was one; `event` is recorded only if there was.
     fn remove_enrollment(&self, user: &UserName, now: i64, event: &Event) -> Result<bool>;
 
     /// The global switch, and `user`'s own switch when a user is named.

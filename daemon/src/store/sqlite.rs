@@ -633,14 +633,13 @@ impl Store for SqliteStore {
     }
 
     fn remove_enrollment(&self, user: &UserName, now: i64, event: &Event) -> Result<bool> {
-        // The removal is recorded whether or not there was anything to remove.
         let removed = self.change(now, event, |transaction| {
             let removed = transaction
                 .prepare_cached("DELETE FROM enrollments WHERE user = ?1")?
                 .execute(params![user.as_str()])?;
-            Ok(Ok::<_, ()>(removed == 1))
+            Ok(only_one(removed))
         })?;
-        let removed = removed == Ok(true);
+        let removed = removed.is_ok();
         if removed {
             self.purge_log();
         }
