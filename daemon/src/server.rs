@@ -25,6 +25,14 @@ pub async fn serve(bus: Option<&str>, config: Config) -> Result<(), String> {
         std::process::exit(1);
     })
     .map_err(|error| error.to_string())?;
+    if let Some(size) = store.checking_in_background() {
+        log::info(&format!(
+            "checking {} ({} MiB) for damage in the background; until it passes, a login whose \
+             user is not found waits for its result",
+            store.path().display(),
+            size >> 20
+        ));
+    }
     store
         .spawn_checkpointer(Duration::from_secs(1))
         .map_err(|error| error.to_string())?;

@@ -92,6 +92,38 @@ pub fn built(name: &str) -> PathBuf {
     path
 }
 
+/// `tests/nss/stall.c` built as an NSS module for nss_wrapper (see the file), once per test
+/// process.
+pub fn stall_nss_module() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("nss/stall.c");
+            let dir = target_dir().join("nss");
+            fs::create_dir_all(&dir).unwrap();
+            // Built under a name of its own, then renamed: tests in other processes may be
+            // loading the library at the same path.
+            let partial = dir.join(format!("libnss_stall.so.{}", std::process::id()));
+            let out = run_bounded(
+                Command::new("cc")
+                    .args(["-shared", "-fPIC", "-Wall", "-Werror", "-o"])
+                    .arg(&partial)
+                    .arg(&source),
+                "cc",
+            );
+            assert!(
+                out.status.success(),
+                "cc {}: {}",
+                source.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let library = dir.join("libnss_stall.so");
+            fs::rename(&partial, &library).unwrap();
+            library
+        })
+        .clone()
+}
+
 /// Finds a shared library shipped by a Debian package, in the multiarch directories.
 fn system_library(name: &str) -> PathBuf {
     let candidates = [
@@ -151,6 +183,8 @@ pub fn away_from_step_end(margin: u64) {
 pub struct EnvBuilder {
     config: String,
     module_args: String,
+    daemon_env: Vec<(String, PathBuf)>,
+    private_dev: bool,
 }
 
 /// A private bus, an `mfad`, a PAM configuration directory and the test users.
@@ -161,6 +195,8 @@ pub struct Env {
     daemon: Mutex<Option<Child>>,
     confdir: PathBuf,
     config_path: PathBuf,
+    daemon_env: Vec<(String, PathBuf)>,
+    private_dev: bool,
     secrets: Mutex<HashMap<String, String>>,
     last_step: Mutex<HashMap<String, u64>>,
 }
@@ -171,6 +207,8 @@ impl Env {
         EnvBuilder {
             config: String::new(),
             module_args: String::new(),
+            daemon_env: Vec::new(),
+            private_dev: false,
         }
     }
 }
@@ -185,6 +223,20 @@ impl EnvBuilder {
     /// Extra arguments for pam_mfa.so in the services `mfa` and `mfa-safe`.
     pub fn module_args(mut self, args: &str) -> Self {
         self.module_args = args.to_owned();
+        self
+    }
+
+    /// An environment variable for mfad.
+    pub fn daemon_env(mut self, key: &str, value: impl Into<PathBuf>) -> Self {
+        self.daemon_env.push((key.to_owned(), value.into()));
+        self
+    }
+
+    /// Runs mfad in its own mount namespace whose `/dev` is the test's directory
+    /// [`Env::dev`] (with `null`, `zero`, `random` and `urandom` of the real one), so the test
+    /// decides whether `/dev/log` exists for mfad.
+    pub fn private_dev(mut self) -> Self {
+        self.private_dev = true;
         self
     }
 
@@ -270,6 +322,8 @@ impl EnvBuilder {
             daemon: Mutex::new(None),
             confdir,
             config_path,
+            daemon_env: self.daemon_env,
+            private_dev: self.private_dev,
             secrets: Mutex::new(HashMap::new()),
             last_step: Mutex::new(HashMap::new()),
         };
@@ -364,7 +418,12 @@ impl Env {
             .daemon_log()
             .matches("serving org.pam_mfa.Mfad1")
             .count();
-        let child = Command::new(built("mfad"))
+        let mut command = if self.private_dev {
+            self.in_private_dev()
+        } else {
+            Command::new(built("mfad"))
+        };
+        let child = command
             .arg("--bus")
             .arg(&self.address)
             .arg("--config")
@@ -372,6 +431,7 @@ impl Env {
             .env("LD_PRELOAD", system_library("libnss_wrapper.so"))
             .env("NSS_WRAPPER_PASSWD", self.dir.join("passwd"))
             .env("NSS_WRAPPER_GROUP", self.dir.join("group"))
+            .envs(self.daemon_env.iter().map(|(key, value)| (key, value)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -388,6 +448,33 @@ impl Env {
             assert!(alive, "mfad exited:\n{}", self.daemon_log());
             ready
         });
+    }
+
+    /// The directory that is `/dev` for mfad, with [`EnvBuilder::private_dev`].
+    pub fn dev(&self) -> PathBuf {
+        self.dir.join("dev")
+    }
+
+    /// A command that runs mfad, with the arguments added to it, in a new mount namespace
+    /// whose `/dev` is [`Env::dev`].
+    fn in_private_dev(&self) -> Command {
+        const NODES: [&str; 4] = ["null", "zero", "random", "urandom"];
+        let dev = self.dev();
+        fs::create_dir_all(&dev).unwrap();
+        for node in NODES {
+            fs::write(dev.join(node), "").unwrap();
+        }
+        let script = format!(
+            "set -e; for node in {}; do mount --bind \"/dev/$node\" \"$0/$node\"; done; \
+             mount --bind \"$0\" /dev; exec \"$@\"",
+            NODES.join(" ")
+        );
+        let mut command = Command::new("unshare");
+        command
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .arg(&dev)
+            .arg(built("mfad"));
+        command
     }
 
     /// The pid of the bus daemon.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use pam_mfa_api::proxy::LoginProxy;
-use pam_mfa_tests::{Env, random_secret, wait_bounded};
+use pam_mfa_tests::{Env, random_secret, stall_nss_module, wait_bounded, wait_until};
 
 const NOBODY: u32 = 65534;
 
@@ -60,6 +60,52 @@ fn a_flood_from_an_unprivileged_user_neither_stops_nor_opens_a_root_login() {
     for time in &times {
         assert!(*time < MODULE_TIMEOUT, "{times:?}");
     }
+}
+
+/// A name service that hangs (LDAP or SSSD with its server down) for one user, `slowpoke`:
+/// another user's login goes through while that lookup is still hung.
+#[test]
+fn a_hung_name_lookup_does_not_delay_another_users_login() {
+    let stall = std::env::temp_dir().join(format!("pam-mfa-stall-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&stall);
+    std::fs::create_dir_all(&stall).unwrap();
+    let hold = stall.join("hold");
+    std::fs::write(&hold, "").unwrap();
+    let env = Env::new()
+        .daemon_env("NSS_WRAPPER_MODULE_SO_PATH", stall_nss_module())
+        .daemon_env("NSS_WRAPPER_MODULE_FN_PREFIX", "stall")
+        .daemon_env("STALL_NSS_DIR", &stall)
+        .start();
+    env.enroll("alice");
+
+    let slow = env.login("slowpoke").spawn();
+    wait_until("the lookup of slowpoke to hang", || {
+        stall.join("entered").exists()
+    });
+    for _ in 0..2 {
+        env.login("alice")
+            .answer(&env.fresh_code("alice"))
+            .run()
+            .expect("PAM_SUCCESS");
+    }
+    // slowpoke's own login fails, with the one line that says why, once mfad stops waiting
+    // (after users::LOOKUP_LIMIT; the lookup itself stays hung until the test ends it).
+    slow.finish()
+        .expect("PAM_AUTHINFO_UNAVAIL")
+        .shows(pam_mfa_api::UNAVAILABLE_NOTICE);
+    // Both of alice's logins were decided while slowpoke's lookup was still pending: a daemon
+    // that waited for it would have given up on slowpoke first.
+    let log = env.daemon_log();
+    let gave_up = log
+        .find("the system user database did not answer within 3 s")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(
+        log[..gave_up].matches("login allowed: user=alice").count(),
+        2,
+        "{log}"
+    );
+    std::fs::remove_file(&hold).unwrap();
+    let _ = std::fs::remove_dir_all(&stall);
 }
 
 fn connect(env: &Env) -> zbus::Connection {
@@ -134,6 +180,9 @@ fn importing_a_case_variant_never_leaves_the_real_account_without_mfa() {
 
 /// Flips `alice` to `alicf` in the index over enrollments' user names, so that a lookup through
 /// the index no longer finds her row.
+/// Flips a byte of `alice` in the index of enrollments by user, so a lookup of alice through
+/// the index finds nothing. `alice` must be the first name in the index (the other names sort
+/// after it): it is then in the index's leftmost leaf page.
 fn damage_the_user_index(db: &std::path::Path) {
     let connection = rusqlite::Connection::open(db).unwrap();
     connection
@@ -152,13 +201,28 @@ fn damage_the_user_index(db: &std::path::Path) {
         .unwrap();
     drop(connection);
     let mut bytes = std::fs::read(db).unwrap();
-    let (root, page_size) = (root as usize, page_size as usize);
-    let page = (root - 1) * page_size..root * page_size;
-    let at = bytes[page.clone()]
+    let page_size = page_size as usize;
+    // Down the B-tree's leftmost path: an interior index page (type 2) holds, in each cell, the
+    // number of the page left of that cell's key (https://sqlite.org/fileformat2.html).
+    let mut page = root as usize;
+    let leaf = loop {
+        let start = (page - 1) * page_size;
+        let header = if page == 1 { start + 100 } else { start };
+        match bytes[header] {
+            2 => {
+                let first_cell = u16::from_be_bytes([bytes[header + 12], bytes[header + 13]]);
+                let cell = start + first_cell as usize;
+                page = u32::from_be_bytes(bytes[cell..cell + 4].try_into().unwrap()) as usize;
+            }
+            10 => break start..start + page_size,
+            other => panic!("page {page} of the index has type {other}"),
+        }
+    };
+    let at = bytes[leaf.clone()]
         .windows(5)
         .position(|window| window == b"alice")
-        .expect("alice in the index page")
-        + page.start;
+        .expect("alice in the index's first leaf")
+        + leaf.start;
     bytes[at + 4] = b'f';
     std::fs::write(db, bytes).unwrap();
 }
@@ -176,6 +240,116 @@ fn a_damaged_index_is_found_at_start_up() {
     assert!(stderr.contains(&db.display().to_string()), "{stderr}");
     assert!(stderr.contains("is damaged"), "{stderr}");
     // No daemon: alice is not let in.
+    env.login("alice").run().expect("PAM_AUTHINFO_UNAVAIL");
+}
+
+/// Adds enrollments of `user000000`, `user000001`... until the database is larger than mfad
+/// checks before serving (16 MiB).
+fn grow(db: &std::path::Path) {
+    let mut connection = rusqlite::Connection::open(db).unwrap();
+    let mut next = 0;
+    loop {
+        let size: i64 = connection
+            .query_row(
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        if size > 17 << 20 {
+            break;
+        }
+        let transaction = connection.transaction().unwrap();
+        {
+            let mut insert = transaction
+                .prepare(
+                    "INSERT INTO enrollments (user, secret, algorithm, digits, period, active,
+                     created, confirmed) VALUES (?1, ?2, 'SHA1', 6, 30, 1, 0, 0)",
+                )
+                .unwrap();
+            for _ in 0..20_000 {
+                let secret: Vec<u8> = (0..20).map(|i| (next + i) as u8).collect();
+                insert
+                    .execute(rusqlite::params![format!("user{next:06}"), secret])
+                    .unwrap();
+                next += 1;
+            }
+        }
+        transaction.commit().unwrap();
+    }
+}
+
+/// A database too large to check before serving is checked while mfad serves: mfad says so,
+/// and on finding the damage it stops, naming the file. Whichever comes first, a login of the
+/// user whose row the damaged index hides is never let through.
+#[test]
+fn a_damaged_index_in_a_large_database_is_found_while_serving() {
+    use std::process::{Command, Stdio};
+    let env = Env::new().start();
+    env.enroll("alice");
+    env.stop_daemon();
+    let db = env.state_dir().join("mfad.sqlite3");
+    grow(&db);
+    damage_the_user_index(&db);
+    let config = env.dir().join("large.toml");
+    std::fs::write(
+        &config,
+        format!("state_dir = \"{}\"\n", env.state_dir().display()),
+    )
+    .unwrap();
+    let mut mfad = Command::new(pam_mfa_tests::built("mfad"))
+        .arg("--bus")
+        .arg(&env.address)
+        .arg("--config")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its lines, as they come; the logins start once it serves.
+    let (lines, read) = std::sync::mpsc::channel();
+    let stderr = mfad.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let serving = read
+        .iter()
+        .any(|line| line.contains("serving org.pam_mfa.Mfad1"));
+    // After a password check and with no code to give: a login treated as one of a user who
+    // never enrolled would pass.
+    let mut results = Vec::new();
+    while mfad.try_wait().unwrap().is_none() && results.len() < 100 {
+        let login = env.login("alice").service("permit-then-mfa").run();
+        results.push(login.result().to_owned());
+    }
+    eprintln!("logins while mfad ran: {results:?}");
+    let status = wait_bounded(mfad, "mfad").status;
+    assert!(!status.success());
+    let stderr = reader.join().unwrap();
+    assert!(serving, "{stderr}");
+    assert!(
+        stderr.contains(&format!("checking {} (", db.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{} is damaged", db.display())),
+        "{stderr}"
+    );
+    assert!(
+        !results.iter().any(|result| result == "PAM_SUCCESS"),
+        "{results:?}"
+    );
     env.login("alice").run().expect("PAM_AUTHINFO_UNAVAIL");
 }
 
@@ -280,4 +454,57 @@ fn lines_caused_by_an_unprivileged_user_are_rate_limited() {
         .run()
         .expect("PAM_SUCCESS");
     assert!(env.daemon_log().contains("login allowed: user=alice"));
+}
+
+/// Runs logins that mfad logs (bob is neither enrolled nor enforced) until one of its lines
+/// arrives at `syslog`; false if none did after 40 logins.
+fn reaches_syslog(env: &Env, syslog: &std::os::unix::net::UnixDatagram) -> bool {
+    syslog
+        .set_read_timeout(Some(Duration::from_millis(250)))
+        .unwrap();
+    let mut buffer = [0u8; 2048];
+    for _ in 0..40 {
+        env.login("bob")
+            .service("permit-then-mfa")
+            .run()
+            .expect("PAM_SUCCESS");
+        while let Ok(length) = syslog.recv(&mut buffer) {
+            let line = String::from_utf8_lossy(&buffer[..length]);
+            if line.contains("mfad") && line.contains("login skipped: user=bob") {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// mfad starts with no syslog (its lines go to stderr), finds /dev/log once it appears, loses
+/// it when syslog stops, and finds the new one after a restart.
+#[test]
+fn mfad_logs_to_syslog_again_when_it_comes_back() {
+    use std::os::unix::net::UnixDatagram;
+    let env = Env::new().private_dev().start();
+    let dev_log = env.dev().join("log");
+    assert!(!dev_log.exists());
+
+    let syslog = UnixDatagram::bind(&dev_log).unwrap();
+    assert!(reaches_syslog(&env, &syslog), "{}", env.daemon_log());
+
+    // syslog stops: its socket goes away. Lines still reach stderr.
+    drop(syslog);
+    std::fs::remove_file(&dev_log).unwrap();
+    let before = env.daemon_log().matches("login skipped: user=bob").count();
+    env.login("bob")
+        .service("permit-then-mfa")
+        .run()
+        .expect("PAM_SUCCESS");
+    assert!(
+        env.daemon_log().matches("login skipped: user=bob").count() > before,
+        "{}",
+        env.daemon_log()
+    );
+
+    // syslog starts again, on a new socket at the same path.
+    let syslog = UnixDatagram::bind(&dev_log).unwrap();
+    assert!(reaches_syslog(&env, &syslog), "{}", env.daemon_log());
 }

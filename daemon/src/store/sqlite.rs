@@ -127,6 +127,8 @@ pub struct SqliteStore {
     path: PathBuf,
     connection: Mutex<Connection>,
     integrity: Arc<Integrity>,
+    /// The database's size, in bytes, when the integrity check began in the background.
+    checking_in_background: Option<i64>,
 }
 
 /// Checks that `dir` and every directory above it can be trusted with secrets: owned by root
@@ -293,7 +295,8 @@ impl SqliteStore {
             [],
             |row| row.get(0),
         )?;
-        if size <= CHECK_BEFORE_SERVING {
+        let checking_in_background = (size > CHECK_BEFORE_SERVING).then_some(size);
+        if checking_in_background.is_none() {
             run_integrity_check(&connection, &path).map_err(StoreError)?;
             integrity.finish(Ok(()));
         } else {
@@ -322,6 +325,7 @@ impl SqliteStore {
             path,
             connection: Mutex::new(connection),
             integrity,
+            checking_in_background,
         };
         store.migrate()?;
         store.restrict_file_modes()?;
@@ -355,6 +359,7 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -365,6 +370,12 @@ impl SqliteStore {
         self.connection
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The size of the database, in bytes, if it was too large to check before serving and is
+    /// being checked in the background.
+    pub fn checking_in_background(&self) -> Option<i64> {
+        self.checking_in_background
     }
 
     fn migrate(&self) -> Result<()> {
