@@ -37,8 +37,10 @@ pub trait Admin {
     /// configured parameters; at most 10,000 per call. Returns how many were added.
     fn import_enrollments(&self, entries: &[(&str, &str)]) -> Result<u32, Error>;
 
-    /// Activates the pending enrollment of `user` if `code` is current for it.
-    fn confirm_enrollment(&self, user: &str, code: &str) -> Result<(), Error>;
+    /// Activates the pending enrollment of `user` if `code` is current for it. Returns its new
+    /// recovery codes, to be shown once: they are not kept anywhere in a form that can be shown
+    /// again.
+    fn confirm_enrollment(&self, user: &str, code: &str) -> Result<Vec<String>, Error>;
 
     /// Removes the enrollment (pending or active) of `user` at once.
     fn reset(&self, user: &str) -> Result<bool, Error>;

@@ -49,6 +49,28 @@ pub struct Login {
     pub session_timeout: SessionTimeout,
     /// Unfinished logins one user may have at once.
     pub max_sessions_per_user: MaxSessions,
+    /// A user who must use MFA but has no authenticator enrolls during the login (a QR code,
+    /// then a code from the app); off: such a user is denied and told how to enroll.
+    pub enroll_at_login: bool,
+    /// Codes from the app that confirm an enrollment: 1, or 2 consecutive ones.
+    pub enroll_confirm_codes: ConfirmCodes,
+    /// Minutes an unfinished enrollment is offered again, with the same secret, at the user's
+    /// next login (a login cut off after the QR code, by sshd's LoginGraceTime say).
+    pub enroll_resume_minutes: ResumeMinutes,
+    /// The terminal background QR codes are drawn for.
+    pub qr_background: QrBackground,
+    /// Recovery codes issued with each enrollment; 0 issues none.
+    pub recovery_codes: RecoveryCodes,
+}
+
+/// The terminal background a QR code is drawn for: its dark modules are drawn in the
+/// background colour and its light ones in the text colour, so it scans as a dark-on-light
+/// code. Drawn for the wrong one it appears inverted, which some apps cannot read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QrBackground {
+    Dark,
+    Light,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
@@ -87,6 +109,11 @@ impl Default for Login {
             max_tries: MaxTries(3),
             session_timeout: SessionTimeout(120),
             max_sessions_per_user: MaxSessions(32),
+            enroll_at_login: true,
+            enroll_confirm_codes: ConfirmCodes(1),
+            enroll_resume_minutes: ResumeMinutes(10),
+            qr_background: QrBackground::Dark,
+            recovery_codes: RecoveryCodes(10),
         }
     }
 }
@@ -181,6 +208,9 @@ bounded!(
 bounded!(MaxTries, 1, 10, "max_tries");
 bounded!(SessionTimeout, 10, 3600, "session_timeout (seconds)");
 bounded!(MaxSessions, 1, 1024, "max_sessions_per_user");
+bounded!(ConfirmCodes, 1, 2, "enroll_confirm_codes");
+bounded!(ResumeMinutes, 1, 1440, "enroll_resume_minutes");
+bounded!(RecoveryCodes, 0, 20, "recovery_codes");
 
 /// A configuration file that could not be used.
 #[derive(Debug)]
@@ -361,6 +391,15 @@ mod tests {
             ),
             ("[totp]\ndigits = \n", 2, ""),
             ("[tot]\n", 1, "tot"),
+            ("[login]\nenroll_confirm_codes = 3\n", 2, "between 1 and 2"),
+            (
+                "[login]\nenroll_resume_minutes = 0\n",
+                2,
+                "enroll_resume_minutes",
+            ),
+            ("[login]\nrecovery_codes = 21\n", 2, "between 0 and 20"),
+            ("[login]\nqr_background = \"blue\"\n", 2, "dark"),
+            ("[login]\nenroll_at_login = 1\n", 2, "bool"),
             ("\n[enforcement]\ngroups = [\"wheel\"]\n", 3, "groups"),
         ];
         for (text, line, fragment) in cases {

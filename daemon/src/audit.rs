@@ -50,6 +50,9 @@ pub enum Denial {
     InvalidName(String),
     /// MFA is required but the user has no enrollment.
     NotEnrolled,
+    /// MFA is required of a name the system does not know, which has no enrollment (never
+    /// enrolled at login).
+    UnknownUser,
     /// The user already has as many unfinished logins as allowed.
     TooManyLogins(u32),
     /// The enrollment was reset (or replaced) while the login waited for a code.
@@ -119,6 +122,12 @@ pub enum Event {
     EnrollmentConfirmed {
         user: UserName,
     },
+    /// A login succeeded with a recovery code; `left` remain unused.
+    RecoveryCodeUsed {
+        user: UserName,
+        context: Context,
+        left: usize,
+    },
     EnrollmentsImported {
         count: usize,
     },
@@ -155,6 +164,7 @@ impl Event {
             Event::AdminRefused { .. } => "admin-refused",
             Event::EnrollmentStarted { .. } => "enrollment-started",
             Event::EnrollmentConfirmed { .. } => "enrollment-confirmed",
+            Event::RecoveryCodeUsed { .. } => "recovery-code-used",
             Event::EnrollmentsImported { .. } => "enrollments-imported",
             Event::EnrollmentReset { .. } => "enrollment-reset",
             Event::EnforcementSet { .. } => "enforcement-set",
@@ -178,6 +188,7 @@ impl Event {
             | Event::CodeRejected { user, .. }
             | Event::EnrollmentStarted { user }
             | Event::EnrollmentConfirmed { user }
+            | Event::RecoveryCodeUsed { user, .. }
             | Event::EnrollmentReset { user, .. } => Some(user.as_str()),
             Event::LoginDenied { user, .. } | Event::LoginRefused { user, .. } => Some(user),
             Event::EnforcementSet {
@@ -200,7 +211,10 @@ impl Event {
                 | Event::LoginRefused { .. }
                 | Event::AdminRefused { .. }
                 | Event::LoginDenied {
-                    why: Denial::InvalidName(_) | Denial::NotEnrolled | Denial::TooManyLogins(_),
+                    why: Denial::InvalidName(_)
+                        | Denial::NotEnrolled
+                        | Denial::UnknownUser
+                        | Denial::TooManyLogins(_),
                     ..
                 }
         )
@@ -227,6 +241,11 @@ impl fmt::Display for Event {
                     Denial::NotEnrolled => write!(
                         f,
                         "login denied: user={user} must use MFA but is not enrolled {context}"
+                    ),
+                    Denial::UnknownUser => write!(
+                        f,
+                        "login denied: user={user} is not in the system user database and \
+                         has no enrollment {context}"
                     ),
                     Denial::TooManyLogins(limit) => write!(
                         f,
@@ -263,6 +282,15 @@ impl fmt::Display for Event {
             Event::EnrollmentConfirmed { user } => {
                 write!(f, "enrollment confirmed: user={user}")
             }
+            Event::RecoveryCodeUsed {
+                user,
+                context,
+                left,
+            } => write!(
+                f,
+                "login allowed with a recovery code: user={user} {left} recovery codes left \
+                 {context}"
+            ),
             Event::EnrollmentsImported { count } => write!(f, "imported {count} enrollments"),
             Event::EnrollmentReset { user, removed } => {
                 write!(f, "enrollment reset: user={user} removed={removed}")
@@ -317,6 +345,11 @@ mod tests {
                 why: Denial::TooManyLogins(32),
             },
             Event::LoginDenied {
+                user: "zed".into(),
+                context: context.clone(),
+                why: Denial::UnknownUser,
+            },
+            Event::LoginDenied {
                 user: "alice".into(),
                 context: context.clone(),
                 why: Denial::ResetDuringLogin,
@@ -342,6 +375,11 @@ mod tests {
             },
             Event::EnrollmentConfirmed {
                 user: alice.clone(),
+            },
+            Event::RecoveryCodeUsed {
+                user: alice.clone(),
+                context: Context::new("sudo", ""),
+                left: 9,
             },
             Event::EnrollmentsImported { count: 3 },
             Event::EnrollmentReset {

@@ -156,7 +156,7 @@ impl AdminInterface {
         code: String,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<String>, Error> {
         let code = Zeroizing::new(code);
         let (caller, permit) = self.0.admin(connection, &header).await?;
         self.0

@@ -12,7 +12,7 @@ use pam_mfa_config::Config;
 
 use crate::audit::{Context, Denial, Event, Scope};
 use crate::clock::Clock;
-use crate::dialogue::Dialogue;
+use crate::dialogue::{Dialogue, NewEnrollments};
 use crate::identity::Caller;
 use crate::log;
 use crate::policy;
@@ -71,7 +71,15 @@ impl<S: Store, C: Clock> Core<S, C> {
         } else {
             config.totp.issuer.clone()
         };
-        let dialogue = Dialogue::new(store.clone(), clock, &config);
+        let new_enrollments = NewEnrollments {
+            params: Params {
+                algorithm: config.totp.algorithm,
+                digits: config.totp.digits.get(),
+                period: config.totp.period.get(),
+            },
+            issuer: issuer.clone(),
+        };
+        let dialogue = Dialogue::new(store.clone(), clock, &config, new_enrollments);
         Core {
             config,
             store,
@@ -88,18 +96,19 @@ impl<S: Store, C: Clock> Core<S, C> {
 
     /// The account a login of `user` is for, once `caller` may run it: root may act for anyone;
     /// another uid only for its own account, which is looked up by uid, so that an unprivileged
-    /// caller never chooses which name the system's name service is asked about.
-    fn login_account(&self, caller: &Caller, user: &UserName) -> Result<UserName, Error> {
+    /// caller never chooses which name the system's name service is asked about. `None` for a
+    /// name the system does not know (root's login of a mistyped or invented name).
+    fn login_account(&self, caller: &Caller, user: &UserName) -> Result<Option<UserName>, Error> {
         if caller.uid == 0 {
             return match by_name(user).map_err(directory)? {
-                Lookup::Found(Account { name, .. }) => Ok(name),
-                Lookup::Unknown => Ok(user.clone()),
+                Lookup::Found(Account { name, .. }) => Ok(Some(name)),
+                Lookup::Unknown => Ok(None),
             };
         }
         let uid = caller.uid;
         let own = bounded(users::LOOKUP_LIMIT, move || users::by_uid(uid)).map_err(directory)?;
         match own {
-            Lookup::Found(account) if account.name == *user => Ok(account.name),
+            Lookup::Found(account) if account.name == *user => Ok(Some(account.name)),
             _ => {
                 let event = Event::LoginRefused {
                     uid: caller.uid,
@@ -133,11 +142,11 @@ impl<S: Store, C: Clock> Core<S, C> {
                 return Ok((String::new(), Turn::new(Action::Deny(reason))));
             }
         };
-        let user = self.login_account(caller, &user)?;
-        let reply = self
-            .dialogue
-            .begin(caller, user, context)
-            .map_err(internal)?;
+        let reply = match self.login_account(caller, &user)? {
+            Some(account) => self.dialogue.begin(caller, account, context),
+            None => self.dialogue.begin_unknown(caller, user, context),
+        }
+        .map_err(internal)?;
         self.emit(caller, &reply.events);
         Ok((reply.session, reply.turn))
     }
@@ -366,7 +375,12 @@ impl<S: Store, C: Clock> Core<S, C> {
         }
     }
 
-    pub fn confirm_enrollment(&self, caller: &Caller, user: &str, code: &str) -> Result<(), Error> {
+    pub fn confirm_enrollment(
+        &self,
+        caller: &Caller,
+        user: &str,
+        code: &str,
+    ) -> Result<Vec<String>, Error> {
         let user = self.admin_user(user)?;
         let pending = self
             .store
@@ -398,10 +412,12 @@ impl<S: Store, C: Clock> Core<S, C> {
                         .into(),
                 )
             })?;
+        let issued = self.dialogue.issue_recovery_codes().map_err(internal)?;
+        let hashes: Vec<_> = issued.iter().map(|(_, hashed)| hashed.clone()).collect();
         let event = Event::EnrollmentConfirmed { user: user.clone() };
         if !self
             .store
-            .activate(&user, pending.id, step, now, &event)
+            .activate(&user, pending.id, step, &hashes, now, &event)
             .map_err(internal)?
         {
             return Err(Error::NoPendingEnrollment(format!(
@@ -409,7 +425,10 @@ impl<S: Store, C: Clock> Core<S, C> {
             )));
         }
         self.emit(caller, &[event]);
-        Ok(())
+        Ok(issued
+            .into_iter()
+            .map(|(code, _)| code.to_string())
+            .collect())
     }
 
     pub fn reset(&self, caller: &Caller, user: &str) -> Result<bool, Error> {

@@ -16,10 +16,13 @@ use crate::audit::{Context, Denial, Event, Rejection};
 use crate::clock::Clock;
 use crate::identity::Caller;
 use crate::policy::{self, Switches};
+use crate::qr;
+use crate::recovery::{self, Hashed};
 use crate::sessions::{Refusal, Session, Sessions, Step};
-use crate::store::{Result, Store};
-use crate::totp;
+use crate::store::{Enrollment, EnrollmentId, Result, Store, StoreError};
+use crate::totp::{self, Params, Secret};
 use crate::users::UserName;
+use zeroize::Zeroizing;
 
 /// What users are told. Each is one block of text for the PAM conversation.
 pub mod texts {
@@ -27,11 +30,65 @@ pub mod texts {
     pub const WRONG_CODE: &str = "Wrong code.";
     pub const WRONG_CODE_AGAIN: &str = "Wrong code. Try again.";
     pub const REPLAYED: &str = "This code was already used; wait for the next one.";
-    pub const NOT_ENROLLED: &str = "Two-factor authentication is required for this account, \
-                                    but no authenticator is enrolled. Contact your system \
-                                    administrator.";
     pub const TOO_MANY_LOGINS: &str =
         "Too many logins are in progress for this account. Try again later.";
+    pub const ENROLL_HEADING: &str = "Two-factor authentication is required for this account, \
+                                      and no authenticator app is set up for it yet.";
+    pub const ENROLL_RESUMED_HEADING: &str = "Two-factor authentication is required for this \
+                                              account. Finish setting up your authenticator \
+                                              app (this is the same code as last time).";
+    pub const ENROLL_PROMPT: &str = "Code shown by the app: ";
+    pub const ENROLL_NEXT_PROMPT: &str = "Wait for the app to show its next code, then type it: ";
+    pub const ENROLL_WRONG: &str = "That code does not match. Check that you scanned this QR \
+                                    code (or typed the secret) and that the phone sets its clock \
+                                    automatically, then try again.";
+    pub const ENROLL_WRONG_LAST: &str = "That code does not match. The app is not set up yet: \
+                                         log in again to try once more.";
+    pub const ENROLL_NOT_LATER: &str = "That is the same code as before: wait until the app shows \
+                                        the next one.";
+    pub const SAVED_PROMPT: &str = "Press Enter once you have saved these codes: ";
+    pub const ENROLLED_NO_RECOVERY: &str = "Your authenticator app is set up: from now on, \
+                                            logins ask for a code from it.";
+
+    /// Why a user without an authenticator is denied when logins do not enroll.
+    pub fn not_enrolled(user: &str) -> String {
+        format!(
+            "Two-factor authentication is required for this account, but no authenticator app \
+             is set up for it. Ask your system administrator to set one up (mfactl enroll \
+             {user})."
+        )
+    }
+
+    /// The recovery codes, shown once, right after an enrollment.
+    pub fn recovery_codes(codes: &[&str]) -> String {
+        let mut block = String::from(
+            "Your authenticator app is set up. These recovery codes let you log in if you lose \
+             your phone:\n\n",
+        );
+        for code in codes {
+            block.push_str("    ");
+            block.push_str(code);
+            block.push('\n');
+        }
+        block.push_str(
+            "\nEach works once, in place of a code from the app. Keep them somewhere safe, \
+             away from the phone: they are not shown again.",
+        );
+        block
+    }
+
+    /// After a login with a recovery code.
+    pub fn recovery_code_used(left: usize) -> String {
+        let mut text = match left {
+            0 => "Recovery code accepted. It was your last one.".to_owned(),
+            1 => "Recovery code accepted. 1 recovery code is left.".to_owned(),
+            n => format!("Recovery code accepted. {n} recovery codes are left."),
+        };
+        if left <= crate::recovery::FEW_LEFT {
+            text.push_str(" Make new ones with `mfactl recovery-codes`.");
+        }
+        text
+    }
 }
 
 /// The outcome of one call: the session id (empty once the dialogue is over), the turn, and
@@ -53,12 +110,20 @@ impl Reply {
     }
 }
 
+/// How new enrollments are made: their TOTP parameters and the issuer apps show.
+#[derive(Debug, Clone)]
+pub struct NewEnrollments {
+    pub params: Params,
+    pub issuer: String,
+}
+
 pub struct Dialogue<S: Store, C: Clock> {
     store: Arc<S>,
     clock: C,
     settings: LoginSettings,
     window: u32,
     config_all_users: bool,
+    new_enrollments: NewEnrollments,
     sessions: Mutex<Sessions>,
 }
 
@@ -68,14 +133,19 @@ fn new_session_id() -> std::result::Result<String, getrandom::Error> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+fn no_randomness(error: getrandom::Error) -> StoreError {
+    StoreError(format!("no randomness: {error}"))
+}
+
 impl<S: Store, C: Clock> Dialogue<S, C> {
-    pub fn new(store: Arc<S>, clock: C, config: &Config) -> Self {
+    pub fn new(store: Arc<S>, clock: C, config: &Config, new_enrollments: NewEnrollments) -> Self {
         Dialogue {
             store,
             clock,
             settings: config.login.clone(),
             window: config.totp.window.get(),
             config_all_users: config.enforcement.all_users,
+            new_enrollments,
             sessions: Mutex::new(Sessions::default()),
         }
     }
@@ -100,39 +170,57 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         })
     }
 
+    /// Issues the configured number of recovery codes: what to show and what to store.
+    pub fn issue_recovery_codes(&self) -> Result<Vec<(Zeroizing<String>, Hashed)>> {
+        recovery::generate(self.settings.recovery_codes.get() as usize).map_err(no_randomness)
+    }
+
     /// Starts a login of `user` (already validated, in the system's own spelling, and
     /// authorized for `caller`).
     pub fn begin(&self, caller: &Caller, user: UserName, context: Context) -> Result<Reply> {
         let now = self.now();
-        let enrollment = self.store.enrollment(&user)?.filter(|e| e.active);
-        let Some(enrollment) = enrollment else {
-            // Enforcement only matters without an enrollment: an enrolled user is always asked.
-            let requirement = policy::requirement(self.switches(&user)?);
-            if requirement.required {
-                let turn = Turn::new(Action::Deny("enforced but not enrolled".into()))
-                    .with_notice(Notice::Error(texts::NOT_ENROLLED.into()));
-                let event = Event::LoginDenied {
-                    user: user.to_string(),
-                    context,
-                    why: Denial::NotEnrolled,
-                };
-                return Ok(Reply::verdict(turn, event));
+        let enrollment = self.store.enrollment(&user)?;
+        let (step, turn, events) = match enrollment {
+            Some(enrollment) if enrollment.active => (
+                Step::AwaitingCode {
+                    enrollment: enrollment.id,
+                    tries_left: self.settings.max_tries.get(),
+                },
+                Turn::new(Action::AskHidden(texts::CODE_PROMPT.into())),
+                Vec::new(),
+            ),
+            pending => {
+                // Enforcement only matters without an enrollment: an enrolled user is always
+                // asked.
+                let requirement = policy::requirement(self.switches(&user)?);
+                if !requirement.required {
+                    return Ok(Reply::verdict(
+                        Turn::new(Action::Skip),
+                        Event::LoginSkipped { user, context },
+                    ));
+                }
+                if !self.settings.enroll_at_login {
+                    let turn = Turn::new(Action::Deny("enforced but not enrolled".into()))
+                        .with_notice(Notice::Error(texts::not_enrolled(user.as_str())));
+                    let event = Event::LoginDenied {
+                        user: user.to_string(),
+                        context,
+                        why: Denial::NotEnrolled,
+                    };
+                    return Ok(Reply::verdict(turn, event));
+                }
+                match self.start_enrollment(&user, pending, &context, now)? {
+                    Ok(started) => started,
+                    Err(reply) => return Ok(reply),
+                }
             }
-            return Ok(Reply::verdict(
-                Turn::new(Action::Skip),
-                Event::LoginSkipped { user, context },
-            ));
         };
-        let id = new_session_id()
-            .map_err(|error| crate::store::StoreError(format!("no randomness: {error}")))?;
+        let id = new_session_id().map_err(no_randomness)?;
         let session = Session {
             connection: caller.connection.clone(),
             caller_uid: caller.uid,
             user: user.clone(),
-            step: Step::AwaitingCode {
-                enrollment: enrollment.id,
-                tries_left: self.settings.max_tries.get(),
-            },
+            step,
             expires: now + u64::from(self.settings.session_timeout.get()),
             context: context.clone(),
         };
@@ -153,9 +241,90 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         }
         Ok(Reply {
             session: id,
-            turn: Turn::new(Action::AskHidden(texts::CODE_PROMPT.into())),
-            events: Vec::new(),
+            turn,
+            events,
         })
+    }
+
+    /// A login of a name the system's user database does not know. Its stored enrollment, if
+    /// any, still counts (the account may live in a directory this host cannot reach right
+    /// now), but it is never enrolled at login: that would let anyone who can try a name store
+    /// enrollments for names no one has.
+    pub fn begin_unknown(
+        &self,
+        caller: &Caller,
+        user: UserName,
+        context: Context,
+    ) -> Result<Reply> {
+        if self.store.enrollment(&user)?.is_some_and(|e| e.active)
+            || !policy::requirement(self.switches(&user)?).required
+        {
+            return self.begin(caller, user, context);
+        }
+        let turn = Turn::new(Action::Deny("enforced, unknown to the system".into()))
+            .with_notice(Notice::Error(texts::not_enrolled(user.as_str())));
+        let event = Event::LoginDenied {
+            user: user.to_string(),
+            context,
+            why: Denial::UnknownUser,
+        };
+        Ok(Reply::verdict(turn, event))
+    }
+
+    /// The first turn of an enrollment at login: the pending enrollment the user was shown
+    /// within `enroll_resume_minutes` (same secret), else a new one. `Err` carries the verdict
+    /// when the user became enrolled meanwhile by another way.
+    #[allow(clippy::type_complexity)]
+    fn start_enrollment(
+        &self,
+        user: &UserName,
+        pending: Option<Enrollment>,
+        context: &Context,
+        now: u64,
+    ) -> Result<std::result::Result<(Step, Turn, Vec<Event>), Reply>> {
+        let resume = u64::from(self.settings.enroll_resume_minutes.get()) * 60;
+        let recent = pending.filter(|e| e.created as u64 + resume > now);
+        let (id, secret, params, heading, events) = match recent {
+            Some(pending) => (
+                pending.id,
+                pending.secret,
+                pending.params,
+                texts::ENROLL_RESUMED_HEADING,
+                Vec::new(),
+            ),
+            None => {
+                let secret = Secret::generate().map_err(no_randomness)?;
+                let params = self.new_enrollments.params;
+                let event = Event::EnrollmentStarted { user: user.clone() };
+                let Some(id) = self
+                    .store
+                    .put_pending(user, &secret, params, now as i64, &event)?
+                else {
+                    // Enrolled meanwhile (an administrator, another login): start over.
+                    let turn = Turn::new(Action::Deny("enrolled during the login".into()))
+                        .with_notice(Notice::Error(texts::WRONG_CODE.into()));
+                    let event = Event::LoginDenied {
+                        user: user.to_string(),
+                        context: context.clone(),
+                        why: Denial::ResetDuringLogin,
+                    };
+                    return Ok(Err(Reply::verdict(turn, event)));
+                };
+                (id, secret, params, texts::ENROLL_HEADING, vec![event])
+            }
+        };
+        let uri = totp::otpauth_uri(&secret, params, &self.new_enrollments.issuer, user.as_str())
+            .map_err(StoreError)?;
+        let base32 = Zeroizing::new(secret.to_base32());
+        let block = qr::enrollment_block(heading, &uri, &base32, self.settings.qr_background);
+        let step = Step::Enrolling {
+            enrollment: id,
+            first_step: None,
+            tries_left: self.settings.max_tries.get(),
+        };
+        let turn = Turn::new(Action::AskHidden(texts::ENROLL_PROMPT.into()))
+            .with_notice(Notice::Info(block));
+        Ok(Ok((step, turn, events)))
     }
 
     /// Takes `reply` for session `id`. `None` when `caller`'s connection has no such session
@@ -165,21 +334,206 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         let Some(session) = self.sessions().take(id, &caller.connection, now) else {
             return Ok(None);
         };
-        match session.step {
+        let reply = match session.step.clone() {
             Step::AwaitingCode {
                 enrollment,
                 tries_left,
-            } => self
-                .code(id, session, enrollment, tries_left, reply, now)
-                .map(Some),
+            } => self.code(id, session, enrollment, tries_left, reply, now)?,
+            Step::Enrolling {
+                enrollment,
+                first_step,
+                tries_left,
+            } => self.confirm(id, session, enrollment, first_step, tries_left, reply, now)?,
+            Step::SavingRecoveryCodes => {
+                let event = Event::LoginAllowed {
+                    user: session.user,
+                    context: session.context,
+                };
+                self.store.record(now as i64, &event)?;
+                Reply::verdict(Turn::new(Action::Allow), event)
+            }
+        };
+        Ok(Some(reply))
+    }
+
+    /// The login's enrollment was removed or replaced while it waited.
+    fn reset_during_login(&self, session: Session, now: u64) -> Result<Reply> {
+        let event = Event::LoginDenied {
+            user: session.user.to_string(),
+            context: session.context,
+            why: Denial::ResetDuringLogin,
+        };
+        self.store.record(now as i64, &event)?;
+        let turn = Turn::new(Action::Deny("enrollment removed during the login".into()));
+        Ok(Reply::verdict(turn, event))
+    }
+
+    /// A wrong answer: ask again while tries remain, else end the login.
+    fn wrong(
+        &self,
+        id: &str,
+        mut session: Session,
+        next: Step,
+        tries_left: u32,
+        why: Rejection,
+        notices: (&str, &str),
+        prompt: &str,
+        now: u64,
+    ) -> Result<Reply> {
+        let (again, last) = notices;
+        if tries_left == 0 {
+            let event = Event::LoginDenied {
+                user: session.user.to_string(),
+                context: session.context,
+                why: Denial::NoTriesLeft(why),
+            };
+            self.store.record(now as i64, &event)?;
+            let turn = Turn::new(Action::MaxTries).with_notice(Notice::Error(last.into()));
+            return Ok(Reply::verdict(turn, event));
         }
+        let event = Event::CodeRejected {
+            user: session.user.clone(),
+            context: session.context.clone(),
+            why,
+            tries_left,
+        };
+        session.step = next;
+        self.sessions().put_back(id.to_owned(), session);
+        Ok(Reply {
+            session: id.to_owned(),
+            turn: Turn::new(Action::AskHidden(prompt.into()))
+                .with_notice(Notice::Error(again.into())),
+            events: vec![event],
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn confirm(
+        &self,
+        id: &str,
+        session: Session,
+        expected: EnrollmentId,
+        first_step: Option<u64>,
+        tries_left: u32,
+        reply: &str,
+        now: u64,
+    ) -> Result<Reply> {
+        let user = session.user.clone();
+        let pending = self
+            .store
+            .enrollment(&user)?
+            .filter(|e| !e.active && e.id == expected);
+        let Some(pending) = pending else {
+            return self.reset_during_login(session, now);
+        };
+        let matched = (reply.len() <= MAX_REPLY_LEN)
+            .then(|| {
+                totp::verify(
+                    &pending.secret,
+                    pending.params,
+                    reply,
+                    now,
+                    self.window,
+                    None,
+                )
+            })
+            .flatten();
+        let prompt = if first_step.is_some() {
+            texts::ENROLL_NEXT_PROMPT
+        } else {
+            texts::ENROLL_PROMPT
+        };
+        let Some(step) = matched else {
+            let tries_left = tries_left.saturating_sub(1);
+            let next = Step::Enrolling {
+                enrollment: expected,
+                first_step,
+                tries_left,
+            };
+            let notices = (texts::ENROLL_WRONG, texts::ENROLL_WRONG_LAST);
+            return self.wrong(
+                id,
+                session,
+                next,
+                tries_left,
+                Rejection::Wrong,
+                notices,
+                prompt,
+                now,
+            );
+        };
+        if first_step.is_some_and(|first| step <= first) {
+            // Not a try used up: the user typed the same code again too soon.
+            let mut session = session;
+            session.step = Step::Enrolling {
+                enrollment: expected,
+                first_step,
+                tries_left,
+            };
+            self.sessions().put_back(id.to_owned(), session);
+            return Ok(Reply {
+                session: id.to_owned(),
+                turn: Turn::new(Action::AskHidden(texts::ENROLL_NEXT_PROMPT.into()))
+                    .with_notice(Notice::Error(texts::ENROLL_NOT_LATER.into())),
+                events: Vec::new(),
+            });
+        }
+        let needed = self.settings.enroll_confirm_codes.get();
+        if first_step.is_none() && needed > 1 {
+            let mut session = session;
+            session.step = Step::Enrolling {
+                enrollment: expected,
+                first_step: Some(step),
+                tries_left,
+            };
+            self.sessions().put_back(id.to_owned(), session);
+            return Ok(Reply {
+                session: id.to_owned(),
+                turn: Turn::new(Action::AskHidden(texts::ENROLL_NEXT_PROMPT.into())),
+                events: Vec::new(),
+            });
+        }
+        let issued = self.issue_recovery_codes()?;
+        let hashes: Vec<Hashed> = issued.iter().map(|(_, hashed)| hashed.clone()).collect();
+        let confirmed = Event::EnrollmentConfirmed { user: user.clone() };
+        if !self
+            .store
+            .activate(&user, expected, step, &hashes, now as i64, &confirmed)?
+        {
+            return self.reset_during_login(session, now);
+        }
+        if issued.is_empty() {
+            let allowed = Event::LoginAllowed {
+                user,
+                context: session.context,
+            };
+            self.store.record(now as i64, &allowed)?;
+            let turn = Turn::new(Action::Allow)
+                .with_notice(Notice::Info(texts::ENROLLED_NO_RECOVERY.into()));
+            return Ok(Reply {
+                session: String::new(),
+                turn,
+                events: vec![confirmed, allowed],
+            });
+        }
+        let shown: Vec<&str> = issued.iter().map(|(code, _)| code.as_str()).collect();
+        let block = texts::recovery_codes(&shown);
+        let mut session = session;
+        session.step = Step::SavingRecoveryCodes;
+        self.sessions().put_back(id.to_owned(), session);
+        Ok(Reply {
+            session: id.to_owned(),
+            turn: Turn::new(Action::AskVisible(texts::SAVED_PROMPT.into()))
+                .with_notice(Notice::Info(block)),
+            events: vec![confirmed],
+        })
     }
 
     fn code(
         &self,
         id: &str,
-        mut session: Session,
-        expected: crate::store::EnrollmentId,
+        session: Session,
+        expected: EnrollmentId,
         tries_left: u32,
         reply: &str,
         now: u64,
@@ -190,15 +544,26 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
             .enrollment(&user)?
             .filter(|e| e.active && e.id == expected);
         let Some(enrollment) = enrollment else {
-            let event = Event::LoginDenied {
-                user: user.to_string(),
-                context: session.context,
-                why: Denial::ResetDuringLogin,
-            };
-            self.store.record(now as i64, &event)?;
-            let turn = Turn::new(Action::Deny("enrollment removed during the login".into()));
-            return Ok(Reply::verdict(turn, event));
+            return self.reset_during_login(session, now);
         };
+        if let Some(typed) = recovery::normalize(reply) {
+            let stored = self.store.recovery_codes(&user, expected)?;
+            if let Some(code) = recovery::find(&typed, &stored) {
+                let used = Event::RecoveryCodeUsed {
+                    user: user.clone(),
+                    context: session.context.clone(),
+                    left: stored.len() - 1,
+                };
+                if let Some(left) = self
+                    .store
+                    .consume_recovery_code(&user, expected, *code, now as i64, &used)?
+                {
+                    let turn = Turn::new(Action::Allow)
+                        .with_notice(Notice::Info(texts::recovery_code_used(left)));
+                    return Ok(Reply::verdict(turn, used));
+                }
+            }
+        }
         let matched = (reply.len() <= MAX_REPLY_LEN)
             .then(|| {
                 totp::verify(
@@ -228,38 +593,24 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
             None => Rejection::Wrong,
         };
         let tries_left = tries_left.saturating_sub(1);
-        let notice = match (why, tries_left) {
-            (Rejection::Replayed, _) => texts::REPLAYED,
-            (Rejection::Wrong, 0) => texts::WRONG_CODE,
-            (Rejection::Wrong, _) => texts::WRONG_CODE_AGAIN,
+        let notices = match why {
+            Rejection::Replayed => (texts::REPLAYED, texts::REPLAYED),
+            Rejection::Wrong => (texts::WRONG_CODE_AGAIN, texts::WRONG_CODE),
         };
-        if tries_left == 0 {
-            let event = Event::LoginDenied {
-                user: user.to_string(),
-                context: session.context,
-                why: Denial::NoTriesLeft(why),
-            };
-            self.store.record(now as i64, &event)?;
-            let turn = Turn::new(Action::MaxTries).with_notice(Notice::Error(notice.into()));
-            return Ok(Reply::verdict(turn, event));
-        }
-        let event = Event::CodeRejected {
-            user,
-            context: session.context.clone(),
-            why,
-            tries_left,
-        };
-        session.step = Step::AwaitingCode {
+        let next = Step::AwaitingCode {
             enrollment: expected,
             tries_left,
         };
-        self.sessions().put_back(id.to_owned(), session);
-        Ok(Reply {
-            session: id.to_owned(),
-            turn: Turn::new(Action::AskHidden(texts::CODE_PROMPT.into()))
-                .with_notice(Notice::Error(notice.into())),
-            events: vec![event],
-        })
+        self.wrong(
+            id,
+            session,
+            next,
+            tries_left,
+            why,
+            notices,
+            texts::CODE_PROMPT,
+            now,
+        )
     }
 
     /// Ends session `id` of `caller`'s connection, if there is one.
@@ -349,7 +700,11 @@ mod tests {
             .unwrap();
         let config = Config::parse(config).unwrap();
         let clock = Arc::new(FakeClock::at(T0));
-        let dialogue = Dialogue::new(store.clone(), clock.clone(), &config);
+        let new_enrollments = NewEnrollments {
+            params: params(),
+            issuer: "test".into(),
+        };
+        let dialogue = Dialogue::new(store.clone(), clock.clone(), &config, new_enrollments);
         Fixture {
             dir,
             store,
@@ -529,30 +884,190 @@ mod tests {
         assert_eq!(allowed.turn.action, Action::Allow);
     }
 
-    #[test]
-    fn enforcement_decides_for_users_without_an_enrollment() {
-        let f = fixture("");
-        let bob = || name("bob");
-        let skipped = f
-            .dialogue
-            .begin(&caller(":1.1"), bob(), Context::default())
-            .unwrap();
-        assert_eq!(skipped.turn.action, Action::Skip);
+    fn enforce(f: &Fixture, user: &str) {
         let on = Event::EnforcementSet {
-            scope: crate::audit::Scope::User(bob()),
+            scope: crate::audit::Scope::User(name(user)),
             on: true,
         };
-        f.store.set_user_enforcement(&bob(), true, 1, &on).unwrap();
-        let denied = f
-            .dialogue
-            .begin(&caller(":1.1"), bob(), Context::default())
+        f.store
+            .set_user_enforcement(&name(user), true, 1, &on)
             .unwrap();
+    }
+
+    fn begin_as(f: &Fixture, user: &str) -> Reply {
+        f.dialogue
+            .begin(&caller(":1.1"), name(user), Context::default())
+            .unwrap()
+    }
+
+    /// The secret an enrollment block shows, read as a user would type it.
+    fn shown_secret(reply: &Reply) -> Secret {
+        let Notice::Info(block) = &reply.turn.notices[0] else {
+            panic!("{reply:?}");
+        };
+        let line = block
+            .lines()
+            .find_map(|line| line.split_once("by hand: ").map(|(_, secret)| secret))
+            .unwrap_or_else(|| panic!("{block}"));
+        Secret::from_base32(&line.replace(' ', "")).unwrap()
+    }
+
+    fn code_for(secret: &Secret, time: u64) -> String {
+        totp::code_at_step(secret, params(), time / PERIOD).to_string()
+    }
+
+    #[test]
+    fn enforcement_decides_for_users_without_an_enrollment() {
+        let f = fixture("[login]\nenroll_at_login = false\n");
+        let skipped = begin_as(&f, "bob");
+        assert_eq!(skipped.turn.action, Action::Skip);
+        enforce(&f, "bob");
+        let denied = begin_as(&f, "bob");
         assert!(matches!(denied.turn.action, Action::Deny(_)));
         assert_eq!(
             denied.turn.notices,
-            [Notice::Error(texts::NOT_ENROLLED.into())]
+            [Notice::Error(texts::not_enrolled("bob"))]
         );
         assert!(denied.session.is_empty());
+    }
+
+    #[test]
+    fn an_enforced_user_without_an_app_enrolls_during_the_login() {
+        let f = fixture("");
+        enforce(&f, "bob");
+        let shown = begin_as(&f, "bob");
+        assert_eq!(
+            shown.turn.action,
+            Action::AskHidden(texts::ENROLL_PROMPT.into())
+        );
+        let Notice::Info(block) = &shown.turn.notices[0] else {
+            panic!()
+        };
+        assert!(block.starts_with(texts::ENROLL_HEADING), "{block}");
+        assert!(block.contains("URI: otpauth://totp/"), "{block}");
+        assert!(matches!(
+            shown.events[..],
+            [Event::EnrollmentStarted { .. }]
+        ));
+        let secret = shown_secret(&shown);
+        // A wrong code first: asked again, nothing active.
+        let wrong = f.answer(":1.1", &shown.session, "000000").unwrap();
+        assert_eq!(
+            wrong.turn.notices,
+            [Notice::Error(texts::ENROLL_WRONG.into())]
+        );
+        assert!(!f.store.enrollment(&name("bob")).unwrap().unwrap().active);
+        let saved = f
+            .answer(":1.1", &shown.session, &code_for(&secret, T0))
+            .unwrap();
+        assert_eq!(
+            saved.turn.action,
+            Action::AskVisible(texts::SAVED_PROMPT.into())
+        );
+        let Notice::Info(codes) = &saved.turn.notices[0] else {
+            panic!()
+        };
+        let codes: Vec<&str> = codes
+            .lines()
+            .filter_map(|line| line.strip_prefix("    "))
+            .collect();
+        assert_eq!(codes.len(), 10);
+        assert!(f.store.enrollment(&name("bob")).unwrap().unwrap().active);
+        let allowed = f.answer(":1.1", &shown.session, "").unwrap();
+        assert_eq!(allowed.turn.action, Action::Allow);
+        // From now on, bob is asked for a code, and a recovery code works once in its place.
+        let login = begin_as(&f, "bob");
+        assert!(asks_for_code(&login));
+        let used = f.answer(":1.1", &login.session, codes[3]).unwrap();
+        assert_eq!(used.turn.action, Action::Allow);
+        assert_eq!(
+            used.turn.notices,
+            [Notice::Info(texts::recovery_code_used(9))]
+        );
+        let login = begin_as(&f, "bob");
+        let again = f.answer(":1.1", &login.session, codes[3]).unwrap();
+        assert!(asks_for_code(&again), "a recovery code works once");
+    }
+
+    #[test]
+    fn two_successive_codes_confirm_when_configured() {
+        let f = fixture("[login]\nenroll_confirm_codes = 2\nrecovery_codes = 0\n");
+        enforce(&f, "bob");
+        let shown = begin_as(&f, "bob");
+        let secret = shown_secret(&shown);
+        let next = f
+            .answer(":1.1", &shown.session, &code_for(&secret, T0))
+            .unwrap();
+        assert_eq!(
+            next.turn.action,
+            Action::AskHidden(texts::ENROLL_NEXT_PROMPT.into())
+        );
+        let same = f
+            .answer(":1.1", &shown.session, &code_for(&secret, T0))
+            .unwrap();
+        assert_eq!(
+            same.turn.notices,
+            [Notice::Error(texts::ENROLL_NOT_LATER.into())]
+        );
+        f.clock.advance(PERIOD);
+        let done = f
+            .answer(":1.1", &shown.session, &code_for(&secret, T0 + PERIOD))
+            .unwrap();
+        assert_eq!(done.turn.action, Action::Allow);
+        assert!(matches!(
+            done.events[..],
+            [
+                Event::EnrollmentConfirmed { .. },
+                Event::LoginAllowed { .. }
+            ]
+        ));
+    }
+
+    #[test]
+    fn an_unfinished_enrollment_is_offered_again_until_it_expires() {
+        let f = fixture("[login]\nenroll_resume_minutes = 10\n");
+        enforce(&f, "bob");
+        let first = begin_as(&f, "bob");
+        let secret = shown_secret(&first);
+        // The login is cut off after the QR code.
+        f.dialogue.end_connection(":1.1");
+        f.clock.advance(9 * 60);
+        let resumed = begin_as(&f, "bob");
+        assert_eq!(shown_secret(&resumed).as_bytes(), secret.as_bytes());
+        let Notice::Info(block) = &resumed.turn.notices[0] else {
+            panic!()
+        };
+        assert!(block.starts_with(texts::ENROLL_RESUMED_HEADING));
+        f.dialogue.end_connection(":1.1");
+        f.clock.advance(2 * 60);
+        let fresh = begin_as(&f, "bob");
+        assert_ne!(shown_secret(&fresh).as_bytes(), secret.as_bytes());
+        // The old code is useless; the new one works.
+        let old = f
+            .answer(":1.1", &fresh.session, &code_for(&secret, T0 + 11 * 60))
+            .unwrap();
+        assert!(matches!(old.turn.action, Action::AskHidden(_)));
+        let secret = shown_secret(&fresh);
+        let saved = f
+            .answer(":1.1", &fresh.session, &code_for(&secret, T0 + 11 * 60))
+            .unwrap();
+        assert!(matches!(saved.turn.action, Action::AskVisible(_)));
+    }
+
+    #[test]
+    fn an_enrollment_cannot_be_skipped_and_tries_run_out() {
+        let f = fixture("[login]\nmax_tries = 2\n");
+        enforce(&f, "bob");
+        let shown = begin_as(&f, "bob");
+        f.answer(":1.1", &shown.session, "").unwrap();
+        let last = f.answer(":1.1", &shown.session, "123456").unwrap();
+        assert_eq!(last.turn.action, Action::MaxTries);
+        assert_eq!(
+            last.turn.notices,
+            [Notice::Error(texts::ENROLL_WRONG_LAST.into())]
+        );
+        let pending = f.store.enrollment(&name("bob")).unwrap().unwrap();
+        assert!(!pending.active, "nothing half-active is left");
     }
 
     #[test]

@@ -11,6 +11,8 @@ pub mod dialogue;
 pub mod identity;
 pub mod log;
 pub mod policy;
+pub mod qr;
+pub mod recovery;
 pub mod server;
 pub mod sessions;
 pub mod store;

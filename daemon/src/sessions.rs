@@ -18,6 +18,15 @@ pub enum Step {
         enrollment: EnrollmentId,
         tries_left: u32,
     },
+    /// A code from the app that is being set up with pending enrollment `enrollment`; with two
+    /// codes to confirm, `first_step` is the step of the first one once it was given.
+    Enrolling {
+        enrollment: EnrollmentId,
+        first_step: Option<u64>,
+        tries_left: u32,
+    },
+    /// The recovery codes were shown; the user presses Enter once they are saved.
+    SavingRecoveryCodes,
 }
 
 /// One login waiting for an answer.

@@ -78,8 +78,10 @@ pub async fn run<D: Daemon, C: Conversation>(
             }
         };
         for notice in &turn.notices {
-            // PAM_SILENT: the application asked for no messages at all.
-            let shown = if silent {
+            // PAM_SILENT (sudo passes it by default) drops only what comes with a verdict.
+            // Text before a question belongs to it (a QR code before the code prompt, recovery
+            // codes before "press Enter once saved"): the user cannot answer without it.
+            let shown = if silent && turn.action.is_verdict() {
                 Ok(())
             } else {
                 conversation.show(notice)
@@ -238,6 +240,24 @@ mod tests {
             replies: Vec::new(),
             cancelled: Vec::new(),
         }
+    }
+
+    #[test]
+    fn under_pam_silent_text_before_a_question_is_still_shown() {
+        let mut daemon = daemon(vec![
+            ask().map(|turn| turn.with_notice(Notice::Info("QR".into()))),
+            Ok(Turn::new(Action::Allow).with_notice(Notice::Info("welcome".into()))),
+        ]);
+        let mut script = Script::default().shows("QR").asks("Code: ", "123456");
+        let outcome = zbus::block_on(run(
+            &mut daemon,
+            &mut script,
+            "alice",
+            &HashMap::new(),
+            true,
+        ));
+        assert!(matches!(outcome, Outcome::Allow));
+        // "welcome" came with the verdict: not shown (the script fails on any unexpected text).
     }
 
     fn drive(daemon: &mut Scripted, script: Script) -> Outcome {

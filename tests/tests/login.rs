@@ -114,6 +114,19 @@ fn expect_ignored(env: &Env, user: &str) {
     assert_eq!(after_permit.prompts(), 0);
 }
 
+/// MFA is required of `user`, who has no authenticator: the login shows the enrollment and asks
+/// for a code from the app (the test gives none, so the conversation fails).
+fn expect_enrollment_offered(env: &Env, user: &str) {
+    for service in ["mfa", "permit-then-mfa"] {
+        env.login(user)
+            .service(service)
+            .run()
+            .expect("PAM_CONV_ERR")
+            .shows("TEXT_INFO Two-factor authentication is required for this account")
+            .shows("PROMPT_ECHO_OFF Code shown by the app: ");
+    }
+}
+
 /// The code of `secret` for time step `step` from oathtool, an independent implementation.
 fn oathtool(secret: &str, algorithm: &str, digits: u32, step: u64) -> String {
     let output = std::process::Command::new("oathtool")
@@ -166,16 +179,34 @@ fn not_enrolled_and_not_enforced_is_ignored() {
 }
 
 #[test]
-fn global_enforcement_denies_users_without_an_enrollment() {
+fn global_enforcement_requires_mfa_of_users_without_an_enrollment() {
     let env = Env::new().start();
     env.enroll("alice");
     let out = env.ctl(&["enforce", "--all", "on"], "");
     assert!(out.success, "{}", out.stderr);
-    env.login("bob")
+    expect_enrollment_offered(&env, "bob");
+    env.login("alice")
+        .answer(&env.fresh_code("alice"))
         .run()
+        .expect("PAM_SUCCESS");
+    assert!(env.ctl(&["enforce", "--all", "off"], "").success);
+    expect_ignored(&env, "bob");
+}
+
+#[test]
+fn without_enrollment_at_login_an_enforced_user_is_denied_and_told_how_to_enroll() {
+    let env = Env::new()
+        .config("[login]\nenroll_at_login = false\n")
+        .start();
+    env.enroll("alice");
+    let out = env.ctl(&["enforce", "--all", "on"], "");
+    assert!(out.success, "{}", out.stderr);
+    let denied = env.login("bob").run();
+    denied
         .expect("PAM_AUTH_ERR")
         .shows("ERROR_MSG Two-factor authentication is required for this account")
-        .shows("Contact your system administrator");
+        .shows("Ask your system administrator to set one up (mfactl enroll bob)");
+    assert_eq!(denied.prompts(), 0);
     env.login("alice")
         .answer(&env.fresh_code("alice"))
         .run()
@@ -189,7 +220,7 @@ fn global_enforcement_can_come_from_the_config() {
     let env = Env::new()
         .config("[enforcement]\nall_users = true\n")
         .start();
-    env.login("bob").run().expect("PAM_AUTH_ERR");
+    expect_enrollment_offered(&env, "bob");
     // The stored switch wins over the configured default.
     assert!(env.ctl(&["enforce", "--all", "off"], "").success);
     expect_ignored(&env, "bob");
@@ -199,11 +230,7 @@ fn global_enforcement_can_come_from_the_config() {
 fn per_user_enforcement_applies_to_that_user_only() {
     let env = Env::new().start();
     assert!(env.ctl(&["enforce", "bob", "on"], "").success);
-    env.login("bob").run().expect("PAM_AUTH_ERR");
-    env.login("bob")
-        .service("permit-then-mfa")
-        .run()
-        .expect("PAM_AUTH_ERR");
+    expect_enrollment_offered(&env, "bob");
     expect_ignored(&env, "carol");
     assert!(env.ctl(&["enforce", "bob", "off"], "").success);
     expect_ignored(&env, "bob");
@@ -226,7 +253,7 @@ fn reset_takes_effect_at_the_next_login() {
     );
     expect_ignored(&env, "alice");
     assert!(env.ctl(&["enforce", "alice", "on"], "").success);
-    env.login("alice").run().expect("PAM_AUTH_ERR");
+    expect_enrollment_offered(&env, "alice");
 }
 
 #[test]
@@ -238,7 +265,7 @@ fn state_survives_a_daemon_restart() {
     env.login("alice").answer(&code).run().expect("PAM_SUCCESS");
     env.stop_daemon();
     env.start_daemon();
-    env.login("bob").run().expect("PAM_AUTH_ERR");
+    expect_enrollment_offered(&env, "bob");
     env.login("alice")
         .answer(&code)
         .answer(&env.fresh_code("alice"))

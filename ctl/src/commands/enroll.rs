@@ -24,6 +24,8 @@ pub struct Enrolled {
     pub user: String,
     pub secret: Zeroizing<String>,
     pub uri: Zeroizing<String>,
+    /// Shown once: mfad keeps only their hashes.
+    pub recovery_codes: Vec<Zeroizing<String>>,
 }
 
 pub async fn run(
@@ -35,10 +37,11 @@ pub async fn run(
     let admin = connect(bus).await?;
     let secret = Zeroizing::new(secret.unwrap_or_default().to_owned());
     let enrollment = admin.begin_enrollment(user, &secret).await?;
-    let enrolled = Enrolled {
+    let mut enrolled = Enrolled {
         user: user.to_owned(),
         secret: Zeroizing::new(enrollment.secret),
         uri: Zeroizing::new(enrollment.uri),
+        recovery_codes: Vec::new(),
     };
     let mut human: Box<dyn Write> = if json {
         Box::new(std::io::stderr())
@@ -48,7 +51,11 @@ pub async fn run(
     show(&mut human, &enrolled)
         .map_err(|error| Failure::input(format!("cannot show the enrollment: {error}")))?;
     drop(human);
-    confirm(&admin, user).await?;
+    enrolled.recovery_codes = confirm(&admin, user)
+        .await?
+        .into_iter()
+        .map(Zeroizing::new)
+        .collect();
     Ok(enrolled)
 }
 
@@ -76,8 +83,9 @@ fn show(out: &mut dyn Write, enrolled: &Enrolled) -> std::io::Result<()> {
     out.flush()
 }
 
-/// Asks for codes on stderr and stdin until one activates the enrollment.
-async fn confirm(admin: &AdminProxy<'_>, user: &str) -> Result<(), Failure> {
+/// Asks for codes on stderr and stdin until one activates the enrollment; returns the new
+/// recovery codes.
+async fn confirm(admin: &AdminProxy<'_>, user: &str) -> Result<Vec<String>, Failure> {
     let stdin = std::io::stdin();
     for attempt in 1..=TRIES {
         eprint!("Code shown by the app, to confirm: ");
@@ -94,7 +102,7 @@ async fn confirm(admin: &AdminProxy<'_>, user: &str) -> Result<(), Failure> {
             )));
         }
         match admin.confirm_enrollment(user, line.trim()).await {
-            Ok(()) => return Ok(()),
+            Ok(codes) => return Ok(codes),
             Err(Error::WrongCode(text)) if attempt < TRIES => eprintln!("mfactl: {text}"),
             Err(error) => {
                 return Err(
@@ -118,18 +126,35 @@ fn group(secret: &str) -> String {
 
 impl Report for Enrolled {
     fn text(&self) -> String {
-        format!(
+        let mut text = format!(
             "{} is enrolled: logins now ask for a code from this app",
             self.user
-        )
+        );
+        if !self.recovery_codes.is_empty() {
+            text.push_str(
+                "\n\nRecovery codes, each good for one login in place of a code from the app. \
+                 They are shown only now: keep them somewhere safe, away from the phone.\n",
+            );
+            for code in &self.recovery_codes {
+                text.push_str("\n    ");
+                text.push_str(code);
+            }
+        }
+        text
     }
 
     fn json(&self) -> serde_json::Value {
+        let codes: Vec<&str> = self
+            .recovery_codes
+            .iter()
+            .map(|code| code.as_str())
+            .collect();
         serde_json::json!({
             "user": self.user,
             "secret": *self.secret,
             "uri": *self.uri,
             "enrolled": true,
+            "recovery_codes": codes,
         })
     }
 }
@@ -149,6 +174,7 @@ mod tests {
             user: "alice".into(),
             secret: Zeroizing::new("GEZDGNBVGY3TQOJQ".into()),
             uri: Zeroizing::new("otpauth://totp/x:alice?secret=GEZDGNBVGY3TQOJQ".into()),
+            recovery_codes: vec![Zeroizing::new("k7pqm-3xd9a-hrt2w".into())],
         };
         let mut shown = Vec::new();
         show(&mut shown, &enrolled).unwrap();
@@ -159,5 +185,7 @@ mod tests {
         assert!(shown.contains("URI: otpauth://totp/x:alice?secret=GEZDGNBVGY3TQOJQ"));
         assert_eq!(enrolled.json()["enrolled"], true);
         assert_eq!(enrolled.json()["secret"], "GEZDGNBVGY3TQOJQ");
+        assert_eq!(enrolled.json()["recovery_codes"][0], "k7pqm-3xd9a-hrt2w");
+        assert!(enrolled.text().contains("\n    k7pqm-3xd9a-hrt2w"));
     }
 }

@@ -7,6 +7,7 @@ use pam_mfa_config::Algorithm;
 
 use super::{EnrollmentId, Store, StoredSwitches};
 use crate::audit::{Context, Event, Scope};
+use crate::recovery::{self, Hashed};
 use crate::totp::{Params, Secret};
 use crate::users::UserName;
 
@@ -40,7 +41,7 @@ fn started(user: &str) -> Event {
 /// Runs every check of the contract, each on a new store.
 pub fn run_all<S: Store, C: FnOnce()>(make: impl Fn() -> (S, C)) {
     type Check = fn(Arc<dyn Store>);
-    let checks: [(&str, Check); 8] = [
+    let checks: [(&str, Check); 9] = [
         ("lifecycle and replay", lifecycle_and_replay),
         ("one of many concurrent consumes wins", concurrent_consume),
         (
@@ -52,6 +53,7 @@ pub fn run_all<S: Store, C: FnOnce()>(make: impl Fn() -> (S, C)) {
         ("switches", switches),
         ("audit rows go with their change", audit_rows),
         ("names differing only in case", case_variants),
+        ("recovery codes are used once", recovery_codes),
     ];
     for (what, check) in checks {
         let (store, clean_up) = make();
@@ -84,9 +86,9 @@ fn lifecycle_and_replay(store: Arc<dyn Store>) {
     let confirmed = Event::EnrollmentConfirmed {
         user: name("alice"),
     };
-    assert!(store.activate(&alice, id, 5, 101, &confirmed).unwrap());
+    assert!(store.activate(&alice, id, 5, &[], 101, &confirmed).unwrap());
     assert!(
-        !store.activate(&alice, id, 6, 101, &confirmed).unwrap(),
+        !store.activate(&alice, id, 6, &[], 101, &confirmed).unwrap(),
         "activates once"
     );
     assert!(
@@ -169,10 +171,16 @@ fn replaced_enrollment(store: Arc<dyn Store>) {
         user: name("carol"),
     };
     assert!(
-        !store.activate(&carol, first, 1, 3, &confirmed).unwrap(),
+        !store
+            .activate(&carol, first, 1, &[], 3, &confirmed)
+            .unwrap(),
         "the replaced enrollment cannot be activated"
     );
-    assert!(store.activate(&carol, second, 1, 3, &confirmed).unwrap());
+    assert!(
+        store
+            .activate(&carol, second, 1, &[], 3, &confirmed)
+            .unwrap()
+    );
     assert_eq!(
         store.enrollment(&carol).unwrap().unwrap().secret.as_bytes(),
         secret(5).as_bytes()
@@ -242,7 +250,7 @@ fn removal(store: Arc<dyn Store>) {
         .unwrap();
     assert_ne!(old, new, "ids are never reused");
     let confirmed = Event::EnrollmentConfirmed { user: gina.clone() };
-    assert!(store.activate(&gina, new, 10, 4, &confirmed).unwrap());
+    assert!(store.activate(&gina, new, 10, &[], 4, &confirmed).unwrap());
     assert!(
         !store
             .consume_step(&gina, old, 11, 5, &allowed("gina"))
@@ -312,7 +320,7 @@ fn audit_rows(store: Arc<dyn Store>) {
         .unwrap()
         .unwrap();
     let confirmed = Event::EnrollmentConfirmed { user: jack.clone() };
-    store.activate(&jack, id, 1, 11, &confirmed).unwrap();
+    store.activate(&jack, id, 1, &[], 11, &confirmed).unwrap();
     // Changes that do not happen leave no row.
     assert!(
         store
@@ -370,4 +378,79 @@ fn case_variants(store: Arc<dyn Store>) {
         "a case variant of an enrolled user is refused"
     );
     assert!(store.enrollment(&name("KIM")).unwrap().is_none());
+}
+
+fn recovery_codes(store: Arc<dyn Store>) {
+    let kim = name("kim");
+    let issued = recovery::generate(3).unwrap();
+    let hashes: Vec<Hashed> = issued.iter().map(|(_, hashed)| hashed.clone()).collect();
+    let id = store
+        .put_pending(&kim, &secret(11), params(), 1, &started("kim"))
+        .unwrap()
+        .unwrap();
+    let confirmed = Event::EnrollmentConfirmed { user: kim.clone() };
+    assert!(
+        store.recovery_codes(&kim, id).unwrap().is_empty(),
+        "a pending enrollment has no usable codes"
+    );
+    assert!(store.activate(&kim, id, 1, &hashes, 2, &confirmed).unwrap());
+    let stored = store.recovery_codes(&kim, id).unwrap();
+    assert_eq!(stored.len(), 3);
+    let typed = recovery::normalize(&issued[1].0).unwrap();
+    let which = *recovery::find(&typed, &stored).unwrap();
+    let used = Event::RecoveryCodeUsed {
+        user: kim.clone(),
+        context: Context::new("sshd", ""),
+        left: 2,
+    };
+    // Many logins with the same code at once: exactly one succeeds.
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            let kim = kim.clone();
+            let used = used.clone();
+            std::thread::spawn(move || store.consume_recovery_code(&kim, id, which, 3, &used))
+        })
+        .collect();
+    let wins: Vec<usize> = threads
+        .into_iter()
+        .filter_map(|thread| thread.join().unwrap().unwrap())
+        .collect();
+    assert_eq!(wins, vec![2]);
+    let stored = store.recovery_codes(&kim, id).unwrap();
+    assert_eq!(stored.len(), 2);
+    assert!(
+        recovery::find(&typed, &stored).is_none(),
+        "a used code is gone"
+    );
+    // A reset removes the codes with the enrollment; a new enrollment does not inherit them.
+    let reset = Event::EnrollmentReset {
+        user: kim.clone(),
+        removed: true,
+    };
+    assert!(store.remove_enrollment(&kim, 4, &reset).unwrap());
+    let other = recovery::normalize(&issued[2].0).unwrap();
+    let stale = stored
+        .iter()
+        .find(|(_, hashed)| recovery::find(&other, &[((), hashed.clone())]).is_some());
+    let (stale, _) = stale.unwrap();
+    assert_eq!(
+        store
+            .consume_recovery_code(&kim, id, *stale, 5, &used)
+            .unwrap(),
+        None
+    );
+    let new = store
+        .put_pending(&kim, &secret(12), params(), 6, &started("kim"))
+        .unwrap()
+        .unwrap();
+    assert!(store.activate(&kim, new, 1, &[], 7, &confirmed).unwrap());
+    assert!(store.recovery_codes(&kim, new).unwrap().is_empty());
+    assert_eq!(
+        store
+            .consume_recovery_code(&kim, new, *stale, 8, &used)
+            .unwrap(),
+        None,
+        "a code of the old enrollment does not work for the new one"
+    );
 }

@@ -20,6 +20,7 @@ pub mod contract;
 use std::fmt;
 
 use crate::audit::Event;
+use crate::recovery::Hashed;
 use crate::totp::{Params, Secret};
 use crate::users::UserName;
 
@@ -49,9 +50,15 @@ pub struct Enrollment {
     pub params: Params,
     /// Confirmed with a code; only active enrollments count at login.
     pub active: bool,
+    /// Unix time the enrollment was made (for a pending one: when the user was first shown it).
+    pub created: i64,
     pub confirmed: Option<i64>,
     pub last_used: Option<i64>,
 }
+
+/// Identifies one stored recovery code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RecoveryId(pub i64);
 
 /// The stored enforcement switches for one user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -84,16 +91,37 @@ pub trait Store: Send + Sync + 'static {
         event: &Event,
     ) -> Result<Option<EnrollmentId>>;
 
-    /// Activates pending enrollment `id`, whose code for `step` was just verified; that step is
-    /// spent. False if `id` is no longer the user's pending enrollment.
+    /// Activates pending enrollment `id`, whose code for `step` was just verified (that step is
+    /// spent), with `recovery` as its recovery codes. False if `id` is no longer the user's
+    /// pending enrollment.
     fn activate(
         &self,
         user: &UserName,
         id: EnrollmentId,
         step: u64,
+        recovery: &[Hashed],
         now: i64,
         event: &Event,
     ) -> Result<bool>;
+
+    /// The unused recovery codes of active enrollment `id`.
+    fn recovery_codes(
+        &self,
+        user: &UserName,
+        id: EnrollmentId,
+    ) -> Result<Vec<(RecoveryId, Hashed)>>;
+
+    /// Uses recovery code `code` of active enrollment `id`: `Some(unused codes left)` for
+    /// exactly one of any number of concurrent calls, `None` for the others and once the code
+    /// was used or `id` is not the user's active enrollment any more.
+    fn consume_recovery_code(
+        &self,
+        user: &UserName,
+        id: EnrollmentId,
+        code: RecoveryId,
+        now: i64,
+        event: &Event,
+    ) -> Result<Option<usize>>;
 
     /// Consumes time step `step` of active enrollment `id`: true for exactly one of any number
     /// of concurrent calls with that step, and for none once that step or a later one was used,
@@ -117,8 +145,8 @@ pub trait Store: Send + Sync + 'static {
         event: &Event,
     ) -> Result<std::result::Result<usize, UserName>>;
 
-    /// Removes the user's enrollment, pending or active, leaving no copy of its secret in the
-    /// backend's files. Returns whether there was one; `event` is recorded only if there was.
+    /// Removes the user's enrollment, pending or active, and its recovery codes, leaving no copy
+    /// of its secret in the backend's files. Returns whether there was one; `event` is recorded only if there was.
     fn remove_enrollment(&self, user: &UserName, now: i64, event: &Event) -> Result<bool>;
 
     /// The global switch, and `user`'s own switch when a user is named.

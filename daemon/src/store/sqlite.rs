@@ -17,8 +17,11 @@ use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
 };
 
-use super::{AuditRow, Enrollment, EnrollmentId, Result, Store, StoreError, StoredSwitches};
+use super::{
+    AuditRow, Enrollment, EnrollmentId, RecoveryId, Result, Store, StoreError, StoredSwitches,
+};
 use crate::audit::Event;
+use crate::recovery::Hashed;
 use crate::totp::{Params, Secret};
 use crate::users::UserName;
 
@@ -84,6 +87,15 @@ const MIGRATIONS: &[&str] = &[
         user TEXT,
         line TEXT NOT NULL
     ) STRICT;",
+    // 3: recovery codes, as salted hashes, each belonging to one enrollment.
+    "CREATE TABLE recovery_codes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        enrollment INTEGER NOT NULL,
+        salt BLOB NOT NULL,
+        hash BLOB NOT NULL,
+        used INTEGER
+    ) STRICT;
+    CREATE INDEX recovery_codes_enrollment ON recovery_codes (enrollment);",
 ];
 
 const GLOBAL_ENFORCEMENT: &str = "enforce_all_users";
@@ -473,7 +485,7 @@ fn append(transaction: &Connection, now: i64, event: &Event) -> Result<()> {
 fn read_enrollment(connection: &Connection, user: &UserName) -> Result<Option<Enrollment>> {
     let row = connection
         .prepare_cached(
-            "SELECT id, secret, algorithm, digits, period, active, confirmed, last_used
+            "SELECT id, secret, algorithm, digits, period, active, created, confirmed, last_used
              FROM enrollments WHERE user = ?1",
         )?
         .query_row(params![user.as_str()], |row| {
@@ -484,12 +496,14 @@ fn read_enrollment(connection: &Connection, user: &UserName) -> Result<Option<En
                 row.get::<_, u32>(3)?,
                 row.get::<_, u32>(4)?,
                 row.get::<_, bool>(5)?,
-                row.get::<_, Option<i64>>(6)?,
+                row.get::<_, i64>(6)?,
                 row.get::<_, Option<i64>>(7)?,
+                row.get::<_, Option<i64>>(8)?,
             ))
         })
         .optional()?;
-    let Some((id, secret, algorithm, digits, period, active, confirmed, last_used)) = row else {
+    let Some((id, secret, algorithm, digits, period, active, created, confirmed, last_used)) = row
+    else {
         return Ok(None);
     };
     let algorithm = Algorithm::from_name(&algorithm).ok_or_else(|| {
@@ -506,9 +520,21 @@ fn read_enrollment(connection: &Connection, user: &UserName) -> Result<Option<En
             period,
         },
         active,
+        created,
         confirmed,
         last_used,
     }))
+}
+
+/// Removes the recovery codes of the user's enrollments that match `which` (an SQL condition
+/// on `enrollments`).
+fn delete_recovery_codes(transaction: &Connection, user: &UserName, which: &str) -> Result<usize> {
+    Ok(transaction
+        .prepare_cached(&format!(
+            "DELETE FROM recovery_codes WHERE enrollment IN
+                (SELECT id FROM enrollments WHERE user = ?1 AND {which})"
+        ))?
+        .execute(params![user.as_str()])?)
 }
 
 impl Store for SqliteStore {
@@ -531,6 +557,7 @@ impl Store for SqliteStore {
     ) -> Result<Option<EnrollmentId>> {
         let mut replaced = 0;
         let id = self.change(now, event, |transaction| {
+            delete_recovery_codes(transaction, user, "active = 0")?;
             replaced = transaction
                 .prepare_cached("DELETE FROM enrollments WHERE user = ?1 AND active = 0")?
                 .execute(params![user.as_str()])?;
@@ -562,6 +589,7 @@ impl Store for SqliteStore {
         user: &UserName,
         id: EnrollmentId,
         step: u64,
+        recovery: &[Hashed],
         now: i64,
         event: &Event,
     ) -> Result<bool> {
@@ -572,9 +600,81 @@ impl Store for SqliteStore {
                      WHERE id = ?1 AND user = ?2 AND active = 0",
                 )?
                 .execute(params![id.0, user.as_str(), now, step as i64])?;
-            Ok(only_one(changed))
+            if only_one(changed).is_err() {
+                return Ok(Err(()));
+            }
+            let mut insert = transaction.prepare_cached(
+                "INSERT INTO recovery_codes (enrollment, salt, hash) VALUES (?1, ?2, ?3)",
+            )?;
+            for code in recovery {
+                insert.execute(params![id.0, code.salt.as_slice(), code.hash.as_slice()])?;
+            }
+            Ok(Ok(()))
         })?;
         Ok(changed.is_ok())
+    }
+
+    fn recovery_codes(
+        &self,
+        user: &UserName,
+        id: EnrollmentId,
+    ) -> Result<Vec<(RecoveryId, Hashed)>> {
+        let connection = self.lock();
+        let mut statement = connection.prepare_cached(
+            "SELECT recovery_codes.id, salt, hash FROM recovery_codes
+             JOIN enrollments ON enrollments.id = recovery_codes.enrollment
+             WHERE enrollments.id = ?1 AND enrollments.user = ?2 AND enrollments.active = 1
+                AND used IS NULL
+             ORDER BY recovery_codes.id",
+        )?;
+        let rows = statement.query_map(params![id.0, user.as_str()], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, Vec<u8>>(1)?,
+                row.get::<_, Vec<u8>>(2)?,
+            ))
+        })?;
+        let mut codes = Vec::new();
+        for row in rows {
+            let (code, salt, hash) = row?;
+            let (Ok(salt), Ok(hash)) = (salt.try_into(), hash.try_into()) else {
+                return Err(StoreError(format!(
+                    "recovery code {code} of {user} is damaged (wrong length)"
+                )));
+            };
+            codes.push((RecoveryId(code), Hashed { salt, hash }));
+        }
+        Ok(codes)
+    }
+
+    fn consume_recovery_code(
+        &self,
+        user: &UserName,
+        id: EnrollmentId,
+        code: RecoveryId,
+        now: i64,
+        event: &Event,
+    ) -> Result<Option<usize>> {
+        let left = self.change(now, event, |transaction| {
+            let changed = transaction
+                .prepare_cached(
+                    "UPDATE recovery_codes SET used = ?4
+                     WHERE id = ?3 AND enrollment = ?1 AND used IS NULL
+                        AND EXISTS (SELECT 1 FROM enrollments
+                                    WHERE id = ?1 AND user = ?2 AND active = 1)",
+                )?
+                .execute(params![id.0, user.as_str(), code.0, now])?;
+            if only_one(changed).is_err() {
+                return Ok(Err(()));
+            }
+            let left: i64 = transaction
+                .prepare_cached(
+                    "SELECT count(*) FROM recovery_codes WHERE enrollment = ?1 AND used IS NULL",
+                )?
+                .query_row(params![id.0], |row| row.get(0))?;
+            Ok(Ok(left as usize))
+        })?;
+        Ok(left.ok())
     }
 
     fn consume_step(
@@ -645,6 +745,7 @@ impl Store for SqliteStore {
 
     fn remove_enrollment(&self, user: &UserName, now: i64, event: &Event) -> Result<bool> {
         let removed = self.change(now, event, |transaction| {
+            delete_recovery_codes(transaction, user, "1")?;
             let removed = transaction
                 .prepare_cached("DELETE FROM enrollments WHERE user = ?1")?
                 .execute(params![user.as_str()])?;

@@ -1,0 +1,139 @@
+//! What a user is shown to enroll: a QR code drawn with Unicode half blocks, the secret in
+//! groups of four, and the `otpauth://` URI, as one block of text.
+//!
+//! Terminals decide the limits (see the README's notes on SSH clients): the block starts with a
+//! plain line (OpenSSH puts "(user@host) " before the first line of a prompt), the QR code with
+//! its quiet zone fits in 77 columns (PuTTY wraps wider lines), and the secret and URI are
+//! always there as text, for a terminal that mangles the drawing.
+
+use pam_mfa_config::QrBackground;
+use qrcode::render::unicode::Dense1x2;
+use qrcode::{EcLevel, QrCode};
+
+/// The widest QR code drawn, quiet zone included.
+pub const MAX_COLUMNS: usize = 77;
+/// The quiet zone the renderer puts around the code, in modules, on each side.
+const QUIET_ZONE: usize = 4;
+
+/// The QR code of `data` drawn for a terminal with `background`, or `None` if it would be
+/// wider than [`MAX_COLUMNS`] even with the least error correction.
+pub fn draw(data: &str, background: QrBackground) -> Option<String> {
+    let code = [EcLevel::M, EcLevel::L]
+        .into_iter()
+        .filter_map(|level| QrCode::with_error_correction_level(data, level).ok())
+        .find(|code| code.width() + 2 * QUIET_ZONE <= MAX_COLUMNS)?;
+    // Dense1x2::Dark is a block in the text colour, Light is the background colour. A scanner
+    // needs dark modules darker than light ones: on a dark background, draw the dark modules as
+    // background and the light ones as text.
+    let (dark, light) = match background {
+        QrBackground::Dark => (Dense1x2::Light, Dense1x2::Dark),
+        QrBackground::Light => (Dense1x2::Dark, Dense1x2::Light),
+    };
+    Some(
+        code.render::<Dense1x2>()
+            .dark_color(dark)
+            .light_color(light)
+            .quiet_zone(true)
+            .build(),
+    )
+}
+
+/// A Base32 secret in groups of four, easier to type.
+pub fn grouped(secret: &str) -> String {
+    secret
+        .as_bytes()
+        .chunks(4)
+        .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The block that enrolls `user`: heading, QR code, secret, URI.
+pub fn enrollment_block(
+    heading: &str,
+    uri: &str,
+    secret: &str,
+    background: QrBackground,
+) -> String {
+    let mut block = String::new();
+    block.push_str(heading);
+    block.push('\n');
+    match draw(uri, background) {
+        Some(drawing) => {
+            block.push_str("Scan this QR code with an authenticator app:\n");
+            block.push_str(&drawing);
+            block.push('\n');
+            block.push_str("Or enter this secret in the app by hand: ");
+        }
+        None => block.push_str(
+            "(The QR code would be too wide for a terminal.) Enter this secret in an \
+             authenticator app by hand: ",
+        ),
+    }
+    block.push_str(&grouped(secret));
+    block.push_str("\nURI: ");
+    block.push_str(uri);
+    block
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const URI: &str = "otpauth://totp/pam-mfa%20on%20host:alice?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=pam-mfa%20on%20host&algorithm=SHA1&digits=6&period=30";
+
+    fn columns(text: &str) -> usize {
+        text.lines().map(|line| line.chars().count()).max().unwrap()
+    }
+
+    #[test]
+    fn the_code_fits_77_columns_with_its_quiet_zone() {
+        let drawing = draw(URI, QrBackground::Dark).unwrap();
+        assert!(columns(&drawing) <= MAX_COLUMNS, "{drawing}");
+        // The longest account names still fit, with less error correction.
+        let long = format!("{URI}{}", "x".repeat(230));
+        let drawing = draw(&long, QrBackground::Dark).unwrap();
+        assert!(columns(&drawing) <= MAX_COLUMNS);
+        // Past what fits, no drawing at all, rather than one a terminal wraps into noise.
+        assert!(draw(&"x".repeat(2000), QrBackground::Dark).is_none());
+    }
+
+    #[test]
+    fn the_two_backgrounds_are_inverses() {
+        let dark = draw(URI, QrBackground::Dark).unwrap();
+        let light = draw(URI, QrBackground::Light).unwrap();
+        assert_ne!(dark, light);
+        let swapped: String = light
+            .chars()
+            .map(|c| match c {
+                ' ' => '█',
+                '█' => ' ',
+                '▀' => '▄',
+                '▄' => '▀',
+                other => other,
+            })
+            .collect();
+        // All but the last line: with an odd number of rows, its lower half is padding.
+        let all_but_last = |text: &str| {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[..lines.len() - 1].join("\n")
+        };
+        assert_eq!(all_but_last(&swapped), all_but_last(&dark));
+        // Drawn for a light background, the quiet zone is the background itself.
+        assert!(light.lines().next().unwrap().trim().is_empty());
+    }
+
+    #[test]
+    fn the_block_starts_with_plain_text_and_has_the_secret_and_uri() {
+        let block = enrollment_block(
+            "Two-factor authentication is required.",
+            URI,
+            "JBSWY3DPEHPK3PXP",
+            QrBackground::Dark,
+        );
+        assert!(block.starts_with("Two-factor authentication is required.\n"));
+        assert!(block.contains("by hand: JBSW Y3DP EHPK 3PXP\n"));
+        assert!(block.ends_with(&format!("URI: {URI}")));
+        assert!(block.contains('▀') || block.contains('▄'));
+    }
+}
