@@ -110,6 +110,18 @@ impl Reply {
     }
 }
 
+/// A wrong answer's consequences: the step to wait in if tries remain, and what to say.
+struct Retry<'a> {
+    next: Step,
+    tries_left: u32,
+    why: Rejection,
+    /// Said when another try follows.
+    again: &'a str,
+    /// Said with the last try's failure.
+    last: &'a str,
+    prompt: &'a str,
+}
+
 /// How new enrollments are made: their TOTP parameters and the issuer apps show.
 #[derive(Debug, Clone)]
 pub struct NewEnrollments {
@@ -369,40 +381,29 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
     }
 
     /// A wrong answer: ask again while tries remain, else end the login.
-    fn wrong(
-        &self,
-        id: &str,
-        mut session: Session,
-        next: Step,
-        tries_left: u32,
-        why: Rejection,
-        notices: (&str, &str),
-        prompt: &str,
-        now: u64,
-    ) -> Result<Reply> {
-        let (again, last) = notices;
-        if tries_left == 0 {
+    fn wrong(&self, id: &str, mut session: Session, retry: Retry<'_>, now: u64) -> Result<Reply> {
+        if retry.tries_left == 0 {
             let event = Event::LoginDenied {
                 user: session.user.to_string(),
                 context: session.context,
-                why: Denial::NoTriesLeft(why),
+                why: Denial::NoTriesLeft(retry.why),
             };
             self.store.record(now as i64, &event)?;
-            let turn = Turn::new(Action::MaxTries).with_notice(Notice::Error(last.into()));
+            let turn = Turn::new(Action::MaxTries).with_notice(Notice::Error(retry.last.into()));
             return Ok(Reply::verdict(turn, event));
         }
         let event = Event::CodeRejected {
             user: session.user.clone(),
             context: session.context.clone(),
-            why,
-            tries_left,
+            why: retry.why,
+            tries_left: retry.tries_left,
         };
-        session.step = next;
+        session.step = retry.next;
         self.sessions().put_back(id.to_owned(), session);
         Ok(Reply {
             session: id.to_owned(),
-            turn: Turn::new(Action::AskHidden(prompt.into()))
-                .with_notice(Notice::Error(again.into())),
+            turn: Turn::new(Action::AskHidden(retry.prompt.into()))
+                .with_notice(Notice::Error(retry.again.into())),
             events: vec![event],
         })
     }
@@ -450,17 +451,15 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
                 first_step,
                 tries_left,
             };
-            let notices = (texts::ENROLL_WRONG, texts::ENROLL_WRONG_LAST);
-            return self.wrong(
-                id,
-                session,
+            let retry = Retry {
                 next,
                 tries_left,
-                Rejection::Wrong,
-                notices,
+                why: Rejection::Wrong,
+                again: texts::ENROLL_WRONG,
+                last: texts::ENROLL_WRONG_LAST,
                 prompt,
-                now,
-            );
+            };
+            return self.wrong(id, session, retry, now);
         };
         if first_step.is_some_and(|first| step <= first) {
             // Not a try used up: the user typed the same code again too soon.
@@ -593,7 +592,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
             None => Rejection::Wrong,
         };
         let tries_left = tries_left.saturating_sub(1);
-        let notices = match why {
+        let (again, last) = match why {
             Rejection::Replayed => (texts::REPLAYED, texts::REPLAYED),
             Rejection::Wrong => (texts::WRONG_CODE_AGAIN, texts::WRONG_CODE),
         };
@@ -601,16 +600,15 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
             enrollment: expected,
             tries_left,
         };
-        self.wrong(
-            id,
-            session,
+        let retry = Retry {
             next,
             tries_left,
             why,
-            notices,
-            texts::CODE_PROMPT,
-            now,
-        )
+            again,
+            last,
+            prompt: texts::CODE_PROMPT,
+        };
+        self.wrong(id, session, retry, now)
     }
 
     /// Ends session `id` of `caller`'s connection, if there is one.

@@ -583,6 +583,16 @@ impl Env {
         self.enroll_with(user, &random_secret())
     }
 
+    /// Remembers `secret` as `user`'s (enrolled some other way, at a login say), whose code of
+    /// `step` was used, so that [`Env::fresh_code`] works for `user`.
+    pub fn learn_secret(&self, user: &str, secret: &str, step: u64) {
+        self.secrets
+            .lock()
+            .unwrap()
+            .insert(user.to_owned(), secret.to_owned());
+        self.last_step.lock().unwrap().insert(user.to_owned(), step);
+    }
+
     pub fn enroll_with(&self, user: &str, secret: &str) -> String {
         away_from_step_end(5);
         let step = current_step() - 1;
@@ -650,6 +660,7 @@ impl Env {
             as_uid: None,
             repeat: 1,
             resources: false,
+            silent: false,
         }
     }
 }
@@ -713,6 +724,7 @@ pub struct Login<'a> {
     as_uid: Option<u32>,
     repeat: usize,
     resources: bool,
+    silent: bool,
 }
 
 impl Login<'_> {
@@ -759,8 +771,41 @@ impl Login<'_> {
         if self.resources {
             command.arg("--resources");
         }
+        if self.silent {
+            command.arg("--silent");
+        }
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         command
+    }
+
+    /// Passes `PAM_SILENT`, as sudo does by default.
+    pub fn silent(mut self) -> Self {
+        self.silent = true;
+        self
+    }
+
+    /// Starts the login and answers its prompts one at a time, from what it showed (see
+    /// [`Driven`]).
+    pub fn drive(&self) -> Driven {
+        let mut command = self.command();
+        command.arg("--answers-from-stdin").stdin(Stdio::piped());
+        let mut child = command.spawn().expect("start pamtest");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Driven {
+            child,
+            stdin,
+            lines,
+            seen: Vec::new(),
+        }
     }
 
     pub fn spawn(&self) -> RunningLogin {
@@ -769,6 +814,61 @@ impl Login<'_> {
 
     pub fn run(&self) -> Transcript {
         self.spawn().finish()
+    }
+}
+
+/// A login answered step by step: [`Driven::prompt`] returns what was shown since the last
+/// answer and the next prompt; [`Driven::reply`] answers it.
+pub struct Driven {
+    child: Child,
+    stdin: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Driven {
+    /// Everything shown up to and including the next prompt line (`PROMPT_ECHO_OFF ...` or
+    /// `PROMPT_ECHO_ON ...`), as transcript lines. Fails if the login ends first.
+    pub fn prompt(&mut self) -> Vec<String> {
+        let mut shown = Vec::new();
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(HANG_LIMIT)
+                .unwrap_or_else(|_| panic!("no prompt came; so far: {:#?}", self.seen));
+            self.seen.push(line.clone());
+            let is_prompt = line.starts_with("PROMPT_");
+            shown.push(line);
+            if is_prompt {
+                return shown;
+            }
+            assert!(
+                !shown.last().unwrap().starts_with("RESULT "),
+                "the login ended: {shown:#?}"
+            );
+        }
+    }
+
+    pub fn reply(&mut self, text: &str) {
+        use std::io::Write;
+        writeln!(self.stdin, "{text}").expect("pamtest reads its answer");
+    }
+
+    /// Ends the input and waits for the login's end.
+    pub fn finish(self) -> Transcript {
+        let Driven {
+            child,
+            stdin,
+            lines,
+            mut seen,
+        } = self;
+        drop(stdin);
+        let output = wait_bounded(child, "pamtest");
+        seen.extend(lines.iter());
+        Transcript {
+            lines: seen,
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
     }
 }
 

@@ -10,7 +10,9 @@
 //! ```
 //!
 //! Options: `--confdir DIR --service NAME --user USER [--answer TEXT]... [--interactive]
-//! [--as-uid UID] [--repeat N] [--resources] [--silent]`. `--interactive` asks the person at the terminal
+//! [--as-uid UID] [--repeat N] [--resources] [--silent] [--answers-from-stdin]`.
+//! `--answers-from-stdin` reads a line from stdin for each prompt once the `--answer`s are used
+//! up (a test that answers what it was shown). `--interactive` asks the person at the terminal
 //! instead, as a login prompt does (without echo for hidden prompts). `--as-uid` drops to that
 //! uid (and gid) before `pam_start`. `--resources` prints the open descriptors and threads
 //! before the first and after the last login. An answer may embed a NUL as `\0`; the
@@ -72,7 +74,8 @@ fn drop_to(uid: u32) {
 fn usage(problem: &str) -> ! {
     eprintln!(
         "pamtest: {problem}\nusage: pamtest --confdir DIR --service NAME --user USER \
-         [--answer TEXT]... [--interactive] [--as-uid UID] [--repeat N] [--resources] [--silent]"
+         [--answer TEXT]... [--interactive] [--as-uid UID] [--repeat N] [--resources] [--silent] \
+         [--answers-from-stdin]"
     );
     std::process::exit(2);
 }
@@ -82,6 +85,7 @@ fn main() {
     let (mut confdir, mut service, mut user) = (None, None, None);
     let mut answers = Vec::new();
     let (mut repeat, mut resources, mut as_uid, mut interactive) = (1usize, false, None, false);
+    let mut from_stdin = false;
     let mut flags = 0;
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -98,6 +102,7 @@ fn main() {
             "--resources" => resources = true,
             "--interactive" => interactive = true,
             "--silent" => flags |= pam::PAM_SILENT,
+            "--answers-from-stdin" => from_stdin = true,
             other => usage(&format!("unknown option {other}")),
         }
     }
@@ -129,7 +134,15 @@ fn main() {
             if !style.is_prompt() {
                 return None;
             }
-            let answer = scripted.pop_front();
+            let answer = scripted.pop_front().or_else(|| {
+                let mut line = String::new();
+                match std::io::stdin().read_line(&mut line) {
+                    Ok(n) if from_stdin && n > 0 => {
+                        Some(line.trim_end_matches('\n').as_bytes().to_vec())
+                    }
+                    _ => None,
+                }
+            });
             if answer.is_none() {
                 println!("NO_ANSWER_LEFT");
             }
