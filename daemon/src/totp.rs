@@ -140,30 +140,46 @@ pub fn verify(
     matched
 }
 
-/// The `otpauth://` URI an authenticator app scans.
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The `otpauth://` URI an authenticator app scans, in the Key Uri Format that Google
+/// Authenticator, FreeOTP, Aegis and others read: the label `issuer:account`, then the secret,
+/// the issuer again, and the algorithm, digits and period, always written out (apps that
+/// ignore them assume SHA1, 6 and 30, so a setting they cannot honour shows up at enrollment,
+/// as a wrong code, and not later).
 pub fn otpauth_uri(
     secret: &Secret,
     params: Params,
     issuer: &str,
     account: &str,
 ) -> Result<String, String> {
-    let algorithm = match params.algorithm {
-        Algorithm::Sha1 => totp_rs::Algorithm::SHA1,
-        Algorithm::Sha256 => totp_rs::Algorithm::SHA256,
-        Algorithm::Sha512 => totp_rs::Algorithm::SHA512,
-    };
+    // A colon would end the issuer part of the label.
     let issuer = issuer.replace(':', " ");
     let account = account.replace(':', " ");
-    Builder::new()
-        .with_algorithm(algorithm)
-        .with_digits(params.digits as u8)
-        .with_step_duration(u64::from(params.period))
-        .with_secret(secret.as_bytes().to_vec())
-        .with_issuer(Some(issuer))
-        .with_account_name(account)
-        .build()
-        .and_then(|totp| totp.to_url())
-        .map_err(|error| format!("cannot build the otpauth URI: {error}"))
+    if issuer.is_empty() || account.is_empty() {
+        return Err("cannot build the otpauth URI: empty issuer or account".into());
+    }
+    Ok(format!(
+        "otpauth://totp/{}:{}?secret={}&issuer={}&algorithm={}&digits={}&period={}",
+        encode(&issuer),
+        encode(&account),
+        secret.to_base32(),
+        encode(&issuer),
+        params.algorithm.name(),
+        params.digits,
+        params.period
+    ))
 }
 
 #[cfg(test)]
@@ -336,8 +352,27 @@ mod tests {
             uri.contains("secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"),
             "{uri}"
         );
-        assert!(uri.contains("alice"), "{uri}");
-        assert!(uri.contains("digits=8"), "{uri}");
-        assert!(uri.contains("algorithm=SHA256"), "{uri}");
+        assert_eq!(
+            uri,
+            "otpauth://totp/pam-mfa%20on%20host:alice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\
+             &issuer=pam-mfa%20on%20host&algorithm=SHA256&digits=8&period=30"
+        );
+        // The defaults are written out too.
+        let uri = otpauth_uri(
+            &secret,
+            Params {
+                algorithm: Algorithm::Sha1,
+                digits: 6,
+                period: 30,
+            },
+            "a:b",
+            "DOMAIN\\bob@x",
+        )
+        .unwrap();
+        assert!(
+            uri.starts_with("otpauth://totp/a%20b:DOMAIN%5Cbob%40x?"),
+            "{uri}"
+        );
+        assert!(uri.ends_with("&algorithm=SHA1&digits=6&period=30"), "{uri}");
     }
 }

@@ -81,6 +81,17 @@ fn an_enforced_user_enrolls_at_login_then_logs_in_with_codes() {
     let shown = read_enrollment(&login.prompt());
     assert!(shown.uri.starts_with("otpauth://totp/"), "{}", shown.uri);
     assert!(shown.uri.contains(&format!("secret={}", shown.secret)));
+    assert!(shown.uri.contains(":bob?"), "{}", shown.uri);
+    assert!(
+        shown.uri.contains("&issuer=pam-mfa%20on%20"),
+        "{}",
+        shown.uri
+    );
+    assert!(
+        shown.uri.ends_with("&algorithm=SHA1&digits=6&period=30"),
+        "{}",
+        shown.uri
+    );
     // Every line of the QR code, quiet zone included, fits 77 columns.
     for line in &shown.qr {
         assert!(line.chars().count() <= 77, "{line}");
