@@ -70,6 +70,80 @@ pub struct UserStatus {
     pub enrolled_at: i64,
     /// Unix time of the last accepted code, 0 when never used.
     pub last_used: i64,
+    /// An enrollment waits for confirmation (a first one, or a new phone replacing the one in
+    /// use, which keeps working until then).
+    pub pending: bool,
+    /// Unused recovery codes of the active enrollment.
+    pub recovery_codes_left: u32,
+    /// What the user's next login does.
+    pub next_login: NextLogin,
+}
+
+/// What a user's next login through pam_mfa does. Travels as a string; a reason from a newer
+/// daemon arrives as [`NextLogin::Other`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextLogin {
+    /// Asks for a code from the app (or a recovery code).
+    Code,
+    /// Sets up an authenticator app: MFA is required and the user has none.
+    Enroll,
+    /// Is denied: MFA is required, the user has no app, and logins do not enroll.
+    Denied,
+    /// Asks for nothing: MFA is not required and the user has no app.
+    NoSecondFactor,
+    Other(String),
+}
+
+impl NextLogin {
+    pub fn as_str(&self) -> &str {
+        match self {
+            NextLogin::Code => "code",
+            NextLogin::Enroll => "enroll",
+            NextLogin::Denied => "denied",
+            NextLogin::NoSecondFactor => "no second factor",
+            NextLogin::Other(text) => text,
+        }
+    }
+
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "code" => NextLogin::Code,
+            "enroll" => NextLogin::Enroll,
+            "denied" => NextLogin::Denied,
+            "no second factor" => NextLogin::NoSecondFactor,
+            other => NextLogin::Other(other.to_owned()),
+        }
+    }
+
+    /// What the next login does, as the end of a sentence ("the next login ...").
+    pub fn describe(&self) -> String {
+        match self {
+            NextLogin::Code => "asks for a code from the authenticator app".into(),
+            NextLogin::Enroll => "sets up an authenticator app (QR code, then a code)".into(),
+            NextLogin::Denied => {
+                "is denied until an administrator enrolls an app (enroll_at_login is off)".into()
+            }
+            NextLogin::NoSecondFactor => "asks for no second factor (MFA is not required)".into(),
+            NextLogin::Other(text) => text.clone(),
+        }
+    }
+}
+
+impl serde::Serialize for NextLogin {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NextLogin {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Ok(NextLogin::parse(&text))
+    }
+}
+
+impl zbus::zvariant::Type for NextLogin {
+    const SIGNATURE: &'static zbus::Signature = &zbus::Signature::Str;
 }
 
 /// Why MFA is or is not required of a user. Travels as a string (`"all users"`, `"user"`,

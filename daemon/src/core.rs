@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pam_mfa_api::limits::{MAX_IMPORT, MAX_REPLY_LEN};
-use pam_mfa_api::{Action, Error, NewEnrollment, Turn, UserStatus, context};
+use pam_mfa_api::{Action, Error, NewEnrollment, NextLogin, Turn, UserStatus, context};
 use pam_mfa_config::Config;
 
 use crate::audit::{Context, Denial, Event, Scope};
@@ -192,7 +192,7 @@ impl<S: Store, C: Clock> Core<S, C> {
             return Ok(account.name);
         }
         self.not_a_case_variant(&user)?;
-        let stored = self.store.enrollment(&user).map_err(internal)?.is_some()
+        let stored = !self.store.enrollments(&user).map_err(internal)?.is_empty()
             || self
                 .store
                 .switches(Some(&user))
@@ -243,8 +243,19 @@ impl<S: Store, C: Clock> Core<S, C> {
     }
 
     fn status_of(&self, user: &UserName) -> Result<UserStatus, StoreError> {
-        let enrollment = self.store.enrollment(user)?.filter(|e| e.active);
+        let enrollments = self.store.enrollments(user)?;
         let requirement = policy::requirement(self.dialogue.switches(user)?);
+        let recovery_codes_left = match &enrollments.active {
+            Some(active) => self.store.recovery_codes(user, active.id)?.len() as u32,
+            None => 0,
+        };
+        let next_login = match (&enrollments.active, requirement.required) {
+            (Some(_), _) => NextLogin::Code,
+            (None, true) if self.config.login.enroll_at_login => NextLogin::Enroll,
+            (None, true) => NextLogin::Denied,
+            (None, false) => NextLogin::NoSecondFactor,
+        };
+        let enrollment = enrollments.active;
         Ok(UserStatus {
             user: user.to_string(),
             enrolled: enrollment.is_some(),
@@ -258,6 +269,9 @@ impl<S: Store, C: Clock> Core<S, C> {
             period: enrollment.as_ref().map_or(0, |e| e.params.period),
             enrolled_at: enrollment.as_ref().and_then(|e| e.confirmed).unwrap_or(0),
             last_used: enrollment.as_ref().and_then(|e| e.last_used).unwrap_or(0),
+            pending: enrollments.pending.is_some(),
+            recovery_codes_left,
+            next_login,
         })
     }
 
@@ -286,15 +300,9 @@ impl<S: Store, C: Clock> Core<S, C> {
         let uri = totp::otpauth_uri(&secret, params, &self.issuer, user.as_str())
             .map_err(Error::Internal)?;
         let event = Event::EnrollmentStarted { user: user.clone() };
-        let stored = self
-            .store
+        self.store
             .put_pending(&user, &secret, params, self.now(), &event)
             .map_err(internal)?;
-        if stored.is_none() {
-            return Err(Error::AlreadyEnrolled(format!(
-                "{user} is already enrolled: run `mfactl reset {user}` first to replace the authenticator"
-            )));
-        }
         self.emit(caller, &[event]);
         Ok(NewEnrollment {
             secret: secret.to_base32(),
@@ -384,9 +392,9 @@ impl<S: Store, C: Clock> Core<S, C> {
         let user = self.admin_user(user)?;
         let pending = self
             .store
-            .enrollment(&user)
+            .enrollments(&user)
             .map_err(internal)?
-            .filter(|enrollment| !enrollment.active)
+            .pending
             .ok_or_else(|| {
                 Error::NoPendingEnrollment(format!(
                     "{user} has no enrollment waiting for confirmation: run `mfactl enroll {user}`"

@@ -16,7 +16,6 @@ use crate::audit::{Context, Denial, Event, Rejection};
 use crate::clock::Clock;
 use crate::identity::Caller;
 use crate::policy::{self, Switches};
-use crate::qr;
 use crate::recovery::{self, Hashed};
 use crate::sessions::{Refusal, Session, Sessions, Step};
 use crate::store::{Enrollment, EnrollmentId, Result, Store, StoreError};
@@ -191,9 +190,9 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
     /// authorized for `caller`).
     pub fn begin(&self, caller: &Caller, user: UserName, context: Context) -> Result<Reply> {
         let now = self.now();
-        let enrollment = self.store.enrollment(&user)?;
-        let (step, turn, events) = match enrollment {
-            Some(enrollment) if enrollment.active => (
+        let enrollments = self.store.enrollments(&user)?;
+        let (step, turn, events) = match enrollments.active {
+            Some(enrollment) => (
                 Step::AwaitingCode {
                     enrollment: enrollment.id,
                     tries_left: self.settings.max_tries.get(),
@@ -201,7 +200,8 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
                 Turn::new(Action::AskHidden(texts::CODE_PROMPT.into())),
                 Vec::new(),
             ),
-            pending => {
+            None => {
+                let pending = enrollments.pending;
                 // Enforcement only matters without an enrollment: an enrolled user is always
                 // asked.
                 let requirement = policy::requirement(self.switches(&user)?);
@@ -221,10 +221,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
                     };
                     return Ok(Reply::verdict(turn, event));
                 }
-                match self.start_enrollment(&user, pending, &context, now)? {
-                    Ok(started) => started,
-                    Err(reply) => return Ok(reply),
-                }
+                self.start_enrollment(&user, pending, now)?
             }
         };
         let id = new_session_id().map_err(no_randomness)?;
@@ -268,7 +265,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         user: UserName,
         context: Context,
     ) -> Result<Reply> {
-        if self.store.enrollment(&user)?.is_some_and(|e| e.active)
+        if self.store.enrollments(&user)?.active.is_some()
             || !policy::requirement(self.switches(&user)?).required
         {
             return self.begin(caller, user, context);
@@ -284,16 +281,13 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
     }
 
     /// The first turn of an enrollment at login: the pending enrollment the user was shown
-    /// within `enroll_resume_minutes` (same secret), else a new one. `Err` carries the verdict
-    /// when the user became enrolled meanwhile by another way.
-    #[allow(clippy::type_complexity)]
+    /// within `enroll_resume_minutes` (same secret), else a new one.
     fn start_enrollment(
         &self,
         user: &UserName,
         pending: Option<Enrollment>,
-        context: &Context,
         now: u64,
-    ) -> Result<std::result::Result<(Step, Turn, Vec<Event>), Reply>> {
+    ) -> Result<(Step, Turn, Vec<Event>)> {
         let resume = u64::from(self.settings.enroll_resume_minutes.get()) * 60;
         let recent = pending.filter(|e| e.created as u64 + resume > now);
         let (id, secret, params, heading, events) = match recent {
@@ -308,27 +302,16 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
                 let secret = Secret::generate().map_err(no_randomness)?;
                 let params = self.new_enrollments.params;
                 let event = Event::EnrollmentStarted { user: user.clone() };
-                let Some(id) = self
+                let id = self
                     .store
-                    .put_pending(user, &secret, params, now as i64, &event)?
-                else {
-                    // Enrolled meanwhile (an administrator, another login): start over.
-                    let turn = Turn::new(Action::Deny("enrolled during the login".into()))
-                        .with_notice(Notice::Error(texts::WRONG_CODE.into()));
-                    let event = Event::LoginDenied {
-                        user: user.to_string(),
-                        context: context.clone(),
-                        why: Denial::ResetDuringLogin,
-                    };
-                    return Ok(Err(Reply::verdict(turn, event)));
-                };
+                    .put_pending(user, &secret, params, now as i64, &event)?;
                 (id, secret, params, texts::ENROLL_HEADING, vec![event])
             }
         };
         let uri = totp::otpauth_uri(&secret, params, &self.new_enrollments.issuer, user.as_str())
             .map_err(StoreError)?;
         let base32 = Zeroizing::new(secret.to_base32());
-        let block = qr::enrollment_block(heading, &uri, &base32, self.settings.qr_background);
+        let block = pam_mfa_qr::enrollment_block(heading, &uri, &base32, self.settings.qr_background);
         let step = Step::Enrolling {
             enrollment: id,
             first_step: None,
@@ -336,7 +319,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         };
         let turn = Turn::new(Action::AskHidden(texts::ENROLL_PROMPT.into()))
             .with_notice(Notice::Info(block));
-        Ok(Ok((step, turn, events)))
+        Ok((step, turn, events))
     }
 
     /// Takes `reply` for session `id`. `None` when `caller`'s connection has no such session
@@ -422,8 +405,9 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         let user = session.user.clone();
         let pending = self
             .store
-            .enrollment(&user)?
-            .filter(|e| !e.active && e.id == expected);
+            .enrollments(&user)?
+            .pending
+            .filter(|e| e.id == expected);
         let Some(pending) = pending else {
             return self.reset_during_login(session, now);
         };
@@ -540,8 +524,9 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         let user = session.user.clone();
         let enrollment = self
             .store
-            .enrollment(&user)?
-            .filter(|e| e.active && e.id == expected);
+            .enrollments(&user)?
+            .active
+            .filter(|e| e.id == expected);
         let Some(enrollment) = enrollment else {
             return self.reset_during_login(session, now);
         };
@@ -954,7 +939,7 @@ mod tests {
             wrong.turn.notices,
             [Notice::Error(texts::ENROLL_WRONG.into())]
         );
-        assert!(!f.store.enrollment(&name("bob")).unwrap().unwrap().active);
+        assert!(!f.store.enrollments(&name("bob")).unwrap().active.is_some());
         let saved = f
             .answer(":1.1", &shown.session, &code_for(&secret, T0))
             .unwrap();
@@ -970,7 +955,7 @@ mod tests {
             .filter_map(|line| line.strip_prefix("    "))
             .collect();
         assert_eq!(codes.len(), 10);
-        assert!(f.store.enrollment(&name("bob")).unwrap().unwrap().active);
+        assert!(f.store.enrollments(&name("bob")).unwrap().active.is_some());
         let allowed = f.answer(":1.1", &shown.session, "").unwrap();
         assert_eq!(allowed.turn.action, Action::Allow);
         // From now on, bob is asked for a code, and a recovery code works once in its place.
@@ -1064,8 +1049,8 @@ mod tests {
             last.turn.notices,
             [Notice::Error(texts::ENROLL_WRONG_LAST.into())]
         );
-        let pending = f.store.enrollment(&name("bob")).unwrap().unwrap();
-        assert!(!pending.active, "nothing half-active is left");
+        let found = f.store.enrollments(&name("bob")).unwrap();
+        assert!(found.active.is_none(), "nothing half-active is left");
     }
 
     #[test]

@@ -11,7 +11,6 @@ pub mod dialogue;
 pub mod identity;
 pub mod log;
 pub mod policy;
-pub mod qr;
 pub mod recovery;
 pub mod server;
 pub mod sessions;

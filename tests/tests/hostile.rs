@@ -193,8 +193,7 @@ fn damage_the_user_index(db: &std::path::Path) {
         .unwrap();
     let root: i64 = connection
         .query_row(
-            "SELECT rootpage FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'enrollments'
-             AND sql IS NULL",
+            "SELECT rootpage FROM sqlite_schema WHERE type = 'index' AND name = 'enrollments_user'",
             [],
             |row| row.get(0),
         )

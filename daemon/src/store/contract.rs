@@ -69,12 +69,13 @@ pub fn run_all<S: Store, C: FnOnce()>(make: impl Fn() -> (S, C)) {
 
 fn lifecycle_and_replay(store: Arc<dyn Store>) {
     let alice = name("alice");
-    assert!(store.enrollment(&alice).unwrap().is_none());
+    assert!(store.enrollments(&alice).unwrap().is_empty());
     let id = store
         .put_pending(&alice, &secret(1), params(), 100, &started("alice"))
-        .unwrap()
         .unwrap();
-    let pending = store.enrollment(&alice).unwrap().unwrap();
+    let found = store.enrollments(&alice).unwrap();
+    assert!(found.active.is_none());
+    let pending = found.pending.unwrap();
     assert_eq!(pending.id, id);
     assert!(!pending.active);
     assert!(
@@ -91,13 +92,11 @@ fn lifecycle_and_replay(store: Arc<dyn Store>) {
         !store.activate(&alice, id, 6, &[], 101, &confirmed).unwrap(),
         "activates once"
     );
-    assert!(
-        store
-            .put_pending(&alice, &secret(2), params(), 102, &started("alice"))
-            .unwrap()
-            .is_none(),
-        "an active enrollment is kept"
-    );
+    // A new phone, pending: the active enrollment keeps working until it is confirmed.
+    let replacement = store
+        .put_pending(&alice, &secret(2), params(), 102, &started("alice"))
+        .unwrap();
+    assert_ne!(replacement, id);
     assert!(
         !store
             .consume_step(&alice, id, 5, 103, &allowed("alice"))
@@ -120,7 +119,9 @@ fn lifecycle_and_replay(store: Arc<dyn Store>) {
             .unwrap(),
         "older steps stay spent"
     );
-    let active = store.enrollment(&alice).unwrap().unwrap();
+    let found = store.enrollments(&alice).unwrap();
+    assert_eq!(found.pending.unwrap().id, replacement);
+    let active = found.active.unwrap();
     assert!(active.active);
     assert_eq!(active.secret.as_bytes(), secret(1).as_bytes());
     assert_eq!(active.params, params());
@@ -136,7 +137,7 @@ fn concurrent_consume(store: Arc<dyn Store>) {
         store.import(&entries, params(), 1, &imported).unwrap(),
         Ok(1)
     );
-    let id = store.enrollment(&bob).unwrap().unwrap().id;
+    let id = store.enrollments(&bob).unwrap().active.unwrap().id;
     let threads: Vec<_> = (0..16)
         .map(|_| {
             let store = store.clone();
@@ -160,11 +161,9 @@ fn replaced_enrollment(store: Arc<dyn Store>) {
     let carol = name("carol");
     let first = store
         .put_pending(&carol, &secret(4), params(), 1, &started("carol"))
-        .unwrap()
         .unwrap();
     let second = store
         .put_pending(&carol, &secret(5), params(), 2, &started("carol"))
-        .unwrap()
         .unwrap();
     assert_ne!(first, second, "a replacement has a new id");
     let confirmed = Event::EnrollmentConfirmed {
@@ -182,9 +181,38 @@ fn replaced_enrollment(store: Arc<dyn Store>) {
             .unwrap()
     );
     assert_eq!(
-        store.enrollment(&carol).unwrap().unwrap().secret.as_bytes(),
+        store
+            .enrollments(&carol)
+            .unwrap()
+            .active
+            .unwrap()
+            .secret
+            .as_bytes(),
         secret(5).as_bytes()
     );
+    // A new phone for carol, confirmed: the old one stops at that moment, with its codes.
+    let issued = recovery::generate(2).unwrap();
+    let hashes: Vec<Hashed> = issued.iter().map(|(_, hashed)| hashed.clone()).collect();
+    let third = store
+        .put_pending(&carol, &secret(6), params(), 5, &started("carol"))
+        .unwrap();
+    assert!(
+        store
+            .consume_step(&carol, second, 2, 6, &allowed("carol"))
+            .unwrap(),
+        "the phone in use works while the new one waits"
+    );
+    assert!(store.activate(&carol, third, 3, &hashes, 7, &confirmed).unwrap());
+    assert!(
+        !store
+            .consume_step(&carol, second, 4, 8, &allowed("carol"))
+            .unwrap(),
+        "the replaced phone no longer works"
+    );
+    let found = store.enrollments(&carol).unwrap();
+    assert!(found.pending.is_none());
+    assert_eq!(found.active.unwrap().id, third);
+    assert_eq!(store.recovery_codes(&carol, third).unwrap().len(), 2);
     assert!(
         !store
             .consume_step(
@@ -213,10 +241,9 @@ fn import_all_or_none(store: Arc<dyn Store>) {
             .unwrap(),
         Ok(2)
     );
-    assert!(
-        store.enrollment(&name("dave")).unwrap().unwrap().active,
-        "a pending enrollment is replaced"
-    );
+    let dave = store.enrollments(&name("dave")).unwrap();
+    assert!(dave.active.is_some(), "imported");
+    assert!(dave.pending.is_none(), "a pending enrollment is replaced");
     assert_eq!(
         store
             .import(&batch(&["frank", "erin"]), params(), 3, &imported)
@@ -224,7 +251,7 @@ fn import_all_or_none(store: Arc<dyn Store>) {
         Err(name("erin"))
     );
     assert!(
-        store.enrollment(&name("frank")).unwrap().is_none(),
+        store.enrollments(&name("frank")).unwrap().is_empty(),
         "nothing of a refused import stays"
     );
 }
@@ -241,12 +268,11 @@ fn removal(store: Arc<dyn Store>) {
         .import(&[(gina.clone(), secret(8))], params(), 1, &imported)
         .unwrap()
         .unwrap();
-    let old = store.enrollment(&gina).unwrap().unwrap().id;
+    let old = store.enrollments(&gina).unwrap().active.unwrap().id;
     assert!(store.remove_enrollment(&gina, 2, &reset).unwrap());
-    assert!(store.enrollment(&gina).unwrap().is_none());
+    assert!(store.enrollments(&gina).unwrap().is_empty());
     let new = store
         .put_pending(&gina, &secret(9), params(), 3, &started("gina"))
-        .unwrap()
         .unwrap();
     assert_ne!(old, new, "ids are never reused");
     let confirmed = Event::EnrollmentConfirmed { user: gina.clone() };
@@ -317,17 +343,11 @@ fn audit_rows(store: Arc<dyn Store>) {
     let jack = name("jack");
     let id = store
         .put_pending(&jack, &secret(1), params(), 10, &started("jack"))
-        .unwrap()
         .unwrap();
     let confirmed = Event::EnrollmentConfirmed { user: jack.clone() };
     store.activate(&jack, id, 1, &[], 11, &confirmed).unwrap();
     // Changes that do not happen leave no row.
-    assert!(
-        store
-            .put_pending(&jack, &secret(2), params(), 12, &started("jack"))
-            .unwrap()
-            .is_none()
-    );
+    assert!(!store.activate(&jack, id, 2, &[], 12, &confirmed).unwrap());
     assert!(
         !store
             .consume_step(&jack, id, 1, 13, &allowed("jack"))
@@ -377,7 +397,7 @@ fn case_variants(store: Arc<dyn Store>) {
         Err(name("KIM")),
         "a case variant of an enrolled user is refused"
     );
-    assert!(store.enrollment(&name("KIM")).unwrap().is_none());
+    assert!(store.enrollments(&name("KIM")).unwrap().is_empty());
 }
 
 fn recovery_codes(store: Arc<dyn Store>) {
@@ -386,7 +406,6 @@ fn recovery_codes(store: Arc<dyn Store>) {
     let hashes: Vec<Hashed> = issued.iter().map(|(_, hashed)| hashed.clone()).collect();
     let id = store
         .put_pending(&kim, &secret(11), params(), 1, &started("kim"))
-        .unwrap()
         .unwrap();
     let confirmed = Event::EnrollmentConfirmed { user: kim.clone() };
     assert!(
@@ -442,7 +461,6 @@ fn recovery_codes(store: Arc<dyn Store>) {
     );
     let new = store
         .put_pending(&kim, &secret(12), params(), 6, &started("kim"))
-        .unwrap()
         .unwrap();
     assert!(store.activate(&kim, new, 1, &[], 7, &confirmed).unwrap());
     assert!(store.recovery_codes(&kim, new).unwrap().is_empty());

@@ -56,6 +56,20 @@ pub struct Enrollment {
     pub last_used: Option<i64>,
 }
 
+/// A user's enrollments: the one in use, and one waiting for confirmation (a first enrollment,
+/// or a new phone replacing the one in use, which keeps working until the new one is confirmed).
+#[derive(Debug, Clone, Default)]
+pub struct Enrollments {
+    pub active: Option<Enrollment>,
+    pub pending: Option<Enrollment>,
+}
+
+impl Enrollments {
+    pub fn is_empty(&self) -> bool {
+        self.active.is_none() && self.pending.is_none()
+    }
+}
+
 /// Identifies one stored recovery code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RecoveryId(pub i64);
@@ -77,11 +91,12 @@ pub struct AuditRow {
 }
 
 pub trait Store: Send + Sync + 'static {
-    /// The user's enrollment, pending or active.
-    fn enrollment(&self, user: &UserName) -> Result<Option<Enrollment>>;
+    /// The user's enrollments.
+    fn enrollments(&self, user: &UserName) -> Result<Enrollments>;
 
     /// Stores a new pending enrollment, replacing an earlier pending one (which gets no further
-    /// use: the new one has a new id). `None` if the user has an active enrollment.
+    /// use: the new one has a new id). An active enrollment stays as it is until this one is
+    /// activated.
     fn put_pending(
         &self,
         user: &UserName,
@@ -89,16 +104,28 @@ pub trait Store: Send + Sync + 'static {
         params: Params,
         now: i64,
         event: &Event,
-    ) -> Result<Option<EnrollmentId>>;
+    ) -> Result<EnrollmentId>;
 
     /// Activates pending enrollment `id`, whose code for `step` was just verified (that step is
-    /// spent), with `recovery` as its recovery codes. False if `id` is no longer the user's
-    /// pending enrollment.
+    /// spent), with `recovery` as its recovery codes; the user's earlier active enrollment, if
+    /// any, and its recovery codes are removed in the same transaction. False if `id` is no
+    /// longer the user's pending enrollment.
     fn activate(
         &self,
         user: &UserName,
         id: EnrollmentId,
         step: u64,
+        recovery: &[Hashed],
+        now: i64,
+        event: &Event,
+    ) -> Result<bool>;
+
+    /// Replaces the recovery codes of active enrollment `id` with `recovery`. False if `id` is
+    /// not the user's active enrollment any more.
+    fn replace_recovery_codes(
+        &self,
+        user: &UserName,
+        id: EnrollmentId,
         recovery: &[Hashed],
         now: i64,
         event: &Event,

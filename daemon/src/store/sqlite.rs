@@ -18,7 +18,8 @@ use rusqlite::{
 };
 
 use super::{
-    AuditRow, Enrollment, EnrollmentId, RecoveryId, Result, Store, StoreError, StoredSwitches,
+    AuditRow, Enrollment, EnrollmentId, Enrollments, RecoveryId, Result, Store, StoreError,
+    StoredSwitches,
 };
 use crate::audit::Event;
 use crate::recovery::Hashed;
@@ -96,6 +97,34 @@ const MIGRATIONS: &[&str] = &[
         used INTEGER
     ) STRICT;
     CREATE INDEX recovery_codes_enrollment ON recovery_codes (enrollment);",
+    // 4: a user may have an active enrollment and a pending one (a new phone that replaces the
+    // one in use once confirmed). Ids are kept, and so is the id sequence, so none is reused.
+    "CREATE TABLE enrollments_4 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user TEXT NOT NULL,
+        secret BLOB NOT NULL,
+        algorithm TEXT NOT NULL,
+        digits INTEGER NOT NULL,
+        period INTEGER NOT NULL,
+        active INTEGER NOT NULL,
+        created INTEGER NOT NULL,
+        confirmed INTEGER,
+        last_step INTEGER,
+        last_used INTEGER
+    ) STRICT;
+    INSERT INTO enrollments_4
+        (id, user, secret, algorithm, digits, period, active, created, confirmed, last_step,
+         last_used)
+        SELECT id, user, secret, algorithm, digits, period, active, created, confirmed,
+               last_step, last_used
+        FROM enrollments ORDER BY id;
+    DELETE FROM sqlite_sequence WHERE name = 'enrollments_4';
+    INSERT INTO sqlite_sequence (name, seq)
+        SELECT 'enrollments_4', seq FROM sqlite_sequence WHERE name = 'enrollments';
+    DROP TABLE enrollments;
+    ALTER TABLE enrollments_4 RENAME TO enrollments;
+    CREATE UNIQUE INDEX enrollments_user ON enrollments (user, active);
+    CREATE INDEX enrollments_user_nocase ON enrollments (user COLLATE NOCASE);",
 ];
 
 const GLOBAL_ENFORCEMENT: &str = "enforce_all_users";
@@ -482,48 +511,52 @@ fn append(transaction: &Connection, now: i64, event: &Event) -> Result<()> {
     Ok(())
 }
 
-fn read_enrollment(connection: &Connection, user: &UserName) -> Result<Option<Enrollment>> {
-    let row = connection
-        .prepare_cached(
-            "SELECT id, secret, algorithm, digits, period, active, created, confirmed, last_used
-             FROM enrollments WHERE user = ?1",
-        )?
-        .query_row(params![user.as_str()], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, Vec<u8>>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, u32>(3)?,
-                row.get::<_, u32>(4)?,
-                row.get::<_, bool>(5)?,
-                row.get::<_, i64>(6)?,
-                row.get::<_, Option<i64>>(7)?,
-                row.get::<_, Option<i64>>(8)?,
-            ))
-        })
-        .optional()?;
-    let Some((id, secret, algorithm, digits, period, active, created, confirmed, last_used)) = row
-    else {
-        return Ok(None);
-    };
-    let algorithm = Algorithm::from_name(&algorithm).ok_or_else(|| {
-        StoreError(format!(
-            "the enrollment of {user} names an unknown algorithm {algorithm:?}"
+fn read_enrollments(connection: &Connection, user: &UserName) -> Result<Enrollments> {
+    let mut statement = connection.prepare_cached(
+        "SELECT id, secret, algorithm, digits, period, active, created, confirmed, last_used
+         FROM enrollments WHERE user = ?1",
+    )?;
+    let rows = statement.query_map(params![user.as_str()], |row| {
+        Ok((
+            row.get::<_, i64>(0)?,
+            row.get::<_, Vec<u8>>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, u32>(3)?,
+            row.get::<_, u32>(4)?,
+            row.get::<_, bool>(5)?,
+            row.get::<_, i64>(6)?,
+            row.get::<_, Option<i64>>(7)?,
+            row.get::<_, Option<i64>>(8)?,
         ))
     })?;
-    Ok(Some(Enrollment {
-        id: EnrollmentId(id),
-        secret: Secret::from_bytes(secret),
-        params: Params {
-            algorithm,
-            digits,
-            period,
-        },
-        active,
-        created,
-        confirmed,
-        last_used,
-    }))
+    let mut found = Enrollments::default();
+    for row in rows {
+        let (id, secret, algorithm, digits, period, active, created, confirmed, last_used) = row?;
+        let algorithm = Algorithm::from_name(&algorithm).ok_or_else(|| {
+            StoreError(format!(
+                "the enrollment of {user} names an unknown algorithm {algorithm:?}"
+            ))
+        })?;
+        let enrollment = Enrollment {
+            id: EnrollmentId(id),
+            secret: Secret::from_bytes(secret),
+            params: Params {
+                algorithm,
+                digits,
+                period,
+            },
+            active,
+            created,
+            confirmed,
+            last_used,
+        };
+        if active {
+            found.active = Some(enrollment);
+        } else {
+            found.pending = Some(enrollment);
+        }
+    }
+    Ok(found)
 }
 
 /// Removes the recovery codes of the user's enrollments that match `which` (an SQL condition
@@ -538,9 +571,9 @@ fn delete_recovery_codes(transaction: &Connection, user: &UserName, which: &str)
 }
 
 impl Store for SqliteStore {
-    fn enrollment(&self, user: &UserName) -> Result<Option<Enrollment>> {
-        let found = read_enrollment(&self.lock(), user)?;
-        if found.is_none() {
+    fn enrollments(&self, user: &UserName) -> Result<Enrollments> {
+        let found = read_enrollments(&self.lock(), user)?;
+        if found.active.is_none() {
             // Not found might be a damaged index: trust it only once the check has passed.
             self.integrity.wait()?;
         }
@@ -554,19 +587,18 @@ impl Store for SqliteStore {
         params: Params,
         now: i64,
         event: &Event,
-    ) -> Result<Option<EnrollmentId>> {
+    ) -> Result<EnrollmentId> {
         let mut replaced = 0;
         let id = self.change(now, event, |transaction| {
             delete_recovery_codes(transaction, user, "active = 0")?;
             replaced = transaction
                 .prepare_cached("DELETE FROM enrollments WHERE user = ?1 AND active = 0")?
                 .execute(params![user.as_str()])?;
-            let inserted = transaction
+            transaction
                 .prepare_cached(
                     "INSERT INTO enrollments
                         (user, secret, algorithm, digits, period, active, created)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)
-                     ON CONFLICT (user) DO NOTHING",
+                     VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
                 )?
                 .execute(params![
                     user.as_str(),
@@ -576,12 +608,12 @@ impl Store for SqliteStore {
                     params.period,
                     now
                 ])?;
-            Ok(only_one(inserted).map(|()| EnrollmentId(transaction.last_insert_rowid())))
+            Ok(Ok::<_, ()>(EnrollmentId(transaction.last_insert_rowid())))
         })?;
-        if id.is_ok() && replaced > 0 {
+        if replaced > 0 {
             self.purge_log();
         }
-        Ok(id.ok())
+        Ok(id.unwrap_or_else(|()| unreachable!("the insert either succeeds or fails")))
     }
 
     fn activate(
@@ -593,7 +625,21 @@ impl Store for SqliteStore {
         now: i64,
         event: &Event,
     ) -> Result<bool> {
+        let mut replaced = 0;
         let changed = self.change(now, event, |transaction| {
+            let pending = transaction
+                .prepare_cached(
+                    "SELECT 1 FROM enrollments WHERE id = ?1 AND user = ?2 AND active = 0",
+                )?
+                .exists(params![id.0, user.as_str()])?;
+            if !pending {
+                return Ok(Err(()));
+            }
+            // The phone this one replaces stops working now.
+            delete_recovery_codes(transaction, user, "active = 1")?;
+            replaced = transaction
+                .prepare_cached("DELETE FROM enrollments WHERE user = ?1 AND active = 1")?
+                .execute(params![user.as_str()])?;
             let changed = transaction
                 .prepare_cached(
                     "UPDATE enrollments SET active = 1, confirmed = ?3, last_step = ?4
@@ -603,6 +649,40 @@ impl Store for SqliteStore {
             if only_one(changed).is_err() {
                 return Ok(Err(()));
             }
+            let mut insert = transaction.prepare_cached(
+                "INSERT INTO recovery_codes (enrollment, salt, hash) VALUES (?1, ?2, ?3)",
+            )?;
+            for code in recovery {
+                insert.execute(params![id.0, code.salt.as_slice(), code.hash.as_slice()])?;
+            }
+            Ok(Ok(()))
+        })?;
+        if changed.is_ok() && replaced > 0 {
+            self.purge_log();
+        }
+        Ok(changed.is_ok())
+    }
+
+    fn replace_recovery_codes(
+        &self,
+        user: &UserName,
+        id: EnrollmentId,
+        recovery: &[Hashed],
+        now: i64,
+        event: &Event,
+    ) -> Result<bool> {
+        let changed = self.change(now, event, |transaction| {
+            let active = transaction
+                .prepare_cached(
+                    "SELECT 1 FROM enrollments WHERE id = ?1 AND user = ?2 AND active = 1",
+                )?
+                .exists(params![id.0, user.as_str()])?;
+            if !active {
+                return Ok(Err(()));
+            }
+            transaction
+                .prepare_cached("DELETE FROM recovery_codes WHERE enrollment = ?1")?
+                .execute(params![id.0])?;
             let mut insert = transaction.prepare_cached(
                 "INSERT INTO recovery_codes (enrollment, salt, hash) VALUES (?1, ?2, ?3)",
             )?;
@@ -716,7 +796,7 @@ impl Store for SqliteStore {
                 "INSERT INTO enrollments
                     (user, secret, algorithm, digits, period, active, created, confirmed)
                  VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)
-                 ON CONFLICT (user) DO NOTHING",
+                 ON CONFLICT (user, active) DO NOTHING",
             )?;
             for (user, secret) in entries {
                 if other_spelling.exists(params![user.as_str()])? {
@@ -937,7 +1017,7 @@ mod tests {
         drop(connection);
         let store = open(&dir);
         let alice = UserName::parse("alice").unwrap();
-        let enrollment = store.enrollment(&alice).unwrap().unwrap();
+        let enrollment = store.enrollments(&alice).unwrap().active.unwrap();
         assert!(enrollment.active);
         assert_eq!(enrollment.secret.as_bytes(), b"12");
         let event = Event::EnrollmentsImported { count: 0 };
