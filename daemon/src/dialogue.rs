@@ -311,7 +311,8 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         let uri = totp::otpauth_uri(&secret, params, &self.new_enrollments.issuer, user.as_str())
             .map_err(StoreError)?;
         let base32 = Zeroizing::new(secret.to_base32());
-        let block = pam_mfa_qr::enrollment_block(heading, &uri, &base32, self.settings.qr_background);
+        let block =
+            pam_mfa_qr::enrollment_block(heading, &uri, &base32, self.settings.qr_background);
         let step = Step::Enrolling {
             enrollment: id,
             first_step: None,

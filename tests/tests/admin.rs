@@ -146,7 +146,8 @@ fn status_users_and_enforce_report_in_text_and_json() {
         .expect("PAM_SUCCESS");
     let out = env.ctl(&["enforce", "bob", "on"], "");
     assert!(
-        out.stdout.contains("bob is not enrolled and cannot log in"),
+        out.stdout
+            .contains("bob is not enrolled: the next login sets up an authenticator app"),
         "{}",
         out.stdout
     );

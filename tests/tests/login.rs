@@ -247,12 +247,23 @@ fn reset_takes_effect_at_the_next_login() {
     let out = env.ctl(&["reset", "alice"], "");
     assert!(out.success, "{}", out.stderr);
     assert!(
-        out.stdout.contains("alice: enrollment removed"),
+        out.stdout.contains(
+            "alice: authenticator app, recovery codes and any unfinished enrollment removed; \
+             the next login asks for no second factor"
+        ),
         "{}",
         out.stdout
     );
     expect_ignored(&env, "alice");
     assert!(env.ctl(&["enforce", "alice", "on"], "").success);
+    // Reset again, now that MFA is required of alice: mfactl says she will enroll.
+    let out = env.ctl(&["reset", "alice"], "");
+    assert!(
+        out.stdout
+            .contains("the next login sets up an authenticator app"),
+        "{}",
+        out.stdout
+    );
     expect_enrollment_offered(&env, "alice");
 }
 

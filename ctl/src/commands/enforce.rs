@@ -63,8 +63,8 @@ impl Report for Enforce {
                 let user = &status.user;
                 match (on, status.enforced) {
                     (true, _) if !status.enrolled => format!(
-                        "{user}: MFA is now required; {user} is not enrolled and cannot log in \
-                         through pam_mfa until enrolled (mfactl enroll {user})"
+                        "{user}: MFA is now required; {user} is not enrolled: the next login {}",
+                        status.next_login.describe()
                     ),
                     (true, _) => format!("{user}: MFA is now required from the next login"),
                     (false, true) => format!(

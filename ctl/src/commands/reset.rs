@@ -1,5 +1,7 @@
 //! `mfactl reset USER`: remove an enrollment at once (a lost or replaced phone).
 
+use pam_mfa_api::UserStatus;
+
 use crate::connect::connect;
 use crate::failure::Failure;
 use crate::report::Report;
@@ -7,28 +9,40 @@ use crate::report::Report;
 pub struct Reset {
     pub user: String,
     pub removed: bool,
+    /// The user as the reset left them.
+    pub status: UserStatus,
 }
 
 pub async fn run(bus: Option<&str>, user: &str) -> Result<Reset, Failure> {
     let admin = connect(bus).await?;
     let removed = admin.reset(user).await?;
+    let status = admin.status(user).await?;
     Ok(Reset {
         user: user.to_owned(),
         removed,
+        status,
     })
 }
 
 impl Report for Reset {
     fn text(&self) -> String {
         let user = &self.user;
+        let next = self.status.next_login.describe();
         if self.removed {
-            format!("{user}: enrollment removed; the next login needs a new enrollment")
+            format!(
+                "{user}: authenticator app, recovery codes and any unfinished enrollment \
+                 removed; the next login {next}"
+            )
         } else {
-            format!("{user}: was not enrolled; nothing to remove")
+            format!("{user}: was not enrolled; nothing to remove; the next login {next}")
         }
     }
 
     fn json(&self) -> serde_json::Value {
-        serde_json::json!({ "user": self.user, "removed": self.removed })
+        serde_json::json!({
+            "user": self.user,
+            "removed": self.removed,
+            "next_login": self.status.next_login,
+        })
     }
 }

@@ -25,6 +25,9 @@ pub fn json(status: &UserStatus) -> serde_json::Value {
         "period": if status.enrolled { Some(status.period) } else { None },
         "enrolled_at": time_or_null(status.enrolled_at),
         "last_used": time_or_null(status.last_used),
+        "pending": status.pending,
+        "recovery_codes_left": if status.enrolled { Some(status.recovery_codes_left) } else { None },
+        "next_login": status.next_login,
     })
 }
 
@@ -54,6 +57,18 @@ impl Report for Status {
             yes_no(status.enforced)
         ));
         lines.push(format!("last used: {}", when(status.last_used)));
+        if status.enrolled {
+            lines.push(format!(
+                "recovery codes left: {}",
+                status.recovery_codes_left
+            ));
+        }
+        if status.pending {
+            lines.push(
+                "pending:   a new enrollment waits for its first code (mfactl enroll)".to_owned(),
+            );
+        }
+        lines.push(format!("next login: {}", status.next_login.describe()));
         lines.join("\n")
     }
 
@@ -65,7 +80,7 @@ impl Report for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pam_mfa_api::EnforcedBy;
+    use pam_mfa_api::{EnforcedBy, NextLogin};
 
     pub fn alice() -> UserStatus {
         UserStatus {
@@ -78,6 +93,9 @@ mod tests {
             period: 30,
             enrolled_at: 1_234_567_890,
             last_used: 0,
+            pending: false,
+            recovery_codes_left: 10,
+            next_login: NextLogin::Code,
         }
     }
 
@@ -87,8 +105,10 @@ mod tests {
         assert_eq!(
             report.text(),
             "user:      alice\nenrolled:  yes\n           6 digits, 30 s, SHA1, since \
-             2009-02-13 23:31 UTC\nenforced:  yes (enforced for all users)\nlast used: never"
+             2009-02-13 23:31 UTC\nenforced:  yes (enforced for all users)\nlast used: never\n\
+             recovery codes left: 10\nnext login: asks for a code from the authenticator app"
         );
+        assert_eq!(report.json()["next_login"], "code");
         let json = report.json();
         assert_eq!(json["enforced_by"], "all users");
         assert_eq!(json["last_used"], serde_json::Value::Null);

@@ -202,7 +202,11 @@ fn replaced_enrollment(store: Arc<dyn Store>) {
             .unwrap(),
         "the phone in use works while the new one waits"
     );
-    assert!(store.activate(&carol, third, 3, &hashes, 7, &confirmed).unwrap());
+    assert!(
+        store
+            .activate(&carol, third, 3, &hashes, 7, &confirmed)
+            .unwrap()
+    );
     assert!(
         !store
             .consume_step(&carol, second, 4, 8, &allowed("carol"))
