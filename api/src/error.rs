@@ -21,6 +21,8 @@ pub enum Error {
     NoPendingEnrollment(String),
     /// A code did not verify.
     WrongCode(String),
+    /// Not allowed because MFA is required of the user (disabling their own app, say).
+    Required(String),
     /// The login session does not exist, has expired or belongs to another caller.
     NoSuchSession(String),
     /// Too many unfinished logins for this user.
@@ -44,6 +46,7 @@ impl std::fmt::Display for Error {
             | Error::AlreadyEnrolled(text)
             | Error::NoPendingEnrollment(text)
             | Error::WrongCode(text)
+            | Error::Required(text)
             | Error::NoSuchSession(text)
             | Error::TooManySessions(text)
             | Error::TooManyRequests(text)

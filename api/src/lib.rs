@@ -20,8 +20,10 @@ pub const BUS_NAME: &str = "org.pam_mfa.Mfad1";
 pub const OBJECT_PATH: &str = "/org/pam_mfa/Mfad1";
 /// Interface the PAM module talks to.
 pub const LOGIN_INTERFACE: &str = "org.pam_mfa.Mfad1.Login";
-/// Interface for administrators (uid 0).
+/// Interface for administrators (uid 0, and members of the configured `admin_group`).
 pub const ADMIN_INTERFACE: &str = "org.pam_mfa.Mfad1.Admin";
+/// Interface for any user, about their own account only.
+pub const USER_INTERFACE: &str = "org.pam_mfa.Mfad1.User";
 
 /// What the user sees, as one line, when the second factor cannot be checked at all (the
 /// daemon is absent, does not answer in time, or cannot read its state).
@@ -230,7 +232,7 @@ mod tests {
                 path.as_ref().unwrap().to_string(),
             )
         };
-        use proxy::{AdminProxy, LoginProxy};
+        use proxy::{AdminProxy, LoginProxy, UserProxy};
         assert_eq!(
             names(
                 LoginProxy::INTERFACE,
@@ -251,6 +253,18 @@ mod tests {
             ),
             (
                 ADMIN_INTERFACE.to_owned(),
+                BUS_NAME.to_owned(),
+                OBJECT_PATH.to_owned()
+            )
+        );
+        assert_eq!(
+            names(
+                UserProxy::INTERFACE,
+                UserProxy::DESTINATION,
+                UserProxy::PATH
+            ),
+            (
+                USER_INTERFACE.to_owned(),
                 BUS_NAME.to_owned(),
                 OBJECT_PATH.to_owned()
             )

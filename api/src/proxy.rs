@@ -22,7 +22,35 @@ pub trait Login {
     fn cancel(&self, session: &str) -> Result<(), Error>;
 }
 
-/// Administration: uid 0 only.
+/// Self-service: every method acts on the caller's own account, known from the bus (never
+/// from an argument).
+#[zbus::proxy(
+    interface = "org.pam_mfa.Mfad1.User",
+    default_service = "org.pam_mfa.Mfad1",
+    default_path = "/org/pam_mfa/Mfad1"
+)]
+pub trait User {
+    /// The caller's own enrollment and enforcement.
+    fn status(&self) -> Result<UserStatus, Error>;
+
+    /// Starts an enrollment of the caller's account with a new secret. If the caller already
+    /// has an app, this is its replacement: the old app keeps working until this one is
+    /// confirmed.
+    fn begin_enrollment(&self) -> Result<NewEnrollment, Error>;
+
+    /// Confirms the caller's pending enrollment with a current code from the new app; returns
+    /// its recovery codes, to be shown once.
+    fn confirm_enrollment(&self, code: &str) -> Result<Vec<String>, Error>;
+
+    /// New recovery codes, for a current code from the app; the old ones stop working.
+    fn renew_recovery_codes(&self, code: &str) -> Result<Vec<String>, Error>;
+
+    /// Removes the caller's app and recovery codes, for a current code or a recovery code.
+    /// Refused (`Required`) while MFA is required of the caller.
+    fn disable(&self, code: &str) -> Result<(), Error>;
+}
+
+/// Administration: uid 0, and members of the configured `admin_group`.
 #[zbus::proxy(
     interface = "org.pam_mfa.Mfad1.Admin",
     default_service = "org.pam_mfa.Mfad1",

@@ -21,6 +21,12 @@ pub struct Config {
     /// Directory of the SQLite store; created with mode 0700. Must be absolute.
     #[serde(deserialize_with = "absolute_path")]
     pub state_dir: PathBuf,
+    /// Members of this Unix group (as the system's group database says, LDAP and SSSD
+    /// included) may administer pam-mfa as root can; empty: root only.
+    pub admin_group: String,
+    /// Seconds a lookup in the system's user and group databases (LDAP, SSSD) may take before
+    /// the request that needed it fails; a hung lookup holds up only that request.
+    pub lookup_timeout: LookupTimeout,
     pub totp: Totp,
     pub login: Login,
     pub enforcement: Enforcement,
@@ -84,6 +90,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            admin_group: String::new(),
+            lookup_timeout: LookupTimeout(3),
             totp: Totp::default(),
             login: Login::default(),
             enforcement: Enforcement::default(),
@@ -209,6 +217,7 @@ bounded!(MaxTries, 1, 10, "max_tries");
 bounded!(SessionTimeout, 10, 3600, "session_timeout (seconds)");
 bounded!(MaxSessions, 1, 1024, "max_sessions_per_user");
 bounded!(ConfirmCodes, 1, 2, "enroll_confirm_codes");
+bounded!(LookupTimeout, 1, 60, "lookup_timeout (seconds)");
 bounded!(ResumeMinutes, 1, 1440, "enroll_resume_minutes");
 bounded!(RecoveryCodes, 0, 20, "recovery_codes");
 

@@ -2,11 +2,26 @@
 
 use clap::{Parser, Subcommand};
 
-/// Administer pam-mfa: enroll users, enforce two-factor logins, reset lost authenticators.
+/// Administer pam-mfa, or manage your own authenticator app.
 ///
-/// mfactl talks to the mfad daemon over D-Bus; administrative commands need root. Before it
-/// sends anything, mfactl checks that the bus name org.pam_mfa.Mfad1 belongs to root, and
-/// refuses to talk to a process another user started.
+/// For users: `mfactl enroll` sets up an authenticator app for your account (or replaces your
+/// phone), `mfactl status` shows your settings, `mfactl recovery-codes` makes new recovery
+/// codes, `mfactl disable` removes your app when MFA is not required of you.
+///
+/// For administrators (root, or members of mfad's admin_group): `enforce` requires MFA of one
+/// user or everyone (they set up an app at their next login), `status USER` and `users` show
+/// where each user stands, `reset USER` removes a lost phone (the user sets up a new one at the
+/// next login), `enroll USER` and `import` set up apps for users.
+///
+/// Journeys. First login: with MFA required and no app yet, the login shows a QR code; scan it,
+/// type the app's code, save the recovery codes. Daily login: type the app's current code.
+/// Lost phone: type a recovery code at the code prompt instead, then `mfactl enroll` to set up
+/// the new phone; or ask an administrator for `mfactl reset USER`, and set it up at the next
+/// login.
+///
+/// mfactl talks to the mfad daemon over D-Bus. Before it sends anything, mfactl checks that the
+/// bus name org.pam_mfa.Mfad1 belongs to root, and refuses to talk to a process another user
+/// started.
 ///
 /// Exit status: 0 when the command succeeded, 1 when it failed, 2 when the command line is wrong.
 #[derive(Parser)]
@@ -31,24 +46,45 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Enroll USER: show a QR code to scan, then confirm with a code from the app.
+    /// Set up an authenticator app: show a QR code to scan, confirm with a code from the app,
+    /// and show the recovery codes once.
+    ///
+    /// Without USER, for your own account; with USER, for that user (administrators). If the
+    /// account already has an app, this sets up a new phone: the old one keeps working until
+    /// the new one is confirmed, then stops, and new recovery codes replace the old ones.
     ///
     /// Prints the QR code, the secret and the otpauth:// URI, then asks on stderr for the code
-    /// the app shows (three tries). The enrollment becomes active only once a code is confirmed;
-    /// until then the user's logins are treated as before.
+    /// the app shows (three tries). Until a code is confirmed nothing changes for logins.
     ///
     /// With --json, the QR code, secret, URI and prompt go to stderr, and stdout gets one
-    /// document once the code is confirmed: `{"user", "secret", "uri", "enrolled": true}` (or
-    /// the error). A script that must compute the code gives the secret with --secret, or reads
-    /// the `URI:` line on stderr.
+    /// document once the code is confirmed: `{"user", "secret", "uri", "enrolled": true,
+    /// "recovery_codes"}` (or the error). A script that must compute the code gives the secret
+    /// with --secret, or reads the `URI:` line on stderr.
     Enroll {
-        user: String,
-        /// Import this Base32 secret instead of generating one (for scripted tests). Other
-        /// local users can read command lines: for real secrets use `mfactl import`, which
-        /// reads them from a file or stdin.
+        user: Option<String>,
+        /// Use this Base32 secret instead of generating one (administrators; for scripted
+        /// tests). Other local users can read command lines: for real secrets use `mfactl
+        /// import`, which reads them from a file or stdin.
         #[arg(long, value_name = "BASE32")]
         secret: Option<String>,
+        /// Also write the QR code as a PNG image to FILE (created with mode 0600: it holds
+        /// the secret; it must not exist yet).
+        #[arg(long, value_name = "FILE")]
+        qr_png: Option<std::path::PathBuf>,
+        /// The terminal background the QR code is drawn for; drawn for the wrong one it looks
+        /// inverted, which some apps cannot read.
+        #[arg(long, value_enum, default_value = "dark", value_name = "dark|light")]
+        qr_background: Background,
     },
+    /// Make new recovery codes for your own account; the old ones stop working at once.
+    ///
+    /// Asks on stderr for a current code from the app, then shows the new codes once.
+    RecoveryCodes,
+    /// Remove your own authenticator app and recovery codes.
+    ///
+    /// Asks on stderr for a current code from the app or a recovery code. Refused while MFA is
+    /// required of you: then only an administrator can remove it (`mfactl reset USER`).
+    Disable,
     /// Enroll many users at once from a file of `USER SECRET` lines (`-` reads stdin).
     ///
     /// Each line holds a user name and a Base32 secret, separated by white space; blank lines
@@ -62,16 +98,20 @@ pub enum Command {
         #[arg(value_name = "FILE")]
         file: std::path::PathBuf,
     },
-    /// Show USER's enrollment and enforcement.
-    Status { user: String },
+    /// Show USER's enrollment and enforcement, or your own without USER.
+    Status { user: Option<String> },
     /// List users with an enrollment or an enforcement setting.
     Users,
-    /// Remove USER's enrollment at once (a lost or replaced phone).
+    /// Remove USER's app, recovery codes and any unfinished enrollment at once (a lost phone).
+    ///
+    /// Says what the user's next login does: set up a new app (when MFA is required of the
+    /// user) or ask for no second factor.
     Reset { user: String },
     /// Require MFA of every user (--all) or of one user.
     ///
     /// Applies from the next login; open sessions are not affected. A user who must use MFA but
-    /// is not enrolled cannot log in through pam_mfa until enrolled.
+    /// has no app sets one up at the next login (QR code, then a code), unless mfad's
+    /// enroll_at_login is off: then such a user is denied until enrolled.
     ///
     /// Examples: `mfactl enforce alice on`, `mfactl enforce --all off`.
     Enforce {
@@ -82,6 +122,22 @@ pub enum Command {
         #[arg(value_name = "[USER] on|off", num_args = 1..=2, required = true)]
         words: Vec<String>,
     },
+}
+
+/// The terminal background a QR code is drawn for.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Background {
+    Dark,
+    Light,
+}
+
+impl From<&Background> for pam_mfa_config::QrBackground {
+    fn from(background: &Background) -> Self {
+        match background {
+            Background::Dark => pam_mfa_config::QrBackground::Dark,
+            Background::Light => pam_mfa_config::QrBackground::Light,
+        }
+    }
 }
 
 #[cfg(test)]

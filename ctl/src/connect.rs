@@ -1,7 +1,7 @@
 //! The connection to `mfad`: the bus, then a check that root owns the name, then the proxy.
 
 use pam_mfa_api::owner::ensure_root_owner;
-use pam_mfa_api::proxy::AdminProxy;
+use pam_mfa_api::proxy::{AdminProxy, UserProxy};
 
 use crate::failure::{self, Failure};
 
@@ -9,6 +9,25 @@ use crate::failure::{self, Failure};
 /// to uid 0 before anything is sent to it, so that secrets never reach a process a user
 /// started on a bus of their own (`sudo -E` keeps `DBUS_SYSTEM_BUS_ADDRESS`).
 pub async fn connect(bus: Option<&str>) -> Result<AdminProxy<'static>, Failure> {
+    let connection = checked_connection(bus).await?;
+    AdminProxy::builder(&connection)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .map_err(|error| Failure::new(failure::BUS, error.to_string()))
+}
+
+/// As [`connect`], for the self-service interface: every call acts on the caller's own account.
+pub async fn connect_user(bus: Option<&str>) -> Result<UserProxy<'static>, Failure> {
+    let connection = checked_connection(bus).await?;
+    UserProxy::builder(&connection)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .map_err(|error| Failure::new(failure::BUS, error.to_string()))
+}
+
+async fn checked_connection(bus: Option<&str>) -> Result<zbus::Connection, Failure> {
     let address = pam_mfa_api::bus_address(bus);
     let connection = zbus::connection::Builder::address(address.as_str())
         .build()
@@ -20,9 +39,5 @@ pub async fn connect(bus: Option<&str>) -> Result<AdminProxy<'static>, Failure> 
             )
         })?;
     ensure_root_owner(&connection).await?;
-    AdminProxy::builder(&connection)
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await
-        .map_err(|error| Failure::new(failure::BUS, error.to_string()))
+    Ok(connection)
 }

@@ -6,4 +6,5 @@ pub mod cli;
 pub mod commands;
 pub mod connect;
 pub mod failure;
+pub mod prompt;
 pub mod report;

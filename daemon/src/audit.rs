@@ -122,6 +122,14 @@ pub enum Event {
     EnrollmentConfirmed {
         user: UserName,
     },
+    /// The user made new recovery codes; the old ones stopped working.
+    RecoveryCodesRenewed {
+        user: UserName,
+    },
+    /// The user removed their own authenticator app.
+    EnrollmentDisabled {
+        user: UserName,
+    },
     /// A login succeeded with a recovery code; `left` remain unused.
     RecoveryCodeUsed {
         user: UserName,
@@ -165,6 +173,8 @@ impl Event {
             Event::EnrollmentStarted { .. } => "enrollment-started",
             Event::EnrollmentConfirmed { .. } => "enrollment-confirmed",
             Event::RecoveryCodeUsed { .. } => "recovery-code-used",
+            Event::RecoveryCodesRenewed { .. } => "recovery-codes-renewed",
+            Event::EnrollmentDisabled { .. } => "enrollment-disabled",
             Event::EnrollmentsImported { .. } => "enrollments-imported",
             Event::EnrollmentReset { .. } => "enrollment-reset",
             Event::EnforcementSet { .. } => "enforcement-set",
@@ -189,6 +199,8 @@ impl Event {
             | Event::EnrollmentStarted { user }
             | Event::EnrollmentConfirmed { user }
             | Event::RecoveryCodeUsed { user, .. }
+            | Event::RecoveryCodesRenewed { user }
+            | Event::EnrollmentDisabled { user }
             | Event::EnrollmentReset { user, .. } => Some(user.as_str()),
             Event::LoginDenied { user, .. } | Event::LoginRefused { user, .. } => Some(user),
             Event::EnforcementSet {
@@ -291,6 +303,12 @@ impl fmt::Display for Event {
                 "login allowed with a recovery code: user={user} {left} recovery codes left \
                  {context}"
             ),
+            Event::RecoveryCodesRenewed { user } => {
+                write!(f, "recovery codes renewed: user={user}")
+            }
+            Event::EnrollmentDisabled { user } => {
+                write!(f, "enrollment removed by its user: user={user}")
+            }
             Event::EnrollmentsImported { count } => write!(f, "imported {count} enrollments"),
             Event::EnrollmentReset { user, removed } => {
                 write!(f, "enrollment reset: user={user} removed={removed}")
@@ -380,6 +398,12 @@ mod tests {
                 user: alice.clone(),
                 context: Context::new("sudo", ""),
                 left: 9,
+            },
+            Event::RecoveryCodesRenewed {
+                user: alice.clone(),
+            },
+            Event::EnrollmentDisabled {
+                user: alice.clone(),
             },
             Event::EnrollmentsImported { count: 3 },
             Event::EnrollmentReset {

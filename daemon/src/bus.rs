@@ -115,7 +115,78 @@ impl LoginInterface {
     }
 }
 
-/// `org.pam_mfa.Mfad1.Admin`: administration, for root only.
+/// `org.pam_mfa.Mfad1.User`: self-service, each caller for its own account.
+pub struct UserInterface(pub Shared);
+
+#[interface(name = "org.pam_mfa.Mfad1.User")]
+impl UserInterface {
+    async fn status(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<UserStatus, Error> {
+        let (caller, permit) = self.0.enter(connection, &header).await?;
+        self.0
+            .run(permit, move |core| core.own_status(&caller))
+            .await
+    }
+
+    async fn begin_enrollment(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<NewEnrollment, Error> {
+        let (caller, permit) = self.0.enter(connection, &header).await?;
+        self.0
+            .run(permit, move |core| core.own_begin_enrollment(&caller))
+            .await
+    }
+
+    async fn confirm_enrollment(
+        &self,
+        code: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<Vec<String>, Error> {
+        let code = Zeroizing::new(code);
+        let (caller, permit) = self.0.enter(connection, &header).await?;
+        self.0
+            .run(permit, move |core| {
+                core.own_confirm_enrollment(&caller, &code)
+            })
+            .await
+    }
+
+    async fn renew_recovery_codes(
+        &self,
+        code: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<Vec<String>, Error> {
+        let code = Zeroizing::new(code);
+        let (caller, permit) = self.0.enter(connection, &header).await?;
+        self.0
+            .run(permit, move |core| {
+                core.renew_recovery_codes(&caller, &code)
+            })
+            .await
+    }
+
+    async fn disable(
+        &self,
+        code: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<(), Error> {
+        let code = Zeroizing::new(code);
+        let (caller, permit) = self.0.enter(connection, &header).await?;
+        self.0
+            .run(permit, move |core| core.disable(&caller, &code))
+            .await
+    }
+}
+
+/// `org.pam_mfa.Mfad1.Admin`: administration, for root and the configured admin group.
 pub struct AdminInterface(pub Shared);
 
 #[interface(name = "org.pam_mfa.Mfad1.Admin")]

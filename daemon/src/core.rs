@@ -16,7 +16,8 @@ use crate::dialogue::{Dialogue, NewEnrollments};
 use crate::identity::Caller;
 use crate::log;
 use crate::policy;
-use crate::store::{Store, StoreError};
+use crate::recovery;
+use crate::store::{Enrollment, Proof, Store, StoreError};
 use crate::totp::{self, Params, Secret};
 use crate::users::{self, Account, Lookup, LookupError, UserName};
 
@@ -25,7 +26,13 @@ pub struct Core<S: Store, C: Clock> {
     store: Arc<S>,
     dialogue: Dialogue<S, C>,
     issuer: String,
+    /// Wrong codes given to self-service commands, per user: (count, since).
+    wrong_codes: std::sync::Mutex<HashMap<UserName, (u32, u64)>>,
 }
+
+/// Wrong codes a user may give to self-service commands in [`WRONG_CODES_WINDOW`] seconds.
+const WRONG_CODES_ALLOWED: u32 = 5;
+const WRONG_CODES_WINDOW: u64 = 15 * 60;
 
 fn internal(error: StoreError) -> Error {
     log::error(&error.to_string());
@@ -52,12 +59,12 @@ fn bounded<T: Send + 'static>(
     }));
     receiver
         .recv_timeout(limit)
-        .map_err(|_| LookupError::TimedOut)?
+        .map_err(|_| LookupError::TimedOut(limit))?
 }
 
-fn by_name(name: &UserName) -> Result<Lookup, LookupError> {
+fn by_name(limit: Duration, name: &UserName) -> Result<Lookup, LookupError> {
     let name = name.clone();
-    bounded(users::LOOKUP_LIMIT, move || users::by_name(&name))
+    bounded(limit, move || users::by_name(&name))
 }
 
 impl<S: Store, C: Clock> Core<S, C> {
@@ -85,7 +92,13 @@ impl<S: Store, C: Clock> Core<S, C> {
             store,
             dialogue,
             issuer,
+            wrong_codes: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// How long a name-service lookup may take (`lookup_timeout`).
+    fn lookup_limit(&self) -> Duration {
+        Duration::from_secs(u64::from(self.config.lookup_timeout.get()))
     }
 
     fn emit(&self, caller: &Caller, events: &[Event]) {
@@ -100,13 +113,13 @@ impl<S: Store, C: Clock> Core<S, C> {
     /// name the system does not know (root's login of a mistyped or invented name).
     fn login_account(&self, caller: &Caller, user: &UserName) -> Result<Option<UserName>, Error> {
         if caller.uid == 0 {
-            return match by_name(user).map_err(directory)? {
+            return match by_name(self.lookup_limit(), user).map_err(directory)? {
                 Lookup::Found(Account { name, .. }) => Ok(Some(name)),
                 Lookup::Unknown => Ok(None),
             };
         }
         let uid = caller.uid;
-        let own = bounded(users::LOOKUP_LIMIT, move || users::by_uid(uid)).map_err(directory)?;
+        let own = bounded(self.lookup_limit(), move || users::by_uid(uid)).map_err(directory)?;
         match own {
             Lookup::Found(account) if account.name == *user => Ok(Some(account.name)),
             _ => {
@@ -173,13 +186,187 @@ impl<S: Store, C: Clock> Core<S, C> {
     }
 
     pub fn require_admin(&self, caller: &Caller) -> Result<(), Error> {
-        if caller.uid == 0 {
+        if caller.uid == 0 || self.in_admin_group(caller.uid)? {
             return Ok(());
         }
         self.emit(caller, &[Event::AdminRefused { uid: caller.uid }]);
-        Err(Error::PermissionDenied(
-            "only root may administer pam-mfa: run mfactl as root (for example with sudo)".into(),
-        ))
+        let how = if self.config.admin_group.is_empty() {
+            "only root may administer pam-mfa: run mfactl as root (for example with sudo)".into()
+        } else {
+            format!(
+                "only root and members of the group {} may administer pam-mfa",
+                self.config.admin_group
+            )
+        };
+        Err(Error::PermissionDenied(how))
+    }
+
+    /// Whether the account of `uid` is a member of the configured admin group, as the system's
+    /// group database says (supplementary groups through getgrouplist, so LDAP and SSSD groups
+    /// count).
+    fn in_admin_group(&self, uid: u32) -> Result<bool, Error> {
+        if self.config.admin_group.is_empty() {
+            return Ok(false);
+        }
+        let group = self.config.admin_group.clone();
+        bounded(self.lookup_limit(), move || users::in_group(uid, &group)).map_err(directory)
+    }
+
+    /// The caller's own account: looked up by uid, never named by the caller.
+    fn own_account(&self, caller: &Caller) -> Result<UserName, Error> {
+        let uid = caller.uid;
+        match bounded(self.lookup_limit(), move || users::by_uid(uid)).map_err(directory)? {
+            Lookup::Found(account) => Ok(account.name),
+            Lookup::Unknown => Err(Error::PermissionDenied(format!(
+                "uid {uid} has no account in the system user database"
+            ))),
+        }
+    }
+
+    /// Counts a wrong code given by `user` to a self-service command; refuses once there were
+    /// too many lately, so a session left open cannot be used to guess codes.
+    fn check_throttle(&self, user: &UserName, wrong: bool) -> Result<(), Error> {
+        let now = self.now() as u64;
+        let mut counts = self.wrong_codes.lock().unwrap_or_else(|p| p.into_inner());
+        counts.retain(|_, (_, since)| now < *since + WRONG_CODES_WINDOW);
+        let entry = counts.entry(user.clone()).or_insert((0, now));
+        if wrong {
+            entry.0 += 1;
+        }
+        if entry.0 >= WRONG_CODES_ALLOWED {
+            let minutes = (entry.1 + WRONG_CODES_WINDOW)
+                .saturating_sub(now)
+                .div_ceil(60);
+            return Err(Error::TooManyRequests(format!(
+                "too many wrong codes; try again in {minutes} minutes"
+            )));
+        }
+        Ok(())
+    }
+
+    /// What the user typed, as proof for a change of their own active enrollment: a current
+    /// code from the app (not one used before), or, when `recovery` allows, a recovery code.
+    fn proof(
+        &self,
+        user: &UserName,
+        active: &Enrollment,
+        code: &str,
+        recovery: bool,
+    ) -> Result<Proof, Error> {
+        self.check_throttle(user, false)?;
+        if recovery && let Some(typed) = recovery::normalize(code) {
+            let stored = self
+                .store
+                .recovery_codes(user, active.id)
+                .map_err(internal)?;
+            if let Some(id) = recovery::find(&typed, &stored) {
+                return Ok(Proof::RecoveryCode(*id));
+            }
+        }
+        let step = (code.len() <= MAX_REPLY_LEN)
+            .then(|| {
+                totp::verify(
+                    &active.secret,
+                    active.params,
+                    code,
+                    self.now() as u64,
+                    self.config.totp.window.get(),
+                    None,
+                )
+            })
+            .flatten();
+        match step {
+            Some(step) => Ok(Proof::Step(step)),
+            None => {
+                self.check_throttle(user, true)?;
+                Err(Error::WrongCode(
+                    "the code does not match: type the code the app shows now".into(),
+                ))
+            }
+        }
+    }
+
+    /// The user's active enrollment, or the error that says there is none.
+    fn active(&self, user: &UserName) -> Result<Enrollment, Error> {
+        self.store
+            .enrollments(user)
+            .map_err(internal)?
+            .active
+            .ok_or_else(|| Error::NotEnrolled(format!("{user} has no authenticator app set up")))
+    }
+
+    pub fn own_status(&self, caller: &Caller) -> Result<UserStatus, Error> {
+        let user = self.own_account(caller)?;
+        self.status_of(&user).map_err(internal)
+    }
+
+    pub fn own_begin_enrollment(&self, caller: &Caller) -> Result<NewEnrollment, Error> {
+        let user = self.own_account(caller)?;
+        self.start_enrollment(caller, user, "")
+    }
+
+    pub fn own_confirm_enrollment(
+        &self,
+        caller: &Caller,
+        code: &str,
+    ) -> Result<Vec<String>, Error> {
+        let user = self.own_account(caller)?;
+        self.check_throttle(&user, false)?;
+        let confirmed = self.finish_enrollment(caller, user.clone(), code);
+        if matches!(confirmed, Err(Error::WrongCode(_))) {
+            self.check_throttle(&user, true)?;
+        }
+        confirmed
+    }
+
+    pub fn renew_recovery_codes(&self, caller: &Caller, code: &str) -> Result<Vec<String>, Error> {
+        let user = self.own_account(caller)?;
+        let active = self.active(&user)?;
+        let proof = self.proof(&user, &active, code, false)?;
+        let issued = self.dialogue.issue_recovery_codes().map_err(internal)?;
+        let hashes: Vec<_> = issued.iter().map(|(_, hashed)| hashed.clone()).collect();
+        let event = Event::RecoveryCodesRenewed { user: user.clone() };
+        if !self
+            .store
+            .replace_recovery_codes(&user, active.id, proof, &hashes, self.now(), &event)
+            .map_err(internal)?
+        {
+            return Err(Error::WrongCode(
+                "that code was already used; wait for the next one".into(),
+            ));
+        }
+        self.emit(caller, &[event]);
+        Ok(issued
+            .into_iter()
+            .map(|(code, _)| code.to_string())
+            .collect())
+    }
+
+    pub fn disable(&self, caller: &Caller, code: &str) -> Result<(), Error> {
+        let user = self.own_account(caller)?;
+        let requirement = policy::requirement(self.dialogue.switches(&user).map_err(internal)?);
+        if requirement.required {
+            return Err(Error::Required(format!(
+                "MFA is required of {user} (enforced for {}): only an administrator can remove \
+                 your app (mfactl reset {user})",
+                requirement.by
+            )));
+        }
+        let active = self.active(&user)?;
+        let proof = self.proof(&user, &active, code, true)?;
+        let event = Event::EnrollmentDisabled { user: user.clone() };
+        if !self
+            .store
+            .disable(&user, active.id, proof, self.now(), &event)
+            .map_err(internal)?
+        {
+            return Err(Error::WrongCode(
+                "that code was already used; wait for the next one".into(),
+            ));
+        }
+        self.dialogue.end_user(&user);
+        self.emit(caller, &[event]);
+        Ok(())
     }
 
     /// The name an administrator's `user` refers to: the system's own spelling of an account
@@ -188,7 +375,7 @@ impl<S: Store, C: Clock> Core<S, C> {
     /// a known account or a stored user is refused with the right spelling.
     fn admin_user(&self, user: &str) -> Result<UserName, Error> {
         let user = UserName::parse(user).map_err(Error::InvalidArgument)?;
-        if let Lookup::Found(account) = by_name(&user).map_err(directory)? {
+        if let Lookup::Found(account) = by_name(self.lookup_limit(), &user).map_err(directory)? {
             return Ok(account.name);
         }
         self.not_a_case_variant(&user)?;
@@ -211,7 +398,7 @@ impl<S: Store, C: Clock> Core<S, C> {
     fn not_a_case_variant(&self, user: &UserName) -> Result<(), Error> {
         let name = user.clone();
         let known =
-            bounded(users::LOOKUP_LIMIT, move || users::case_variant(&name)).map_err(directory)?;
+            bounded(self.lookup_limit(), move || users::case_variant(&name)).map_err(directory)?;
         let stored = match known {
             Some(other) => Some(other),
             None => self.store.spelled_otherwise(user).map_err(internal)?,
@@ -290,6 +477,16 @@ impl<S: Store, C: Clock> Core<S, C> {
         secret: &str,
     ) -> Result<NewEnrollment, Error> {
         let user = self.admin_user(user)?;
+        self.start_enrollment(caller, user, secret)
+    }
+
+    /// A pending enrollment of `user` with `secret` (Base32), or a new secret when empty.
+    fn start_enrollment(
+        &self,
+        caller: &Caller,
+        user: UserName,
+        secret: &str,
+    ) -> Result<NewEnrollment, Error> {
         let secret = if secret.is_empty() {
             Secret::generate()
                 .map_err(|error| Error::Internal(format!("no randomness for a secret: {error}")))?
@@ -329,7 +526,7 @@ impl<S: Store, C: Clock> Core<S, C> {
         // Each name in the system's own spelling; names the system does not know are kept as
         // given (directory users not visible on this host), unless they are case variants.
         let names: Vec<UserName> = parsed.iter().map(|(user, _)| user.clone()).collect();
-        let limit = users::LOOKUP_LIMIT + Duration::from_millis(names.len() as u64);
+        let limit = self.lookup_limit() + Duration::from_millis(names.len() as u64);
         let found = bounded(limit, move || {
             names
                 .iter()
@@ -390,6 +587,16 @@ impl<S: Store, C: Clock> Core<S, C> {
         code: &str,
     ) -> Result<Vec<String>, Error> {
         let user = self.admin_user(user)?;
+        self.finish_enrollment(caller, user, code)
+    }
+
+    /// Activates the pending enrollment of `user` with a current `code` from its app.
+    fn finish_enrollment(
+        &self,
+        caller: &Caller,
+        user: UserName,
+        code: &str,
+    ) -> Result<Vec<String>, Error> {
         let pending = self
             .store
             .enrollments(&user)

@@ -940,7 +940,7 @@ mod tests {
             wrong.turn.notices,
             [Notice::Error(texts::ENROLL_WRONG.into())]
         );
-        assert!(!f.store.enrollments(&name("bob")).unwrap().active.is_some());
+        assert!(f.store.enrollments(&name("bob")).unwrap().active.is_none());
         let saved = f
             .answer(":1.1", &shown.session, &code_for(&secret, T0))
             .unwrap();

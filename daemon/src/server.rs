@@ -9,7 +9,7 @@ use pam_mfa_api::{BUS_NAME, OBJECT_PATH};
 use pam_mfa_config::Config;
 use zbus::fdo::{RequestNameFlags, RequestNameReply};
 
-use crate::bus::{AdminInterface, LoginInterface, Shared};
+use crate::bus::{AdminInterface, LoginInterface, Shared, UserInterface};
 use crate::clock::SystemClock;
 use crate::core::Core;
 use crate::identity::Identities;
@@ -61,6 +61,10 @@ pub async fn serve(bus: Option<&str>, config: Config) -> Result<(), String> {
         .map_err(|error| error.to_string())?;
     objects
         .at(OBJECT_PATH, AdminInterface(shared.clone()))
+        .await
+        .map_err(|error| error.to_string())?;
+    objects
+        .at(OBJECT_PATH, UserInterface(shared.clone()))
         .await
         .map_err(|error| error.to_string())?;
     // Never queue behind another owner: a second mfad must fail, not wait in silence.

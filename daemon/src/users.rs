@@ -6,10 +6,6 @@ use std::time::Duration;
 use nix::unistd::{Uid, User};
 use pam_mfa_api::limits::MAX_USER_LEN;
 
-/// How long one name-service lookup may take before the request that needed it fails. LDAP or
-/// SSSD can hang; a hung lookup holds up only the request that asked for it.
-pub const LOOKUP_LIMIT: Duration = Duration::from_secs(3);
-
 /// A well-formed user name: 1 to 255 bytes of ASCII letters, digits and `. _ - @ $ \`, not
 /// starting with `-`. Names from LDAP or AD (`user@domain`, `DOMAIN\user`) and machine accounts
 /// (`host$`) fit. Every entry point (login, import, enforce, reset, status) makes one of these
@@ -71,8 +67,8 @@ pub enum Lookup {
 /// Why a lookup gave no answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LookupError {
-    /// The name service did not answer within [`LOOKUP_LIMIT`].
-    TimedOut,
+    /// The name service did not answer within the configured `lookup_timeout`.
+    TimedOut(Duration),
     /// The name service reported an error other than "no such user".
     Failed(String),
 }
@@ -80,10 +76,10 @@ pub enum LookupError {
 impl fmt::Display for LookupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LookupError::TimedOut => write!(
+            LookupError::TimedOut(limit) => write!(
                 f,
                 "the system user database did not answer within {} s (is LDAP/SSSD reachable?)",
-                LOOKUP_LIMIT.as_secs()
+                limit.as_secs()
             ),
             LookupError::Failed(error) => write!(f, "the system user database failed: {error}"),
         }
@@ -123,6 +119,30 @@ fn own(user: User) -> Result<Lookup, LookupError> {
         name,
         uid: user.uid.as_raw(),
     }))
+}
+
+/// Whether the account of `uid` belongs to the group `group`, as its primary group or a
+/// supplementary one. Blocking, as [`by_name`].
+pub fn in_group(uid: u32, group: &str) -> Result<bool, LookupError> {
+    use nix::unistd::Group;
+    let user = match User::from_uid(Uid::from_raw(uid)) {
+        Ok(Some(user)) => user,
+        Ok(None) => return Ok(false),
+        Err(error) => return Err(LookupError::Failed(error.to_string())),
+    };
+    let group = match Group::from_name(group) {
+        Ok(Some(group)) => group,
+        Ok(None) => return Ok(false),
+        Err(error) => return Err(LookupError::Failed(error.to_string())),
+    };
+    if user.gid == group.gid {
+        return Ok(true);
+    }
+    let name = std::ffi::CString::new(user.name.as_bytes())
+        .map_err(|_| LookupError::Failed("a user name with a NUL".into()))?;
+    let groups = nix::unistd::getgrouplist(&name, user.gid)
+        .map_err(|error| LookupError::Failed(error.to_string()))?;
+    Ok(groups.contains(&group.gid))
 }
 
 /// The spelling of `name` that the system user database knows, if it knows `name` only in

@@ -35,7 +35,7 @@ fn enroll_shows_a_qr_code_the_secret_and_the_uri_then_confirms() {
     };
     let text = shown.concat();
     assert!(
-        text.contains("Scan this QR code with an authenticator app for alice"),
+        text.contains("Set up an authenticator app for alice.\nScan this QR code"),
         "{text}"
     );
     assert!(
@@ -51,7 +51,7 @@ fn enroll_shows_a_qr_code_the_secret_and_the_uri_then_confirms() {
         .to_owned();
     let grouped = text
         .lines()
-        .find_map(|l| l.strip_prefix("Or enter this secret by hand: "));
+        .find_map(|l| l.strip_prefix("Or enter this secret in the app by hand: "));
     assert_eq!(grouped.unwrap().replace(' ', ""), secret);
     let code = code_at(&secret, current_step());
     writeln!(child.stdin.take().unwrap(), "{code}").unwrap();
@@ -85,7 +85,7 @@ fn a_wrong_confirmation_code_leaves_the_enrollment_inactive() {
         out.stderr
     );
     assert!(
-        out.stderr.contains("the enrollment of alice is not active"),
+        out.stderr.contains("the new app of alice is not active"),
         "{}",
         out.stderr
     );

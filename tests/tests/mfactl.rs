@@ -81,7 +81,7 @@ fn json_enroll_prints_one_document_and_talks_to_the_person_on_stderr() {
     assert_eq!(error["name"], "org.pam_mfa.Mfad1.Error.WrongCode");
     let message = error["message"].as_str().unwrap();
     assert!(
-        message.ends_with("the enrollment of bob is not active"),
+        message.ends_with("the new app of bob is not active"),
         "{message}"
     );
 }

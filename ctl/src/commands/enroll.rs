@@ -1,23 +1,66 @@
-//! `mfactl enroll USER`: show a QR code, then activate the enrollment with a code from the app.
+//! `mfactl enroll [USER]`: show a QR code, then activate the enrollment with a code from the
+//! app, then show the recovery codes once. Without USER, for the caller's own account.
+//!
+//! If the account already has an app, this sets up its replacement: the old app keeps working
+//! until the new one is confirmed, then stops.
 //!
 //! The QR code, the secret, the URI and the prompt are for the person enrolling: in text mode
 //! they go to stdout (the prompt to stderr); with `--json` all of them go to stderr, and stdout
 //! gets only the final report (or the error).
 
-use std::io::{BufRead, Write};
+use std::io::Write;
+use std::path::Path;
 
-use pam_mfa_api::Error;
-use pam_mfa_api::proxy::AdminProxy;
-use qrcode::QrCode;
-use qrcode::render::unicode::Dense1x2;
+use pam_mfa_api::proxy::{AdminProxy, UserProxy};
+use pam_mfa_api::{Error, NewEnrollment};
+use pam_mfa_config::QrBackground;
 use zeroize::Zeroizing;
 
-use crate::connect::connect;
+use crate::connect::{connect, connect_user};
 use crate::failure::Failure;
+use crate::prompt::read_code;
 use crate::report::Report;
 
 /// Codes the user may try before the enrollment is given up.
 const TRIES: u32 = 3;
+
+/// Whose enrollment: the caller's own (self-service) or a named user's (administration).
+enum Target {
+    Own(UserProxy<'static>),
+    Other(AdminProxy<'static>, String),
+}
+
+impl Target {
+    async fn begin(&self, secret: &str) -> Result<NewEnrollment, Error> {
+        match self {
+            Target::Own(user) => user.begin_enrollment().await,
+            Target::Other(admin, name) => admin.begin_enrollment(name, secret).await,
+        }
+    }
+
+    async fn confirm(&self, code: &str) -> Result<Vec<String>, Error> {
+        match self {
+            Target::Own(user) => user.confirm_enrollment(code).await,
+            Target::Other(admin, name) => admin.confirm_enrollment(name, code).await,
+        }
+    }
+
+    /// The account's name, as mfad knows it.
+    async fn name(&self) -> Result<String, Error> {
+        match self {
+            Target::Own(user) => Ok(user.status().await?.user),
+            Target::Other(_, name) => Ok(name.clone()),
+        }
+    }
+}
+
+/// How `enroll` shows the QR code.
+pub struct Display<'a> {
+    pub json: bool,
+    pub background: QrBackground,
+    /// Also write the QR code as a PNG image here (mode 0600: it holds the secret).
+    pub png: Option<&'a Path>,
+}
 
 /// A confirmed enrollment.
 pub struct Enrolled {
@@ -30,28 +73,40 @@ pub struct Enrolled {
 
 pub async fn run(
     bus: Option<&str>,
-    user: &str,
+    user: Option<&str>,
     secret: Option<&str>,
-    json: bool,
+    display: Display<'_>,
 ) -> Result<Enrolled, Failure> {
-    let admin = connect(bus).await?;
+    let target = match user {
+        Some(user) => Target::Other(connect(bus).await?, user.to_owned()),
+        None if secret.is_some() => {
+            return Err(Failure::usage(
+                "--secret needs a USER: only an administrator chooses a secret",
+            ));
+        }
+        None => Target::Own(connect_user(bus).await?),
+    };
+    let name = target.name().await?;
     let secret = Zeroizing::new(secret.unwrap_or_default().to_owned());
-    let enrollment = admin.begin_enrollment(user, &secret).await?;
+    let enrollment = target.begin(&secret).await?;
     let mut enrolled = Enrolled {
-        user: user.to_owned(),
+        user: name,
         secret: Zeroizing::new(enrollment.secret),
         uri: Zeroizing::new(enrollment.uri),
         recovery_codes: Vec::new(),
     };
-    let mut human: Box<dyn Write> = if json {
+    if let Some(path) = display.png {
+        write_png(path, &enrolled.uri)?;
+    }
+    let mut human: Box<dyn Write> = if display.json {
         Box::new(std::io::stderr())
     } else {
         Box::new(std::io::stdout())
     };
-    show(&mut human, &enrolled)
+    show(&mut human, &enrolled, display.background)
         .map_err(|error| Failure::input(format!("cannot show the enrollment: {error}")))?;
     drop(human);
-    enrolled.recovery_codes = confirm(&admin, user)
+    enrolled.recovery_codes = confirm(&target, &enrolled.user)
         .await?
         .into_iter()
         .map(Zeroizing::new)
@@ -59,69 +114,55 @@ pub async fn run(
     Ok(enrolled)
 }
 
+/// Writes the QR code of `uri` as a PNG image, readable by its owner only.
+fn write_png(path: &Path, uri: &str) -> Result<(), Failure> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let image = pam_mfa_qr::png(uri, 8).ok_or_else(|| {
+        Failure::input("the otpauth URI is too long for a QR code; use the secret shown")
+    })?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|error| {
+            Failure::input(format!(
+                "cannot create {}: {error} (it must not exist yet)",
+                path.display()
+            ))
+        })?;
+    file.write_all(&image)
+        .map_err(|error| Failure::input(format!("cannot write {}: {error}", path.display())))
+}
+
 /// Writes the QR code, the secret and the URI.
-fn show(out: &mut dyn Write, enrolled: &Enrolled) -> std::io::Result<()> {
-    let qr = QrCode::new(enrolled.uri.as_bytes()).map_err(std::io::Error::other)?;
-    let image = qr
-        .render::<Dense1x2>()
-        .dark_color(Dense1x2::Light)
-        .light_color(Dense1x2::Dark)
-        .quiet_zone(true)
-        .build();
-    writeln!(
-        out,
-        "Scan this QR code with an authenticator app for {}:\n",
-        enrolled.user
-    )?;
-    writeln!(out, "{image}\n")?;
-    writeln!(
-        out,
-        "Or enter this secret by hand: {}",
-        group(&enrolled.secret)
-    )?;
-    writeln!(out, "URI: {}\n", *enrolled.uri)?;
+fn show(out: &mut dyn Write, enrolled: &Enrolled, background: QrBackground) -> std::io::Result<()> {
+    let heading = format!("Set up an authenticator app for {}.", enrolled.user);
+    let block = pam_mfa_qr::enrollment_block(&heading, &enrolled.uri, &enrolled.secret, background);
+    writeln!(out, "{block}\n")?;
     out.flush()
 }
 
 /// Asks for codes on stderr and stdin until one activates the enrollment; returns the new
 /// recovery codes.
-async fn confirm(admin: &AdminProxy<'_>, user: &str) -> Result<Vec<String>, Failure> {
-    let stdin = std::io::stdin();
+async fn confirm(target: &Target, user: &str) -> Result<Vec<String>, Failure> {
     for attempt in 1..=TRIES {
-        eprint!("Code shown by the app, to confirm: ");
-        let _ = std::io::stderr().flush();
-        let mut line = Zeroizing::new(String::new());
-        let read = stdin
-            .lock()
-            .read_line(&mut line)
-            .map_err(|error| Failure::input(format!("cannot read the code: {error}")))?;
-        if read == 0 {
-            eprintln!();
+        let Some(code) = read_code("Code shown by the app, to confirm: ")? else {
             return Err(Failure::input(format!(
-                "no code given: the enrollment of {user} is not active; run mfactl enroll {user} again"
+                "no code given: the new app of {user} is not active; run mfactl enroll again"
             )));
-        }
-        match admin.confirm_enrollment(user, line.trim()).await {
+        };
+        match target.confirm(&code).await {
             Ok(codes) => return Ok(codes),
             Err(Error::WrongCode(text)) if attempt < TRIES => eprintln!("mfactl: {text}"),
             Err(error) => {
                 return Err(
-                    Failure::from(error).and(&format!("; the enrollment of {user} is not active"))
+                    Failure::from(error).and(&format!("; the new app of {user} is not active"))
                 );
             }
         }
     }
     unreachable!("the last attempt returns")
-}
-
-/// Base32 in groups of four, easier to type.
-fn group(secret: &str) -> String {
-    secret
-        .as_bytes()
-        .chunks(4)
-        .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 impl Report for Enrolled {
@@ -131,14 +172,7 @@ impl Report for Enrolled {
             self.user
         );
         if !self.recovery_codes.is_empty() {
-            text.push_str(
-                "\n\nRecovery codes, each good for one login in place of a code from the app. \
-                 They are shown only now: keep them somewhere safe, away from the phone.\n",
-            );
-            for code in &self.recovery_codes {
-                text.push_str("\n    ");
-                text.push_str(code);
-            }
+            text.push_str(&recovery_codes_text(&self.recovery_codes));
         }
         text
     }
@@ -159,14 +193,22 @@ impl Report for Enrolled {
     }
 }
 
+/// The recovery codes as shown once, after an enrollment or a renewal.
+pub fn recovery_codes_text(codes: &[Zeroizing<String>]) -> String {
+    let mut text = String::from(
+        "\n\nRecovery codes, each good for one login in place of a code from the app. They are \
+         shown only now: keep them somewhere safe, away from the phone.\n",
+    );
+    for code in codes {
+        text.push_str("\n    ");
+        text.push_str(code);
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secrets_are_grouped_for_typing() {
-        assert_eq!(group("GEZDGNBVGY"), "GEZD GNBV GY");
-    }
 
     #[test]
     fn the_qr_code_secret_and_uri_are_shown_for_a_person() {
@@ -177,11 +219,14 @@ mod tests {
             recovery_codes: vec![Zeroizing::new("k7pqm-3xd9a-hrt2w".into())],
         };
         let mut shown = Vec::new();
-        show(&mut shown, &enrolled).unwrap();
+        show(&mut shown, &enrolled, QrBackground::Dark).unwrap();
         let shown = String::from_utf8(shown).unwrap();
-        assert!(shown.contains("for alice:"), "{shown}");
+        assert!(
+            shown.starts_with("Set up an authenticator app for alice.\n"),
+            "{shown}"
+        );
         assert!(shown.contains('▀') || shown.contains('▄'), "{shown}");
-        assert!(shown.contains("Or enter this secret by hand: GEZD GNBV GY3T QOJQ"));
+        assert!(shown.contains("by hand: GEZD GNBV GY3T QOJQ"));
         assert!(shown.contains("URI: otpauth://totp/x:alice?secret=GEZDGNBVGY3TQOJQ"));
         assert_eq!(enrolled.json()["enrolled"], true);
         assert_eq!(enrolled.json()["secret"], "GEZDGNBVGY3TQOJQ");

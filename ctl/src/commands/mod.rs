@@ -1,8 +1,10 @@
 //! One module per mfactl command; each connects, does its work and returns its report.
 
+pub mod disable;
 pub mod enforce;
 pub mod enroll;
 pub mod import;
+pub mod recovery_codes;
 pub mod reset;
 pub mod status;
 pub mod users;
@@ -15,11 +17,23 @@ use crate::report::Report;
 pub async fn run(cli: &Cli) -> Result<Box<dyn Report>, Failure> {
     let bus = cli.bus.as_deref();
     Ok(match &cli.command {
-        Command::Enroll { user, secret } => {
-            Box::new(enroll::run(bus, user, secret.as_deref(), cli.json).await?)
+        Command::Enroll {
+            user,
+            secret,
+            qr_png,
+            qr_background,
+        } => {
+            let display = enroll::Display {
+                json: cli.json,
+                background: qr_background.into(),
+                png: qr_png.as_deref(),
+            };
+            Box::new(enroll::run(bus, user.as_deref(), secret.as_deref(), display).await?)
         }
+        Command::RecoveryCodes => Box::new(recovery_codes::run(bus).await?),
+        Command::Disable => Box::new(disable::run(bus).await?),
         Command::Import { file } => Box::new(import::run(bus, file).await?),
-        Command::Status { user } => Box::new(status::run(bus, user).await?),
+        Command::Status { user } => Box::new(status::run(bus, user.as_deref()).await?),
         Command::Users => Box::new(users::run(bus).await?),
         Command::Reset { user } => Box::new(reset::run(bus, user).await?),
         Command::Enforce { all, words } => Box::new(enforce::run(bus, *all, words).await?),

@@ -1,16 +1,18 @@
-//! `mfactl status USER`: one user's enrollment and enforcement.
+//! `mfactl status [USER]`: one user's enrollment and enforcement; without USER, the caller's.
 
 use pam_mfa_api::UserStatus;
 
-use crate::connect::connect;
+use crate::connect::{connect, connect_user};
 use crate::failure::Failure;
 use crate::report::{Report, time_or_null, when, yes_no};
 
 pub struct Status(pub UserStatus);
 
-pub async fn run(bus: Option<&str>, user: &str) -> Result<Status, Failure> {
-    let admin = connect(bus).await?;
-    Ok(Status(admin.status(user).await?))
+pub async fn run(bus: Option<&str>, user: Option<&str>) -> Result<Status, Failure> {
+    Ok(Status(match user {
+        Some(user) => connect(bus).await?.status(user).await?,
+        None => connect_user(bus).await?.status().await?,
+    }))
 }
 
 /// One user as JSON, shared with `users` and `enforce`.

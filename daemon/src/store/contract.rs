@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use pam_mfa_config::Algorithm;
 
-use super::{EnrollmentId, Store, StoredSwitches};
+use super::{EnrollmentId, Proof, Store, StoredSwitches};
 use crate::audit::{Context, Event, Scope};
 use crate::recovery::{self, Hashed};
 use crate::totp::{Params, Secret};
@@ -41,7 +41,7 @@ fn started(user: &str) -> Event {
 /// Runs every check of the contract, each on a new store.
 pub fn run_all<S: Store, C: FnOnce()>(make: impl Fn() -> (S, C)) {
     type Check = fn(Arc<dyn Store>);
-    let checks: [(&str, Check); 9] = [
+    let checks: [(&str, Check); 10] = [
         ("lifecycle and replay", lifecycle_and_replay),
         ("one of many concurrent consumes wins", concurrent_consume),
         (
@@ -54,6 +54,7 @@ pub fn run_all<S: Store, C: FnOnce()>(make: impl Fn() -> (S, C)) {
         ("audit rows go with their change", audit_rows),
         ("names differing only in case", case_variants),
         ("recovery codes are used once", recovery_codes),
+        ("a user's own changes spend their proof", self_service),
     ];
     for (what, check) in checks {
         let (store, clean_up) = make();
@@ -474,5 +475,57 @@ fn recovery_codes(store: Arc<dyn Store>) {
             .unwrap(),
         None,
         "a code of the old enrollment does not work for the new one"
+    );
+}
+
+fn self_service(store: Arc<dyn Store>) {
+    let lee = name("lee");
+    let id = store
+        .put_pending(&lee, &secret(13), params(), 1, &started("lee"))
+        .unwrap();
+    let confirmed = Event::EnrollmentConfirmed { user: lee.clone() };
+    let first = recovery::generate(2).unwrap();
+    let hashes = |codes: &[(zeroize::Zeroizing<String>, Hashed)]| -> Vec<Hashed> {
+        codes.iter().map(|(_, hashed)| hashed.clone()).collect()
+    };
+    assert!(
+        store
+            .activate(&lee, id, 4, &hashes(&first), 2, &confirmed)
+            .unwrap()
+    );
+    let renewed = Event::RecoveryCodesRenewed { user: lee.clone() };
+    let second = recovery::generate(3).unwrap();
+    assert!(
+        !store
+            .replace_recovery_codes(&lee, id, Proof::Step(4), &hashes(&second), 3, &renewed)
+            .unwrap(),
+        "the confirmation's step is spent"
+    );
+    assert!(
+        store
+            .replace_recovery_codes(&lee, id, Proof::Step(5), &hashes(&second), 3, &renewed)
+            .unwrap()
+    );
+    assert!(
+        !store
+            .replace_recovery_codes(&lee, id, Proof::Step(5), &hashes(&first), 4, &renewed)
+            .unwrap(),
+        "one code, one change"
+    );
+    let stored = store.recovery_codes(&lee, id).unwrap();
+    assert_eq!(stored.len(), 3, "the old codes are gone");
+    let typed = recovery::normalize(&second[0].0).unwrap();
+    let code = *recovery::find(&typed, &stored).unwrap();
+    let disabled = Event::EnrollmentDisabled { user: lee.clone() };
+    assert!(
+        store
+            .disable(&lee, id, Proof::RecoveryCode(code), 5, &disabled)
+            .unwrap()
+    );
+    assert!(store.enrollments(&lee).unwrap().is_empty());
+    assert!(
+        !store
+            .disable(&lee, id, Proof::Step(9), 6, &disabled)
+            .unwrap()
     );
 }

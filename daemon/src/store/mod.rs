@@ -74,6 +74,16 @@ impl Enrollments {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RecoveryId(pub i64);
 
+/// What the user gave to be allowed a change of their own enrollment; spent by the change, in
+/// its transaction, so one code never authorizes two changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proof {
+    /// A code from the app for this time step.
+    Step(u64),
+    /// This recovery code.
+    RecoveryCode(RecoveryId),
+}
+
 /// The stored enforcement switches for one user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StoredSwitches {
@@ -120,13 +130,27 @@ pub trait Store: Send + Sync + 'static {
         event: &Event,
     ) -> Result<bool>;
 
-    /// Replaces the recovery codes of active enrollment `id` with `recovery`. False if `id` is
-    /// not the user's active enrollment any more.
+    /// Spends `proof` and replaces the recovery codes of active enrollment `id` with
+    /// `recovery`. False, and nothing changed, if `id` is not the user's active enrollment any
+    /// more or the proof was already spent.
     fn replace_recovery_codes(
         &self,
         user: &UserName,
         id: EnrollmentId,
+        proof: Proof,
         recovery: &[Hashed],
+        now: i64,
+        event: &Event,
+    ) -> Result<bool>;
+
+    /// Spends `proof` and removes every enrollment of the user (active and pending) with their
+    /// recovery codes, as [`Store::remove_enrollment`] does. False, and nothing changed, if
+    /// `id` is not the user's active enrollment any more or the proof was already spent.
+    fn disable(
+        &self,
+        user: &UserName,
+        id: EnrollmentId,
+        proof: Proof,
         now: i64,
         event: &Event,
     ) -> Result<bool>;

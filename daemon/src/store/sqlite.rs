@@ -18,7 +18,7 @@ use rusqlite::{
 };
 
 use super::{
-    AuditRow, Enrollment, EnrollmentId, Enrollments, RecoveryId, Result, Store, StoreError,
+    AuditRow, Enrollment, EnrollmentId, Enrollments, Proof, RecoveryId, Result, Store, StoreError,
     StoredSwitches,
 };
 use crate::audit::Event;
@@ -559,6 +559,35 @@ fn read_enrollments(connection: &Connection, user: &UserName) -> Result<Enrollme
     Ok(found)
 }
 
+/// Spends `proof` for active enrollment `id` of `user`: one conditional update. False if it was
+/// spent already (or a later step was), or `id` is not the user's active enrollment.
+fn spend(
+    transaction: &Connection,
+    user: &UserName,
+    id: EnrollmentId,
+    proof: Proof,
+    now: i64,
+) -> Result<bool> {
+    let changed = match proof {
+        Proof::Step(step) => transaction
+            .prepare_cached(
+                "UPDATE enrollments SET last_step = ?3, last_used = ?4
+                 WHERE id = ?1 AND user = ?2 AND active = 1
+                    AND (last_step IS NULL OR last_step < ?3)",
+            )?
+            .execute(params![id.0, user.as_str(), step as i64, now])?,
+        Proof::RecoveryCode(code) => transaction
+            .prepare_cached(
+                "UPDATE recovery_codes SET used = ?4
+                 WHERE id = ?3 AND enrollment = ?1 AND used IS NULL
+                    AND EXISTS (SELECT 1 FROM enrollments
+                                WHERE id = ?1 AND user = ?2 AND active = 1)",
+            )?
+            .execute(params![id.0, user.as_str(), code.0, now])?,
+    };
+    Ok(changed == 1)
+}
+
 /// Removes the recovery codes of the user's enrollments that match `which` (an SQL condition
 /// on `enrollments`).
 fn delete_recovery_codes(transaction: &Connection, user: &UserName, which: &str) -> Result<usize> {
@@ -667,17 +696,13 @@ impl Store for SqliteStore {
         &self,
         user: &UserName,
         id: EnrollmentId,
+        proof: Proof,
         recovery: &[Hashed],
         now: i64,
         event: &Event,
     ) -> Result<bool> {
         let changed = self.change(now, event, |transaction| {
-            let active = transaction
-                .prepare_cached(
-                    "SELECT 1 FROM enrollments WHERE id = ?1 AND user = ?2 AND active = 1",
-                )?
-                .exists(params![id.0, user.as_str()])?;
-            if !active {
+            if !spend(transaction, user, id, proof, now)? {
                 return Ok(Err(()));
             }
             transaction
@@ -736,15 +761,7 @@ impl Store for SqliteStore {
         event: &Event,
     ) -> Result<Option<usize>> {
         let left = self.change(now, event, |transaction| {
-            let changed = transaction
-                .prepare_cached(
-                    "UPDATE recovery_codes SET used = ?4
-                     WHERE id = ?3 AND enrollment = ?1 AND used IS NULL
-                        AND EXISTS (SELECT 1 FROM enrollments
-                                    WHERE id = ?1 AND user = ?2 AND active = 1)",
-                )?
-                .execute(params![id.0, user.as_str(), code.0, now])?;
-            if only_one(changed).is_err() {
+            if !spend(transaction, user, id, Proof::RecoveryCode(code), now)? {
                 return Ok(Err(()));
             }
             let left: i64 = transaction
@@ -765,17 +782,12 @@ impl Store for SqliteStore {
         now: i64,
         event: &Event,
     ) -> Result<bool> {
-        let changed = self.change(now, event, |transaction| {
-            let changed = transaction
-                .prepare_cached(
-                    "UPDATE enrollments SET last_step = ?3, last_used = ?4
-                     WHERE id = ?1 AND user = ?2 AND active = 1
-                        AND (last_step IS NULL OR last_step < ?3)",
-                )?
-                .execute(params![id.0, user.as_str(), step as i64, now])?;
-            Ok(only_one(changed))
+        let spent = self.change(now, event, |transaction| {
+            Ok(spend(transaction, user, id, Proof::Step(step), now)?
+                .then_some(())
+                .ok_or(()))
         })?;
-        Ok(changed.is_ok())
+        Ok(spent.is_ok())
     }
 
     fn import(
@@ -821,6 +833,30 @@ impl Store for SqliteStore {
             self.purge_log();
         }
         Ok(imported)
+    }
+
+    fn disable(
+        &self,
+        user: &UserName,
+        id: EnrollmentId,
+        proof: Proof,
+        now: i64,
+        event: &Event,
+    ) -> Result<bool> {
+        let removed = self.change(now, event, |transaction| {
+            if !spend(transaction, user, id, proof, now)? {
+                return Ok(Err(()));
+            }
+            delete_recovery_codes(transaction, user, "1")?;
+            transaction
+                .prepare_cached("DELETE FROM enrollments WHERE user = ?1")?
+                .execute(params![user.as_str()])?;
+            Ok(Ok(()))
+        })?;
+        if removed.is_ok() {
+            self.purge_log();
+        }
+        Ok(removed.is_ok())
     }
 
     fn remove_enrollment(&self, user: &UserName, now: i64, event: &Event) -> Result<bool> {

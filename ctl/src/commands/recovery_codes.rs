@@ -1,0 +1,47 @@
+//! `mfactl recovery-codes`: new recovery codes for the caller's own account, for a current
+//! code from the app. The old ones stop working at once.
+
+use zeroize::Zeroizing;
+
+use crate::connect::connect_user;
+use crate::failure::Failure;
+use crate::prompt::read_code;
+use crate::report::Report;
+
+pub struct Renewed {
+    pub user: String,
+    pub codes: Vec<Zeroizing<String>>,
+}
+
+pub async fn run(bus: Option<&str>) -> Result<Renewed, Failure> {
+    let own = connect_user(bus).await?;
+    let user = own.status().await?.user;
+    let Some(code) = read_code("Code shown by the app: ")? else {
+        return Err(Failure::input(
+            "no code given: the recovery codes are unchanged",
+        ));
+    };
+    let codes = own
+        .renew_recovery_codes(&code)
+        .await
+        .map_err(|error| Failure::from(error).and("; the recovery codes are unchanged"))?;
+    Ok(Renewed {
+        user,
+        codes: codes.into_iter().map(Zeroizing::new).collect(),
+    })
+}
+
+impl Report for Renewed {
+    fn text(&self) -> String {
+        format!(
+            "{}: new recovery codes; the old ones no longer work{}",
+            self.user,
+            super::enroll::recovery_codes_text(&self.codes)
+        )
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let codes: Vec<&str> = self.codes.iter().map(|code| code.as_str()).collect();
+        serde_json::json!({ "user": self.user, "recovery_codes": codes })
+    }
+}
