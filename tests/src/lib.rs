@@ -183,6 +183,7 @@ pub fn away_from_step_end(margin: u64) {
 pub struct EnvBuilder {
     config: String,
     module_args: String,
+    groups: Vec<String>,
     daemon_env: Vec<(String, PathBuf)>,
     private_dev: bool,
 }
@@ -207,6 +208,7 @@ impl Env {
         EnvBuilder {
             config: String::new(),
             module_args: String::new(),
+            groups: Vec::new(),
             daemon_env: Vec::new(),
             private_dev: false,
         }
@@ -223,6 +225,13 @@ impl EnvBuilder {
     /// Extra arguments for pam_mfa.so in the services `mfa` and `mfa-safe`.
     pub fn module_args(mut self, args: &str) -> Self {
         self.module_args = args.to_owned();
+        self
+    }
+
+    /// A group of the test's group database: `name`, `gid`, and its members' names.
+    pub fn group(mut self, name: &str, gid: u32, members: &[&str]) -> Self {
+        self.groups
+            .push(format!("{name}:x:{gid}:{}\n", members.join(",")));
         self
     }
 
@@ -255,7 +264,6 @@ impl EnvBuilder {
         let policy = policy.canonicalize().expect("dbus/org.pam_mfa.Mfad1.conf");
         let bus_config = dir.join("bus.conf");
         fs::write(&bus_config, system_bus_config(&socket, &policy)).unwrap();
-        let bus = start_bus(&bus_config, &socket, &dir.join("bus.log"));
 
         let passwd = dir.join("passwd");
         let group = dir.join("group");
@@ -267,8 +275,19 @@ impl EnvBuilder {
             ));
             group_text.push_str(&format!("{name}:x:{uid}:\n"));
         }
+        for line in &self.groups {
+            group_text.push_str(line);
+        }
         fs::write(&passwd, passwd_text).unwrap();
         fs::write(&group, group_text).unwrap();
+        // The bus knows the same users as mfad: dbus-daemon refuses a connection whose uid it
+        // cannot look up.
+        let bus = start_bus_with_users(
+            &bus_config,
+            &socket,
+            &dir.join("bus.log"),
+            Some((&passwd, &group)),
+        );
 
         let config_path = dir.join("mfad.toml");
         fs::write(
@@ -342,7 +361,25 @@ fn system_bus_config(socket: &Path, policy: &Path) -> String {
 /// Starts a private `dbus-daemon` with the configuration file `config`, which listens on
 /// `socket`, its messages in `log`; returns once the socket is there.
 pub fn start_bus(config: &Path, socket: &Path, log: &Path) -> Child {
-    let bus = Command::new("dbus-daemon")
+    start_bus_with_users(config, socket, log, None)
+}
+
+/// [`start_bus`], with the user and group databases `users` (passwd, group files) through
+/// nss_wrapper instead of the system's.
+pub fn start_bus_with_users(
+    config: &Path,
+    socket: &Path,
+    log: &Path,
+    users: Option<(&Path, &Path)>,
+) -> Child {
+    let mut command = Command::new("dbus-daemon");
+    if let Some((passwd, group)) = users {
+        command
+            .env("LD_PRELOAD", system_library("libnss_wrapper.so"))
+            .env("NSS_WRAPPER_PASSWD", passwd)
+            .env("NSS_WRAPPER_GROUP", group);
+    }
+    let bus = command
         .arg(format!("--config-file={}", config.display()))
         .arg("--nofork")
         .stdout(Stdio::null())

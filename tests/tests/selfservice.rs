@@ -1,0 +1,293 @@
+//! Users managing their own app with mfactl, and administrators (root or the admin group):
+//! real mfactl processes running as those users, against a real mfad and bus.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+
+use pam_mfa_tests::{Env, away_from_step_end, code_at, current_step, target_dir, wait_bounded};
+
+const ALICE: u32 = 1000;
+const BOB: u32 = 1001;
+const CAROL: u32 = 1002;
+const DAVE: u32 = 1003;
+
+/// `mfactl --json ARGS` running as `uid`, stopped at its code prompt.
+struct Enrolling {
+    child: Child,
+    secret: String,
+}
+
+fn start_enroll(env: &Env, uid: Option<u32>, args: &[&str]) -> Enrolling {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(target_dir().join("mfactl"));
+    command
+        .args(["--bus", &env.address, "--json"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(uid) = uid {
+        command.uid(uid).gid(uid);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut shown = String::new();
+    let uri = loop {
+        let mut line = String::new();
+        assert_ne!(
+            stderr.read_line(&mut line).unwrap(),
+            0,
+            "ended early: {shown}"
+        );
+        shown.push_str(&line);
+        if let Some(uri) = line.strip_prefix("URI: ") {
+            break uri.trim().to_owned();
+        }
+    };
+    // Keep reading stderr (the prompt) so that mfactl never blocks on it.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let secret = uri
+        .split(['?', '&'])
+        .find_map(|part| part.strip_prefix("secret="))
+        .unwrap()
+        .to_owned();
+    Enrolling { child, secret }
+}
+
+impl Enrolling {
+    /// Types the app's current code; returns mfactl's JSON report.
+    fn confirm(mut self) -> (String, u64, serde_json::Value) {
+        away_from_step_end(3);
+        let step = current_step();
+        let mut stdin = self.child.stdin.take().unwrap();
+        writeln!(stdin, "{}", code_at(&self.secret, step)).unwrap();
+        drop(stdin);
+        let out = wait_bounded(self.child, "mfactl enroll");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(out.status.success(), "{report}");
+        (self.secret, step, report)
+    }
+}
+
+fn codes_of(report: &serde_json::Value) -> Vec<String> {
+    report["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|code| code.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_user_sets_up_their_own_app_with_mfactl() {
+    let env = Env::new().start();
+    let (secret, step, report) = start_enroll(&env, Some(BOB), &["enroll"]).confirm();
+    assert_eq!(report["user"], "bob");
+    assert_eq!(codes_of(&report).len(), 10);
+    let status = env.ctl_as(Some(BOB), &["--json", "status"], "");
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(status["user"], "bob");
+    assert_eq!(status["enrolled"], true);
+    assert_eq!(status["recovery_codes_left"], 10);
+    env.learn_secret("bob", &secret, step);
+    env.login("bob")
+        .answer(&env.fresh_code("bob"))
+        .run()
+        .expect("PAM_SUCCESS");
+}
+
+#[test]
+fn a_new_phone_replaces_the_old_one_only_once_confirmed() {
+    let env = Env::new().start();
+    let old = env.enroll("alice");
+    let replacing = start_enroll(&env, Some(ALICE), &["enroll"]);
+    assert_ne!(replacing.secret, old);
+    // Until the new phone is confirmed, the old one logs in.
+    env.login("alice")
+        .answer(&env.fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+    let status = env.ctl(&["--json", "status", "alice"], "");
+    assert!(
+        status.stdout.contains("\"pending\": true"),
+        "{}",
+        status.stdout
+    );
+    let (new, step, _) = replacing.confirm();
+    // The old phone's next code is refused; the new phone's works.
+    let old_code = env.fresh_code("alice");
+    env.login("alice")
+        .answer(&old_code)
+        .answer(&old_code)
+        .answer(&old_code)
+        .run()
+        .expect("PAM_MAXTRIES");
+    env.learn_secret("alice", &new, step);
+    env.login("alice")
+        .answer(&env.fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+}
+
+#[test]
+fn new_recovery_codes_replace_the_old_ones() {
+    let env = Env::new().start();
+    let (secret, step, report) = start_enroll(&env, Some(ALICE), &["enroll"]).confirm();
+    let old = codes_of(&report);
+    env.learn_secret("alice", &secret, step);
+    let out = env.ctl_as(
+        Some(ALICE),
+        &["--json", "recovery-codes"],
+        &format!("{}\n", env.fresh_code("alice")),
+    );
+    assert!(out.success, "{}{}", out.stdout, out.stderr);
+    let new = codes_of(&serde_json::from_str(&out.stdout).unwrap());
+    assert_eq!(new.len(), 10);
+    assert!(new.iter().all(|code| !old.contains(code)));
+    env.login("alice")
+        .answer(&old[0])
+        .answer(&old[1])
+        .answer(&old[2])
+        .run()
+        .expect("PAM_MAXTRIES");
+    env.login("alice")
+        .answer(&new[0])
+        .run()
+        .expect("PAM_SUCCESS");
+    // A wrong code changes nothing.
+    let out = env.ctl_as(Some(ALICE), &["recovery-codes"], "000000\n");
+    assert!(!out.success);
+    assert!(
+        out.stderr.contains("the recovery codes are unchanged"),
+        "{}",
+        out.stderr
+    );
+    env.login("alice")
+        .answer(&new[1])
+        .run()
+        .expect("PAM_SUCCESS");
+}
+
+#[test]
+fn disabling_is_refused_while_mfa_is_required_and_needs_a_code_otherwise() {
+    let env = Env::new().start();
+    let (_, _, report) = start_enroll(&env, Some(ALICE), &["enroll"]).confirm();
+    let codes = codes_of(&report);
+    assert!(env.ctl(&["enforce", "alice", "on"], "").success);
+    let out = env.ctl_as(Some(ALICE), &["disable"], &format!("{}\n", codes[0]));
+    assert!(!out.success);
+    assert!(
+        out.stderr
+            .contains("MFA is required of alice (enforced for user)"),
+        "{}",
+        out.stderr
+    );
+    assert!(env.ctl(&["enforce", "alice", "off"], "").success);
+    let out = env.ctl_as(Some(ALICE), &["disable"], "000000\n");
+    assert!(!out.success, "a wrong code disables nothing");
+    let out = env.ctl_as(Some(ALICE), &["disable"], &format!("{}\n", codes[0]));
+    assert!(out.success, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("the next login asks for no second factor"),
+        "{}",
+        out.stdout
+    );
+    let login = env.login("alice").service("permit-then-mfa").run();
+    login.expect("PAM_SUCCESS");
+    assert_eq!(login.prompts(), 0);
+}
+
+#[test]
+fn a_user_cannot_act_on_another_account() {
+    let env = Env::new().start();
+    env.enroll("alice");
+    let attempts: [&[&str]; 5] = [
+        &["status", "alice"],
+        &["reset", "alice"],
+        &["enroll", "alice"],
+        &["enforce", "alice", "off"],
+        &["users"],
+    ];
+    for args in attempts {
+        let out = env.ctl_as(Some(BOB), args, "");
+        assert!(!out.success, "bob ran {args:?}");
+        assert!(
+            out.stderr.contains("only root may administer pam-mfa"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    let status = env.ctl(&["--json", "status", "alice"], "");
+    assert!(
+        status.stdout.contains("\"enrolled\": true"),
+        "{}",
+        status.stdout
+    );
+    // What bob can do is about bob only.
+    let own = env.ctl_as(Some(BOB), &["--json", "status"], "");
+    assert!(own.stdout.contains("\"user\": \"bob\""), "{}", own.stdout);
+}
+
+#[test]
+fn members_of_the_admin_group_administer_and_others_do_not() {
+    let env = Env::new()
+        .config("admin_group = \"mfa-admins\"\n")
+        .group("mfa-admins", 2000, &["carol"])
+        .start();
+    env.enroll("alice");
+    env.enroll("carol");
+    let out = env.ctl_as(Some(DAVE), &["reset", "alice"], "");
+    assert!(!out.success);
+    assert!(
+        out.stderr
+            .contains("only root and members of the group mfa-admins may administer pam-mfa"),
+        "{}",
+        out.stderr
+    );
+    let out = env.ctl_as(Some(CAROL), &["reset", "alice"], "");
+    assert!(out.success, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("alice: authenticator app"),
+        "{}",
+        out.stdout
+    );
+    // An administrator may reset their own account.
+    let out = env.ctl_as(Some(CAROL), &["reset", "carol"], "");
+    assert!(out.success, "{}", out.stderr);
+}
+
+#[test]
+fn after_a_reset_the_user_enrolls_a_new_phone_at_the_next_login() {
+    let env = Env::new().start();
+    let old = env.enroll("alice");
+    assert!(env.ctl(&["enforce", "alice", "on"], "").success);
+    let out = env.ctl(&["reset", "alice"], "");
+    assert!(
+        out.stdout
+            .contains("the next login sets up an authenticator app"),
+        "{}",
+        out.stdout
+    );
+    let mut login = env.login("alice").drive();
+    let shown = login.prompt();
+    let secret = shown
+        .iter()
+        .find_map(|line| {
+            line.split_once("by hand: ")
+                .map(|(_, s)| s.replace(' ', ""))
+        })
+        .unwrap();
+    assert_ne!(secret, old, "a new secret");
+    away_from_step_end(3);
+    let step = current_step();
+    login.reply(&code_at(&secret, step));
+    login.prompt();
+    login.reply("");
+    login.finish().expect("PAM_SUCCESS");
+    env.learn_secret("alice", &secret, step);
+    env.login("alice")
+        .answer(&env.fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+}
