@@ -291,3 +291,44 @@ fn after_a_reset_the_user_enrolls_a_new_phone_at_the_next_login() {
         .run()
         .expect("PAM_SUCCESS");
 }
+
+/// `mfactl enroll --qr-png` writes the same QR code as a PNG image, private to its owner, which
+/// zbarimg (an independent reader) decodes to exactly the URI shown.
+#[test]
+fn the_png_qr_code_decodes_to_the_uri() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new().start();
+    let image = env.dir().join("alice.png");
+    let enrolling = start_enroll(
+        &env,
+        None,
+        &["enroll", "alice", "--qr-png", image.to_str().unwrap()],
+    );
+    let (_, _, report) = enrolling.confirm();
+    let mode = std::fs::metadata(&image).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let out = pam_mfa_tests::run_bounded(
+        Command::new("zbarimg").args(["--raw", "-q"]).arg(&image),
+        "zbarimg",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        report["uri"].as_str().unwrap()
+    );
+    // An existing file is never overwritten.
+    let again = env.ctl(
+        &["enroll", "alice", "--qr-png", image.to_str().unwrap()],
+        "",
+    );
+    assert!(!again.success);
+    assert!(
+        again.stderr.contains("it must not exist yet"),
+        "{}",
+        again.stderr
+    );
+}

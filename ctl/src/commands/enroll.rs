@@ -86,6 +86,9 @@ pub async fn run(
         }
         None => Target::Own(connect_user(bus).await?),
     };
+    // The image file first: a path that cannot be used stops everything before mfad does
+    // anything.
+    let png = display.png.map(create_png).transpose()?;
     let name = target.name().await?;
     let secret = Zeroizing::new(secret.unwrap_or_default().to_owned());
     let enrollment = target.begin(&secret).await?;
@@ -95,8 +98,8 @@ pub async fn run(
         uri: Zeroizing::new(enrollment.uri),
         recovery_codes: Vec::new(),
     };
-    if let Some(path) = display.png {
-        write_png(path, &enrolled.uri)?;
+    if let (Some(file), Some(path)) = (png, display.png) {
+        write_png(file, path, &enrolled.uri)?;
     }
     let mut human: Box<dyn Write> = if display.json {
         Box::new(std::io::stderr())
@@ -114,13 +117,10 @@ pub async fn run(
     Ok(enrolled)
 }
 
-/// Writes the QR code of `uri` as a PNG image, readable by its owner only.
-fn write_png(path: &Path, uri: &str) -> Result<(), Failure> {
+/// Creates the image file, readable by its owner only; never an existing one.
+fn create_png(path: &Path) -> Result<std::fs::File, Failure> {
     use std::os::unix::fs::OpenOptionsExt;
-    let image = pam_mfa_qr::png(uri, 8).ok_or_else(|| {
-        Failure::input("the otpauth URI is too long for a QR code; use the secret shown")
-    })?;
-    let mut file = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
@@ -130,7 +130,14 @@ fn write_png(path: &Path, uri: &str) -> Result<(), Failure> {
                 "cannot create {}: {error} (it must not exist yet)",
                 path.display()
             ))
-        })?;
+        })
+}
+
+/// Writes the QR code of `uri` as a PNG image into `file`.
+fn write_png(mut file: std::fs::File, path: &Path, uri: &str) -> Result<(), Failure> {
+    let image = pam_mfa_qr::png(uri, 8).ok_or_else(|| {
+        Failure::input("the otpauth URI is too long for a QR code; use the secret shown")
+    })?;
     file.write_all(&image)
         .map_err(|error| Failure::input(format!("cannot write {}: {error}", path.display())))
 }
