@@ -11,6 +11,7 @@ packages=(
   dbus-daemon       # the private system-like bus of the tests and the demo
   libnss-wrapper    # test users without touching /etc/passwd
   oathtool          # an independent TOTP implementation to cross-check codes
+  libpam-google-authenticator  # its tool makes the files a test imports
   zbar-tools        # zbarimg: an independent QR reader checks the codes mfad draws
   util-linux        # unshare: a test gives mfad a /dev of its own (syslog coming and going)
   mount             # mount, for the same test

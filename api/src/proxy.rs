@@ -65,6 +65,15 @@ pub trait Admin {
     /// configured parameters; at most 10,000 per call. Returns how many were added.
     fn import_enrollments(&self, entries: &[(&str, &str)]) -> Result<u32, Error>;
 
+    /// Adds active enrollments from google-authenticator files, all or none: `(user, Base32
+    /// secret of at least 80 bits, period in seconds, scratch codes)`. Codes are 6 digits and
+    /// SHA1, as google-authenticator makes them; scratch codes become recovery codes. At most
+    /// 10,000 per call. Returns how many were added.
+    fn import_google_authenticator(
+        &self,
+        entries: &[(&str, &str, u32, Vec<&str>)],
+    ) -> Result<u32, Error>;
+
     /// Activates the pending enrollment of `user` if `code` is current for it. Returns its new
     /// recovery codes, to be shown once: they are not kept anywhere in a form that can be shown
     /// again.

@@ -85,7 +85,8 @@ pub enum Command {
     /// Asks on stderr for a current code from the app or a recovery code. Refused while MFA is
     /// required of you: then only an administrator can remove it (`mfactl reset USER`).
     Disable,
-    /// Enroll many users at once from a file of `USER SECRET` lines (`-` reads stdin).
+    /// Enroll many users at once from a file of `USER SECRET` lines (`-` reads stdin), or
+    /// from google-authenticator's files.
     ///
     /// Each line holds a user name and a Base32 secret, separated by white space; blank lines
     /// and lines starting with # are skipped. The enrollments are active at once, with the
@@ -94,9 +95,20 @@ pub enum Command {
     /// every line is checked before anything is sent; mfad then checks names and secrets and
     /// stores the entries in batches of 10,000, each all or nothing, so a bad entry in a later
     /// batch leaves the earlier batches imported (mfactl says how many).
+    ///
+    /// With --google-authenticator, each FILE is a user's ~/.google_authenticator, and the
+    /// file's owner is the user: the secret, the time step (STEP_SIZE) and the scratch codes,
+    /// which become recovery codes, so nobody has to enroll again. Secrets of 80 bits (the
+    /// classic 16 letters) are imported with a warning. Counter-based (HOTP) files are
+    /// refused. Window and rate limits come from mfad's configuration, not from the files.
+    ///
+    /// Example: `mfactl import --google-authenticator /home/*/.google_authenticator`.
     Import {
-        #[arg(value_name = "FILE")]
-        file: std::path::PathBuf,
+        /// Read google-authenticator's files, one per user, instead of `USER SECRET` lines.
+        #[arg(long)]
+        google_authenticator: bool,
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<std::path::PathBuf>,
     },
     /// Show USER's enrollment and enforcement, or your own without USER.
     Status { user: Option<String> },

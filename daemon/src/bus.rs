@@ -208,6 +208,21 @@ impl AdminInterface {
     }
 
     /// Adds active enrollments for `(user, Base32 secret)` pairs, all or none.
+    async fn import_google_authenticator(
+        &self,
+        entries: Vec<(String, String, u32, Vec<String>)>,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<u32, Error> {
+        let entries = Zeroizing::new(entries);
+        let (caller, permit) = self.0.admin(connection, &header).await?;
+        self.0
+            .run(permit, move |core| {
+                core.import_google_authenticator(&caller, &entries)
+            })
+            .await
+    }
+
     async fn import_enrollments(
         &self,
         entries: Vec<(String, String)>,

@@ -17,7 +17,7 @@ use crate::identity::Caller;
 use crate::log;
 use crate::policy;
 use crate::recovery;
-use crate::store::{Enrollment, Proof, Store, StoreError};
+use crate::store::{Enrollment, Imported, Proof, Store, StoreError};
 use crate::totp::{self, Params, Secret};
 use crate::users::{self, Account, Lookup, LookupError, UserName};
 
@@ -508,24 +508,81 @@ impl<S: Store, C: Clock> Core<S, C> {
     }
 
     pub fn import(&self, caller: &Caller, entries: &[(String, String)]) -> Result<u32, Error> {
-        if entries.len() > MAX_IMPORT {
-            return Err(Error::InvalidArgument(format!(
-                "{} entries in one call; send at most {MAX_IMPORT} at a time",
-                entries.len()
-            )));
-        }
-        let mut seen = std::collections::HashSet::new();
+        self.check_import_size(entries.len())?;
+        let params = self.params();
         let mut parsed = Vec::with_capacity(entries.len());
         for (user, secret) in entries {
             let user = UserName::parse(user)
                 .map_err(|reason| Error::InvalidArgument(format!("{user:.64?}: {reason}")))?;
             let secret = Secret::from_base32(secret)
                 .map_err(|reason| Error::InvalidArgument(format!("{user}: {reason}")))?;
-            parsed.push((user, secret));
+            parsed.push(Imported {
+                user,
+                secret,
+                params,
+                recovery: Vec::new(),
+            });
         }
-        // Each name in the system's own spelling; names the system does not know are kept as
-        // given (directory users not visible on this host), unless they are case variants.
-        let names: Vec<UserName> = parsed.iter().map(|(user, _)| user.clone()).collect();
+        self.store_imported(caller, parsed)
+    }
+
+    /// Imports what google-authenticator's files hold: `(user, Base32 secret, period, scratch
+    /// codes)`. Secrets of 80 bits and more are accepted (its classic ones are 80); codes are
+    /// 6 digits, SHA1, as google-authenticator makes them; scratch codes become recovery codes.
+    pub fn import_google_authenticator(
+        &self,
+        caller: &Caller,
+        entries: &[(String, String, u32, Vec<String>)],
+    ) -> Result<u32, Error> {
+        self.check_import_size(entries.len())?;
+        let mut parsed = Vec::with_capacity(entries.len());
+        for (user, secret, period, scratch) in entries {
+            let user = UserName::parse(user)
+                .map_err(|reason| Error::InvalidArgument(format!("{user:.64?}: {reason}")))?;
+            let secret = Secret::from_base32_imported(secret)
+                .map_err(|reason| Error::InvalidArgument(format!("{user}: {reason}")))?;
+            let period = pam_mfa_config::Period::try_from(i64::from(*period))
+                .map_err(|reason| Error::InvalidArgument(format!("{user}: {reason}")))?;
+            let mut recovery = Vec::with_capacity(scratch.len());
+            for code in scratch {
+                let typed = recovery::normalize(code).ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "{user}: a scratch code is not 8 digits (nothing was imported)"
+                    ))
+                })?;
+                recovery.push(recovery::hash(&typed).map_err(|error| {
+                    Error::Internal(format!("no randomness for a salt: {error}"))
+                })?);
+            }
+            parsed.push(Imported {
+                user,
+                secret,
+                params: Params {
+                    algorithm: pam_mfa_config::Algorithm::Sha1,
+                    digits: 6,
+                    period: period.get(),
+                },
+                recovery,
+            });
+        }
+        self.store_imported(caller, parsed)
+    }
+
+    fn check_import_size(&self, count: usize) -> Result<(), Error> {
+        if count > MAX_IMPORT {
+            return Err(Error::InvalidArgument(format!(
+                "{count} entries in one call; send at most {MAX_IMPORT} at a time"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Stores imported enrollments under the system's own spelling of each name; names the
+    /// system does not know are kept as given (directory users not visible on this host),
+    /// unless they are case variants.
+    fn store_imported(&self, caller: &Caller, mut parsed: Vec<Imported>) -> Result<u32, Error> {
+        let mut seen = std::collections::HashSet::new();
+        let names: Vec<UserName> = parsed.iter().map(|entry| entry.user.clone()).collect();
         let limit = self.lookup_limit() + Duration::from_millis(names.len() as u64);
         let found = bounded(limit, move || {
             names
@@ -539,7 +596,8 @@ impl<S: Store, C: Clock> Core<S, C> {
                 .collect::<Result<Vec<_>, LookupError>>()
         })
         .map_err(directory)?;
-        for ((user, _), (own, variant)) in parsed.iter_mut().zip(found) {
+        for (entry, (own, variant)) in parsed.iter_mut().zip(found) {
+            let user = &mut entry.user;
             if let Some(other) = variant {
                 return Err(Error::InvalidArgument(format!(
                     "{user} is not a user here, but {other} is: user names are case-sensitive; \
@@ -560,7 +618,7 @@ impl<S: Store, C: Clock> Core<S, C> {
         };
         match self
             .store
-            .import(&parsed, self.params(), self.now(), &event)
+            .import(&parsed, self.now(), &event)
             .map_err(internal)?
         {
             Ok(count) => {

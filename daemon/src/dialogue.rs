@@ -656,6 +656,19 @@ mod tests {
         }
     }
 
+    /// Enrollments to import, made with the test parameters and no recovery codes.
+    fn imports(pairs: &[(UserName, Secret)]) -> Vec<crate::store::Imported> {
+        pairs
+            .iter()
+            .map(|(user, secret)| crate::store::Imported {
+                user: user.clone(),
+                secret: secret.clone(),
+                params: params(),
+                recovery: Vec::new(),
+            })
+            .collect()
+    }
+
     fn name(text: &str) -> UserName {
         UserName::parse(text).unwrap()
     }
@@ -679,7 +692,7 @@ mod tests {
         let secret = Secret::from_bytes(b"12345678901234567890".to_vec());
         let imported = Event::EnrollmentsImported { count: 1 };
         store
-            .import(&[(name("alice"), secret.clone())], params(), 1, &imported)
+            .import(&imports(&[(name("alice"), secret.clone())]), 1, &imported)
             .unwrap()
             .unwrap();
         let config = Config::parse(config).unwrap();
@@ -790,7 +803,7 @@ mod tests {
         // Enrolled again with the same secret: still not the enrollment the login began with.
         let imported = Event::EnrollmentsImported { count: 1 };
         f.store
-            .import(&[(name("alice"), f.secret.clone())], params(), 2, &imported)
+            .import(&imports(&[(name("alice"), f.secret.clone())]), 2, &imported)
             .unwrap()
             .unwrap();
         let denied = f.answer(":1.1", &login.session, &f.code_at(T0)).unwrap();

@@ -4,6 +4,8 @@
 //! A code is 15 characters from a 31-letter alphabet without look-alikes (no `0 1 i l o`),
 //! about 74 bits, written in three groups of five (`k7pqm-3xd9a-hrt2w`). What the user types is
 //! read case-insensitively, with or without the dashes and spaces.
+//!
+//! Scratch codes imported from google-authenticator (8 digits) are recovery codes too.
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -69,6 +71,9 @@ pub fn generate(count: usize) -> Result<Vec<(Zeroizing<String>, Hashed)>, getran
     Ok(codes)
 }
 
+/// Digits of an imported google-authenticator scratch code.
+const SCRATCH_LEN: usize = 8;
+
 /// What the user typed, as a recovery code: lower case, without dashes and spaces. `None` if
 /// it cannot be one (then it may be a code from the app).
 pub fn normalize(typed: &str) -> Option<Zeroizing<String>> {
@@ -79,7 +84,19 @@ pub fn normalize(typed: &str) -> Option<Zeroizing<String>> {
             .map(|c| c.to_ascii_lowercase())
             .collect(),
     );
-    (letters.len() == LEN && letters.bytes().all(|b| ALPHABET.contains(&b))).then_some(letters)
+    let ours = letters.len() == LEN && letters.bytes().all(|b| ALPHABET.contains(&b));
+    let scratch = letters.len() == SCRATCH_LEN && letters.bytes().all(|b| b.is_ascii_digit());
+    (ours || scratch).then_some(letters)
+}
+
+/// What is stored of a (normalized) code made elsewhere, a google-authenticator scratch code.
+pub fn hash(code: &str) -> Result<Hashed, getrandom::Error> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt)?;
+    Ok(Hashed {
+        salt,
+        hash: digest(&salt, code),
+    })
 }
 
 /// Which of `stored` the normalized code `code` is, comparing every hash in constant time.
@@ -149,6 +166,8 @@ mod tests {
             assert!(normalize(typed).is_none(), "{typed}");
         }
         assert!(normalize("k7pqm-3xd9a-hrt2w").is_some());
+        // google-authenticator's scratch codes, imported.
+        assert!(normalize("30805532").is_some());
         // `0`, `1`, `i`, `l`, `o` are never in a code.
         assert!(normalize("k7pqm-3xd9a-hrt2o").is_none());
     }

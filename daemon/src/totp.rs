@@ -9,6 +9,8 @@ use zeroize::Zeroizing;
 
 /// Shortest secret accepted at enrollment (RFC 4226 asks for at least 128 bits).
 pub const MIN_SECRET_BYTES: usize = 16;
+/// The shortest secret accepted on import: google-authenticator's classic 16 Base32 letters.
+pub const LEGACY_SECRET_BYTES: usize = 10;
 /// Length of a generated secret (160 bits, as RFC 4226 recommends).
 pub const NEW_SECRET_BYTES: usize = 20;
 /// Longest secret accepted at enrollment.
@@ -37,6 +39,17 @@ impl Secret {
 
     /// Parses Base32 as users and apps write it: any case, spaces and padding allowed.
     pub fn from_base32(text: &str) -> Result<Self, String> {
+        Self::from_base32_at_least(text, MIN_SECRET_BYTES)
+    }
+
+    /// As [`Secret::from_base32`], accepting secrets down to 80 bits: the classic 16-letter
+    /// secrets of google-authenticator, imported as they are rather than forcing everyone to
+    /// enroll again.
+    pub fn from_base32_imported(text: &str) -> Result<Self, String> {
+        Self::from_base32_at_least(text, LEGACY_SECRET_BYTES)
+    }
+
+    fn from_base32_at_least(text: &str, min_bytes: usize) -> Result<Self, String> {
         let cleaned: Zeroizing<String> = Zeroizing::new(
             text.chars()
                 .filter(|c| !c.is_whitespace() && *c != '=' && *c != '-')
@@ -47,11 +60,11 @@ impl Secret {
             "the secret is not valid Base32 (letters A-Z and digits 2-7)".to_owned()
         })?;
         let bytes = secret.as_bytes().to_vec();
-        if bytes.len() < MIN_SECRET_BYTES {
+        if bytes.len() < min_bytes {
             return Err(format!(
                 "the secret is {} bits long; at least {} bits are required",
                 bytes.len() * 8,
-                MIN_SECRET_BYTES * 8
+                min_bytes * 8
             ));
         }
         if bytes.len() > MAX_SECRET_BYTES {

@@ -514,6 +514,14 @@ impl Env {
         command
     }
 
+    /// Makes `command` see the test's users and groups (as mfad and the bus do).
+    pub fn with_test_users<'c>(&self, command: &'c mut Command) -> &'c mut Command {
+        command
+            .env("LD_PRELOAD", system_library("libnss_wrapper.so"))
+            .env("NSS_WRAPPER_PASSWD", self.dir.join("passwd"))
+            .env("NSS_WRAPPER_GROUP", self.dir.join("group"))
+    }
+
     /// The pid of the bus daemon.
     pub fn bus_pid(&self) -> u32 {
         self.bus.id()

@@ -332,3 +332,99 @@ fn the_png_qr_code_decodes_to_the_uri() {
         again.stderr
     );
 }
+
+/// A ~/.google_authenticator file made by Debian's google-authenticator tool, owned by `uid`.
+fn google_authenticator_file(env: &Env, uid: u32, extra: &[&str]) -> (std::path::PathBuf, String) {
+    let home = env.dir().join(format!("home-{uid}"));
+    std::fs::create_dir_all(&home).unwrap();
+    let file = home.join(".google_authenticator");
+    let out = pam_mfa_tests::run_bounded(
+        Command::new("google-authenticator")
+            .args([
+                "-t", "-d", "-f", "-r", "3", "-R", "30", "-w", "3", "-e", "5",
+            ])
+            .args(["-C", "-q", "-Q", "NONE", "-s"])
+            .arg(&file)
+            .args(extra),
+        "google-authenticator",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::os::unix::fs::chown(&file, Some(uid), Some(uid)).unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    (file, text)
+}
+
+/// The code of `secret` now, for a time step of `period` seconds, from oathtool.
+fn oathtool(secret: &str, period: u32) -> String {
+    let out = pam_mfa_tests::run_bounded(
+        Command::new("oathtool")
+            .arg("--totp")
+            .arg(format!("--time-step-size={period}s"))
+            .args(["--base32", secret]),
+        "oathtool",
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn google_authenticator_files_are_imported_with_their_codes_and_scratch_codes() {
+    let env = Env::new().start();
+    let (alice_file, alice_text) = google_authenticator_file(&env, ALICE, &[]);
+    let (bob_file, bob_text) = google_authenticator_file(&env, BOB, &["-S", "60"]);
+    // The classic 80-bit secret of older versions, in the same layout.
+    let carol_file = env.dir().join("carol.google_authenticator");
+    std::fs::write(
+        &carol_file,
+        "JBSWY3DPEHPK3PXP\n\" RATE_LIMIT 3 30\n\" WINDOW_SIZE 17\n\" TOTP_AUTH\n12345678\n",
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&carol_file, Some(CAROL), Some(CAROL)).unwrap();
+    let mut command = Command::new(target_dir().join("mfactl"));
+    command
+        .args(["--bus", &env.address, "import", "--google-authenticator"])
+        .args([&alice_file, &bob_file, &carol_file]);
+    let out = pam_mfa_tests::run_bounded(env.with_test_users(&mut command), "mfactl import");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("imported 3 enrollments"), "{stdout}");
+    assert!(
+        stderr.contains("warning: carol: the secret has 80 bits"),
+        "{stderr}"
+    );
+    let secret = |text: &str| text.lines().next().unwrap().to_owned();
+    let scratch = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|line| line.len() == 8 && line.bytes().all(|b| b.is_ascii_digit()))
+            .map(str::to_owned)
+            .collect()
+    };
+    away_from_step_end(3);
+    env.login("alice")
+        .answer(&oathtool(&secret(&alice_text), 30))
+        .run()
+        .expect("PAM_SUCCESS");
+    env.login("bob")
+        .answer(&oathtool(&secret(&bob_text), 60))
+        .run()
+        .expect("PAM_SUCCESS");
+    env.login("carol")
+        .answer(&oathtool("JBSWY3DPEHPK3PXP", 30))
+        .run()
+        .expect("PAM_SUCCESS");
+    let codes = scratch(&alice_text);
+    assert_eq!(codes.len(), 5);
+    env.login("alice")
+        .answer(&codes[2])
+        .run()
+        .expect("PAM_SUCCESS")
+        .shows("Recovery code accepted. 4 recovery codes are left.");
+    env.login("carol")
+        .answer("12345678")
+        .run()
+        .expect("PAM_SUCCESS");
+}

@@ -1,4 +1,5 @@
-//! `mfactl import FILE`: enroll many users at once from `USER SECRET` lines.
+//! `mfactl import FILE`: enroll many users at once from `USER SECRET` lines, or
+//! `mfactl import --google-authenticator FILE...` from google-authenticator's files.
 
 use std::io::Read;
 use std::path::Path;
@@ -46,6 +47,131 @@ pub async fn run(bus: Option<&str>, file: &Path) -> Result<Import, Failure> {
     Ok(Import {
         imported,
         from: name,
+    })
+}
+
+/// What one google-authenticator file holds that mfad uses.
+#[derive(Debug, PartialEq, Eq)]
+pub struct GoogleAuthenticator {
+    pub secret: Zeroizing<String>,
+    pub period: u32,
+    pub scratch_codes: Vec<Zeroizing<String>>,
+}
+
+/// Parses a ~/.google_authenticator file: the Base32 secret on the first line, `" OPTION`
+/// lines, then 8-digit scratch codes. Errors name the file and line.
+pub fn parse_google_authenticator(name: &str, text: &str) -> Result<GoogleAuthenticator, Failure> {
+    let mut lines = text.lines().enumerate();
+    let secret = match lines.next() {
+        Some((_, line)) if !line.trim().is_empty() && !line.starts_with('"') => line.trim(),
+        _ => {
+            return Err(Failure::input(format!(
+                "{name}:1: expected the Base32 secret"
+            )));
+        }
+    };
+    let mut period = 30;
+    let mut scratch_codes = Vec::new();
+    for (index, line) in lines {
+        let line = line.trim();
+        let at = || format!("{name}:{}", index + 1);
+        if let Some(option) = line.strip_prefix('"') {
+            let mut words = option.split_whitespace();
+            match words.next() {
+                Some("STEP_SIZE") => {
+                    period = words.next().and_then(|n| n.parse().ok()).ok_or_else(|| {
+                        Failure::input(format!("{}: STEP_SIZE needs a number", at()))
+                    })?;
+                }
+                Some("HOTP_COUNTER") => {
+                    return Err(Failure::input(format!(
+                        "{}: a counter-based (HOTP) file; pam-mfa uses time-based codes only: \
+                         nothing was imported",
+                        at()
+                    )));
+                }
+                _ => {}
+            }
+        } else if line.len() == 8 && line.bytes().all(|b| b.is_ascii_digit()) {
+            scratch_codes.push(Zeroizing::new(line.to_owned()));
+        } else if !line.is_empty() {
+            return Err(Failure::input(format!(
+                "{}: expected an option line or an 8-digit scratch code",
+                at()
+            )));
+        }
+    }
+    Ok(GoogleAuthenticator {
+        secret: Zeroizing::new(secret.to_owned()),
+        period,
+        scratch_codes,
+    })
+}
+
+/// The account that owns `file`: google-authenticator's files live in their user's home.
+fn owner(file: &Path) -> Result<String, Failure> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(file)
+        .map_err(|error| Failure::input(format!("cannot read {}: {error}", file.display())))?;
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(metadata.uid())) {
+        Ok(Some(user)) => Ok(user.name),
+        _ => Err(Failure::input(format!(
+            "{}: its owner, uid {}, has no account name",
+            file.display(),
+            metadata.uid()
+        ))),
+    }
+}
+
+pub async fn run_google_authenticator(
+    bus: Option<&str>,
+    files: &[std::path::PathBuf],
+) -> Result<Import, Failure> {
+    let admin = connect(bus).await?;
+    let mut entries = Vec::with_capacity(files.len());
+    for file in files {
+        let user = owner(file)?;
+        let text =
+            Zeroizing::new(std::fs::read_to_string(file).map_err(|error| {
+                Failure::input(format!("cannot read {}: {error}", file.display()))
+            })?);
+        let parsed = parse_google_authenticator(&file.display().to_string(), &text)?;
+        let bits = parsed.secret.trim_end_matches('=').len() * 5;
+        if (80..128).contains(&bits) {
+            eprintln!(
+                "mfactl: warning: {user}: the secret has {bits} bits (google-authenticator's \
+                 classic length); it is imported, and `mfactl enroll {user}` would replace it \
+                 with a 160-bit one"
+            );
+        }
+        entries.push((user, parsed));
+    }
+    let mut imported = 0usize;
+    for batch in entries.chunks(MAX_IMPORT) {
+        let wire: Vec<(&str, &str, u32, Vec<&str>)> = batch
+            .iter()
+            .map(|(user, parsed)| {
+                (
+                    user.as_str(),
+                    parsed.secret.as_str(),
+                    parsed.period,
+                    parsed.scratch_codes.iter().map(|c| c.as_str()).collect(),
+                )
+            })
+            .collect();
+        match admin.import_google_authenticator(&wire).await {
+            Ok(count) => imported += count as usize,
+            Err(error) => {
+                return Err(Failure::from(error).and(&format!(
+                    " ({imported} of {} enrollments were imported before this batch)",
+                    entries.len()
+                )));
+            }
+        }
+    }
+    Ok(Import {
+        imported,
+        from: format!("{} google-authenticator files", files.len()),
     })
 }
 
@@ -101,6 +227,33 @@ mod tests {
         assert_eq!(
             failure.message(),
             "f:2: expected a user name and a Base32 secret"
+        );
+    }
+
+    #[test]
+    fn google_authenticator_files_are_read() {
+        let text = "U6GPUQ2LGLU6O5WESPZMZ3UPMI\n\" RATE_LIMIT 3 30\n\" STEP_SIZE 60\n\
+                    \" TOTP_AUTH\n30805532\n68689313\n";
+        let parsed = parse_google_authenticator("f", text).unwrap();
+        assert_eq!(parsed.secret.as_str(), "U6GPUQ2LGLU6O5WESPZMZ3UPMI");
+        assert_eq!(parsed.period, 60);
+        assert_eq!(parsed.scratch_codes.len(), 2);
+        let hotp = "JBSWY3DPEHPK3PXP\n\" HOTP_COUNTER 1\n";
+        let Err(failure) = parse_google_authenticator("g", hotp) else {
+            panic!("HOTP is refused");
+        };
+        assert!(
+            failure
+                .message()
+                .starts_with("g:2: a counter-based (HOTP) file")
+        );
+        let Err(failure) = parse_google_authenticator("h", "JBSWY3DPEHPK3PXP\nhello\n") else {
+            panic!("junk is refused");
+        };
+        assert!(
+            failure.message().starts_with("h:2:"),
+            "{}",
+            failure.message()
         );
     }
 

@@ -32,7 +32,21 @@ pub async fn run(cli: &Cli) -> Result<Box<dyn Report>, Failure> {
         }
         Command::RecoveryCodes => Box::new(recovery_codes::run(bus).await?),
         Command::Disable => Box::new(disable::run(bus).await?),
-        Command::Import { file } => Box::new(import::run(bus, file).await?),
+        Command::Import {
+            google_authenticator: false,
+            files,
+        } => match files.as_slice() {
+            [file] => Box::new(import::run(bus, file).await?),
+            _ => {
+                return Err(Failure::usage(
+                    "give one file of USER SECRET lines (or --google-authenticator FILE...)",
+                ));
+            }
+        },
+        Command::Import {
+            google_authenticator: true,
+            files,
+        } => Box::new(import::run_google_authenticator(bus, files).await?),
         Command::Status { user } => Box::new(status::run(bus, user.as_deref()).await?),
         Command::Users => Box::new(users::run(bus).await?),
         Command::Reset { user } => Box::new(reset::run(bus, user).await?),

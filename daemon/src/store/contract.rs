@@ -23,6 +23,19 @@ fn params() -> Params {
     }
 }
 
+/// Enrollments to import, made with the test parameters and no recovery codes.
+fn imports(pairs: &[(UserName, Secret)]) -> Vec<crate::store::Imported> {
+    pairs
+        .iter()
+        .map(|(user, secret)| crate::store::Imported {
+            user: user.clone(),
+            secret: secret.clone(),
+            params: params(),
+            recovery: Vec::new(),
+        })
+        .collect()
+}
+
 fn secret(byte: u8) -> Secret {
     Secret::from_bytes(vec![byte; 20])
 }
@@ -135,7 +148,7 @@ fn concurrent_consume(store: Arc<dyn Store>) {
     let entries = [(bob.clone(), secret(3))];
     let imported = Event::EnrollmentsImported { count: 1 };
     assert_eq!(
-        store.import(&entries, params(), 1, &imported).unwrap(),
+        store.import(&imports(&entries), 1, &imported).unwrap(),
         Ok(1)
     );
     let id = store.enrollments(&bob).unwrap().active.unwrap().id;
@@ -242,7 +255,7 @@ fn import_all_or_none(store: Arc<dyn Store>) {
     };
     assert_eq!(
         store
-            .import(&batch(&["erin", "dave"]), params(), 2, &imported)
+            .import(&imports(&batch(&["erin", "dave"])), 2, &imported)
             .unwrap(),
         Ok(2)
     );
@@ -251,7 +264,7 @@ fn import_all_or_none(store: Arc<dyn Store>) {
     assert!(dave.pending.is_none(), "a pending enrollment is replaced");
     assert_eq!(
         store
-            .import(&batch(&["frank", "erin"]), params(), 3, &imported)
+            .import(&imports(&batch(&["frank", "erin"])), 3, &imported)
             .unwrap(),
         Err(name("erin"))
     );
@@ -270,7 +283,7 @@ fn removal(store: Arc<dyn Store>) {
     assert!(!store.remove_enrollment(&gina, 1, &reset).unwrap());
     let imported = Event::EnrollmentsImported { count: 1 };
     store
-        .import(&[(gina.clone(), secret(8))], params(), 1, &imported)
+        .import(&imports(&[(gina.clone(), secret(8))]), 1, &imported)
         .unwrap()
         .unwrap();
     let old = store.enrollments(&gina).unwrap().active.unwrap().id;
@@ -338,7 +351,7 @@ fn switches(store: Arc<dyn Store>) {
     );
     let imported = Event::EnrollmentsImported { count: 1 };
     store
-        .import(&[(name("abe"), secret(1))], params(), 5, &imported)
+        .import(&imports(&[(name("abe"), secret(1))]), 5, &imported)
         .unwrap()
         .unwrap();
     assert_eq!(store.users().unwrap(), [name("abe"), hank]);
@@ -387,7 +400,7 @@ fn audit_rows(store: Arc<dyn Store>) {
 fn case_variants(store: Arc<dyn Store>) {
     let imported = Event::EnrollmentsImported { count: 1 };
     store
-        .import(&[(name("kim"), secret(1))], params(), 1, &imported)
+        .import(&imports(&[(name("kim"), secret(1))]), 1, &imported)
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -397,7 +410,7 @@ fn case_variants(store: Arc<dyn Store>) {
     assert_eq!(store.spelled_otherwise(&name("kim")).unwrap(), None);
     assert_eq!(
         store
-            .import(&[(name("KIM"), secret(2))], params(), 2, &imported)
+            .import(&imports(&[(name("KIM"), secret(2))]), 2, &imported)
             .unwrap(),
         Err(name("KIM")),
         "a case variant of an enrolled user is refused"

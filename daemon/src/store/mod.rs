@@ -70,6 +70,15 @@ impl Enrollments {
     }
 }
 
+/// An enrollment made elsewhere, to be stored as active.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    pub user: UserName,
+    pub secret: Secret,
+    pub params: Params,
+    pub recovery: Vec<Hashed>,
+}
+
 /// Identifies one stored recovery code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RecoveryId(pub i64);
@@ -186,12 +195,12 @@ pub trait Store: Send + Sync + 'static {
         event: &Event,
     ) -> Result<bool>;
 
-    /// Adds active enrollments, all or none. A user with an active enrollment, or one spelled
-    /// differently only in case, stops the import and is returned in `Ok(Err(..))`.
+    /// Adds active enrollments with their recovery codes, all or none, replacing pending ones.
+    /// A user with an active enrollment, or one spelled differently only in case, stops the
+    /// import and is returned in `Ok(Err(..))`.
     fn import(
         &self,
-        entries: &[(UserName, Secret)],
-        params: Params,
+        entries: &[Imported],
         now: i64,
         event: &Event,
     ) -> Result<std::result::Result<usize, UserName>>;

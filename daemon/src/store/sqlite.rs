@@ -18,8 +18,8 @@ use rusqlite::{
 };
 
 use super::{
-    AuditRow, Enrollment, EnrollmentId, Enrollments, Proof, RecoveryId, Result, Store, StoreError,
-    StoredSwitches,
+    AuditRow, Enrollment, EnrollmentId, Enrollments, Imported, Proof, RecoveryId, Result, Store,
+    StoreError, StoredSwitches,
 };
 use crate::audit::Event;
 use crate::recovery::Hashed;
@@ -792,8 +792,7 @@ impl Store for SqliteStore {
 
     fn import(
         &self,
-        entries: &[(UserName, Secret)],
-        params: Params,
+        entries: &[Imported],
         now: i64,
         event: &Event,
     ) -> Result<std::result::Result<usize, UserName>> {
@@ -810,21 +809,30 @@ impl Store for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)
                  ON CONFLICT (user, active) DO NOTHING",
             )?;
-            for (user, secret) in entries {
+            let mut insert_code = transaction.prepare_cached(
+                "INSERT INTO recovery_codes (enrollment, salt, hash) VALUES (?1, ?2, ?3)",
+            )?;
+            for entry in entries {
+                let user = &entry.user;
                 if other_spelling.exists(params![user.as_str()])? {
                     return Ok(Err(user.clone()));
                 }
+                delete_recovery_codes(transaction, user, "active = 0")?;
                 replaced += drop_pending.execute(params![user.as_str()])?;
                 let inserted = insert.execute(params![
                     user.as_str(),
-                    secret.as_bytes(),
-                    params.algorithm.name(),
-                    params.digits,
-                    params.period,
+                    entry.secret.as_bytes(),
+                    entry.params.algorithm.name(),
+                    entry.params.digits,
+                    entry.params.period,
                     now
                 ])?;
                 if inserted != 1 {
                     return Ok(Err(user.clone()));
+                }
+                let id = transaction.last_insert_rowid();
+                for code in &entry.recovery {
+                    insert_code.execute(params![id, code.salt.as_slice(), code.hash.as_slice()])?;
                 }
             }
             Ok(Ok(entries.len()))
