@@ -158,7 +158,7 @@ mod tests {
     fn app_codes_and_garbage_are_not_recovery_codes() {
         for typed in [
             "123456",
-            "12345678",
+            "1234567",
             "",
             "k7pqm-3xd9a-hrt2",
             "k7pqm-3xd9a-hrt2w0",
