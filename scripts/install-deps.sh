@@ -10,6 +10,7 @@ packages=(
   libpam-modules    # pam_permit.so, used in test stacks
   dbus-daemon       # the private system-like bus of the tests and the demo
   libnss-wrapper    # test users without touching /etc/passwd
+  libpam-wrapper    # pam_matrix: a password module for the documented stacks' tests
   oathtool          # an independent TOTP implementation to cross-check codes
   libpam-google-authenticator  # its tool makes the files a test imports
   zbar-tools        # zbarimg: an independent QR reader checks the codes mfad draws

@@ -13,6 +13,18 @@ pub enum FailMode {
     Safe,
 }
 
+/// What the module returns when mfad says no second factor is required of this login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotRequired {
+    /// `PAM_IGNORE`: the rest of the stack decides (a stack where another module checks a
+    /// password). The default.
+    Ignore,
+    /// `PAM_SUCCESS`: for stacks where pam_mfa is the only auth module and something before
+    /// PAM already authenticated the user (sshd's `AuthenticationMethods
+    /// publickey,keyboard-interactive`); as google-authenticator's `nullok` users expect.
+    Success,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
     /// D-Bus address of the bus `mfad` is on; `None` means the system bus.
@@ -20,6 +32,8 @@ pub struct Args {
     /// Bound on each exchange with the daemon, connection set-up included.
     pub timeout: Duration,
     pub failmode: FailMode,
+    /// `notrequired=`: the verdict when MFA is not required of the user.
+    pub not_required: NotRequired,
     pub debug: bool,
 }
 
@@ -32,6 +46,7 @@ impl Default for Args {
             bus: None,
             timeout: DEFAULT_TIMEOUT,
             failmode: FailMode::Secure,
+            not_required: NotRequired::Ignore,
             debug: false,
         }
     }
@@ -69,6 +84,11 @@ impl Args {
                 Some(("failmode", other)) => {
                     return Err(format!("failmode={other}: expected secure or safe"));
                 }
+                Some(("notrequired", "ignore")) => args.not_required = NotRequired::Ignore,
+                Some(("notrequired", "success")) => args.not_required = NotRequired::Success,
+                Some(("notrequired", other)) => {
+                    return Err(format!("notrequired={other}: expected ignore or success"));
+                }
                 None if argument == "debug" => args.debug = true,
                 _ => return Err(format!("unknown argument {argument:?}")),
             }
@@ -95,9 +115,11 @@ mod tests {
             "bus=unix:path=/tmp/bus",
             "timeout=1.5",
             "failmode=safe",
+            "notrequired=success",
             "debug",
         ])
         .unwrap();
+        assert_eq!(args.not_required, NotRequired::Success);
         assert_eq!(args.bus.as_deref(), Some("unix:path=/tmp/bus"));
         assert_eq!(args.timeout, Duration::from_millis(1500));
         assert_eq!(args.failmode, FailMode::Safe);

@@ -9,7 +9,8 @@
 //! time-out, which any local user can cause.
 //!
 //! Arguments: `bus=ADDRESS`, `timeout=SECONDS` (default 5), `failmode=secure|safe` (default
-//! secure), `debug`.
+//! secure), `notrequired=ignore|success` (default ignore: what to return when no second factor
+//! is required of the user), `debug`.
 
 pub mod args;
 pub mod client;
@@ -119,7 +120,13 @@ fn authenticate(pamh: &Pam, flags: PamFlags, arguments: &[String]) -> PamError {
         daemon.close().await;
         outcome
     });
-    let verdict = verdict::verdict(&outcome, args.failmode, args.debug, &user);
+    let verdict = verdict::verdict(
+        &outcome,
+        args.failmode,
+        args.not_required,
+        args.debug,
+        &user,
+    );
     if let Some((level, line)) = &verdict.log {
         log(pamh, log_level(*level), line);
     }

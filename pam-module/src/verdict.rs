@@ -5,7 +5,7 @@
 use pam_mfa_api::UNAVAILABLE_NOTICE;
 use pamsm::PamError;
 
-use crate::args::FailMode;
+use crate::args::{FailMode, NotRequired};
 use crate::relay::Outcome;
 
 /// Syslog priority of a log line.
@@ -63,7 +63,13 @@ impl Verdict {
 
 /// The verdict for `outcome`. `failmode=safe` allows only when the daemon is definitely absent
 /// and had asked nothing; a time-out, a refusal, or a loss after the question always deny.
-pub fn verdict(outcome: &Outcome, failmode: FailMode, debug: bool, user: &str) -> Verdict {
+pub fn verdict(
+    outcome: &Outcome,
+    failmode: FailMode,
+    not_required: NotRequired,
+    debug: bool,
+    user: &str,
+) -> Verdict {
     match outcome {
         Outcome::Allow => Verdict::debug(
             PamError::SUCCESS,
@@ -71,7 +77,10 @@ pub fn verdict(outcome: &Outcome, failmode: FailMode, debug: bool, user: &str) -
             format!("second factor accepted for {user}"),
         ),
         Outcome::Skip => Verdict::debug(
-            PamError::IGNORE,
+            match not_required {
+                NotRequired::Ignore => PamError::IGNORE,
+                NotRequired::Success => PamError::SUCCESS,
+            },
             debug,
             format!("second factor not required for {user}"),
         ),
@@ -192,7 +201,7 @@ mod tests {
             }
         }
         for (outcome, failmode, code, notice, level) in table {
-            let verdict = verdict(&outcome, failmode, false, "alice");
+            let verdict = verdict(&outcome, failmode, NotRequired::Ignore, false, "alice");
             let row = format!("{outcome:?} {failmode:?}");
             assert_eq!(verdict.code, code, "{row}");
             assert_eq!(verdict.notice, notice, "{row}");
@@ -204,11 +213,40 @@ mod tests {
         }
     }
 
+    /// `notrequired=success` changes "not required" only; nothing else turns into a success.
+    #[test]
+    fn notrequired_success_changes_only_the_not_required_verdict() {
+        for outcome in every_outcome() {
+            for failmode in [FailMode::Secure, FailMode::Safe] {
+                let ignore = verdict(&outcome, failmode, NotRequired::Ignore, false, "alice");
+                let success = verdict(&outcome, failmode, NotRequired::Success, false, "alice");
+                if matches!(outcome, Outcome::Skip) {
+                    assert_eq!(ignore.code, PamError::IGNORE);
+                    assert_eq!(success.code, PamError::SUCCESS);
+                } else {
+                    assert_eq!(ignore, success, "{outcome:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn failmode_safe_allows_only_an_absent_daemon() {
         for outcome in every_outcome() {
-            let secure = verdict(&outcome, FailMode::Secure, false, "alice");
-            let safe = verdict(&outcome, FailMode::Safe, false, "alice");
+            let secure = verdict(
+                &outcome,
+                FailMode::Secure,
+                NotRequired::Ignore,
+                false,
+                "alice",
+            );
+            let safe = verdict(
+                &outcome,
+                FailMode::Safe,
+                NotRequired::Ignore,
+                false,
+                "alice",
+            );
             if matches!(outcome, Outcome::Absent(_)) {
                 assert_eq!(safe.code, PamError::SUCCESS);
                 let (_, line) = safe.log.unwrap();
@@ -225,7 +263,13 @@ mod tests {
     #[test]
     fn log_lines_name_the_user_and_the_reason() {
         for outcome in every_outcome() {
-            let verdict = verdict(&outcome, FailMode::Secure, true, "alice");
+            let verdict = verdict(
+                &outcome,
+                FailMode::Secure,
+                NotRequired::Ignore,
+                true,
+                "alice",
+            );
             let (_, line) = verdict.log.expect("with debug, every outcome is logged");
             assert!(line.contains("alice"), "{line}");
             if let Outcome::Refused(reason)

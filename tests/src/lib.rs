@@ -125,7 +125,7 @@ pub fn stall_nss_module() -> PathBuf {
 }
 
 /// Finds a shared library shipped by a Debian package, in the multiarch directories.
-fn system_library(name: &str) -> PathBuf {
+pub fn system_library(name: &str) -> PathBuf {
     let candidates = [
         "/usr/lib/x86_64-linux-gnu",
         "/usr/lib/aarch64-linux-gnu",
