@@ -25,8 +25,11 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 scripts/install-deps.sh
-cargo build --workspace --quiet
+echo "demo: building pam-mfa (the first build of a fresh clone takes a few minutes)"
+cargo build --workspace
 bin=${CARGO_TARGET_DIR:-$repo/target}/debug
+echo "demo: starting a private bus and mfad"
+
 
 work=$(mktemp -d /tmp/pam-mfa-demo.XXXXXX)
 pids=()
@@ -72,35 +75,31 @@ login() {
   "$bin/pamtest" --confdir "$work/pam.d" --service demo-login --user demo "$@"
 }
 
+# MFA is required of "demo", who has no app yet: the first login sets one up.
+"$bin/mfactl" --bus "$bus" enforce demo on >/dev/null
+
 if ! $unattended; then
   cat <<'INTRO'
 pam-mfa demo
 ============
 A private bus, mfad and a PAM stack are running in a temporary directory.
-First, enroll the user "demo": scan the QR code with any authenticator app
-(Google Authenticator, Aegis, FreeOTP, 1Password, ...), then type the code it shows.
+MFA is required of the user "demo", who has no authenticator app yet, so the
+first login sets one up, as it would over SSH: scan the QR code with any
+authenticator app (Google Authenticator, Aegis, FreeOTP, 1Password, ...), type
+the code it shows, and note the recovery codes. Then log in again with the
+app's codes; try a wrong code, and a recovery code, too.
 
 INTRO
-  until "$bin/mfactl" --bus "$bus" enroll demo; do
-    echo "Enrollment not confirmed; starting over."
-    "$bin/mfactl" --bus "$bus" reset demo >/dev/null
-  done
-  echo
-  echo "Now log in as demo, as sshd or login would. Try a wrong code too."
   while true; do
     echo
-    login --interactive | sed 's/^RESULT /Result: /'
+    login --interactive || true
     read -r -p "Press Enter to log in again, or Ctrl-C to stop. " _ || break
   done
   exit 0
 fi
 
-# Unattended: a known secret, codes from oathtool, and checks on what the user would see.
-secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ
-now=$(date +%s)
-if [ $((now % 30)) -gt 24 ]; then sleep $((31 - now % 30)); now=$(date +%s); fi
-previous=$(oathtool --totp --base32 "$secret" --now "@$((now - 30))")
-current=$(oathtool --totp --base32 "$secret" --now "@$now")
+# Unattended: the enrollment at login, read and answered as a person would (the secret from
+# the text shown, codes from oathtool), then daily logins, with checks on what the user sees.
 passed=0 failed=0
 check() { # check DESCRIPTION EXPECTED-TEXT OUTPUT
   if grep -qF -- "$2" <<<"$3"; then
@@ -109,16 +108,49 @@ check() { # check DESCRIPTION EXPECTED-TEXT OUTPUT
     failed=$((failed + 1)); echo "FAILED: $1: expected \"$2\" in:"; echo "$3"
   fi
 }
-enrolled=$(echo "$previous" | "$bin/mfactl" --bus "$bus" enroll demo --secret "$secret" 2>&1 || true)
-echo "$enrolled" | sed -n '1,3p;/URI:/p;/enrolled/p'
-check "enrollment shows a QR code" "▀" "$enrolled"
-check "enrollment is confirmed" "demo is enrolled" "$enrolled"
+away_from_step_end() {
+  local now; now=$(date +%s)
+  if [ $((now % 30)) -gt 24 ]; then sleep $((31 - now % 30)); fi
+}
+# Reads the login's lines up to and including the next prompt into $shown.
+read_to_prompt() {
+  shown=
+  local line
+  while IFS= read -r -t 20 line <&"${first[0]}"; do
+    shown+=$line$'\n'
+    case $line in PROMPT_*|RESULT*) return 0 ;; esac
+  done
+  return 1
+}
+coproc first { login --answers-from-stdin 2>&1; }
+first_pid=$first_PID
+read_to_prompt || true
+echo "$shown" | sed -n '1,2p;/by hand:/p;/URI:/p;/PROMPT/p'
+check "the first login shows a QR code" "▀" "$shown"
+check "and asks for the app's code" "PROMPT_ECHO_OFF Code shown by the app:" "$shown"
+secret=$(sed -n 's/.*by hand: //p' <<<"$shown" | tr -d ' ')
+away_from_step_end
+echo "$(oathtool --totp --base32 "$secret")" >&"${first[1]}"
+read_to_prompt || true
+check "then shows the recovery codes once" "These recovery codes let you log in" "$shown"
+check "and waits until they are saved" "PROMPT_ECHO_ON Press Enter once you have saved these codes:" "$shown"
+recovery=$(sed -n 's/^    \([a-z0-9-]\{17\}\)$/\1/p' <<<"$shown" | head -1)
+echo >&"${first[1]}"
+read_to_prompt || true
+check "the first login ends logged in" "RESULT PAM_SUCCESS" "$shown"
+wait "$first_pid" 2>/dev/null || true
+
 wrong=$(login --answer 000000 --answer 000001 --answer 000002 2>&1 || true)
 check "wrong codes are refused" "RESULT PAM_MAXTRIES" "$wrong"
+# The enrollment used this time step's code: the app's next one (accepted, one step of drift).
+away_from_step_end
+current=$(oathtool --totp --base32 "$secret" --now "@$(($(date +%s) + 30))")
 right=$(login --answer "$current" 2>&1 || true)
 echo "$right"
 check "the current code logs in" "RESULT PAM_SUCCESS" "$right"
 replay=$(login --answer "$current" --answer "$current" --answer "$current" 2>&1 || true)
 check "the same code is refused the second time" "already used" "$replay"
+rescued=$(login --answer "$recovery" 2>&1 || true)
+check "a recovery code logs in once" "Recovery code accepted. 9 recovery codes are left." "$rescued"
 echo "demo: $passed passed, $failed failed"
 [ "$failed" = 0 ]

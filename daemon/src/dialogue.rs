@@ -31,10 +31,11 @@ pub mod texts {
     pub const REPLAYED: &str = "This code was already used; wait for the next one.";
     pub const TOO_MANY_LOGINS: &str =
         "Too many logins are in progress for this account. Try again later.";
+    // Lines of at most 76 columns: terminals and PuTTY wrap longer ones.
     pub const ENROLL_HEADING: &str = "Two-factor authentication is required for this account, \
-                                      and no authenticator app is set up for it yet.";
+                                      and no\nauthenticator app is set up for it yet.";
     pub const ENROLL_RESUMED_HEADING: &str = "Two-factor authentication is required for this \
-                                              account. Finish setting up your authenticator \
+                                              account. Finish setting\nup your authenticator \
                                               app (this is the same code as last time).";
     pub const ENROLL_PROMPT: &str = "Code shown by the app: ";
     pub const ENROLL_NEXT_PROMPT: &str = "Wait for the app to show its next code, then type it: ";
@@ -61,8 +62,8 @@ pub mod texts {
     /// The recovery codes, shown once, right after an enrollment.
     pub fn recovery_codes(codes: &[&str]) -> String {
         let mut block = String::from(
-            "Your authenticator app is set up. These recovery codes let you log in if you lose \
-             your phone:\n\n",
+            "Your authenticator app is set up. These recovery codes let you log in\nif you \
+             lose your phone:\n\n",
         );
         for code in codes {
             block.push_str("    ");
@@ -70,7 +71,7 @@ pub mod texts {
             block.push('\n');
         }
         block.push_str(
-            "\nEach works once, in place of a code from the app. Keep them somewhere safe, \
+            "\nEach works once, in place of a code from the app. Keep them somewhere\nsafe, \
              away from the phone: they are not shown again.",
         );
         block

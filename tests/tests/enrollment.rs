@@ -42,7 +42,7 @@ fn read_enrollment(lines: &[String]) -> Shown {
 fn read_recovery_codes(lines: &[String]) -> Vec<String> {
     let text = lines.join("\n");
     assert!(
-        text.contains("These recovery codes let you log in if you lose your phone"),
+        text.contains("These recovery codes let you log in\nif you lose your phone"),
         "{text}"
     );
     assert_eq!(
@@ -187,7 +187,9 @@ fn a_login_cut_off_after_the_qr_code_is_finished_at_the_next_login() {
     let mut second = env.login("bob").drive();
     let lines = second.prompt();
     assert!(
-        lines[0].contains("Finish setting up your authenticator app"),
+        lines[..2]
+            .join("\n")
+            .contains("Finish setting\nup your authenticator app"),
         "{lines:?}"
     );
     let again = read_enrollment(&lines);

@@ -149,7 +149,16 @@ fn main() {
             answer
         };
         let result = pam::login_with_flags(&confdir, &service, &user, &mut respond, true, flags);
-        println!("RESULT {}", pam::result_name(result));
+        if interactive {
+            let meaning = if result == 0 {
+                "logged in"
+            } else {
+                "login refused"
+            };
+            println!("Result: {} ({meaning})", pam::result_name(result));
+        } else {
+            println!("RESULT {}", pam::result_name(result));
+        }
     }
     if resources {
         let after = (
