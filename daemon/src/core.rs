@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pam_mfa_api::limits::{MAX_IMPORT, MAX_REPLY_LEN};
+use pam_mfa_api::limits::MAX_IMPORT;
 use pam_mfa_api::{Action, Error, NewEnrollment, NextLogin, Turn, UserStatus, context};
 use pam_mfa_config::Config;
 
@@ -263,18 +263,7 @@ impl<S: Store, C: Clock> Core<S, C> {
                 return Ok(Proof::RecoveryCode(*id));
             }
         }
-        let step = (code.len() <= MAX_REPLY_LEN)
-            .then(|| {
-                totp::verify(
-                    &active.secret,
-                    active.params,
-                    code,
-                    self.now() as u64,
-                    self.config.totp.window.get(),
-                    None,
-                )
-            })
-            .flatten();
+        let step = self.dialogue.verify(active, code);
         match step {
             Some(step) => Ok(Proof::Step(step)),
             None => {
@@ -666,25 +655,13 @@ impl<S: Store, C: Clock> Core<S, C> {
                 ))
             })?;
         let now = self.now();
-        let step = (code.len() <= MAX_REPLY_LEN)
-            .then(|| {
-                totp::verify(
-                    &pending.secret,
-                    pending.params,
-                    code,
-                    now as u64,
-                    self.config.totp.window.get(),
-                    None,
-                )
-            })
-            .flatten()
-            .ok_or_else(|| {
-                Error::WrongCode(
-                    "the code does not match: type the code the app shows now, and check that \
+        let step = self.dialogue.verify(&pending, code).ok_or_else(|| {
+            Error::WrongCode(
+                "the code does not match: type the code the app shows now, and check that \
                      the phone's clock is set automatically"
-                        .into(),
-                )
-            })?;
+                    .into(),
+            )
+        })?;
         let issued = self.dialogue.issue_recovery_codes().map_err(internal)?;
         let hashes: Vec<_> = issued.iter().map(|(_, hashed)| hashed.clone()).collect();
         let event = Event::EnrollmentConfirmed { user: user.clone() };

@@ -182,6 +182,23 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         })
     }
 
+    /// The time step whose code `reply` is for `enrollment`, within the window around now;
+    /// `None` for anything else, an overlong reply included.
+    pub fn verify(&self, enrollment: &Enrollment, reply: &str) -> Option<u64> {
+        (reply.len() <= MAX_REPLY_LEN)
+            .then(|| {
+                totp::verify(
+                    &enrollment.secret,
+                    enrollment.params,
+                    reply,
+                    self.now(),
+                    self.window,
+                    None,
+                )
+            })
+            .flatten()
+    }
+
     /// Issues the configured number of recovery codes: what to show and what to store.
     pub fn issue_recovery_codes(&self) -> Result<Vec<(Zeroizing<String>, Hashed)>> {
         recovery::generate(self.settings.recovery_codes.get() as usize).map_err(no_randomness)
@@ -413,18 +430,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         let Some(pending) = pending else {
             return self.reset_during_login(session, now);
         };
-        let matched = (reply.len() <= MAX_REPLY_LEN)
-            .then(|| {
-                totp::verify(
-                    &pending.secret,
-                    pending.params,
-                    reply,
-                    now,
-                    self.window,
-                    None,
-                )
-            })
-            .flatten();
+        let matched = self.verify(&pending, reply);
         let prompt = if first_step.is_some() {
             texts::ENROLL_NEXT_PROMPT
         } else {
@@ -550,18 +556,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
                 }
             }
         }
-        let matched = (reply.len() <= MAX_REPLY_LEN)
-            .then(|| {
-                totp::verify(
-                    &enrollment.secret,
-                    enrollment.params,
-                    reply,
-                    now,
-                    self.window,
-                    None,
-                )
-            })
-            .flatten();
+        let matched = self.verify(&enrollment, reply);
         let why = match matched {
             Some(step) => {
                 let allowed = Event::LoginAllowed {
@@ -628,6 +623,7 @@ mod tests {
 
     use super::*;
     use crate::clock::FakeClock;
+    use crate::store::contract::imports;
     use crate::store::sqlite::SqliteStore;
     use crate::totp::{Params, Secret};
 
@@ -655,19 +651,6 @@ mod tests {
             digits: 6,
             period: PERIOD as u32,
         }
-    }
-
-    /// Enrollments to import, made with the test parameters and no recovery codes.
-    fn imports(pairs: &[(UserName, Secret)]) -> Vec<crate::store::Imported> {
-        pairs
-            .iter()
-            .map(|(user, secret)| crate::store::Imported {
-                user: user.clone(),
-                secret: secret.clone(),
-                params: params(),
-                recovery: Vec::new(),
-            })
-            .collect()
     }
 
     fn name(text: &str) -> UserName {

@@ -28,22 +28,15 @@ pub async fn run(bus: Option<&str>, file: &Path) -> Result<Import, Failure> {
     };
     read.map_err(|error| Failure::input(format!("cannot read {name}: {error}")))?;
     let entries = Zeroizing::new(parse(&name, &text)?);
-    let mut imported = 0usize;
-    for batch in entries.chunks(MAX_IMPORT) {
+    let imported = in_batches(&entries, |batch| {
         let pairs: Vec<(&str, &str)> = batch
             .iter()
             .map(|(u, s)| (u.as_str(), s.as_str()))
             .collect();
-        match admin.import_enrollments(&pairs).await {
-            Ok(count) => imported += count as usize,
-            Err(error) => {
-                return Err(Failure::from(error).and(&format!(
-                    " ({imported} of {} enrollments were imported before this batch)",
-                    entries.len()
-                )));
-            }
-        }
-    }
+        let admin = &admin;
+        async move { admin.import_enrollments(&pairs).await }
+    })
+    .await?;
     Ok(Import {
         imported,
         from: name,
@@ -146,8 +139,7 @@ pub async fn run_google_authenticator(
         }
         entries.push((user, parsed));
     }
-    let mut imported = 0usize;
-    for batch in entries.chunks(MAX_IMPORT) {
+    let imported = in_batches(&entries, |batch| {
         let wire: Vec<(&str, &str, u32, Vec<&str>)> = batch
             .iter()
             .map(|(user, parsed)| {
@@ -159,7 +151,26 @@ pub async fn run_google_authenticator(
                 )
             })
             .collect();
-        match admin.import_google_authenticator(&wire).await {
+        let admin = &admin;
+        async move { admin.import_google_authenticator(&wire).await }
+    })
+    .await?;
+    Ok(Import {
+        imported,
+        from: format!("{} google-authenticator files", files.len()),
+    })
+}
+
+/// Sends `entries` to mfad in batches of [`MAX_IMPORT`], each all or nothing; returns how many
+/// were imported, or the error with how many batches went in before it.
+async fn in_batches<'e, T, F, Fut>(entries: &'e [T], mut send: F) -> Result<usize, Failure>
+where
+    F: FnMut(&'e [T]) -> Fut,
+    Fut: std::future::Future<Output = Result<u32, pam_mfa_api::Error>>,
+{
+    let mut imported = 0usize;
+    for batch in entries.chunks(MAX_IMPORT) {
+        match send(batch).await {
             Ok(count) => imported += count as usize,
             Err(error) => {
                 return Err(Failure::from(error).and(&format!(
@@ -169,10 +180,7 @@ pub async fn run_google_authenticator(
             }
         }
     }
-    Ok(Import {
-        imported,
-        from: format!("{} google-authenticator files", files.len()),
-    })
+    Ok(imported)
 }
 
 /// Parses `USER SECRET` lines; errors name the line.

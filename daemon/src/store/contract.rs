@@ -23,8 +23,9 @@ fn params() -> Params {
     }
 }
 
-/// Enrollments to import, made with the test parameters and no recovery codes.
-fn imports(pairs: &[(UserName, Secret)]) -> Vec<crate::store::Imported> {
+/// Enrollments to import, made with the test parameters (SHA1, 6 digits, 30 s) and no
+/// recovery codes.
+pub fn imports(pairs: &[(UserName, Secret)]) -> Vec<crate::store::Imported> {
     pairs
         .iter()
         .map(|(user, secret)| crate::store::Imported {
