@@ -77,6 +77,8 @@ pub struct UserStatus {
     pub pending: bool,
     /// Unused recovery codes of the active enrollment.
     pub recovery_codes_left: u32,
+    /// Unix time until which the account is locked after too many wrong codes; 0 when not.
+    pub locked_until: i64,
     /// What the user's next login does.
     pub next_login: NextLogin,
 }
@@ -93,6 +95,8 @@ pub enum NextLogin {
     Denied,
     /// Asks for nothing: MFA is not required and the user has no app.
     NoSecondFactor,
+    /// Is refused: too many wrong codes locked the account for a while.
+    Locked,
     Other(String),
 }
 
@@ -103,6 +107,7 @@ impl NextLogin {
             NextLogin::Enroll => "enroll",
             NextLogin::Denied => "denied",
             NextLogin::NoSecondFactor => "no second factor",
+            NextLogin::Locked => "locked",
             NextLogin::Other(text) => text,
         }
     }
@@ -113,6 +118,7 @@ impl NextLogin {
             "enroll" => NextLogin::Enroll,
             "denied" => NextLogin::Denied,
             "no second factor" => NextLogin::NoSecondFactor,
+            "locked" => NextLogin::Locked,
             other => NextLogin::Other(other.to_owned()),
         }
     }
@@ -126,6 +132,9 @@ impl NextLogin {
                 "is denied until an administrator enrolls an app (enroll_at_login is off)".into()
             }
             NextLogin::NoSecondFactor => "asks for no second factor (MFA is not required)".into(),
+            NextLogin::Locked => {
+                "is refused until the lock ends (too many wrong codes; mfactl unlock)".into()
+            }
             NextLogin::Other(text) => text.clone(),
         }
     }

@@ -79,6 +79,10 @@ pub trait Admin {
     /// again.
     fn confirm_enrollment(&self, user: &str, code: &str) -> Result<Vec<String>, Error>;
 
+    /// Ends a lock of `user` (too many wrong codes) and clears the count of tries. Returns
+    /// whether the user was locked.
+    fn unlock(&self, user: &str) -> Result<bool, Error>;
+
     /// Removes the enrollment (pending or active) of `user` at once.
     fn reset(&self, user: &str) -> Result<bool, Error>;
 

@@ -29,7 +29,35 @@ pub struct Config {
     pub lookup_timeout: LookupTimeout,
     pub totp: Totp,
     pub login: Login,
+    pub lockout: Lockout,
     pub enforcement: Enforcement,
+}
+
+/// Locking an account after too many wrong codes, across every service and host that uses
+/// this mfad.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Lockout {
+    /// Codes (from the app, or recovery codes) a user may try within `window`; one more locks
+    /// the account.
+    pub failures: LockoutFailures,
+    /// Seconds over which tries are counted.
+    pub window: LockoutSeconds,
+    /// Seconds the first lock lasts; each lock that follows another without a right code in
+    /// between lasts twice as long, up to `max_duration`.
+    pub duration: LockoutSeconds,
+    pub max_duration: LockoutSeconds,
+}
+
+impl Default for Lockout {
+    fn default() -> Self {
+        Lockout {
+            failures: LockoutFailures(5),
+            window: LockoutSeconds(300),
+            duration: LockoutSeconds(300),
+            max_duration: LockoutSeconds(86_400),
+        }
+    }
 }
 
 /// TOTP parameters. `algorithm`, `digits` and `period` apply to new enrollments; each enrollment
@@ -94,6 +122,7 @@ impl Default for Config {
             lookup_timeout: LookupTimeout(3),
             totp: Totp::default(),
             login: Login::default(),
+            lockout: Lockout::default(),
             enforcement: Enforcement::default(),
         }
     }
@@ -218,6 +247,8 @@ bounded!(SessionTimeout, 10, 3600, "session_timeout (seconds)");
 bounded!(MaxSessions, 1, 1024, "max_sessions_per_user");
 bounded!(ConfirmCodes, 1, 2, "enroll_confirm_codes");
 bounded!(LookupTimeout, 1, 60, "lookup_timeout (seconds)");
+bounded!(LockoutFailures, 1, 100, "lockout.failures");
+bounded!(LockoutSeconds, 10, 604_800, "lockout seconds");
 bounded!(ResumeMinutes, 1, 1440, "enroll_resume_minutes");
 bounded!(RecoveryCodes, 0, 20, "recovery_codes");
 

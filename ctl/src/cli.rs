@@ -11,7 +11,8 @@ use clap::{Parser, Subcommand};
 /// For administrators (root, or members of mfad's admin_group): `enforce` requires MFA of one
 /// user or everyone (they set up an app at their next login), `status USER` and `users` show
 /// where each user stands, `reset USER` removes a lost phone (the user sets up a new one at the
-/// next login), `enroll USER` and `import` set up apps for users.
+/// next login), `unlock USER` ends a lock after too many wrong codes, `enroll USER` and `import`
+/// set up apps for users.
 ///
 /// Journeys. First login: with MFA required and no app yet, the login shows a QR code; scan it,
 /// type the app's code, save the recovery codes. Daily login: type the app's current code.
@@ -119,6 +120,12 @@ pub enum Command {
     /// Says what the user's next login does: set up a new app (when MFA is required of the
     /// user) or ask for no second factor.
     Reset { user: String },
+    /// End USER's lock after too many wrong codes, at once, and clear the count of tries.
+    ///
+    /// mfad locks an account after `lockout.failures` wrong codes (5 by default) within
+    /// `lockout.window`, on every service at once, for `lockout.duration`, doubling for each
+    /// lock that follows another. The user is told until when.
+    Unlock { user: String },
     /// Require MFA of every user (--all) or of one user.
     ///
     /// Applies from the next login; open sessions are not affected. A user who must use MFA but

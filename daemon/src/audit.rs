@@ -59,6 +59,8 @@ pub enum Denial {
     ResetDuringLogin,
     /// The last try was used up.
     NoTriesLeft(Rejection),
+    /// The account is locked until this Unix time (too many wrong codes).
+    Locked(i64),
 }
 
 /// Why a code was not accepted.
@@ -126,6 +128,16 @@ pub enum Event {
     RecoveryCodesRenewed {
         user: UserName,
     },
+    /// Too many wrong codes: the account is locked until `until` (Unix time).
+    LockedOut {
+        user: UserName,
+        context: Context,
+        until: i64,
+    },
+    /// An administrator ended a lock.
+    Unlocked {
+        user: UserName,
+    },
     /// The user removed their own authenticator app.
     EnrollmentDisabled {
         user: UserName,
@@ -174,6 +186,8 @@ impl Event {
             Event::EnrollmentConfirmed { .. } => "enrollment-confirmed",
             Event::RecoveryCodeUsed { .. } => "recovery-code-used",
             Event::RecoveryCodesRenewed { .. } => "recovery-codes-renewed",
+            Event::LockedOut { .. } => "locked-out",
+            Event::Unlocked { .. } => "unlocked",
             Event::EnrollmentDisabled { .. } => "enrollment-disabled",
             Event::EnrollmentsImported { .. } => "enrollments-imported",
             Event::EnrollmentReset { .. } => "enrollment-reset",
@@ -183,9 +197,10 @@ impl Event {
 
     pub fn severity(&self) -> Severity {
         match self {
-            Event::LoginDenied { .. } | Event::LoginRefused { .. } | Event::AdminRefused { .. } => {
-                Severity::Warning
-            }
+            Event::LoginDenied { .. }
+            | Event::LoginRefused { .. }
+            | Event::AdminRefused { .. }
+            | Event::LockedOut { .. } => Severity::Warning,
             _ => Severity::Info,
         }
     }
@@ -200,6 +215,8 @@ impl Event {
             | Event::EnrollmentConfirmed { user }
             | Event::RecoveryCodeUsed { user, .. }
             | Event::RecoveryCodesRenewed { user }
+            | Event::LockedOut { user, .. }
+            | Event::Unlocked { user }
             | Event::EnrollmentDisabled { user }
             | Event::EnrollmentReset { user, .. } => Some(user.as_str()),
             Event::LoginDenied { user, .. } | Event::LoginRefused { user, .. } => Some(user),
@@ -226,6 +243,7 @@ impl Event {
                     why: Denial::InvalidName(_)
                         | Denial::NotEnrolled
                         | Denial::UnknownUser
+                        | Denial::Locked(_)
                         | Denial::TooManyLogins(_),
                     ..
                 }
@@ -267,6 +285,10 @@ impl fmt::Display for Event {
                         f,
                         "login denied: user={user} was reset during the login {context}"
                     ),
+                    Denial::Locked(until) => write!(
+                        f,
+                        "login denied: user={user} is locked until {until} (Unix time) {context}"
+                    ),
                     Denial::NoTriesLeft(why) => write!(
                         f,
                         "login denied: user={user} {why}, no tries left {context}"
@@ -306,6 +328,16 @@ impl fmt::Display for Event {
             Event::RecoveryCodesRenewed { user } => {
                 write!(f, "recovery codes renewed: user={user}")
             }
+            Event::LockedOut {
+                user,
+                context,
+                until,
+            } => write!(
+                f,
+                "locked out: user={user} too many wrong codes, locked until {until} (Unix \
+                 time) {context}"
+            ),
+            Event::Unlocked { user } => write!(f, "unlocked: user={user}"),
             Event::EnrollmentDisabled { user } => {
                 write!(f, "enrollment removed by its user: user={user}")
             }
@@ -370,6 +402,11 @@ mod tests {
             Event::LoginDenied {
                 user: "alice".into(),
                 context: context.clone(),
+                why: Denial::Locked(1_700_000_000),
+            },
+            Event::LoginDenied {
+                user: "alice".into(),
+                context: context.clone(),
                 why: Denial::ResetDuringLogin,
             },
             Event::LoginDenied {
@@ -400,6 +437,14 @@ mod tests {
                 left: 9,
             },
             Event::RecoveryCodesRenewed {
+                user: alice.clone(),
+            },
+            Event::LockedOut {
+                user: alice.clone(),
+                context: Context::new("sshd", "10.0.0.9"),
+                until: 1_700_000_000,
+            },
+            Event::Unlocked {
                 user: alice.clone(),
             },
             Event::EnrollmentDisabled {

@@ -252,6 +252,18 @@ impl AdminInterface {
             .await
     }
 
+    async fn unlock(
+        &self,
+        user: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<bool, Error> {
+        let (caller, permit) = self.0.admin(connection, &header).await?;
+        self.0
+            .run(permit, move |core| core.unlock(&caller, &user))
+            .await
+    }
+
     async fn reset(
         &self,
         user: String,

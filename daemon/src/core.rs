@@ -17,7 +17,7 @@ use crate::identity::Caller;
 use crate::log;
 use crate::policy;
 use crate::recovery;
-use crate::store::{Enrollment, Imported, Proof, Store, StoreError};
+use crate::store::{Attempt, Enrollment, Imported, Proof, Store, StoreError};
 use crate::totp::{self, Params, Secret};
 use crate::users::{self, Account, Lookup, LookupError, UserName};
 
@@ -253,25 +253,40 @@ impl<S: Store, C: Clock> Core<S, C> {
         code: &str,
         recovery: bool,
     ) -> Result<Proof, Error> {
-        self.check_throttle(user, false)?;
+        let now = self.now();
+        let locking = Event::LockedOut {
+            user: user.clone(),
+            context: Context::new("mfactl", ""),
+            until: 0,
+        };
+        let attempt = self
+            .store
+            .begin_attempt(user, now, self.dialogue.lockout(), &locking)
+            .map_err(internal)?;
+        if let Attempt::Locked { until, .. } = attempt {
+            return Err(Error::TooManyRequests(crate::dialogue::texts::locked(
+                until, now,
+            )));
+        }
         if recovery && let Some(typed) = recovery::normalize(code) {
             let stored = self
                 .store
                 .recovery_codes(user, active.id)
                 .map_err(internal)?;
             if let Some(id) = recovery::find(&typed, &stored) {
+                self.store.attempt_succeeded(user).map_err(internal)?;
                 return Ok(Proof::RecoveryCode(*id));
             }
         }
         let step = self.dialogue.verify(active, code);
         match step {
-            Some(step) => Ok(Proof::Step(step)),
-            None => {
-                self.check_throttle(user, true)?;
-                Err(Error::WrongCode(
-                    "the code does not match: type the code the app shows now".into(),
-                ))
+            Some(step) => {
+                self.store.attempt_succeeded(user).map_err(internal)?;
+                Ok(Proof::Step(step))
             }
+            None => Err(Error::WrongCode(
+                "the code does not match: type the code the app shows now".into(),
+            )),
         }
     }
 
@@ -425,7 +440,9 @@ impl<S: Store, C: Clock> Core<S, C> {
             Some(active) => self.store.recovery_codes(user, active.id)?.len() as u32,
             None => 0,
         };
+        let locked_until = self.store.locked_until(user, self.now())?.unwrap_or(0);
         let next_login = match (&enrollments.active, requirement.required) {
+            (Some(_), _) if locked_until > 0 => NextLogin::Locked,
             (Some(_), _) => NextLogin::Code,
             (None, true) if self.config.login.enroll_at_login => NextLogin::Enroll,
             (None, true) => NextLogin::Denied,
@@ -447,6 +464,7 @@ impl<S: Store, C: Clock> Core<S, C> {
             last_used: enrollment.as_ref().and_then(|e| e.last_used).unwrap_or(0),
             pending: enrollments.pending.is_some(),
             recovery_codes_left,
+            locked_until,
             next_login,
         })
     }
@@ -679,6 +697,19 @@ impl<S: Store, C: Clock> Core<S, C> {
             .into_iter()
             .map(|(code, _)| code.to_string())
             .collect())
+    }
+
+    pub fn unlock(&self, caller: &Caller, user: &str) -> Result<bool, Error> {
+        let user = self.admin_user(user)?;
+        let event = Event::Unlocked { user: user.clone() };
+        let unlocked = self
+            .store
+            .unlock(&user, self.now(), &event)
+            .map_err(internal)?;
+        if unlocked {
+            self.emit(caller, &[event]);
+        }
+        Ok(unlocked)
     }
 
     pub fn reset(&self, caller: &Caller, user: &str) -> Result<bool, Error> {

@@ -18,7 +18,7 @@ use crate::identity::Caller;
 use crate::policy::{self, Switches};
 use crate::recovery::{self, Hashed};
 use crate::sessions::{Refusal, Session, Sessions, Step};
-use crate::store::{Enrollment, EnrollmentId, Result, Store, StoreError};
+use crate::store::{Attempt, Enrollment, EnrollmentId, LockoutRule, Result, Store, StoreError};
 use crate::totp::{self, Params, Secret};
 use crate::users::UserName;
 use zeroize::Zeroizing;
@@ -77,6 +77,19 @@ pub mod texts {
         block
     }
 
+    /// Why a locked account is refused, and until when.
+    pub fn locked(until: i64, now: i64) -> String {
+        let minutes = ((until - now).max(1) as u64).div_ceil(60);
+        let day = until.rem_euclid(86_400);
+        format!(
+            "Too many wrong codes: this account is locked until {:02}:{:02} UTC (in {minutes} \
+             minute{}). Try again then, or ask an administrator to unlock it.",
+            day / 3600,
+            day % 3600 / 60,
+            if minutes == 1 { "" } else { "s" }
+        )
+    }
+
     /// After a login with a recovery code.
     pub fn recovery_code_used(left: usize) -> String {
         let mut text = match left {
@@ -133,6 +146,7 @@ pub struct Dialogue<S: Store, C: Clock> {
     store: Arc<S>,
     clock: C,
     settings: LoginSettings,
+    lockout: LockoutRule,
     window: u32,
     config_all_users: bool,
     new_enrollments: NewEnrollments,
@@ -155,6 +169,12 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
             store,
             clock,
             settings: config.login.clone(),
+            lockout: LockoutRule {
+                failures: config.lockout.failures.get(),
+                window: i64::from(config.lockout.window.get()),
+                duration: i64::from(config.lockout.duration.get()),
+                max_duration: i64::from(config.lockout.max_duration.get()),
+            },
             window: config.totp.window.get(),
             config_all_users: config.enforcement.all_users,
             new_enrollments,
@@ -199,6 +219,11 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
             .flatten()
     }
 
+    /// The lockout rule from the configuration.
+    pub fn lockout(&self) -> LockoutRule {
+        self.lockout
+    }
+
     /// Issues the configured number of recovery codes: what to show and what to store.
     pub fn issue_recovery_codes(&self) -> Result<Vec<(Zeroizing<String>, Hashed)>> {
         recovery::generate(self.settings.recovery_codes.get() as usize).map_err(no_randomness)
@@ -209,6 +234,18 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
     pub fn begin(&self, caller: &Caller, user: UserName, context: Context) -> Result<Reply> {
         let now = self.now();
         let enrollments = self.store.enrollments(&user)?;
+        if enrollments.active.is_some()
+            && let Some(until) = self.store.locked_until(&user, now as i64)?
+        {
+            let turn = Turn::new(Action::Deny("locked".into()))
+                .with_notice(Notice::Error(texts::locked(until, now as i64)));
+            let event = Event::LoginDenied {
+                user: user.to_string(),
+                context,
+                why: Denial::Locked(until),
+            };
+            return Ok(Reply::verdict(turn, event));
+        }
         let (step, turn, events) = match enrollments.active {
             Some(enrollment) => (
                 Step::AwaitingCode {
@@ -538,6 +575,32 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         let Some(enrollment) = enrollment else {
             return self.reset_during_login(session, now);
         };
+        let locking = Event::LockedOut {
+            user: user.clone(),
+            context: session.context.clone(),
+            until: 0,
+        };
+        if let Attempt::Locked { until, new } =
+            self.store
+                .begin_attempt(&user, now as i64, self.lockout, &locking)?
+        {
+            let turn = Turn::new(Action::Deny("locked".into()))
+                .with_notice(Notice::Error(texts::locked(until, now as i64)));
+            let event = if new {
+                Event::LockedOut {
+                    user,
+                    context: session.context,
+                    until,
+                }
+            } else {
+                Event::LoginDenied {
+                    user: user.to_string(),
+                    context: session.context,
+                    why: Denial::Locked(until),
+                }
+            };
+            return Ok(Reply::verdict(turn, event));
+        }
         if let Some(typed) = recovery::normalize(reply) {
             let stored = self.store.recovery_codes(&user, expected)?;
             if let Some(code) = recovery::find(&typed, &stored) {
@@ -550,6 +613,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
                     .store
                     .consume_recovery_code(&user, expected, *code, now as i64, &used)?
                 {
+                    self.store.attempt_succeeded(&user)?;
                     let turn = Turn::new(Action::Allow)
                         .with_notice(Notice::Info(texts::recovery_code_used(left)));
                     return Ok(Reply::verdict(turn, used));
@@ -567,6 +631,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
                     .store
                     .consume_step(&user, enrollment.id, step, now as i64, &allowed)?
                 {
+                    self.store.attempt_succeeded(&user)?;
                     return Ok(Reply::verdict(Turn::new(Action::Allow), allowed));
                 }
                 Rejection::Replayed

@@ -7,6 +7,7 @@ pub mod import;
 pub mod recovery_codes;
 pub mod reset;
 pub mod status;
+pub mod unlock;
 pub mod users;
 
 use crate::cli::{Cli, Command};
@@ -50,6 +51,7 @@ pub async fn run(cli: &Cli) -> Result<Box<dyn Report>, Failure> {
         Command::Status { user } => Box::new(status::run(bus, user.as_deref()).await?),
         Command::Users => Box::new(users::run(bus).await?),
         Command::Reset { user } => Box::new(reset::run(bus, user).await?),
+        Command::Unlock { user } => Box::new(unlock::run(bus, user).await?),
         Command::Enforce { all, words } => Box::new(enforce::run(bus, *all, words).await?),
     })
 }

@@ -29,6 +29,7 @@ pub fn json(status: &UserStatus) -> serde_json::Value {
         "last_used": time_or_null(status.last_used),
         "pending": status.pending,
         "recovery_codes_left": if status.enrolled { Some(status.recovery_codes_left) } else { None },
+        "locked_until": time_or_null(status.locked_until),
         "next_login": status.next_login,
     })
 }
@@ -65,6 +66,13 @@ impl Report for Status {
                 status.recovery_codes_left
             ));
         }
+        if status.locked_until > 0 {
+            lines.push(format!(
+                "locked:    until {} (too many wrong codes; mfactl unlock {})",
+                when(status.locked_until),
+                status.user
+            ));
+        }
         if status.pending {
             lines.push(
                 "pending:   a new enrollment waits for its first code (mfactl enroll)".to_owned(),
@@ -97,6 +105,7 @@ mod tests {
             last_used: 0,
             pending: false,
             recovery_codes_left: 10,
+            locked_until: 0,
             next_login: NextLogin::Code,
         }
     }

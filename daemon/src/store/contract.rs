@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use pam_mfa_config::Algorithm;
 
-use super::{EnrollmentId, Proof, Store, StoredSwitches};
+use super::{Attempt, EnrollmentId, LockoutRule, Proof, Store, StoredSwitches};
 use crate::audit::{Context, Event, Scope};
 use crate::recovery::{self, Hashed};
 use crate::totp::{Params, Secret};
@@ -55,7 +55,7 @@ fn started(user: &str) -> Event {
 /// Runs every check of the contract, each on a new store.
 pub fn run_all<S: Store, C: FnOnce()>(make: impl Fn() -> (S, C)) {
     type Check = fn(Arc<dyn Store>);
-    let checks: [(&str, Check); 10] = [
+    let checks: [(&str, Check); 12] = [
         ("lifecycle and replay", lifecycle_and_replay),
         ("one of many concurrent consumes wins", concurrent_consume),
         (
@@ -69,6 +69,8 @@ pub fn run_all<S: Store, C: FnOnce()>(make: impl Fn() -> (S, C)) {
         ("names differing only in case", case_variants),
         ("recovery codes are used once", recovery_codes),
         ("a user's own changes spend their proof", self_service),
+        ("tries are counted and locks back off", lockout),
+        ("parallel tries get no more than one", lockout_in_parallel),
     ];
     for (what, check) in checks {
         let (store, clean_up) = make();
@@ -542,4 +544,113 @@ fn self_service(store: Arc<dyn Store>) {
             .disable(&lee, id, Proof::Step(9), 6, &disabled)
             .unwrap()
     );
+}
+
+const RULE: LockoutRule = LockoutRule {
+    failures: 3,
+    window: 100,
+    duration: 60,
+    max_duration: 200,
+};
+
+fn locked_out(user: &str) -> Event {
+    Event::LockedOut {
+        user: name(user),
+        context: Context::default(),
+        until: 0,
+    }
+}
+
+fn lockout(store: Arc<dyn Store>) {
+    let max = name("max");
+    let event = locked_out("max");
+    let attempt = |now| store.begin_attempt(&max, now, RULE, &event).unwrap();
+    for now in [1, 2, 3] {
+        assert_eq!(attempt(now), Attempt::Allowed);
+    }
+    assert_eq!(
+        attempt(4),
+        Attempt::Locked {
+            until: 64,
+            new: true
+        }
+    );
+    assert_eq!(
+        attempt(5),
+        Attempt::Locked {
+            until: 64,
+            new: false
+        }
+    );
+    assert_eq!(store.locked_until(&max, 63).unwrap(), Some(64));
+    assert_eq!(store.locked_until(&max, 64).unwrap(), None);
+    // The second lock in a row lasts twice as long, the third hits the maximum.
+    for now in [64, 65, 66] {
+        assert_eq!(attempt(now), Attempt::Allowed);
+    }
+    assert_eq!(
+        attempt(67),
+        Attempt::Locked {
+            until: 187,
+            new: true
+        }
+    );
+    for now in [187, 188, 189] {
+        assert_eq!(attempt(now), Attempt::Allowed);
+    }
+    assert_eq!(
+        attempt(190),
+        Attempt::Locked {
+            until: 390,
+            new: true
+        }
+    );
+    let kinds: Vec<String> = store
+        .audit_tail(10)
+        .unwrap()
+        .into_iter()
+        .map(|row| row.kind)
+        .collect();
+    assert_eq!(kinds, ["locked-out", "locked-out", "locked-out"]);
+    // An administrator unlocks; a right code clears the count and the backoff.
+    let unlocked = Event::Unlocked { user: max.clone() };
+    assert!(store.unlock(&max, 200, &unlocked).unwrap());
+    assert!(!store.unlock(&max, 200, &unlocked).unwrap());
+    assert_eq!(attempt(201), Attempt::Allowed);
+    store.attempt_succeeded(&max).unwrap();
+    for now in [202, 203, 204] {
+        assert_eq!(attempt(now), Attempt::Allowed);
+    }
+    assert_eq!(
+        attempt(205),
+        Attempt::Locked {
+            until: 265,
+            new: true
+        }
+    );
+    // Tries older than the window no longer count.
+    let ned = name("ned");
+    let try_ned = |now| store.begin_attempt(&ned, now, RULE, &event).unwrap();
+    for now in [1, 2, 3, 101, 102, 103] {
+        assert_eq!(try_ned(now), Attempt::Allowed, "at {now}");
+    }
+}
+
+fn lockout_in_parallel(store: Arc<dyn Store>) {
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                store
+                    .begin_attempt(&name("oz"), 10, RULE, &locked_out("oz"))
+                    .unwrap()
+            })
+        })
+        .collect();
+    let allowed = threads
+        .into_iter()
+        .map(|thread| thread.join().unwrap())
+        .filter(|attempt| *attempt == Attempt::Allowed)
+        .count();
+    assert_eq!(allowed, RULE.failures as usize);
 }

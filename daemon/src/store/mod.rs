@@ -70,6 +70,24 @@ impl Enrollments {
     }
 }
 
+/// How tries are counted and locks last (from the configuration), in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutRule {
+    pub failures: u32,
+    pub window: i64,
+    pub duration: i64,
+    pub max_duration: i64,
+}
+
+/// Whether a user may try a code now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Yes; the try is counted as a failure until [`Store::attempt_succeeded`] clears it.
+    Allowed,
+    /// No: the account is locked until this Unix time. `new` when this try locked it.
+    Locked { until: i64, new: bool },
+}
+
 /// An enrollment made elsewhere, to be stored as active.
 #[derive(Debug, Clone)]
 pub struct Imported {
@@ -208,6 +226,28 @@ pub trait Store: Send + Sync + 'static {
     /// Removes the user's enrollment, pending or active, and its recovery codes, leaving no copy
     /// of its secret in the backend's files. Returns whether there was one; `event` is recorded only if there was.
     fn remove_enrollment(&self, user: &UserName, now: i64, event: &Event) -> Result<bool>;
+
+    /// Counts a try of a code by `user` before it is checked, in one transaction: a user may
+    /// have `rule.failures` tries in `rule.window`; the next one locks the account (the lock
+    /// doubles each time it follows another without a right code in between, up to
+    /// `rule.max_duration`), and a locked account gets no try at all. So parallel logins get
+    /// no more tries than one. `event` is recorded when this try locks the account.
+    fn begin_attempt(
+        &self,
+        user: &UserName,
+        now: i64,
+        rule: LockoutRule,
+        event: &Event,
+    ) -> Result<Attempt>;
+
+    /// A right code: the user's count of tries and of locks in a row start again.
+    fn attempt_succeeded(&self, user: &UserName) -> Result<()>;
+
+    /// Until when the user is locked, if they are at `now`.
+    fn locked_until(&self, user: &UserName, now: i64) -> Result<Option<i64>>;
+
+    /// Ends a lock and clears the count. Returns whether the user was locked.
+    fn unlock(&self, user: &UserName, now: i64, event: &Event) -> Result<bool>;
 
     /// The global switch, and `user`'s own switch when a user is named.
     fn switches(&self, user: Option<&UserName>) -> Result<StoredSwitches>;

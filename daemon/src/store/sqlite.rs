@@ -18,8 +18,8 @@ use rusqlite::{
 };
 
 use super::{
-    AuditRow, Enrollment, EnrollmentId, Enrollments, Imported, Proof, RecoveryId, Result, Store,
-    StoreError, StoredSwitches,
+    Attempt, AuditRow, Enrollment, EnrollmentId, Enrollments, Imported, LockoutRule, Proof,
+    RecoveryId, Result, Store, StoreError, StoredSwitches,
 };
 use crate::audit::Event;
 use crate::recovery::Hashed;
@@ -125,6 +125,14 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE enrollments_4 RENAME TO enrollments;
     CREATE UNIQUE INDEX enrollments_user ON enrollments (user, active);
     CREATE INDEX enrollments_user_nocase ON enrollments (user COLLATE NOCASE);",
+    // 5: tries of codes and locks, per user, kept across restarts.
+    "CREATE TABLE lockout (
+        user TEXT PRIMARY KEY NOT NULL,
+        tries INTEGER NOT NULL,
+        since INTEGER NOT NULL,
+        locked_until INTEGER NOT NULL,
+        locks INTEGER NOT NULL
+    ) STRICT;",
 ];
 
 const GLOBAL_ENFORCEMENT: &str = "enforce_all_users";
@@ -880,6 +888,92 @@ impl Store for SqliteStore {
             self.purge_log();
         }
         Ok(removed)
+    }
+
+    fn begin_attempt(
+        &self,
+        user: &UserName,
+        now: i64,
+        rule: LockoutRule,
+        event: &Event,
+    ) -> Result<Attempt> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let row: Option<(i64, i64, i64, i64)> = transaction
+            .prepare_cached(
+                "SELECT tries, since, locked_until, locks FROM lockout WHERE user = ?1",
+            )?
+            .query_row(params![user.as_str()], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .optional()?;
+        let (mut tries, mut since, locked_until, mut locks) = row.unwrap_or((0, now, 0, 0));
+        if locked_until > now {
+            return Ok(Attempt::Locked {
+                until: locked_until,
+                new: false,
+            });
+        }
+        if since + rule.window <= now {
+            tries = 0;
+            since = now;
+        }
+        let outcome = if tries >= i64::from(rule.failures) {
+            let factor = 1i64 << locks.clamp(0, 30);
+            let until = now + rule.duration.saturating_mul(factor).min(rule.max_duration);
+            locks += 1;
+            append(&transaction, now, event)?;
+            transaction
+                .prepare_cached(
+                    "INSERT INTO lockout (user, tries, since, locked_until, locks)
+                     VALUES (?1, 0, ?2, ?3, ?4)
+                     ON CONFLICT (user) DO UPDATE SET tries = 0, since = excluded.since,
+                        locked_until = excluded.locked_until, locks = excluded.locks",
+                )?
+                .execute(params![user.as_str(), now, until, locks])?;
+            Attempt::Locked { until, new: true }
+        } else {
+            transaction
+                .prepare_cached(
+                    "INSERT INTO lockout (user, tries, since, locked_until, locks)
+                     VALUES (?1, ?2, ?3, 0, ?4)
+                     ON CONFLICT (user) DO UPDATE SET tries = excluded.tries,
+                        since = excluded.since",
+                )?
+                .execute(params![user.as_str(), tries + 1, since, locks])?;
+            Attempt::Allowed
+        };
+        transaction.commit()?;
+        Ok(outcome)
+    }
+
+    fn attempt_succeeded(&self, user: &UserName) -> Result<()> {
+        self.lock()
+            .prepare_cached("DELETE FROM lockout WHERE user = ?1")?
+            .execute(params![user.as_str()])?;
+        Ok(())
+    }
+
+    fn locked_until(&self, user: &UserName, now: i64) -> Result<Option<i64>> {
+        let until: Option<i64> = self
+            .lock()
+            .prepare_cached("SELECT locked_until FROM lockout WHERE user = ?1")?
+            .query_row(params![user.as_str()], |row| row.get(0))
+            .optional()?;
+        Ok(until.filter(|until| *until > now))
+    }
+
+    fn unlock(&self, user: &UserName, now: i64, event: &Event) -> Result<bool> {
+        let was_locked = self.change(now, event, |transaction| {
+            let locked = transaction
+                .prepare_cached("DELETE FROM lockout WHERE user = ?1 AND locked_until > ?2")?
+                .execute(params![user.as_str(), now])?;
+            transaction
+                .prepare_cached("DELETE FROM lockout WHERE user = ?1")?
+                .execute(params![user.as_str()])?;
+            Ok(only_one(locked))
+        })?;
+        Ok(was_locked.is_ok())
     }
 
     fn switches(&self, user: Option<&UserName>) -> Result<StoredSwitches> {

@@ -1,0 +1,38 @@
+//! `mfactl unlock USER`: end a lock after too many wrong codes, and clear the count of tries.
+
+use crate::connect::connect;
+use crate::failure::Failure;
+use crate::report::Report;
+
+pub struct Unlock {
+    pub user: String,
+    pub was_locked: bool,
+}
+
+pub async fn run(bus: Option<&str>, user: &str) -> Result<Unlock, Failure> {
+    let was_locked = connect(bus).await?.unlock(user).await?;
+    Ok(Unlock {
+        user: user.to_owned(),
+        was_locked,
+    })
+}
+
+impl Report for Unlock {
+    fn text(&self) -> String {
+        if self.was_locked {
+            format!(
+                "{}: unlocked; the next login asks for a code again",
+                self.user
+            )
+        } else {
+            format!(
+                "{}: was not locked; the count of wrong codes is cleared",
+                self.user
+            )
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({ "user": self.user, "was_locked": self.was_locked })
+    }
+}

@@ -1,0 +1,85 @@
+//! Lockout after too many wrong codes: kept by mfad across services and restarts, counted
+//! exactly under parallel logins, ended by `mfactl unlock`.
+
+use pam_mfa_tests::Env;
+
+#[test]
+fn too_many_wrong_codes_lock_the_account_on_every_service_until_unlocked() {
+    let env = Env::new().start();
+    env.enroll("alice");
+    let wrong = env.wrong_code("alice");
+    env.login("alice")
+        .answer(&wrong)
+        .answer(&wrong)
+        .answer(&wrong)
+        .run()
+        .expect("PAM_MAXTRIES");
+    // Two more wrong codes are allowed (5 in 5 minutes); the sixth try locks.
+    let locked = env
+        .login("alice")
+        .answer(&wrong)
+        .answer(&wrong)
+        .answer(&env.fresh_code("alice"))
+        .run();
+    locked
+        .expect("PAM_AUTH_ERR")
+        .shows("ERROR_MSG Too many wrong codes: this account is locked until ");
+    // Locked everywhere: another service, the right code, a restart of mfad.
+    env.stop_daemon();
+    env.start_daemon();
+    let refused = env.login("alice").service("permit-then-mfa").run();
+    refused
+        .expect("PAM_AUTH_ERR")
+        .shows("(in 5 minutes). Try again then, or ask an administrator to unlock it.");
+    assert_eq!(
+        refused.prompts(),
+        0,
+        "a locked user is not asked for a code"
+    );
+    let status = env.ctl(&["status", "alice"], "");
+    assert!(
+        status.stdout.contains("locked:    until "),
+        "{}",
+        status.stdout
+    );
+    assert!(env.daemon_log().contains("locked out: user=alice"));
+    let out = env.ctl(&["unlock", "alice"], "");
+    assert!(out.stdout.contains("alice: unlocked"), "{}", out.stdout);
+    env.login("alice")
+        .answer(&env.fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+}
+
+/// Eight logins guessing at once get the tries of one: five wrong codes in all, then locked.
+#[test]
+fn parallel_guessers_get_no_more_tries_than_one() {
+    let env = Env::new().start();
+    env.enroll("alice");
+    let wrong = env.wrong_code("alice");
+    let guessers: Vec<_> = (0..8)
+        .map(|_| {
+            env.login("alice")
+                .answer(&wrong)
+                .answer(&wrong)
+                .answer(&wrong)
+                .spawn()
+        })
+        .collect();
+    let transcripts: Vec<_> = guessers.into_iter().map(|g| g.finish()).collect();
+    let checked: usize = transcripts
+        .iter()
+        .map(|t| {
+            t.lines
+                .iter()
+                .filter(|line| line.starts_with("ERROR_MSG Wrong code"))
+                .count()
+        })
+        .sum();
+    assert_eq!(checked, 5, "{transcripts:#?}");
+    let locked = transcripts
+        .iter()
+        .filter(|t| t.lines.iter().any(|l| l.contains("this account is locked")))
+        .count();
+    assert!(locked >= 1, "{transcripts:#?}");
+}
