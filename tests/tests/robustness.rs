@@ -204,7 +204,9 @@ fn malformed_user_names_are_denied_cleanly() {
 
 #[test]
 fn malformed_codes_are_denied_cleanly() {
-    let env = Env::new().config("[login]\nmax_tries = 6\n").start();
+    let env = Env::new()
+        .config("[login]\nmax_tries = 6\n[lockout]\nfailures = 10\n")
+        .start();
     let secret = env.enroll("alice");
     let long = "1".repeat(10_240);
     let login = env
