@@ -33,10 +33,11 @@ pub trait User {
     /// The caller's own enrollment and enforcement.
     fn status(&self) -> Result<UserStatus, Error>;
 
-    /// Starts an enrollment of the caller's account with a new secret. If the caller already
-    /// has an app, this is its replacement: the old app keeps working until this one is
-    /// confirmed.
-    fn begin_enrollment(&self) -> Result<NewEnrollment, Error>;
+    /// Starts an enrollment of the caller's account with a new secret (or hands back the
+    /// caller's unfinished one). If the caller already has an app, this is its replacement,
+    /// and `proof` must be a current code from that app or a recovery code (else empty): the
+    /// old app keeps working until the new one is confirmed.
+    fn begin_enrollment(&self, proof: &str) -> Result<NewEnrollment, Error>;
 
     /// Confirms the caller's pending enrollment with a current code from the new app; returns
     /// its recovery codes, to be shown once.

@@ -48,7 +48,10 @@ impl Shared {
         header: &Header<'_>,
     ) -> Result<(Caller, InFlight), Error> {
         let (caller, permit) = self.enter(connection, header).await?;
-        self.core.require_admin(&caller)?;
+        // Off the executor: with an admin_group the check looks up groups, which can hang.
+        let core = self.core.clone();
+        let checked = caller.clone();
+        off_executor(move || core.require_admin(&checked)).await?;
         Ok((caller, permit))
     }
 
@@ -133,12 +136,16 @@ impl UserInterface {
 
     async fn begin_enrollment(
         &self,
+        proof: String,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
     ) -> Result<NewEnrollment, Error> {
+        let proof = Zeroizing::new(proof);
         let (caller, permit) = self.0.enter(connection, &header).await?;
         self.0
-            .run(permit, move |core| core.own_begin_enrollment(&caller))
+            .run(permit, move |core| {
+                core.own_begin_enrollment(&caller, &proof)
+            })
             .await
     }
 

@@ -245,7 +245,8 @@ impl<S: Store, C: Clock> Core<S, C> {
     }
 
     /// What the user typed, as proof for a change of their own active enrollment: a current
-    /// code from the app (not one used before), or, when `recovery` allows, a recovery code.
+    /// code from the app, or, when `recovery` allows, a recovery code. The try counts towards
+    /// the lockout; the caller spends the proof in its change and then calls [`Core::spent`].
     fn proof(
         &self,
         user: &UserName,
@@ -274,20 +275,27 @@ impl<S: Store, C: Clock> Core<S, C> {
                 .recovery_codes(user, active.id)
                 .map_err(internal)?;
             if let Some(id) = recovery::find(&typed, &stored) {
-                self.store.attempt_succeeded(user).map_err(internal)?;
                 return Ok(Proof::RecoveryCode(*id));
             }
         }
         let step = self.dialogue.verify(active, code);
         match step {
-            Some(step) => {
-                self.store.attempt_succeeded(user).map_err(internal)?;
-                Ok(Proof::Step(step))
-            }
+            Some(step) => Ok(Proof::Step(step)),
             None => Err(Error::WrongCode(
                 "the code does not match: type the code the app shows now".into(),
             )),
         }
+    }
+
+    /// After a change: a spent proof clears the count of tries; one that could not be spent
+    /// (used meanwhile) is a wrong code.
+    fn spent(&self, user: &UserName, spent: bool) -> Result<(), Error> {
+        if !spent {
+            return Err(Error::WrongCode(
+                "that code was already used; wait for the next one".into(),
+            ));
+        }
+        self.store.attempt_succeeded(user).map_err(internal)
     }
 
     /// The user's active enrollment, or the error that says there is none.
@@ -304,9 +312,64 @@ impl<S: Store, C: Clock> Core<S, C> {
         self.status_of(&user).map_err(internal)
     }
 
-    pub fn own_begin_enrollment(&self, caller: &Caller) -> Result<NewEnrollment, Error> {
+    /// Starts an enrollment of the caller's own account. With an app in use, this is its
+    /// replacement, which needs a proof from that app (a current code) or a recovery code (the
+    /// phone is lost): whoever has only the user's session must not swap the second factor.
+    /// Without one, an unfinished enrollment made within `enroll_resume_minutes` is handed back
+    /// as it is, so calls in a loop write nothing.
+    pub fn own_begin_enrollment(
+        &self,
+        caller: &Caller,
+        proof: &str,
+    ) -> Result<NewEnrollment, Error> {
         let user = self.own_account(caller)?;
-        self.start_enrollment(caller, user, "")
+        let enrollments = self.store.enrollments(&user).map_err(internal)?;
+        let Some(active) = enrollments.active else {
+            let resume = i64::from(self.config.login.enroll_resume_minutes.get()) * 60;
+            if let Some(pending) = enrollments
+                .pending
+                .filter(|pending| pending.created + resume > self.now())
+            {
+                let uri =
+                    totp::otpauth_uri(&pending.secret, pending.params, &self.issuer, user.as_str())
+                        .map_err(Error::Internal)?;
+                return Ok(NewEnrollment {
+                    secret: pending.secret.to_base32(),
+                    uri,
+                });
+            }
+            return self.start_enrollment(caller, user, "");
+        };
+        if proof.is_empty() {
+            return Err(Error::WrongCode(format!(
+                "{user} already has an authenticator app: replacing it needs a current code \
+                 from it, or a recovery code if the phone is lost"
+            )));
+        }
+        let proof = self.proof(&user, &active, proof, true)?;
+        let secret = Secret::generate()
+            .map_err(|error| Error::Internal(format!("no randomness for a secret: {error}")))?;
+        let params = self.params();
+        let uri = totp::otpauth_uri(&secret, params, &self.issuer, user.as_str())
+            .map_err(Error::Internal)?;
+        let event = Event::EnrollmentStarted { user: user.clone() };
+        let stored = self
+            .store
+            .put_replacement(
+                &user,
+                (active.id, proof),
+                &secret,
+                params,
+                self.now(),
+                &event,
+            )
+            .map_err(internal)?;
+        self.spent(&user, stored.is_some())?;
+        self.emit(caller, &[event]);
+        Ok(NewEnrollment {
+            secret: secret.to_base32(),
+            uri,
+        })
     }
 
     pub fn own_confirm_enrollment(
@@ -330,15 +393,11 @@ impl<S: Store, C: Clock> Core<S, C> {
         let issued = self.dialogue.issue_recovery_codes().map_err(internal)?;
         let hashes: Vec<_> = issued.iter().map(|(_, hashed)| hashed.clone()).collect();
         let event = Event::RecoveryCodesRenewed { user: user.clone() };
-        if !self
+        let spent = self
             .store
             .replace_recovery_codes(&user, active.id, proof, &hashes, self.now(), &event)
-            .map_err(internal)?
-        {
-            return Err(Error::WrongCode(
-                "that code was already used; wait for the next one".into(),
-            ));
-        }
+            .map_err(internal)?;
+        self.spent(&user, spent)?;
         self.emit(caller, &[event]);
         Ok(issued
             .into_iter()
@@ -359,15 +418,11 @@ impl<S: Store, C: Clock> Core<S, C> {
         let active = self.active(&user)?;
         let proof = self.proof(&user, &active, code, true)?;
         let event = Event::EnrollmentDisabled { user: user.clone() };
-        if !self
+        let spent = self
             .store
             .disable(&user, active.id, proof, self.now(), &event)
-            .map_err(internal)?
-        {
-            return Err(Error::WrongCode(
-                "that code was already used; wait for the next one".into(),
-            ));
-        }
+            .map_err(internal)?;
+        self.spent(&user, spent)?;
         self.dialogue.end_user(&user);
         self.emit(caller, &[event]);
         Ok(())

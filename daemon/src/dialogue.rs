@@ -276,6 +276,11 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
                     };
                     return Ok(Reply::verdict(turn, event));
                 }
+                // Refused logins write nothing: check the session limit before the enrollment.
+                let limit = self.settings.max_sessions_per_user.get();
+                if let Err(refusal) = self.sessions().check(&user, caller.uid, limit, now) {
+                    return Ok(self.too_many(refusal, user, context));
+                }
                 self.start_enrollment(&user, pending, now)?
             }
         };
@@ -290,24 +295,29 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         };
         let limit = self.settings.max_sessions_per_user.get();
         if let Err(refusal) = self.sessions().insert(id.clone(), session, limit, now) {
-            let limit = match refusal {
-                Refusal::TooManyForUser => limit,
-                Refusal::TooManyForCaller => crate::sessions::MAX_PER_UNPRIVILEGED_CALLER as u32,
-            };
-            let turn = Turn::new(Action::Deny("too many logins in progress".into()))
-                .with_notice(Notice::Error(texts::TOO_MANY_LOGINS.into()));
-            let event = Event::LoginDenied {
-                user: user.to_string(),
-                context,
-                why: Denial::TooManyLogins(limit),
-            };
-            return Ok(Reply::verdict(turn, event));
+            return Ok(self.too_many(refusal, user, context));
         }
         Ok(Reply {
             session: id,
             turn,
             events,
         })
+    }
+
+    /// The verdict for a login refused by the session limits.
+    fn too_many(&self, refusal: Refusal, user: UserName, context: Context) -> Reply {
+        let limit = match refusal {
+            Refusal::TooManyForUser => self.settings.max_sessions_per_user.get(),
+            Refusal::TooManyForCaller => crate::sessions::MAX_PER_UNPRIVILEGED_CALLER as u32,
+        };
+        let turn = Turn::new(Action::Deny("too many logins in progress".into()))
+            .with_notice(Notice::Error(texts::TOO_MANY_LOGINS.into()));
+        let event = Event::LoginDenied {
+            user: user.to_string(),
+            context,
+            why: Denial::TooManyLogins(limit),
+        };
+        Reply::verdict(turn, event)
     }
 
     /// A login of a name the system's user database does not know. Its stored enrollment, if
@@ -395,7 +405,12 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
                 first_step,
                 tries_left,
             } => self.confirm(id, session, enrollment, first_step, tries_left, reply, now)?,
-            Step::SavingRecoveryCodes => {
+            Step::SavingRecoveryCodes { enrollment } => {
+                // Still the user's app: not reset or replaced while the codes were shown.
+                let active = self.store.enrollments(&session.user)?.active;
+                if active.is_none_or(|active| active.id != enrollment) {
+                    return self.reset_during_login(session, now).map(Some);
+                }
                 let event = Event::LoginAllowed {
                     user: session.user,
                     context: session.context,
@@ -514,6 +529,8 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
                 first_step: Some(step),
                 tries_left,
             };
+            // Time to wait for the app's next code.
+            session.expires = now + u64::from(self.settings.session_timeout.get());
             self.sessions().put_back(id.to_owned(), session);
             return Ok(Reply {
                 session: id.to_owned(),
@@ -547,7 +564,11 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         let shown: Vec<&str> = issued.iter().map(|(code, _)| code.as_str()).collect();
         let block = texts::recovery_codes(&shown);
         let mut session = session;
-        session.step = Step::SavingRecoveryCodes;
+        session.step = Step::SavingRecoveryCodes {
+            enrollment: expected,
+        };
+        // Time to read and save the codes, whatever the enrollment took so far.
+        session.expires = now + u64::from(self.settings.session_timeout.get());
         self.sessions().put_back(id.to_owned(), session);
         Ok(Reply {
             session: id.to_owned(),

@@ -25,8 +25,9 @@ pub enum Step {
         first_step: Option<u64>,
         tries_left: u32,
     },
-    /// The recovery codes were shown; the user presses Enter once they are saved.
-    SavingRecoveryCodes,
+    /// The recovery codes of (now active) enrollment `enrollment` were shown; the user presses
+    /// Enter once they are saved.
+    SavingRecoveryCodes { enrollment: EnrollmentId },
 }
 
 /// One login waiting for an answer.
@@ -68,26 +69,34 @@ impl Sessions {
         max_per_user: u32,
         now: u64,
     ) -> Result<(), Refusal> {
+        self.check(&session.user, session.caller_uid, max_per_user, now)?;
+        self.by_id.insert(id, session);
+        Ok(())
+    }
+
+    /// Whether a session of `user` begun by a caller of `caller_uid` would be refused now.
+    pub fn check(
+        &mut self,
+        user: &UserName,
+        caller_uid: u32,
+        max_per_user: u32,
+        now: u64,
+    ) -> Result<(), Refusal> {
         self.purge_expired(now);
-        let for_user = self
-            .by_id
-            .values()
-            .filter(|other| other.user == session.user)
-            .count();
+        let for_user = self.by_id.values().filter(|s| s.user == *user).count();
         if for_user >= max_per_user as usize {
             return Err(Refusal::TooManyForUser);
         }
-        if session.caller_uid != 0 {
-            let for_caller = self
+        if caller_uid != 0
+            && self
                 .by_id
                 .values()
-                .filter(|other| other.caller_uid == session.caller_uid)
-                .count();
-            if for_caller >= MAX_PER_UNPRIVILEGED_CALLER {
-                return Err(Refusal::TooManyForCaller);
-            }
+                .filter(|s| s.caller_uid == caller_uid)
+                .count()
+                >= MAX_PER_UNPRIVILEGED_CALLER
+        {
+            return Err(Refusal::TooManyForCaller);
         }
-        self.by_id.insert(id, session);
         Ok(())
     }
 

@@ -18,6 +18,12 @@ struct Enrolling {
 }
 
 fn start_enroll(env: &Env, uid: Option<u32>, args: &[&str]) -> Enrolling {
+    start_enroll_with(env, uid, args, None)
+}
+
+/// As [`start_enroll`], answering mfactl's first question (the proof that replacing an app
+/// needs) with `proof`.
+fn start_enroll_with(env: &Env, uid: Option<u32>, args: &[&str], proof: Option<&str>) -> Enrolling {
     use std::os::unix::process::CommandExt;
     let mut command = Command::new(target_dir().join("mfactl"));
     command
@@ -30,6 +36,9 @@ fn start_enroll(env: &Env, uid: Option<u32>, args: &[&str]) -> Enrolling {
         command.uid(uid).gid(uid);
     }
     let mut child = command.spawn().unwrap();
+    if let Some(proof) = proof {
+        writeln!(child.stdin.as_mut().unwrap(), "{proof}").unwrap();
+    }
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut shown = String::new();
     let uri = loop {
@@ -100,7 +109,26 @@ fn a_user_sets_up_their_own_app_with_mfactl() {
 fn a_new_phone_replaces_the_old_one_only_once_confirmed() {
     let env = Env::new().start();
     let old = env.enroll("alice");
-    let replacing = start_enroll(&env, Some(ALICE), &["enroll"]);
+    // Replacing an app needs a code from it: a session alone does not swap the second factor.
+    let out = env.ctl_as(Some(ALICE), &["enroll"], "000000\n");
+    assert!(!out.success);
+    assert!(
+        out.stderr.contains("the code does not match"),
+        "{}",
+        out.stderr
+    );
+    let out = env.ctl_as(Some(ALICE), &["enroll"], "");
+    assert!(
+        out.stderr.contains("no code given: nothing was changed"),
+        "{}",
+        out.stderr
+    );
+    let replacing = start_enroll_with(
+        &env,
+        Some(ALICE),
+        &["enroll"],
+        Some(&env.fresh_code("alice")),
+    );
     assert_ne!(replacing.secret, old);
     // Until the new phone is confirmed, the old one logs in.
     env.login("alice")
@@ -127,6 +155,29 @@ fn a_new_phone_replaces_the_old_one_only_once_confirmed() {
         .answer(&env.fresh_code("alice"))
         .run()
         .expect("PAM_SUCCESS");
+}
+
+/// A lost phone: a recovery code authorizes the new one.
+#[test]
+fn a_recovery_code_lets_a_user_replace_a_lost_phone() {
+    let env = Env::new().start();
+    let (_, _, report) = start_enroll(&env, Some(BOB), &["enroll"]).confirm();
+    let codes = codes_of(&report);
+    let replacing = start_enroll_with(&env, Some(BOB), &["enroll"], Some(&codes[0]));
+    let (new, step, report) = replacing.confirm();
+    assert_eq!(codes_of(&report).len(), 10, "new recovery codes");
+    env.learn_secret("bob", &new, step);
+    env.login("bob")
+        .answer(&env.fresh_code("bob"))
+        .run()
+        .expect("PAM_SUCCESS");
+    // The old recovery codes went with the old phone.
+    env.login("bob")
+        .answer(&codes[1])
+        .answer(&codes[2])
+        .answer(&codes[3])
+        .run()
+        .expect("PAM_MAXTRIES");
 }
 
 #[test]

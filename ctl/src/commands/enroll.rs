@@ -31,9 +31,10 @@ enum Target {
 }
 
 impl Target {
-    async fn begin(&self, secret: &str) -> Result<NewEnrollment, Error> {
+    /// `secret` for an administrator's enrollment, `proof` for the caller's own replacement.
+    async fn begin(&self, secret: &str, proof: &str) -> Result<NewEnrollment, Error> {
         match self {
-            Target::Own(user) => user.begin_enrollment().await,
+            Target::Own(user) => user.begin_enrollment(proof).await,
             Target::Other(admin, name) => admin.begin_enrollment(name, secret).await,
         }
     }
@@ -46,10 +47,15 @@ impl Target {
     }
 
     /// The account's name, as mfad knows it.
-    async fn name(&self) -> Result<String, Error> {
+    /// The account's name as mfad knows it, and whether it replaces an app the caller must
+    /// prove they hold (self-service only).
+    async fn name(&self) -> Result<(String, bool), Error> {
         match self {
-            Target::Own(user) => Ok(user.status().await?.user),
-            Target::Other(_, name) => Ok(name.clone()),
+            Target::Own(user) => {
+                let status = user.status().await?;
+                Ok((status.user, status.enrolled))
+            }
+            Target::Other(_, name) => Ok((name.clone(), false)),
         }
     }
 }
@@ -89,9 +95,18 @@ pub async fn run(
     // The image file first: a path that cannot be used stops everything before mfad does
     // anything.
     let png = display.png.map(create_png).transpose()?;
-    let name = target.name().await?;
+    let (name, replacing) = target.name().await?;
+    let proof = if replacing {
+        read_code(
+            "You have an authenticator app: a code from it (or a recovery code if the phone \
+             is lost), to replace it: ",
+        )?
+        .ok_or_else(|| Failure::input("no code given: nothing was changed"))?
+    } else {
+        Zeroizing::new(String::new())
+    };
     let secret = Zeroizing::new(secret.unwrap_or_default().to_owned());
-    let enrollment = target.begin(&secret).await?;
+    let enrollment = target.begin(&secret, &proof).await?;
     let mut enrolled = Enrolled {
         user: name,
         secret: Zeroizing::new(enrollment.secret),

@@ -304,6 +304,13 @@ fn removal(store: Arc<dyn Store>) {
             .unwrap(),
         "a login that read the removed enrollment cannot use the new one"
     );
+    // An active enrollment and a pending one (a new phone not confirmed yet): a reset removes
+    // both.
+    store
+        .put_pending(&gina, &secret(10), params(), 6, &started("gina"))
+        .unwrap();
+    assert!(store.remove_enrollment(&gina, 7, &reset).unwrap());
+    assert!(store.enrollments(&gina).unwrap().is_empty());
 }
 
 fn switches(store: Arc<dyn Store>) {

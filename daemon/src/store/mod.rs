@@ -143,6 +143,19 @@ pub trait Store: Send + Sync + 'static {
         event: &Event,
     ) -> Result<EnrollmentId>;
 
+    /// Spends `spending`'s proof for its active enrollment and stores a new pending enrollment
+    /// (a new phone), as [`Store::put_pending`] does, in one transaction. `None`, and nothing
+    /// changed, if the proof was spent already or that is not the user's active enrollment.
+    fn put_replacement(
+        &self,
+        user: &UserName,
+        spending: (EnrollmentId, Proof),
+        secret: &Secret,
+        params: Params,
+        now: i64,
+        event: &Event,
+    ) -> Result<Option<EnrollmentId>>;
+
     /// Activates pending enrollment `id`, whose code for `step` was just verified (that step is
     /// spent), with `recovery` as its recovery codes; the user's earlier active enrollment, if
     /// any, and its recovery codes are removed in the same transaction. False if `id` is no

@@ -413,6 +413,50 @@ impl SqliteStore {
         &self.path
     }
 
+    /// A new pending enrollment replacing any earlier pending one; with `proof`, only if it
+    /// can be spent for that active enrollment, in the same transaction.
+    fn store_pending(
+        &self,
+        user: &UserName,
+        proof: Option<(EnrollmentId, Proof)>,
+        secret: &Secret,
+        params: Params,
+        now: i64,
+        event: &Event,
+    ) -> Result<Option<EnrollmentId>> {
+        let mut replaced = 0;
+        let id = self.change(now, event, |transaction| {
+            if let Some((active, proof)) = proof
+                && !spend(transaction, user, active, proof, now)?
+            {
+                return Ok(Err(()));
+            }
+            delete_recovery_codes(transaction, user, "active = 0")?;
+            replaced = transaction
+                .prepare_cached("DELETE FROM enrollments WHERE user = ?1 AND active = 0")?
+                .execute(params![user.as_str()])?;
+            transaction
+                .prepare_cached(
+                    "INSERT INTO enrollments
+                        (user, secret, algorithm, digits, period, active, created)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
+                )?
+                .execute(params![
+                    user.as_str(),
+                    secret.as_bytes(),
+                    params.algorithm.name(),
+                    params.digits,
+                    params.period,
+                    now
+                ])?;
+            Ok(Ok(EnrollmentId(transaction.last_insert_rowid())))
+        })?;
+        if replaced > 0 {
+            self.purge_log();
+        }
+        Ok(id.ok())
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave a half-done change: every change is a
         // transaction SQLite rolls back. So the connection is safe to use after poisoning.
@@ -625,32 +669,21 @@ impl Store for SqliteStore {
         now: i64,
         event: &Event,
     ) -> Result<EnrollmentId> {
-        let mut replaced = 0;
-        let id = self.change(now, event, |transaction| {
-            delete_recovery_codes(transaction, user, "active = 0")?;
-            replaced = transaction
-                .prepare_cached("DELETE FROM enrollments WHERE user = ?1 AND active = 0")?
-                .execute(params![user.as_str()])?;
-            transaction
-                .prepare_cached(
-                    "INSERT INTO enrollments
-                        (user, secret, algorithm, digits, period, active, created)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
-                )?
-                .execute(params![
-                    user.as_str(),
-                    secret.as_bytes(),
-                    params.algorithm.name(),
-                    params.digits,
-                    params.period,
-                    now
-                ])?;
-            Ok(Ok::<_, ()>(EnrollmentId(transaction.last_insert_rowid())))
-        })?;
-        if replaced > 0 {
-            self.purge_log();
-        }
-        Ok(id.unwrap_or_else(|()| unreachable!("the insert either succeeds or fails")))
+        let id = self.store_pending(user, None, secret, params, now, event)?;
+        Ok(id
+            .unwrap_or_else(|| unreachable!("without a proof the insert either succeeds or fails")))
+    }
+
+    fn put_replacement(
+        &self,
+        user: &UserName,
+        spending: (EnrollmentId, Proof),
+        secret: &Secret,
+        params: Params,
+        now: i64,
+        event: &Event,
+    ) -> Result<Option<EnrollmentId>> {
+        self.store_pending(user, Some(spending), secret, params, now, event)
     }
 
     fn activate(
@@ -881,7 +914,8 @@ impl Store for SqliteStore {
             let removed = transaction
                 .prepare_cached("DELETE FROM enrollments WHERE user = ?1")?
                 .execute(params![user.as_str()])?;
-            Ok(only_one(removed))
+            // An active and a pending enrollment are two rows: both go.
+            Ok(if removed > 0 { Ok(()) } else { Err(()) })
         })?;
         let removed = removed.is_ok();
         if removed {
