@@ -52,7 +52,9 @@ pub enum Command {
     ///
     /// Without USER, for your own account; with USER, for that user (administrators). If the
     /// account already has an app, this sets up a new phone: the old one keeps working until
-    /// the new one is confirmed, then stops, and new recovery codes replace the old ones.
+    /// the new one is confirmed, then stops, and new recovery codes replace the old ones. For
+    /// your own account, replacing asks first for a code from the old app, or a recovery code
+    /// if the phone is lost.
     ///
     /// Prints the QR code, the secret and the otpauth:// URI, then asks on stderr for the code
     /// the app shows (three tries). Until a code is confirmed nothing changes for logins.

@@ -6,16 +6,27 @@ use zeroize::Zeroizing;
 
 use crate::failure::Failure;
 
-/// Shows `prompt` on stderr and reads one line from stdin, trimmed. `Ok(None)` at the end of
-/// input.
+/// Shows `prompt` on stderr and reads one line from stdin, trimmed, without echo when stdin
+/// is a terminal (codes and recovery codes are as secret as a password while they are
+/// valid). `Ok(None)` at the end of input.
 pub fn read_code(prompt: &str) -> Result<Option<Zeroizing<String>>, Failure> {
+    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
     eprint!("{prompt}");
     let _ = std::io::stderr().flush();
+    let stdin = std::io::stdin();
+    let saved = tcgetattr(&stdin).ok();
+    if let Some(saved) = &saved {
+        let mut quiet = saved.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, &quiet);
+    }
     let mut line = Zeroizing::new(String::new());
-    let read = std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .map_err(|error| Failure::input(format!("cannot read the code: {error}")))?;
+    let read = stdin.lock().read_line(&mut line);
+    if let Some(saved) = &saved {
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, saved);
+        eprintln!();
+    }
+    let read = read.map_err(|error| Failure::input(format!("cannot read the code: {error}")))?;
     if read == 0 {
         eprintln!();
         return Ok(None);

@@ -434,6 +434,7 @@ fn google_authenticator_files_are_imported_with_their_codes_and_scratch_codes() 
     )
     .unwrap();
     std::os::unix::fs::chown(&carol_file, Some(CAROL), Some(CAROL)).unwrap();
+    set_mode(&carol_file, 0o600);
     let mut command = Command::new(target_dir().join("mfactl"));
     command
         .args(["--bus", &env.address, "import", "--google-authenticator"])
@@ -478,4 +479,38 @@ fn google_authenticator_files_are_imported_with_their_codes_and_scratch_codes() 
         .answer("12345678")
         .run()
         .expect("PAM_SUCCESS");
+}
+
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Files google-authenticator itself would not trust are not imported: a symbolic link (bob's
+/// pointing at a file alice owns would import alice with bob's secret), and a file others may
+/// read or write.
+#[test]
+fn google_authenticator_files_others_could_change_are_refused() {
+    let env = Env::new().start();
+    let (alice_file, _) = google_authenticator_file(&env, ALICE, &[]);
+    let link = env.dir().join("bob.google_authenticator");
+    std::os::unix::fs::symlink(&alice_file, &link).unwrap();
+    let (open_file, _) = google_authenticator_file(&env, BOB, &[]);
+    set_mode(&open_file, 0o644);
+    for (file, says) in [
+        (&link, "a symbolic link is not followed"),
+        (&open_file, "can be read or written by others (mode 644)"),
+    ] {
+        let mut command = Command::new(target_dir().join("mfactl"));
+        command
+            .args(["--bus", &env.address, "import", "--google-authenticator"])
+            .arg(file);
+        let out = pam_mfa_tests::run_bounded(env.with_test_users(&mut command), "mfactl");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains(says), "{stderr}");
+    }
+    let users = env.ctl(&["--json", "users"], "");
+    assert!(!users.stdout.contains("alice"), "{}", users.stdout);
+    assert!(!users.stdout.contains("bob"), "{}", users.stdout);
 }

@@ -101,19 +101,58 @@ pub fn parse_google_authenticator(name: &str, text: &str) -> Result<GoogleAuthen
     })
 }
 
-/// The account that owns `file`: google-authenticator's files live in their user's home.
-fn owner(file: &Path) -> Result<String, Failure> {
-    use std::os::unix::fs::MetadataExt;
-    let metadata = std::fs::metadata(file)
-        .map_err(|error| Failure::input(format!("cannot read {}: {error}", file.display())))?;
-    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(metadata.uid())) {
-        Ok(Some(user)) => Ok(user.name),
-        _ => Err(Failure::input(format!(
-            "{}: its owner, uid {}, has no account name",
-            file.display(),
-            metadata.uid()
-        ))),
+/// Reads a user's google-authenticator file and says whose it is, the way
+/// pam_google_authenticator trusts such a file: opened once without following a symbolic link,
+/// and then, on that open file, a regular file with one name, readable and writable by its
+/// owner only. Its owner is the user. So nobody can point their file at another user's, or
+/// swap it between the check and the read.
+fn read_owned(file: &Path) -> Result<(String, Zeroizing<String>), Failure> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let name = file.display();
+    let mut opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc_o_nofollow())
+        .open(file)
+        .map_err(|error| {
+            Failure::input(format!(
+                "cannot open {name}: {error} (a symbolic link is not followed)"
+            ))
+        })?;
+    let metadata = opened
+        .metadata()
+        .map_err(|error| Failure::input(format!("cannot read {name}: {error}")))?;
+    if !metadata.is_file() || metadata.nlink() != 1 {
+        return Err(Failure::input(format!(
+            "{name} is not a regular file with one name: nothing was imported"
+        )));
     }
+    if metadata.mode() & 0o077 != 0 {
+        return Err(Failure::input(format!(
+            "{name} can be read or written by others (mode {:o}); \
+             google-authenticator itself refuses such a file: nothing was imported",
+            metadata.mode() & 0o777
+        )));
+    }
+    let owner = match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(metadata.uid())) {
+        Ok(Some(user)) => user.name,
+        _ => {
+            return Err(Failure::input(format!(
+                "{name}: its owner, uid {}, has no account name",
+                metadata.uid()
+            )));
+        }
+    };
+    let mut text = Zeroizing::new(String::new());
+    opened
+        .read_to_string(&mut text)
+        .map_err(|error| Failure::input(format!("cannot read {name}: {error}")))?;
+    Ok((owner, text))
+}
+
+/// `O_NOFOLLOW`, from nix (mfactl has no unsafe code and no libc of its own).
+fn libc_o_nofollow() -> i32 {
+    nix::fcntl::OFlag::O_NOFOLLOW.bits()
 }
 
 pub async fn run_google_authenticator(
@@ -123,11 +162,7 @@ pub async fn run_google_authenticator(
     let admin = connect(bus).await?;
     let mut entries = Vec::with_capacity(files.len());
     for file in files {
-        let user = owner(file)?;
-        let text =
-            Zeroizing::new(std::fs::read_to_string(file).map_err(|error| {
-                Failure::input(format!("cannot read {}: {error}", file.display()))
-            })?);
+        let (user, text) = read_owned(file)?;
         let parsed = parse_google_authenticator(&file.display().to_string(), &text)?;
         let bits = parsed.secret.trim_end_matches('=').len() * 5;
         if (80..128).contains(&bits) {
