@@ -215,6 +215,21 @@ impl zbus::zvariant::Type for EnforcedBy {
     const SIGNATURE: &'static zbus::Signature = &zbus::Signature::Str;
 }
 
+/// One entry of the audit trail, as `User.Audit` returns it.
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, zbus::zvariant::Type,
+)]
+pub struct AuditEntry {
+    /// Unix time.
+    pub time: i64,
+    /// A short stable name: `login-allowed`, `locked-out`, `enrollment-reset`...
+    pub kind: String,
+    /// The user it is about; empty for events about no one user.
+    pub user: String,
+    /// The line mfad wrote to syslog.
+    pub line: String,
+}
+
 /// What `Admin.BeginEnrollment` hands back, once, to show to the user.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, zbus::zvariant::Type)]
 pub struct NewEnrollment {

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use crate::{Error, NewEnrollment, UserStatus, WireTurn};
+use crate::{AuditEntry, Error, NewEnrollment, UserStatus, WireTurn};
 
 /// The login dialogue, for `pam_mfa.so` (and screen lockers, which call it for their own user).
 #[zbus::proxy(
@@ -45,6 +45,18 @@ pub trait User {
 
     /// New recovery codes, for a current code from the app; the old ones stop working.
     fn renew_recovery_codes(&self, code: &str) -> Result<Vec<String>, Error>;
+
+    /// Entries of the audit trail, oldest first: about `user` (empty: everyone), since `since`
+    /// (Unix time; 0: from the start), of `kind` (empty: any), the newest `limit` (at most
+    /// 10,000). Administrators may read anyone's; other callers only their own, whatever they
+    /// ask.
+    fn audit(
+        &self,
+        user: &str,
+        since: i64,
+        kind: &str,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, Error>;
 
     /// Removes the caller's app and recovery codes, for a current code or a recovery code.
     /// Refused (`Required`) while MFA is required of the caller.

@@ -122,6 +122,30 @@ pub enum Command {
     /// Says what the user's next login does: set up a new app (when MFA is required of the
     /// user) or ask for no second factor.
     Reset { user: String },
+    /// Read the audit trail: who did what, when, oldest first.
+    ///
+    /// Administrators read everyone's entries (or one user's with --user); any other user reads
+    /// their own. Each entry is the line mfad wrote to syslog (AUTHPRIV), with its time; with
+    /// --json, an array of `{"time", "event", "user", "line"}`.
+    ///
+    /// Events: login-allowed, login-denied, recovery-code-used, locked-out, unlocked,
+    /// enrollment-started, enrollment-confirmed, enrollments-imported, enrollment-reset,
+    /// enrollment-disabled, recovery-codes-renewed, enforcement-set.
+    Audit {
+        /// Only entries about this user.
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        /// Only entries since TIME: Unix seconds, a day YYYY-MM-DD (UTC), or a time ago (30m,
+        /// 12h, 7d).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only entries of this kind (see the list above).
+        #[arg(long, value_name = "KIND")]
+        event: Option<String>,
+        /// At most this many entries, the newest (1 to 10000).
+        #[arg(long, value_name = "N", default_value_t = 100)]
+        limit: u32,
+    },
     /// End USER's lock after too many wrong codes, at once, and clear the count of tries.
     ///
     /// mfad locks an account after `lockout.failures` wrong codes (5 by default) within

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use pam_mfa_api::{Error, NewEnrollment, UserStatus, WireTurn};
+use pam_mfa_api::{AuditEntry, Error, NewEnrollment, UserStatus, WireTurn};
 use zbus::message::Header;
 use zbus::{Connection, interface};
 use zeroize::Zeroizing;
@@ -175,6 +175,23 @@ impl UserInterface {
         self.0
             .run(permit, move |core| {
                 core.renew_recovery_codes(&caller, &code)
+            })
+            .await
+    }
+
+    async fn audit(
+        &self,
+        user: String,
+        since: i64,
+        kind: String,
+        limit: u32,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<Vec<AuditEntry>, Error> {
+        let (caller, permit) = self.0.enter(connection, &header).await?;
+        self.0
+            .run(permit, move |core| {
+                core.audit(&caller, &user, since, &kind, limit)
             })
             .await
     }

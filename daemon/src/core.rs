@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pam_mfa_api::limits::MAX_IMPORT;
-use pam_mfa_api::{Action, Error, NewEnrollment, NextLogin, Turn, UserStatus, context};
+use pam_mfa_api::{Action, AuditEntry, Error, NewEnrollment, NextLogin, Turn, UserStatus, context};
 use pam_mfa_config::Config;
 
 use crate::audit::{Context, Denial, Event, Scope};
@@ -17,7 +17,7 @@ use crate::identity::Caller;
 use crate::log;
 use crate::policy;
 use crate::recovery;
-use crate::store::{Attempt, Enrollment, Imported, Proof, Store, StoreError};
+use crate::store::{Attempt, AuditFilter, Enrollment, Imported, Proof, Store, StoreError};
 use crate::totp::{self, Params, Secret};
 use crate::users::{self, Account, Lookup, LookupError, UserName};
 
@@ -255,10 +255,10 @@ impl<S: Store, C: Clock> Core<S, C> {
         recovery: bool,
     ) -> Result<Proof, Error> {
         let now = self.now();
-        let locking = Event::LockedOut {
+        let locking = |until| Event::LockedOut {
             user: user.clone(),
             context: Context::new("mfactl", ""),
-            until: 0,
+            until,
         };
         let attempt = self
             .store
@@ -305,6 +305,47 @@ impl<S: Store, C: Clock> Core<S, C> {
             .map_err(internal)?
             .active
             .ok_or_else(|| Error::NotEnrolled(format!("{user} has no authenticator app set up")))
+    }
+
+    /// Audit entries. Administrators read anyone's (`user` empty: everyone's); any other
+    /// caller reads only their own, whatever `user` says.
+    pub fn audit(
+        &self,
+        caller: &Caller,
+        user: &str,
+        since: i64,
+        kind: &str,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, Error> {
+        let admin = caller.uid == 0 || self.in_admin_group(caller.uid)?;
+        let user = if admin {
+            (!user.is_empty())
+                .then(|| UserName::parse(user).map_err(Error::InvalidArgument))
+                .transpose()?
+        } else {
+            Some(self.own_account(caller)?)
+        };
+        if limit == 0 || limit > MAX_IMPORT as u32 {
+            return Err(Error::InvalidArgument(format!(
+                "limit {limit}: ask for 1 to {MAX_IMPORT} entries"
+            )));
+        }
+        let filter = AuditFilter {
+            user,
+            since,
+            kind: (!kind.is_empty()).then(|| kind.to_owned()),
+            limit: limit as usize,
+        };
+        let rows = self.store.audit(&filter).map_err(internal)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| AuditEntry {
+                time: row.time,
+                kind: row.kind,
+                user: row.user.unwrap_or_default(),
+                line: row.line,
+            })
+            .collect())
     }
 
     pub fn own_status(&self, caller: &Caller) -> Result<UserStatus, Error> {

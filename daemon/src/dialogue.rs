@@ -596,10 +596,10 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         let Some(enrollment) = enrollment else {
             return self.reset_during_login(session, now);
         };
-        let locking = Event::LockedOut {
+        let locking = |until| Event::LockedOut {
             user: user.clone(),
             context: session.context.clone(),
-            until: 0,
+            until,
         };
         if let Attempt::Locked { until, new } =
             self.store

@@ -83,3 +83,55 @@ fn parallel_guessers_get_no_more_tries_than_one() {
         .count();
     assert!(locked >= 1, "{transcripts:#?}");
 }
+
+/// The audit trail of a small story, read with `mfactl audit`: administrators read anyone's,
+/// users only their own.
+#[test]
+fn the_audit_trail_tells_the_story_and_users_read_only_their_own() {
+    let env = Env::new().start();
+    env.enroll("alice");
+    env.login("alice")
+        .answer(&env.fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+    let wrong = env.wrong_code("alice");
+    for _ in 0..2 {
+        env.login("alice")
+            .answer(&wrong)
+            .answer(&wrong)
+            .answer(&wrong)
+            .run();
+    }
+    assert!(env.ctl(&["unlock", "alice"], "").success);
+    assert!(env.ctl(&["reset", "alice"], "").success);
+    let out = env.ctl(&["audit", "--user", "alice"], "");
+    assert!(out.success, "{}", out.stderr);
+    eprintln!("{}", out.stdout);
+    let story = [
+        "enrollment started: user=alice",
+        "enrollment confirmed: user=alice",
+        "login allowed: user=alice",
+        "login denied: user=alice wrong code, no tries left",
+        "locked out: user=alice too many wrong codes, locked until 1",
+        "unlocked: user=alice",
+        "enrollment reset: user=alice removed=true",
+    ];
+    let mut rest = out.stdout.as_str();
+    for line in story {
+        let at = rest
+            .find(line)
+            .unwrap_or_else(|| panic!("{line:?} missing or out of order in:\n{}", out.stdout));
+        rest = &rest[at + line.len()..];
+    }
+    let locked = env.ctl(&["--json", "audit", "--event", "locked-out"], "");
+    let locked: serde_json::Value = serde_json::from_str(&locked.stdout).unwrap();
+    assert_eq!(locked.as_array().unwrap().len(), 1, "{locked}");
+    assert_eq!(locked[0]["user"], "alice");
+    // bob is no administrator: he reads his own entries only, whatever he asks for.
+    let bob = env.ctl_as(Some(1001), &["audit", "--user", "alice"], "");
+    assert!(bob.success, "{}", bob.stderr);
+    assert_eq!(bob.stdout.trim(), "no audit entries");
+    // Nothing in the trail is a secret or a code.
+    let all = env.ctl(&["--json", "audit", "--limit", "10000"], "").stdout;
+    assert!(!all.contains(&wrong), "{all}");
+}

@@ -1,5 +1,6 @@
 //! One module per mfactl command; each connects, does its work and returns its report.
 
+pub mod audit;
 pub mod disable;
 pub mod enforce;
 pub mod enroll;
@@ -52,6 +53,21 @@ pub async fn run(cli: &Cli) -> Result<Box<dyn Report>, Failure> {
         Command::Users => Box::new(users::run(bus).await?),
         Command::Reset { user } => Box::new(reset::run(bus, user).await?),
         Command::Unlock { user } => Box::new(unlock::run(bus, user).await?),
+        Command::Audit {
+            user,
+            since,
+            event,
+            limit,
+        } => Box::new(
+            audit::run(
+                bus,
+                user.as_deref(),
+                since.as_deref(),
+                event.as_deref(),
+                *limit,
+            )
+            .await?,
+        ),
         Command::Enforce { all, words } => Box::new(enforce::run(bus, *all, words).await?),
     })
 }

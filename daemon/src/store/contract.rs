@@ -560,11 +560,12 @@ const RULE: LockoutRule = LockoutRule {
     max_duration: 200,
 };
 
-fn locked_out(user: &str) -> Event {
-    Event::LockedOut {
-        user: name(user),
+fn locked_out(user: &str) -> impl Fn(i64) -> Event {
+    let user = name(user);
+    move |until| Event::LockedOut {
+        user: user.clone(),
         context: Context::default(),
-        until: 0,
+        until,
     }
 }
 

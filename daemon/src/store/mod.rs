@@ -118,6 +118,16 @@ pub struct StoredSwitches {
     pub user: Option<bool>,
 }
 
+/// Which audit rows to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub user: Option<UserName>,
+    /// Rows at or after this Unix time.
+    pub since: i64,
+    pub kind: Option<String>,
+    pub limit: usize,
+}
+
 /// One row of the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRow {
@@ -244,13 +254,13 @@ pub trait Store: Send + Sync + 'static {
     /// have `rule.failures` tries in `rule.window`; the next one locks the account (the lock
     /// doubles each time it follows another without a right code in between, up to
     /// `rule.max_duration`), and a locked account gets no try at all. So parallel logins get
-    /// no more tries than one. `event` is recorded when this try locks the account.
+    /// no more tries than one. `locked(until)` is recorded when this try locks the account.
     fn begin_attempt(
         &self,
         user: &UserName,
         now: i64,
         rule: LockoutRule,
-        event: &Event,
+        locked: &dyn Fn(i64) -> Event,
     ) -> Result<Attempt>;
 
     /// A right code: the user's count of tries and of locks in a row start again.
@@ -285,5 +295,15 @@ pub trait Store: Send + Sync + 'static {
     fn record(&self, now: i64, event: &Event) -> Result<()>;
 
     /// The newest `limit` audit rows, oldest first.
-    fn audit_tail(&self, limit: usize) -> Result<Vec<AuditRow>>;
+    fn audit_tail(&self, limit: usize) -> Result<Vec<AuditRow>> {
+        self.audit(&AuditFilter {
+            user: None,
+            since: 0,
+            kind: None,
+            limit,
+        })
+    }
+
+    /// The newest `filter.limit` audit rows that match `filter`, oldest first.
+    fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>>;
 }

@@ -18,8 +18,8 @@ use rusqlite::{
 };
 
 use super::{
-    Attempt, AuditRow, Enrollment, EnrollmentId, Enrollments, Imported, LockoutRule, Proof,
-    RecoveryId, Result, Store, StoreError, StoredSwitches,
+    Attempt, AuditFilter, AuditRow, Enrollment, EnrollmentId, Enrollments, Imported, LockoutRule,
+    Proof, RecoveryId, Result, Store, StoreError, StoredSwitches,
 };
 use crate::audit::Event;
 use crate::recovery::Hashed;
@@ -133,6 +133,8 @@ const MIGRATIONS: &[&str] = &[
         locked_until INTEGER NOT NULL,
         locks INTEGER NOT NULL
     ) STRICT;",
+    // 6: the audit trail read by user.
+    "CREATE INDEX audit_user ON audit (user, id);",
 ];
 
 const GLOBAL_ENFORCEMENT: &str = "enforce_all_users";
@@ -929,7 +931,7 @@ impl Store for SqliteStore {
         user: &UserName,
         now: i64,
         rule: LockoutRule,
-        event: &Event,
+        locked: &dyn Fn(i64) -> Event,
     ) -> Result<Attempt> {
         let mut connection = self.lock();
         let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -956,7 +958,7 @@ impl Store for SqliteStore {
             let factor = 1i64 << locks.clamp(0, 30);
             let until = now + rule.duration.saturating_mul(factor).min(rule.max_duration);
             locks += 1;
-            append(&transaction, now, event)?;
+            append(&transaction, now, &locked(until))?;
             transaction
                 .prepare_cached(
                     "INSERT INTO lockout (user, tries, since, locked_until, locks)
@@ -1102,18 +1104,30 @@ impl Store for SqliteStore {
         append(&connection, now, event)
     }
 
-    fn audit_tail(&self, limit: usize) -> Result<Vec<AuditRow>> {
+    fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>> {
         let connection = self.lock();
         let mut rows: Vec<AuditRow> = connection
-            .prepare_cached("SELECT time, kind, user, line FROM audit ORDER BY id DESC LIMIT ?1")?
-            .query_map(params![limit as i64], |row| {
-                Ok(AuditRow {
-                    time: row.get(0)?,
-                    kind: row.get(1)?,
-                    user: row.get(2)?,
-                    line: row.get(3)?,
-                })
-            })?
+            .prepare_cached(
+                "SELECT time, kind, user, line FROM audit
+                 WHERE (?1 IS NULL OR user = ?1) AND time >= ?2 AND (?3 IS NULL OR kind = ?3)
+                 ORDER BY id DESC LIMIT ?4",
+            )?
+            .query_map(
+                params![
+                    filter.user.as_ref().map(UserName::as_str),
+                    filter.since,
+                    filter.kind.as_deref(),
+                    filter.limit as i64
+                ],
+                |row| {
+                    Ok(AuditRow {
+                        time: row.get(0)?,
+                        kind: row.get(1)?,
+                        user: row.get(2)?,
+                        line: row.get(3)?,
+                    })
+                },
+            )?
             .collect::<rusqlite::Result<_>>()?;
         rows.reverse();
         Ok(rows)

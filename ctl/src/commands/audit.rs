@@ -1,0 +1,130 @@
+//! `mfactl audit [--user USER] [--since TIME] [--event KIND] [--limit N]`: read the audit
+//! trail. Administrators read anyone's; other users read their own.
+
+use pam_mfa_api::AuditEntry;
+
+use crate::connect::connect_user;
+use crate::failure::Failure;
+use crate::report::{Report, when};
+
+pub struct Audit(pub Vec<AuditEntry>);
+
+pub async fn run(
+    bus: Option<&str>,
+    user: Option<&str>,
+    since: Option<&str>,
+    event: Option<&str>,
+    limit: u32,
+) -> Result<Audit, Failure> {
+    let since = match since {
+        Some(text) => parse_since(text, now())?,
+        None => 0,
+    };
+    let entries = connect_user(bus)
+        .await?
+        .audit(
+            user.unwrap_or_default(),
+            since,
+            event.unwrap_or_default(),
+            limit,
+        )
+        .await?;
+    Ok(Audit(entries))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64)
+}
+
+/// `--since`: Unix seconds, a day `YYYY-MM-DD` (UTC), or a time ago (`30m`, `12h`, `7d`).
+fn parse_since(text: &str, now: i64) -> Result<i64, Failure> {
+    let bad = || {
+        Failure::usage(format!(
+            "--since {text}: expected Unix seconds, YYYY-MM-DD, or a time ago such as 30m, 12h, 7d"
+        ))
+    };
+    if let Ok(seconds) = text.parse::<i64>() {
+        return Ok(seconds);
+    }
+    if let Some((number, unit)) = text.split_at_checked(text.len().saturating_sub(1)) {
+        let scale = match unit {
+            "m" => Some(60),
+            "h" => Some(3600),
+            "d" => Some(86_400),
+            _ => None,
+        };
+        if let (Some(scale), Ok(count)) = (scale, number.parse::<i64>()) {
+            return Ok(now - count * scale);
+        }
+    }
+    let parts: Vec<&str> = text.split('-').collect();
+    if let [year, month, day] = parts[..]
+        && let (Ok(y), Ok(m), Ok(d)) = (
+            year.parse::<i64>(),
+            month.parse::<i64>(),
+            day.parse::<i64>(),
+        )
+        && (1..=12).contains(&m)
+        && (1..=31).contains(&d)
+    {
+        // Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        return Ok((era * 146_097 + doe - 719_468) * 86_400);
+    }
+    Err(bad())
+}
+
+impl Report for Audit {
+    fn text(&self) -> String {
+        if self.0.is_empty() {
+            return "no audit entries".into();
+        }
+        self.0
+            .iter()
+            .map(|entry| format!("{}  {}", when(entry.time), entry.line))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::Value::Array(
+            self.0
+                .iter()
+                .map(|entry| {
+                    serde_json::json!({
+                        "time": entry.time,
+                        "event": entry.kind,
+                        "user": if entry.user.is_empty() { None } else { Some(&entry.user) },
+                        "line": entry.line,
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_seconds_days_and_times_ago() {
+        assert_eq!(parse_since("1700000000", 0).unwrap(), 1_700_000_000);
+        assert_eq!(parse_since("2009-02-13", 0).unwrap(), 1_234_483_200);
+        assert_eq!(parse_since("1970-01-01", 0).unwrap(), 0);
+        assert_eq!(parse_since("2h", 10_000).unwrap(), 10_000 - 7200);
+        assert_eq!(
+            parse_since("7d", 1_000_000).unwrap(),
+            1_000_000 - 7 * 86_400
+        );
+        let failure = parse_since("yesterday", 0).unwrap_err();
+        assert_eq!(failure.name(), "usage");
+        assert!(failure.message().contains("--since yesterday"));
+    }
+}
