@@ -159,6 +159,11 @@ pub enum Event {
         scope: Scope,
         on: bool,
     },
+    /// An event an administrator (or a user through mfactl) caused, with the uid that did.
+    By {
+        uid: u32,
+        event: Box<Event>,
+    },
 }
 
 /// How loud a line is in syslog.
@@ -173,9 +178,18 @@ fn on_off(on: bool) -> &'static str {
 }
 
 impl Event {
+    /// This event, as caused by `uid`.
+    pub fn by(self, uid: u32) -> Event {
+        Event::By {
+            uid,
+            event: Box::new(self),
+        }
+    }
+
     /// A short stable name for the audit table and for filtering.
     pub fn kind(&self) -> &'static str {
         match self {
+            Event::By { event, .. } => event.kind(),
             Event::LoginAllowed { .. } => "login-allowed",
             Event::LoginSkipped { .. } => "login-skipped",
             Event::LoginDenied { .. } => "login-denied",
@@ -197,6 +211,7 @@ impl Event {
 
     pub fn severity(&self) -> Severity {
         match self {
+            Event::By { event, .. } => event.severity(),
             Event::LoginDenied { .. }
             | Event::LoginRefused { .. }
             | Event::AdminRefused { .. }
@@ -208,6 +223,7 @@ impl Event {
     /// The user the event is about, for the audit table.
     pub fn user(&self) -> Option<&str> {
         match self {
+            Event::By { event, .. } => event.user(),
             Event::LoginAllowed { user, .. }
             | Event::LoginSkipped { user, .. }
             | Event::CodeRejected { user, .. }
@@ -233,6 +249,9 @@ impl Event {
     /// codes, refused callers and logins denied before any question go to syslog only: they
     /// change nothing, and a local user could otherwise make mfad write to disk at will.
     pub fn is_kept(&self) -> bool {
+        if let Event::By { event, .. } = self {
+            return event.is_kept();
+        }
         !matches!(
             self,
             Event::LoginSkipped { .. }
@@ -255,6 +274,7 @@ impl Event {
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Event::By { uid, event } => write!(f, "{event} by uid {uid}"),
             Event::LoginAllowed { user, context } => {
                 write!(f, "login allowed: user={user} {context}")
             }
@@ -460,9 +480,15 @@ mod tests {
                 on: true,
             },
             Event::EnforcementSet {
-                scope: Scope::User(alice),
+                scope: Scope::User(alice.clone()),
                 on: false,
-            },
+            }
+            .by(0),
+            Event::EnrollmentReset {
+                user: alice,
+                removed: true,
+            }
+            .by(1000),
         ]
     }
 

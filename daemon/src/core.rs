@@ -393,7 +393,7 @@ impl<S: Store, C: Clock> Core<S, C> {
         let params = self.params();
         let uri = totp::otpauth_uri(&secret, params, &self.issuer, user.as_str())
             .map_err(Error::Internal)?;
-        let event = Event::EnrollmentStarted { user: user.clone() };
+        let event = Event::EnrollmentStarted { user: user.clone() }.by(caller.uid);
         let stored = self
             .store
             .put_replacement(
@@ -433,7 +433,7 @@ impl<S: Store, C: Clock> Core<S, C> {
         let proof = self.proof(&user, &active, code, false)?;
         let issued = self.dialogue.issue_recovery_codes().map_err(internal)?;
         let hashes: Vec<_> = issued.iter().map(|(_, hashed)| hashed.clone()).collect();
-        let event = Event::RecoveryCodesRenewed { user: user.clone() };
+        let event = Event::RecoveryCodesRenewed { user: user.clone() }.by(caller.uid);
         let spent = self
             .store
             .replace_recovery_codes(&user, active.id, proof, &hashes, self.now(), &event)
@@ -458,7 +458,7 @@ impl<S: Store, C: Clock> Core<S, C> {
         }
         let active = self.active(&user)?;
         let proof = self.proof(&user, &active, code, true)?;
-        let event = Event::EnrollmentDisabled { user: user.clone() };
+        let event = Event::EnrollmentDisabled { user: user.clone() }.by(caller.uid);
         let spent = self
             .store
             .disable(&user, active.id, proof, self.now(), &event)
@@ -599,7 +599,7 @@ impl<S: Store, C: Clock> Core<S, C> {
         let params = self.params();
         let uri = totp::otpauth_uri(&secret, params, &self.issuer, user.as_str())
             .map_err(Error::Internal)?;
-        let event = Event::EnrollmentStarted { user: user.clone() };
+        let event = Event::EnrollmentStarted { user: user.clone() }.by(caller.uid);
         self.store
             .put_pending(&user, &secret, params, self.now(), &event)
             .map_err(internal)?;
@@ -718,7 +718,8 @@ impl<S: Store, C: Clock> Core<S, C> {
         }
         let event = Event::EnrollmentsImported {
             count: parsed.len(),
-        };
+        }
+        .by(caller.uid);
         match self
             .store
             .import(&parsed, self.now(), &event)
@@ -778,7 +779,7 @@ impl<S: Store, C: Clock> Core<S, C> {
         })?;
         let issued = self.dialogue.issue_recovery_codes().map_err(internal)?;
         let hashes: Vec<_> = issued.iter().map(|(_, hashed)| hashed.clone()).collect();
-        let event = Event::EnrollmentConfirmed { user: user.clone() };
+        let event = Event::EnrollmentConfirmed { user: user.clone() }.by(caller.uid);
         if !self
             .store
             .activate(&user, pending.id, step, &hashes, now, &event)
@@ -797,7 +798,7 @@ impl<S: Store, C: Clock> Core<S, C> {
 
     pub fn unlock(&self, caller: &Caller, user: &str) -> Result<bool, Error> {
         let user = self.admin_user(user)?;
-        let event = Event::Unlocked { user: user.clone() };
+        let event = Event::Unlocked { user: user.clone() }.by(caller.uid);
         let unlocked = self
             .store
             .unlock(&user, self.now(), &event)
@@ -813,13 +814,17 @@ impl<S: Store, C: Clock> Core<S, C> {
         let event = Event::EnrollmentReset {
             user: user.clone(),
             removed: true,
-        };
+        }
+        .by(caller.uid);
         let removed = self
             .store
             .remove_enrollment(&user, self.now(), &event)
             .map_err(internal)?;
         self.dialogue.end_user(&user);
-        self.emit(caller, &[Event::EnrollmentReset { user, removed }]);
+        self.emit(
+            caller,
+            &[Event::EnrollmentReset { user, removed }.by(caller.uid)],
+        );
         Ok(removed)
     }
 
@@ -827,7 +832,8 @@ impl<S: Store, C: Clock> Core<S, C> {
         let event = Event::EnforcementSet {
             scope: Scope::AllUsers,
             on,
-        };
+        }
+        .by(caller.uid);
         self.store
             .set_global_enforcement(on, self.now(), &event)
             .map_err(internal)?;
@@ -845,7 +851,8 @@ impl<S: Store, C: Clock> Core<S, C> {
         let event = Event::EnforcementSet {
             scope: Scope::User(user.clone()),
             on,
-        };
+        }
+        .by(caller.uid);
         self.store
             .set_user_enforcement(&user, on, self.now(), &event)
             .map_err(internal)?;

@@ -108,13 +108,13 @@ fn the_audit_trail_tells_the_story_and_users_read_only_their_own() {
     assert!(out.success, "{}", out.stderr);
     eprintln!("{}", out.stdout);
     let story = [
-        "enrollment started: user=alice",
-        "enrollment confirmed: user=alice",
+        "enrollment started: user=alice by uid 0",
+        "enrollment confirmed: user=alice by uid 0",
         "login allowed: user=alice",
         "login denied: user=alice wrong code, no tries left",
         "locked out: user=alice too many wrong codes, locked until 1",
-        "unlocked: user=alice",
-        "enrollment reset: user=alice removed=true",
+        "unlocked: user=alice by uid 0",
+        "enrollment reset: user=alice removed=true by uid 0",
     ];
     let mut rest = out.stdout.as_str();
     for line in story {
