@@ -30,7 +30,24 @@ pub struct Config {
     pub totp: Totp,
     pub login: Login,
     pub lockout: Lockout,
+    pub audit: Audit,
     pub enforcement: Enforcement,
+}
+
+/// The audit trail kept in the store.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Audit {
+    /// Days an entry is kept; older ones are removed at start-up and every hour.
+    pub retention_days: RetentionDays,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Audit {
+            retention_days: RetentionDays(365),
+        }
+    }
 }
 
 /// Locking an account after too many wrong codes, across every service and host that uses
@@ -123,6 +140,7 @@ impl Default for Config {
             totp: Totp::default(),
             login: Login::default(),
             lockout: Lockout::default(),
+            audit: Audit::default(),
             enforcement: Enforcement::default(),
         }
     }
@@ -249,6 +267,7 @@ bounded!(ConfirmCodes, 1, 2, "enroll_confirm_codes");
 bounded!(LookupTimeout, 1, 60, "lookup_timeout (seconds)");
 bounded!(LockoutFailures, 1, 100, "lockout.failures");
 bounded!(LockoutSeconds, 10, 604_800, "lockout seconds");
+bounded!(RetentionDays, 1, 36_500, "audit.retention_days");
 bounded!(ResumeMinutes, 1, 1440, "enroll_resume_minutes");
 bounded!(RecoveryCodes, 0, 20, "recovery_codes");
 

@@ -36,13 +36,15 @@ pub async fn serve(bus: Option<&str>, config: Config) -> Result<(), String> {
     store
         .spawn_checkpointer(Duration::from_secs(1))
         .map_err(|error| error.to_string())?;
+    let store = Arc::new(store);
+    spawn_audit_pruner(store.clone(), config.audit.retention_days.get())?;
     let address = pam_mfa_api::bus_address(bus);
     let connection = zbus::connection::Builder::address(address.as_str())
         .build()
         .await
         .map_err(|error| format!("cannot connect to the bus at {address}: {error}"))?;
     let shared = Shared {
-        core: Arc::new(Core::new(config, Arc::new(store), SystemClock)),
+        core: Arc::new(Core::new(config, store, SystemClock)),
         identities: Arc::new(Identities::default()),
     };
     // Follow disconnections before serving anything: the logins of a connection that went
@@ -94,4 +96,31 @@ pub async fn serve(bus: Option<&str>, config: Config) -> Result<(), String> {
     Err(format!(
         "lost the connection to the bus at {address}; exiting so that mfad can be started again"
     ))
+}
+
+/// Removes audit entries older than `days`, now and then every hour, on a thread of its own.
+fn spawn_audit_pruner(store: Arc<SqliteStore>, days: u32) -> Result<(), String> {
+    use crate::clock::Clock;
+    use crate::store::Store;
+    let prune = move || {
+        let before = SystemClock.now() as i64 - i64::from(days) * 86_400;
+        match store.prune_audit(before) {
+            Ok(0) => {}
+            Ok(count) => log::info(&format!(
+                "removed {count} audit entries older than {days} days (audit.retention_days)"
+            )),
+            Err(error) => log::warning(&format!("cannot remove old audit entries: {error}")),
+        }
+    };
+    prune();
+    std::thread::Builder::new()
+        .name("audit pruner".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+                prune();
+            }
+        })
+        .map(drop)
+        .map_err(|error| format!("cannot start the audit pruner: {error}"))
 }

@@ -135,3 +135,38 @@ fn the_audit_trail_tells_the_story_and_users_read_only_their_own() {
     let all = env.ctl(&["--json", "audit", "--limit", "10000"], "").stdout;
     assert!(!all.contains(&wrong), "{all}");
 }
+
+/// Entries older than `audit.retention_days` are removed when mfad starts; newer ones stay.
+#[test]
+fn audit_entries_older_than_the_retention_are_removed() {
+    let env = Env::new().config("[audit]\nretention_days = 30\n").start();
+    env.enroll("alice");
+    env.stop_daemon();
+    let db = rusqlite::Connection::open(env.state_dir().join("mfad.sqlite3")).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    for (days, line) in [(31, "from 31 days ago"), (29, "from 29 days ago")] {
+        db.execute(
+            "INSERT INTO audit (time, kind, user, line) VALUES (?1, 'unlocked', 'alice', ?2)",
+            rusqlite::params![now - days * 86_400, line],
+        )
+        .unwrap();
+    }
+    drop(db);
+    env.start_daemon();
+    let trail = env.ctl(&["audit", "--user", "alice"], "").stdout;
+    assert!(!trail.contains("from 31 days ago"), "{trail}");
+    assert!(trail.contains("from 29 days ago"), "{trail}");
+    assert!(
+        trail.contains("enrollment confirmed: user=alice"),
+        "{trail}"
+    );
+    assert!(
+        env.daemon_log()
+            .contains("removed 1 audit entries older than 30 days"),
+        "{}",
+        env.daemon_log()
+    );
+}

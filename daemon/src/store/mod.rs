@@ -304,6 +304,9 @@ pub trait Store: Send + Sync + 'static {
         })
     }
 
+    /// Removes the audit rows older than `before` (Unix time); returns how many.
+    fn prune_audit(&self, before: i64) -> Result<usize>;
+
     /// The newest `filter.limit` audit rows that match `filter`, oldest first.
     fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>>;
 }

@@ -1104,6 +1104,13 @@ impl Store for SqliteStore {
         append(&connection, now, event)
     }
 
+    fn prune_audit(&self, before: i64) -> Result<usize> {
+        Ok(self
+            .lock()
+            .prepare_cached("DELETE FROM audit WHERE time < ?1")?
+            .execute(params![before])?)
+    }
+
     fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>> {
         let connection = self.lock();
         let mut rows: Vec<AuditRow> = connection
