@@ -25,7 +25,6 @@ pub struct Core<S: Store, C: Clock> {
     config: Config,
     store: Arc<S>,
     dialogue: Dialogue<S, C>,
-    issuer: String,
     /// Wrong codes given to self-service commands, per user: (count, since).
     wrong_codes: std::sync::Mutex<HashMap<UserName, (u32, u64)>>,
 }
@@ -62,6 +61,11 @@ fn bounded<T: Send + 'static>(
         .map_err(|_| LookupError::TimedOut(limit))?
 }
 
+fn new_secret() -> Result<Secret, Error> {
+    Secret::generate()
+        .map_err(|error| Error::Internal(format!("no randomness for a secret: {error}")))
+}
+
 fn by_name(limit: Duration, name: &UserName) -> Result<Lookup, LookupError> {
     let name = name.clone();
     bounded(limit, move || users::by_name(&name))
@@ -84,14 +88,13 @@ impl<S: Store, C: Clock> Core<S, C> {
                 digits: config.totp.digits.get(),
                 period: config.totp.period.get(),
             },
-            issuer: issuer.clone(),
+            issuer,
         };
         let dialogue = Dialogue::new(store.clone(), clock, &config, new_enrollments);
         Core {
             config,
             store,
             dialogue,
-            issuer,
             wrong_codes: std::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -246,7 +249,7 @@ impl<S: Store, C: Clock> Core<S, C> {
 
     /// What the user typed, as proof for a change of their own active enrollment: a current
     /// code from the app, or, when `recovery` allows, a recovery code. The try counts towards
-    /// the lockout; the caller spends the proof in its change and then calls [`Core::spent`].
+    /// the lockout; the caller spends the proof in its change (see [`Core::spent`]).
     fn proof(
         &self,
         user: &UserName,
@@ -287,15 +290,15 @@ impl<S: Store, C: Clock> Core<S, C> {
         }
     }
 
-    /// After a change: a spent proof clears the count of tries; one that could not be spent
-    /// (used meanwhile) is a wrong code.
-    fn spent(&self, user: &UserName, spent: bool) -> Result<(), Error> {
-        if !spent {
-            return Err(Error::WrongCode(
-                "that code was already used; wait for the next one".into(),
-            ));
+    /// After a change: a proof that could not be spent (used meanwhile) is a wrong code. (A
+    /// spent one cleared the count of tries in the change's transaction.)
+    fn spent(spent: bool) -> Result<(), Error> {
+        if spent {
+            return Ok(());
         }
-        self.store.attempt_succeeded(user).map_err(internal)
+        Err(Error::WrongCode(
+            "that code was already used; wait for the next one".into(),
+        ))
     }
 
     /// The user's active enrollment, or the error that says there is none.
@@ -371,13 +374,7 @@ impl<S: Store, C: Clock> Core<S, C> {
                 .pending
                 .filter(|pending| pending.created + resume > self.now())
             {
-                let uri =
-                    totp::otpauth_uri(&pending.secret, pending.params, &self.issuer, user.as_str())
-                        .map_err(Error::Internal)?;
-                return Ok(NewEnrollment {
-                    secret: pending.secret.to_base32(),
-                    uri,
-                });
+                return self.shown(&user, &pending.secret, pending.params);
             }
             return self.start_enrollment(caller, user, "");
         };
@@ -388,11 +385,8 @@ impl<S: Store, C: Clock> Core<S, C> {
             )));
         }
         let proof = self.proof(&user, &active, proof, true)?;
-        let secret = Secret::generate()
-            .map_err(|error| Error::Internal(format!("no randomness for a secret: {error}")))?;
+        let secret = new_secret()?;
         let params = self.params();
-        let uri = totp::otpauth_uri(&secret, params, &self.issuer, user.as_str())
-            .map_err(Error::Internal)?;
         let event = Event::EnrollmentStarted { user: user.clone() }.by(caller.uid);
         let stored = self
             .store
@@ -405,12 +399,9 @@ impl<S: Store, C: Clock> Core<S, C> {
                 &event,
             )
             .map_err(internal)?;
-        self.spent(&user, stored.is_some())?;
+        Self::spent(stored.is_some())?;
         self.emit(caller, &[event]);
-        Ok(NewEnrollment {
-            secret: secret.to_base32(),
-            uri,
-        })
+        self.shown(&user, &secret, params)
     }
 
     pub fn own_confirm_enrollment(
@@ -438,7 +429,7 @@ impl<S: Store, C: Clock> Core<S, C> {
             .store
             .replace_recovery_codes(&user, active.id, proof, &hashes, self.now(), &event)
             .map_err(internal)?;
-        self.spent(&user, spent)?;
+        Self::spent(spent)?;
         self.emit(caller, &[event]);
         Ok(issued
             .into_iter()
@@ -463,7 +454,7 @@ impl<S: Store, C: Clock> Core<S, C> {
             .store
             .disable(&user, active.id, proof, self.now(), &event)
             .map_err(internal)?;
-        self.spent(&user, spent)?;
+        Self::spent(spent)?;
         self.dialogue.end_user(&user);
         self.emit(caller, &[event]);
         Ok(())
@@ -512,12 +503,25 @@ impl<S: Store, C: Clock> Core<S, C> {
         }
     }
 
+    /// The parameters of new enrollments.
     fn params(&self) -> Params {
-        Params {
-            algorithm: self.config.totp.algorithm,
-            digits: self.config.totp.digits.get(),
-            period: self.config.totp.period.get(),
-        }
+        self.dialogue.new_enrollments().params
+    }
+
+    /// What a person is shown to set up `secret` for `user`: the secret and its URI.
+    fn shown(
+        &self,
+        user: &UserName,
+        secret: &Secret,
+        params: Params,
+    ) -> Result<NewEnrollment, Error> {
+        let issuer = &self.dialogue.new_enrollments().issuer;
+        let uri =
+            totp::otpauth_uri(secret, params, issuer, user.as_str()).map_err(Error::Internal)?;
+        Ok(NewEnrollment {
+            secret: secret.to_base32(),
+            uri,
+        })
     }
 
     fn now(&self) -> i64 {
@@ -591,23 +595,17 @@ impl<S: Store, C: Clock> Core<S, C> {
         secret: &str,
     ) -> Result<NewEnrollment, Error> {
         let secret = if secret.is_empty() {
-            Secret::generate()
-                .map_err(|error| Error::Internal(format!("no randomness for a secret: {error}")))?
+            new_secret()?
         } else {
             Secret::from_base32(secret).map_err(Error::InvalidArgument)?
         };
         let params = self.params();
-        let uri = totp::otpauth_uri(&secret, params, &self.issuer, user.as_str())
-            .map_err(Error::Internal)?;
         let event = Event::EnrollmentStarted { user: user.clone() }.by(caller.uid);
         self.store
             .put_pending(&user, &secret, params, self.now(), &event)
             .map_err(internal)?;
         self.emit(caller, &[event]);
-        Ok(NewEnrollment {
-            secret: secret.to_base32(),
-            uri,
-        })
+        self.shown(&user, &secret, params)
     }
 
     pub fn import(&self, caller: &Caller, entries: &[(String, String)]) -> Result<u32, Error> {

@@ -219,6 +219,11 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
             .flatten()
     }
 
+    /// How new enrollments are made.
+    pub fn new_enrollments(&self) -> &NewEnrollments {
+        &self.new_enrollments
+    }
+
     /// The lockout rule from the configuration.
     pub fn lockout(&self) -> LockoutRule {
         self.lockout
@@ -634,7 +639,6 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
                     .store
                     .consume_recovery_code(&user, expected, *code, now as i64, &used)?
                 {
-                    self.store.attempt_succeeded(&user)?;
                     let turn = Turn::new(Action::Allow)
                         .with_notice(Notice::Info(texts::recovery_code_used(left)));
                     return Ok(Reply::verdict(turn, used));
@@ -652,7 +656,6 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
                     .store
                     .consume_step(&user, enrollment.id, step, now as i64, &allowed)?
                 {
-                    self.store.attempt_succeeded(&user)?;
                     return Ok(Reply::verdict(Turn::new(Action::Allow), allowed));
                 }
                 Rejection::Replayed

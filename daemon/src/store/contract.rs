@@ -625,7 +625,17 @@ fn lockout(store: Arc<dyn Store>) {
     assert!(store.unlock(&max, 200, &unlocked).unwrap());
     assert!(!store.unlock(&max, 200, &unlocked).unwrap());
     assert_eq!(attempt(201), Attempt::Allowed);
-    store.attempt_succeeded(&max).unwrap();
+    let imported = Event::EnrollmentsImported { count: 1 };
+    store
+        .import(&imports(&[(max.clone(), secret(14))]), 201, &imported)
+        .unwrap()
+        .unwrap();
+    let id = store.enrollments(&max).unwrap().active.unwrap().id;
+    assert!(
+        store
+            .consume_step(&max, id, 7, 201, &allowed("max"))
+            .unwrap()
+    );
     for now in [202, 203, 204] {
         assert_eq!(attempt(now), Attempt::Allowed);
     }

@@ -82,7 +82,7 @@ pub struct LockoutRule {
 /// Whether a user may try a code now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attempt {
-    /// Yes; the try is counted as a failure until [`Store::attempt_succeeded`] clears it.
+    /// Yes; the try counts as a failure until a right code is spent (which clears the count).
     Allowed,
     /// No: the account is locked until this Unix time. `new` when this try locked it.
     Locked { until: i64, new: bool },
@@ -262,9 +262,6 @@ pub trait Store: Send + Sync + 'static {
         rule: LockoutRule,
         locked: &dyn Fn(i64) -> Event,
     ) -> Result<Attempt>;
-
-    /// A right code: the user's count of tries and of locks in a row start again.
-    fn attempt_succeeded(&self, user: &UserName) -> Result<()>;
 
     /// Until when the user is locked, if they are at `now`.
     fn locked_until(&self, user: &UserName, now: i64) -> Result<Option<i64>>;

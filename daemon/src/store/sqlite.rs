@@ -614,7 +614,8 @@ fn read_enrollments(connection: &Connection, user: &UserName) -> Result<Enrollme
 }
 
 /// Spends `proof` for active enrollment `id` of `user`: one conditional update. False if it was
-/// spent already (or a later step was), or `id` is not the user's active enrollment.
+/// spent already (or a later step was), or `id` is not the user's active enrollment. A right
+/// code clears the user's count of tries and of locks in a row, in the same transaction.
 fn spend(
     transaction: &Connection,
     user: &UserName,
@@ -639,7 +640,13 @@ fn spend(
             )?
             .execute(params![id.0, user.as_str(), code.0, now])?,
     };
-    Ok(changed == 1)
+    if changed != 1 {
+        return Ok(false);
+    }
+    transaction
+        .prepare_cached("DELETE FROM lockout WHERE user = ?1")?
+        .execute(params![user.as_str()])?;
+    Ok(true)
 }
 
 /// Removes the recovery codes of the user's enrollments that match `which` (an SQL condition
@@ -983,13 +990,6 @@ impl Store for SqliteStore {
         Ok(outcome)
     }
 
-    fn attempt_succeeded(&self, user: &UserName) -> Result<()> {
-        self.lock()
-            .prepare_cached("DELETE FROM lockout WHERE user = ?1")?
-            .execute(params![user.as_str()])?;
-        Ok(())
-    }
-
     fn locked_until(&self, user: &UserName, now: i64) -> Result<Option<i64>> {
         let until: Option<i64> = self
             .lock()
@@ -1001,13 +1001,15 @@ impl Store for SqliteStore {
 
     fn unlock(&self, user: &UserName, now: i64, event: &Event) -> Result<bool> {
         let was_locked = self.change(now, event, |transaction| {
-            let locked = transaction
-                .prepare_cached("DELETE FROM lockout WHERE user = ?1 AND locked_until > ?2")?
-                .execute(params![user.as_str(), now])?;
-            transaction
-                .prepare_cached("DELETE FROM lockout WHERE user = ?1")?
-                .execute(params![user.as_str()])?;
-            Ok(only_one(locked))
+            let locked: Option<bool> = transaction
+                .prepare_cached("DELETE FROM lockout WHERE user = ?1 RETURNING locked_until > ?2")?
+                .query_row(params![user.as_str(), now], |row| row.get(0))
+                .optional()?;
+            Ok(if locked == Some(true) {
+                Ok(())
+            } else {
+                Err(())
+            })
         })?;
         Ok(was_locked.is_ok())
     }
