@@ -97,6 +97,10 @@ pub enum NextLogin {
     NoSecondFactor,
     /// Is refused: too many wrong codes locked the account for a while.
     Locked,
+    /// Asks for nothing: an exemption applies (a user, group, service or network).
+    Exempt,
+    /// Asks for nothing: a right code from the same place is remembered (`[remember]`).
+    Remembered,
     Other(String),
 }
 
@@ -108,6 +112,8 @@ impl NextLogin {
             NextLogin::Denied => "denied",
             NextLogin::NoSecondFactor => "no second factor",
             NextLogin::Locked => "locked",
+            NextLogin::Exempt => "exempt",
+            NextLogin::Remembered => "remembered",
             NextLogin::Other(text) => text,
         }
     }
@@ -119,6 +125,8 @@ impl NextLogin {
             "denied" => NextLogin::Denied,
             "no second factor" => NextLogin::NoSecondFactor,
             "locked" => NextLogin::Locked,
+            "exempt" => NextLogin::Exempt,
+            "remembered" => NextLogin::Remembered,
             other => NextLogin::Other(other.to_owned()),
         }
     }
@@ -134,6 +142,10 @@ impl NextLogin {
             NextLogin::NoSecondFactor => "asks for no second factor (MFA is not required)".into(),
             NextLogin::Locked => {
                 "is refused until the lock ends (too many wrong codes; mfactl unlock)".into()
+            }
+            NextLogin::Exempt => "asks for no second factor (an exemption applies)".into(),
+            NextLogin::Remembered => {
+                "asks for no code (a right code from the same place is remembered)".into()
             }
             NextLogin::Other(text) => text.clone(),
         }
@@ -157,15 +169,28 @@ impl zbus::zvariant::Type for NextLogin {
     const SIGNATURE: &'static zbus::Signature = &zbus::Signature::Str;
 }
 
-/// Why MFA is or is not required of a user. Travels as a string (`"all users"`, `"user"`,
-/// `"not enforced"`), so that later reasons can be added without changing the signature; a
-/// client that receives a reason it does not know gets [`EnforcedBy::Other`] with the text.
+/// Why MFA is or is not required of a user: the rule that decided, as `mfactl explain` and
+/// `mfactl status` name it. Travels as a string (`"all users"`, `"service sshd"`, `"exempt
+/// group breakglass"`...), so that later rules can be added without changing the signature; a
+/// client that receives a rule it does not know gets [`EnforcedBy::Other`] with the text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnforcedBy {
+    /// The user is in `exemptions.users`.
+    ExemptUser,
+    /// The user is a member of this group of `exemptions.groups`.
+    ExemptGroup(String),
+    /// The login's service is in `exemptions.services`.
+    ExemptService(String),
+    /// The login comes from this network of `exemptions.networks`.
+    ExemptNetwork(String),
     /// MFA is switched on for every user.
     AllUsers,
+    /// The login's service is in `enforcement.services`.
+    Service(String),
     /// MFA is switched on for this user.
     User,
+    /// The user is a member of this group of `enforcement.groups`.
+    Group(String),
     /// Nothing requires MFA of this user.
     NotEnforced,
     /// A reason from a newer daemon.
@@ -173,34 +198,55 @@ pub enum EnforcedBy {
 }
 
 impl EnforcedBy {
-    pub fn as_str(&self) -> &str {
-        match self {
-            EnforcedBy::AllUsers => "all users",
-            EnforcedBy::User => "user",
-            EnforcedBy::NotEnforced => "not enforced",
-            EnforcedBy::Other(text) => text,
-        }
+    /// Whether an exemption decided: no code is asked, enrolled or not.
+    pub fn is_exemption(&self) -> bool {
+        matches!(
+            self,
+            EnforcedBy::ExemptUser
+                | EnforcedBy::ExemptGroup(_)
+                | EnforcedBy::ExemptService(_)
+                | EnforcedBy::ExemptNetwork(_)
+        )
     }
 
     pub fn parse(text: &str) -> Self {
+        let named = |prefix: &str| text.strip_prefix(prefix).map(str::to_owned);
         match text {
+            "exempt user" => EnforcedBy::ExemptUser,
             "all users" => EnforcedBy::AllUsers,
             "user" => EnforcedBy::User,
             "not enforced" => EnforcedBy::NotEnforced,
-            other => EnforcedBy::Other(other.to_owned()),
+            _ => None
+                .or_else(|| named("exempt group ").map(EnforcedBy::ExemptGroup))
+                .or_else(|| named("exempt service ").map(EnforcedBy::ExemptService))
+                .or_else(|| named("exempt network ").map(EnforcedBy::ExemptNetwork))
+                .or_else(|| named("service ").map(EnforcedBy::Service))
+                .or_else(|| named("group ").map(EnforcedBy::Group))
+                .unwrap_or_else(|| EnforcedBy::Other(text.to_owned())),
         }
     }
 }
 
 impl std::fmt::Display for EnforcedBy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        match self {
+            EnforcedBy::ExemptUser => f.write_str("exempt user"),
+            EnforcedBy::ExemptGroup(group) => write!(f, "exempt group {group}"),
+            EnforcedBy::ExemptService(service) => write!(f, "exempt service {service}"),
+            EnforcedBy::ExemptNetwork(network) => write!(f, "exempt network {network}"),
+            EnforcedBy::AllUsers => f.write_str("all users"),
+            EnforcedBy::Service(service) => write!(f, "service {service}"),
+            EnforcedBy::User => f.write_str("user"),
+            EnforcedBy::Group(group) => write!(f, "group {group}"),
+            EnforcedBy::NotEnforced => f.write_str("not enforced"),
+            EnforcedBy::Other(text) => f.write_str(text),
+        }
     }
 }
 
 impl serde::Serialize for EnforcedBy {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
+        serializer.collect_str(self)
     }
 }
 
@@ -213,6 +259,30 @@ impl<'de> serde::Deserialize<'de> for EnforcedBy {
 
 impl zbus::zvariant::Type for EnforcedBy {
     const SIGNATURE: &'static zbus::Signature = &zbus::Signature::Str;
+}
+
+/// What `Admin.Explain` says a login would do, without performing it.
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, zbus::zvariant::Type,
+)]
+pub struct Explanation {
+    /// The user, in the system's own spelling.
+    pub user: String,
+    pub service: String,
+    pub rhost: String,
+    /// What the login does.
+    pub next_login: NextLogin,
+    /// MFA is required of this login.
+    pub required: bool,
+    /// The rule that decided whether it is required.
+    pub rule: EnforcedBy,
+    /// Unix time a lock ends (`locked`) or a remembered code stops covering the login
+    /// (`remembered`); 0 otherwise.
+    pub until: i64,
+    /// The user has an authenticator app.
+    pub enrolled: bool,
+    /// The groups named by the rules that the user is a member of.
+    pub groups: Vec<String>,
 }
 
 /// One entry of the audit trail, as `User.Audit` returns it.
@@ -299,15 +369,21 @@ mod tests {
     #[test]
     fn reasons_survive_the_wire_and_unknown_ones_are_kept() {
         for reason in [
+            EnforcedBy::ExemptUser,
+            EnforcedBy::ExemptGroup("breakglass".into()),
+            EnforcedBy::ExemptService("login".into()),
+            EnforcedBy::ExemptNetwork("10.0.0.0/8".into()),
             EnforcedBy::AllUsers,
+            EnforcedBy::Service("sshd".into()),
             EnforcedBy::User,
+            EnforcedBy::Group("wheel".into()),
             EnforcedBy::NotEnforced,
         ] {
-            assert_eq!(EnforcedBy::parse(reason.as_str()), reason);
+            assert_eq!(EnforcedBy::parse(&reason.to_string()), reason);
         }
         assert_eq!(
-            EnforcedBy::parse("group wheel"),
-            EnforcedBy::Other("group wheel".into())
+            EnforcedBy::parse("moon phase full"),
+            EnforcedBy::Other("moon phase full".into())
         );
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use crate::{AuditEntry, Error, NewEnrollment, UserStatus, WireTurn};
+use crate::{AuditEntry, Error, Explanation, NewEnrollment, UserStatus, WireTurn};
 
 /// The login dialogue, for `pam_mfa.so` (and screen lockers, which call it for their own user).
 #[zbus::proxy(
@@ -95,6 +95,14 @@ pub trait Admin {
     /// Ends a lock of `user` (too many wrong codes) and clears the count of tries. Returns
     /// whether the user was locked.
     fn unlock(&self, user: &str) -> Result<bool, Error>;
+
+    /// What a login of `user` through PAM service `service` from remote host `rhost` (empty:
+    /// none) would do, and the rule that decided; nothing is changed or recorded.
+    fn explain(&self, user: &str, service: &str, rhost: &str) -> Result<Explanation, Error>;
+
+    /// Reads mfad's configuration file again and puts it in use; an invalid file is refused
+    /// and the configuration in use stays. Returns what changed.
+    fn reload(&self) -> Result<String, Error>;
 
     /// Removes the enrollment (pending or active) of `user` at once.
     fn reset(&self, user: &str) -> Result<bool, Error>;

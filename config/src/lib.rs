@@ -8,7 +8,11 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
 use serde::Deserialize;
+pub use toml::Spanned;
 
 /// Where `mfad` reads its configuration unless told otherwise.
 pub const DEFAULT_PATH: &str = "/etc/pam-mfa/mfad.toml";
@@ -32,6 +36,8 @@ pub struct Config {
     pub lockout: Lockout,
     pub audit: Audit,
     pub enforcement: Enforcement,
+    pub exemptions: Exemptions,
+    pub remember: Remember,
 }
 
 /// The audit trail kept in the store.
@@ -124,11 +130,210 @@ pub enum QrBackground {
     Light,
 }
 
+/// Where MFA is required. See [`PRECEDENCE`] for how these combine with the exemptions and
+/// the switches `mfactl enforce` keeps in the store.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Enforcement {
     /// Require MFA of every user until `mfactl enforce --all` says otherwise.
     pub all_users: bool,
+    /// Require MFA of the members of these Unix groups (the system's group database decides,
+    /// supplementary groups included, so LDAP and SSSD groups count).
+    pub groups: Vec<Spanned<Name>>,
+    /// Require MFA of every user logging in through these PAM services.
+    pub services: Vec<Spanned<Name>>,
+}
+
+/// Logins that never ask for a second factor, whatever else applies.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Exemptions {
+    /// Users never asked (break-glass accounts).
+    pub users: Vec<Spanned<Name>>,
+    /// Members of these groups are never asked.
+    pub groups: Vec<Spanned<Name>>,
+    /// Logins through these PAM services are never asked.
+    pub services: Vec<Spanned<Name>>,
+    /// Logins from these remote hosts are never asked: IP addresses, networks in CIDR
+    /// notation, or "local" for logins that name no remote host (the console, su, sudo).
+    pub networks: Vec<Spanned<Network>>,
+}
+
+/// Remembered logins: after a right code, the same user's logins through the same service
+/// from the same remote host skip the code for a while.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Remember {
+    /// Seconds a right code is remembered after the last login it covered; 0: off.
+    pub duration: RememberSeconds,
+    /// The same, per PAM service, in place of `duration`.
+    pub services: BTreeMap<Spanned<Name>, RememberSeconds>,
+    /// Seconds after the right code past which a code is asked again, however often the
+    /// remembered login was used since.
+    pub limit: RememberLimit,
+}
+
+impl Default for Remember {
+    fn default() -> Self {
+        Remember {
+            duration: RememberSeconds(0),
+            services: BTreeMap::new(),
+            limit: RememberLimit(30 * 86_400),
+        }
+    }
+}
+
+impl Remember {
+    /// Seconds logins through `service` are remembered; 0: not at all.
+    pub fn duration_for(&self, service: &str) -> u32 {
+        self.services
+            .iter()
+            .find(|(name, _)| name.get_ref().as_str() == service)
+            .map_or(self.duration, |(_, seconds)| *seconds)
+            .get()
+    }
+}
+
+/// How the rules combine; stated once, here, and shown by `mfactl explain`.
+pub const PRECEDENCE: &str = "\
+A login is exempt, and asked for no code, if the user is in exemptions.users or in a group
+of exemptions.groups, or logs in through a service of exemptions.services or from a network
+of exemptions.networks. Otherwise MFA is required if the first of these that holds says so:
+every user (`mfactl enforce --all`, else enforcement.all_users), the service is in
+enforcement.services, the user's own switch (`mfactl enforce USER`), the user is in a group
+of enforcement.groups. Otherwise it is not required: a user with an authenticator app is
+still asked for a code, one without logs in without.";
+
+/// A user, group or service name in a rule: not empty, no white space, no control
+/// characters, at most 256 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Name(String);
+
+impl Name {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for Name {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        if name.is_empty() {
+            return Err("an empty name matches nothing: remove it or write the name".into());
+        }
+        if name.len() > 256 || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "{name:.64?} is not a name: no spaces or control characters, at most 256 bytes"
+            ));
+        }
+        Ok(Name(name))
+    }
+}
+
+/// Where a login comes from, as a rule names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// No remote host (PAM_RHOST empty or unset): the console, su, sudo.
+    Local,
+    /// An address and the number of leading bits that must match it.
+    Prefix(IpAddr, u8),
+}
+
+impl Network {
+    /// Whether a login from `rhost` (PAM_RHOST as the module passed it) comes from here. A
+    /// host name (sshd with `UseDNS yes`) matches no address or network.
+    pub fn contains(&self, rhost: &str) -> bool {
+        match *self {
+            Network::Local => rhost.is_empty(),
+            Network::Prefix(network, bits) => {
+                let Ok(address) = rhost.parse::<IpAddr>() else {
+                    return false;
+                };
+                match (network, address.to_canonical()) {
+                    (IpAddr::V4(network), IpAddr::V4(address)) => {
+                        let mask = u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0);
+                        u32::from(network) & mask == u32::from(address) & mask
+                    }
+                    (IpAddr::V6(network), IpAddr::V6(address)) => {
+                        let mask = u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0);
+                        u128::from(network) & mask == u128::from(address) & mask
+                    }
+                    _ => false,
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Network::Local => f.write_str("local"),
+            Network::Prefix(address, bits) => write!(f, "{address}/{bits}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Network {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Network::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Network {
+    pub fn parse(text: &str) -> Result<Network, String> {
+        if text == "local" {
+            return Ok(Network::Local);
+        }
+        let bad = || {
+            format!(
+                "{text:.64?} is not a network: write an IP address (192.0.2.7, 2001:db8::7), \
+                 a network (192.0.2.0/24, 2001:db8::/32) or \"local\""
+            )
+        };
+        let (address, bits) = match text.split_once('/') {
+            Some((address, bits)) => (address, Some(bits)),
+            None => (text, None),
+        };
+        let address: IpAddr = address.parse().map_err(|_| bad())?;
+        let width = if address.is_ipv4() { 32 } else { 128 };
+        let bits = match bits {
+            None => width,
+            Some(bits) => bits
+                .parse::<u8>()
+                .ok()
+                .filter(|bits| *bits <= width)
+                .ok_or_else(bad)?,
+        };
+        // A network written with host bits set (10.0.0.1/8) is most likely a typo.
+        if !host_bits_clear(address, bits) {
+            return Err(format!(
+                "{text:?} has bits set beyond its /{bits} prefix: write the network's first \
+                 address"
+            ));
+        }
+        Ok(Network::Prefix(address, bits))
+    }
+}
+
+fn host_bits_clear(address: IpAddr, bits: u8) -> bool {
+    match address {
+        IpAddr::V4(address) => {
+            u32::from(address) & !u32::MAX.checked_shl(32 - u32::from(bits)).unwrap_or(0) == 0
+        }
+        IpAddr::V6(address) => {
+            u128::from(address) & !u128::MAX.checked_shl(128 - u32::from(bits)).unwrap_or(0) == 0
+        }
+    }
 }
 
 impl Default for Config {
@@ -142,6 +347,8 @@ impl Default for Config {
             lockout: Lockout::default(),
             audit: Audit::default(),
             enforcement: Enforcement::default(),
+            exemptions: Exemptions::default(),
+            remember: Remember::default(),
         }
     }
 }
@@ -270,6 +477,8 @@ bounded!(LockoutSeconds, 10, 604_800, "lockout seconds");
 bounded!(RetentionDays, 1, 36_500, "audit.retention_days");
 bounded!(ResumeMinutes, 1, 1440, "enroll_resume_minutes");
 bounded!(RecoveryCodes, 0, 20, "recovery_codes");
+bounded!(RememberSeconds, 0, 2_592_000, "remember (seconds)");
+bounded!(RememberLimit, 60, 7_776_000, "remember.limit (seconds)");
 
 /// A configuration file that could not be used.
 #[derive(Debug)]
@@ -335,8 +544,121 @@ impl Config {
     /// Every check runs while the TOML is deserialized (unknown keys, types, ranges, absolute
     /// paths), so every error carries the line it is about.
     pub fn parse(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|error| error.to_string())
+        let config: Config = toml::from_str(text).map_err(|error| error.to_string())?;
+        config.check_rules(text)?;
+        Ok(config)
     }
+
+    /// The checks that span several keys: a name required and exempt at once, a name listed
+    /// twice, remembering logins that never ask. Each error names the line of the value.
+    fn check_rules(&self, text: &str) -> Result<(), String> {
+        let at = |span: std::ops::Range<usize>, message: String| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            let source = text.lines().nth(line - 1).unwrap_or("");
+            format!(
+                "TOML parse error at line {line}, column {column}\n  |\n{line:>2} | {source}\n  |\n{message}\n"
+            )
+        };
+        let lists: [(&str, &[Spanned<Name>]); 5] = [
+            ("enforcement.groups", &self.enforcement.groups),
+            ("enforcement.services", &self.enforcement.services),
+            ("exemptions.users", &self.exemptions.users),
+            ("exemptions.groups", &self.exemptions.groups),
+            ("exemptions.services", &self.exemptions.services),
+        ];
+        for (key, list) in lists {
+            for (index, name) in list.iter().enumerate() {
+                if list[..index].iter().any(|earlier| earlier == name) {
+                    return Err(at(
+                        name.span(),
+                        format!("{key} lists {} twice", name.get_ref()),
+                    ));
+                }
+            }
+        }
+        let contradictions = [
+            ("group", &self.enforcement.groups, &self.exemptions.groups),
+            (
+                "service",
+                &self.enforcement.services,
+                &self.exemptions.services,
+            ),
+        ];
+        for (what, required, exempt) in contradictions {
+            for name in exempt {
+                if required.iter().any(|r| r == name) {
+                    return Err(at(
+                        name.span(),
+                        format!(
+                            "{what} {} is both required (enforcement.{what}s) and exempt \
+                             (exemptions.{what}s): an exemption wins, so say which you mean",
+                            name.get_ref()
+                        ),
+                    ));
+                }
+            }
+        }
+        for (index, network) in self.exemptions.networks.iter().enumerate() {
+            if self.exemptions.networks[..index].contains(network) {
+                return Err(at(
+                    network.span(),
+                    format!("exemptions.networks lists {} twice", network.get_ref()),
+                ));
+            }
+        }
+        for (service, seconds) in &self.remember.services {
+            if seconds.get() > 0 && self.exemptions.services.contains(service) {
+                return Err(at(
+                    service.span(),
+                    format!(
+                        "remember.services.{0}: logins through {0} are exempt \
+                         (exemptions.services) and never asked for a code to remember",
+                        service.get_ref()
+                    ),
+                ));
+            }
+        }
+        let longest = (self.remember.services.values())
+            .chain([&self.remember.duration])
+            .map(|seconds| seconds.get())
+            .max()
+            .unwrap_or(0);
+        if longest > self.remember.limit.get() {
+            let line = key_offset(text, "remember", "limit");
+            return Err(at(
+                line..line,
+                format!(
+                    "remember.limit ({} s) is shorter than a remember duration ({longest} s): \
+                     no login would be remembered that long; raise the limit or shorten the \
+                     duration",
+                    self.remember.limit.get()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Where `key` of table `[table]` starts in `text` (0 if it cannot be found).
+fn key_offset(text: &str, table: &str, key: &str) -> usize {
+    let mut offset = 0;
+    let mut inside = false;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            inside = trimmed.trim_matches(|c| c == '[' || c == ']').trim() == table;
+        } else if inside
+            && trimmed
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        {
+            return offset + line.len() - line.trim_start().len();
+        }
+        offset += line.len();
+    }
+    0
 }
 
 #[cfg(test)]
@@ -459,7 +781,55 @@ mod tests {
             ("[login]\nrecovery_codes = 21\n", 2, "between 0 and 20"),
             ("[login]\nqr_background = \"blue\"\n", 2, "dark"),
             ("[login]\nenroll_at_login = 1\n", 2, "bool"),
-            ("\n[enforcement]\ngroups = [\"wheel\"]\n", 3, "groups"),
+            ("[enforcement]\ngroups = [\"\"]\n", 2, "empty name"),
+            (
+                "[enforcement]\ngroups = [\"wheel\"]\n[exemptions]\ngroups = [\"x\", \"wheel\"]\n",
+                4,
+                "group wheel is both required (enforcement.groups) and exempt",
+            ),
+            (
+                "[enforcement]\nservices = [\"sshd\"]\n\n[exemptions]\nservices = [\"sshd\"]\n",
+                5,
+                "service sshd is both required",
+            ),
+            ("[exemptions]\nnetworks = [\"10.0.0.1/8\"]\n", 2, "bits set"),
+            (
+                "[exemptions]\nnetworks = [\"10.0.0.0/33\"]\n",
+                2,
+                "not a network",
+            ),
+            (
+                "[exemptions]\nnetworks = [\"bastion\"]\n",
+                2,
+                "not a network",
+            ),
+            (
+                "[exemptions]\nnetworks = [\"local\",\n  \"local\"]\n",
+                3,
+                "twice",
+            ),
+            (
+                "[exemptions]\nservices = [\"login\"]\n[remember.services]\nlogin = 60\n",
+                4,
+                "are exempt",
+            ),
+            (
+                "[remember]\nduration = 7200\nlimit = 3600\n",
+                3,
+                "remember.limit (3600 s) is shorter",
+            ),
+            (
+                "[remember]\nduration = 2592001\n",
+                2,
+                "between 0 and 2592000",
+            ),
+            ("[exemptions]\nuser = [\"root\"]\n", 2, "user"),
+            (
+                "[enforcement]\nservices = [\"sshd\", \"sshd\"]\n",
+                2,
+                "lists sshd twice",
+            ),
+            ("[exemptions]\nusers = [\"a b\"]\n", 2, "not a name"),
         ];
         for (text, line, fragment) in cases {
             let error = Config::parse(text).unwrap_err();
@@ -469,6 +839,39 @@ mod tests {
             );
             assert!(error.contains(fragment), "{text:?}:\n{error}");
         }
+    }
+
+    #[test]
+    fn rules_are_read() {
+        let config = Config::parse(
+            "[enforcement]\ngroups = [\"wheel\", \"sudo\"]\nservices = [\"sshd\"]\n\
+             [exemptions]\nusers = [\"rescue\"]\nnetworks = [\"local\", \"192.0.2.0/24\", \
+             \"2001:db8::/32\", \"198.51.100.7\"]\n\
+             [remember]\nduration = 600\n[remember.services]\nsshd = 3600\nsudo = 0\n",
+        )
+        .unwrap();
+        let groups: Vec<&str> = (config.enforcement.groups.iter())
+            .map(|g| g.get_ref().as_str())
+            .collect();
+        assert_eq!(groups, ["wheel", "sudo"]);
+        assert_eq!(config.remember.duration_for("sshd"), 3600);
+        assert_eq!(config.remember.duration_for("sudo"), 0);
+        assert_eq!(config.remember.duration_for("su"), 600);
+        let networks: Vec<Network> = (config.exemptions.networks.iter())
+            .map(|n| *n.get_ref())
+            .collect();
+        let inside = |rhost: &str| networks.iter().any(|n| n.contains(rhost));
+        assert!(inside(""));
+        assert!(inside("192.0.2.200"));
+        assert!(inside("::ffff:192.0.2.9"));
+        assert!(inside("2001:db8:1::5"));
+        assert!(inside("198.51.100.7"));
+        assert!(!inside("198.51.100.8"));
+        assert!(!inside("192.0.3.1"));
+        assert!(!inside("2001:db9::1"));
+        assert!(!inside("client.example.org"));
+        assert!(Network::parse("0.0.0.0/0").unwrap().contains("203.0.113.1"));
+        assert!(!Network::parse("0.0.0.0/0").unwrap().contains(""));
     }
 
     #[test]

@@ -128,9 +128,12 @@ pub enum Command {
     /// their own. Each entry is the line mfad wrote to syslog (AUTHPRIV), with its time; with
     /// --json, an array of `{"time", "event", "user", "line"}`.
     ///
-    /// Events: login-allowed, login-denied, recovery-code-used, locked-out, unlocked,
-    /// enrollment-started, enrollment-confirmed, enrollments-imported, enrollment-reset,
-    /// enrollment-disabled, recovery-codes-renewed, enforcement-set.
+    /// Events: challenged, login-allowed, remembered-login, login-exempt, login-denied,
+    /// login-abandoned, recovery-code-used, locked-out, unlocked, enrollment-started,
+    /// enrollment-confirmed, enrollment-abandoned, enrollments-imported, enrollment-reset,
+    /// enrollment-disabled, recovery-codes-renewed, enforcement-set, config-reloaded,
+    /// config-refused, policy-changed. (Skipped logins, single wrong codes and exemptions by
+    /// service or network go to syslog only.)
     Audit {
         /// Only entries about this user.
         #[arg(long, value_name = "USER")]
@@ -146,6 +149,36 @@ pub enum Command {
         #[arg(long, value_name = "N", default_value_t = 100)]
         limit: u32,
     },
+    /// Say what a login of USER would do, and the rule that decided, without logging in.
+    ///
+    /// The answer is one of: code (asked for a code from the app), enroll (sets up an app
+    /// first), denied, no second factor, exempt, locked (until when) or remembered (until
+    /// when), with the rule: an exemption (exempt user, exempt group G, exempt service S,
+    /// exempt network N), or what requires MFA (all users, service S, user, group G), or not
+    /// enforced. Nothing is changed or recorded. Administrators only.
+    ///
+    /// The rules combine as the configuration's precedence rule says (mfad.toml(5)): exemptions
+    /// first, then the first rule that requires MFA.
+    ///
+    /// Example: `mfactl explain alice --service sshd --rhost 192.0.2.7`.
+    Explain {
+        user: String,
+        /// The PAM service of the login (sshd, sudo, su, login...); without it, rules about
+        /// services do not match.
+        #[arg(long, value_name = "SERVICE", default_value = "")]
+        service: String,
+        /// The remote host the login comes from (an IP address, as sshd passes it); without
+        /// it, a login with no remote host (the console, su, sudo), which the network "local"
+        /// matches.
+        #[arg(long, value_name = "HOST", default_value = "")]
+        rhost: String,
+    },
+    /// Make mfad read its configuration file again (as SIGHUP does).
+    ///
+    /// An invalid file is refused with the reason, and the configuration in use stays. The
+    /// changed keys are reported, and the audit trail records the reload and any change of
+    /// policy. state_dir changes only when mfad restarts. Administrators only.
+    Reload,
     /// End USER's lock after too many wrong codes, at once, and clear the count of tries.
     ///
     /// mfad locks an account after `lockout.failures` wrong codes (5 by default) within

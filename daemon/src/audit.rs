@@ -7,6 +7,7 @@
 
 use std::fmt;
 
+use pam_mfa_api::EnforcedBy;
 use pam_mfa_api::limits::MAX_CONTEXT_LEN;
 
 use crate::users::UserName;
@@ -41,6 +42,34 @@ fn printable(value: &str) -> String {
         .take(MAX_CONTEXT_LEN)
         .map(|c| if c.is_ascii_graphic() { c } else { '?' })
         .collect()
+}
+
+/// Makes text safe for one log line: spaces kept, other white space and control characters
+/// replaced, bounded.
+fn printable_spaced(value: &str) -> String {
+    value
+        .chars()
+        .take(400)
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+/// A multi-line message (a configuration error) as one line.
+fn one_line(value: &str) -> String {
+    let joined = value
+        .lines()
+        .map(str::trim)
+        // The TOML parser's pointer lines ("|    ^^^") say nothing in one line.
+        .filter(|line| !line.is_empty() && !line.starts_with('|'))
+        .collect::<Vec<_>>()
+        .join(" / ");
+    printable_spaced(&joined)
 }
 
 /// Why a login was denied.
@@ -159,6 +188,55 @@ pub enum Event {
         scope: Scope,
         on: bool,
     },
+    /// A login was asked for a code, at `at` (Unix time), because of `rule`.
+    Challenged {
+        user: UserName,
+        context: Context,
+        rule: EnforcedBy,
+        at: i64,
+    },
+    /// An exemption let a login through without a second factor.
+    LoginExempt {
+        user: UserName,
+        context: Context,
+        rule: EnforcedBy,
+    },
+    /// A right code given earlier from the same place covered this login.
+    RememberedLogin {
+        user: UserName,
+        context: Context,
+        /// Unix time of the right code.
+        verified: i64,
+    },
+    /// A login asked for a code and ended without an answer (timed out, or its client went
+    /// away).
+    LoginAbandoned {
+        user: UserName,
+        context: Context,
+    },
+    /// An enrollment at login ended before the app was confirmed, or before the recovery codes
+    /// were acknowledged.
+    EnrollmentAbandoned {
+        user: UserName,
+        context: Context,
+        /// The app was set up; only the recovery codes were not acknowledged.
+        confirmed: bool,
+    },
+    /// The configuration was read again; `changed` names the keys that differ.
+    ConfigReloaded {
+        changed: String,
+    },
+    /// A new configuration was refused; the one in use stays.
+    ConfigRefused {
+        reason: String,
+    },
+    /// A reload changed who must use MFA where: `key: old -> new`.
+    PolicyChanged {
+        changes: String,
+    },
+    /// Two events of one change: the first recorded before the second, the second the one
+    /// the call is about (a challenge and the login's outcome).
+    Pair(Box<Event>, Box<Event>),
     /// An event an administrator (or a user through mfactl) caused, with the uid that did.
     By {
         uid: u32,
@@ -186,10 +264,26 @@ impl Event {
         }
     }
 
+    /// The event itself, or the second of a [`Event::Pair`]: what the call is about.
+    pub fn outcome(&self) -> &Event {
+        match self {
+            Event::Pair(_, second) => second,
+            event => event,
+        }
+    }
+
     /// A short stable name for the audit table and for filtering.
     pub fn kind(&self) -> &'static str {
         match self {
-            Event::By { event, .. } => event.kind(),
+            Event::By { event, .. } | Event::Pair(_, event) => event.kind(),
+            Event::Challenged { .. } => "challenged",
+            Event::LoginExempt { .. } => "login-exempt",
+            Event::RememberedLogin { .. } => "remembered-login",
+            Event::LoginAbandoned { .. } => "login-abandoned",
+            Event::EnrollmentAbandoned { .. } => "enrollment-abandoned",
+            Event::ConfigReloaded { .. } => "config-reloaded",
+            Event::ConfigRefused { .. } => "config-refused",
+            Event::PolicyChanged { .. } => "policy-changed",
             Event::LoginAllowed { .. } => "login-allowed",
             Event::LoginSkipped { .. } => "login-skipped",
             Event::LoginDenied { .. } => "login-denied",
@@ -211,8 +305,9 @@ impl Event {
 
     pub fn severity(&self) -> Severity {
         match self {
-            Event::By { event, .. } => event.severity(),
+            Event::By { event, .. } | Event::Pair(_, event) => event.severity(),
             Event::LoginDenied { .. }
+            | Event::ConfigRefused { .. }
             | Event::LoginRefused { .. }
             | Event::AdminRefused { .. }
             | Event::LockedOut { .. } => Severity::Warning,
@@ -223,7 +318,12 @@ impl Event {
     /// The user the event is about, for the audit table.
     pub fn user(&self) -> Option<&str> {
         match self {
-            Event::By { event, .. } => event.user(),
+            Event::By { event, .. } | Event::Pair(_, event) => event.user(),
+            Event::Challenged { user, .. }
+            | Event::LoginExempt { user, .. }
+            | Event::RememberedLogin { user, .. }
+            | Event::LoginAbandoned { user, .. }
+            | Event::EnrollmentAbandoned { user, .. } => Some(user.as_str()),
             Event::LoginAllowed { user, .. }
             | Event::LoginSkipped { user, .. }
             | Event::CodeRejected { user, .. }
@@ -248,9 +348,18 @@ impl Event {
     /// allowed logins, and logins denied after a code was tried. Skipped logins, single wrong
     /// codes, refused callers and logins denied before any question go to syslog only: they
     /// change nothing, and a local user could otherwise make mfad write to disk at will.
+    ///
+    /// A challenge is kept with the login's outcome, in its transaction ([`Event::Pair`]), so
+    /// that asking for a code costs no write of its own.
     pub fn is_kept(&self) -> bool {
-        if let Event::By { event, .. } = self {
-            return event.is_kept();
+        match self {
+            Event::By { event, .. } | Event::Pair(_, event) => return event.is_kept(),
+            // Break-glass logins are worth a row; service and network exemptions happen at
+            // every console login and say nothing new.
+            Event::LoginExempt { rule, .. } => {
+                return matches!(rule, EnforcedBy::ExemptUser | EnforcedBy::ExemptGroup(_));
+            }
+            _ => {}
         }
         !matches!(
             self,
@@ -275,6 +384,71 @@ impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Event::By { uid, event } => write!(f, "{event} by uid {uid}"),
+            Event::Pair(_, event) => write!(f, "{event}"),
+            Event::Challenged {
+                user,
+                context,
+                rule,
+                ..
+            } => write!(
+                f,
+                "challenged: user={user} asked for a code ({rule}) {context}"
+            ),
+            Event::LoginExempt {
+                user,
+                context,
+                rule,
+            } => write!(
+                f,
+                "login exempt: user={user} no second factor asked ({rule}) {context}"
+            ),
+            Event::RememberedLogin {
+                user,
+                context,
+                verified,
+            } => write!(
+                f,
+                "login allowed: user={user} remembered from a right code at {verified} (Unix \
+                 time) {context}"
+            ),
+            Event::LoginAbandoned { user, context } => write!(
+                f,
+                "login abandoned: user={user} no code given before the login ended {context}"
+            ),
+            Event::EnrollmentAbandoned {
+                user,
+                context,
+                confirmed,
+            } => {
+                if *confirmed {
+                    write!(
+                        f,
+                        "enrollment abandoned: user={user} app set up, recovery codes not \
+                         acknowledged {context}"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "enrollment abandoned: user={user} no code from the app before the \
+                         login ended {context}"
+                    )
+                }
+            }
+            Event::ConfigReloaded { changed } => {
+                write!(
+                    f,
+                    "configuration reloaded: changed: {}",
+                    printable_spaced(changed)
+                )
+            }
+            Event::ConfigRefused { reason } => write!(
+                f,
+                "configuration not reloaded, the one in use stays: {}",
+                one_line(reason)
+            ),
+            Event::PolicyChanged { changes } => {
+                write!(f, "policy changed: {}", printable_spaced(changes))
+            }
             Event::LoginAllowed { user, context } => {
                 write!(f, "login allowed: user={user} {context}")
             }
@@ -485,10 +659,58 @@ mod tests {
             }
             .by(0),
             Event::EnrollmentReset {
-                user: alice,
+                user: alice.clone(),
                 removed: true,
             }
             .by(1000),
+            Event::Challenged {
+                user: alice.clone(),
+                context: Context::new("sshd", "10.0.0.9"),
+                rule: EnforcedBy::Group("wheel".into()),
+                at: 1_700_000_000,
+            },
+            Event::LoginExempt {
+                user: alice.clone(),
+                context: Context::new("login", ""),
+                rule: EnforcedBy::ExemptService("login".into()),
+            },
+            Event::RememberedLogin {
+                user: alice.clone(),
+                context: Context::new("sshd", "10.0.0.9"),
+                verified: 1_700_000_000,
+            },
+            Event::LoginAbandoned {
+                user: alice.clone(),
+                context: Context::new("sshd", "10.0.0.9"),
+            },
+            Event::EnrollmentAbandoned {
+                user: alice.clone(),
+                context: Context::new("sshd", "10.0.0.9"),
+                confirmed: false,
+            },
+            Event::ConfigReloaded {
+                changed: "remember, exemptions".into(),
+            },
+            Event::ConfigRefused {
+                reason: "TOML parse error at line 3, column 1\n  |\n3 | x = 1\n  |\nunknown\n"
+                    .into(),
+            },
+            Event::PolicyChanged {
+                changes: "enforcement.groups: [] -> [\"wheel\"]\n\u{7}".into(),
+            }
+            .by(0),
+            Event::Pair(
+                Box::new(Event::Challenged {
+                    user: alice.clone(),
+                    context: Context::new("sshd", ""),
+                    rule: EnforcedBy::User,
+                    at: 1,
+                }),
+                Box::new(Event::LoginAllowed {
+                    user: alice,
+                    context: Context::new("sshd", ""),
+                }),
+            ),
         ]
     }
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use pam_mfa_api::{AuditEntry, Error, NewEnrollment, UserStatus, WireTurn};
+use pam_mfa_api::{AuditEntry, Error, Explanation, NewEnrollment, UserStatus, WireTurn};
 use zbus::message::Header;
 use zbus::{Connection, interface};
 use zeroize::Zeroizing;
@@ -285,6 +285,31 @@ impl AdminInterface {
         let (caller, permit) = self.0.admin(connection, &header).await?;
         self.0
             .run(permit, move |core| core.unlock(&caller, &user))
+            .await
+    }
+
+    async fn explain(
+        &self,
+        user: String,
+        service: String,
+        rhost: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<Explanation, Error> {
+        let (_, permit) = self.0.admin(connection, &header).await?;
+        self.0
+            .run(permit, move |core| core.explain(&user, &service, &rhost))
+            .await
+    }
+
+    async fn reload(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<String, Error> {
+        let (caller, permit) = self.0.admin(connection, &header).await?;
+        self.0
+            .run(permit, move |core| core.reload(Some(&caller)))
             .await
     }
 

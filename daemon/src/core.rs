@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pam_mfa_api::limits::MAX_IMPORT;
-use pam_mfa_api::{Action, AuditEntry, Error, NewEnrollment, NextLogin, Turn, UserStatus, context};
+use pam_mfa_api::{
+    Action, AuditEntry, Error, Explanation, NewEnrollment, Turn, UserStatus, context,
+};
 use pam_mfa_config::Config;
 
 use crate::audit::{Context, Denial, Event, Scope};
 use crate::clock::Clock;
-use crate::dialogue::{Dialogue, NewEnrollments};
+use crate::dialogue::{Dialogue, Settings};
 use crate::identity::Caller;
 use crate::log;
 use crate::policy;
@@ -22,7 +24,10 @@ use crate::totp::{self, Params, Secret};
 use crate::users::{self, Account, Lookup, LookupError, UserName};
 
 pub struct Core<S: Store, C: Clock> {
-    config: Config,
+    /// Where the configuration is read again on reload; `None`: never (tests).
+    config_path: Option<std::path::PathBuf>,
+    /// Reloads one at a time, so two cannot interleave their reading and putting in use.
+    reloading: std::sync::Mutex<()>,
     store: Arc<S>,
     dialogue: Dialogue<S, C>,
     /// Wrong codes given to self-service commands, per user: (count, since).
@@ -73,35 +78,34 @@ fn by_name(limit: Duration, name: &UserName) -> Result<Lookup, LookupError> {
 
 impl<S: Store, C: Clock> Core<S, C> {
     pub fn new(config: Config, store: Arc<S>, clock: C) -> Self {
-        let issuer = if config.totp.issuer.is_empty() {
-            let host = nix::unistd::gethostname()
-                .ok()
-                .and_then(|name| name.into_string().ok())
-                .unwrap_or_else(|| "localhost".into());
-            format!("pam-mfa on {host}")
-        } else {
-            config.totp.issuer.clone()
-        };
-        let new_enrollments = NewEnrollments {
-            params: Params {
-                algorithm: config.totp.algorithm,
-                digits: config.totp.digits.get(),
-                period: config.totp.period.get(),
-            },
-            issuer,
-        };
-        let dialogue = Dialogue::new(store.clone(), clock, &config, new_enrollments);
+        Core::with_settings(Settings::new(config), store, clock)
+    }
+
+    pub fn with_settings(settings: Settings, store: Arc<S>, clock: C) -> Self {
+        let dialogue = Dialogue::new(store.clone(), clock, settings);
         Core {
-            config,
+            config_path: None,
+            reloading: std::sync::Mutex::new(()),
             store,
             dialogue,
             wrong_codes: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
+    /// Reads the configuration again from `path` on [`Core::reload`].
+    pub fn reloading_from(mut self, path: std::path::PathBuf) -> Self {
+        self.config_path = Some(path);
+        self
+    }
+
+    /// The configuration in use.
+    fn config(&self) -> Arc<Settings> {
+        self.dialogue.settings()
+    }
+
     /// How long a name-service lookup may take (`lookup_timeout`).
     fn lookup_limit(&self) -> Duration {
-        Duration::from_secs(u64::from(self.config.lookup_timeout.get()))
+        Duration::from_secs(u64::from(self.config().config.lookup_timeout.get()))
     }
 
     fn emit(&self, caller: &Caller, events: &[Event]) {
@@ -158,13 +162,154 @@ impl<S: Store, C: Clock> Core<S, C> {
                 return Ok((String::new(), Turn::new(Action::Deny(reason))));
             }
         };
-        let reply = match self.login_account(caller, &user)? {
-            Some(account) => self.dialogue.begin(caller, account, context),
-            None => self.dialogue.begin_unknown(caller, user, context),
-        }
-        .map_err(internal)?;
+        let (user, known) = match self.login_account(caller, &user)? {
+            Some(account) => (account, true),
+            None => (user, false),
+        };
+        let member_of = self.memberships(&user, known)?;
+        let reply = self
+            .dialogue
+            .begin(caller, user, known, context, member_of)
+            .map_err(internal)?;
         self.emit(caller, &reply.events);
         Ok((reply.session, reply.turn))
+    }
+
+    /// The groups named by the rules that `user` is a member of; none for a name the system
+    /// does not know, and no lookup when the rules name no group.
+    fn memberships(&self, user: &UserName, known: bool) -> Result<Vec<String>, Error> {
+        let groups = policy::named_groups(&self.config().config);
+        if !known || groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let name = user.clone();
+        bounded(self.lookup_limit(), move || {
+            users::memberships(&name, &groups)
+        })
+        .map_err(directory)
+    }
+
+    /// What a login of `user` through `service` from `rhost` would do, and the rule that
+    /// decided, as a root-run login would see it; nothing is changed or recorded.
+    pub fn explain(&self, user: &str, service: &str, rhost: &str) -> Result<Explanation, Error> {
+        let user = UserName::parse(user).map_err(Error::InvalidArgument)?;
+        let (user, known) = match by_name(self.lookup_limit(), &user).map_err(directory)? {
+            Lookup::Found(account) => (account.name, true),
+            Lookup::Unknown => {
+                self.not_a_case_variant(&user)?;
+                (user, false)
+            }
+        };
+        let member_of = self.memberships(&user, known)?;
+        let context = Context::new(service, rhost);
+        let decision = self
+            .dialogue
+            .decide(&user, known, &context, member_of.clone(), true)
+            .map_err(internal)?;
+        Ok(Explanation {
+            user: user.to_string(),
+            service: context.service,
+            rhost: context.rhost,
+            next_login: decision.next,
+            required: decision.requirement.required,
+            rule: decision.requirement.by,
+            until: decision.until.unwrap_or(0),
+            enrolled: decision.enrollments.active.is_some(),
+            groups: member_of,
+        })
+    }
+
+    /// Records the logins that ended without an outcome; see [`Dialogue::sweep`].
+    pub fn sweep(&self) {
+        match self.dialogue.sweep() {
+            Ok(events) => {
+                for event in &events {
+                    log::event(event, 0);
+                }
+            }
+            Err(error) => log::error(&format!("cannot record abandoned logins: {error}")),
+        }
+    }
+
+    /// Reads the configuration file again and puts it in use; an invalid one is refused, and
+    /// the one in use stays. `caller` is `None` for SIGHUP. Returns what changed, as one line.
+    pub fn reload(&self, caller: Option<&Caller>) -> Result<String, Error> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let uid = caller.map_or(0, |caller| caller.uid);
+        let by = |event: Event| match caller {
+            Some(caller) => event.by(caller.uid),
+            None => event,
+        };
+        let Some(path) = &self.config_path else {
+            return Err(Error::Internal(
+                "this mfad has no configuration file".into(),
+            ));
+        };
+        let now = self.now();
+        let new = match Config::load_existing(path) {
+            Ok(new) => new,
+            Err(error) => {
+                let reason = error.to_string();
+                let event = by(Event::ConfigRefused {
+                    reason: reason.clone(),
+                });
+                self.store.record(now, &event).map_err(internal)?;
+                log::event(&event, uid);
+                return Err(Error::InvalidArgument(format!(
+                    "{reason}\nthe configuration in use stays"
+                )));
+            }
+        };
+        let old = self.config();
+        let mut new = new;
+        let mut notes = Vec::new();
+        if new.state_dir != old.config.state_dir {
+            notes.push(format!(
+                "state_dir stays {} until mfad restarts",
+                old.config.state_dir.display()
+            ));
+            new.state_dir = old.config.state_dir.clone();
+        }
+        let changed = crate::reload::changed_keys(&old.config, &new);
+        let policy = crate::reload::policy_changes(&old.config, &new);
+        let unknown_groups = crate::reload::unknown_groups(&new);
+        let mut events = vec![by(Event::ConfigReloaded {
+            changed: if changed.is_empty() {
+                "nothing".into()
+            } else {
+                changed.join(", ")
+            },
+        })];
+        if !policy.is_empty() {
+            events.push(by(Event::PolicyChanged {
+                changes: policy.join("; "),
+            }));
+        }
+        for event in &events {
+            self.store.record(now, event).map_err(internal)?;
+        }
+        self.dialogue.replace_settings(Settings::new(new));
+        for event in &events {
+            log::event(event, uid);
+        }
+        for group in &unknown_groups {
+            notes.push(format!(
+                "group {group} is not in the system's group database (yet): it matches no one"
+            ));
+        }
+        for note in &notes {
+            log::warning(note);
+        }
+        let mut summary = if changed.is_empty() {
+            "configuration reloaded; nothing changed".to_owned()
+        } else {
+            format!("configuration reloaded; changed: {}", changed.join(", "))
+        };
+        for note in notes {
+            summary.push_str("\nnote: ");
+            summary.push_str(&note);
+        }
+        Ok(summary)
     }
 
     pub fn answer(&self, caller: &Caller, session: &str, reply: &str) -> Result<Turn, Error> {
@@ -193,13 +338,11 @@ impl<S: Store, C: Clock> Core<S, C> {
             return Ok(());
         }
         self.emit(caller, &[Event::AdminRefused { uid: caller.uid }]);
-        let how = if self.config.admin_group.is_empty() {
+        let group = self.config().config.admin_group.clone();
+        let how = if group.is_empty() {
             "only root may administer pam-mfa: run mfactl as root (for example with sudo)".into()
         } else {
-            format!(
-                "only root and members of the group {} may administer pam-mfa",
-                self.config.admin_group
-            )
+            format!("only root and members of the group {group} may administer pam-mfa")
         };
         Err(Error::PermissionDenied(how))
     }
@@ -208,10 +351,10 @@ impl<S: Store, C: Clock> Core<S, C> {
     /// group database says (supplementary groups through getgrouplist, so LDAP and SSSD groups
     /// count).
     fn in_admin_group(&self, uid: u32) -> Result<bool, Error> {
-        if self.config.admin_group.is_empty() {
+        let group = self.config().config.admin_group.clone();
+        if group.is_empty() {
             return Ok(false);
         }
-        let group = self.config.admin_group.clone();
         bounded(self.lookup_limit(), move || users::in_group(uid, &group)).map_err(directory)
     }
 
@@ -353,7 +496,7 @@ impl<S: Store, C: Clock> Core<S, C> {
 
     pub fn own_status(&self, caller: &Caller) -> Result<UserStatus, Error> {
         let user = self.own_account(caller)?;
-        self.status_of(&user).map_err(internal)
+        self.status_of(&user)
     }
 
     /// Starts an enrollment of the caller's own account. With an app in use, this is its
@@ -369,7 +512,7 @@ impl<S: Store, C: Clock> Core<S, C> {
         let user = self.own_account(caller)?;
         let enrollments = self.store.enrollments(&user).map_err(internal)?;
         let Some(active) = enrollments.active else {
-            let resume = i64::from(self.config.login.enroll_resume_minutes.get()) * 60;
+            let resume = i64::from(self.config().config.login.enroll_resume_minutes.get()) * 60;
             if let Some(pending) = enrollments
                 .pending
                 .filter(|pending| pending.created + resume > self.now())
@@ -439,12 +582,18 @@ impl<S: Store, C: Clock> Core<S, C> {
 
     pub fn disable(&self, caller: &Caller, code: &str) -> Result<(), Error> {
         let user = self.own_account(caller)?;
-        let requirement = policy::requirement(self.dialogue.switches(&user).map_err(internal)?);
+        let requirement = self.requirement(&user, true)?;
         if requirement.required {
             return Err(Error::Required(format!(
                 "MFA is required of {user} (enforced for {}): only an administrator can remove \
                  your app (mfactl reset {user})",
                 requirement.by
+            )));
+        }
+        if let Some(service) = self.config().config.enforcement.services.first() {
+            return Err(Error::Required(format!(
+                "MFA is required for logins through {service} (enforcement.services): only an \
+                 administrator can remove your app (mfactl reset {user})"
             )));
         }
         let active = self.active(&user)?;
@@ -515,9 +664,9 @@ impl<S: Store, C: Clock> Core<S, C> {
         secret: &Secret,
         params: Params,
     ) -> Result<NewEnrollment, Error> {
-        let issuer = &self.dialogue.new_enrollments().issuer;
+        let issuer = self.dialogue.new_enrollments().issuer;
         let uri =
-            totp::otpauth_uri(secret, params, issuer, user.as_str()).map_err(Error::Internal)?;
+            totp::otpauth_uri(secret, params, &issuer, user.as_str()).map_err(Error::Internal)?;
         Ok(NewEnrollment {
             secret: secret.to_base32(),
             uri,
@@ -530,24 +679,49 @@ impl<S: Store, C: Clock> Core<S, C> {
 
     pub fn status(&self, user: &str) -> Result<UserStatus, Error> {
         let user = self.admin_user(user)?;
-        self.status_of(&user).map_err(internal)
+        self.status_of(&user)
     }
 
-    fn status_of(&self, user: &UserName) -> Result<UserStatus, StoreError> {
+    /// Whether MFA is required of `user` wherever they log in from: the rules about users and
+    /// groups (a login adds those about its service and remote host).
+    fn requirement(&self, user: &UserName, known: bool) -> Result<policy::Requirement, Error> {
+        let facts = policy::Facts {
+            switches: self.dialogue.switches(user).map_err(internal)?,
+            member_of: self.memberships(user, known)?,
+        };
+        let settings = self.config();
+        Ok(policy::requirement(
+            &settings.config,
+            user,
+            &facts,
+            policy::Place::default(),
+        ))
+    }
+
+    fn status_of(&self, user: &UserName) -> Result<UserStatus, Error> {
+        let requirement = self.requirement(user, true)?;
+        self.status_with(user, requirement).map_err(internal)
+    }
+
+    fn status_with(
+        &self,
+        user: &UserName,
+        requirement: policy::Requirement,
+    ) -> Result<UserStatus, StoreError> {
         let enrollments = self.store.enrollments(user)?;
-        let requirement = policy::requirement(self.dialogue.switches(user)?);
         let recovery_codes_left = match &enrollments.active {
             Some(active) => self.store.recovery_codes(user, active.id)?.len() as u32,
             None => 0,
         };
         let locked_until = self.store.locked_until(user, self.now())?.unwrap_or(0);
-        let next_login = match (&enrollments.active, requirement.required) {
-            (Some(_), _) if locked_until > 0 => NextLogin::Locked,
-            (Some(_), _) => NextLogin::Code,
-            (None, true) if self.config.login.enroll_at_login => NextLogin::Enroll,
-            (None, true) => NextLogin::Denied,
-            (None, false) => NextLogin::NoSecondFactor,
+        let state = policy::State {
+            enrolled: enrollments.active.is_some(),
+            locked_until: (locked_until > 0).then_some(locked_until),
+            remembered_until: None,
+            known: true,
+            enroll_at_login: self.config().config.login.enroll_at_login,
         };
+        let next_login = policy::next_login(&requirement, state);
         let enrollment = enrollments.active;
         Ok(UserStatus {
             user: user.to_string(),
@@ -571,10 +745,7 @@ impl<S: Store, C: Clock> Core<S, C> {
 
     pub fn users(&self) -> Result<Vec<UserStatus>, Error> {
         let names = self.store.users().map_err(internal)?;
-        names
-            .iter()
-            .map(|user| self.status_of(user).map_err(internal))
-            .collect()
+        names.iter().map(|user| self.status_of(user)).collect()
     }
 
     pub fn begin_enrollment(
@@ -841,7 +1012,9 @@ impl<S: Store, C: Clock> Core<S, C> {
 
     pub fn global_enforcement(&self) -> Result<bool, Error> {
         let stored = self.store.switches(None).map_err(internal)?;
-        Ok(stored.global.unwrap_or(self.config.enforcement.all_users))
+        Ok(stored
+            .global
+            .unwrap_or(self.config().config.enforcement.all_users))
     }
 
     pub fn set_user_enforcement(&self, caller: &Caller, user: &str, on: bool) -> Result<(), Error> {

@@ -6,19 +6,22 @@
 //! transaction. Callers are identified and authorized before they get here (see
 //! [`crate::core`]).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use pam_mfa_api::limits::MAX_REPLY_LEN;
-use pam_mfa_api::{Action, Notice, Turn};
+use pam_mfa_api::{Action, NextLogin, Notice, Turn};
 use pam_mfa_config::{Config, Login as LoginSettings};
 
 use crate::audit::{Context, Denial, Event, Rejection};
 use crate::clock::Clock;
 use crate::identity::Caller;
-use crate::policy::{self, Switches};
+use crate::policy::{self, Facts, Place, Requirement, State, Switches};
 use crate::recovery::{self, Hashed};
 use crate::sessions::{Refusal, Session, Sessions, Step};
-use crate::store::{Attempt, Enrollment, EnrollmentId, LockoutRule, Result, Store, StoreError};
+use crate::store::{
+    Attempt, Enrollment, EnrollmentId, Enrollments, LockoutRule, Origin, RememberTerms, Result,
+    Store, StoreError,
+};
 use crate::totp::{self, Params, Secret};
 use crate::users::UserName;
 use zeroize::Zeroizing;
@@ -135,6 +138,31 @@ struct Retry<'a> {
     prompt: &'a str,
 }
 
+/// `event`, the outcome of `session`, with the challenge that began it, to be recorded in the
+/// same transaction.
+fn with_challenge(session: &Session, event: Event) -> Event {
+    match &session.challenge {
+        Some((rule, at)) => Event::Pair(
+            Box::new(Event::Challenged {
+                user: session.user.clone(),
+                context: session.context.clone(),
+                rule: rule.clone(),
+                at: *at as i64,
+            }),
+            Box::new(event),
+        ),
+        None => event,
+    }
+}
+
+/// Where a login comes from, as remembered logins key it.
+fn origin(context: &Context) -> Origin<'_> {
+    Origin {
+        service: &context.service,
+        rhost: &context.rhost,
+    }
+}
+
 /// How new enrollments are made: their TOTP parameters and the issuer apps show.
 #[derive(Debug, Clone)]
 pub struct NewEnrollments {
@@ -142,14 +170,78 @@ pub struct NewEnrollments {
     pub issuer: String,
 }
 
+/// The configuration in use and what follows from it; a reload replaces it whole, so a call
+/// sees one configuration from start to end.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config: Config,
+    pub lockout: LockoutRule,
+    pub new_enrollments: NewEnrollments,
+}
+
+impl Settings {
+    /// Derives the lockout rule and how new enrollments are made; an empty `totp.issuer` is
+    /// "pam-mfa on HOSTNAME".
+    pub fn new(config: Config) -> Settings {
+        let issuer = if config.totp.issuer.is_empty() {
+            let host = nix::unistd::gethostname()
+                .ok()
+                .and_then(|name| name.into_string().ok())
+                .unwrap_or_else(|| "localhost".into());
+            format!("pam-mfa on {host}")
+        } else {
+            config.totp.issuer.clone()
+        };
+        Settings::with_issuer(config, issuer)
+    }
+
+    pub fn with_issuer(config: Config, issuer: String) -> Settings {
+        let new_enrollments = NewEnrollments {
+            params: Params {
+                algorithm: config.totp.algorithm,
+                digits: config.totp.digits.get(),
+                period: config.totp.period.get(),
+            },
+            issuer,
+        };
+        let lockout = LockoutRule {
+            failures: config.lockout.failures.get(),
+            window: i64::from(config.lockout.window.get()),
+            duration: i64::from(config.lockout.duration.get()),
+            max_duration: i64::from(config.lockout.max_duration.get()),
+        };
+        Settings {
+            config,
+            lockout,
+            new_enrollments,
+        }
+    }
+
+    /// How long right codes given through `service` cover later logins; `None`: not at all.
+    pub fn remember_terms(&self, service: &str) -> Option<RememberTerms> {
+        let remember = &self.config.remember;
+        let duration = remember.duration_for(service);
+        (duration > 0).then(|| RememberTerms {
+            duration: i64::from(duration),
+            limit: i64::from(remember.limit.get()),
+        })
+    }
+}
+
+/// What a login would do and why: the one decision behind logins and `mfactl explain`.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub requirement: Requirement,
+    pub next: NextLogin,
+    /// When a lock ends (`Locked`) or a remembered code stops covering logins (`Remembered`).
+    pub until: Option<i64>,
+    pub enrollments: Enrollments,
+}
+
 pub struct Dialogue<S: Store, C: Clock> {
     store: Arc<S>,
     clock: C,
-    settings: LoginSettings,
-    lockout: LockoutRule,
-    window: u32,
-    config_all_users: bool,
-    new_enrollments: NewEnrollments,
+    settings: RwLock<Arc<Settings>>,
     sessions: Mutex<Sessions>,
 }
 
@@ -164,22 +256,33 @@ fn no_randomness(error: getrandom::Error) -> StoreError {
 }
 
 impl<S: Store, C: Clock> Dialogue<S, C> {
-    pub fn new(store: Arc<S>, clock: C, config: &Config, new_enrollments: NewEnrollments) -> Self {
+    pub fn new(store: Arc<S>, clock: C, settings: Settings) -> Self {
         Dialogue {
             store,
             clock,
-            settings: config.login.clone(),
-            lockout: LockoutRule {
-                failures: config.lockout.failures.get(),
-                window: i64::from(config.lockout.window.get()),
-                duration: i64::from(config.lockout.duration.get()),
-                max_duration: i64::from(config.lockout.max_duration.get()),
-            },
-            window: config.totp.window.get(),
-            config_all_users: config.enforcement.all_users,
-            new_enrollments,
+            settings: RwLock::new(Arc::new(settings)),
             sessions: Mutex::new(Sessions::default()),
         }
+    }
+
+    /// The configuration in use.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Puts `settings` in use for every call from now on; logins under way keep their step.
+    pub fn replace_settings(&self, settings: Settings) {
+        *self
+            .settings
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(settings);
+    }
+
+    fn login(&self) -> LoginSettings {
+        self.settings().config.login.clone()
     }
 
     fn sessions(&self) -> MutexGuard<'_, Sessions> {
@@ -197,7 +300,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         let stored = self.store.switches(Some(user))?;
         Ok(Switches {
             global: stored.global,
-            config_all_users: self.config_all_users,
+            config_all_users: self.settings().config.enforcement.all_users,
             user: stored.user,
         })
     }
@@ -212,7 +315,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
                     enrollment.params,
                     reply,
                     self.now(),
-                    self.window,
+                    self.settings().config.totp.window.get(),
                     None,
                 )
             })
@@ -220,73 +323,193 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
     }
 
     /// How new enrollments are made.
-    pub fn new_enrollments(&self) -> &NewEnrollments {
-        &self.new_enrollments
+    pub fn new_enrollments(&self) -> NewEnrollments {
+        self.settings().new_enrollments.clone()
     }
 
     /// The lockout rule from the configuration.
     pub fn lockout(&self) -> LockoutRule {
-        self.lockout
+        self.settings().lockout
     }
 
     /// Issues the configured number of recovery codes: what to show and what to store.
     pub fn issue_recovery_codes(&self) -> Result<Vec<(Zeroizing<String>, Hashed)>> {
-        recovery::generate(self.settings.recovery_codes.get() as usize).map_err(no_randomness)
+        recovery::generate(self.login().recovery_codes.get() as usize).map_err(no_randomness)
     }
 
-    /// Starts a login of `user` (already validated, in the system's own spelling, and
-    /// authorized for `caller`).
-    pub fn begin(&self, caller: &Caller, user: UserName, context: Context) -> Result<Reply> {
-        let now = self.now();
-        let enrollments = self.store.enrollments(&user)?;
-        if enrollments.active.is_some()
-            && let Some(until) = self.store.locked_until(&user, now as i64)?
+    /// What a login of `user` from `context` does, and why, without changing anything.
+    /// `known`: the system's user database knows the user; `member_of`: the groups named by
+    /// the rules that the user is in; `root_caller`: the login is run by root (only those use
+    /// and make remembered logins).
+    pub fn decide(
+        &self,
+        user: &UserName,
+        known: bool,
+        context: &Context,
+        member_of: Vec<String>,
+        root_caller: bool,
+    ) -> Result<Decision> {
+        let settings = self.settings();
+        let config = &settings.config;
+        let now = self.now() as i64;
+        let enrollments = self.store.enrollments(user)?;
+        let facts = Facts {
+            switches: self.switches(user)?,
+            member_of,
+        };
+        let place = Place {
+            service: Some(&context.service),
+            rhost: Some(&context.rhost),
+        };
+        let requirement = policy::requirement(config, user, &facts, place);
+        let mut state = State {
+            enrolled: enrollments.active.is_some(),
+            known,
+            enroll_at_login: config.login.enroll_at_login,
+            ..State::default()
+        };
+        if let Some(active) = &enrollments.active
+            && !requirement.exempt()
         {
-            let turn = Turn::new(Action::Deny("locked".into()))
-                .with_notice(Notice::Error(texts::locked(until, now as i64)));
-            let event = Event::LoginDenied {
-                user: user.to_string(),
-                context,
-                why: Denial::Locked(until),
-            };
-            return Ok(Reply::verdict(turn, event));
+            state.locked_until = self.store.locked_until(user, now)?;
+            if root_caller && let Some(terms) = settings.remember_terms(&context.service) {
+                let origin = origin(context);
+                state.remembered_until = self
+                    .store
+                    .remembered(user, active.id, origin)?
+                    .map(|remembered| remembered.until(terms))
+                    .filter(|until| *until > now);
+            }
         }
-        let (step, turn, events) = match enrollments.active {
-            Some(enrollment) => (
-                Step::AwaitingCode {
-                    enrollment: enrollment.id,
-                    tries_left: self.settings.max_tries.get(),
-                },
-                Turn::new(Action::AskHidden(texts::CODE_PROMPT.into())),
-                Vec::new(),
-            ),
-            None => {
-                let pending = enrollments.pending;
-                // Enforcement only matters without an enrollment: an enrolled user is always
-                // asked.
-                let requirement = policy::requirement(self.switches(&user)?);
-                if !requirement.required {
-                    return Ok(Reply::verdict(
-                        Turn::new(Action::Skip),
-                        Event::LoginSkipped { user, context },
-                    ));
+        let next = policy::next_login(&requirement, state);
+        let until = match next {
+            NextLogin::Locked => state.locked_until,
+            NextLogin::Remembered => state.remembered_until,
+            _ => None,
+        };
+        Ok(Decision {
+            requirement,
+            next,
+            until,
+            enrollments,
+        })
+    }
+
+    /// Starts a login of `user` (already validated, in the system's own spelling where the
+    /// system knows the name, and authorized for `caller`). See [`Dialogue::decide`]. A name
+    /// the system does not know keeps its stored enrollment (the account may live in a
+    /// directory this host cannot reach right now), but is never enrolled at login: that would
+    /// let anyone who can try a name store enrollments for names no one has.
+    pub fn begin(
+        &self,
+        caller: &Caller,
+        user: UserName,
+        known: bool,
+        context: Context,
+        member_of: Vec<String>,
+    ) -> Result<Reply> {
+        let now = self.now();
+        let decision = self.decide(&user, known, &context, member_of, caller.uid == 0)?;
+        let rule = decision.requirement.by.clone();
+        let mut next = decision.next;
+        if next == NextLogin::Remembered
+            && let Some(active) = &decision.enrollments.active
+            && let Some(terms) = self.settings().remember_terms(&context.service)
+        {
+            let verified = self
+                .store
+                .remembered(&user, active.id, origin(&context))?
+                .map_or(0, |remembered| remembered.verified);
+            let event = Event::RememberedLogin {
+                user: user.clone(),
+                context: context.clone(),
+                verified,
+            };
+            let origin = origin(&context);
+            if self
+                .store
+                .use_remembered(&user, active.id, origin, now as i64, terms, &event)?
+            {
+                return Ok(Reply::verdict(Turn::new(Action::Allow), event));
+            }
+            // It ran out (or was forgotten) since: ask for a code.
+            next = NextLogin::Code;
+        }
+        let (step, turn, events, challenge) = match next {
+            NextLogin::Exempt => {
+                let event = Event::LoginExempt {
+                    user,
+                    context,
+                    rule,
+                };
+                // Break-glass logins are kept; only those run by root, so that a local user
+                // cannot make mfad write at will.
+                if caller.uid == 0 && event.is_kept() {
+                    self.store.record(now as i64, &event)?;
                 }
-                if !self.settings.enroll_at_login {
-                    let turn = Turn::new(Action::Deny("enforced but not enrolled".into()))
-                        .with_notice(Notice::Error(texts::not_enrolled(user.as_str())));
-                    let event = Event::LoginDenied {
-                        user: user.to_string(),
-                        context,
-                        why: Denial::NotEnrolled,
-                    };
-                    return Ok(Reply::verdict(turn, event));
-                }
+                return Ok(Reply::verdict(Turn::new(Action::Skip), event));
+            }
+            NextLogin::NoSecondFactor => {
+                let event = Event::LoginSkipped { user, context };
+                return Ok(Reply::verdict(Turn::new(Action::Skip), event));
+            }
+            NextLogin::Locked => {
+                let until = decision.until.unwrap_or(now as i64);
+                let turn = Turn::new(Action::Deny("locked".into()))
+                    .with_notice(Notice::Error(texts::locked(until, now as i64)));
+                let event = Event::LoginDenied {
+                    user: user.to_string(),
+                    context,
+                    why: Denial::Locked(until),
+                };
+                return Ok(Reply::verdict(turn, event));
+            }
+            NextLogin::Denied if known => {
+                let turn = Turn::new(Action::Deny("enforced but not enrolled".into()))
+                    .with_notice(Notice::Error(texts::not_enrolled(user.as_str())));
+                let event = Event::LoginDenied {
+                    user: user.to_string(),
+                    context,
+                    why: Denial::NotEnrolled,
+                };
+                return Ok(Reply::verdict(turn, event));
+            }
+            NextLogin::Enroll => {
                 // Refused logins write nothing: check the session limit before the enrollment.
-                let limit = self.settings.max_sessions_per_user.get();
+                let limit = self.login().max_sessions_per_user.get();
                 if let Err(refusal) = self.sessions().check(&user, caller.uid, limit, now) {
                     return Ok(self.too_many(refusal, user, context));
                 }
-                self.start_enrollment(&user, pending, now)?
+                let (step, turn, events) =
+                    self.start_enrollment(&user, decision.enrollments.pending, now)?;
+                (step, turn, events, None)
+            }
+            NextLogin::Code | NextLogin::Remembered => match decision.enrollments.active {
+                Some(enrollment) => (
+                    Step::AwaitingCode {
+                        enrollment: enrollment.id,
+                        tries_left: self.login().max_tries.get(),
+                    },
+                    Turn::new(Action::AskHidden(texts::CODE_PROMPT.into())),
+                    vec![Event::Challenged {
+                        user: user.clone(),
+                        context: context.clone(),
+                        rule: rule.clone(),
+                        at: now as i64,
+                    }],
+                    Some((rule, now)),
+                ),
+                None => return Err(StoreError("an enrollment vanished during a login".into())),
+            },
+            NextLogin::Denied | NextLogin::Other(_) => {
+                let turn = Turn::new(Action::Deny("enforced, unknown to the system".into()))
+                    .with_notice(Notice::Error(texts::not_enrolled(user.as_str())));
+                let event = Event::LoginDenied {
+                    user: user.to_string(),
+                    context,
+                    why: Denial::UnknownUser,
+                };
+                return Ok(Reply::verdict(turn, event));
             }
         };
         let id = new_session_id().map_err(no_randomness)?;
@@ -295,10 +518,11 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
             caller_uid: caller.uid,
             user: user.clone(),
             step,
-            expires: now + u64::from(self.settings.session_timeout.get()),
+            expires: now + u64::from(self.login().session_timeout.get()),
             context: context.clone(),
+            challenge,
         };
-        let limit = self.settings.max_sessions_per_user.get();
+        let limit = self.login().max_sessions_per_user.get();
         if let Err(refusal) = self.sessions().insert(id.clone(), session, limit, now) {
             return Ok(self.too_many(refusal, user, context));
         }
@@ -312,7 +536,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
     /// The verdict for a login refused by the session limits.
     fn too_many(&self, refusal: Refusal, user: UserName, context: Context) -> Reply {
         let limit = match refusal {
-            Refusal::TooManyForUser => self.settings.max_sessions_per_user.get(),
+            Refusal::TooManyForUser => self.login().max_sessions_per_user.get(),
             Refusal::TooManyForCaller => crate::sessions::MAX_PER_UNPRIVILEGED_CALLER as u32,
         };
         let turn = Turn::new(Action::Deny("too many logins in progress".into()))
@@ -325,31 +549,6 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         Reply::verdict(turn, event)
     }
 
-    /// A login of a name the system's user database does not know. Its stored enrollment, if
-    /// any, still counts (the account may live in a directory this host cannot reach right
-    /// now), but it is never enrolled at login: that would let anyone who can try a name store
-    /// enrollments for names no one has.
-    pub fn begin_unknown(
-        &self,
-        caller: &Caller,
-        user: UserName,
-        context: Context,
-    ) -> Result<Reply> {
-        if self.store.enrollments(&user)?.active.is_some()
-            || !policy::requirement(self.switches(&user)?).required
-        {
-            return self.begin(caller, user, context);
-        }
-        let turn = Turn::new(Action::Deny("enforced, unknown to the system".into()))
-            .with_notice(Notice::Error(texts::not_enrolled(user.as_str())));
-        let event = Event::LoginDenied {
-            user: user.to_string(),
-            context,
-            why: Denial::UnknownUser,
-        };
-        Ok(Reply::verdict(turn, event))
-    }
-
     /// The first turn of an enrollment at login: the pending enrollment the user was shown
     /// within `enroll_resume_minutes` (same secret), else a new one.
     fn start_enrollment(
@@ -358,7 +557,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         pending: Option<Enrollment>,
         now: u64,
     ) -> Result<(Step, Turn, Vec<Event>)> {
-        let resume = u64::from(self.settings.enroll_resume_minutes.get()) * 60;
+        let resume = u64::from(self.login().enroll_resume_minutes.get()) * 60;
         let recent = pending.filter(|e| e.created as u64 + resume > now);
         let (id, secret, params, heading, events) = match recent {
             Some(pending) => (
@@ -370,7 +569,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
             ),
             None => {
                 let secret = Secret::generate().map_err(no_randomness)?;
-                let params = self.new_enrollments.params;
+                let params = self.settings().new_enrollments.params;
                 let event = Event::EnrollmentStarted { user: user.clone() };
                 let id = self
                     .store
@@ -378,15 +577,20 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
                 (id, secret, params, texts::ENROLL_HEADING, vec![event])
             }
         };
-        let uri = totp::otpauth_uri(&secret, params, &self.new_enrollments.issuer, user.as_str())
-            .map_err(StoreError)?;
+        let uri = totp::otpauth_uri(
+            &secret,
+            params,
+            &self.settings().new_enrollments.issuer,
+            user.as_str(),
+        )
+        .map_err(StoreError)?;
         let base32 = Zeroizing::new(secret.to_base32());
         let block =
-            pam_mfa_qr::enrollment_block(heading, &uri, &base32, self.settings.qr_background);
+            pam_mfa_qr::enrollment_block(heading, &uri, &base32, self.login().qr_background);
         let step = Step::Enrolling {
             enrollment: id,
             first_step: None,
-            tries_left: self.settings.max_tries.get(),
+            tries_left: self.login().max_tries.get(),
         };
         let turn = Turn::new(Action::AskHidden(texts::ENROLL_PROMPT.into()))
             .with_notice(Notice::Info(block));
@@ -429,11 +633,14 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
 
     /// The login's enrollment was removed or replaced while it waited.
     fn reset_during_login(&self, session: Session, now: u64) -> Result<Reply> {
-        let event = Event::LoginDenied {
-            user: session.user.to_string(),
-            context: session.context,
-            why: Denial::ResetDuringLogin,
-        };
+        let event = with_challenge(
+            &session,
+            Event::LoginDenied {
+                user: session.user.to_string(),
+                context: session.context.clone(),
+                why: Denial::ResetDuringLogin,
+            },
+        );
         self.store.record(now as i64, &event)?;
         let turn = Turn::new(Action::Deny("enrollment removed during the login".into()));
         Ok(Reply::verdict(turn, event))
@@ -442,11 +649,14 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
     /// A wrong answer: ask again while tries remain, else end the login.
     fn wrong(&self, id: &str, mut session: Session, retry: Retry<'_>, now: u64) -> Result<Reply> {
         if retry.tries_left == 0 {
-            let event = Event::LoginDenied {
-                user: session.user.to_string(),
-                context: session.context,
-                why: Denial::NoTriesLeft(retry.why),
-            };
+            let event = with_challenge(
+                &session,
+                Event::LoginDenied {
+                    user: session.user.to_string(),
+                    context: session.context.clone(),
+                    why: Denial::NoTriesLeft(retry.why),
+                },
+            );
             self.store.record(now as i64, &event)?;
             let turn = Turn::new(Action::MaxTries).with_notice(Notice::Error(retry.last.into()));
             return Ok(Reply::verdict(turn, event));
@@ -526,7 +736,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
                 events: Vec::new(),
             });
         }
-        let needed = self.settings.enroll_confirm_codes.get();
+        let needed = self.login().enroll_confirm_codes.get();
         if first_step.is_none() && needed > 1 {
             let mut session = session;
             session.step = Step::Enrolling {
@@ -535,7 +745,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
                 tries_left,
             };
             // Time to wait for the app's next code.
-            session.expires = now + u64::from(self.settings.session_timeout.get());
+            session.expires = now + u64::from(self.login().session_timeout.get());
             self.sessions().put_back(id.to_owned(), session);
             return Ok(Reply {
                 session: id.to_owned(),
@@ -573,7 +783,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
             enrollment: expected,
         };
         // Time to read and save the codes, whatever the enrollment took so far.
-        session.expires = now + u64::from(self.settings.session_timeout.get());
+        session.expires = now + u64::from(self.login().session_timeout.get());
         self.sessions().put_back(id.to_owned(), session);
         Ok(Reply {
             session: id.to_owned(),
@@ -601,32 +811,39 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         let Some(enrollment) = enrollment else {
             return self.reset_during_login(session, now);
         };
-        let locking = |until| Event::LockedOut {
+        let locked_out = |until| Event::LockedOut {
             user: user.clone(),
             context: session.context.clone(),
             until,
         };
+        let locking = |until| with_challenge(&session, locked_out(until));
         if let Attempt::Locked { until, new } =
             self.store
-                .begin_attempt(&user, now as i64, self.lockout, &locking)?
+                .begin_attempt(&user, now as i64, self.lockout(), &locking)?
         {
             let turn = Turn::new(Action::Deny("locked".into()))
                 .with_notice(Notice::Error(texts::locked(until, now as i64)));
-            let event = if new {
-                Event::LockedOut {
-                    user,
-                    context: session.context,
-                    until,
-                }
-            } else {
+            if new {
+                return Ok(Reply::verdict(turn, locked_out(until)));
+            }
+            // Locked by another login meanwhile: this one's challenge is kept all the same.
+            let event = with_challenge(
+                &session,
                 Event::LoginDenied {
                     user: user.to_string(),
-                    context: session.context,
+                    context: session.context.clone(),
                     why: Denial::Locked(until),
-                }
-            };
+                },
+            );
+            self.store.record(now as i64, &event)?;
             return Ok(Reply::verdict(turn, event));
         }
+        // A right code from a root-run login is remembered where the service says so.
+        let settings = self.settings();
+        let origin = (session.caller_uid == 0)
+            .then(|| settings.remember_terms(&session.context.service))
+            .flatten()
+            .map(|_| origin(&session.context));
         if let Some(typed) = recovery::normalize(reply) {
             let stored = self.store.recovery_codes(&user, expected)?;
             if let Some(code) = recovery::find(&typed, &stored) {
@@ -635,9 +852,10 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
                     context: session.context.clone(),
                     left: stored.len() - 1,
                 };
+                let recorded = with_challenge(&session, used.clone());
                 if let Some(left) = self
                     .store
-                    .consume_recovery_code(&user, expected, *code, now as i64, &used)?
+                    .consume_recovery_code(&user, expected, *code, now as i64, origin, &recorded)?
                 {
                     let turn = Turn::new(Action::Allow)
                         .with_notice(Notice::Info(texts::recovery_code_used(left)));
@@ -652,10 +870,15 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
                     user: user.clone(),
                     context: session.context.clone(),
                 };
-                if self
-                    .store
-                    .consume_step(&user, enrollment.id, step, now as i64, &allowed)?
-                {
+                let recorded = with_challenge(&session, allowed.clone());
+                if self.store.consume_step(
+                    &user,
+                    enrollment.id,
+                    step,
+                    now as i64,
+                    origin,
+                    &recorded,
+                )? {
                     return Ok(Reply::verdict(Turn::new(Action::Allow), allowed));
                 }
                 Rejection::Replayed
@@ -685,7 +908,40 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
     /// Ends session `id` of `caller`'s connection, if there is one.
     pub fn cancel(&self, caller: &Caller, id: &str) -> bool {
         let now = self.now();
-        self.sessions().take(id, &caller.connection, now).is_some()
+        self.sessions().cancel(id, &caller.connection, now)
+    }
+
+    /// Records the logins and enrollments that ended without an outcome (expired, cancelled,
+    /// or their client went away) and returns their events for the log. Those begun by
+    /// unprivileged callers go to the log only: a local user must not make mfad write at will.
+    pub fn sweep(&self) -> Result<Vec<Event>> {
+        let now = self.now();
+        let ended = self.sessions().take_ended(now);
+        let mut events = Vec::with_capacity(ended.len());
+        for session in ended {
+            let user = session.user.clone();
+            let context = session.context.clone();
+            let event = match session.step {
+                Step::AwaitingCode { .. } => {
+                    with_challenge(&session, Event::LoginAbandoned { user, context })
+                }
+                Step::Enrolling { .. } => Event::EnrollmentAbandoned {
+                    user,
+                    context,
+                    confirmed: false,
+                },
+                Step::SavingRecoveryCodes { .. } => Event::EnrollmentAbandoned {
+                    user,
+                    context,
+                    confirmed: true,
+                },
+            };
+            if session.caller_uid == 0 {
+                self.store.record(now as i64, &event)?;
+            }
+            events.push(event);
+        }
+        Ok(events)
     }
 
     /// Ends every login of `user` (after a reset).
@@ -770,11 +1026,9 @@ mod tests {
             .unwrap();
         let config = Config::parse(config).unwrap();
         let clock = Arc::new(FakeClock::at(T0));
-        let new_enrollments = NewEnrollments {
-            params: params(),
-            issuer: "test".into(),
-        };
-        let dialogue = Dialogue::new(store.clone(), clock.clone(), &config, new_enrollments);
+        let settings = Settings::with_issuer(config, "test".into());
+        assert_eq!(settings.new_enrollments.params, params());
+        let dialogue = Dialogue::new(store.clone(), clock.clone(), settings);
         Fixture {
             dir,
             store,
@@ -791,7 +1045,13 @@ mod tests {
 
         fn begin(&self, connection: &str) -> Reply {
             self.dialogue
-                .begin(&caller(connection), name("alice"), Context::new("sshd", ""))
+                .begin(
+                    &caller(connection),
+                    name("alice"),
+                    true,
+                    Context::new("sshd", ""),
+                    Vec::new(),
+                )
                 .unwrap()
         }
 
@@ -881,13 +1141,18 @@ mod tests {
             .unwrap();
         let denied = f.answer(":1.1", &login.session, &f.code_at(T0)).unwrap();
         assert!(matches!(denied.turn.action, Action::Deny(_)));
+        assert_eq!(denied.events.len(), 1);
         assert!(matches!(
-            denied.events[..],
-            [Event::LoginDenied {
+            denied.events[0].outcome(),
+            Event::LoginDenied {
                 why: Denial::ResetDuringLogin,
                 ..
-            }]
+            }
         ));
+        let kinds: Vec<String> = (f.store.audit_tail(2).unwrap().into_iter())
+            .map(|row| row.kind)
+            .collect();
+        assert_eq!(kinds, ["challenged", "login-denied"]);
     }
 
     #[test]
@@ -966,7 +1231,13 @@ mod tests {
 
     fn begin_as(f: &Fixture, user: &str) -> Reply {
         f.dialogue
-            .begin(&caller(":1.1"), name(user), Context::default())
+            .begin(
+                &caller(":1.1"),
+                name(user),
+                true,
+                Context::default(),
+                Vec::new(),
+            )
             .unwrap()
     }
 
@@ -984,6 +1255,52 @@ mod tests {
 
     fn code_for(secret: &Secret, time: u64) -> String {
         totp::code_at_step(secret, params(), time / PERIOD).to_string()
+    }
+
+    /// Remembered logins renew their time with each use, but never past `remember.limit`
+    /// after the right code; then a code is asked again whatever `remember` says.
+    #[test]
+    fn remembered_logins_end_at_the_absolute_limit() {
+        let f = fixture("[remember]\nduration = 100\nlimit = 250\n");
+        let login = f.begin(":1.1");
+        let allowed = f.answer(":1.1", &login.session, &f.code_at(T0)).unwrap();
+        assert_eq!(allowed.turn.action, Action::Allow);
+        for later in [90, 90] {
+            f.clock.advance(later);
+            let remembered = f.begin(":1.1");
+            assert_eq!(remembered.turn.action, Action::Allow, "{remembered:?}");
+            assert!(matches!(
+                remembered.events[..],
+                [Event::RememberedLogin { .. }]
+            ));
+        }
+        // 180 s after the code, last used now: the duration would cover 100 s more, the limit
+        // only 70.
+        f.clock.advance(71);
+        let asked = f.begin(":1.1");
+        assert!(
+            matches!(asked.turn.action, Action::AskHidden(_)),
+            "{asked:?}"
+        );
+        // A login run by a user's own program never uses a remembered code.
+        let own = Caller {
+            uid: 1000,
+            connection: ":1.2".into(),
+        };
+        let code = f.code_at(f.clock.now());
+        let login = f.begin(":1.3");
+        f.answer(":1.3", &login.session, &code).unwrap();
+        let refused = f
+            .dialogue
+            .begin(
+                &own,
+                name("alice"),
+                true,
+                Context::new("sshd", ""),
+                Vec::new(),
+            )
+            .unwrap();
+        assert!(matches!(refused.turn.action, Action::AskHidden(_)));
     }
 
     #[test]

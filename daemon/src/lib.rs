@@ -12,6 +12,7 @@ pub mod identity;
 pub mod log;
 pub mod policy;
 pub mod recovery;
+pub mod reload;
 pub mod server;
 pub mod sessions;
 pub mod store;

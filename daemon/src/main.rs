@@ -28,8 +28,13 @@ fn main() -> ExitCode {
         println!("{}: configuration is valid", args.config.display());
         return ExitCode::SUCCESS;
     }
+    if let Err(message) = mfad::server::block_reload_signal() {
+        eprintln!("mfad: {message}");
+        return ExitCode::FAILURE;
+    }
     log::init();
-    match zbus::block_on(mfad::server::serve(args.bus.as_deref(), config)) {
+    let serving = mfad::server::serve(args.bus.as_deref(), config, args.config.clone());
+    match zbus::block_on(serving) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             log::error(&message);

@@ -18,7 +18,11 @@ use crate::store::sqlite::SqliteStore;
 
 /// Serves until the bus connection is lost, which is an error: mfad exits, and its service
 /// manager starts it again.
-pub async fn serve(bus: Option<&str>, config: Config) -> Result<(), String> {
+pub async fn serve(
+    bus: Option<&str>,
+    config: Config,
+    config_path: std::path::PathBuf,
+) -> Result<(), String> {
     let store = SqliteStore::open(&config.state_dir, |problem| {
         // Found by the background check of a large database: stop serving at once.
         log::error(&problem);
@@ -44,9 +48,11 @@ pub async fn serve(bus: Option<&str>, config: Config) -> Result<(), String> {
         .await
         .map_err(|error| format!("cannot connect to the bus at {address}: {error}"))?;
     let shared = Shared {
-        core: Arc::new(Core::new(config, store, SystemClock)),
+        core: Arc::new(Core::new(config, store, SystemClock).reloading_from(config_path)),
         identities: Arc::new(Identities::default()),
     };
+    spawn_reloader(shared.core.clone())?;
+    spawn_sweeper(shared.core.clone())?;
     // Follow disconnections before serving anything: the logins of a connection that went
     // away end at once, and so does what is known of it.
     let dbus = zbus::fdo::DBusProxy::new(&connection)
@@ -123,4 +129,57 @@ fn spawn_audit_pruner(store: Arc<SqliteStore>, days: u32) -> Result<(), String> 
         })
         .map(drop)
         .map_err(|error| format!("cannot start the audit pruner: {error}"))
+}
+
+/// Blocks SIGHUP in the calling thread and every thread it starts from now on, so that only
+/// the reloader (see [`spawn_reloader`]) takes it. Call before any other thread starts.
+pub fn block_reload_signal() -> Result<(), String> {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGHUP);
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+        .map_err(|error| format!("cannot block SIGHUP: {error}"))
+}
+
+/// On SIGHUP, reads the configuration again (as `mfactl reload` does); the outcome goes to
+/// the log and the audit trail.
+fn spawn_reloader(core: Arc<Core<SqliteStore, SystemClock>>) -> Result<(), String> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGHUP);
+    std::thread::Builder::new()
+        .name("reloader".into())
+        .spawn(move || {
+            loop {
+                match set.wait() {
+                    Ok(_) => {
+                        // A refused file was logged with its reason already.
+                        if let Ok(summary) = core.reload(None) {
+                            log::info(&summary.replace('\n', "; "));
+                        }
+                    }
+                    Err(error) => {
+                        log::error(&format!("cannot wait for SIGHUP: {error}"));
+                        return;
+                    }
+                }
+            }
+        })
+        .map(drop)
+        .map_err(|error| format!("cannot start the reloader: {error}"))
+}
+
+/// Records logins that ended without an outcome (timed out, or their client went away), every
+/// few seconds, on a thread of its own.
+fn spawn_sweeper(core: Arc<Core<SqliteStore, SystemClock>>) -> Result<(), String> {
+    std::thread::Builder::new()
+        .name("sweeper".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_secs(5));
+                core.sweep();
+            }
+        })
+        .map(drop)
+        .map_err(|error| format!("cannot start the sweeper: {error}"))
 }

@@ -3,12 +3,16 @@
 
 use std::collections::HashMap;
 
+use pam_mfa_api::EnforcedBy;
+
 use crate::audit::Context;
 use crate::store::EnrollmentId;
 use crate::users::UserName;
 
 /// Unfinished logins one unprivileged caller (a screen locker, say) may hold at once.
 pub const MAX_PER_UNPRIVILEGED_CALLER: usize = 4;
+/// Ended sessions kept for the audit trail between two sweeps.
+const MAX_ENDED: usize = 10_000;
 
 /// Where a login stands: what the daemon waits for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +46,9 @@ pub struct Session {
     /// Unix time after which the session is gone.
     pub expires: u64,
     pub context: Context,
+    /// For a login asked for a code: the rule that asked, and when (recorded with the
+    /// login's outcome).
+    pub challenge: Option<(EnforcedBy, u64)>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -53,11 +60,37 @@ pub enum Refusal {
 #[derive(Default)]
 pub struct Sessions {
     by_id: HashMap<String, Session>,
+    /// Sessions that ended without an outcome (expired, or their connection went away), for
+    /// the audit trail to say so; see [`Sessions::take_ended`].
+    ended: Vec<Session>,
 }
 
 impl Sessions {
     fn purge_expired(&mut self, now: u64) {
-        self.by_id.retain(|_, session| session.expires > now);
+        let expired: Vec<String> = (self.by_id.iter())
+            .filter(|(_, session)| session.expires <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            if let Some(session) = self.by_id.remove(&id) {
+                self.ended_push(session);
+            }
+        }
+    }
+
+    /// Keeps an ended session for [`Sessions::take_ended`]; past [`MAX_ENDED`] waiting, more
+    /// are dropped (a flood of abandoned logins between two sweeps).
+    fn ended_push(&mut self, session: Session) {
+        if self.ended.len() < MAX_ENDED {
+            self.ended.push(session);
+        }
+    }
+
+    /// The sessions that ended without an outcome since the last call, expired ones at `now`
+    /// included.
+    pub fn take_ended(&mut self, now: u64) -> Vec<Session> {
+        self.purge_expired(now);
+        std::mem::take(&mut self.ended)
     }
 
     /// Adds `session` under `id` unless its user already has `max_per_user` sessions, or its
@@ -122,10 +155,28 @@ impl Sessions {
 
     /// Ends every session begun by `connection` (it went away). Returns how many.
     pub fn end_connection(&mut self, connection: &str) -> usize {
-        let before = self.by_id.len();
-        self.by_id
-            .retain(|_, session| session.connection != connection);
-        before - self.by_id.len()
+        let gone: Vec<String> = (self.by_id.iter())
+            .filter(|(_, session)| session.connection == connection)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &gone {
+            if let Some(session) = self.by_id.remove(id) {
+                self.ended_push(session);
+            }
+        }
+        gone.len()
+    }
+
+    /// Ends session `id` of `connection` (its client cancelled it), as one that ended
+    /// without an outcome. Whether there was one.
+    pub fn cancel(&mut self, id: &str, connection: &str, now: u64) -> bool {
+        match self.take(id, connection, now) {
+            Some(session) => {
+                self.ended_push(session);
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -152,7 +203,30 @@ mod tests {
             },
             expires,
             context: Context::default(),
+            challenge: None,
         }
+    }
+
+    #[test]
+    fn sessions_that_end_without_an_outcome_are_handed_over_once() {
+        let mut sessions = Sessions::default();
+        for (id, connection, expires) in [("a", ":1.5", 50), ("b", ":1.6", 100), ("c", ":1.7", 100)]
+        {
+            sessions
+                .insert(id.into(), session(connection, 0, "alice", expires), 4, 0)
+                .unwrap();
+        }
+        assert_eq!(sessions.end_connection(":1.6"), 1);
+        assert!(sessions.cancel("c", ":1.7", 10));
+        assert!(!sessions.cancel("c", ":1.7", 10));
+        let ended: Vec<String> = sessions
+            .take_ended(60)
+            .into_iter()
+            .map(|s| s.connection)
+            .collect();
+        assert_eq!(ended.len(), 3, "{ended:?}");
+        assert!(sessions.take_ended(200).is_empty());
+        assert!(sessions.is_empty());
     }
 
     #[test]

@@ -109,6 +109,18 @@ fn answer(result: nix::Result<Option<User>>) -> Result<Lookup, LookupError> {
     }
 }
 
+/// Looks the group `name` up; `None` when the group database does not know it. Blocking, as
+/// [`by_name`].
+pub fn group_by_name(name: &str) -> Result<Option<nix::unistd::Group>, LookupError> {
+    use nix::errno::Errno;
+    match nix::unistd::Group::from_name(name) {
+        Ok(found) => Ok(found),
+        // getgrnam_r(3): these errors also mean "not found", depending on the NSS module.
+        Err(Errno::ENOENT | Errno::ESRCH | Errno::EBADF | Errno::EPERM) => Ok(None),
+        Err(error) => Err(LookupError::Failed(error.to_string())),
+    }
+}
+
 fn own(user: User) -> Result<Lookup, LookupError> {
     let name = UserName::parse(&user.name).map_err(|reason| {
         LookupError::Failed(format!(
@@ -124,16 +136,13 @@ fn own(user: User) -> Result<Lookup, LookupError> {
 /// Whether the account of `uid` belongs to the group `group`, as its primary group or a
 /// supplementary one. Blocking, as [`by_name`].
 pub fn in_group(uid: u32, group: &str) -> Result<bool, LookupError> {
-    use nix::unistd::Group;
     let user = match User::from_uid(Uid::from_raw(uid)) {
         Ok(Some(user)) => user,
         Ok(None) => return Ok(false),
         Err(error) => return Err(LookupError::Failed(error.to_string())),
     };
-    let group = match Group::from_name(group) {
-        Ok(Some(group)) => group,
-        Ok(None) => return Ok(false),
-        Err(error) => return Err(LookupError::Failed(error.to_string())),
+    let Some(group) = group_by_name(group)? else {
+        return Ok(false);
     };
     if user.gid == group.gid {
         return Ok(true);
@@ -143,6 +152,31 @@ pub fn in_group(uid: u32, group: &str) -> Result<bool, LookupError> {
     let groups = nix::unistd::getgrouplist(&name, user.gid)
         .map_err(|error| LookupError::Failed(error.to_string()))?;
     Ok(groups.contains(&group.gid))
+}
+
+/// Which of `groups` the account `name` belongs to, as its primary group or a supplementary
+/// one (getgrouplist: LDAP and SSSD groups count). A name or a group the system does not know
+/// belongs to nothing. Blocking, as [`by_name`].
+pub fn memberships(name: &UserName, groups: &[String]) -> Result<Vec<String>, LookupError> {
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let user = match User::from_name(name.as_str()) {
+        Ok(Some(user)) => user,
+        Ok(None) => return Ok(Vec::new()),
+        Err(error) => return Err(LookupError::Failed(error.to_string())),
+    };
+    let c_name = std::ffi::CString::new(user.name.as_bytes())
+        .map_err(|_| LookupError::Failed("a user name with a NUL".into()))?;
+    let gids = nix::unistd::getgrouplist(&c_name, user.gid)
+        .map_err(|error| LookupError::Failed(error.to_string()))?;
+    let mut member_of = Vec::new();
+    for group in groups {
+        if group_by_name(group)?.is_some_and(|found| gids.contains(&found.gid)) {
+            member_of.push(group.clone());
+        }
+    }
+    Ok(member_of)
 }
 
 /// The spelling of `name` that the system user database knows, if it knows `name` only in

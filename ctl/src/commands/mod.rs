@@ -4,8 +4,10 @@ pub mod audit;
 pub mod disable;
 pub mod enforce;
 pub mod enroll;
+pub mod explain;
 pub mod import;
 pub mod recovery_codes;
+pub mod reload;
 pub mod reset;
 pub mod status;
 pub mod unlock;
@@ -53,6 +55,12 @@ pub async fn run(cli: &Cli) -> Result<Box<dyn Report>, Failure> {
         Command::Users => Box::new(users::run(bus).await?),
         Command::Reset { user } => Box::new(reset::run(bus, user).await?),
         Command::Unlock { user } => Box::new(unlock::run(bus, user).await?),
+        Command::Explain {
+            user,
+            service,
+            rhost,
+        } => Box::new(explain::run(bus, user, service, rhost).await?),
+        Command::Reload => Box::new(reload::run(bus).await?),
         Command::Audit {
             user,
             since,

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use pam_mfa_config::Algorithm;
 
-use super::{Attempt, EnrollmentId, LockoutRule, Proof, Store, StoredSwitches};
+use super::{
+    Attempt, EnrollmentId, LockoutRule, Origin, Proof, RememberTerms, Remembered, Store,
+    StoredSwitches,
+};
 use crate::audit::{Context, Event, Scope};
 use crate::recovery::{self, Hashed};
 use crate::totp::{Params, Secret};
@@ -55,7 +58,7 @@ fn started(user: &str) -> Event {
 /// Runs every check of the contract, each on a new store.
 pub fn run_all<S: Store, C: FnOnce()>(make: impl Fn() -> (S, C)) {
     type Check = fn(Arc<dyn Store>);
-    let checks: [(&str, Check); 12] = [
+    let checks: [(&str, Check); 14] = [
         ("lifecycle and replay", lifecycle_and_replay),
         ("one of many concurrent consumes wins", concurrent_consume),
         (
@@ -71,6 +74,8 @@ pub fn run_all<S: Store, C: FnOnce()>(make: impl Fn() -> (S, C)) {
         ("a user's own changes spend their proof", self_service),
         ("tries are counted and locks back off", lockout),
         ("parallel tries get no more than one", lockout_in_parallel),
+        ("remembered logins", remembered_logins),
+        ("a challenge is kept with its outcome", challenge_rows),
     ];
     for (what, check) in checks {
         let (store, clean_up) = make();
@@ -97,7 +102,7 @@ fn lifecycle_and_replay(store: Arc<dyn Store>) {
     assert!(!pending.active);
     assert!(
         !store
-            .consume_step(&alice, id, 5, 100, &allowed("alice"))
+            .consume_step(&alice, id, 5, 100, None, &allowed("alice"))
             .unwrap(),
         "a pending enrollment cannot log in"
     );
@@ -116,23 +121,23 @@ fn lifecycle_and_replay(store: Arc<dyn Store>) {
     assert_ne!(replacement, id);
     assert!(
         !store
-            .consume_step(&alice, id, 5, 103, &allowed("alice"))
+            .consume_step(&alice, id, 5, 103, None, &allowed("alice"))
             .unwrap(),
         "the confirmation code's step is spent"
     );
     assert!(
         store
-            .consume_step(&alice, id, 6, 104, &allowed("alice"))
+            .consume_step(&alice, id, 6, 104, None, &allowed("alice"))
             .unwrap()
     );
     assert!(
         !store
-            .consume_step(&alice, id, 6, 105, &allowed("alice"))
+            .consume_step(&alice, id, 6, 105, None, &allowed("alice"))
             .unwrap()
     );
     assert!(
         !store
-            .consume_step(&alice, id, 4, 106, &allowed("alice"))
+            .consume_step(&alice, id, 4, 106, None, &allowed("alice"))
             .unwrap(),
         "older steps stay spent"
     );
@@ -161,7 +166,7 @@ fn concurrent_consume(store: Arc<dyn Store>) {
             let bob = bob.clone();
             std::thread::spawn(move || {
                 store
-                    .consume_step(&bob, id, 42, 2, &allowed("bob"))
+                    .consume_step(&bob, id, 42, 2, None, &allowed("bob"))
                     .unwrap()
             })
         })
@@ -215,7 +220,7 @@ fn replaced_enrollment(store: Arc<dyn Store>) {
         .unwrap();
     assert!(
         store
-            .consume_step(&carol, second, 2, 6, &allowed("carol"))
+            .consume_step(&carol, second, 2, 6, None, &allowed("carol"))
             .unwrap(),
         "the phone in use works while the new one waits"
     );
@@ -226,7 +231,7 @@ fn replaced_enrollment(store: Arc<dyn Store>) {
     );
     assert!(
         !store
-            .consume_step(&carol, second, 4, 8, &allowed("carol"))
+            .consume_step(&carol, second, 4, 8, None, &allowed("carol"))
             .unwrap(),
         "the replaced phone no longer works"
     );
@@ -241,6 +246,7 @@ fn replaced_enrollment(store: Arc<dyn Store>) {
                 EnrollmentId(second.0 + 1000),
                 9,
                 4,
+                None,
                 &allowed("carol")
             )
             .unwrap(),
@@ -300,7 +306,7 @@ fn removal(store: Arc<dyn Store>) {
     assert!(store.activate(&gina, new, 10, &[], 4, &confirmed).unwrap());
     assert!(
         !store
-            .consume_step(&gina, old, 11, 5, &allowed("gina"))
+            .consume_step(&gina, old, 11, 5, None, &allowed("gina"))
             .unwrap(),
         "a login that read the removed enrollment cannot use the new one"
     );
@@ -378,12 +384,12 @@ fn audit_rows(store: Arc<dyn Store>) {
     assert!(!store.activate(&jack, id, 2, &[], 12, &confirmed).unwrap());
     assert!(
         !store
-            .consume_step(&jack, id, 1, 13, &allowed("jack"))
+            .consume_step(&jack, id, 1, 13, None, &allowed("jack"))
             .unwrap()
     );
     assert!(
         store
-            .consume_step(&jack, id, 2, 14, &allowed("jack"))
+            .consume_step(&jack, id, 2, 14, None, &allowed("jack"))
             .unwrap()
     );
     // Events that are not kept leave no row either.
@@ -456,7 +462,7 @@ fn recovery_codes(store: Arc<dyn Store>) {
             let store = store.clone();
             let kim = kim.clone();
             let used = used.clone();
-            std::thread::spawn(move || store.consume_recovery_code(&kim, id, which, 3, &used))
+            std::thread::spawn(move || store.consume_recovery_code(&kim, id, which, 3, None, &used))
         })
         .collect();
     let wins: Vec<usize> = threads
@@ -483,7 +489,7 @@ fn recovery_codes(store: Arc<dyn Store>) {
     let (stale, _) = stale.unwrap();
     assert_eq!(
         store
-            .consume_recovery_code(&kim, id, *stale, 5, &used)
+            .consume_recovery_code(&kim, id, *stale, 5, None, &used)
             .unwrap(),
         None
     );
@@ -494,7 +500,7 @@ fn recovery_codes(store: Arc<dyn Store>) {
     assert!(store.recovery_codes(&kim, new).unwrap().is_empty());
     assert_eq!(
         store
-            .consume_recovery_code(&kim, new, *stale, 8, &used)
+            .consume_recovery_code(&kim, new, *stale, 8, None, &used)
             .unwrap(),
         None,
         "a code of the old enrollment does not work for the new one"
@@ -633,7 +639,7 @@ fn lockout(store: Arc<dyn Store>) {
     let id = store.enrollments(&max).unwrap().active.unwrap().id;
     assert!(
         store
-            .consume_step(&max, id, 7, 201, &allowed("max"))
+            .consume_step(&max, id, 7, 201, None, &allowed("max"))
             .unwrap()
     );
     for now in [202, 203, 204] {
@@ -671,4 +677,159 @@ fn lockout_in_parallel(store: Arc<dyn Store>) {
         .filter(|attempt| *attempt == Attempt::Allowed)
         .count();
     assert_eq!(allowed, RULE.failures as usize);
+}
+
+fn remembered_logins(store: Arc<dyn Store>) {
+    let (ola, pia) = (name("ola"), name("pia"));
+    let imported = Event::EnrollmentsImported { count: 2 };
+    store
+        .import(
+            &imports(&[(ola.clone(), secret(20)), (pia.clone(), secret(21))]),
+            1,
+            &imported,
+        )
+        .unwrap()
+        .unwrap();
+    let id = store.enrollments(&ola).unwrap().active.unwrap().id;
+    let pia_id = store.enrollments(&pia).unwrap().active.unwrap().id;
+    let ssh = Origin {
+        service: "sshd",
+        rhost: "10.0.0.1",
+    };
+    let terms = RememberTerms {
+        duration: 100,
+        limit: 250,
+    };
+    let used = |user: &UserName, id, origin, now| {
+        let event = Event::RememberedLogin {
+            user: user.clone(),
+            context: Context::new(origin_service(origin), ""),
+            verified: 0,
+        };
+        store
+            .use_remembered(user, id, origin, now, terms, &event)
+            .unwrap()
+    };
+    assert!(!used(&ola, id, ssh, 5), "nothing remembered yet");
+    assert!(
+        store
+            .consume_step(&ola, id, 1, 10, Some(ssh), &allowed("ola"))
+            .unwrap()
+    );
+    assert_eq!(
+        store.remembered(&ola, id, ssh).unwrap(),
+        Some(Remembered {
+            verified: 10,
+            last_seen: 10
+        })
+    );
+    let other_host = Origin {
+        rhost: "10.0.0.2",
+        ..ssh
+    };
+    let other_service = Origin {
+        service: "sudo",
+        ..ssh
+    };
+    assert!(!used(&ola, id, other_host, 20), "another host");
+    assert!(!used(&ola, id, other_service, 20), "another service");
+    assert!(!used(&pia, pia_id, ssh, 20), "another user");
+    assert!(
+        !used(&pia, id, ssh, 20),
+        "another user with ola's enrollment id"
+    );
+    assert!(used(&ola, id, ssh, 100), "within the duration");
+    assert!(used(&ola, id, ssh, 199), "a use renews the duration");
+    assert!(
+        !used(&ola, id, ssh, 299),
+        "unused for the duration: expired"
+    );
+    // A right code again, then uses every 90 s: the limit ends it whatever the duration says.
+    assert!(
+        store
+            .consume_step(&ola, id, 2, 300, Some(ssh), &allowed("ola"))
+            .unwrap()
+    );
+    for now in [390, 480, 549] {
+        assert!(used(&ola, id, ssh, now), "at {now}");
+    }
+    assert!(!used(&ola, id, ssh, 550), "past the limit");
+    // A reset forgets it.
+    assert!(
+        store
+            .consume_step(&ola, id, 3, 600, Some(ssh), &allowed("ola"))
+            .unwrap()
+    );
+    let reset = Event::EnrollmentReset {
+        user: ola.clone(),
+        removed: true,
+    };
+    assert!(store.remove_enrollment(&ola, 601, &reset).unwrap());
+    assert_eq!(store.remembered(&ola, id, ssh).unwrap(), None);
+    // A new phone forgets what the old one proved.
+    assert!(
+        store
+            .consume_step(&pia, pia_id, 1, 700, Some(ssh), &allowed("pia"))
+            .unwrap()
+    );
+    assert!(used(&pia, pia_id, ssh, 701));
+    let new = store
+        .put_pending(&pia, &secret(22), params(), 702, &started("pia"))
+        .unwrap();
+    assert!(
+        used(&pia, pia_id, ssh, 703),
+        "a pending phone changes nothing"
+    );
+    let confirmed = Event::EnrollmentConfirmed { user: pia.clone() };
+    assert!(store.activate(&pia, new, 5, &[], 704, &confirmed).unwrap());
+    assert!(!used(&pia, pia_id, ssh, 705));
+    assert!(!used(&pia, new, ssh, 705));
+    // So does a disable.
+    assert!(
+        store
+            .consume_step(&pia, new, 6, 710, Some(ssh), &allowed("pia"))
+            .unwrap()
+    );
+    let disabled = Event::EnrollmentDisabled { user: pia.clone() };
+    assert!(
+        store
+            .disable(&pia, new, Proof::Step(7), 711, &disabled)
+            .unwrap()
+    );
+    assert_eq!(store.remembered(&pia, new, ssh).unwrap(), None);
+}
+
+fn origin_service(origin: Origin<'_>) -> &str {
+    origin.service
+}
+
+fn challenge_rows(store: Arc<dyn Store>) {
+    let quinn = name("quinn");
+    let imported = Event::EnrollmentsImported { count: 1 };
+    store
+        .import(&imports(&[(quinn.clone(), secret(23))]), 1, &imported)
+        .unwrap()
+        .unwrap();
+    let id = store.enrollments(&quinn).unwrap().active.unwrap().id;
+    let challenged = Event::Challenged {
+        user: quinn.clone(),
+        context: Context::new("sshd", ""),
+        rule: pam_mfa_api::EnforcedBy::User,
+        at: 40,
+    };
+    let pair = Event::Pair(Box::new(challenged), Box::new(allowed("quinn")));
+    assert!(store.consume_step(&quinn, id, 1, 45, None, &pair).unwrap());
+    let rows: Vec<(i64, String)> = store
+        .audit_tail(2)
+        .unwrap()
+        .into_iter()
+        .map(|row| (row.time, row.kind))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (40, "challenged".to_owned()),
+            (45, "login-allowed".to_owned())
+        ]
+    );
 }

@@ -128,6 +128,35 @@ pub struct AuditFilter {
     pub limit: usize,
 }
 
+/// Where a login comes from, for remembered logins: its PAM service and remote host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin<'a> {
+    pub service: &'a str,
+    pub rhost: &'a str,
+}
+
+/// A remembered right code: when it was given and when it last covered a login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Remembered {
+    pub verified: i64,
+    pub last_seen: i64,
+}
+
+impl Remembered {
+    /// Until when it covers logins under `terms`.
+    pub fn until(&self, terms: RememberTerms) -> i64 {
+        (self.last_seen + terms.duration).min(self.verified + terms.limit)
+    }
+}
+
+/// How long remembered codes cover logins: `duration` seconds after their last use, and
+/// never past `limit` seconds after the code was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RememberTerms {
+    pub duration: i64,
+    pub limit: i64,
+}
+
 /// One row of the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRow {
@@ -221,18 +250,46 @@ pub trait Store: Send + Sync + 'static {
         id: EnrollmentId,
         code: RecoveryId,
         now: i64,
+        origin: Option<Origin<'_>>,
         event: &Event,
     ) -> Result<Option<usize>>;
 
     /// Consumes time step `step` of active enrollment `id`: true for exactly one of any number
     /// of concurrent calls with that step, and for none once that step or a later one was used,
-    /// or once `id` is not the user's active enrollment any more.
+    /// or once `id` is not the user's active enrollment any more. With `origin`, the right code
+    /// is remembered for logins from there (see [`Store::use_remembered`]), in the same
+    /// transaction; so is a used recovery code ([`Store::consume_recovery_code`]).
     fn consume_step(
         &self,
         user: &UserName,
         id: EnrollmentId,
         step: u64,
         now: i64,
+        origin: Option<Origin<'_>>,
+        event: &Event,
+    ) -> Result<bool>;
+
+    /// The remembered right code of active enrollment `id` for logins from `origin`, if any
+    /// (whether it still covers a login is for [`Store::use_remembered`] to say).
+    fn remembered(
+        &self,
+        user: &UserName,
+        id: EnrollmentId,
+        origin: Origin<'_>,
+    ) -> Result<Option<Remembered>>;
+
+    /// Lets a login from `origin` through on a remembered right code of active enrollment
+    /// `id`, if it was last used less than `terms.duration` ago and given less than
+    /// `terms.limit` ago; marks it used at `now` and records `event`, in one conditional
+    /// update. False, and nothing written, otherwise. Resets, disables and new enrollments
+    /// forget every remembered code of the user.
+    fn use_remembered(
+        &self,
+        user: &UserName,
+        id: EnrollmentId,
+        origin: Origin<'_>,
+        now: i64,
+        terms: RememberTerms,
         event: &Event,
     ) -> Result<bool>;
 

@@ -19,7 +19,8 @@ use rusqlite::{
 
 use super::{
     Attempt, AuditFilter, AuditRow, Enrollment, EnrollmentId, Enrollments, Imported, LockoutRule,
-    Proof, RecoveryId, Result, Store, StoreError, StoredSwitches,
+    Origin, Proof, RecoveryId, RememberTerms, Remembered, Result, Store, StoreError,
+    StoredSwitches,
 };
 use crate::audit::Event;
 use crate::recovery::Hashed;
@@ -135,6 +136,17 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;",
     // 6: the audit trail read by user.
     "CREATE INDEX audit_user ON audit (user, id);",
+    // 7: remembered logins: the right code of `enrollment` given at `verified` covers logins of
+    // the user through `service` from `rhost` while used within the configured time.
+    "CREATE TABLE remembered (
+        user TEXT NOT NULL,
+        service TEXT NOT NULL,
+        rhost TEXT NOT NULL,
+        enrollment INTEGER NOT NULL,
+        verified INTEGER NOT NULL,
+        last_seen INTEGER NOT NULL,
+        PRIMARY KEY (user, service, rhost)
+    ) STRICT;",
 ];
 
 const GLOBAL_ENFORCEMENT: &str = "enforce_all_users";
@@ -557,6 +569,14 @@ fn only_one(changed: usize) -> std::result::Result<(), ()> {
 }
 
 fn append(transaction: &Connection, now: i64, event: &Event) -> Result<()> {
+    if let Event::Pair(first, second) = event {
+        let at = match **first {
+            Event::Challenged { at, .. } => at,
+            _ => now,
+        };
+        append(transaction, at, first)?;
+        return append(transaction, now, second);
+    }
     if event.is_kept() {
         transaction
             .prepare_cached("INSERT INTO audit (time, kind, user, line) VALUES (?1, ?2, ?3, ?4)")?
@@ -623,6 +643,18 @@ fn spend(
     proof: Proof,
     now: i64,
 ) -> Result<bool> {
+    spend_from(transaction, user, id, proof, now, None)
+}
+
+/// [`spend`], and where `origin` is given, remembers the right code for logins from there.
+fn spend_from(
+    transaction: &Connection,
+    user: &UserName,
+    id: EnrollmentId,
+    proof: Proof,
+    now: i64,
+    origin: Option<Origin<'_>>,
+) -> Result<bool> {
     let changed = match proof {
         Proof::Step(step) => transaction
             .prepare_cached(
@@ -646,7 +678,32 @@ fn spend(
     transaction
         .prepare_cached("DELETE FROM lockout WHERE user = ?1")?
         .execute(params![user.as_str()])?;
+    if let Some(origin) = origin {
+        transaction
+            .prepare_cached(
+                "INSERT INTO remembered (user, service, rhost, enrollment, verified, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+                 ON CONFLICT (user, service, rhost) DO UPDATE SET
+                    enrollment = excluded.enrollment, verified = excluded.verified,
+                    last_seen = excluded.last_seen",
+            )?
+            .execute(params![
+                user.as_str(),
+                origin.service,
+                origin.rhost,
+                id.0,
+                now
+            ])?;
+    }
     Ok(true)
+}
+
+/// Forgets every remembered login of the user (a reset, a disable, a new phone).
+fn forget_remembered(transaction: &Connection, user: &UserName) -> Result<()> {
+    transaction
+        .prepare_cached("DELETE FROM remembered WHERE user = ?1")?
+        .execute(params![user.as_str()])?;
+    Ok(())
 }
 
 /// Removes the recovery codes of the user's enrollments that match `which` (an SQL condition
@@ -714,8 +771,9 @@ impl Store for SqliteStore {
             if !pending {
                 return Ok(Err(()));
             }
-            // The phone this one replaces stops working now.
+            // The phone this one replaces stops working now, and so does what it proved.
             delete_recovery_codes(transaction, user, "active = 1")?;
+            forget_remembered(transaction, user)?;
             replaced = transaction
                 .prepare_cached("DELETE FROM enrollments WHERE user = ?1 AND active = 1")?
                 .execute(params![user.as_str()])?;
@@ -808,10 +866,12 @@ impl Store for SqliteStore {
         id: EnrollmentId,
         code: RecoveryId,
         now: i64,
+        origin: Option<Origin<'_>>,
         event: &Event,
     ) -> Result<Option<usize>> {
         let left = self.change(now, event, |transaction| {
-            if !spend(transaction, user, id, Proof::RecoveryCode(code), now)? {
+            let proof = Proof::RecoveryCode(code);
+            if !spend_from(transaction, user, id, proof, now, origin)? {
                 return Ok(Err(()));
             }
             let left: i64 = transaction
@@ -830,14 +890,73 @@ impl Store for SqliteStore {
         id: EnrollmentId,
         step: u64,
         now: i64,
+        origin: Option<Origin<'_>>,
         event: &Event,
     ) -> Result<bool> {
         let spent = self.change(now, event, |transaction| {
-            Ok(spend(transaction, user, id, Proof::Step(step), now)?
-                .then_some(())
-                .ok_or(()))
+            Ok(
+                spend_from(transaction, user, id, Proof::Step(step), now, origin)?
+                    .then_some(())
+                    .ok_or(()),
+            )
         })?;
         Ok(spent.is_ok())
+    }
+
+    fn remembered(
+        &self,
+        user: &UserName,
+        id: EnrollmentId,
+        origin: Origin<'_>,
+    ) -> Result<Option<Remembered>> {
+        Ok(self
+            .lock()
+            .prepare_cached(
+                "SELECT verified, last_seen FROM remembered
+                 WHERE user = ?1 AND service = ?2 AND rhost = ?3 AND enrollment = ?4",
+            )?
+            .query_row(
+                params![user.as_str(), origin.service, origin.rhost, id.0],
+                |row| {
+                    Ok(Remembered {
+                        verified: row.get(0)?,
+                        last_seen: row.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn use_remembered(
+        &self,
+        user: &UserName,
+        id: EnrollmentId,
+        origin: Origin<'_>,
+        now: i64,
+        terms: RememberTerms,
+        event: &Event,
+    ) -> Result<bool> {
+        let used = self.change(now, event, |transaction| {
+            let changed = transaction
+                .prepare_cached(
+                    "UPDATE remembered SET last_seen = ?5
+                     WHERE user = ?1 AND service = ?2 AND rhost = ?3 AND enrollment = ?4
+                        AND last_seen + ?6 > ?5 AND verified + ?7 > ?5
+                        AND EXISTS (SELECT 1 FROM enrollments
+                                    WHERE id = ?4 AND user = ?1 AND active = 1)",
+                )?
+                .execute(params![
+                    user.as_str(),
+                    origin.service,
+                    origin.rhost,
+                    id.0,
+                    now,
+                    terms.duration,
+                    terms.limit
+                ])?;
+            Ok(if changed == 1 { Ok(()) } else { Err(()) })
+        })?;
+        Ok(used.is_ok())
     }
 
     fn import(
@@ -906,6 +1025,7 @@ impl Store for SqliteStore {
                 return Ok(Err(()));
             }
             delete_recovery_codes(transaction, user, "1")?;
+            forget_remembered(transaction, user)?;
             transaction
                 .prepare_cached("DELETE FROM enrollments WHERE user = ?1")?
                 .execute(params![user.as_str()])?;
@@ -920,6 +1040,7 @@ impl Store for SqliteStore {
     fn remove_enrollment(&self, user: &UserName, now: i64, event: &Event) -> Result<bool> {
         let removed = self.change(now, event, |transaction| {
             delete_recovery_codes(transaction, user, "1")?;
+            forget_remembered(transaction, user)?;
             let removed = transaction
                 .prepare_cached("DELETE FROM enrollments WHERE user = ?1")?
                 .execute(params![user.as_str()])?;
@@ -1218,13 +1339,13 @@ mod tests {
         let event = Event::EnrollmentsImported { count: 0 };
         assert!(
             !store
-                .consume_step(&alice, enrollment.id, 7, 2, &event)
+                .consume_step(&alice, enrollment.id, 7, 2, None, &event)
                 .unwrap(),
             "the spent step stays spent"
         );
         assert!(
             store
-                .consume_step(&alice, enrollment.id, 8, 2, &event)
+                .consume_step(&alice, enrollment.id, 8, 2, None, &event)
                 .unwrap()
         );
         fs::remove_dir_all(&dir).unwrap();
