@@ -304,7 +304,16 @@ impl EnvBuilder {
         fs::create_dir(&confdir).unwrap();
         let module = built("libpam_mfa.so");
         let args = &self.module_args;
-        for (service, extra) in [("mfa", ""), ("mfa-safe", " failmode=safe")] {
+        // `mfa` and stacks named as the services that use the module, for rules about services.
+        let services = [
+            ("mfa", ""),
+            ("mfa-safe", " failmode=safe"),
+            ("sshd", ""),
+            ("sudo", ""),
+            ("su", ""),
+            ("login", ""),
+        ];
+        for (service, extra) in services {
             fs::write(
                 confdir.join(service),
                 format!(
@@ -528,6 +537,24 @@ impl Env {
     }
 
     /// The pid of the running mfad.
+    /// mfad's configuration file (rewrite it, then reload).
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// Replaces mfad's configuration file with `toml` (`state_dir` kept); takes effect on the
+    /// next reload or start.
+    pub fn write_config(&self, toml: &str) {
+        fs::write(
+            &self.config_path,
+            format!(
+                "state_dir = \"{}\"\n{toml}",
+                self.dir.join("state").display()
+            ),
+        )
+        .unwrap();
+    }
+
     pub fn daemon_pid(&self) -> Option<u32> {
         self.daemon.lock().unwrap().as_ref().map(Child::id)
     }
@@ -706,6 +733,7 @@ impl Env {
             repeat: 1,
             resources: false,
             silent: false,
+            items: Vec::new(),
         }
     }
 }
@@ -770,9 +798,22 @@ pub struct Login<'a> {
     repeat: usize,
     resources: bool,
     silent: bool,
+    items: Vec<(&'static str, String)>,
 }
 
 impl Login<'_> {
+    /// Sets PAM_RHOST, as sshd does with the client's address.
+    pub fn rhost(mut self, host: &str) -> Self {
+        self.items.push(("--rhost", host.to_owned()));
+        self
+    }
+
+    /// Sets PAM_TTY, as login does with its terminal.
+    pub fn tty(mut self, tty: &str) -> Self {
+        self.items.push(("--tty", tty.to_owned()));
+        self
+    }
+
     pub fn answer(mut self, text: &str) -> Self {
         self.answers.push(text.to_owned());
         self
@@ -818,6 +859,9 @@ impl Login<'_> {
         }
         if self.silent {
             command.arg("--silent");
+        }
+        for (flag, value) in &self.items {
+            command.arg(flag).arg(value);
         }
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         command

@@ -82,6 +82,7 @@ unsafe extern "C" {
         pamh: *mut *mut c_void,
     ) -> c_int;
     fn pam_authenticate(pamh: *mut c_void, flags: c_int) -> c_int;
+    fn pam_set_item(pamh: *mut c_void, item_type: c_int, item: *const c_void) -> c_int;
     fn pam_end(pamh: *mut c_void, status: c_int) -> c_int;
 }
 
@@ -213,6 +214,11 @@ pub fn login(
 /// `PAM_SILENT`: the application asks for no informational messages (sudo's default).
 pub const PAM_SILENT: c_int = 0x8000;
 
+/// `PAM_TTY`, as login and sudo set it.
+pub const PAM_TTY: c_int = 3;
+/// `PAM_RHOST`, as sshd sets it.
+pub const PAM_RHOST: c_int = 4;
+
 /// [`login`] with `flags` (such as [`PAM_SILENT`]) for `pam_authenticate`.
 pub fn login_with_flags(
     confdir: &CStr,
@@ -221,6 +227,20 @@ pub fn login_with_flags(
     responder: &mut Responder<'_>,
     authenticate: bool,
     flags: c_int,
+) -> c_int {
+    login_with_items(confdir, service, user, responder, authenticate, flags, &[])
+}
+
+/// [`login_with_flags`], with PAM items (such as [`PAM_RHOST`]) set before authenticating, as
+/// the application would.
+pub fn login_with_items(
+    confdir: &CStr,
+    service: &CStr,
+    user: &CStr,
+    responder: &mut Responder<'_>,
+    authenticate: bool,
+    flags: c_int,
+    items: &[(c_int, &CStr)],
 ) -> c_int {
     let mut responder: &mut Responder<'_> = responder;
     let conv = PamConv {
@@ -241,6 +261,15 @@ pub fn login_with_flags(
     };
     if status != PAM_SUCCESS {
         return status;
+    }
+    for (item, value) in items {
+        // SAFETY: `pamh` is the handle pam_start_confdir returned; libpam copies the string.
+        let status = unsafe { pam_set_item(pamh, *item, value.as_ptr().cast()) };
+        if status != PAM_SUCCESS {
+            // SAFETY: ends the transaction started above, once.
+            unsafe { pam_end(pamh, status) };
+            return status;
+        }
     }
     let result = if authenticate {
         // SAFETY: `pamh` is the handle pam_start_confdir returned.

@@ -12,7 +12,7 @@ fn install(env: &Env, name: &str) {
         .join(name);
     let text = std::fs::read_to_string(&example).unwrap();
     let passdb = env.dir().join("passdb");
-    let users = ["alice", "bob", "carol"]
+    let users = ["root", "alice", "bob", "carol"]
         .map(|user| format!("{user}:{PASSWORD}:{name}\n"))
         .concat();
     std::fs::write(&passdb, users).unwrap();
@@ -107,4 +107,64 @@ fn code_only() {
     let bob = env.login("bob").service(service).run();
     bob.expect("PAM_PERM_DENIED");
     assert_eq!(bob.prompts(), 0);
+}
+
+/// The console recipe: root on a local terminal gets in with the password alone, whatever
+/// state mfad and the bus are in; everyone else still needs a code, and is denied while the
+/// code cannot be checked.
+#[test]
+fn console_root_is_never_locked_out() {
+    let env = Env::new().start();
+    install(&env, "login-console");
+    let service = "login-console";
+    assert!(env.ctl(&["enforce", "--all", "on"], "").success);
+    env.enroll("alice");
+    let root_on = |tty: &str| {
+        env.login("root")
+            .service(service)
+            .tty(tty)
+            .answer(PASSWORD)
+            .run()
+    };
+    let alice = || {
+        env.login("alice")
+            .service(service)
+            .tty("tty1")
+            .answer(PASSWORD)
+            .answer(&env.fresh_code("alice"))
+            .run()
+    };
+    alice().expect("PAM_SUCCESS");
+    let root = root_on("tty1");
+    root.expect("PAM_SUCCESS");
+    assert_eq!(root.prompts(), 1, "the password only: {:?}", root.lines);
+    // Not on a local terminal (a pseudo-terminal, sshd's "ssh"): root is asked to enroll.
+    for tty in ["/dev/pts/0", "ssh"] {
+        root_on(tty)
+            .expect("PAM_CONV_ERR")
+            .shows("PROMPT_ECHO_OFF Code shown by the app: ");
+    }
+    // mfad hung, then stopped: root at the console still gets in; alice is denied.
+    env.freeze_daemon(true);
+    root_on("tty1").expect("PAM_SUCCESS");
+    env.freeze_daemon(false);
+    env.stop_daemon();
+    root_on("tty1").expect("PAM_SUCCESS");
+    root_on("ttyS0").expect("PAM_SUCCESS");
+    let denied = env
+        .login("alice")
+        .service(service)
+        .tty("tty1")
+        .answer(PASSWORD)
+        .run();
+    denied
+        .expect("PAM_AUTHINFO_UNAVAIL")
+        .shows("The second factor cannot be checked right now");
+    // The wrong password is still the wrong password.
+    env.login("root")
+        .service(service)
+        .tty("tty1")
+        .answer("guess")
+        .run()
+        .expect("PAM_AUTH_ERR");
 }

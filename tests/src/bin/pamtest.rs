@@ -86,6 +86,7 @@ fn main() {
     let mut answers = Vec::new();
     let (mut repeat, mut resources, mut as_uid, mut interactive) = (1usize, false, None, false);
     let mut from_stdin = false;
+    let mut items: Vec<(std::ffi::c_int, CString)> = Vec::new();
     let mut flags = 0;
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -103,6 +104,8 @@ fn main() {
             "--interactive" => interactive = true,
             "--silent" => flags |= pam::PAM_SILENT,
             "--answers-from-stdin" => from_stdin = true,
+            "--rhost" => items.push((pam::PAM_RHOST, CString::new(value()).unwrap())),
+            "--tty" => items.push((pam::PAM_TTY, CString::new(value()).unwrap())),
             other => usage(&format!("unknown option {other}")),
         }
     }
@@ -148,7 +151,12 @@ fn main() {
             }
             answer
         };
-        let result = pam::login_with_flags(&confdir, &service, &user, &mut respond, true, flags);
+        let items: Vec<_> = items
+            .iter()
+            .map(|(item, value)| (*item, value.as_c_str()))
+            .collect();
+        let result =
+            pam::login_with_items(&confdir, &service, &user, &mut respond, true, flags, &items);
         if interactive {
             let meaning = if result == 0 {
                 "logged in"
