@@ -136,9 +136,10 @@ impl NextLogin {
         match self {
             NextLogin::Code => "asks for a code from the authenticator app".into(),
             NextLogin::Enroll => "sets up an authenticator app (QR code, then a code)".into(),
-            NextLogin::Denied => {
-                "is denied until an administrator enrolls an app (enroll_at_login is off)".into()
-            }
+            NextLogin::Denied => "is denied: MFA is required and no app is set up, and this login \
+                                  cannot set one up (enroll_at_login is off, or the system does \
+                                  not know the user); an administrator can (mfactl enroll)"
+                .into(),
             NextLogin::NoSecondFactor => "asks for no second factor (MFA is not required)".into(),
             NextLogin::Locked => {
                 "is refused until the lock ends (too many wrong codes; mfactl unlock)".into()

@@ -170,7 +170,7 @@ pub struct Remember {
     pub services: BTreeMap<Spanned<Name>, RememberSeconds>,
     /// Seconds after the right code past which a code is asked again, however often the
     /// remembered login was used since.
-    pub limit: RememberLimit,
+    pub limit: Spanned<RememberLimit>,
 }
 
 impl Default for Remember {
@@ -178,12 +178,17 @@ impl Default for Remember {
         Remember {
             duration: RememberSeconds(0),
             services: BTreeMap::new(),
-            limit: RememberLimit(30 * 86_400),
+            limit: Spanned::new(0..0, RememberLimit(30 * 86_400)),
         }
     }
 }
 
 impl Remember {
+    /// Seconds after the right code past which a code is asked again.
+    pub fn limit(&self) -> u32 {
+        self.limit.get_ref().get()
+    }
+
     /// Seconds logins through `service` are remembered; 0: not at all.
     pub fn duration_for(&self, service: &str) -> u32 {
         self.services
@@ -199,8 +204,8 @@ pub const PRECEDENCE: &str = "\
 A login is exempt, and asked for no code, if the user is in exemptions.users or in a group
 of exemptions.groups, or logs in through a service of exemptions.services or from a network
 of exemptions.networks. Otherwise MFA is required if the first of these that holds says so:
-every user (`mfactl enforce --all`, else enforcement.all_users), the service is in
-enforcement.services, the user's own switch (`mfactl enforce USER`), the user is in a group
+every user (`mfactl enforce --all on`, else enforcement.all_users), the service is in
+enforcement.services, the user's own switch (`mfactl enforce USER on`), the user is in a group
 of enforcement.groups. Otherwise it is not required: a user with an authenticator app is
 still asked for a code, one without logs in without.";
 
@@ -625,40 +630,49 @@ impl Config {
             .map(|seconds| seconds.get())
             .max()
             .unwrap_or(0);
-        if longest > self.remember.limit.get() {
-            let line = key_offset(text, "remember", "limit");
+        if longest > self.remember.limit() {
             return Err(at(
-                line..line,
+                self.remember.limit.span(),
                 format!(
                     "remember.limit ({} s) is shorter than a remember duration ({longest} s): \
                      no login would be remembered that long; raise the limit or shorten the \
                      duration",
-                    self.remember.limit.get()
+                    self.remember.limit()
                 ),
             ));
         }
+        // Linux-PAM lowercases the service name an application gives: "SSHD" would match no
+        // login, and a rule that matches nothing must not pass for one that works.
+        let services = (self.enforcement.services.iter())
+            .chain(&self.exemptions.services)
+            .chain(self.remember.services.keys());
+        for service in services {
+            let name = service.get_ref().as_str();
+            if name.chars().any(|c| c.is_uppercase()) {
+                return Err(at(
+                    service.span(),
+                    format!(
+                        "PAM service names are lowercase (Linux-PAM lowercases them): write {}, \
+                         not {name}",
+                        name.to_lowercase()
+                    ),
+                ));
+            }
+        }
+        for network in &self.exemptions.networks {
+            if let Network::Prefix(_, 0) = network.get_ref() {
+                return Err(at(
+                    network.span(),
+                    format!(
+                        "{} exempts every remote address: to require MFA of no remote login, \
+                         remove the rules that require it instead",
+                        network.get_ref()
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
-}
-
-/// Where `key` of table `[table]` starts in `text` (0 if it cannot be found).
-fn key_offset(text: &str, table: &str, key: &str) -> usize {
-    let mut offset = 0;
-    let mut inside = false;
-    for line in text.split_inclusive('\n') {
-        let trimmed = line.trim();
-        if trimmed.starts_with('[') {
-            inside = trimmed.trim_matches(|c| c == '[' || c == ']').trim() == table;
-        } else if inside
-            && trimmed
-                .strip_prefix(key)
-                .is_some_and(|rest| rest.trim_start().starts_with('='))
-        {
-            return offset + line.len() - line.trim_start().len();
-        }
-        offset += line.len();
-    }
-    0
 }
 
 #[cfg(test)]
@@ -823,7 +837,36 @@ mod tests {
                 2,
                 "between 0 and 2592000",
             ),
-            ("[exemptions]\nuser = [\"root\"]\n", 2, "user"),
+            (
+                "[exemptions]\nuser = [\"root\"]\n",
+                2,
+                "unknown field `user`",
+            ),
+            (
+                "[remember]\nduration = 7200\n\n[remember]\n",
+                4,
+                "duplicate",
+            ),
+            (
+                "remember = { duration = 7200, limit = 3600 }\n",
+                1,
+                "remember.limit (3600 s) is shorter",
+            ),
+            (
+                "\n[enforcement]\nservices = [\"SSHD\"]\n",
+                3,
+                "write sshd, not SSHD",
+            ),
+            (
+                "[remember.services]\nsshd = 60\nSudo = 60\n",
+                3,
+                "write sudo, not Sudo",
+            ),
+            (
+                "[exemptions]\nnetworks = [\"::/0\"]\n",
+                2,
+                "exempts every remote",
+            ),
             (
                 "[enforcement]\nservices = [\"sshd\", \"sshd\"]\n",
                 2,
@@ -870,8 +913,9 @@ mod tests {
         assert!(!inside("192.0.3.1"));
         assert!(!inside("2001:db9::1"));
         assert!(!inside("client.example.org"));
-        assert!(Network::parse("0.0.0.0/0").unwrap().contains("203.0.113.1"));
-        assert!(!Network::parse("0.0.0.0/0").unwrap().contains(""));
+        assert!(Network::parse("0.0.0.0/1").unwrap().contains("103.0.113.1"));
+        assert!(!Network::parse("0.0.0.0/1").unwrap().contains("203.0.113.1"));
+        assert!(!Network::parse("0.0.0.0/1").unwrap().contains(""));
     }
 
     #[test]

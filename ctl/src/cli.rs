@@ -157,8 +157,8 @@ pub enum Command {
     /// exempt network N), or what requires MFA (all users, service S, user, group G), or not
     /// enforced. Nothing is changed or recorded. Administrators only.
     ///
-    /// The rules combine as the configuration's precedence rule says (mfad.toml(5)): exemptions
-    /// first, then the first rule that requires MFA.
+    /// The rules combine as the precedence rule in mfad's configuration says (see mfad(8)):
+    /// exemptions first, then the first rule that requires MFA.
     ///
     /// Example: `mfactl explain alice --service sshd --rhost 192.0.2.7`.
     Explain {

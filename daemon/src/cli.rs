@@ -8,10 +8,16 @@ use clap::Parser;
 ///
 /// Runs in the foreground and logs to syslog (AUTHPRIV) and stderr. pam_mfa.so and mfactl reach
 /// it over D-Bus as org.pam_mfa.Mfad1.
+///
+/// SIGHUP (or `mfactl reload`) reads the configuration file again and puts it in use without a
+/// restart; an invalid or missing file is refused, the reason is logged, and the configuration
+/// in use stays. state_dir changes only at a restart. Every key and the precedence rule of the
+/// enforcement and exemption rules are documented in the example configuration
+/// (/usr/share/doc/pam-mfa/examples/mfad.toml, examples/mfad.toml in the sources).
 #[derive(Parser)]
 #[command(version, about, long_about)]
 pub struct Args {
-    /// Configuration file; a missing file means the defaults.
+    /// Configuration file; a missing file means the defaults (at start; a reload refuses it).
     #[arg(long, value_name = "PATH", default_value = pam_mfa_config::DEFAULT_PATH)]
     pub config: PathBuf,
 

@@ -201,7 +201,8 @@ impl<S: Store, C: Clock> Core<S, C> {
             }
         };
         let member_of = self.memberships(&user, known)?;
-        let context = Context::new(service, rhost);
+        // As Linux-PAM gives it to the module.
+        let context = Context::new(&service.to_lowercase(), rhost);
         let decision = self
             .dialogue
             .decide(&user, known, &context, member_of.clone(), true)
@@ -219,15 +220,20 @@ impl<S: Store, C: Clock> Core<S, C> {
         })
     }
 
+    /// Days audit entries are kept, as configured now.
+    pub fn retention_days(&self) -> u32 {
+        self.config().config.audit.retention_days.get()
+    }
+
+    /// Seconds after which no remembered code covers a login, as configured now.
+    pub fn remember_limit(&self) -> u32 {
+        self.config().config.remember.limit()
+    }
+
     /// Records the logins that ended without an outcome; see [`Dialogue::sweep`].
     pub fn sweep(&self) {
-        match self.dialogue.sweep() {
-            Ok(events) => {
-                for event in &events {
-                    log::event(event, 0);
-                }
-            }
-            Err(error) => log::error(&format!("cannot record abandoned logins: {error}")),
+        for (event, caller_uid) in self.dialogue.sweep() {
+            log::event(&event, caller_uid);
         }
     }
 
@@ -272,7 +278,14 @@ impl<S: Store, C: Clock> Core<S, C> {
         }
         let changed = crate::reload::changed_keys(&old.config, &new);
         let policy = crate::reload::policy_changes(&old.config, &new);
-        let unknown_groups = crate::reload::unknown_groups(&new);
+        let groups = new.clone();
+        let unknown_groups = bounded(self.lookup_limit(), move || {
+            crate::reload::unknown_groups(&groups)
+        })
+        .unwrap_or_else(|error| {
+            log::warning(&format!("cannot check the groups the rules name: {error}"));
+            Vec::new()
+        });
         let mut events = vec![by(Event::ConfigReloaded {
             changed: if changed.is_empty() {
                 "nothing".into()

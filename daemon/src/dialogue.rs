@@ -217,13 +217,18 @@ impl Settings {
         }
     }
 
-    /// How long right codes given through `service` cover later logins; `None`: not at all.
-    pub fn remember_terms(&self, service: &str) -> Option<RememberTerms> {
+    /// How long right codes given at a login from `context` cover later logins from there;
+    /// `None`: not at all. Only logins from a remote host are remembered: without one (su,
+    /// sudo, the console) every terminal and every invoking user would look like one place.
+    pub fn remember_terms(&self, context: &Context) -> Option<RememberTerms> {
+        if context.rhost.is_empty() {
+            return None;
+        }
         let remember = &self.config.remember;
-        let duration = remember.duration_for(service);
+        let duration = remember.duration_for(&context.service);
         (duration > 0).then(|| RememberTerms {
             duration: i64::from(duration),
-            limit: i64::from(remember.limit.get()),
+            limit: i64::from(remember.limit()),
         })
     }
 }
@@ -243,7 +248,12 @@ pub struct Dialogue<S: Store, C: Clock> {
     clock: C,
     settings: RwLock<Arc<Settings>>,
     sessions: Mutex<Sessions>,
+    /// When an abandoned login of each user was last recorded (see [`Dialogue::sweep`]).
+    abandoned: Mutex<std::collections::HashMap<UserName, u64>>,
 }
+
+/// Seconds between two recorded abandoned logins of one user; the others are logged only.
+pub const ABANDONED_EVERY: u64 = 60;
 
 fn new_session_id() -> std::result::Result<String, getrandom::Error> {
     let mut bytes = [0u8; 16];
@@ -262,6 +272,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
             clock,
             settings: RwLock::new(Arc::new(settings)),
             sessions: Mutex::new(Sessions::default()),
+            abandoned: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -349,12 +360,35 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         member_of: Vec<String>,
         root_caller: bool,
     ) -> Result<Decision> {
-        let settings = self.settings();
+        self.decide_with(
+            &self.settings(),
+            user,
+            known,
+            context,
+            member_of,
+            root_caller,
+        )
+    }
+
+    fn decide_with(
+        &self,
+        settings: &Settings,
+        user: &UserName,
+        known: bool,
+        context: &Context,
+        member_of: Vec<String>,
+        root_caller: bool,
+    ) -> Result<Decision> {
         let config = &settings.config;
         let now = self.now() as i64;
         let enrollments = self.store.enrollments(user)?;
+        let stored = self.store.switches(Some(user))?;
         let facts = Facts {
-            switches: self.switches(user)?,
+            switches: Switches {
+                global: stored.global,
+                config_all_users: config.enforcement.all_users,
+                user: stored.user,
+            },
             member_of,
         };
         let place = Place {
@@ -372,7 +406,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
             && !requirement.exempt()
         {
             state.locked_until = self.store.locked_until(user, now)?;
-            if root_caller && let Some(terms) = settings.remember_terms(&context.service) {
+            if root_caller && let Some(terms) = settings.remember_terms(context) {
                 let origin = origin(context);
                 state.remembered_until = self
                     .store
@@ -409,12 +443,22 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         member_of: Vec<String>,
     ) -> Result<Reply> {
         let now = self.now();
-        let decision = self.decide(&user, known, &context, member_of, caller.uid == 0)?;
+        // One configuration for the whole call, even if a reload comes in between.
+        let settings = self.settings();
+        let login = &settings.config.login;
+        let decision = self.decide_with(
+            &settings,
+            &user,
+            known,
+            &context,
+            member_of,
+            caller.uid == 0,
+        )?;
         let rule = decision.requirement.by.clone();
         let mut next = decision.next;
         if next == NextLogin::Remembered
             && let Some(active) = &decision.enrollments.active
-            && let Some(terms) = self.settings().remember_terms(&context.service)
+            && let Some(terms) = settings.remember_terms(&context)
         {
             let verified = self
                 .store
@@ -476,19 +520,19 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
             }
             NextLogin::Enroll => {
                 // Refused logins write nothing: check the session limit before the enrollment.
-                let limit = self.login().max_sessions_per_user.get();
+                let limit = login.max_sessions_per_user.get();
                 if let Err(refusal) = self.sessions().check(&user, caller.uid, limit, now) {
                     return Ok(self.too_many(refusal, user, context));
                 }
                 let (step, turn, events) =
-                    self.start_enrollment(&user, decision.enrollments.pending, now)?;
+                    self.start_enrollment(&settings, &user, decision.enrollments.pending, now)?;
                 (step, turn, events, None)
             }
             NextLogin::Code | NextLogin::Remembered => match decision.enrollments.active {
                 Some(enrollment) => (
                     Step::AwaitingCode {
                         enrollment: enrollment.id,
-                        tries_left: self.login().max_tries.get(),
+                        tries_left: login.max_tries.get(),
                     },
                     Turn::new(Action::AskHidden(texts::CODE_PROMPT.into())),
                     vec![Event::Challenged {
@@ -518,11 +562,11 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
             caller_uid: caller.uid,
             user: user.clone(),
             step,
-            expires: now + u64::from(self.login().session_timeout.get()),
+            expires: now + u64::from(login.session_timeout.get()),
             context: context.clone(),
             challenge,
         };
-        let limit = self.login().max_sessions_per_user.get();
+        let limit = login.max_sessions_per_user.get();
         if let Err(refusal) = self.sessions().insert(id.clone(), session, limit, now) {
             return Ok(self.too_many(refusal, user, context));
         }
@@ -553,11 +597,13 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
     /// within `enroll_resume_minutes` (same secret), else a new one.
     fn start_enrollment(
         &self,
+        settings: &Settings,
         user: &UserName,
         pending: Option<Enrollment>,
         now: u64,
     ) -> Result<(Step, Turn, Vec<Event>)> {
-        let resume = u64::from(self.login().enroll_resume_minutes.get()) * 60;
+        let login = &settings.config.login;
+        let resume = u64::from(login.enroll_resume_minutes.get()) * 60;
         let recent = pending.filter(|e| e.created as u64 + resume > now);
         let (id, secret, params, heading, events) = match recent {
             Some(pending) => (
@@ -569,7 +615,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
             ),
             None => {
                 let secret = Secret::generate().map_err(no_randomness)?;
-                let params = self.settings().new_enrollments.params;
+                let params = settings.new_enrollments.params;
                 let event = Event::EnrollmentStarted { user: user.clone() };
                 let id = self
                     .store
@@ -580,17 +626,16 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         let uri = totp::otpauth_uri(
             &secret,
             params,
-            &self.settings().new_enrollments.issuer,
+            &settings.new_enrollments.issuer,
             user.as_str(),
         )
         .map_err(StoreError)?;
         let base32 = Zeroizing::new(secret.to_base32());
-        let block =
-            pam_mfa_qr::enrollment_block(heading, &uri, &base32, self.login().qr_background);
+        let block = pam_mfa_qr::enrollment_block(heading, &uri, &base32, login.qr_background);
         let step = Step::Enrolling {
             enrollment: id,
             first_step: None,
-            tries_left: self.login().max_tries.get(),
+            tries_left: login.max_tries.get(),
         };
         let turn = Turn::new(Action::AskHidden(texts::ENROLL_PROMPT.into()))
             .with_notice(Notice::Info(block));
@@ -817,31 +862,28 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
             until,
         };
         let locking = |until| with_challenge(&session, locked_out(until));
+        let settings = self.settings();
         if let Attempt::Locked { until, new } =
             self.store
-                .begin_attempt(&user, now as i64, self.lockout(), &locking)?
+                .begin_attempt(&user, now as i64, settings.lockout, &locking)?
         {
             let turn = Turn::new(Action::Deny("locked".into()))
                 .with_notice(Notice::Error(texts::locked(until, now as i64)));
             if new {
                 return Ok(Reply::verdict(turn, locked_out(until)));
             }
-            // Locked by another login meanwhile: this one's challenge is kept all the same.
-            let event = with_challenge(
-                &session,
-                Event::LoginDenied {
-                    user: user.to_string(),
-                    context: session.context.clone(),
-                    why: Denial::Locked(until),
-                },
-            );
-            self.store.record(now as i64, &event)?;
+            // Locked by another login meanwhile, which recorded the lock.
+            let event = Event::LoginDenied {
+                user: user.to_string(),
+                context: session.context.clone(),
+                why: Denial::Locked(until),
+            };
             return Ok(Reply::verdict(turn, event));
         }
-        // A right code from a root-run login is remembered where the service says so.
-        let settings = self.settings();
+        // A right code from the app, in a root-run login, is remembered where `remember`
+        // says so. A recovery code is not: a stolen one must not buy more than one login.
         let origin = (session.caller_uid == 0)
-            .then(|| settings.remember_terms(&session.context.service))
+            .then(|| settings.remember_terms(&session.context))
             .flatten()
             .map(|_| origin(&session.context));
         if let Some(typed) = recovery::normalize(reply) {
@@ -855,7 +897,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
                 let recorded = with_challenge(&session, used.clone());
                 if let Some(left) = self
                     .store
-                    .consume_recovery_code(&user, expected, *code, now as i64, origin, &recorded)?
+                    .consume_recovery_code(&user, expected, *code, now as i64, None, &recorded)?
                 {
                     let turn = Turn::new(Action::Allow)
                         .with_notice(Notice::Info(texts::recovery_code_used(left)));
@@ -912,36 +954,55 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
     }
 
     /// Records the logins and enrollments that ended without an outcome (expired, cancelled,
-    /// or their client went away) and returns their events for the log. Those begun by
-    /// unprivileged callers go to the log only: a local user must not make mfad write at will.
-    pub fn sweep(&self) -> Result<Vec<Event>> {
+    /// or their client went away) and returns their events for the log, with the uid that
+    /// began each. Only those begun by root are recorded, and at most one per user in
+    /// [`ABANDONED_EVERY`] seconds: a local user who starts `su` with their own password and
+    /// interrupts it at the code prompt must not make mfad write at will. A failure to record
+    /// one is logged and the others are still recorded.
+    pub fn sweep(&self) -> Vec<(Event, u32)> {
         let now = self.now();
         let ended = self.sessions().take_ended(now);
+        let mut recorded = self
+            .abandoned
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        recorded.retain(|_, at| *at + ABANDONED_EVERY > now);
         let mut events = Vec::with_capacity(ended.len());
         for session in ended {
             let user = session.user.clone();
             let context = session.context.clone();
             let event = match session.step {
-                Step::AwaitingCode { .. } => {
-                    with_challenge(&session, Event::LoginAbandoned { user, context })
-                }
+                Step::AwaitingCode { .. } => with_challenge(
+                    &session,
+                    Event::LoginAbandoned {
+                        user: user.clone(),
+                        context,
+                    },
+                ),
                 Step::Enrolling { .. } => Event::EnrollmentAbandoned {
-                    user,
+                    user: user.clone(),
                     context,
                     confirmed: false,
                 },
                 Step::SavingRecoveryCodes { .. } => Event::EnrollmentAbandoned {
-                    user,
+                    user: user.clone(),
                     context,
                     confirmed: true,
                 },
             };
-            if session.caller_uid == 0 {
-                self.store.record(now as i64, &event)?;
+            if session.caller_uid == 0 && !recorded.contains_key(&user) {
+                match self.store.record(now as i64, &event) {
+                    Ok(()) => {
+                        recorded.insert(user, now);
+                    }
+                    Err(error) => {
+                        crate::log::error(&format!("cannot record an abandoned login: {error}"))
+                    }
+                }
             }
-            events.push(event);
+            events.push((event, session.caller_uid));
         }
-        Ok(events)
+        events
     }
 
     /// Ends every login of `user` (after a reset).
@@ -1262,12 +1323,23 @@ mod tests {
     #[test]
     fn remembered_logins_end_at_the_absolute_limit() {
         let f = fixture("[remember]\nduration = 100\nlimit = 250\n");
-        let login = f.begin(":1.1");
+        let from = |rhost: &str, connection: &str| {
+            f.dialogue
+                .begin(
+                    &caller(connection),
+                    name("alice"),
+                    true,
+                    Context::new("sshd", rhost),
+                    Vec::new(),
+                )
+                .unwrap()
+        };
+        let login = from("192.0.2.1", ":1.1");
         let allowed = f.answer(":1.1", &login.session, &f.code_at(T0)).unwrap();
         assert_eq!(allowed.turn.action, Action::Allow);
         for later in [90, 90] {
             f.clock.advance(later);
-            let remembered = f.begin(":1.1");
+            let remembered = from("192.0.2.1", ":1.1");
             assert_eq!(remembered.turn.action, Action::Allow, "{remembered:?}");
             assert!(matches!(
                 remembered.events[..],
@@ -1277,7 +1349,7 @@ mod tests {
         // 180 s after the code, last used now: the duration would cover 100 s more, the limit
         // only 70.
         f.clock.advance(71);
-        let asked = f.begin(":1.1");
+        let asked = from("192.0.2.1", ":1.1");
         assert!(
             matches!(asked.turn.action, Action::AskHidden(_)),
             "{asked:?}"
@@ -1288,8 +1360,14 @@ mod tests {
             connection: ":1.2".into(),
         };
         let code = f.code_at(f.clock.now());
-        let login = f.begin(":1.3");
-        f.answer(":1.3", &login.session, &code).unwrap();
+        let login = from("192.0.2.1", ":1.3");
+        let allowed = f.answer(":1.3", &login.session, &code).unwrap();
+        assert_eq!(allowed.turn.action, Action::Allow);
+        assert_eq!(
+            from("192.0.2.1", ":1.3").turn.action,
+            Action::Allow,
+            "remembered for root"
+        );
         let refused = f
             .dialogue
             .begin(
@@ -1301,6 +1379,12 @@ mod tests {
             )
             .unwrap();
         assert!(matches!(refused.turn.action, Action::AskHidden(_)));
+        // Without a remote host (su, sudo, the console) nothing is remembered.
+        let code = f.code_at(f.clock.now() + 30);
+        let local = from("", ":1.4");
+        let allowed = f.answer(":1.4", &local.session, &code).unwrap();
+        assert_eq!(allowed.turn.action, Action::Allow);
+        assert!(matches!(from("", ":1.4").turn.action, Action::AskHidden(_)));
     }
 
     #[test]

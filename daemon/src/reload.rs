@@ -70,10 +70,7 @@ fn policy_keys(old: &Config, new: &Config) -> Vec<(&'static str, String, String)
             pair(&|c| c.remember.duration.get().to_string()),
         ),
         ("remember.services", pair(&remembered)),
-        (
-            "remember.limit",
-            pair(&|c| c.remember.limit.get().to_string()),
-        ),
+        ("remember.limit", pair(&|c| c.remember.limit().to_string())),
     ];
     keys.into_iter()
         .map(|(key, (old, new))| (key, old, new))
@@ -90,11 +87,15 @@ pub fn policy_changes(old: &Config, new: &Config) -> Vec<String> {
 }
 
 /// Groups the rules name that the system's group database does not know right now.
-pub fn unknown_groups(config: &Config) -> Vec<String> {
-    crate::policy::named_groups(config)
-        .into_iter()
-        .filter(|group| matches!(crate::users::group_by_name(group), Ok(None)))
-        .collect()
+/// Blocking, as [`crate::users::by_name`].
+pub fn unknown_groups(config: &Config) -> Result<Vec<String>, crate::users::LookupError> {
+    let mut unknown = Vec::new();
+    for group in crate::policy::named_groups(config) {
+        if crate::users::group_by_name(&group)?.is_none() {
+            unknown.push(group);
+        }
+    }
+    Ok(unknown)
 }
 
 #[cfg(test)]

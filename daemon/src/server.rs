@@ -41,18 +41,18 @@ pub async fn serve(
         .spawn_checkpointer(Duration::from_secs(1))
         .map_err(|error| error.to_string())?;
     let store = Arc::new(store);
-    spawn_audit_pruner(store.clone(), config.audit.retention_days.get())?;
     let address = pam_mfa_api::bus_address(bus);
     let connection = zbus::connection::Builder::address(address.as_str())
         .build()
         .await
         .map_err(|error| format!("cannot connect to the bus at {address}: {error}"))?;
     let shared = Shared {
-        core: Arc::new(Core::new(config, store, SystemClock).reloading_from(config_path)),
+        core: Arc::new(Core::new(config, store.clone(), SystemClock).reloading_from(config_path)),
         identities: Arc::new(Identities::default()),
     };
     spawn_reloader(shared.core.clone())?;
     spawn_sweeper(shared.core.clone())?;
+    spawn_pruner(store, shared.core.clone())?;
     // Follow disconnections before serving anything: the logins of a connection that went
     // away end at once, and so does what is known of it.
     let dbus = zbus::fdo::DBusProxy::new(&connection)
@@ -104,23 +104,32 @@ pub async fn serve(
     ))
 }
 
-/// Removes audit entries older than `days`, now and then every hour, on a thread of its own.
-fn spawn_audit_pruner(store: Arc<SqliteStore>, days: u32) -> Result<(), String> {
+/// Removes audit entries older than `audit.retention_days` and remembered codes past
+/// `remember.limit`, as configured at the time, now and then every hour, on a thread of its
+/// own.
+fn spawn_pruner(
+    store: Arc<SqliteStore>,
+    core: Arc<Core<SqliteStore, SystemClock>>,
+) -> Result<(), String> {
     use crate::clock::Clock;
     use crate::store::Store;
     let prune = move || {
-        let before = SystemClock.now() as i64 - i64::from(days) * 86_400;
-        match store.prune_audit(before) {
+        let now = SystemClock.now() as i64;
+        let days = core.retention_days();
+        match store.prune_audit(now - i64::from(days) * 86_400) {
             Ok(0) => {}
             Ok(count) => log::info(&format!(
                 "removed {count} audit entries older than {days} days (audit.retention_days)"
             )),
             Err(error) => log::warning(&format!("cannot remove old audit entries: {error}")),
         }
+        if let Err(error) = store.prune_remembered(now, i64::from(core.remember_limit())) {
+            log::warning(&format!("cannot remove expired remembered logins: {error}"));
+        }
     };
     prune();
     std::thread::Builder::new()
-        .name("audit pruner".into())
+        .name("pruner".into())
         .spawn(move || {
             loop {
                 std::thread::sleep(Duration::from_secs(3600));
@@ -128,7 +137,7 @@ fn spawn_audit_pruner(store: Arc<SqliteStore>, days: u32) -> Result<(), String> 
             }
         })
         .map(drop)
-        .map_err(|error| format!("cannot start the audit pruner: {error}"))
+        .map_err(|error| format!("cannot start the pruner: {error}"))
 }
 
 /// Blocks SIGHUP in the calling thread and every thread it starts from now on, so that only

@@ -11,8 +11,10 @@ use crate::users::UserName;
 
 /// Unfinished logins one unprivileged caller (a screen locker, say) may hold at once.
 pub const MAX_PER_UNPRIVILEGED_CALLER: usize = 4;
-/// Ended sessions kept for the audit trail between two sweeps.
+/// Ended sessions begun by root kept for the audit trail between two sweeps.
 const MAX_ENDED: usize = 10_000;
+/// The same, begun by unprivileged callers.
+const MAX_ENDED_UNPRIVILEGED: usize = 1_000;
 
 /// Where a login stands: what the daemon waits for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,10 +80,17 @@ impl Sessions {
         }
     }
 
-    /// Keeps an ended session for [`Sessions::take_ended`]; past [`MAX_ENDED`] waiting, more
-    /// are dropped (a flood of abandoned logins between two sweeps).
+    /// Keeps an ended session for [`Sessions::take_ended`]. Past [`MAX_ENDED`] waiting, more
+    /// are dropped (a flood of abandoned logins between two sweeps), those begun by
+    /// unprivileged callers first: such a flood cannot crowd out the logins root ran.
     fn ended_push(&mut self, session: Session) {
-        if self.ended.len() < MAX_ENDED {
+        let unprivileged = self.ended.iter().filter(|s| s.caller_uid != 0).count();
+        let room = if session.caller_uid == 0 {
+            self.ended.len() - unprivileged < MAX_ENDED
+        } else {
+            unprivileged < MAX_ENDED_UNPRIVILEGED
+        };
+        if room {
             self.ended.push(session);
         }
     }

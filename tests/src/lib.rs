@@ -536,7 +536,6 @@ impl Env {
         self.bus.id()
     }
 
-    /// The pid of the running mfad.
     /// mfad's configuration file (rewrite it, then reload).
     pub fn config_path(&self) -> &Path {
         &self.config_path
@@ -555,6 +554,7 @@ impl Env {
         .unwrap();
     }
 
+    /// The pid of the running mfad.
     pub fn daemon_pid(&self) -> Option<u32> {
         self.daemon.lock().unwrap().as_ref().map(Child::id)
     }

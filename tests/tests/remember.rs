@@ -123,3 +123,64 @@ fn a_remembered_code_runs_out_when_unused_for_its_time() {
     std::thread::sleep(std::time::Duration::from_secs(6));
     assert!(asked(&env, "alice", "sshd", "192.0.2.1"), "unused for 6 s");
 }
+
+/// A locked account stays locked from a remembered place; logins without a remote host and
+/// recovery codes are never remembered.
+#[test]
+fn a_lock_beats_a_remembered_code_and_local_logins_are_not_remembered() {
+    let env = Env::new().config("[remember]\nduration = 3600\n").start();
+    env.enroll("alice");
+    log_in_with_code(&env, "alice", "sshd", "192.0.2.1");
+    assert!(!asked(&env, "alice", "sshd", "192.0.2.1"));
+    let wrong = env.wrong_code("alice");
+    for _ in 0..2 {
+        env.login("alice")
+            .service("su")
+            .answer(&wrong)
+            .answer(&wrong)
+            .answer(&wrong)
+            .run();
+    }
+    env.login("alice")
+        .service("sshd")
+        .rhost("192.0.2.1")
+        .run()
+        .expect("PAM_AUTH_ERR")
+        .shows("Too many wrong codes: this account is locked until ");
+    assert!(env.ctl(&["unlock", "alice"], "").success);
+    assert!(
+        !asked(&env, "alice", "sshd", "192.0.2.1"),
+        "unlocked: remembered again"
+    );
+    // su, sudo and the console name no remote host: every terminal and every invoking user
+    // would look like one place, so nothing is remembered there.
+    env.login("alice")
+        .service("su")
+        .answer(&env.fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+    env.login("alice")
+        .service("su")
+        .run()
+        .shows("PROMPT_ECHO_OFF Verification code: ");
+    // A recovery code lets one login in, and is not remembered.
+    let code = env.fresh_code("alice");
+    let out = env.ctl_as(
+        Some(ALICE),
+        &["--json", "recovery-codes"],
+        &format!("{code}\n"),
+    );
+    assert!(out.success, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let recovery = report["recovery_codes"][0].as_str().unwrap().to_owned();
+    env.login("alice")
+        .service("sshd")
+        .rhost("192.0.2.5")
+        .answer(&recovery)
+        .run()
+        .expect("PAM_SUCCESS");
+    assert!(
+        asked(&env, "alice", "sshd", "192.0.2.5"),
+        "a recovery code is not remembered"
+    );
+}

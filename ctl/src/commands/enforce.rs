@@ -62,6 +62,11 @@ impl Report for Enforce {
             Enforce::User { on, status } => {
                 let user = &status.user;
                 match (on, status.enforced) {
+                    (true, false) if status.enforced_by.is_exemption() => format!(
+                        "{user}: per-user enforcement is on, but an exemption applies first \
+                         ({}): no second factor is asked",
+                        status.enforced_by
+                    ),
                     (true, _) if !status.enrolled => format!(
                         "{user}: MFA is now required; {user} is not enrolled: the next login {}",
                         status.next_login.describe()
@@ -72,7 +77,11 @@ impl Report for Enforce {
                          is enforced for {}",
                         status.enforced_by
                     ),
-                    (false, false) => format!("{user}: MFA is no longer required"),
+                    (false, false) => format!(
+                        "{user}: MFA is no longer required of {user} as such (rules for services \
+                         and remote hosts may still require it: mfactl explain {user} --service \
+                         S)"
+                    ),
                 }
             }
         }

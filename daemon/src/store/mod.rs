@@ -280,8 +280,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Lets a login from `origin` through on a remembered right code of active enrollment
     /// `id`, if it was last used less than `terms.duration` ago and given less than
-    /// `terms.limit` ago; marks it used at `now` and records `event`, in one conditional
-    /// update. False, and nothing written, otherwise. Resets, disables and new enrollments
+    /// `terms.limit` ago, and the user is not locked; marks it used at `now` and records
+    /// `event`, in one conditional update. False, and nothing written, otherwise. Resets, disables and new enrollments
     /// forget every remembered code of the user.
     fn use_remembered(
         &self,
@@ -357,6 +357,10 @@ pub trait Store: Send + Sync + 'static {
             limit,
         })
     }
+
+    /// Removes the remembered codes given `limit` seconds or more before `now`, which cover no
+    /// login any more; returns how many.
+    fn prune_remembered(&self, now: i64, limit: i64) -> Result<usize>;
 
     /// Removes the audit rows older than `before` (Unix time); returns how many.
     fn prune_audit(&self, before: i64) -> Result<usize>;

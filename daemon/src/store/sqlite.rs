@@ -943,7 +943,9 @@ impl Store for SqliteStore {
                      WHERE user = ?1 AND service = ?2 AND rhost = ?3 AND enrollment = ?4
                         AND last_seen + ?6 > ?5 AND verified + ?7 > ?5
                         AND EXISTS (SELECT 1 FROM enrollments
-                                    WHERE id = ?4 AND user = ?1 AND active = 1)",
+                                    WHERE id = ?4 AND user = ?1 AND active = 1)
+                        AND NOT EXISTS (SELECT 1 FROM lockout
+                                        WHERE user = ?1 AND locked_until > ?5)",
                 )?
                 .execute(params![
                     user.as_str(),
@@ -1223,8 +1225,19 @@ impl Store for SqliteStore {
     }
 
     fn record(&self, now: i64, event: &Event) -> Result<()> {
-        let connection = self.lock();
-        append(&connection, now, event)
+        // A pair's two rows go together.
+        let mut connection = self.lock();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        append(&transaction, now, event)?;
+        transaction.commit()?;
+        Ok(())
+    }
+
+    fn prune_remembered(&self, now: i64, limit: i64) -> Result<usize> {
+        Ok(self
+            .lock()
+            .prepare_cached("DELETE FROM remembered WHERE verified + ?2 <= ?1")?
+            .execute(params![now, limit])?)
     }
 
     fn prune_audit(&self, before: i64) -> Result<usize> {
