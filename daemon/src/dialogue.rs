@@ -508,16 +508,6 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
                 };
                 return Ok(Reply::verdict(turn, event));
             }
-            NextLogin::Denied if known => {
-                let turn = Turn::new(Action::Deny("enforced but not enrolled".into()))
-                    .with_notice(Notice::Error(texts::not_enrolled(user.as_str())));
-                let event = Event::LoginDenied {
-                    user: user.to_string(),
-                    context,
-                    why: Denial::NotEnrolled,
-                };
-                return Ok(Reply::verdict(turn, event));
-            }
             NextLogin::Enroll => {
                 // Refused logins write nothing: check the session limit before the enrollment.
                 let limit = login.max_sessions_per_user.get();
@@ -546,12 +536,17 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
                 None => return Err(StoreError("an enrollment vanished during a login".into())),
             },
             NextLogin::Denied | NextLogin::Other(_) => {
-                let turn = Turn::new(Action::Deny("enforced, unknown to the system".into()))
+                let (reason, why) = if known {
+                    ("enforced but not enrolled", Denial::NotEnrolled)
+                } else {
+                    ("enforced, unknown to the system", Denial::UnknownUser)
+                };
+                let turn = Turn::new(Action::Deny(reason.into()))
                     .with_notice(Notice::Error(texts::not_enrolled(user.as_str())));
                 let event = Event::LoginDenied {
                     user: user.to_string(),
                     context,
-                    why: Denial::UnknownUser,
+                    why,
                 };
                 return Ok(Reply::verdict(turn, event));
             }

@@ -723,6 +723,20 @@ impl Env {
             .unwrap()
     }
 
+    /// Gives wrong codes to logins of `user` through `service` until the account is locked:
+    /// two logins of three, the sixth try locking with the default lockout (5 in 5 minutes).
+    pub fn lock_out(&self, user: &str, service: &str) {
+        let wrong = self.wrong_code(user);
+        for _ in 0..2 {
+            self.login(user)
+                .service(service)
+                .answer(&wrong)
+                .answer(&wrong)
+                .answer(&wrong)
+                .run();
+        }
+    }
+
     pub fn login(&self, user: &str) -> Login<'_> {
         Login {
             env: self,

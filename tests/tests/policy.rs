@@ -193,15 +193,7 @@ fn explain_is_for_administrators_and_shows_a_lock() {
         "{}",
         refused.stderr
     );
-    let wrong = env.wrong_code("alice");
-    for _ in 0..2 {
-        env.login("alice")
-            .service("su")
-            .answer(&wrong)
-            .answer(&wrong)
-            .answer(&wrong)
-            .run();
-    }
+    env.lock_out("alice", "su");
     let explained = explain(&env, "alice", "su", "");
     assert_eq!(explained["decision"], "locked", "{explained}");
     assert!(explained["until"].as_i64().unwrap() > 0, "{explained}");

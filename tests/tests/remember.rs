@@ -132,15 +132,7 @@ fn a_lock_beats_a_remembered_code_and_local_logins_are_not_remembered() {
     env.enroll("alice");
     log_in_with_code(&env, "alice", "sshd", "192.0.2.1");
     assert!(!asked(&env, "alice", "sshd", "192.0.2.1"));
-    let wrong = env.wrong_code("alice");
-    for _ in 0..2 {
-        env.login("alice")
-            .service("su")
-            .answer(&wrong)
-            .answer(&wrong)
-            .answer(&wrong)
-            .run();
-    }
+    env.lock_out("alice", "su");
     env.login("alice")
         .service("sshd")
         .rhost("192.0.2.1")
