@@ -32,6 +32,9 @@ pub const UNAVAILABLE_NOTICE: &str = "The second factor cannot be checked right 
 /// Prefix of every error name the daemon returns.
 pub const ERROR_PREFIX: &str = "org.pam_mfa.Mfad1.Error";
 
+/// Where mfad serves logins directly, peer to peer, unless configured otherwise.
+pub const LOGIN_SOCKET: &str = "/run/pam-mfa/login.socket";
+
 /// Where the system bus listens when `DBUS_SYSTEM_BUS_ADDRESS` is not set.
 pub const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
 

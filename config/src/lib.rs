@@ -16,6 +16,8 @@ pub use toml::Spanned;
 
 /// Where `mfad` reads its configuration unless told otherwise.
 pub const DEFAULT_PATH: &str = "/etc/pam-mfa/mfad.toml";
+/// Where `mfad` serves logins directly unless configured otherwise.
+pub const DEFAULT_LOGIN_SOCKET: &str = "/run/pam-mfa/login.socket";
 /// Where `mfad` keeps its state unless configured otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/pam-mfa";
 
@@ -31,6 +33,11 @@ pub struct Config {
     /// Seconds a lookup in the system's user and group databases (LDAP, SSSD) may take before
     /// the request that needed it fails; a hung lookup holds up only that request.
     pub lookup_timeout: LookupTimeout,
+    /// Unix socket on which mfad serves logins directly, peer to peer, besides the bus
+    /// (pam_mfa.so `socket=`); its directory is made root-owned, mode 0755. Empty: none. Unset:
+    /// [`DEFAULT_LOGIN_SOCKET`] on the system bus, none on a bus named with `--bus`.
+    #[serde(deserialize_with = "absolute_or_empty")]
+    pub login_socket: Option<PathBuf>,
     pub totp: Totp,
     pub login: Login,
     pub lockout: Lockout,
@@ -347,6 +354,7 @@ impl Default for Config {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             admin_group: String::new(),
             lookup_timeout: LookupTimeout(3),
+            login_socket: None,
             totp: Totp::default(),
             login: Login::default(),
             lockout: Lockout::default(),
@@ -424,6 +432,20 @@ fn absolute_path<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Pa
     } else {
         Err(serde::de::Error::custom(format!(
             "state_dir must be an absolute path, not {path:?}"
+        )))
+    }
+}
+
+/// Reads a path that must be absolute, or empty.
+fn absolute_or_empty<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<PathBuf>, D::Error> {
+    let path = PathBuf::deserialize(deserializer)?;
+    if path.as_os_str().is_empty() || path.is_absolute() {
+        Ok(Some(path))
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "login_socket must be an absolute path (or empty for none), not {path:?}"
         )))
     }
 }
@@ -697,7 +719,12 @@ mod tests {
             .map(|line| format!("{line}\n"))
             .collect();
         assert_eq!(Config::parse(example).unwrap(), Config::default());
-        assert_eq!(Config::parse(&uncommented).unwrap(), Config::default());
+        // Every value shown is the default, except login_socket, which is unset by default and
+        // shown with the path it then has on the system bus.
+        let mut shown = Config::parse(&uncommented).unwrap();
+        assert_eq!(shown.login_socket, Some(DEFAULT_LOGIN_SOCKET.into()));
+        shown.login_socket = None;
+        assert_eq!(shown, Config::default());
     }
 
     #[test]

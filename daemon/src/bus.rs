@@ -70,8 +70,41 @@ impl Shared {
     }
 }
 
-/// `org.pam_mfa.Mfad1.Login`: the login dialogue.
-pub struct LoginInterface(pub Shared);
+/// `org.pam_mfa.Mfad1.Login`: the login dialogue, on the bus or on one connection of mfad's
+/// login socket.
+pub struct LoginInterface {
+    shared: Shared,
+    /// On the login socket: the caller, from the socket's peer credentials, fixed for the
+    /// connection. On the bus: `None`, and each call is identified from the bus.
+    direct: Option<Caller>,
+}
+
+impl LoginInterface {
+    pub fn on_bus(shared: Shared) -> Self {
+        LoginInterface {
+            shared,
+            direct: None,
+        }
+    }
+
+    pub fn direct(shared: Shared, caller: Caller) -> Self {
+        LoginInterface {
+            shared,
+            direct: Some(caller),
+        }
+    }
+
+    async fn enter(
+        &self,
+        connection: &Connection,
+        header: &Header<'_>,
+    ) -> Result<(Caller, InFlight), Error> {
+        match &self.direct {
+            Some(caller) => Ok((caller.clone(), self.shared.identities.enter(caller)?)),
+            None => self.shared.enter(connection, header).await,
+        }
+    }
+}
 
 #[interface(name = "org.pam_mfa.Mfad1.Login")]
 impl LoginInterface {
@@ -82,9 +115,9 @@ impl LoginInterface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
     ) -> Result<(String, WireTurn), Error> {
-        let (caller, permit) = self.0.enter(connection, &header).await?;
+        let (caller, permit) = self.enter(connection, &header).await?;
         let (session, turn) = self
-            .0
+            .shared
             .run(permit, move |core| core.begin(&caller, &user, &context))
             .await?;
         Ok((session, turn.into()))
@@ -98,9 +131,9 @@ impl LoginInterface {
         #[zbus(connection)] connection: &Connection,
     ) -> Result<WireTurn, Error> {
         let reply = Zeroizing::new(reply);
-        let (caller, permit) = self.0.enter(connection, &header).await?;
+        let (caller, permit) = self.enter(connection, &header).await?;
         let turn = self
-            .0
+            .shared
             .run(permit, move |core| core.answer(&caller, &session, &reply))
             .await?;
         Ok(turn.into())
@@ -112,8 +145,8 @@ impl LoginInterface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
     ) -> Result<(), Error> {
-        let (caller, _permit) = self.0.enter(connection, &header).await?;
-        self.0.core.cancel(&caller, &session);
+        let (caller, _permit) = self.enter(connection, &header).await?;
+        self.shared.core.cancel(&caller, &session);
         Ok(())
     }
 }

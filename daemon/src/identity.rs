@@ -32,6 +32,8 @@ struct Known {
     uids: HashMap<String, (u32, bool)>,
     connections_per_uid: HashMap<u32, usize>,
     calls_per_uid: HashMap<u32, usize>,
+    /// Connections accepted on the login socket so far, for their names.
+    direct: u64,
 }
 
 /// The identities of the connections mfad talks to, and the calls in flight per uid.
@@ -148,6 +150,23 @@ impl Identities {
         })
     }
 
+    /// Admits a connection accepted on mfad's login socket, whose peer is `uid` (the kernel's
+    /// credentials for the socket, SO_PEERCRED): the caller all its calls are made as, under
+    /// the name `direct:N`, which no bus name can be. Refused past the uid's connection limit,
+    /// as on the bus; [`Identities::forget`] ends it.
+    pub fn admit_direct(&self, uid: u32) -> Result<Caller, Error> {
+        let mut known = self.lock();
+        let count = known.connections_per_uid.get(&uid).copied().unwrap_or(0);
+        if uid != 0 && count >= MAX_CONNECTIONS_PER_UID {
+            return Err(too_many("connections"));
+        }
+        known.direct += 1;
+        let connection = format!("direct:{}", known.direct);
+        *known.connections_per_uid.entry(uid).or_default() += 1;
+        known.uids.insert(connection.clone(), (uid, true));
+        Ok(Caller { uid, connection })
+    }
+
     /// Forgets a connection that went away.
     pub fn forget(&self, connection: &str) {
         let mut known = self.lock();
@@ -196,6 +215,29 @@ mod tests {
             .collect();
         drop(held);
         identities.enter(&nobody).unwrap();
+    }
+
+    #[test]
+    fn direct_connections_count_towards_their_uid_and_are_named_apart() {
+        let identities = Identities::default();
+        let callers: Vec<Caller> = (0..MAX_CONNECTIONS_PER_UID)
+            .map(|_| identities.admit_direct(1000).unwrap())
+            .collect();
+        assert!(callers.iter().all(|c| c.uid == 1000));
+        assert!(callers.iter().all(|c| c.connection.starts_with("direct:")));
+        assert!(matches!(
+            identities.admit_direct(1000),
+            Err(Error::TooManyRequests(_))
+        ));
+        for _ in 0..MAX_CONNECTIONS_PER_UID * 2 {
+            identities.admit_direct(0).unwrap();
+        }
+        identities.forget(&callers[0].connection);
+        let again = identities.admit_direct(1000).unwrap();
+        assert_ne!(
+            again.connection, callers[0].connection,
+            "names are never reused"
+        );
     }
 
     #[test]

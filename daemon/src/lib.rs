@@ -8,6 +8,7 @@ pub mod cli;
 pub mod clock;
 pub mod core;
 pub mod dialogue;
+pub mod direct;
 pub mod identity;
 pub mod log;
 pub mod policy;

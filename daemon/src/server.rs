@@ -46,6 +46,13 @@ pub async fn serve(
         .build()
         .await
         .map_err(|error| format!("cannot connect to the bus at {address}: {error}"))?;
+    // By default on the system bus only: an mfad on a bus of its own (a test's, a container's)
+    // serves a login socket only where its configuration says.
+    let login_socket = match &config.login_socket {
+        Some(path) => path.clone(),
+        None if bus.is_none() => pam_mfa_config::DEFAULT_LOGIN_SOCKET.into(),
+        None => std::path::PathBuf::new(),
+    };
     let shared = Shared {
         core: Arc::new(Core::new(config, store.clone(), SystemClock).reloading_from(config_path)),
         identities: Arc::new(Identities::default()),
@@ -64,7 +71,7 @@ pub async fn serve(
         .map_err(|error| format!("cannot follow the bus's connections: {error}"))?;
     let objects = connection.object_server();
     objects
-        .at(OBJECT_PATH, LoginInterface(shared.clone()))
+        .at(OBJECT_PATH, LoginInterface::on_bus(shared.clone()))
         .await
         .map_err(|error| error.to_string())?;
     objects
@@ -75,6 +82,10 @@ pub async fn serve(
         .at(OBJECT_PATH, UserInterface(shared.clone()))
         .await
         .map_err(|error| error.to_string())?;
+    if !login_socket.as_os_str().is_empty() {
+        crate::direct::serve(shared.clone(), &login_socket)?;
+        log::info(&format!("serving logins on {}", login_socket.display()));
+    }
     // Never queue behind another owner: a second mfad must fail, not wait in silence.
     let reply = connection
         .request_name_with_flags(BUS_NAME, RequestNameFlags::DO_NOT_QUEUE)

@@ -29,6 +29,9 @@ pub enum NotRequired {
 pub struct Args {
     /// D-Bus address of the bus `mfad` is on; `None` means the system bus.
     pub bus: Option<String>,
+    /// mfad's login socket, tried before the bus; `None`: the bus only. By default the
+    /// standard socket, unless `bus=` names a bus (tests, containers) without `socket=`.
+    pub socket: Option<std::path::PathBuf>,
     /// Bound on each exchange with the daemon, connection set-up included.
     pub timeout: Duration,
     pub failmode: FailMode,
@@ -44,6 +47,7 @@ impl Default for Args {
     fn default() -> Self {
         Args {
             bus: None,
+            socket: Some(pam_mfa_api::LOGIN_SOCKET.into()),
             timeout: DEFAULT_TIMEOUT,
             failmode: FailMode::Secure,
             not_required: NotRequired::Ignore,
@@ -53,10 +57,12 @@ impl Default for Args {
 }
 
 impl Args {
-    /// Parses `bus=ADDRESS`, `timeout=SECONDS`, `failmode=secure|safe` and `debug`. Any other
-    /// argument is an error naming it: a typo must not quietly change how logins are decided.
+    /// Parses `bus=ADDRESS`, `socket=PATH|none`, `timeout=SECONDS`, `failmode=secure|safe`,
+    /// `notrequired=ignore|success` and `debug`. Any other argument is an error naming it: a
+    /// typo must not quietly change how logins are decided.
     pub fn parse<S: AsRef<str>>(arguments: &[S]) -> Result<Args, String> {
         let mut args = Args::default();
+        let mut socket = None;
         for argument in arguments {
             let argument = argument.as_ref();
             match argument.split_once('=') {
@@ -66,6 +72,15 @@ impl Args {
                     zbus::Address::from_str(address)
                         .map_err(|error| format!("bus={address}: not a D-Bus address ({error})"))?;
                     args.bus = Some(address.into());
+                }
+                Some(("socket", "none")) => socket = Some(None),
+                Some(("socket", path)) if path.starts_with('/') => {
+                    socket = Some(Some(path.into()));
+                }
+                Some(("socket", path)) => {
+                    return Err(format!(
+                        "socket={path}: expected an absolute path, or none for the bus only"
+                    ));
                 }
                 Some(("timeout", seconds)) => {
                     args.timeout = seconds
@@ -93,6 +108,12 @@ impl Args {
                 _ => return Err(format!("unknown argument {argument:?}")),
             }
         }
+        args.socket = match socket {
+            Some(socket) => socket,
+            // A bus named without a socket: the bus only (a container's or a test's).
+            None if args.bus.is_some() => None,
+            None => args.socket,
+        };
         Ok(args)
     }
 }
@@ -124,6 +145,23 @@ mod tests {
         assert_eq!(args.timeout, Duration::from_millis(1500));
         assert_eq!(args.failmode, FailMode::Safe);
         assert!(args.debug);
+    }
+
+    /// The login socket is tried first by default; a bus named for a test or a container means
+    /// that bus only, unless `socket=` names a socket too.
+    #[test]
+    fn the_login_socket_is_used_unless_a_bus_is_named_without_one() {
+        let socket = |args: &[&str]| Args::parse(args).unwrap().socket;
+        let standard = Some(std::path::PathBuf::from(pam_mfa_api::LOGIN_SOCKET));
+        assert_eq!(socket(&[]), standard);
+        assert_eq!(socket(&["bus=unix:path=/tmp/bus"]), None);
+        assert_eq!(
+            socket(&["bus=unix:path=/tmp/bus", "socket=/tmp/login.socket"]),
+            Some("/tmp/login.socket".into())
+        );
+        assert_eq!(socket(&["socket=none"]), None);
+        let error = Args::parse(&["socket=run/login.socket"]).unwrap_err();
+        assert!(error.contains("absolute path"), "{error}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pam_mfa_api::proxy::LoginProxy;
@@ -103,20 +104,69 @@ fn timed_out(what: &str, limit: Duration) -> Failure {
     ))
 }
 
-/// `mfad` reached over D-Bus. The connection is made on the first call, inside its time limit,
-/// and the owner of the name is checked to be root before anything is sent to it.
+/// `mfad` reached on its login socket, peer to peer, or else over D-Bus. The connection is
+/// made on the first call, inside its time limit, and checked before anything is sent: the
+/// socket's peer must be root, as must the owner of the bus name.
 pub struct BusDaemon {
     address: String,
+    socket: Option<PathBuf>,
     timeout: Duration,
     runtime: SharedRuntime,
     connection: Option<Connection>,
     owner_checked: bool,
 }
 
+/// Connects to mfad's login socket at `path` and checks that its peer is root. `Ok(None)`
+/// when nothing listens there (no socket, or one left by an mfad that is gone): then the bus
+/// decides whether mfad is absent.
+async fn direct(runtime: &SharedRuntime, path: &Path) -> Result<Option<Connection>, Failure> {
+    let stream = match zruntime::net::unix::UnixStream::connect(runtime, path).await {
+        Ok(stream) => stream.into_std(),
+        Err(error)
+            if matches!(
+                error.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(error) => {
+            return Err(Failure::NoAnswer(format!(
+                "cannot connect to {}: {error}",
+                path.display()
+            )));
+        }
+    };
+    let uid = crate::ffi::peer_uid(std::os::fd::AsFd::as_fd(&stream)).map_err(|error| {
+        Failure::NoAnswer(format!(
+            "cannot identify {}'s owner: {error}",
+            path.display()
+        ))
+    })?;
+    if uid != 0 {
+        return Err(Failure::Refused(format!(
+            "{} is served by uid {uid}, not root: not talking to it",
+            path.display()
+        )));
+    }
+    zbus::connection::Builder::unix_stream(stream)
+        .p2p()
+        .build()
+        .await
+        .map(Some)
+        .map_err(|error| Failure::NoAnswer(format!("cannot talk to {}: {error}", path.display())))
+}
+
 impl BusDaemon {
-    pub fn new(address: String, timeout: Duration, runtime: SharedRuntime) -> Self {
+    pub fn new(
+        address: String,
+        socket: Option<PathBuf>,
+        timeout: Duration,
+        runtime: SharedRuntime,
+    ) -> Self {
         BusDaemon {
             address,
+            socket,
             timeout,
             runtime,
             connection: None,
@@ -124,20 +174,34 @@ impl BusDaemon {
         }
     }
 
-    /// The connection, made and checked on first use. The connection is kept even when the
-    /// owner check fails, so that [`BusDaemon::close`] closes it.
+    /// The connection, made and checked on first use: the login socket if mfad listens on it,
+    /// else the bus. The connection is kept even when the owner check fails, so that
+    /// [`BusDaemon::close`] closes it.
     async fn proxy(
         connection: &mut Option<Connection>,
         owner_checked: &mut bool,
         address: &str,
+        socket: Option<&Path>,
+        runtime: &SharedRuntime,
     ) -> Result<LoginProxy<'static>, Failure> {
         let connection = match connection {
             Some(connection) => connection.clone(),
             None => {
-                let built = zbus::connection::Builder::address(address)
-                    .build()
-                    .await
-                    .map_err(connect_failure)?;
+                let direct = match socket {
+                    Some(path) => direct(runtime, path).await?,
+                    None => None,
+                };
+                let built = match direct {
+                    Some(built) => {
+                        // Its peer is root: there is no bus name to check.
+                        *owner_checked = true;
+                        built
+                    }
+                    None => zbus::connection::Builder::address(address)
+                        .build()
+                        .await
+                        .map_err(connect_failure)?,
+                };
                 connection.insert(built).clone()
             }
         };
@@ -187,8 +251,14 @@ impl Daemon for BusDaemon {
         context: &HashMap<&str, &str>,
     ) -> Result<(String, WireTurn), Failure> {
         let work = async {
-            let proxy =
-                Self::proxy(&mut self.connection, &mut self.owner_checked, &self.address).await?;
+            let proxy = Self::proxy(
+                &mut self.connection,
+                &mut self.owner_checked,
+                &self.address,
+                self.socket.as_deref(),
+                &self.runtime,
+            )
+            .await?;
             proxy
                 .begin(user, context.clone())
                 .await
@@ -199,8 +269,14 @@ impl Daemon for BusDaemon {
 
     async fn answer(&mut self, session: &str, reply: &str) -> Result<WireTurn, Failure> {
         let work = async {
-            let proxy =
-                Self::proxy(&mut self.connection, &mut self.owner_checked, &self.address).await?;
+            let proxy = Self::proxy(
+                &mut self.connection,
+                &mut self.owner_checked,
+                &self.address,
+                self.socket.as_deref(),
+                &self.runtime,
+            )
+            .await?;
             proxy
                 .answer(session, reply)
                 .await
@@ -211,8 +287,14 @@ impl Daemon for BusDaemon {
 
     async fn cancel(&mut self, session: &str) {
         let work = async {
-            let proxy =
-                Self::proxy(&mut self.connection, &mut self.owner_checked, &self.address).await?;
+            let proxy = Self::proxy(
+                &mut self.connection,
+                &mut self.owner_checked,
+                &self.address,
+                self.socket.as_deref(),
+                &self.runtime,
+            )
+            .await?;
             proxy
                 .cancel(session)
                 .await

@@ -70,6 +70,33 @@ pub fn tty(pamh: &Pam) -> Option<String> {
     Some(tty.to_string_lossy().into_owned())
 }
 
+/// The uid of the process at the other end of the connected Unix socket `fd`, as the kernel
+/// recorded it when the connection was made (SO_PEERCRED).
+pub fn peer_uid(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<u32> {
+    use std::os::fd::AsRawFd;
+    let mut credentials = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut length = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `fd` is a live descriptor for the duration of the call; `credentials` and
+    // `length` are valid places of the size passed, which the kernel fills in.
+    let status = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut credentials as *mut libc::ucred).cast(),
+            &mut length,
+        )
+    };
+    if status != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(credentials.uid)
+}
+
 /// The application's conversation function.
 pub struct PamConversation {
     conv: *const PamConv,

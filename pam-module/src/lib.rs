@@ -115,7 +115,7 @@ fn authenticate(pamh: &Pam, flags: PamFlags, arguments: &[String]) -> PamError {
             Ok(runtime) => runtime,
             Err(error) => return Outcome::NoAnswer(format!("cannot set up I/O: {error}")),
         };
-        let mut daemon = BusDaemon::new(address, args.timeout, runtime);
+        let mut daemon = BusDaemon::new(address, args.socket.clone(), args.timeout, runtime);
         let outcome = relay::run(&mut daemon, &mut conversation, &user, &context, silent).await;
         daemon.close().await;
         outcome

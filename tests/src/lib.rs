@@ -196,6 +196,8 @@ pub struct Env {
     daemon: Mutex<Option<Child>>,
     confdir: PathBuf,
     config_path: PathBuf,
+    /// mfad's login socket, on the direct path (see [`direct_path`]).
+    login_socket: Option<PathBuf>,
     daemon_env: Vec<(String, PathBuf)>,
     private_dev: bool,
     secrets: Mutex<HashMap<String, String>>,
@@ -289,12 +291,14 @@ impl EnvBuilder {
             Some((&passwd, &group)),
         );
 
+        let login_socket = direct_path().then(|| dir.join("run/login.socket"));
         let config_path = dir.join("mfad.toml");
         fs::write(
             &config_path,
             format!(
-                "state_dir = \"{}\"\n{}",
+                "state_dir = \"{}\"\n{}{}",
                 dir.join("state").display(),
+                socket_setting(login_socket.as_deref()),
                 self.config
             ),
         )
@@ -304,6 +308,7 @@ impl EnvBuilder {
         fs::create_dir(&confdir).unwrap();
         let module = built("libpam_mfa.so");
         let args = &self.module_args;
+        let target = module_target(&address, login_socket.as_deref());
         // `mfa` and stacks named as the services that use the module, for rules about services.
         let services = [
             ("mfa", ""),
@@ -317,7 +322,7 @@ impl EnvBuilder {
             fs::write(
                 confdir.join(service),
                 format!(
-                    "auth required {} bus={address}{extra} {args}\n",
+                    "auth required {} {target}{extra} {args}\n",
                     module.display()
                 ),
             )
@@ -325,10 +330,7 @@ impl EnvBuilder {
         }
         fs::write(
             confdir.join("mfa-bad-args"),
-            format!(
-                "auth required {} bus={address} failmod=safe\n",
-                module.display()
-            ),
+            format!("auth required {} {target} failmod=safe\n", module.display()),
         )
         .unwrap();
         // pam_mfa after another module, as after a password check. libpam fails a stack in
@@ -337,7 +339,7 @@ impl EnvBuilder {
         fs::write(
             confdir.join("permit-then-mfa"),
             format!(
-                "auth required pam_permit.so\nauth required {} bus={address} {args}\n",
+                "auth required pam_permit.so\nauth required {} {target} {args}\n",
                 module.display()
             ),
         )
@@ -350,6 +352,7 @@ impl EnvBuilder {
             daemon: Mutex::new(None),
             confdir,
             config_path,
+            login_socket,
             daemon_env: self.daemon_env,
             private_dev: self.private_dev,
             secrets: Mutex::new(HashMap::new()),
@@ -357,6 +360,28 @@ impl EnvBuilder {
         };
         env.start_daemon();
         env
+    }
+}
+
+/// Whether the tests run logins on the direct path, mfad's login socket (the default), or on
+/// the bus (`PAM_MFA_TEST_PATH=bus`). The suite runs on both.
+pub fn direct_path() -> bool {
+    std::env::var("PAM_MFA_TEST_PATH").map_or(true, |path| path != "bus")
+}
+
+/// One line either way, so that the lines of the rest of the file do not depend on the path.
+fn socket_setting(socket: Option<&Path>) -> String {
+    match socket {
+        Some(socket) => format!("login_socket = \"{}\"\n", socket.display()),
+        None => "# logins on the bus only\n".into(),
+    }
+}
+
+/// Where pam_mfa.so finds mfad: `bus=`, and `socket=` on the direct path.
+fn module_target(address: &str, socket: Option<&Path>) -> String {
+    match socket {
+        Some(socket) => format!("bus={address} socket={}", socket.display()),
+        None => format!("bus={address}"),
     }
 }
 
@@ -536,6 +561,17 @@ impl Env {
         self.bus.id()
     }
 
+    /// The module arguments that reach this mfad: `bus=ADDRESS`, and `socket=PATH` on the
+    /// direct path.
+    pub fn module_target(&self) -> String {
+        module_target(&self.address, self.login_socket.as_deref())
+    }
+
+    /// mfad's login socket, on the direct path.
+    pub fn login_socket(&self) -> Option<&Path> {
+        self.login_socket.as_deref()
+    }
+
     /// mfad's configuration file (rewrite it, then reload).
     pub fn config_path(&self) -> &Path {
         &self.config_path
@@ -547,8 +583,9 @@ impl Env {
         fs::write(
             &self.config_path,
             format!(
-                "state_dir = \"{}\"\n{toml}",
-                self.dir.join("state").display()
+                "state_dir = \"{}\"\n{}{toml}",
+                self.dir.join("state").display(),
+                socket_setting(self.login_socket.as_deref()),
             ),
         )
         .unwrap();
@@ -613,6 +650,23 @@ impl Env {
         Command::new(built("flood"))
             .arg("--bus")
             .arg(&self.address)
+            .args(args)
+            .uid(uid)
+            .gid(uid)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start flood")
+    }
+
+    /// Starts `flood` as `uid` against this mfad's login socket (on the direct path).
+    pub fn flood_socket_as(&self, uid: u32, args: &[&str]) -> Child {
+        use std::os::unix::process::CommandExt;
+        let socket = self.login_socket.as_ref().expect("a login socket");
+        Command::new(built("flood"))
+            .arg("--socket")
+            .arg(socket)
             .args(args)
             .uid(uid)
             .gid(uid)

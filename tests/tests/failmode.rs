@@ -173,3 +173,102 @@ fn the_unavailable_notice_is_shown_even_under_pam_silent() {
     safe.expect("PAM_SUCCESS");
     shows_no_notice(&safe);
 }
+
+/// mfad's login socket is tried first: a socket nothing listens on any more (left by an mfad
+/// that is gone), or none at all, sends the login to the bus.
+#[test]
+fn a_stale_or_missing_login_socket_falls_back_to_the_bus() {
+    let env = Env::new().start();
+    env.enroll("alice");
+    let stale = env.dir().join("stale.socket");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    let missing = env.dir().join("missing.socket");
+    for (name, socket) in [("stale", &stale), ("missing", &missing)] {
+        service(
+            &env,
+            name,
+            &format!("bus={} socket={}", env.address, socket.display()),
+        );
+        env.login("alice")
+            .service(name)
+            .answer(&env.fresh_code("alice"))
+            .run()
+            .expect("PAM_SUCCESS");
+    }
+    // With mfad gone too, the bus says it is absent: failmode=safe applies.
+    env.stop_daemon();
+    service(
+        &env,
+        "stale-safe",
+        &format!(
+            "bus={} socket={} failmode=safe",
+            env.address,
+            stale.display()
+        ),
+    );
+    let login = env.login("alice").service("stale-safe").run();
+    login.expect("PAM_SUCCESS");
+    assert_eq!(login.prompts(), 0);
+}
+
+#[test]
+fn a_login_socket_that_never_answers_denies_within_the_timeout_even_with_failmode_safe() {
+    let env = Env::new().start();
+    let socket = env.dir().join("silent.socket");
+    mute_socket(&socket, Mute::Silent);
+    service(
+        &env,
+        "silent-socket-safe",
+        &format!(
+            "bus={} socket={} failmode=safe timeout=1",
+            env.address,
+            socket.display()
+        ),
+    );
+    let start = Instant::now();
+    let login = env.login("alice").service("silent-socket-safe").run();
+    assert!(start.elapsed() < Duration::from_secs(1) + SLACK);
+    login.expect("PAM_AUTHINFO_UNAVAIL").shows(&notice());
+}
+
+/// A login socket another user listens on (in a directory anyone may write to, say) gets
+/// nothing: the module checks the peer is root before the handshake.
+#[test]
+fn a_login_socket_served_by_a_non_root_user_receives_nothing_even_with_failmode_safe() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let env = Env::new().start();
+    let open = env.dir().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let socket = open.join("login.socket");
+    let received = open.join("received");
+    let mut listener = std::process::Command::new(pam_mfa_tests::built("listen"))
+        .arg(&socket)
+        .arg(&received)
+        .uid(1000)
+        .gid(1000)
+        .spawn()
+        .unwrap();
+    pam_mfa_tests::wait_until("the impostor to listen", || socket.exists());
+    service(
+        &env,
+        "impostor-socket-safe",
+        &format!(
+            "bus={} socket={} failmode=safe",
+            env.address,
+            socket.display()
+        ),
+    );
+    let login = env
+        .login("alice")
+        .service("impostor-socket-safe")
+        .answer("123456")
+        .run();
+    login.expect("PAM_PERM_DENIED");
+    assert_eq!(login.prompts(), 0);
+    pam_mfa_tests::wait_until("the impostor to count", || received.exists());
+    let _ = listener.kill();
+    let _ = listener.wait();
+    assert_eq!(std::fs::read_to_string(&received).unwrap().trim(), "0");
+}

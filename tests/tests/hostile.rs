@@ -17,18 +17,20 @@ const MODULE_TIMEOUT: Duration = Duration::from_secs(5);
 fn a_flood_from_an_unprivileged_user_neither_stops_nor_opens_a_root_login() {
     let env = Env::new().start();
     env.enroll("alice");
-    // 64 connections x 64 calls in flight, as nobody: Introspect, Begin and Answer in turn.
-    let flood = env.flood_as(
-        NOBODY,
-        &[
-            "--connections",
-            "64",
-            "--in-flight",
-            "64",
-            "--seconds",
-            "20",
-        ],
-    );
+    // 64 connections x 64 calls in flight, as nobody: Introspect, Begin and Answer in turn;
+    // on the direct path, the same at mfad's login socket too.
+    let args = [
+        "--connections",
+        "64",
+        "--in-flight",
+        "64",
+        "--seconds",
+        "20",
+    ];
+    let flood = env.flood_as(NOBODY, &args);
+    let socket_flood = env
+        .login_socket()
+        .map(|_| env.flood_socket_as(NOBODY, &args));
     std::thread::sleep(Duration::from_secs(3));
     let mut times = Vec::new();
     for _ in 0..3 {
@@ -46,6 +48,23 @@ fn a_flood_from_an_unprivileged_user_neither_stops_nor_opens_a_root_login() {
     let flooded = wait_bounded(flood, "flood");
     let summary = String::from_utf8_lossy(&flooded.stdout);
     eprintln!("flood: {summary}root logins under the flood took {times:?}");
+    if let Some(socket_flood) = socket_flood {
+        let flooded = wait_bounded(socket_flood, "flood of the login socket");
+        let socket_summary = String::from_utf8_lossy(&flooded.stdout);
+        let refused_connections = String::from_utf8_lossy(&flooded.stderr)
+            .matches("connection refused")
+            .count();
+        eprintln!("login socket flood: {socket_summary}");
+        assert!(
+            !socket_summary.contains("calls 0 "),
+            "the socket flood did not run: {socket_summary}"
+        );
+        assert_eq!(
+            refused_connections,
+            64 - 16,
+            "nobody gets 16 connections to the login socket, as on the bus"
+        );
+    }
     let calls: u64 = summary
         .split_whitespace()
         .nth(1)
@@ -60,6 +79,30 @@ fn a_flood_from_an_unprivileged_user_neither_stops_nor_opens_a_root_login() {
     for time in &times {
         assert!(*time < MODULE_TIMEOUT, "{times:?}");
     }
+}
+
+/// On the direct path a login goes to mfad's socket: it needs no bus, and a frozen bus does
+/// not hold it up. (On the bus path there is nothing to show: the bus is the path.)
+#[test]
+fn a_login_on_the_login_socket_needs_no_bus() {
+    if !pam_mfa_tests::direct_path() {
+        eprintln!("logins run on the bus (PAM_MFA_TEST_PATH=bus): nothing to check here");
+        return;
+    }
+    let env = Env::new().start();
+    env.enroll("alice");
+    env.freeze_bus(true);
+    let code = env.fresh_code("alice");
+    let start = Instant::now();
+    env.login("alice").answer(&code).run().expect("PAM_SUCCESS");
+    assert!(start.elapsed() < MODULE_TIMEOUT);
+    env.login("alice")
+        .answer(&env.wrong_code("alice"))
+        .answer(&env.wrong_code("alice"))
+        .answer(&env.wrong_code("alice"))
+        .run()
+        .expect("PAM_MAXTRIES");
+    env.freeze_bus(false);
 }
 
 /// An mfad whose name service hangs for one user, `slowpoke` (LDAP or SSSD with its server

@@ -16,7 +16,11 @@ fn install(env: &Env, name: &str) {
         .map(|user| format!("{user}:{PASSWORD}:{name}\n"))
         .concat();
     std::fs::write(&passdb, users).unwrap();
-    let module = format!("{} bus={}", built("libpam_mfa.so").display(), env.address);
+    let module = format!(
+        "{} {}",
+        built("libpam_mfa.so").display(),
+        env.module_target()
+    );
     let pam_matrix = system_library("pam_wrapper/pam_matrix.so");
     let stack: String = text
         .lines()

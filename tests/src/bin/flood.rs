@@ -1,5 +1,6 @@
 //! `flood --bus ADDRESS --connections N --in-flight M --seconds S [--user NAME] [--count C]`:
-//! what an unprivileged local user can throw at mfad over the bus. Opens N connections and keeps
+//! what an unprivileged local user can throw at mfad over the bus; with `--socket PATH` instead
+//! of `--bus`, at mfad's login socket, peer to peer. Opens N connections and keeps
 //! M calls in flight on each (Introspect, Login.Begin for NAME, Login.Answer of a session that
 //! does not exist, in turn) for S seconds, or until C calls were answered in all. Run it as the
 //! user (the harness sets the uid). Prints `calls ANSWERED errors ERRORS refused REFUSED` at the
@@ -16,6 +17,7 @@ use pam_mfa_api::{BUS_NAME, Error, OBJECT_PATH};
 
 struct Options {
     bus: String,
+    socket: Option<String>,
     connections: usize,
     in_flight: usize,
     seconds: u64,
@@ -27,6 +29,7 @@ fn options() -> Options {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut options = Options {
         bus: String::new(),
+        socket: None,
         connections: 1,
         in_flight: 1,
         seconds: 10,
@@ -46,6 +49,7 @@ fn options() -> Options {
         };
         match flag.as_str() {
             "--bus" => options.bus = value.clone(),
+            "--socket" => options.socket = Some(value.clone()),
             "--connections" => options.connections = number() as usize,
             "--in-flight" => options.in_flight = number() as usize,
             "--seconds" => options.seconds = number(),
@@ -82,10 +86,23 @@ fn main() {
 async fn flood(options: &Options, tally: &Tally) {
     let mut connections = Vec::new();
     for _ in 0..options.connections {
-        match zbus::connection::Builder::address(options.bus.as_str())
-            .build()
-            .await
-        {
+        let built = match &options.socket {
+            Some(path) => match std::os::unix::net::UnixStream::connect(path) {
+                Ok(stream) => {
+                    zbus::connection::Builder::unix_stream(stream)
+                        .p2p()
+                        .build()
+                        .await
+                }
+                Err(error) => Err(zbus::Error::InputOutput(std::sync::Arc::new(error))),
+            },
+            None => {
+                zbus::connection::Builder::address(options.bus.as_str())
+                    .build()
+                    .await
+            }
+        };
+        match built {
             Ok(connection) => connections.push(connection),
             Err(error) => eprintln!("flood: connection refused: {error}"),
         }
