@@ -91,9 +91,9 @@ impl Peers {
             (
                 Module::Mfa,
                 format!(
-                    "{} bus={}",
+                    "{} {}",
                     target_dir().join("libpam_mfa.so").display(),
-                    env.address
+                    env.module_target()
                 ),
             ),
             (

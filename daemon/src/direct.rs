@@ -15,20 +15,53 @@ use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use pam_mfa_api::OBJECT_PATH;
 
 use crate::bus::{LoginInterface, Shared};
+use crate::identity::Caller;
 use crate::log;
 
 /// How long a client may take over the D-Bus handshake before its connection is closed.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Binds the login socket at `path` and serves it on a thread of its own.
+/// Binds the login socket at `path` and serves it: a thread accepts connections and learns
+/// each peer's uid, and two threads, each an executor of its own apart from the bus's, run the
+/// connections: root's on one, every other uid's on the other. A flood of the bus, or of the
+/// socket by an unprivileged user, so does not reach the logins root runs (sshd, su, sudo);
+/// the store and name lookups go to the blocking pool as on the bus.
 pub fn serve(shared: Shared, path: &Path) -> Result<(), String> {
     let listener = bind(path)
         .map_err(|error| format!("cannot serve logins on {}: {error}", path.display()))?;
+    let root = executor("login socket (root)", shared.clone())?;
+    let others = executor("login socket (users)", shared.clone())?;
     std::thread::Builder::new()
         .name("login socket".into())
-        .spawn(move || accept(shared, listener))
+        .spawn(move || accept(&shared, &listener, &root, &others))
         .map(drop)
         .map_err(|error| format!("cannot start the login socket's thread: {error}"))
+}
+
+/// A connection accepted and admitted, for an executor to serve.
+type Accepted = (UnixStream, Caller);
+
+/// Starts a thread that serves the connections sent to it, each as a task of its executor.
+fn executor(name: &str, shared: Shared) -> Result<zruntime::mpmc::Sender<Accepted>, String> {
+    let (sender, receiver) = zruntime::mpmc::unbounded::<Accepted>();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            zbus::block_on(async move {
+                while let Ok((stream, caller)) = receiver.recv().await {
+                    let shared = shared.clone();
+                    zruntime::spawn(async move {
+                        let connection = caller.connection.clone();
+                        run(shared.clone(), stream, caller).await;
+                        shared.core.connection_closed(&connection);
+                        shared.identities.forget(&connection);
+                    })
+                    .detach();
+                }
+            })
+        })
+        .map_err(|error| format!("cannot start {name}: {error}"))?;
+    Ok(sender)
 }
 
 /// Makes the socket's directory (root-owned, not writable by others) and binds the socket,
@@ -68,10 +101,23 @@ fn bind(path: &Path) -> io::Result<UnixListener> {
     Ok(listener)
 }
 
-fn accept(shared: Shared, listener: UnixListener) {
+fn accept(
+    shared: &Shared,
+    listener: &UnixListener,
+    root: &zruntime::mpmc::Sender<Accepted>,
+    others: &zruntime::mpmc::Sender<Accepted>,
+) {
     loop {
         match listener.accept() {
-            Ok((stream, _)) => admit(&shared, stream),
+            Ok((stream, _)) => {
+                if let Some(accepted) = admit(shared, stream) {
+                    let executor = if accepted.1.uid == 0 { root } else { others };
+                    if let Err(refused) = executor.try_send(accepted) {
+                        let (_, caller) = refused.into_inner();
+                        shared.identities.forget(&caller.connection);
+                    }
+                }
+            }
             Err(error) => {
                 log::error(&format!("the login socket failed: {error}"));
                 // Out of descriptors, say: do not spin.
@@ -81,39 +127,23 @@ fn accept(shared: Shared, listener: UnixListener) {
     }
 }
 
-/// Serves one accepted connection on a thread of its own, once its peer is known and within
-/// its uid's connection limit; closes it at once otherwise.
-fn admit(shared: &Shared, stream: UnixStream) {
+/// The caller of an accepted connection: its peer's uid, within its uid's connection limit.
+/// `None` closes it at once (dropping the stream; the client sees the connection end).
+fn admit(shared: &Shared, stream: UnixStream) -> Option<Accepted> {
     let uid = match getsockopt(&stream, PeerCredentials) {
         Ok(credentials) => credentials.uid(),
         Err(error) => {
             log::warning(&format!("login socket: cannot identify a peer: {error}"));
-            return;
+            return None;
         }
     };
-    let caller = match shared.identities.admit_direct(uid) {
-        Ok(caller) => caller,
-        // Dropping the stream closes it: the client sees the connection end.
-        Err(_) => return,
-    };
-    let shared = shared.clone();
-    let name = caller.connection.clone();
-    let spawned = std::thread::Builder::new()
-        .name(name.clone())
-        .spawn(move || {
-            let connection = caller.connection.clone();
-            zbus::block_on(run(shared.clone(), stream, caller));
-            shared.core.connection_closed(&connection);
-            shared.identities.forget(&connection);
-        });
-    if let Err(error) = spawned {
-        log::warning(&format!("login socket: cannot serve {name}: {error}"));
-    }
+    let caller = shared.identities.admit_direct(uid).ok()?;
+    Some((stream, caller))
 }
 
 /// Shakes hands as the server of a peer-to-peer connection serving only the Login interface,
 /// then serves it until the peer goes away.
-async fn run(shared: Shared, stream: UnixStream, caller: crate::identity::Caller) {
+async fn run(shared: Shared, stream: UnixStream, caller: Caller) {
     let built = zbus::connection::Builder::unix_stream(stream)
         .server(zbus::Guid::generate())
         .p2p()
