@@ -70,28 +70,15 @@ impl Shared {
     }
 }
 
-/// `org.pam_mfa.Mfad1.Login`: the login dialogue, on the bus or on one connection of mfad's
-/// login socket.
+/// `org.pam_mfa.Mfad1.Login`: the login dialogue on the bus (mfad's login socket answers the
+/// same calls itself: see [`crate::direct`]).
 pub struct LoginInterface {
     shared: Shared,
-    /// On the login socket: the caller, from the socket's peer credentials, fixed for the
-    /// connection. On the bus: `None`, and each call is identified from the bus.
-    direct: Option<Caller>,
 }
 
 impl LoginInterface {
     pub fn on_bus(shared: Shared) -> Self {
-        LoginInterface {
-            shared,
-            direct: None,
-        }
-    }
-
-    pub fn direct(shared: Shared, caller: Caller) -> Self {
-        LoginInterface {
-            shared,
-            direct: Some(caller),
-        }
+        LoginInterface { shared }
     }
 
     async fn enter(
@@ -99,10 +86,7 @@ impl LoginInterface {
         connection: &Connection,
         header: &Header<'_>,
     ) -> Result<(Caller, InFlight), Error> {
-        match &self.direct {
-            Some(caller) => Ok((caller.clone(), self.shared.identities.enter(caller)?)),
-            None => self.shared.enter(connection, header).await,
-        }
+        self.shared.enter(connection, header).await
     }
 }
 

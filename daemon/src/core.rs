@@ -220,6 +220,11 @@ impl<S: Store, C: Clock> Core<S, C> {
         })
     }
 
+    /// How long an unfinished login waits for its next answer, as configured now.
+    pub fn session_timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.config().config.login.session_timeout.get()))
+    }
+
     /// Days audit entries are kept, as configured now.
     pub fn retention_days(&self) -> u32 {
         self.config().config.audit.retention_days.get()

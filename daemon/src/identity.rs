@@ -34,7 +34,15 @@ struct Known {
     calls_per_uid: HashMap<u32, usize>,
     /// Connections accepted on the login socket so far, for their names.
     direct: u64,
+    /// Connections open on the login socket: root's, and every other uid's together.
+    direct_open: (usize, usize),
 }
+
+/// Connections root may have open on the login socket (each login program's is one).
+pub const MAX_DIRECT_FOR_ROOT: usize = 1024;
+/// Connections all other uids together may have open on the login socket, so that many uids
+/// (a user's subordinate uids, say) cannot use up mfad's descriptors.
+pub const MAX_DIRECT_FOR_OTHERS: usize = 256;
 
 /// The identities of the connections mfad talks to, and the calls in flight per uid.
 #[derive(Default)]
@@ -157,8 +165,19 @@ impl Identities {
     pub fn admit_direct(&self, uid: u32) -> Result<Caller, Error> {
         let mut known = self.lock();
         let count = known.connections_per_uid.get(&uid).copied().unwrap_or(0);
-        if uid != 0 && count >= MAX_CONNECTIONS_PER_UID {
+        let (root, others) = known.direct_open;
+        let full = if uid == 0 {
+            root >= MAX_DIRECT_FOR_ROOT
+        } else {
+            count >= MAX_CONNECTIONS_PER_UID || others >= MAX_DIRECT_FOR_OTHERS
+        };
+        if full {
             return Err(too_many("connections"));
+        }
+        if uid == 0 {
+            known.direct_open.0 += 1;
+        } else {
+            known.direct_open.1 += 1;
         }
         known.direct += 1;
         let connection = format!("direct:{}", known.direct);
@@ -170,6 +189,16 @@ impl Identities {
     /// Forgets a connection that went away.
     pub fn forget(&self, connection: &str) {
         let mut known = self.lock();
+        if connection.starts_with("direct:")
+            && let Some((uid, _)) = known.uids.get(connection)
+        {
+            let open = if *uid == 0 {
+                &mut known.direct_open.0
+            } else {
+                &mut known.direct_open.1
+            };
+            *open = open.saturating_sub(1);
+        }
         if let Some((uid, true)) = known.uids.remove(connection)
             && let Some(count) = known.connections_per_uid.get_mut(&uid)
         {

@@ -82,10 +82,6 @@ pub async fn serve(
         .at(OBJECT_PATH, UserInterface(shared.clone()))
         .await
         .map_err(|error| error.to_string())?;
-    if !login_socket.as_os_str().is_empty() {
-        crate::direct::serve(shared.clone(), &login_socket)?;
-        log::info(&format!("serving logins on {}", login_socket.display()));
-    }
     // Never queue behind another owner: a second mfad must fail, not wait in silence.
     let reply = connection
         .request_name_with_flags(BUS_NAME, RequestNameFlags::DO_NOT_QUEUE)
@@ -100,6 +96,12 @@ pub async fn serve(
         return Err(format!(
             "cannot own {BUS_NAME} on {address}: another process owns it (is mfad already running?)"
         ));
+    }
+    // Only the mfad that owns the name serves the login socket: a second one, which exits
+    // above, never touches the first one's socket.
+    if !login_socket.as_os_str().is_empty() {
+        crate::direct::serve(shared.clone(), &login_socket)?;
+        log::info(&format!("serving logins on {}", login_socket.display()));
     }
     log::info(&format!("serving {BUS_NAME} on {address}"));
     while let Some(signal) = gone.next().await {

@@ -114,6 +114,8 @@ pub struct BusDaemon {
     runtime: SharedRuntime,
     connection: Option<Connection>,
     owner_checked: bool,
+    /// The connection is mfad's login socket: no answer there can mean mfad is absent.
+    direct: bool,
 }
 
 /// Connects to mfad's login socket at `path` and checks that its peer is root. `Ok(None)`
@@ -171,6 +173,17 @@ impl BusDaemon {
             runtime,
             connection: None,
             owner_checked: false,
+            direct: false,
+        }
+    }
+
+    /// On the login socket, whose peer was root when we connected, an error that would mean
+    /// "absent" on the bus (a name without owner) cannot: it is no answer, and failmode does
+    /// not apply.
+    fn classified(&self, failure: Failure) -> Failure {
+        match failure {
+            Failure::Absent(text) if self.direct => Failure::NoAnswer(text),
+            other => other,
         }
     }
 
@@ -180,6 +193,7 @@ impl BusDaemon {
     async fn proxy(
         connection: &mut Option<Connection>,
         owner_checked: &mut bool,
+        on_socket: &mut bool,
         address: &str,
         socket: Option<&Path>,
         runtime: &SharedRuntime,
@@ -195,6 +209,7 @@ impl BusDaemon {
                     Some(built) => {
                         // Its peer is root: there is no bus name to check.
                         *owner_checked = true;
+                        *on_socket = true;
                         built
                     }
                     None => zbus::connection::Builder::address(address)
@@ -254,6 +269,7 @@ impl Daemon for BusDaemon {
             let proxy = Self::proxy(
                 &mut self.connection,
                 &mut self.owner_checked,
+                &mut self.direct,
                 &self.address,
                 self.socket.as_deref(),
                 &self.runtime,
@@ -264,7 +280,8 @@ impl Daemon for BusDaemon {
                 .await
                 .map_err(|error| call_failure("Begin", error))
         };
-        bounded(&self.runtime, self.timeout, "Begin", work).await
+        let outcome = bounded(&self.runtime, self.timeout, "Begin", work).await;
+        outcome.map_err(|failure| self.classified(failure))
     }
 
     async fn answer(&mut self, session: &str, reply: &str) -> Result<WireTurn, Failure> {
@@ -272,6 +289,7 @@ impl Daemon for BusDaemon {
             let proxy = Self::proxy(
                 &mut self.connection,
                 &mut self.owner_checked,
+                &mut self.direct,
                 &self.address,
                 self.socket.as_deref(),
                 &self.runtime,
@@ -282,7 +300,8 @@ impl Daemon for BusDaemon {
                 .await
                 .map_err(|error| call_failure("Answer", error))
         };
-        bounded(&self.runtime, self.timeout, "Answer", work).await
+        let outcome = bounded(&self.runtime, self.timeout, "Answer", work).await;
+        outcome.map_err(|failure| self.classified(failure))
     }
 
     async fn cancel(&mut self, session: &str) {
@@ -290,6 +309,7 @@ impl Daemon for BusDaemon {
             let proxy = Self::proxy(
                 &mut self.connection,
                 &mut self.owner_checked,
+                &mut self.direct,
                 &self.address,
                 self.socket.as_deref(),
                 &self.runtime,

@@ -363,6 +363,22 @@ impl EnvBuilder {
     }
 }
 
+/// Whether every thread of process `pid` is stopped (state `T` in /proc).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        fs::read_to_string(task.path().join("stat"))
+            .ok()
+            .and_then(|stat| {
+                let after = stat.rsplit_once(") ")?.1.to_owned();
+                after.chars().next()
+            })
+            .is_some_and(|state| state == 'T' || state == 't')
+    })
+}
+
 /// Whether the tests run logins on the direct path, mfad's login socket (the default), or on
 /// the bus (`PAM_MFA_TEST_PATH=bus`). The suite runs on both.
 pub fn direct_path() -> bool {
@@ -567,6 +583,28 @@ impl Env {
         module_target(&self.address, self.login_socket.as_deref())
     }
 
+    /// A connection for Login calls, as the module makes it: to mfad's login socket on the
+    /// direct path (peer to peer), to the bus otherwise.
+    pub fn login_connection(&self) -> zbus::Connection {
+        zbus::block_on(async {
+            match &self.login_socket {
+                Some(socket) => {
+                    let stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+                    zbus::connection::Builder::unix_stream(stream)
+                        .p2p()
+                        .build()
+                        .await
+                }
+                None => {
+                    zbus::connection::Builder::address(self.address.as_str())
+                        .build()
+                        .await
+                }
+            }
+        })
+        .unwrap()
+    }
+
     /// mfad's login socket, on the direct path.
     pub fn login_socket(&self) -> Option<&Path> {
         self.login_socket.as_deref()
@@ -687,9 +725,15 @@ impl Env {
     /// Stops (`SIGSTOP`) or continues (`SIGCONT`) mfad.
     pub fn freeze_daemon(&self, frozen: bool) {
         let signal = if frozen { libc::SIGSTOP } else { libc::SIGCONT };
-        if let Some(child) = self.daemon.lock().unwrap().as_ref() {
-            // SAFETY: signals our own child process.
-            unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let Some(pid) = self.daemon_pid() else {
+            return;
+        };
+        // SAFETY: signals our own child process.
+        unsafe { libc::kill(pid as libc::pid_t, signal) };
+        if frozen {
+            // A stop is delivered to each thread as it next runs: wait until all have stopped,
+            // so the test does not race a thread that is still answering.
+            wait_until("mfad to stop", || all_threads_stopped(pid));
         }
     }
 

@@ -112,6 +112,66 @@ fn a_login_on_the_login_socket_needs_no_bus() {
     env.freeze_bus(false);
 }
 
+/// mfad's login socket serves the Login interface and nothing else (no introspection, as on
+/// the bus), closes connections that sit idle longer than a login waits for its answer, and a
+/// handshake that goes wrong gives the connection's place back.
+#[test]
+fn the_login_socket_serves_only_logins_and_lets_go_of_idle_and_broken_connections() {
+    if !pam_mfa_tests::direct_path() {
+        eprintln!("logins run on the bus (PAM_MFA_TEST_PATH=bus): nothing to check here");
+        return;
+    }
+    let env = Env::new().config("[login]\nsession_timeout = 10\n").start();
+    env.enroll("alice");
+    let connection = env.login_connection();
+    let introspect = zbus::block_on(connection.call_method(
+        None::<&str>,
+        pam_mfa_api::OBJECT_PATH,
+        Some("org.freedesktop.DBus.Introspectable"),
+        "Introspect",
+        &(),
+    ));
+    let error = introspect.unwrap_err().to_string();
+    assert!(error.contains("AccessDenied"), "{error}");
+    let ping = zbus::block_on(connection.call_method(
+        None::<&str>,
+        pam_mfa_api::OBJECT_PATH,
+        Some("org.freedesktop.DBus.Peer"),
+        "Ping",
+        &(),
+    ));
+    assert!(ping.is_err());
+    // Login calls work on the same connection.
+    let login = zbus::block_on(LoginProxy::new(&connection)).unwrap();
+    let (session, _) = zbus::block_on(login.begin("alice", HashMap::new())).unwrap();
+    assert!(!session.is_empty());
+    // Idle past session_timeout (10 s) and its slack: closed.
+    std::thread::sleep(Duration::from_secs(17));
+    let late = zbus::block_on(login.answer(&session, &env.fresh_code("alice")));
+    assert!(late.is_err(), "{late:?}");
+    // 20 connections of nobody that break the handshake, then a well-formed one: the broken
+    // ones gave their places back (16 per uid).
+    let socket = env.login_socket().unwrap().display().to_string();
+    let flood = env.flood_socket_as(
+        NOBODY,
+        &[
+            "--garbage",
+            "20",
+            "--connections",
+            "1",
+            "--in-flight",
+            "1",
+            "--seconds",
+            "1",
+        ],
+    );
+    let out = wait_bounded(flood, "flood");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("connection refused"), "{socket}: {stderr}");
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(!summary.contains("calls 0 "), "{summary}");
+}
+
 /// An mfad whose name service hangs for one user, `slowpoke` (LDAP or SSSD with its server
 /// down), until the test removes the returned `hold` file.
 fn with_a_hung_name_service(config: &str) -> (Env, std::path::PathBuf) {
@@ -187,13 +247,25 @@ fn abandoned_logins_do_not_lock_the_user_out() {
     // 33 logins that went away at the code prompt: their connections closed.
     let mut gone = Vec::new();
     for _ in 0..33 {
-        let connection = connect(&env);
+        let connection = env.login_connection();
         let login = zbus::block_on(LoginProxy::new(&connection)).unwrap();
         let (session, _) = zbus::block_on(login.begin("alice", HashMap::new())).unwrap();
         assert!(!session.is_empty());
-        gone.push(connection.unique_name().unwrap().to_string());
+        if let Some(name) = connection.unique_name() {
+            gone.push(name.to_string());
+        }
         drop(login);
         zbus::block_on(connection.close()).unwrap();
+    }
+    if env.login_socket().is_some() {
+        // mfad ends a socket connection's logins as it sees the connection close: wait until
+        // a login can begin again (32 unfinished ones would refuse it).
+        wait_until("mfad to see the socket connections go", || {
+            let connection = env.login_connection();
+            let login = zbus::block_on(LoginProxy::new(&connection)).unwrap();
+            let (session, _) = zbus::block_on(login.begin("alice", HashMap::new())).unwrap();
+            !session.is_empty()
+        });
     }
     // 33 more whose conversation failed (the application gave no answer).
     for _ in 0..33 {

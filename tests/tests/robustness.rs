@@ -235,7 +235,7 @@ fn malformed_codes_are_denied_cleanly() {
 }
 
 fn connect(env: &Env) -> zbus::Connection {
-    zbus::block_on(zbus::connection::Builder::address(env.address.as_str()).build()).unwrap()
+    env.login_connection()
 }
 
 fn login_proxy(connection: &zbus::Connection) -> LoginProxy<'_> {

@@ -1,6 +1,7 @@
 //! `flood --bus ADDRESS --connections N --in-flight M --seconds S [--user NAME] [--count C]`:
 //! what an unprivileged local user can throw at mfad over the bus; with `--socket PATH` instead
-//! of `--bus`, at mfad's login socket, peer to peer. Opens N connections and keeps
+//! of `--bus`, at mfad's login socket, peer to peer. `--garbage N` (with `--socket`) first opens
+//! N connections that send a line feed where the handshake should begin, and closes them. Opens N connections and keeps
 //! M calls in flight on each (Introspect, Login.Begin for NAME, Login.Answer of a session that
 //! does not exist, in turn) for S seconds, or until C calls were answered in all. Run it as the
 //! user (the harness sets the uid). Prints `calls ANSWERED errors ERRORS refused REFUSED` at the
@@ -18,6 +19,7 @@ use pam_mfa_api::{BUS_NAME, Error, OBJECT_PATH};
 struct Options {
     bus: String,
     socket: Option<String>,
+    garbage: u64,
     connections: usize,
     in_flight: usize,
     seconds: u64,
@@ -30,6 +32,7 @@ fn options() -> Options {
     let mut options = Options {
         bus: String::new(),
         socket: None,
+        garbage: 0,
         connections: 1,
         in_flight: 1,
         seconds: 10,
@@ -50,6 +53,7 @@ fn options() -> Options {
         match flag.as_str() {
             "--bus" => options.bus = value.clone(),
             "--socket" => options.socket = Some(value.clone()),
+            "--garbage" => options.garbage = number(),
             "--connections" => options.connections = number() as usize,
             "--in-flight" => options.in_flight = number() as usize,
             "--seconds" => options.seconds = number(),
@@ -84,6 +88,17 @@ fn main() {
 }
 
 async fn flood(options: &Options, tally: &Tally) {
+    if let Some(path) = &options.socket {
+        use std::io::{Read, Write};
+        for _ in 0..options.garbage {
+            if let Ok(mut stream) = std::os::unix::net::UnixStream::connect(path) {
+                let _ = stream.write_all(b"\n");
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                // Until mfad closes it.
+                let _ = stream.read_to_end(&mut Vec::new());
+            }
+        }
+    }
     let mut connections = Vec::new();
     for _ in 0..options.connections {
         let built = match &options.socket {
