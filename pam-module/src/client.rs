@@ -233,6 +233,20 @@ impl BusDaemon {
             .map_err(|error| Failure::NoAnswer(format!("cannot set up the call: {error}")))
     }
 
+    /// The Login proxy on the connection, made and checked on first use (see
+    /// [`BusDaemon::proxy`]).
+    async fn login_proxy(&mut self) -> Result<LoginProxy<'static>, Failure> {
+        Self::proxy(
+            &mut self.connection,
+            &mut self.owner_checked,
+            &mut self.direct,
+            &self.address,
+            self.socket.as_deref(),
+            &self.runtime,
+        )
+        .await
+    }
+
     /// Closes the connection and lets its tasks finish, so no thread or descriptor outlives the
     /// call. The runtime is the calling thread's own (the free `block_on`), which goes away when
     /// nothing holds it any more.
@@ -265,63 +279,42 @@ impl Daemon for BusDaemon {
         user: &str,
         context: &HashMap<&str, &str>,
     ) -> Result<(String, WireTurn), Failure> {
+        let (runtime, limit) = (self.runtime.clone(), self.timeout);
         let work = async {
-            let proxy = Self::proxy(
-                &mut self.connection,
-                &mut self.owner_checked,
-                &mut self.direct,
-                &self.address,
-                self.socket.as_deref(),
-                &self.runtime,
-            )
-            .await?;
+            let proxy = self.login_proxy().await?;
             proxy
                 .begin(user, context.clone())
                 .await
                 .map_err(|error| call_failure("Begin", error))
         };
-        let outcome = bounded(&self.runtime, self.timeout, "Begin", work).await;
+        let outcome = bounded(&runtime, limit, "Begin", work).await;
         outcome.map_err(|failure| self.classified(failure))
     }
 
     async fn answer(&mut self, session: &str, reply: &str) -> Result<WireTurn, Failure> {
+        let (runtime, limit) = (self.runtime.clone(), self.timeout);
         let work = async {
-            let proxy = Self::proxy(
-                &mut self.connection,
-                &mut self.owner_checked,
-                &mut self.direct,
-                &self.address,
-                self.socket.as_deref(),
-                &self.runtime,
-            )
-            .await?;
+            let proxy = self.login_proxy().await?;
             proxy
                 .answer(session, reply)
                 .await
                 .map_err(|error| call_failure("Answer", error))
         };
-        let outcome = bounded(&self.runtime, self.timeout, "Answer", work).await;
+        let outcome = bounded(&runtime, limit, "Answer", work).await;
         outcome.map_err(|failure| self.classified(failure))
     }
 
     async fn cancel(&mut self, session: &str) {
+        let (runtime, limit) = (self.runtime.clone(), self.timeout);
         let work = async {
-            let proxy = Self::proxy(
-                &mut self.connection,
-                &mut self.owner_checked,
-                &mut self.direct,
-                &self.address,
-                self.socket.as_deref(),
-                &self.runtime,
-            )
-            .await?;
+            let proxy = self.login_proxy().await?;
             proxy
                 .cancel(session)
                 .await
                 .map_err(|error| call_failure("Cancel", error))
         };
         // Best effort: the session also expires, and dies with the connection.
-        let _ = bounded(&self.runtime, self.timeout, "Cancel", work).await;
+        let _ = bounded(&runtime, limit, "Cancel", work).await;
     }
 }
 

@@ -684,27 +684,20 @@ impl Env {
 
     /// Starts `flood` (see tests/src/bin/flood.rs) as `uid` against this bus.
     pub fn flood_as(&self, uid: u32, args: &[&str]) -> Child {
-        use std::os::unix::process::CommandExt;
-        Command::new(built("flood"))
-            .arg("--bus")
-            .arg(&self.address)
-            .args(args)
-            .uid(uid)
-            .gid(uid)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start flood")
+        self.flood("--bus", Path::new(&self.address), uid, args)
     }
 
     /// Starts `flood` as `uid` against this mfad's login socket (on the direct path).
     pub fn flood_socket_as(&self, uid: u32, args: &[&str]) -> Child {
-        use std::os::unix::process::CommandExt;
         let socket = self.login_socket.as_ref().expect("a login socket");
+        self.flood("--socket", socket, uid, args)
+    }
+
+    fn flood(&self, flag: &str, target: &Path, uid: u32, args: &[&str]) -> Child {
+        use std::os::unix::process::CommandExt;
         Command::new(built("flood"))
-            .arg("--socket")
-            .arg(socket)
+            .arg(flag)
+            .arg(target)
             .args(args)
             .uid(uid)
             .gid(uid)

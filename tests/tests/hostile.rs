@@ -66,10 +66,11 @@ fn a_flood_from_an_unprivileged_user_neither_stops_nor_opens_a_root_login() {
             !socket_summary.contains("calls 0 "),
             "the socket flood did not run: {socket_summary}"
         );
-        assert_eq!(
-            refused_connections,
-            128 - 16,
-            "nobody gets 16 connections to the login socket, as on the bus"
+        // nobody's 16 connections are shared with the bus flood's, which may take some first.
+        assert!(
+            refused_connections >= 128 - 16,
+            "nobody gets no more than 16 connections to the login socket, as on the bus: \
+             {refused_connections} refused"
         );
     }
     let calls: u64 = summary
