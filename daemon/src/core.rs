@@ -205,7 +205,14 @@ impl<S: Store, C: Clock> Core<S, C> {
         let context = Context::new(&service.to_lowercase(), rhost);
         let decision = self
             .dialogue
-            .decide(&user, known, &context, member_of.clone(), true)
+            .decide(
+                &self.config(),
+                &user,
+                known,
+                &context,
+                member_of.clone(),
+                true,
+            )
             .map_err(internal)?;
         Ok(Explanation {
             user: user.to_string(),

@@ -19,8 +19,8 @@ use crate::policy::{self, Facts, Place, Requirement, State, Switches};
 use crate::recovery::{self, Hashed};
 use crate::sessions::{Refusal, Session, Sessions, Step};
 use crate::store::{
-    Attempt, Enrollment, EnrollmentId, Enrollments, LockoutRule, Origin, RememberTerms, Result,
-    Store, StoreError,
+    Attempt, Enrollment, EnrollmentId, Enrollments, LockoutRule, Origin, RememberTerms, Remembered,
+    Result, Store, StoreError,
 };
 use crate::totp::{self, Params, Secret};
 use crate::users::UserName;
@@ -241,6 +241,8 @@ pub struct Decision {
     /// When a lock ends (`Locked`) or a remembered code stops covering logins (`Remembered`).
     pub until: Option<i64>,
     pub enrollments: Enrollments,
+    /// The remembered right code that covers the login, if one does.
+    pub remembered: Option<Remembered>,
 }
 
 pub struct Dialogue<S: Store, C: Clock> {
@@ -308,10 +310,15 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
 
     /// The enforcement switches of `user` as the policy sees them.
     pub fn switches(&self, user: &UserName) -> Result<Switches> {
+        self.switches_in(&self.settings().config, user)
+    }
+
+    /// The enforcement switches of `user` under `config`.
+    fn switches_in(&self, config: &Config, user: &UserName) -> Result<Switches> {
         let stored = self.store.switches(Some(user))?;
         Ok(Switches {
             global: stored.global,
-            config_all_users: self.settings().config.enforcement.all_users,
+            config_all_users: config.enforcement.all_users,
             user: stored.user,
         })
     }
@@ -348,29 +355,12 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         recovery::generate(self.login().recovery_codes.get() as usize).map_err(no_randomness)
     }
 
-    /// What a login of `user` from `context` does, and why, without changing anything.
+    /// What a login of `user` from `context` does under `settings`, and why, without changing
+    /// anything.
     /// `known`: the system's user database knows the user; `member_of`: the groups named by
     /// the rules that the user is in; `root_caller`: the login is run by root (only those use
     /// and make remembered logins).
     pub fn decide(
-        &self,
-        user: &UserName,
-        known: bool,
-        context: &Context,
-        member_of: Vec<String>,
-        root_caller: bool,
-    ) -> Result<Decision> {
-        self.decide_with(
-            &self.settings(),
-            user,
-            known,
-            context,
-            member_of,
-            root_caller,
-        )
-    }
-
-    fn decide_with(
         &self,
         settings: &Settings,
         user: &UserName,
@@ -382,13 +372,8 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         let config = &settings.config;
         let now = self.now() as i64;
         let enrollments = self.store.enrollments(user)?;
-        let stored = self.store.switches(Some(user))?;
         let facts = Facts {
-            switches: Switches {
-                global: stored.global,
-                config_all_users: config.enforcement.all_users,
-                user: stored.user,
-            },
+            switches: self.switches_in(config, user)?,
             member_of,
         };
         let place = Place {
@@ -396,6 +381,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
             rhost: Some(&context.rhost),
         };
         let requirement = policy::requirement(config, user, &facts, place);
+        let mut remembered = None;
         let mut state = State {
             enrolled: enrollments.active.is_some(),
             known,
@@ -408,11 +394,11 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
             state.locked_until = self.store.locked_until(user, now)?;
             if root_caller && let Some(terms) = settings.remember_terms(context) {
                 let origin = origin(context);
-                state.remembered_until = self
+                remembered = self
                     .store
                     .remembered(user, active.id, origin)?
-                    .map(|remembered| remembered.until(terms))
-                    .filter(|until| *until > now);
+                    .filter(|remembered| remembered.until(terms) > now);
+                state.remembered_until = remembered.map(|remembered| remembered.until(terms));
             }
         }
         let next = policy::next_login(&requirement, state);
@@ -426,6 +412,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
             next,
             until,
             enrollments,
+            remembered,
         })
     }
 
@@ -446,7 +433,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         // One configuration for the whole call, even if a reload comes in between.
         let settings = self.settings();
         let login = &settings.config.login;
-        let decision = self.decide_with(
+        let decision = self.decide(
             &settings,
             &user,
             known,
@@ -460,9 +447,8 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
             && let Some(active) = &decision.enrollments.active
             && let Some(terms) = settings.remember_terms(&context)
         {
-            let verified = self
-                .store
-                .remembered(&user, active.id, origin(&context))?
+            let verified = decision
+                .remembered
                 .map_or(0, |remembered| remembered.verified);
             let event = Event::RememberedLogin {
                 user: user.clone(),
