@@ -1,49 +1,144 @@
-//! mfad's login socket: the Login interface served peer to peer, one D-Bus connection per
-//! accepted socket, without the system bus in between. The caller of every call on a
-//! connection is the socket's peer, as the kernel reports it (SO_PEERCRED), fixed when the
-//! connection is accepted; the per-uid limits and the end of a connection's logins with it are
-//! those of the bus.
+//! mfad's login socket: the Login interface served peer to peer over D-Bus, without the
+//! system bus in between. The caller of every call on a connection is the socket's peer, as the
+//! kernel reports it (SO_PEERCRED) when the connection is accepted; the per-uid limits and the
+//! end of a connection's logins with it are those of the bus.
+//!
+//! Each connection is served by one thread with blocking I/O, from the handshake to its close:
+//! a login wakes mfad once per message and its work is done where the message was read. Idle
+//! threads wait in `accept` themselves (a few are kept; more are started when all are busy),
+//! so no thread hands a connection to another. A connection's thread is held only as long as
+//! the per-uid limits let it be: 16 connections per uid, 256 for every non-root uid together,
+//! 1024 for root, so a flood by one user cannot take the threads root's logins run on, and a
+//! connection that stalls holds no one else up.
 
+use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use std::collections::HashMap;
-
-use futures_util::StreamExt;
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
-use pam_mfa_api::{LOGIN_INTERFACE, WireTurn};
+use pam_mfa_api::wire::{Wire, external_uid};
+use pam_mfa_api::{LOGIN_INTERFACE, OBJECT_PATH, WireTurn};
+use zbus::DBusError;
+use zbus::message::{Flags, Type};
 use zeroize::Zeroizing;
 
-use crate::bus::{Shared, off_executor};
+use crate::bus::Shared;
 use crate::identity::Caller;
 use crate::log;
 
 /// How long a client may take over the D-Bus handshake before its connection is closed.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshake lines a client may send (AUTH, DATA, NEGOTIATE_UNIX_FD, BEGIN and a few retries).
+const HANDSHAKE_LINES: usize = 8;
 /// How long a reply may take to be written (the peer must read it) before the connection is
-/// closed; also bounds the work of one call.
+/// closed.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Idle time allowed beyond `login.session_timeout` before a connection is closed.
 const IDLE_SLACK: Duration = Duration::from_secs(5);
+/// Bytes of replies held back for one write with the next.
+const MAX_HELD_REPLIES: usize = 16 * 1024;
+/// Threads kept waiting in `accept` when there is no work for them.
+const IDLE_THREADS: usize = 4;
 
-/// Binds the login socket at `path` and serves it: a thread accepts connections and learns
-/// each peer's uid, and two threads, each an executor of its own apart from the bus's, run the
-/// connections: root's on one, every other uid's on the other. A flood of the bus, or of the
-/// socket by an unprivileged user, so does not reach the logins root runs (sshd, su, sudo);
-/// the store and name lookups go to the blocking pool as on the bus.
+/// Binds the login socket at `path` and serves it on threads of its own, apart from the bus's
+/// executor: a flood of the bus does not reach the logins on the socket.
 pub fn serve(shared: Shared, path: &Path) -> Result<(), String> {
     let listener = bind(path)
         .map_err(|error| format!("cannot serve logins on {}: {error}", path.display()))?;
-    let root = executor("login socket (root)", shared.clone())?;
-    let others = executor("login socket (users)", shared.clone())?;
-    std::thread::Builder::new()
-        .name("login socket".into())
-        .spawn(move || accept(&shared, &listener, &root, &others))
-        .map(drop)
-        .map_err(|error| format!("cannot start the login socket's thread: {error}"))
+    let pool = Arc::new(Pool {
+        shared,
+        listener,
+        // One server address, one GUID (the specification's meaning of it).
+        guid: zbus::Guid::generate().to_string(),
+        waiting: AtomicUsize::new(0),
+    });
+    for _ in 0..2 {
+        pool.clone().start()?;
+    }
+    Ok(())
+}
+
+/// The threads serving the login socket.
+struct Pool {
+    shared: Shared,
+    listener: UnixListener,
+    guid: String,
+    /// Threads waiting in `accept`.
+    waiting: AtomicUsize,
+}
+
+impl Pool {
+    fn start(self: Arc<Self>) -> Result<(), String> {
+        std::thread::Builder::new()
+            .name("login socket".into())
+            .spawn(move || self.work())
+            .map(drop)
+            .map_err(|error| format!("cannot start a thread for the login socket: {error}"))
+    }
+
+    /// Accepts a connection and serves it, again and again; leaves when enough other threads
+    /// wait. The last thread to stop waiting starts another when it got a connection, so one
+    /// always accepts (after a failed accept, the same thread waits a little and accepts again).
+    fn work(self: Arc<Self>) {
+        loop {
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            let accepted = self.listener.accept();
+            let others_waiting = self.waiting.fetch_sub(1, Ordering::SeqCst) > 1;
+            match accepted {
+                Ok((stream, _)) => {
+                    if !others_waiting && let Err(error) = self.clone().start() {
+                        // The others come back to `accept` when their connections end.
+                        log::error(&error);
+                    }
+                    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.connection(stream)
+                    }));
+                    if served.is_err() {
+                        log::error("a login socket connection ended in a panic; it was closed");
+                    }
+                }
+                Err(error) => {
+                    log::error(&format!("the login socket failed: {error}"));
+                    // Out of descriptors, say: do not spin.
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            if self.waiting.load(Ordering::SeqCst) >= IDLE_THREADS {
+                return;
+            }
+        }
+    }
+
+    /// Admits the connection (its peer's uid, within its uid's limits) and serves it until it
+    /// ends; its logins and its place go with it, however it ends.
+    fn connection(&self, stream: UnixStream) {
+        let uid = match getsockopt(&stream, PeerCredentials) {
+            Ok(credentials) => credentials.uid(),
+            Err(error) => {
+                log::warning(&format!("login socket: cannot identify a peer: {error}"));
+                return;
+            }
+        };
+        // Refused: dropping the stream closes it; the client sees the connection end.
+        let Ok(caller) = self.shared.identities.admit_direct(uid) else {
+            return;
+        };
+        let ended = Ended {
+            shared: self.shared.clone(),
+            connection: caller.connection.clone(),
+        };
+        let mut wire = Wire::new(stream);
+        let mut out = Vec::new();
+        if handshake(&mut wire, &mut out, uid, &self.guid).is_err() {
+            return;
+        }
+        serve_calls(&ended.shared, &caller, &mut wire, out);
+    }
 }
 
 /// Ends what a connection of the login socket held (its logins, its place among its uid's
@@ -60,33 +155,174 @@ impl Drop for Ended {
     }
 }
 
-/// A connection accepted and admitted, for an executor to serve.
-type Accepted = (UnixStream, Caller);
-
-/// Starts a thread that serves the connections sent to it, each as a task of its executor.
-fn executor(name: &str, shared: Shared) -> Result<zruntime::mpmc::Sender<Accepted>, String> {
-    let (sender, receiver) = zruntime::mpmc::unbounded::<Accepted>();
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(move || {
-            zbus::block_on(async move {
-                while let Ok((stream, caller)) = receiver.recv().await {
-                    let ended = Ended {
-                        shared: shared.clone(),
-                        connection: caller.connection.clone(),
-                    };
-                    zruntime::spawn(async move {
-                        // Dropped when the task ends, however it ends (a panic in the
-                        // handshake included): the connection's logins and place go with it.
-                        let ended = ended;
-                        run(&ended.shared, stream, caller).await;
-                    })
-                    .detach();
+/// The server's side of the authentication handshake: EXTERNAL only, for the uid the kernel
+/// reports (a client claiming another uid is rejected). Replies are collected in `out` and
+/// written only when the client has sent nothing more yet, so a client that pipelines its
+/// handshake and first call gets both answers in one write.
+fn handshake(wire: &mut Wire, out: &mut Vec<u8>, uid: u32, guid: &str) -> io::Result<()> {
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    let refuse = || io::Error::new(io::ErrorKind::PermissionDenied, "handshake refused");
+    if wire.byte(deadline)? != 0 {
+        return Err(refuse());
+    }
+    let mut authenticated = false;
+    let mut waiting_for_data = false;
+    for _ in 0..HANDSHAKE_LINES {
+        if !out.is_empty() && !wire.has_buffered() {
+            wire.send(out, deadline)?;
+            out.clear();
+        }
+        let line = wire.line(deadline)?;
+        let (command, argument) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+        let claimed = match (command, waiting_for_data) {
+            ("DATA", true) => Some(argument),
+            ("AUTH", false) if !authenticated => match argument.split_once(' ') {
+                Some(("EXTERNAL", hex)) => Some(hex),
+                None if argument == "EXTERNAL" => {
+                    waiting_for_data = true;
+                    out.extend_from_slice(b"DATA\r\n");
+                    continue;
                 }
-            })
-        })
-        .map_err(|error| format!("cannot start {name}: {error}"))?;
-    Ok(sender)
+                _ => None,
+            },
+            ("NEGOTIATE_UNIX_FD", false) if authenticated => {
+                out.extend_from_slice(b"ERROR file descriptors are not passed here\r\n");
+                continue;
+            }
+            ("BEGIN", false) if authenticated => return Ok(()),
+            ("AUTH" | "CANCEL" | "ERROR" | "DATA", _) => {
+                waiting_for_data = false;
+                authenticated = false;
+                out.extend_from_slice(b"REJECTED EXTERNAL\r\n");
+                continue;
+            }
+            _ => {
+                out.extend_from_slice(b"ERROR unknown command\r\n");
+                continue;
+            }
+        };
+        waiting_for_data = false;
+        // No data: the credentials of the socket. Data: it must name the same uid.
+        let matches = claimed.is_some_and(|hex| hex.is_empty() || external_uid(hex) == Some(uid));
+        if matches {
+            authenticated = true;
+            out.extend_from_slice(format!("OK {guid}\r\n").as_bytes());
+        } else {
+            out.extend_from_slice(b"REJECTED EXTERNAL\r\n");
+        }
+    }
+    Err(refuse())
+}
+
+/// Answers the connection's calls one at a time until the peer goes away, stays idle longer
+/// than a login may wait for its answer, or does not read its replies. Only the Login
+/// interface is served: anything else is refused without work (no introspection, as on the
+/// bus). One call at a time, each reply written before the next call is read, bounds what a
+/// connection can make mfad hold.
+fn serve_calls(shared: &Shared, caller: &Caller, wire: &mut Wire, mut out: Vec<u8>) {
+    loop {
+        // Replies wait only while the next call is already here (a pipelining client gets them
+        // in one write), and never pile up.
+        if !out.is_empty() && (!wire.has_buffered() || out.len() > MAX_HELD_REPLIES) {
+            if wire.send(&out, Instant::now() + REPLY_TIMEOUT).is_err() {
+                return;
+            }
+            out.clear();
+        }
+        // A login waits at most session_timeout for the person's answer; a connection idle for
+        // longer holds nothing worth keeping.
+        let deadline = Instant::now() + shared.core.session_timeout() + IDLE_SLACK;
+        let Ok(message) = wire.message(deadline) else {
+            return;
+        };
+        if message.message_type() != Type::MethodCall {
+            continue;
+        }
+        let reply = answer(shared, caller, &message);
+        if message
+            .primary_header()
+            .flags()
+            .contains(Flags::NO_REPLY_EXPECTED)
+        {
+            continue;
+        }
+        match reply {
+            Ok(reply) => out.extend_from_slice(&reply.data()[..]),
+            Err(error) => {
+                log::error(&format!("login socket: cannot build a reply: {error}"));
+                return;
+            }
+        }
+    }
+}
+
+/// Answers one call of a login socket's connection.
+fn answer(
+    shared: &Shared,
+    caller: &Caller,
+    message: &zbus::Message,
+) -> zbus::Result<zbus::Message> {
+    let header = message.header();
+    let interface = header.interface().map(|name| name.as_str());
+    let member = header.member().map(|name| name.as_str()).unwrap_or("");
+    if interface != Some(LOGIN_INTERFACE) {
+        return zbus::fdo::Error::AccessDenied(format!(
+            "only {LOGIN_INTERFACE} is served on this socket"
+        ))
+        .create_reply(&header);
+    }
+    if header.path().map(|path| path.as_str()) != Some(OBJECT_PATH) {
+        return zbus::fdo::Error::UnknownObject(format!("only {OBJECT_PATH} is served here"))
+            .create_reply(&header);
+    }
+    let permit = match shared.identities.enter(caller) {
+        Ok(permit) => permit,
+        Err(error) => return error.create_reply(&header),
+    };
+    let body = message.body();
+    let core = &shared.core;
+    let reply = zbus::Message::method_return(&header);
+    let outcome = match member {
+        "Begin" => {
+            let Ok((user, context)) = body.deserialize::<(String, HashMap<String, String>)>()
+            else {
+                return bad_arguments(&header);
+            };
+            core.begin(caller, &user, &context)
+                .map(|(session, turn)| reply.build(&(session, WireTurn::from(turn))))
+        }
+        "Answer" => {
+            let Ok((session, text)) = body.deserialize::<(String, String)>() else {
+                return bad_arguments(&header);
+            };
+            let text = Zeroizing::new(text);
+            core.answer(caller, &session, &text)
+                .map(|turn| reply.build(&WireTurn::from(turn)))
+        }
+        "Cancel" => {
+            let Ok(session) = body.deserialize::<String>() else {
+                return bad_arguments(&header);
+            };
+            core.cancel(caller, &session);
+            Ok(reply.build(&()))
+        }
+        other => {
+            return zbus::fdo::Error::UnknownMethod(format!(
+                "{LOGIN_INTERFACE} has no {other:.64}"
+            ))
+            .create_reply(&header);
+        }
+    };
+    drop(permit);
+    match outcome {
+        Ok(built) => built,
+        Err(error) => error.create_reply(&header),
+    }
+}
+
+fn bad_arguments(header: &zbus::message::Header<'_>) -> zbus::Result<zbus::Message> {
+    zbus::fdo::Error::InvalidArgs("the arguments do not match the method".into())
+        .create_reply(header)
 }
 
 /// Makes the socket's directory (root-owned, not writable by others) and binds the socket,
@@ -129,184 +365,6 @@ fn bind(path: &Path) -> io::Result<UnixListener> {
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
     Ok(listener)
-}
-
-fn accept(
-    shared: &Shared,
-    listener: &UnixListener,
-    root: &zruntime::mpmc::Sender<Accepted>,
-    others: &zruntime::mpmc::Sender<Accepted>,
-) {
-    loop {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                if let Some(accepted) = admit(shared, stream) {
-                    let executor = if accepted.1.uid == 0 { root } else { others };
-                    if let Err(refused) = executor.try_send(accepted) {
-                        let (_, caller) = refused.into_inner();
-                        shared.identities.forget(&caller.connection);
-                    }
-                }
-            }
-            Err(error) => {
-                log::error(&format!("the login socket failed: {error}"));
-                // Out of descriptors, say: do not spin.
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-    }
-}
-
-/// The caller of an accepted connection: its peer's uid, within its uid's connection limit.
-/// `None` closes it at once (dropping the stream; the client sees the connection end).
-fn admit(shared: &Shared, stream: UnixStream) -> Option<Accepted> {
-    let uid = match getsockopt(&stream, PeerCredentials) {
-        Ok(credentials) => credentials.uid(),
-        Err(error) => {
-            log::warning(&format!("login socket: cannot identify a peer: {error}"));
-            return None;
-        }
-    };
-    let caller = shared.identities.admit_direct(uid).ok()?;
-    Some((stream, caller))
-}
-
-/// Shakes hands as the server of a peer-to-peer connection, then answers its calls one at a
-/// time until the peer goes away, stays idle longer than a login may wait for its answer, or
-/// does not read its replies. Only the Login interface is served: anything else is refused
-/// without work (no introspection, as on the bus). One call at a time, each reply sent before
-/// the next call is read, bounds what a connection can make mfad hold.
-async fn run(shared: &Shared, stream: UnixStream, caller: Caller) {
-    let Ok(runtime) = zruntime::SharedRuntime::current() else {
-        return;
-    };
-    let built = zbus::connection::Builder::unix_stream(stream)
-        .server(zbus::Guid::generate())
-        .p2p()
-        .build();
-    let connection = match runtime.timeout(HANDSHAKE_TIMEOUT, built).await {
-        Ok(Ok(connection)) => connection,
-        // A client that fails or stalls the handshake is only closed.
-        Ok(Err(_)) | Err(_) => return,
-    };
-    let mut messages = zbus::MessageStream::from(&connection);
-    loop {
-        // A login waits at most session_timeout for the person's answer; a connection idle for
-        // longer holds nothing worth keeping.
-        let timeout = shared.core.session_timeout() + IDLE_SLACK;
-        let message = match runtime.timeout(timeout, messages.next()).await {
-            Ok(Some(Ok(message))) => message,
-            _ => break,
-        };
-        if message.message_type() != zbus::message::Type::MethodCall {
-            continue;
-        }
-        let answered = runtime
-            .timeout(
-                REPLY_TIMEOUT,
-                answer(shared, &caller, &connection, &message),
-            )
-            .await;
-        if !matches!(answered, Ok(Ok(()))) {
-            // The peer does not read its replies (or the connection broke): close it.
-            break;
-        }
-    }
-    let _ = connection.close().await;
-}
-
-/// Answers one call of a login socket's connection.
-async fn answer(
-    shared: &Shared,
-    caller: &Caller,
-    connection: &zbus::Connection,
-    message: &zbus::Message,
-) -> zbus::Result<()> {
-    let header = message.header();
-    let interface = header.interface().map(|name| name.as_str());
-    let member = header.member().map(|name| name.as_str()).unwrap_or("");
-    if interface != Some(LOGIN_INTERFACE) {
-        return connection
-            .reply_dbus_error(
-                &header,
-                zbus::fdo::Error::AccessDenied(format!(
-                    "only {LOGIN_INTERFACE} is served on this socket"
-                )),
-            )
-            .await;
-    }
-    let permit = match shared.identities.enter(caller) {
-        Ok(permit) => permit,
-        Err(error) => return connection.reply_dbus_error(&header, error).await,
-    };
-    let body = message.body();
-    let core = shared.core.clone();
-    let caller = caller.clone();
-    match member {
-        "Begin" => {
-            let Ok((user, context)) = body.deserialize::<(String, HashMap<String, String>)>()
-            else {
-                return bad_arguments(connection, &header).await;
-            };
-            let outcome = off_executor(move || {
-                let _permit = permit;
-                core.begin(&caller, &user, &context)
-            })
-            .await;
-            match outcome {
-                Ok((session, turn)) => {
-                    let turn: WireTurn = turn.into();
-                    connection.reply(&header, &(session, turn)).await
-                }
-                Err(error) => connection.reply_dbus_error(&header, error).await,
-            }
-        }
-        "Answer" => {
-            let Ok((session, reply)) = body.deserialize::<(String, String)>() else {
-                return bad_arguments(connection, &header).await;
-            };
-            let reply = Zeroizing::new(reply);
-            let outcome = off_executor(move || {
-                let _permit = permit;
-                core.answer(&caller, &session, &reply)
-            })
-            .await;
-            match outcome {
-                Ok(turn) => connection.reply(&header, &WireTurn::from(turn)).await,
-                Err(error) => connection.reply_dbus_error(&header, error).await,
-            }
-        }
-        "Cancel" => {
-            let Ok(session) = body.deserialize::<String>() else {
-                return bad_arguments(connection, &header).await;
-            };
-            core.cancel(&caller, &session);
-            drop(permit);
-            connection.reply(&header, &()).await
-        }
-        other => {
-            connection
-                .reply_dbus_error(
-                    &header,
-                    zbus::fdo::Error::UnknownMethod(format!(
-                        "{LOGIN_INTERFACE} has no {other:.64}"
-                    )),
-                )
-                .await
-        }
-    }
-}
-
-async fn bad_arguments(
-    connection: &zbus::Connection,
-    header: &zbus::message::Header<'_>,
-) -> zbus::Result<()> {
-    connection
-        .reply_dbus_error(
-            header,
-            zbus::fdo::Error::InvalidArgs("the arguments do not match the method".into()),
-        )
-        .await
 }
 
 #[cfg(test)]

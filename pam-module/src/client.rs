@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pam_mfa_api::proxy::LoginProxy;
@@ -104,147 +103,52 @@ fn timed_out(what: &str, limit: Duration) -> Failure {
     ))
 }
 
-/// `mfad` reached on its login socket, peer to peer, or else over D-Bus. The connection is
-/// made on the first call, inside its time limit, and checked before anything is sent: the
-/// socket's peer must be root, as must the owner of the bus name.
+/// `mfad` over D-Bus (when it does not listen on its login socket, or with `bus=` alone). The
+/// connection is made on the first call, inside its time limit, and checked before anything is
+/// sent: the owner of the bus name must be root.
 pub struct BusDaemon {
     address: String,
-    socket: Option<PathBuf>,
     timeout: Duration,
     runtime: SharedRuntime,
     connection: Option<Connection>,
     owner_checked: bool,
-    /// The connection is mfad's login socket: no answer there can mean mfad is absent.
-    direct: bool,
-}
-
-/// Connects to mfad's login socket at `path` and checks that its peer is root. `Ok(None)`
-/// when nothing listens there (no socket, or one left by an mfad that is gone): then the bus
-/// decides whether mfad is absent.
-async fn direct(runtime: &SharedRuntime, path: &Path) -> Result<Option<Connection>, Failure> {
-    let stream = match zruntime::net::unix::UnixStream::connect(runtime, path).await {
-        Ok(stream) => stream.into_std(),
-        Err(error)
-            if matches!(
-                error.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            return Ok(None);
-        }
-        Err(error) => {
-            return Err(Failure::NoAnswer(format!(
-                "cannot connect to {}: {error}",
-                path.display()
-            )));
-        }
-    };
-    let uid = crate::ffi::peer_uid(std::os::fd::AsFd::as_fd(&stream)).map_err(|error| {
-        Failure::NoAnswer(format!(
-            "cannot identify {}'s owner: {error}",
-            path.display()
-        ))
-    })?;
-    if uid != 0 {
-        return Err(Failure::Refused(format!(
-            "{} is served by uid {uid}, not root: not talking to it",
-            path.display()
-        )));
-    }
-    zbus::connection::Builder::unix_stream(stream)
-        .p2p()
-        .build()
-        .await
-        .map(Some)
-        .map_err(|error| Failure::NoAnswer(format!("cannot talk to {}: {error}", path.display())))
 }
 
 impl BusDaemon {
-    pub fn new(
-        address: String,
-        socket: Option<PathBuf>,
-        timeout: Duration,
-        runtime: SharedRuntime,
-    ) -> Self {
+    pub fn new(address: String, timeout: Duration, runtime: SharedRuntime) -> Self {
         BusDaemon {
             address,
-            socket,
             timeout,
             runtime,
             connection: None,
             owner_checked: false,
-            direct: false,
         }
     }
 
-    /// On the login socket, whose peer was root when we connected, an error that would mean
-    /// "absent" on the bus (a name without owner) cannot: it is no answer, and failmode does
-    /// not apply.
-    fn classified(&self, failure: Failure) -> Failure {
-        match failure {
-            Failure::Absent(text) if self.direct => Failure::NoAnswer(text),
-            other => other,
-        }
-    }
-
-    /// The connection, made and checked on first use: the login socket if mfad listens on it,
-    /// else the bus. The connection is kept even when the owner check fails, so that
-    /// [`BusDaemon::close`] closes it.
-    async fn proxy(
-        connection: &mut Option<Connection>,
-        owner_checked: &mut bool,
-        on_socket: &mut bool,
-        address: &str,
-        socket: Option<&Path>,
-        runtime: &SharedRuntime,
-    ) -> Result<LoginProxy<'static>, Failure> {
-        let connection = match connection {
+    /// The Login proxy on the connection, made and checked on first use. The connection is
+    /// kept even when the owner check fails, so that [`BusDaemon::close`] closes it.
+    async fn login_proxy(&mut self) -> Result<LoginProxy<'static>, Failure> {
+        let connection = match &self.connection {
             Some(connection) => connection.clone(),
             None => {
-                let direct = match socket {
-                    Some(path) => direct(runtime, path).await?,
-                    None => None,
-                };
-                let built = match direct {
-                    Some(built) => {
-                        // Its peer is root: there is no bus name to check.
-                        *owner_checked = true;
-                        *on_socket = true;
-                        built
-                    }
-                    None => zbus::connection::Builder::address(address)
-                        .build()
-                        .await
-                        .map_err(connect_failure)?,
-                };
-                connection.insert(built).clone()
+                let built = zbus::connection::Builder::address(self.address.as_str())
+                    .build()
+                    .await
+                    .map_err(connect_failure)?;
+                self.connection.insert(built).clone()
             }
         };
-        if !*owner_checked {
+        if !self.owner_checked {
             pam_mfa_api::owner::ensure_root_owner(&connection)
                 .await
                 .map_err(owner_failure)?;
-            *owner_checked = true;
+            self.owner_checked = true;
         }
         LoginProxy::builder(&connection)
             .cache_properties(zbus::proxy::CacheProperties::No)
             .build()
             .await
             .map_err(|error| Failure::NoAnswer(format!("cannot set up the call: {error}")))
-    }
-
-    /// The Login proxy on the connection, made and checked on first use (see
-    /// [`BusDaemon::proxy`]).
-    async fn login_proxy(&mut self) -> Result<LoginProxy<'static>, Failure> {
-        Self::proxy(
-            &mut self.connection,
-            &mut self.owner_checked,
-            &mut self.direct,
-            &self.address,
-            self.socket.as_deref(),
-            &self.runtime,
-        )
-        .await
     }
 
     /// Closes the connection and lets its tasks finish, so no thread or descriptor outlives the
@@ -287,8 +191,7 @@ impl Daemon for BusDaemon {
                 .await
                 .map_err(|error| call_failure("Begin", error))
         };
-        let outcome = bounded(&runtime, limit, "Begin", work).await;
-        outcome.map_err(|failure| self.classified(failure))
+        bounded(&runtime, limit, "Begin", work).await
     }
 
     async fn answer(&mut self, session: &str, reply: &str) -> Result<WireTurn, Failure> {
@@ -300,8 +203,7 @@ impl Daemon for BusDaemon {
                 .await
                 .map_err(|error| call_failure("Answer", error))
         };
-        let outcome = bounded(&runtime, limit, "Answer", work).await;
-        outcome.map_err(|failure| self.classified(failure))
+        bounded(&runtime, limit, "Answer", work).await
     }
 
     async fn cancel(&mut self, session: &str) {

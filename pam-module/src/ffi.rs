@@ -97,6 +97,77 @@ pub fn peer_uid(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<u32> {
     Ok(credentials.uid)
 }
 
+/// The effective uid of this process (the one the kernel reports to the daemon).
+pub fn euid() -> u32 {
+    // SAFETY: geteuid takes no arguments, cannot fail and touches no memory of ours.
+    unsafe { libc::geteuid() }
+}
+
+/// Connects to the Unix stream socket at `path`, waiting at most until `deadline` when its
+/// listen queue is full. The wait is the kernel's own (a blocking connect bounded by
+/// SO_SNDTIMEO), in line with every other connection waiting for the same server, so a flood
+/// of connections cannot keep taking the places that free up ahead of this one.
+pub fn connect(
+    path: &std::path::Path,
+    deadline: std::time::Instant,
+) -> std::io::Result<std::os::unix::net::UnixStream> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: a zeroed sockaddr_un is a valid value (family set below, path NUL-terminated by
+    // the zeroes after the bytes copied in).
+    let mut address: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= address.sun_path.len() || bytes.contains(&0) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the socket path is too long or contains NUL",
+        ));
+    }
+    address.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (to, from) in address.sun_path.iter_mut().zip(bytes) {
+        *to = *from as c_char;
+    }
+    // SAFETY: socket(2) with constant arguments; it returns a new descriptor or -1.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nothing else.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    let stream = std::os::unix::net::UnixStream::from(socket);
+    loop {
+        let left = deadline
+            .checked_duration_since(std::time::Instant::now())
+            .filter(|left| !left.is_zero())
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the socket accepts no connection (its queue stayed full)",
+                )
+            })?;
+        // A blocking connect to a Unix socket whose queue is full waits up to SO_SNDTIMEO.
+        stream.set_write_timeout(Some(left))?;
+        // SAFETY: `stream` holds a live descriptor; `address` is a valid sockaddr_un of the
+        // size passed.
+        let status = unsafe {
+            libc::connect(
+                stream.as_raw_fd(),
+                (&address as *const libc::sockaddr_un).cast(),
+                std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+            )
+        };
+        if status == 0 {
+            return Ok(stream);
+        }
+        let error = std::io::Error::last_os_error();
+        match error.raw_os_error() {
+            // Interrupted, or the wait ran out: the deadline decides.
+            Some(libc::EINTR | libc::EAGAIN) => continue,
+            _ => return Err(error),
+        }
+    }
+}
+
 /// The application's conversation function.
 pub struct PamConversation {
     conv: *const PamConv,

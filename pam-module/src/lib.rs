@@ -14,6 +14,7 @@
 
 pub mod args;
 pub mod client;
+pub mod direct;
 mod ffi;
 pub mod relay;
 pub mod verdict;
@@ -110,16 +111,31 @@ fn authenticate(pamh: &Pam, flags: PamFlags, arguments: &[String]) -> PamError {
         .unwrap_or_else(|| pam_mfa_api::SYSTEM_BUS_ADDRESS.to_owned());
     let silent = flags.contains(PamFlags::SILENT);
 
-    let outcome = zbus::block_on(async {
-        let runtime = match zruntime::SharedRuntime::current() {
-            Ok(runtime) => runtime,
-            Err(error) => return Outcome::NoAnswer(format!("cannot set up I/O: {error}")),
-        };
-        let mut daemon = BusDaemon::new(address, args.socket.clone(), args.timeout, runtime);
-        let outcome = relay::run(&mut daemon, &mut conversation, &user, &context, silent).await;
-        daemon.close().await;
-        outcome
-    });
+    let direct = match args.socket.as_deref() {
+        Some(path) => direct::connect(path, args.timeout),
+        None => Ok(None),
+    };
+    let outcome = match direct {
+        Ok(Some(mut daemon)) => at_once(relay::run(
+            &mut daemon,
+            &mut conversation,
+            &user,
+            &context,
+            silent,
+        )),
+        Err(failure) => relay::before_question(failure),
+        // Nothing listens on the login socket: the bus, which also tells whether mfad is absent.
+        Ok(None) => zbus::block_on(async {
+            let runtime = match zruntime::SharedRuntime::current() {
+                Ok(runtime) => runtime,
+                Err(error) => return Outcome::NoAnswer(format!("cannot set up I/O: {error}")),
+            };
+            let mut daemon = BusDaemon::new(address, args.timeout, runtime);
+            let outcome = relay::run(&mut daemon, &mut conversation, &user, &context, silent).await;
+            daemon.close().await;
+            outcome
+        }),
+    };
     let verdict = verdict::verdict(
         &outcome,
         args.failmode,
@@ -136,6 +152,17 @@ fn authenticate(pamh: &Pam, flags: PamFlags, arguments: &[String]) -> PamError {
         let _ = conversation.show(&Notice::Error(notice.to_owned()));
     }
     verdict.code
+}
+
+/// Runs a dialogue whose daemon does its I/O in place (the login socket's): it is done when
+/// first polled. Anything else is driven to its end as usual.
+fn at_once<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = Box::pin(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(output) => output,
+        std::task::Poll::Pending => zbus::block_on(future),
+    }
 }
 
 fn log_level(level: Level) -> LogLvl {

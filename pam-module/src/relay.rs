@@ -124,7 +124,7 @@ async fn abandon<D: Daemon>(daemon: &mut D, session: &str, outcome: Outcome) -> 
     outcome
 }
 
-fn before_question(failure: Failure) -> Outcome {
+pub fn before_question(failure: Failure) -> Outcome {
     match failure {
         Failure::Absent(reason) => Outcome::Absent(reason),
         Failure::NoAnswer(reason) => Outcome::NoAnswer(reason),

@@ -1,0 +1,373 @@
+//! The login socket's wire: D-Bus peer to peer, as the specification defines it, read and
+//! written with plain blocking I/O on a Unix stream socket.
+//!
+//! A login is two calls. Served through a bus library's connection (its reader task, its
+//! executor, its handshake round trips), those two calls cost more CPU than the login's own
+//! work. On mfad's login socket both ends are ours, so each end speaks the protocol directly:
+//! the client sends its authentication, `BEGIN` and its first call in one write (the
+//! specification allows a client to pipeline them), the server answers the handshake and the
+//! call in one write, and messages are built and checked by zbus's message type. Any other
+//! D-Bus client (a zbus peer-to-peer connection, `gdbus`) still talks to mfad's socket.
+//!
+//! Every read and write is bounded by a deadline the caller gives; nothing here waits longer.
+
+use std::io::{self, Read};
+use std::os::unix::net::UnixStream;
+use std::time::Instant;
+
+use zbus::Message;
+use zbus::wire::Endian;
+use zbus::wire::serialized::{Context, Data};
+
+/// Longest message either end accepts; a longer one closes the connection. Logins carry a
+/// user name, four context values and replies of at most 64 bytes, and a turn with a QR code
+/// is a few kilobytes; anything up to this size gets an answer (a name too long to be one is
+/// denied by name, as on the bus), and a connection holds at most this much unread.
+pub const MAX_MESSAGE_LEN: usize = 256 * 1024;
+/// Longest line of the authentication handshake.
+pub const MAX_LINE_LEN: usize = 512;
+/// The fixed part of a message header, which gives the message's whole length.
+const FIXED_HEADER_LEN: usize = 16;
+
+/// The client's whole handshake for `uid`, ready to be followed by its first message:
+/// the credentials byte, `AUTH EXTERNAL` with the uid (hex of its decimal digits) and `BEGIN`.
+pub fn client_handshake(uid: u32) -> Vec<u8> {
+    let hex: String = uid
+        .to_string()
+        .bytes()
+        .map(|digit| format!("{digit:02x}"))
+        .collect();
+    format!("\0AUTH EXTERNAL {hex}\r\nBEGIN\r\n").into_bytes()
+}
+
+/// The uid an `AUTH EXTERNAL` names (hex of its decimal digits), if it is well formed.
+pub fn external_uid(hex: &str) -> Option<u32> {
+    if hex.is_empty() || !hex.len().is_multiple_of(2) || hex.len() > 20 {
+        return None;
+    }
+    let digits: Option<String> = (0..hex.len())
+        .step_by(2)
+        .map(|at| {
+            u8::from_str_radix(hex.get(at..at + 2)?, 16)
+                .ok()
+                .filter(u8::is_ascii_digit)
+                .map(char::from)
+        })
+        .collect();
+    digits?.parse().ok()
+}
+
+/// The length of the message whose first 16 bytes are `head`, or why it cannot be one.
+pub fn message_len(head: &[u8; FIXED_HEADER_LEN]) -> Result<usize, String> {
+    let word = |at: usize| {
+        let bytes = [head[at], head[at + 1], head[at + 2], head[at + 3]];
+        match head[0] {
+            b'B' => u32::from_be_bytes(bytes),
+            _ => u32::from_le_bytes(bytes),
+        }
+    };
+    if !matches!(head[0], b'l' | b'B') {
+        return Err(format!("not a D-Bus message (byte order {:#04x})", head[0]));
+    }
+    if head[3] != 1 {
+        return Err(format!("D-Bus protocol version {} is not 1", head[3]));
+    }
+    let (body, fields) = (word(4) as usize, word(12) as usize);
+    FIXED_HEADER_LEN
+        .checked_add(fields)
+        .and_then(|header| header.checked_next_multiple_of(8))
+        .and_then(|header| header.checked_add(body))
+        .filter(|len| *len <= MAX_MESSAGE_LEN)
+        .ok_or_else(|| {
+            format!("a message of {body} + {fields} bytes is longer than {MAX_MESSAGE_LEN}")
+        })
+}
+
+fn invalid(text: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, text.into())
+}
+
+/// The whole message in `bytes`, checked by zbus as it checks what it reads from a bus.
+#[allow(unsafe_code)]
+pub fn parse(bytes: Vec<u8>) -> io::Result<Message> {
+    let endian = if bytes.first() == Some(&b'B') {
+        Endian::Big
+    } else {
+        Endian::Little
+    };
+    let data = Data::new(bytes, Context::new(endian, 0));
+    // SAFETY: `from_bytes` is marked unsafe because the bytes may be malformed; it validates
+    // them as zbus validates every message it reads from a socket (its own reader calls the
+    // same parser on the same kind of untrusted bytes), returning an error for a bad one.
+    let message = unsafe { Message::from_bytes(data) }
+        .map_err(|error| invalid(format!("a malformed message: {error}")))?;
+    if message.header().unix_fds().unwrap_or(0) > 0 {
+        return Err(invalid("a message carrying file descriptors"));
+    }
+    Ok(message)
+}
+
+/// One end of a login socket connection: reads lines and messages through a buffer, writes
+/// whole buffers, each within the deadline it is given.
+pub struct Wire {
+    stream: UnixStream,
+    buffer: Vec<u8>,
+    start: usize,
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "timed out")
+}
+
+impl Wire {
+    pub fn new(stream: UnixStream) -> Wire {
+        Wire {
+            stream,
+            buffer: Vec::with_capacity(4096),
+            start: 0,
+        }
+    }
+
+    pub fn stream(&self) -> &UnixStream {
+        &self.stream
+    }
+
+    /// Reads more bytes into the buffer; an end of stream is `UnexpectedEof`.
+    fn fill(&mut self, deadline: Instant) -> io::Result<()> {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|left| !left.is_zero())
+            .ok_or_else(timed_out)?;
+        self.stream.set_read_timeout(Some(left))?;
+        // Bytes already taken go before more are read: the buffer holds at most one message
+        // and what came with it (a peer never makes it grow by leaving messages half sent).
+        if self.start > 0 {
+            self.buffer.drain(..self.start);
+            self.start = 0;
+        }
+        let mut chunk = [0u8; 4096];
+        let read = loop {
+            match self.stream.read(&mut chunk) {
+                Ok(read) => break read,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Err(timed_out()),
+                Err(error) => return Err(error),
+            }
+        };
+        if read == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the other end closed the connection",
+            ));
+        }
+        self.buffer.extend_from_slice(&chunk[..read]);
+        Ok(())
+    }
+
+    fn buffered(&self) -> &[u8] {
+        &self.buffer[self.start..]
+    }
+
+    /// The next byte.
+    pub fn byte(&mut self, deadline: Instant) -> io::Result<u8> {
+        while self.buffered().is_empty() {
+            self.fill(deadline)?;
+        }
+        self.start += 1;
+        Ok(self.buffer[self.start - 1])
+    }
+
+    /// The next handshake line, without its `\r\n`.
+    pub fn line(&mut self, deadline: Instant) -> io::Result<String> {
+        loop {
+            if let Some(end) = self.buffered().windows(2).position(|pair| pair == b"\r\n") {
+                let line = &self.buffered()[..end];
+                let text = std::str::from_utf8(line)
+                    .ok()
+                    .filter(|text| text.is_ascii())
+                    .ok_or_else(|| invalid("a handshake line that is not ASCII"))?
+                    .to_owned();
+                self.start += end + 2;
+                return Ok(text);
+            }
+            if self.buffered().len() > MAX_LINE_LEN {
+                return Err(invalid(format!(
+                    "a handshake line longer than {MAX_LINE_LEN} bytes"
+                )));
+            }
+            self.fill(deadline)?;
+        }
+    }
+
+    /// The next message, whole and checked.
+    pub fn message(&mut self, deadline: Instant) -> io::Result<Message> {
+        while self.buffered().len() < FIXED_HEADER_LEN {
+            self.fill(deadline)?;
+        }
+        let mut head = [0u8; FIXED_HEADER_LEN];
+        head.copy_from_slice(&self.buffered()[..FIXED_HEADER_LEN]);
+        let len = message_len(&head).map_err(invalid)?;
+        while self.buffered().len() < len {
+            self.fill(deadline)?;
+        }
+        let bytes = self.buffered()[..len].to_vec();
+        self.start += len;
+        parse(bytes)
+    }
+
+    /// Whether bytes that were read are still waiting to be taken.
+    pub fn has_buffered(&self) -> bool {
+        !self.buffered().is_empty()
+    }
+
+    /// Writes all of `bytes`, each write within what is left of `deadline` (a peer that reads
+    /// slowly cannot stretch it). Never raises SIGPIPE (MSG_NOSIGNAL): the module runs inside
+    /// login programs, which a signal from a closed connection would end.
+    pub fn send(&mut self, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
+        while !bytes.is_empty() {
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .filter(|left| !left.is_zero())
+                .ok_or_else(timed_out)?;
+            self.stream.set_write_timeout(Some(left))?;
+            match send_no_signal(&self.stream, bytes) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(sent) => bytes = &bytes[sent..],
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Err(timed_out()),
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One send(2) with MSG_NOSIGNAL.
+#[allow(unsafe_code)]
+fn send_no_signal(stream: &UnixStream, bytes: &[u8]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor is the stream's, open for the call; the pointer and length are
+    // those of a live slice, which send(2) only reads.
+    let sent = unsafe {
+        libc::send(
+            stream.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_NOSIGNAL,
+        )
+    };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sent as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handshake_names_the_uid_as_hex_of_its_digits() {
+        assert_eq!(
+            client_handshake(1000),
+            b"\0AUTH EXTERNAL 31303030\r\nBEGIN\r\n"
+        );
+        assert_eq!(external_uid("31303030"), Some(1000));
+        assert_eq!(external_uid("30"), Some(0));
+        for bad in ["", "3", "zz", "41", "3g", "3131313131313131313131313131"] {
+            assert_eq!(external_uid(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn messages_are_framed_by_their_header_and_checked() {
+        let message = Message::method_call(crate::OBJECT_PATH, "Begin")
+            .interface(crate::LOGIN_INTERFACE)
+            .build(&("alice", std::collections::HashMap::<String, String>::new()))
+            .unwrap();
+        let bytes = message.data().to_vec();
+        let mut head = [0u8; FIXED_HEADER_LEN];
+        head.copy_from_slice(&bytes[..FIXED_HEADER_LEN]);
+        assert_eq!(message_len(&head).unwrap(), bytes.len());
+        let parsed = parse(bytes.clone()).unwrap();
+        assert_eq!(parsed.header().member().unwrap().as_str(), "Begin");
+
+        // Too long, a wrong version, not D-Bus, and garbage after a good header.
+        let mut long = head;
+        long[4..8].copy_from_slice(&(MAX_MESSAGE_LEN as u32).to_le_bytes());
+        assert!(message_len(&long).unwrap_err().contains("longer than"));
+        let mut version = head;
+        version[3] = 2;
+        assert!(message_len(&version).unwrap_err().contains("version 2"));
+        let mut other = head;
+        other[0] = b'x';
+        assert!(
+            message_len(&other)
+                .unwrap_err()
+                .contains("not a D-Bus message")
+        );
+        let mut garbage = bytes;
+        for byte in &mut garbage[FIXED_HEADER_LEN..] {
+            *byte = 0xff;
+        }
+        assert!(parse(garbage).is_err());
+    }
+
+    #[test]
+    fn what_was_taken_leaves_the_buffer() {
+        // Many calls in a row: each read ends inside a message, so the buffer is never empty;
+        // it must still hold no more than one read and one message.
+        let (client, server) = UnixStream::pair().unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        let call = Message::method_call(crate::OBJECT_PATH, "Cancel")
+            .interface(crate::LOGIN_INTERFACE)
+            .build(&("x".repeat(150),))
+            .unwrap();
+        let bytes: Vec<u8> = (0..200).flat_map(|_| call.data().to_vec()).collect();
+        let writer = std::thread::spawn(move || {
+            Wire::new(client).send(&bytes, deadline).unwrap();
+        });
+        let mut server = Wire::new(server);
+        for _ in 0..200 {
+            server.message(deadline).unwrap();
+            assert!(
+                server.buffer.len() <= 4096 + call.data().len(),
+                "{} bytes held",
+                server.buffer.len()
+            );
+        }
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn a_wire_reads_lines_and_messages_from_one_stream() {
+        let (client, server) = UnixStream::pair().unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        let message = Message::method_call(crate::OBJECT_PATH, "Cancel")
+            .interface(crate::LOGIN_INTERFACE)
+            .build(&("session",))
+            .unwrap();
+        let mut bytes = client_handshake(0);
+        bytes.extend_from_slice(&message.data()[..]);
+        let mut client = Wire::new(client);
+        client.send(&bytes, deadline).unwrap();
+        let mut server = Wire::new(server);
+        assert_eq!(server.byte(deadline).unwrap(), 0);
+        assert_eq!(server.line(deadline).unwrap(), "AUTH EXTERNAL 30");
+        assert_eq!(server.line(deadline).unwrap(), "BEGIN");
+        let read = server.message(deadline).unwrap();
+        assert_eq!(read.body().deserialize::<String>().unwrap(), "session");
+        assert!(!server.has_buffered());
+        // Nothing more comes: the deadline ends the wait.
+        let soon = Instant::now() + std::time::Duration::from_millis(50);
+        assert_eq!(
+            server.message(soon).unwrap_err().kind(),
+            io::ErrorKind::TimedOut
+        );
+        drop(client);
+        assert_eq!(
+            server.line(deadline).unwrap_err().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
+    }
+}
