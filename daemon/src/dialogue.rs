@@ -20,7 +20,7 @@ use crate::recovery::{self, Hashed};
 use crate::sessions::{Refusal, Session, Sessions, Step};
 use crate::store::{
     Attempt, Enrollment, EnrollmentId, Enrollments, LockoutRule, Origin, RememberTerms, Remembered,
-    Result, Store, StoreError,
+    Result, Store, StoreError, Tried,
 };
 use crate::totp::{self, Params, Secret};
 use crate::users::UserName;
@@ -127,6 +127,15 @@ impl Reply {
 }
 
 /// A wrong answer's consequences: the step to wait in if tries remain, and what to say.
+/// Why a code that was not spent failed: its step was used already, or it matched none.
+fn rejection(replayed: bool) -> Rejection {
+    if replayed {
+        Rejection::Replayed
+    } else {
+        Rejection::Wrong
+    }
+}
+
 struct Retry<'a> {
     next: Step,
     tries_left: u32,
@@ -673,7 +682,16 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
     }
 
     /// A wrong answer: ask again while tries remain, else end the login.
-    fn wrong(&self, id: &str, mut session: Session, retry: Retry<'_>, now: u64) -> Result<Reply> {
+    /// `recorded`: the denial of a last try is in the audit trail already (written with the
+    /// try).
+    fn wrong(
+        &self,
+        id: &str,
+        mut session: Session,
+        retry: Retry<'_>,
+        now: u64,
+        recorded: bool,
+    ) -> Result<Reply> {
         if retry.tries_left == 0 {
             let event = with_challenge(
                 &session,
@@ -683,7 +701,9 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
                     why: Denial::NoTriesLeft(retry.why),
                 },
             );
-            self.store.record(now as i64, &event)?;
+            if !recorded {
+                self.store.record(now as i64, &event)?;
+            }
             let turn = Turn::new(Action::MaxTries).with_notice(Notice::Error(retry.last.into()));
             return Ok(Reply::verdict(turn, event));
         }
@@ -744,7 +764,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
                 last: texts::ENROLL_WRONG_LAST,
                 prompt,
             };
-            return self.wrong(id, session, retry, now);
+            return self.wrong(id, session, retry, now, false);
         };
         if first_step.is_some_and(|first| step <= first) {
             // Not a try used up: the user typed the same code again too soon.
@@ -844,10 +864,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         };
         let locking = |until| with_challenge(&session, locked_out(until));
         let settings = self.settings();
-        if let Attempt::Locked { until, new } =
-            self.store
-                .begin_attempt(&user, now as i64, settings.lockout, &locking)?
-        {
+        let locked = |until: i64, new: bool| {
             let turn = Turn::new(Action::Deny("locked".into()))
                 .with_notice(Notice::Error(texts::locked(until, now as i64)));
             if new {
@@ -859,48 +876,92 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
                 context: session.context.clone(),
                 why: Denial::Locked(until),
             };
-            return Ok(Reply::verdict(turn, event));
-        }
+            Ok(Reply::verdict(turn, event))
+        };
         // A right code from the app, in a root-run login, is remembered where `remember`
         // says so. A recovery code is not: a stolen one must not buy more than one login.
         let origin = (session.caller_uid == 0)
             .then(|| settings.remember_terms(&session.context))
             .flatten()
             .map(|_| origin(&session.context));
-        if let Some(typed) = recovery::normalize(reply) {
-            let stored = self.store.recovery_codes(&user, expected)?;
-            if let Some(code) = recovery::find(&typed, &stored) {
-                let used = Event::RecoveryCodeUsed {
-                    user: user.clone(),
-                    context: session.context.clone(),
-                    left: stored.len() - 1,
-                };
-                let recorded = with_challenge(&session, used.clone());
-                if let Some(left) = self
-                    .store
-                    .consume_recovery_code(&user, expected, *code, now as i64, None, &recorded)?
-                {
-                    let turn = Turn::new(Action::Allow)
-                        .with_notice(Notice::Info(texts::recovery_code_used(left)));
-                    return Ok(Reply::verdict(turn, used));
-                }
+        let matched = self.verify(&enrollment, reply);
+        let allowed = Event::LoginAllowed {
+            user: user.clone(),
+            context: session.context.clone(),
+        };
+        let recorded_allowed = with_challenge(&session, allowed.clone());
+        let Some(typed) = recovery::normalize(reply) else {
+            // A code from the app (the common case): counted, checked, spent and recorded in
+            // one transaction, the last try's denial included.
+            let last_try = tries_left <= 1;
+            let denied = |replayed: bool| {
+                last_try.then(|| {
+                    with_challenge(
+                        &session,
+                        Event::LoginDenied {
+                            user: user.to_string(),
+                            context: session.context.clone(),
+                            why: Denial::NoTriesLeft(rejection(replayed)),
+                        },
+                    )
+                })
+            };
+            let tried = self.store.try_step(
+                &user,
+                now as i64,
+                settings.lockout,
+                &locking,
+                enrollment.id,
+                matched,
+                origin,
+                &recorded_allowed,
+                &denied,
+            )?;
+            let why = match tried {
+                Tried::Locked { until, new } => return locked(until, new),
+                Tried::Spent => return Ok(Reply::verdict(Turn::new(Action::Allow), allowed)),
+                Tried::NotSpent => rejection(matched.is_some()),
+            };
+            return self.wrong(
+                id,
+                session,
+                Self::code_retry(expected, tries_left, why),
+                now,
+                true,
+            );
+        };
+        if let Attempt::Locked { until, new } =
+            self.store
+                .begin_attempt(&user, now as i64, settings.lockout, &locking)?
+        {
+            return locked(until, new);
+        }
+        let stored = self.store.recovery_codes(&user, expected)?;
+        if let Some(code) = recovery::find(&typed, &stored) {
+            let used = Event::RecoveryCodeUsed {
+                user: user.clone(),
+                context: session.context.clone(),
+                left: stored.len() - 1,
+            };
+            let recorded = with_challenge(&session, used.clone());
+            if let Some(left) = self
+                .store
+                .consume_recovery_code(&user, expected, *code, now as i64, None, &recorded)?
+            {
+                let turn = Turn::new(Action::Allow)
+                    .with_notice(Notice::Info(texts::recovery_code_used(left)));
+                return Ok(Reply::verdict(turn, used));
             }
         }
-        let matched = self.verify(&enrollment, reply);
         let why = match matched {
             Some(step) => {
-                let allowed = Event::LoginAllowed {
-                    user: user.clone(),
-                    context: session.context.clone(),
-                };
-                let recorded = with_challenge(&session, allowed.clone());
                 if self.store.consume_step(
                     &user,
                     enrollment.id,
                     step,
                     now as i64,
                     origin,
-                    &recorded,
+                    &recorded_allowed,
                 )? {
                     return Ok(Reply::verdict(Turn::new(Action::Allow), allowed));
                 }
@@ -908,6 +969,17 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
             }
             None => Rejection::Wrong,
         };
+        self.wrong(
+            id,
+            session,
+            Self::code_retry(expected, tries_left, why),
+            now,
+            false,
+        )
+    }
+
+    /// Another try at a code after a wrong one (`why`), with `tries_left` before it.
+    fn code_retry(expected: EnrollmentId, tries_left: u32, why: Rejection) -> Retry<'static> {
         let tries_left = tries_left.saturating_sub(1);
         let (again, last) = match why {
             Rejection::Replayed => (texts::REPLAYED, texts::REPLAYED),
@@ -917,15 +989,14 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
             enrollment: expected,
             tries_left,
         };
-        let retry = Retry {
+        Retry {
             next,
             tries_left,
             why,
             again,
             last,
             prompt: texts::CODE_PROMPT,
-        };
-        self.wrong(id, session, retry, now)
+        }
     }
 
     /// Ends session `id` of `caller`'s connection, if there is one.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use pam_mfa_config::Algorithm;
 
 use super::{
-    Attempt, EnrollmentId, LockoutRule, Origin, Proof, RememberTerms, Remembered, Store,
-    StoredSwitches,
+    Attempt, AuditFilter, EnrollmentId, LockoutRule, Origin, Proof, RememberTerms, Remembered,
+    Store, StoredSwitches, Tried,
 };
 use crate::audit::{Context, Event, Scope};
 use crate::recovery::{self, Hashed};
@@ -58,7 +58,7 @@ fn started(user: &str) -> Event {
 /// Runs every check of the contract, each on a new store.
 pub fn run_all<S: Store, C: FnOnce()>(make: impl Fn() -> (S, C)) {
     type Check = fn(Arc<dyn Store>);
-    let checks: [(&str, Check); 14] = [
+    let checks: [(&str, Check); 16] = [
         ("lifecycle and replay", lifecycle_and_replay),
         ("one of many concurrent consumes wins", concurrent_consume),
         (
@@ -76,6 +76,11 @@ pub fn run_all<S: Store, C: FnOnce()>(make: impl Fn() -> (S, C)) {
         ("parallel tries get no more than one", lockout_in_parallel),
         ("remembered logins", remembered_logins),
         ("a challenge is kept with its outcome", challenge_rows),
+        ("a try is counted and spent in one", tries_of_codes),
+        (
+            "one of many parallel tries spends a step",
+            tries_in_parallel,
+        ),
     ];
     for (what, check) in checks {
         let (store, clean_up) = make();
@@ -832,4 +837,118 @@ fn challenge_rows(store: Arc<dyn Store>) {
             (45, "login-allowed".to_owned())
         ]
     );
+}
+
+fn denied(user: &str) -> impl Fn(bool) -> Option<Event> {
+    let user = user.to_owned();
+    move |replayed| {
+        Some(Event::LoginDenied {
+            user: user.clone(),
+            context: Context::default(),
+            why: crate::audit::Denial::NoTriesLeft(if replayed {
+                crate::audit::Rejection::Replayed
+            } else {
+                crate::audit::Rejection::Wrong
+            }),
+        })
+    }
+}
+
+fn tries_of_codes(store: Arc<dyn Store>) {
+    let tia = name("tia");
+    let imported = Event::EnrollmentsImported { count: 1 };
+    let entries = [(tia.clone(), secret(9))];
+    assert_eq!(
+        store.import(&imports(&entries), 1, &imported).unwrap(),
+        Ok(1)
+    );
+    let id = store.enrollments(&tia).unwrap().active.unwrap().id;
+    let (lock, deny, spent) = (locked_out("tia"), denied("tia"), allowed("tia"));
+    let try_step = |now, step| {
+        store
+            .try_step(&tia, now, RULE, &lock, id, step, None, &spent, &deny)
+            .unwrap()
+    };
+    let kinds = |store: &Arc<dyn Store>| -> Vec<String> {
+        let filter = AuditFilter {
+            user: Some(name("tia")),
+            since: 0,
+            kind: None,
+            limit: 100,
+        };
+        let mut rows: Vec<String> = store
+            .audit(&filter)
+            .unwrap()
+            .into_iter()
+            .map(|row| row.kind)
+            .collect();
+        rows.reverse();
+        rows
+    };
+    // A wrong code counts (and its denial is kept); a right one spends its step and clears
+    // the count; the same step again is a replay.
+    assert_eq!(try_step(2, None), Tried::NotSpent);
+    assert_eq!(try_step(3, Some(100)), Tried::Spent);
+    assert_eq!(try_step(4, Some(100)), Tried::NotSpent);
+    assert_eq!(
+        kinds(&store),
+        ["login-denied", "login-allowed", "login-denied"]
+    );
+    assert!(!store.consume_step(&tia, id, 100, 5, None, &spent).unwrap());
+    // The count was cleared by the right code: two more tries, then the lock.
+    assert_eq!(try_step(6, None), Tried::NotSpent);
+    assert_eq!(try_step(7, None), Tried::NotSpent);
+    assert_eq!(
+        try_step(8, None),
+        Tried::Locked {
+            until: 68,
+            new: true
+        }
+    );
+    // Locked: even a right code is no try, and its step stays unspent.
+    assert_eq!(
+        try_step(9, Some(200)),
+        Tried::Locked {
+            until: 68,
+            new: false
+        }
+    );
+    assert_eq!(store.locked_until(&tia, 9).unwrap(), Some(68));
+    assert_eq!(try_step(70, Some(200)), Tried::Spent);
+    assert_eq!(store.locked_until(&tia, 70).unwrap(), None);
+}
+
+fn tries_in_parallel(store: Arc<dyn Store>) {
+    let ty = name("ty");
+    let imported = Event::EnrollmentsImported { count: 1 };
+    let entries = [(ty.clone(), secret(10))];
+    assert_eq!(
+        store.import(&imports(&entries), 1, &imported).unwrap(),
+        Ok(1)
+    );
+    let id = store.enrollments(&ty).unwrap().active.unwrap().id;
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let (store, ty) = (store.clone(), ty.clone());
+            std::thread::spawn(move || {
+                let (lock, deny, spent) = (locked_out("ty"), denied("ty"), allowed("ty"));
+                store
+                    .try_step(&ty, 10, RULE, &lock, id, Some(300), None, &spent, &deny)
+                    .unwrap()
+            })
+        })
+        .collect();
+    let tried: Vec<Tried> = threads
+        .into_iter()
+        .map(|thread| thread.join().unwrap())
+        .collect();
+    let spent = tried.iter().filter(|tried| **tried == Tried::Spent).count();
+    assert_eq!(spent, 1, "{tried:?}");
+    // After the spend cleared the count, the replays count as tries: the lock comes after
+    // as many as the rule allows.
+    let not_spent = tried
+        .iter()
+        .filter(|tried| **tried == Tried::NotSpent)
+        .count();
+    assert_eq!(not_spent, RULE.failures as usize, "{tried:?}");
 }

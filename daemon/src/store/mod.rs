@@ -88,6 +88,17 @@ pub enum Attempt {
     Locked { until: i64, new: bool },
 }
 
+/// What one try of a code did ([`Store::try_step`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tried {
+    /// No try: the account is locked until this Unix time. `new` when this try locked it.
+    Locked { until: i64, new: bool },
+    /// The code's time step was spent: the login may go on.
+    Spent,
+    /// The code did not match, or its step was used already; the try counts.
+    NotSpent,
+}
+
 /// An enrollment made elsewhere, to be stored as active.
 #[derive(Debug, Clone)]
 pub struct Imported {
@@ -253,6 +264,27 @@ pub trait Store: Send + Sync + 'static {
         origin: Option<Origin<'_>>,
         event: &Event,
     ) -> Result<Option<usize>>;
+
+    /// One try of a code from the app, whole in one transaction, so that a login with a code
+    /// costs one durable commit whatever its outcome: the try is counted as
+    /// [`Store::begin_attempt`] counts it (a locked account gets no try, and `locked(until)` is
+    /// recorded when this try locks it); then, when `step` is given (the code matched that time
+    /// step), the step is spent as [`Store::consume_step`] spends it (which clears the count)
+    /// and `spent` is recorded. When nothing was spent, `failed(replayed)` is recorded if it
+    /// gives an event (`replayed`: the code matched, but its step was used already).
+    #[allow(clippy::too_many_arguments)]
+    fn try_step(
+        &self,
+        user: &UserName,
+        now: i64,
+        rule: LockoutRule,
+        locked: &dyn Fn(i64) -> Event,
+        id: EnrollmentId,
+        step: Option<u64>,
+        origin: Option<Origin<'_>>,
+        spent: &Event,
+        failed: &dyn Fn(bool) -> Option<Event>,
+    ) -> Result<Tried>;
 
     /// Consumes time step `step` of active enrollment `id`: true for exactly one of any number
     /// of concurrent calls with that step, and for none once that step or a later one was used,

@@ -9,18 +9,17 @@ use std::fs::{self, DirBuilder, OpenOptions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use pam_mfa_config::Algorithm;
-use rusqlite::{
-    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
-};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{
     Attempt, AuditFilter, AuditRow, Enrollment, EnrollmentId, Enrollments, Imported, LockoutRule,
     Origin, Proof, RecoveryId, RememberTerms, Remembered, Result, Store, StoreError,
-    StoredSwitches,
+    StoredSwitches, Tried,
 };
 use crate::audit::Event;
 use crate::recovery::Hashed;
@@ -188,10 +187,39 @@ impl Integrity {
 
 pub struct SqliteStore {
     path: PathBuf,
-    connection: Mutex<Connection>,
+    /// Every change, made in shared transactions ([`SqliteStore::write`]).
+    writer: Mutex<Writer>,
+    /// Callers of [`SqliteStore::write`] waiting for `writer`: while there are some, the open
+    /// transaction is left for them to join.
+    joining: AtomicUsize,
+    /// Signalled when a shared transaction ends.
+    ended: Condvar,
+    /// Shared transactions committed since the store was opened.
+    commits: AtomicU64,
+    /// The log must be emptied once the open transaction is committed ([`Self::purge_log`]).
+    purge: AtomicBool,
+    /// Reads, of what is committed: they never wait for a commit in progress.
+    reader: Mutex<Connection>,
     integrity: Arc<Integrity>,
     /// The database's size, in bytes, when the integrity check began in the background.
     checking_in_background: Option<i64>,
+}
+
+/// Parts one shared transaction takes at most; the part that reaches it commits.
+const MAX_BATCH: usize = 64;
+
+/// The write connection and its open shared transaction, if any.
+struct Writer {
+    connection: Connection,
+    batch: Option<Arc<Batch>>,
+}
+
+/// One shared write transaction.
+#[derive(Default)]
+struct Batch {
+    members: AtomicUsize,
+    /// Set when it ends: committed, or why not.
+    outcome: OnceLock<std::result::Result<(), String>>,
 }
 
 /// Checks that `dir` and every directory above it can be trusted with secrets: owned by root
@@ -384,9 +412,19 @@ impl SqliteStore {
                     StoreError(format!("cannot start the integrity check: {error}"))
                 })?;
         }
+        let reader = Connection::open_with_flags(&path, flags)?;
+        reader.busy_timeout(Duration::from_secs(5))?;
         let store = SqliteStore {
             path,
-            connection: Mutex::new(connection),
+            writer: Mutex::new(Writer {
+                connection,
+                batch: None,
+            }),
+            joining: AtomicUsize::new(0),
+            ended: Condvar::new(),
+            commits: AtomicU64::new(0),
+            purge: AtomicBool::new(false),
+            reader: Mutex::new(reader),
             integrity,
             checking_in_background,
         };
@@ -420,6 +458,11 @@ impl SqliteStore {
             })
             .map_err(|error| StoreError(format!("cannot start the checkpoint thread: {error}")))?;
         Ok(())
+    }
+
+    /// Write transactions committed since the store was opened (each one sync of the log).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     /// The database file.
@@ -471,12 +514,117 @@ impl SqliteStore {
         Ok(id.ok())
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave a half-done change: every change is a
-        // transaction SQLite rolls back. So the connection is safe to use after poisoning.
-        self.connection
+    /// The connection for reads. A panic while holding it cannot leave a half-done change
+    /// (it makes none), so it is safe to use after poisoning.
+    fn read(&self) -> MutexGuard<'_, Connection> {
+        self.reader
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Writer> {
+        // After a panic in a change, the transaction it was part of is rolled back (see
+        // `write`), so the connection is safe to use after poisoning.
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `work` as part of a shared write transaction and, when it says its change must be
+    /// kept (`true`), returns once the transaction holding it is committed: on disk
+    /// (`synchronous=FULL`). Work that arrives while a transaction is open and others are
+    /// still to join it goes into the same transaction, so concurrent logins share one commit
+    /// (one write-ahead-log sync) instead of paying one each. Each part runs in a savepoint of
+    /// its own: a part that fails or declines is undone alone. The changes of a transaction
+    /// are seen by the parts that join it after them (as if they were committed, which they
+    /// will be, or every part waiting for them fails), and by no read until it is committed.
+    /// Work that keeps nothing returns at once.
+    fn write<T>(&self, work: impl FnOnce(&Connection) -> Result<(T, bool)>) -> Result<T> {
+        self.joining.fetch_add(1, Ordering::SeqCst);
+        let mut writer = self.writer();
+        self.joining.fetch_sub(1, Ordering::SeqCst);
+        let batch = match &writer.batch {
+            Some(batch) => batch.clone(),
+            None => {
+                writer.connection.execute_batch("BEGIN IMMEDIATE")?;
+                let batch = Arc::new(Batch::default());
+                writer.batch = Some(batch.clone());
+                batch
+            }
+        };
+        let members = batch.members.fetch_add(1, Ordering::SeqCst) + 1;
+        let outcome = match writer.connection.execute_batch("SAVEPOINT part") {
+            Ok(()) => {
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    work(&writer.connection)
+                }))
+                .unwrap_or_else(|_| Err(StoreError("a change panicked; it was undone".into())));
+                let kept = matches!(outcome, Ok((_, true)));
+                let closed = if writer.connection.is_autocommit() {
+                    // SQLite rolled the whole transaction back (a full disk, say).
+                    true
+                } else if kept {
+                    writer.connection.execute_batch("RELEASE part").is_err()
+                } else {
+                    writer
+                        .connection
+                        .execute_batch("ROLLBACK TO part; RELEASE part")
+                        .is_err()
+                };
+                if closed {
+                    // Nothing of the transaction may stay open for the next one to trip on.
+                    if !writer.connection.is_autocommit() {
+                        let _ = writer.connection.execute_batch("ROLLBACK");
+                    }
+                    self.end(&mut writer, &batch, Err("the transaction was lost".into()));
+                }
+                outcome
+            }
+            Err(error) => Err(error.into()),
+        };
+        let kept = matches!(outcome, Ok((_, true)));
+        if writer.batch.is_some()
+            && (self.joining.load(Ordering::SeqCst) == 0 || members >= MAX_BATCH)
+        {
+            let committed = writer
+                .connection
+                .execute_batch("COMMIT")
+                .map_err(|error| error.to_string());
+            if committed.is_ok() {
+                self.commits.fetch_add(1, Ordering::Relaxed);
+            } else if !writer.connection.is_autocommit() {
+                let _ = writer.connection.execute_batch("ROLLBACK");
+            }
+            self.end(&mut writer, &batch, committed);
+            if self.purge.swap(false, Ordering::SeqCst) {
+                empty_log(&mut writer.connection);
+            }
+        }
+        if !kept {
+            return outcome.map(|(value, _)| value);
+        }
+        // Left open for others to join: the last of them commits.
+        while batch.outcome.get().is_none() {
+            writer = self
+                .ended
+                .wait(writer)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        drop(writer);
+        match batch.outcome.get() {
+            Some(Ok(())) => outcome.map(|(value, _)| value),
+            Some(Err(problem)) => Err(StoreError(format!(
+                "the change could not be committed: {problem}"
+            ))),
+            None => unreachable!("waited for the outcome"),
+        }
+    }
+
+    /// Ends `batch`, the writer's open transaction, with `outcome`, and wakes its waiters.
+    fn end(&self, writer: &mut Writer, batch: &Batch, outcome: std::result::Result<(), String>) {
+        let _ = batch.outcome.set(outcome);
+        writer.batch = None;
+        self.ended.notify_all();
     }
 
     /// The size of the database, in bytes, if it was too large to check before serving and is
@@ -486,7 +634,9 @@ impl SqliteStore {
     }
 
     fn migrate(&self) -> Result<()> {
-        let mut connection = self.lock();
+        // At start-up, before anything else uses the store.
+        let mut writer = self.writer();
+        let connection = &mut writer.connection;
         let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
         let version = usize::try_from(version).unwrap_or(usize::MAX);
         if version > MIGRATIONS.len() {
@@ -529,37 +679,47 @@ impl SqliteStore {
         &self,
         now: i64,
         event: &Event,
-        work: impl FnOnce(&Transaction<'_>) -> Result<std::result::Result<T, R>>,
+        work: impl FnOnce(&Connection) -> Result<std::result::Result<T, R>>,
     ) -> Result<std::result::Result<T, R>> {
-        let mut connection = self.lock();
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let outcome = work(&transaction)?;
-        if outcome.is_ok() {
-            append(&transaction, now, event)?;
-            transaction.commit()?;
-        }
-        Ok(outcome)
+        self.write(|connection| {
+            let outcome = work(connection)?;
+            if outcome.is_ok() {
+                append(connection, now, event)?;
+            }
+            let kept = outcome.is_ok();
+            Ok((outcome, kept))
+        })
     }
 
     /// After a secret was deleted or replaced: copy everything into the database (whose
     /// deleted content `secure_delete` zeroed) and empty the log, which still holds older
     /// page images with the secret.
     fn purge_log(&self) {
-        let result = self
-            .lock()
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
-                row.get::<_, i64>(0)
-            });
-        match result {
-            Ok(0) => {}
-            Ok(_) => crate::log::warning(
-                "the write-ahead log could not be emptied after a secret was removed (a reader \
-                 was busy); it will be on the next removal",
-            ),
-            Err(error) => crate::log::warning(&format!(
-                "the write-ahead log could not be emptied after a secret was removed: {error}"
-            )),
+        let mut writer = self.writer();
+        if writer.batch.is_some() {
+            // Others are joining a transaction: its committer empties the log after it.
+            self.purge.store(true, Ordering::SeqCst);
+            return;
         }
+        empty_log(&mut writer.connection);
+    }
+}
+
+/// Copies the log into the database and empties it (see [`SqliteStore::purge_log`]); on the
+/// write connection, between transactions.
+fn empty_log(connection: &mut Connection) {
+    let result = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+        row.get::<_, i64>(0)
+    });
+    match result {
+        Ok(0) => {}
+        Ok(_) => crate::log::warning(
+            "the write-ahead log could not be emptied after a secret was removed (a reader \
+             was busy); it will be on the next removal",
+        ),
+        Err(error) => crate::log::warning(&format!(
+            "the write-ahead log could not be emptied after a secret was removed: {error}"
+        )),
     }
 }
 
@@ -698,6 +858,56 @@ fn spend_from(
     Ok(true)
 }
 
+/// Counts one try of a code by `user` (see [`Store::begin_attempt`]), in `transaction`.
+fn attempt(
+    transaction: &Connection,
+    user: &UserName,
+    now: i64,
+    rule: LockoutRule,
+    locked: &dyn Fn(i64) -> Event,
+) -> Result<Attempt> {
+    let row: Option<(i64, i64, i64, i64)> = transaction
+        .prepare_cached("SELECT tries, since, locked_until, locks FROM lockout WHERE user = ?1")?
+        .query_row(params![user.as_str()], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .optional()?;
+    let (mut tries, mut since, locked_until, mut locks) = row.unwrap_or((0, now, 0, 0));
+    if locked_until > now {
+        return Ok(Attempt::Locked {
+            until: locked_until,
+            new: false,
+        });
+    }
+    if since + rule.window <= now {
+        tries = 0;
+        since = now;
+    }
+    if tries >= i64::from(rule.failures) {
+        let factor = 1i64 << locks.clamp(0, 30);
+        let until = now + rule.duration.saturating_mul(factor).min(rule.max_duration);
+        locks += 1;
+        append(transaction, now, &locked(until))?;
+        transaction
+            .prepare_cached(
+                "INSERT INTO lockout (user, tries, since, locked_until, locks)
+                 VALUES (?1, 0, ?2, ?3, ?4)
+                 ON CONFLICT (user) DO UPDATE SET tries = 0, since = excluded.since,
+                    locked_until = excluded.locked_until, locks = excluded.locks",
+            )?
+            .execute(params![user.as_str(), now, until, locks])?;
+        return Ok(Attempt::Locked { until, new: true });
+    }
+    transaction
+        .prepare_cached(
+            "INSERT INTO lockout (user, tries, since, locked_until, locks)
+             VALUES (?1, ?2, ?3, 0, ?4)
+             ON CONFLICT (user) DO UPDATE SET tries = excluded.tries, since = excluded.since",
+        )?
+        .execute(params![user.as_str(), tries + 1, since, locks])?;
+    Ok(Attempt::Allowed)
+}
+
 /// Forgets every remembered login of the user (a reset, a disable, a new phone).
 fn forget_remembered(transaction: &Connection, user: &UserName) -> Result<()> {
     transaction
@@ -719,7 +929,7 @@ fn delete_recovery_codes(transaction: &Connection, user: &UserName, which: &str)
 
 impl Store for SqliteStore {
     fn enrollments(&self, user: &UserName) -> Result<Enrollments> {
-        let found = read_enrollments(&self.lock(), user)?;
+        let found = read_enrollments(&self.read(), user)?;
         if found.active.is_none() {
             // Not found might be a damaged index: trust it only once the check has passed.
             self.integrity.wait()?;
@@ -832,7 +1042,7 @@ impl Store for SqliteStore {
         user: &UserName,
         id: EnrollmentId,
     ) -> Result<Vec<(RecoveryId, Hashed)>> {
-        let connection = self.lock();
+        let connection = self.read();
         let mut statement = connection.prepare_cached(
             "SELECT recovery_codes.id, salt, hash FROM recovery_codes
              JOIN enrollments ON enrollments.id = recovery_codes.enrollment
@@ -910,7 +1120,7 @@ impl Store for SqliteStore {
         origin: Origin<'_>,
     ) -> Result<Option<Remembered>> {
         Ok(self
-            .lock()
+            .read()
             .prepare_cached(
                 "SELECT verified, last_seen FROM remembered
                  WHERE user = ?1 AND service = ?2 AND rhost = ?3 AND enrollment = ?4",
@@ -1063,59 +1273,46 @@ impl Store for SqliteStore {
         rule: LockoutRule,
         locked: &dyn Fn(i64) -> Event,
     ) -> Result<Attempt> {
-        let mut connection = self.lock();
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let row: Option<(i64, i64, i64, i64)> = transaction
-            .prepare_cached(
-                "SELECT tries, since, locked_until, locks FROM lockout WHERE user = ?1",
-            )?
-            .query_row(params![user.as_str()], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-            })
-            .optional()?;
-        let (mut tries, mut since, locked_until, mut locks) = row.unwrap_or((0, now, 0, 0));
-        if locked_until > now {
-            return Ok(Attempt::Locked {
-                until: locked_until,
-                new: false,
-            });
-        }
-        if since + rule.window <= now {
-            tries = 0;
-            since = now;
-        }
-        let outcome = if tries >= i64::from(rule.failures) {
-            let factor = 1i64 << locks.clamp(0, 30);
-            let until = now + rule.duration.saturating_mul(factor).min(rule.max_duration);
-            locks += 1;
-            append(&transaction, now, &locked(until))?;
-            transaction
-                .prepare_cached(
-                    "INSERT INTO lockout (user, tries, since, locked_until, locks)
-                     VALUES (?1, 0, ?2, ?3, ?4)
-                     ON CONFLICT (user) DO UPDATE SET tries = 0, since = excluded.since,
-                        locked_until = excluded.locked_until, locks = excluded.locks",
-                )?
-                .execute(params![user.as_str(), now, until, locks])?;
-            Attempt::Locked { until, new: true }
-        } else {
-            transaction
-                .prepare_cached(
-                    "INSERT INTO lockout (user, tries, since, locked_until, locks)
-                     VALUES (?1, ?2, ?3, 0, ?4)
-                     ON CONFLICT (user) DO UPDATE SET tries = excluded.tries,
-                        since = excluded.since",
-                )?
-                .execute(params![user.as_str(), tries + 1, since, locks])?;
-            Attempt::Allowed
-        };
-        transaction.commit()?;
-        Ok(outcome)
+        self.write(|connection| Ok((attempt(connection, user, now, rule, locked)?, true)))
+    }
+
+    fn try_step(
+        &self,
+        user: &UserName,
+        now: i64,
+        rule: LockoutRule,
+        locked: &dyn Fn(i64) -> Event,
+        id: EnrollmentId,
+        step: Option<u64>,
+        origin: Option<Origin<'_>>,
+        spent: &Event,
+        failed: &dyn Fn(bool) -> Option<Event>,
+    ) -> Result<Tried> {
+        self.write(|transaction| {
+            let tried = match attempt(transaction, user, now, rule, locked)? {
+                Attempt::Locked { until, new } => Tried::Locked { until, new },
+                Attempt::Allowed => match step {
+                    Some(step)
+                        if spend_from(transaction, user, id, Proof::Step(step), now, origin)? =>
+                    {
+                        append(transaction, now, spent)?;
+                        Tried::Spent
+                    }
+                    _ => {
+                        if let Some(event) = failed(step.is_some()) {
+                            append(transaction, now, &event)?;
+                        }
+                        Tried::NotSpent
+                    }
+                },
+            };
+            Ok((tried, true))
+        })
     }
 
     fn locked_until(&self, user: &UserName, now: i64) -> Result<Option<i64>> {
         let until: Option<i64> = self
-            .lock()
+            .read()
             .prepare_cached("SELECT locked_until FROM lockout WHERE user = ?1")?
             .query_row(params![user.as_str()], |row| row.get(0))
             .optional()?;
@@ -1138,7 +1335,7 @@ impl Store for SqliteStore {
     }
 
     fn switches(&self, user: Option<&UserName>) -> Result<StoredSwitches> {
-        let connection = self.lock();
+        let connection = self.read();
         let global: Option<String> = connection
             .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
             .query_row(params![GLOBAL_ENFORCEMENT], |row| row.get(0))
@@ -1189,7 +1386,7 @@ impl Store for SqliteStore {
     }
 
     fn users(&self) -> Result<Vec<UserName>> {
-        let connection = self.lock();
+        let connection = self.read();
         let names: Vec<String> = connection
             .prepare_cached(
                 "SELECT user FROM enrollments UNION SELECT user FROM user_settings ORDER BY 1",
@@ -1206,7 +1403,7 @@ impl Store for SqliteStore {
     }
 
     fn spelled_otherwise(&self, user: &UserName) -> Result<Option<UserName>> {
-        let connection = self.lock();
+        let connection = self.read();
         let found: Option<String> = connection
             .prepare_cached(
                 "SELECT user FROM enrollments WHERE user = ?1 COLLATE NOCASE AND user <> ?1
@@ -1226,29 +1423,29 @@ impl Store for SqliteStore {
 
     fn record(&self, now: i64, event: &Event) -> Result<()> {
         // A pair's two rows go together.
-        let mut connection = self.lock();
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        append(&transaction, now, event)?;
-        transaction.commit()?;
-        Ok(())
+        self.write(|connection| Ok((append(connection, now, event)?, true)))
     }
 
     fn prune_remembered(&self, now: i64, limit: i64) -> Result<usize> {
-        Ok(self
-            .lock()
-            .prepare_cached("DELETE FROM remembered WHERE verified + ?2 <= ?1")?
-            .execute(params![now, limit])?)
+        self.write(|connection| {
+            let removed = connection
+                .prepare_cached("DELETE FROM remembered WHERE verified + ?2 <= ?1")?
+                .execute(params![now, limit])?;
+            Ok((removed, true))
+        })
     }
 
     fn prune_audit(&self, before: i64) -> Result<usize> {
-        Ok(self
-            .lock()
-            .prepare_cached("DELETE FROM audit WHERE time < ?1")?
-            .execute(params![before])?)
+        self.write(|connection| {
+            let removed = connection
+                .prepare_cached("DELETE FROM audit WHERE time < ?1")?
+                .execute(params![before])?;
+            Ok((removed, true))
+        })
     }
 
     fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>> {
-        let connection = self.lock();
+        let connection = self.read();
         let mut rows: Vec<AuditRow> = connection
             .prepare_cached(
                 "SELECT time, kind, user, line FROM audit
@@ -1294,6 +1491,67 @@ mod tests {
 
     fn open(dir: &Path) -> SqliteStore {
         SqliteStore::open(dir, |problem| panic!("{problem}")).unwrap()
+    }
+
+    #[test]
+    fn concurrent_changes_share_commits_and_each_is_kept() {
+        let dir = temp_dir("group-commit");
+        let store = Arc::new(open(&dir));
+        let secret = Secret::from_bytes(b"12345678901234567890".to_vec());
+        let params = Params {
+            algorithm: Algorithm::Sha1,
+            digits: 6,
+            period: 30,
+        };
+        let users: Vec<UserName> = (0..64)
+            .map(|index| UserName::parse(&format!("user{index}")).unwrap())
+            .collect();
+        let entries: Vec<Imported> = users
+            .iter()
+            .map(|user| Imported {
+                user: user.clone(),
+                secret: secret.clone(),
+                params,
+                recovery: Vec::new(),
+            })
+            .collect();
+        let imported = Event::EnrollmentsImported { count: 64 };
+        assert_eq!(store.import(&entries, 1, &imported).unwrap(), Ok(64));
+        let ids: Vec<EnrollmentId> = users
+            .iter()
+            .map(|user| store.enrollments(user).unwrap().active.unwrap().id)
+            .collect();
+        let before = store.commits();
+        let threads: Vec<_> = (0..16)
+            .map(|thread| {
+                let (store, users, ids) = (store.clone(), users.clone(), ids.clone());
+                std::thread::spawn(move || {
+                    (thread * 4..thread * 4 + 4)
+                        .filter(|&index| {
+                            let event = Event::EnrollmentsImported { count: 0 };
+                            store
+                                .consume_step(&users[index], ids[index], 7, 2, None, &event)
+                                .unwrap()
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        let spent: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(spent, 64, "every step spent once");
+        let commits = store.commits() - before;
+        assert!(
+            commits < 64,
+            "64 changes from 16 threads took {commits} commits"
+        );
+        // What was acknowledged is in the database for the next connection to see.
+        drop(store);
+        let store = open(&dir);
+        let event = Event::EnrollmentsImported { count: 0 };
+        for (user, id) in users.iter().zip(&ids) {
+            assert!(!store.consume_step(user, *id, 7, 3, None, &event).unwrap());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -1383,7 +1641,7 @@ mod tests {
         }
         let frames = |store: &SqliteStore| -> (i64, i64) {
             store
-                .lock()
+                .read()
                 .query_row("PRAGMA wal_checkpoint(NOOP)", [], |row| {
                     Ok((row.get(1)?, row.get(2)?))
                 })
