@@ -149,6 +149,9 @@ pub struct Report {
     pub results: BTreeMap<String, u64>,
     pub latencies_us: Vec<u64>,
     pub wall_us: u64,
+    /// CPU time of the driving processes (libpam and the module in them), in µs.
+    #[serde(default)]
+    pub cpu_us: u64,
 }
 
 impl Report {
@@ -157,6 +160,7 @@ impl Report {
             *self.results.entry(result).or_default() += count;
         }
         self.latencies_us.extend(other.latencies_us);
+        self.cpu_us += other.cpu_us;
     }
 
     pub fn count(&self, result: &str) -> u64 {
@@ -235,6 +239,7 @@ pub fn run(spec: &Spec) -> Report {
         service: CString::new(spec.service.as_str()).unwrap(),
     };
     let start = Instant::now();
+    let cpu = crate::system::own_cpu_us() + children_cpu_us();
     let mut report = if spec.fork {
         run_forked(spec, &strings)
     } else if spec.threads > 1 {
@@ -248,7 +253,18 @@ pub fn run(spec: &Spec) -> Report {
         report
     };
     report.wall_us = start.elapsed().as_micros() as u64;
+    report.cpu_us = crate::system::own_cpu_us() + children_cpu_us() - cpu;
     report
+}
+
+/// CPU time of this process's children that ended and were waited for, in µs.
+fn children_cpu_us() -> u64 {
+    // SAFETY: a zeroed rusage is a valid value, which getrusage fills in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_CHILDREN with a valid out-pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let us = |time: libc::timeval| time.tv_sec as u64 * 1_000_000 + time.tv_usec as u64;
+    us(usage.ru_utime) + us(usage.ru_stime)
 }
 
 fn run_threads(spec: &Spec, strings: &Strings) -> Report {

@@ -7,6 +7,7 @@
 
 mod driver;
 mod peers;
+mod system;
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -101,32 +102,215 @@ fn next_step() {
     std::thread::sleep(Duration::from_secs_f64(PERIOD as f64 - into + 0.05));
 }
 
-/// Waits until at least `seconds` remain in the current step.
-fn room_in_step(seconds: u64) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    if now % PERIOD + seconds >= PERIOD {
-        next_step();
+/// Rounds of every measured case; figures are the median of the rounds' figures, with the
+/// smallest and largest beside it.
+const ROUNDS: usize = 3;
+
+/// One round of one case: what the driver saw, and the CPU time of mfad and dbus-daemon
+/// meanwhile.
+struct Measured {
+    report: Report,
+    logins: u64,
+    daemon_cpu_us: u64,
+    bus_cpu_us: u64,
+}
+
+impl Measured {
+    fn cpu_per_login(&self) -> (f64, f64, f64) {
+        let per = |us: u64| us as f64 / self.logins.max(1) as f64;
+        (
+            per(self.report.cpu_us),
+            per(self.daemon_cpu_us),
+            per(self.bus_cpu_us),
+        )
     }
 }
 
-struct Table {
-    rows: Vec<String>,
+/// One case's rounds, summed up.
+struct Case {
+    scenario: String,
+    module: Module,
+    rounds: Vec<Measured>,
+}
+
+/// Median, smallest and largest of `values`.
+fn spread(values: impl Iterator<Item = f64>) -> (f64, f64, f64) {
+    let mut values: Vec<f64> = values.collect();
+    values.sort_by(f64::total_cmp);
+    if values.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    (
+        values[values.len() / 2],
+        values[0],
+        values[values.len() - 1],
+    )
+}
+
+impl Case {
+    fn p(&self, percent: u64) -> (f64, f64, f64) {
+        spread(
+            self.rounds
+                .iter()
+                .map(|round| round.report.percentile(percent) as f64),
+        )
+    }
+
+    fn rate(&self) -> (f64, f64, f64) {
+        spread(
+            self.rounds
+                .iter()
+                .map(|round| round.report.successes_per_second()),
+        )
+    }
+
+    /// CPU per login, median of the rounds: all processes, then driver, mfad, dbus-daemon.
+    fn cpu(&self) -> (f64, f64, f64, f64) {
+        let all = spread(self.rounds.iter().map(|round| {
+            let (driver, daemon, bus) = round.cpu_per_login();
+            driver + daemon + bus
+        }));
+        let part = |pick: fn((f64, f64, f64)) -> f64| {
+            spread(self.rounds.iter().map(|round| pick(round.cpu_per_login()))).0
+        };
+        (
+            all.0,
+            part(|(driver, _, _)| driver),
+            part(|(_, daemon, _)| daemon),
+            part(|(_, _, bus)| bus),
+        )
+    }
+
+    fn count(&self, result: &str) -> u64 {
+        self.rounds
+            .iter()
+            .map(|round| round.report.count(result))
+            .sum()
+    }
+
+    fn logins(&self) -> u64 {
+        self.rounds.iter().map(|round| round.logins).sum()
+    }
+
+    fn row(&self) -> String {
+        let mut results = std::collections::BTreeMap::<String, u64>::new();
+        for round in &self.rounds {
+            for (result, count) in &round.report.results {
+                *results
+                    .entry(result.trim_start_matches("PAM_").to_owned())
+                    .or_default() += count;
+            }
+        }
+        let results: Vec<String> = results
+            .iter()
+            .map(|(result, count)| format!("{count} {result}"))
+            .collect();
+        let (p50, low, high) = self.p(50);
+        let (cpu, driver, daemon, bus) = self.cpu();
+        let cpu = if self.module == Module::Mfa {
+            format!("{cpu:.0} ({driver:.0} + {daemon:.0} + {bus:.0})")
+        } else {
+            format!("{cpu:.0}")
+        };
+        format!(
+            "| {} | {} | {} | {p50:.0} ({low:.0}–{high:.0}) | {:.0} | {:.0} | {:.0} | {cpu} |",
+            self.scenario,
+            self.module.label(),
+            results.join(", "),
+            self.p(90).0,
+            self.p(99).0,
+            self.rate().0,
+        )
+    }
+}
+
+fn rounds_header() -> String {
+    "| scenario | module | results, all rounds | p50 µs: median (min–max) of rounds | p90 µs | \
+     p99 µs | successes/s | CPU µs per login: all (driver + mfad + dbus-daemon) |\n\
+     |---|---|---|---:|---:|---:|---:|---:|"
+        .to_owned()
+}
+
+struct Run {
+    peers: Peers,
+    seed: u64,
+    cases: Vec<Case>,
     notes: Vec<String>,
 }
 
-impl Table {
-    fn add(&mut self, scenario: &str, module: Module, report: &Report) {
-        let line = row(scenario, module.label(), report);
-        eprintln!("{line}");
-        self.rows.push(line);
-    }
-
+impl Run {
     fn note(&mut self, text: String) {
         eprintln!("{text}");
         self.notes.push(text);
+    }
+
+    fn spec(&self, module: Module, users: u64, iterations: u64) -> Spec {
+        Spec::new(
+            self.peers.confdir.clone(),
+            module.service(),
+            users,
+            iterations,
+            self.seed,
+        )
+    }
+
+    /// Runs `spec` once, with the CPU time of mfad and the bus around it.
+    fn measure(&self, spec: &Spec) -> Measured {
+        let daemon = self.peers.env.daemon_pid();
+        let bus = self.peers.env.bus_pid();
+        let before = (
+            daemon.and_then(system::process_cpu_us),
+            system::process_cpu_us(bus),
+        );
+        let report = driver::run(spec);
+        let after = (
+            daemon.and_then(system::process_cpu_us),
+            system::process_cpu_us(bus),
+        );
+        let delta = |(a, b): (Option<u64>, Option<u64>)| b.unwrap_or(0) - a.unwrap_or(0);
+        Measured {
+            logins: report.latencies_us.len() as u64,
+            report,
+            daemon_cpu_us: delta((before.0, after.0)),
+            bus_cpu_us: delta((before.1, after.1)),
+        }
+    }
+
+    /// Runs `make(module, round)` for every module, in rounds; each round takes the modules in
+    /// another order, so that drift in the machine falls on all of them alike.
+    fn rounds(
+        &mut self,
+        scenario: &str,
+        modules: &[Module],
+        make: impl Fn(&Run, Module, usize) -> Spec,
+    ) -> Vec<usize> {
+        let first = self.cases.len();
+        for &module in modules {
+            self.cases.push(Case {
+                scenario: scenario.to_owned(),
+                module,
+                rounds: Vec::new(),
+            });
+        }
+        for round in 0..ROUNDS {
+            for shift in 0..modules.len() {
+                let slot = (shift + round) % modules.len();
+                let spec = make(self, modules[slot], round);
+                let measured = self.measure(&spec);
+                self.cases[first + slot].rounds.push(measured);
+            }
+        }
+        let slots: Vec<usize> = (first..self.cases.len()).collect();
+        for &slot in &slots {
+            eprintln!("{}", self.cases[slot].row());
+        }
+        slots
+    }
+
+    fn case(&self, scenario: &str, module: Module) -> Option<&Case> {
+        self.cases
+            .iter()
+            .find(|case| case.scenario == scenario && case.module == module)
     }
 }
 
@@ -138,23 +322,35 @@ fn label(users: u64) -> String {
     }
 }
 
+fn right_code(size: u64) -> String {
+    format!("right code, {} users", label(size))
+}
+
 fn all(max_users: u64, iterations: u64, max_oath_users: u64) {
+    let sink = system::SyslogSink::start();
     let seed = driver::DEFAULT_SEED;
-    let mut peers = Peers::start(seed);
-    let mut table = Table {
-        rows: Vec::new(),
+    let mut run = Run {
+        peers: Peers::start(seed),
+        seed,
+        cases: Vec::new(),
         notes: Vec::new(),
     };
-    let spec = move |peers: &Peers, module: Module, users: u64, iterations: u64| {
-        Spec::new(
-            peers.confdir.clone(),
-            module.service(),
-            users,
-            iterations,
-            seed,
-        )
-    };
-    let mut p50 = std::collections::HashMap::new();
+    run.note(format!(
+        "load average (1 min) at the start: {}",
+        system::load_average()
+    ));
+    run.note(sink.describe().to_owned());
+    let state = run.peers.env.dir().join("state");
+    run.note(format!(
+        "disk floor in mfad's state directory: a 64-byte overwrite + fdatasync takes {} µs \
+         (p50 of 500); a one-row SQLite UPDATE (WAL, synchronous=FULL) {} µs (p50 of 500)",
+        system::fdatasync_floor(&state, 500),
+        system::sqlite_commit_floor(&state, 500)
+    ));
+    run.note(format!(
+        "a round trip between two processes over a Unix socket: {} µs (p50 of 2000)",
+        system::round_trip_floor(2000)
+    ));
 
     let sizes: Vec<u64> = [1_000, 10_000, 100_000, 1_000_000]
         .into_iter()
@@ -162,218 +358,192 @@ fn all(max_users: u64, iterations: u64, max_oath_users: u64) {
         .collect();
     for &size in &sizes {
         let start = Instant::now();
-        peers.grow(size);
-        table.note(format!(
+        run.peers.grow(size);
+        run.note(format!(
             "set-up: {} users for pam_mfa and google-authenticator in {:.1} s",
             label(size),
             start.elapsed().as_secs_f64()
         ));
         if size <= max_oath_users {
-            peers.grow_oath(size);
+            run.peers.grow_oath(size);
         }
         // Flush the set-up's writes, so that no module's fsync waits behind their writeback.
         // SAFETY: sync(2) takes no arguments and cannot fail.
         unsafe { libc::sync() };
-        let scenario = format!("right code, {} users", label(size));
-        let mut modules = vec![Module::Mfa, Module::GoogleAuthenticator];
+        let mut modules = vec![
+            Module::Permit,
+            Module::Mfa,
+            Module::GoogleAuthenticator,
+            Module::GoogleAuthenticatorReusable,
+        ];
         if size <= max_oath_users {
             modules.push(Module::Oath);
         }
-        if size == sizes[0] {
-            modules.insert(0, Module::Permit);
-        }
+        // Users are disjoint between rounds: no code is used twice within a step.
+        let count = iterations.min(size / ROUNDS as u64).max(1);
         next_step();
-        for module in modules {
+        let written = run.peers.env.daemon_pid().and_then(written_bytes);
+        run.rounds(&right_code(size), &modules, |run, module, round| {
             // pam_oath reads and rewrites its whole file per login: fewer logins at large sizes.
             let count = match module {
-                Module::Oath => iterations.min(2_000_000 / size).max(20),
-                _ => iterations,
-            }
-            .min(size);
-            let written = peers.env.daemon_pid().and_then(written_bytes);
-            let cpu = (
-                peers.env.daemon_pid().and_then(cpu_ticks),
-                cpu_ticks(peers.env.bus_pid()),
-            );
-            let report = driver::run(&spec(&peers, module, size, count));
-            p50.insert((module.label(), size), report.percentile(50));
-            if module == Module::Mfa {
-                // Let the checkpointer (every second) copy this run's log into the database.
-                std::thread::sleep(Duration::from_millis(1500));
-                let after = peers.env.daemon_pid().and_then(written_bytes);
-                if let (Some(before), Some(after)) = (written, after) {
-                    table.note(format!(
-                        "mfad wrote {:.1} KiB to disk per login at {} users (log and checkpoints)",
-                        (after - before) as f64 / 1024.0 / count as f64,
-                        label(size)
-                    ));
-                }
-                let now = (
-                    peers.env.daemon_pid().and_then(cpu_ticks),
-                    cpu_ticks(peers.env.bus_pid()),
-                );
-                if let ((Some(d0), Some(b0)), (Some(d1), Some(b1))) = (cpu, now) {
-                    // Clock ticks are 10 ms; per login in µs.
-                    let per_login = |ticks: u64| ticks as f64 * 10_000.0 / count as f64;
-                    table.note(format!(
-                        "CPU per login at {} users: mfad {:.0} µs, dbus-daemon {:.0} µs",
-                        label(size),
-                        per_login(d1 - d0),
-                        per_login(b1 - b0)
-                    ));
-                }
-            }
-            table.add(&scenario, module, &report);
-        }
-        if size == sizes[0] {
-            // pam_mfa ran first, on a quiet disk; run it again after the peers' file writes.
-            next_step();
-            let count = iterations.min(size);
-            let report = driver::run(&spec(&peers, Module::Mfa, size, count));
-            table.add(
-                &format!("{scenario}, again after the peers"),
-                Module::Mfa,
-                &report,
-            );
+                Module::Oath => count.min(2_000_000 / size).max(20),
+                _ => count,
+            };
+            let mut spec = run.spec(module, size, count);
+            spec.first = round as u64 * count;
+            spec
+        });
+        // Let the checkpointer (every second) copy the log into the database.
+        std::thread::sleep(Duration::from_millis(1500));
+        let after = run.peers.env.daemon_pid().and_then(written_bytes);
+        if let (Some(before), Some(after)) = (written, after) {
+            run.note(format!(
+                "mfad wrote {:.1} KiB to disk per login at {} users (log and checkpoints)",
+                (after - before) as f64 / 1024.0 / (count * ROUNDS as u64) as f64,
+                label(size)
+            ));
         }
         if size == 10_000 || size == sizes[sizes.len() - 1] && size < 10_000 {
-            scenarios_at(&mut table, &peers, size, iterations, &spec);
+            scenarios_at(&mut run, size, iterations, size <= max_oath_users);
         }
     }
-
+    // Before the restarts below: a restarted mfad checks a large database in the background.
+    load_cost(&mut run);
     if let Some(&largest) = sizes.last() {
-        if largest > sizes[0] {
-            // The same table, but logins among only the first 1k users, whose rows share a few
-            // pages: does the cost follow the table's size, or how many pages logins touch?
-            next_step();
-            let report = driver::run(&spec(
-                &peers,
-                Module::Mfa,
-                sizes[0],
-                iterations.min(sizes[0]),
-            ));
-            table.add(
-                &format!(
-                    "right code, {} enrolled, logins among the first {}",
-                    label(largest),
-                    label(sizes[0])
-                ),
-                Module::Mfa,
-                &report,
-            );
-        }
-        daemon_figures(&mut table, &mut peers, largest);
+        daemon_figures(&mut run, largest);
     }
-    load_cost(&mut table, &peers, &spec);
-
-    for &size in &sizes {
-        let ours = p50.get(&("pam_mfa", size));
-        let ga = p50.get(&("google-authenticator", size));
-        if let (Some(ours), Some(ga)) = (ours, ga) {
-            table.note(format!(
-                "right code at {} users: pam_mfa p50 / google-authenticator p50 = {:.2}",
-                label(size),
-                *ours as f64 / (*ga).max(1) as f64
-            ));
-        }
-    }
+    let targets = targets(&run, &sizes);
 
     let mut out = String::new();
     let _ = writeln!(out, "{}", machine());
-    let _ = writeln!(out, "{}", header());
-    for line in &table.rows {
-        let _ = writeln!(out, "{line}");
+    let _ = writeln!(out, "{}", rounds_header());
+    for case in &run.cases {
+        let _ = writeln!(out, "{}", case.row());
     }
     let _ = writeln!(out);
-    for note in &table.notes {
+    for note in &run.notes {
         let _ = writeln!(out, "- {note}");
     }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{targets}");
     print!("{out}");
 }
 
-type SpecFn = dyn Fn(&Peers, Module, u64, u64) -> Spec;
-
-/// Wrong codes, parallel workers, fork per login and the concurrent-replay check.
-fn scenarios_at(table: &mut Table, peers: &Peers, size: u64, iterations: u64, spec: &SpecFn) {
+/// Wrong codes, 8 worker processes, a fork per login and the concurrent replay, at `size`.
+fn scenarios_at(run: &mut Run, size: u64, iterations: u64, oath: bool) {
     let n = label(size);
-    let count = iterations.min(size / 5).max(1);
-    let modules = [Module::Mfa, Module::GoogleAuthenticator, Module::Oath];
+    let count = iterations.min(size / (2 * ROUNDS as u64)).max(1);
+    let mut modules = vec![
+        Module::Mfa,
+        Module::GoogleAuthenticator,
+        Module::GoogleAuthenticatorReusable,
+    ];
+    if oath {
+        modules.push(Module::Oath);
+    }
+    run.rounds(
+        &format!("wrong code, {n} users"),
+        &modules,
+        |run, module, round| {
+            let mut spec = run.spec(module, size, count);
+            spec.wrong = true;
+            spec.first = round as u64 * count;
+            spec
+        },
+    );
+    let mut all = vec![Module::Permit];
+    all.extend(&modules);
+    // Disjoint users per round and scenario, in a step of their own.
     next_step();
-    for module in modules {
-        let mut wrong = spec(peers, module, size, count);
-        wrong.wrong = true;
-        table.add(
-            &format!("wrong code, {n} users"),
-            module,
-            &driver::run(&wrong),
+    run.rounds(
+        &format!("right code, {n} users, 8 processes"),
+        &all,
+        |run, module, round| {
+            let mut spec = run.spec(module, size, count);
+            spec.processes = 8;
+            spec.first = round as u64 * count;
+            spec
+        },
+    );
+    let forked = count.min(300);
+    next_step();
+    run.rounds(
+        &format!("right code, {n} users, fork per login"),
+        &all,
+        |run, module, round| {
+            let mut spec = run.spec(module, size, forked);
+            spec.fork = true;
+            spec.first = round as u64 * forked;
+            spec
+        },
+    );
+    next_step();
+    let replayed: Vec<Module> = modules
+        .iter()
+        .copied()
+        .filter(|module| *module != Module::GoogleAuthenticatorReusable)
+        .collect();
+    let slots = run.rounds(
+        "20 parallel logins, one code",
+        &replayed,
+        |run, module, round| {
+            let mut spec = run.spec(module, size, 20);
+            spec.processes = 20;
+            spec.same_user = Some(size - 1 - round as u64);
+            spec
+        },
+    );
+    // The losers' tries locked those users out: unlock them, as an administrator would, so
+    // that later runs that meet them are not refused.
+    for round in 0..ROUNDS {
+        let user = driver::user_name(size - 1 - round as u64);
+        let unlocked = run.peers.env.ctl(&["unlock", &user], "");
+        assert!(
+            unlocked.success,
+            "mfactl unlock {user}: {}",
+            unlocked.stderr
         );
     }
-    // Disjoint users per scenario (`first`), so no code is used twice within a step.
-    for (slot, workers) in [(1, 2usize), (2, 8)] {
-        room_in_step(10);
-        for module in Module::ALL {
-            let mut parallel = spec(peers, module, size, count);
-            parallel.processes = workers;
-            parallel.first = slot * count;
-            table.add(
-                &format!("right code, {n} users, {workers} processes"),
-                module,
-                &driver::run(&parallel),
-            );
-        }
-    }
-    room_in_step(10);
-    for module in Module::ALL {
-        let mut forked = spec(peers, module, size, count.min(500));
-        forked.fork = true;
-        forked.first = 3 * count;
-        table.add(
-            &format!("right code, {n} users, fork per login"),
-            module,
-            &driver::run(&forked),
+    for slot in slots {
+        let case = &run.cases[slot];
+        let wins: Vec<String> = case
+            .rounds
+            .iter()
+            .map(|round| round.report.count("PAM_SUCCESS").to_string())
+            .collect();
+        let text = format!(
+            "concurrent replay, {}: successes out of 20 parallel logins with one code, per \
+             round: {}",
+            case.module.label(),
+            wins.join(", ")
         );
-    }
-    next_step();
-    for module in modules {
-        let mut replay = spec(peers, module, size, 20);
-        replay.processes = 20;
-        replay.same_user = Some(size - 1);
-        let report = driver::run(&replay);
-        table.add("20 parallel logins, one code", module, &report);
-        table.note(format!(
-            "concurrent replay, {}: {} of 20 parallel logins with one code succeeded",
-            module.label(),
-            report.count("PAM_SUCCESS")
-        ));
+        run.note(text);
     }
 }
 
-/// mfad's start-up time and peak memory with `users` enrolled.
-fn daemon_figures(table: &mut Table, peers: &mut Peers, users: u64) {
-    let rss = peers.env.daemon_pid().and_then(peak_rss_kib);
-    if let Some(kib) = rss {
-        table.note(format!(
+/// mfad's peak memory after the runs, and its start-up time with `users` enrolled (three
+/// restarts, median).
+fn daemon_figures(run: &mut Run, users: u64) {
+    if let Some(kib) = run.peers.env.daemon_pid().and_then(peak_rss_kib) {
+        run.note(format!(
             "mfad peak RSS after the runs at {} users: {:.1} MiB",
             label(users),
             kib as f64 / 1024.0
         ));
     }
-    peers.env.stop_daemon();
-    let start = Instant::now();
-    peers.env.start_daemon();
-    table.note(format!(
-        "mfad start-up with {} users enrolled (start to owning its bus name): {} ms",
-        label(users),
-        start.elapsed().as_millis()
+    let mut times = Vec::new();
+    for _ in 0..ROUNDS {
+        run.peers.env.stop_daemon();
+        let start = Instant::now();
+        run.peers.env.start_daemon();
+        times.push(start.elapsed().as_millis() as u64);
+    }
+    let median = system::median(&mut times.clone());
+    run.note(format!(
+        "mfad start-up with {} users enrolled (start to serving), median of {ROUNDS}: {median} ms \
+         ({times:?})",
+        label(users)
     ));
-}
-
-/// User and system CPU time of a process, in clock ticks (fields 14 and 15 of /proc/PID/stat).
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = after_name.split(' ').collect();
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
 /// Bytes the process has caused to be written to storage (`write_bytes` of /proc/PID/io).
@@ -392,21 +562,151 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-/// What loading pam_mfa.so adds to pam_start + pam_end, in fresh processes.
-fn load_cost(table: &mut Table, peers: &Peers, spec: &SpecFn) {
-    let mut p50 = Vec::new();
-    for module in [Module::Permit, Module::Mfa] {
-        let mut load = spec(peers, module, 1, 1000);
-        load.load_only = true;
-        load.fork = true;
-        let report = driver::run(&load);
-        p50.push(report.percentile(50));
-        table.add("pam_start + pam_end, fork per call", module, &report);
+/// The issue's targets, each from this run's figures.
+fn targets(run: &Run, sizes: &[u64]) -> String {
+    let mut out = String::from("| target | this run | met |\n|---|---|---|\n");
+    let mut line = |target: &str, result: String, met: bool| {
+        let _ = writeln!(
+            out,
+            "| {target} | {result} | {} |",
+            if met { "yes" } else { "no" }
+        );
+    };
+    let p50 = |scenario: &str, module| run.case(scenario, module).map(|case| case.p(50).0);
+    let mut ratios = Vec::new();
+    let mut ours = Vec::new();
+    for &size in sizes {
+        let scenario = right_code(size);
+        if let (Some(mfa), Some(ga)) = (
+            p50(&scenario, Module::Mfa),
+            p50(&scenario, Module::GoogleAuthenticator),
+        ) {
+            ratios.push((size, mfa / ga.max(1.0)));
+            ours.push(mfa);
+        }
     }
-    table.note(format!(
-        "loading pam_mfa.so adds {} µs (p50) to pam_start + pam_end over pam_permit, from a \
+    let text: Vec<String> = ratios
+        .iter()
+        .map(|(size, ratio)| format!("{ratio:.2}× ({})", label(*size)))
+        .collect();
+    line(
+        "right-code p50 ≤ 0.5× google-authenticator's (DISALLOW_REUSE), every size",
+        text.join(", "),
+        !ratios.is_empty() && ratios.iter().all(|(_, ratio)| *ratio <= 0.5),
+    );
+    if let (Some(low), Some(high)) = (
+        ours.iter().copied().reduce(f64::min),
+        ours.iter().copied().reduce(f64::max),
+    ) {
+        line(
+            "right-code p50 flat across sizes (largest ≤ 1.5× smallest)",
+            format!("{low:.0}–{high:.0} µs"),
+            high <= 1.5 * low,
+        );
+    }
+    let cpu: Vec<(u64, f64)> = sizes
+        .iter()
+        .filter_map(|&size| {
+            run.case(&right_code(size), Module::Mfa)
+                .map(|case| (size, case.cpu().0))
+        })
+        .collect();
+    let permit = run
+        .case(&right_code(sizes[0]), Module::Permit)
+        .map_or(0.0, |case| case.cpu().0);
+    let text: Vec<String> = cpu
+        .iter()
+        .map(|(size, us)| format!("{us:.0} µs ({})", label(*size)))
+        .collect();
+    line(
+        "CPU per login, all processes together, ≤ 400 µs",
+        format!(
+            "{}; pam_permit's login alone: {permit:.0} µs",
+            text.join(", ")
+        ),
+        !cpu.is_empty() && cpu.iter().all(|(_, us)| *us <= 400.0),
+    );
+    let eight = run
+        .cases
+        .iter()
+        .filter(|case| case.scenario.ends_with("8 processes"))
+        .collect::<Vec<_>>();
+    let rate = |module| {
+        eight
+            .iter()
+            .find(|case| case.module == module)
+            .map(|case| (case.rate().0, case.count("PAM_SUCCESS"), case.logins()))
+    };
+    if let (Some((ours, ok, all)), Some((ga, _, _))) =
+        (rate(Module::Mfa), rate(Module::GoogleAuthenticator))
+    {
+        line(
+            "8 worker processes: ≥ 3× google-authenticator's (DISALLOW_REUSE) successes/s, \
+             every login succeeding",
+            format!(
+                "{ours:.0}/s vs {ga:.0}/s = {:.2}×; {ok} of {all} succeeded",
+                ours / ga.max(1.0)
+            ),
+            ours >= 3.0 * ga && ok == all,
+        );
+    }
+    let wrong = run
+        .cases
+        .iter()
+        .filter(|case| case.scenario.starts_with("wrong code"))
+        .collect::<Vec<_>>();
+    let wrong_p50 = |module| {
+        wrong
+            .iter()
+            .find(|case| case.module == module)
+            .map(|case| case.p(50).0)
+    };
+    if let (Some(ours), Some(ga)) = (
+        wrong_p50(Module::Mfa),
+        wrong_p50(Module::GoogleAuthenticator),
+    ) {
+        line(
+            "wrong-code p50 ≤ 0.3× google-authenticator's",
+            format!("{ours:.0} µs vs {ga:.0} µs = {:.2}×", ours / ga.max(1.0)),
+            ours <= 0.3 * ga,
+        );
+    }
+    if let Some(case) = run
+        .cases
+        .iter()
+        .find(|case| case.scenario.starts_with("20 parallel") && case.module == Module::Mfa)
+    {
+        let wins: Vec<u64> = case
+            .rounds
+            .iter()
+            .map(|round| round.report.count("PAM_SUCCESS"))
+            .collect();
+        line(
+            "concurrent replay: exactly 1 of 20 succeeds",
+            format!("{wins:?} per round"),
+            wins.iter().all(|wins| *wins == 1),
+        );
+    }
+    out
+}
+
+/// What loading pam_mfa.so adds to pam_start + pam_end, in fresh processes.
+fn load_cost(run: &mut Run) {
+    let slots = run.rounds(
+        "pam_start + pam_end, fork per call",
+        &[Module::Permit, Module::Mfa],
+        |run, module, _| {
+            let mut load = run.spec(module, 1, 300);
+            load.load_only = true;
+            load.fork = true;
+            load
+        },
+    );
+    let (permit, ours) = (run.cases[slots[0]].p(50).0, run.cases[slots[1]].p(50).0);
+    run.note(format!(
+        "loading pam_mfa.so adds {:.0} µs (p50) to pam_start + pam_end over pam_permit, from a \
          Rust driver (libgcc_s already loaded)",
-        p50[1] as i64 - p50[0] as i64
+        ours - permit
     ));
     let probe = pam_mfa_tests::target_dir().join("pam-load-probe");
     if probe.exists() {
@@ -415,7 +715,7 @@ fn load_cost(table: &mut Table, peers: &Peers, spec: &SpecFn) {
         for _ in 0..5 {
             for (slot, module) in [Module::Permit, Module::Mfa].into_iter().enumerate() {
                 let output = std::process::Command::new(&probe)
-                    .arg(&peers.confdir)
+                    .arg(&run.peers.confdir)
                     .arg(module.service())
                     .arg("200")
                     .output()
@@ -434,19 +734,19 @@ fn load_cost(table: &mut Table, peers: &Peers, spec: &SpecFn) {
             values[values.len() / 2]
         };
         let (permit, ours) = (median(&mut rounds[0]), median(&mut rounds[1]));
-        table.note(format!(
+        run.note(format!(
             "pam_start + pam_end in a forked child of a C program (bench/load-probe.c, 5 \
              rounds of 200, median of the rounds' p50): pam_permit {permit} µs, pam_mfa {ours} \
              µs: loading pam_mfa.so adds {} µs",
             ours as i64 - permit as i64
         ));
     } else {
-        table.note("pam-load-probe not built (bench/run.sh builds it): no C-driver figure".into());
+        run.note("pam-load-probe not built (bench/run.sh builds it): no C-driver figure".into());
     }
     let size = std::fs::metadata(pam_mfa_tests::target_dir().join("libpam_mfa.so"))
         .map(|m| m.len())
         .unwrap_or(0);
-    table.note(format!("pam_mfa.so file size: {:.2} MB", size as f64 / 1e6));
+    run.note(format!("pam_mfa.so file size: {:.2} MB", size as f64 / 1e6));
 }
 
 fn machine() -> String {

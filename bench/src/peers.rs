@@ -1,6 +1,8 @@
 //! The modules under test, set up with the same users and secrets: pam_permit (the floor),
-//! pam_mfa with its daemon on a private bus, google-authenticator-libpam with one secret file
-//! per user, and pam_oath with one users file.
+//! pam_mfa with its daemon (on its login socket, or on a private bus with
+//! `PAM_MFA_TEST_PATH=bus`), google-authenticator-libpam with one secret file per user (with
+//! DISALLOW_REUSE, as its documentation recommends, and without), and pam_oath with one users
+//! file. None of the users exists in the system's user database, for any module.
 
 use std::fmt::Write as _;
 use std::fs::{self, OpenOptions};
@@ -18,23 +20,18 @@ pub enum Module {
     Permit,
     Mfa,
     GoogleAuthenticator,
+    /// google-authenticator without DISALLOW_REUSE: it rewrites no file at a login.
+    GoogleAuthenticatorReusable,
     Oath,
 }
 
 impl Module {
-    /// Every module, the floor first.
-    pub const ALL: [Module; 4] = [
-        Module::Permit,
-        Module::Mfa,
-        Module::GoogleAuthenticator,
-        Module::Oath,
-    ];
-
     pub fn service(self) -> &'static str {
         match self {
             Module::Permit => "permit",
             Module::Mfa => "mfa",
             Module::GoogleAuthenticator => "ga",
+            Module::GoogleAuthenticatorReusable => "ga-reusable",
             Module::Oath => "oath",
         }
     }
@@ -44,6 +41,7 @@ impl Module {
             Module::Permit => "pam_permit",
             Module::Mfa => "pam_mfa",
             Module::GoogleAuthenticator => "google-authenticator",
+            Module::GoogleAuthenticatorReusable => "google-authenticator, reuse allowed",
             Module::Oath => "pam_oath",
         }
     }
@@ -82,6 +80,7 @@ impl Peers {
         let confdir = dir.join("pam.d");
         fs::create_dir_all(&confdir).unwrap();
         fs::create_dir_all(dir.join("ga")).unwrap();
+        fs::create_dir_all(dir.join("ga-reusable")).unwrap();
         fs::create_dir_all(dir.join("oath")).unwrap();
         let services = [
             (
@@ -102,6 +101,14 @@ impl Peers {
                     "{} secret={}/${{USER}} user=root no_strict_owner",
                     security_module("pam_google_authenticator.so").display(),
                     dir.join("ga").display()
+                ),
+            ),
+            (
+                Module::GoogleAuthenticatorReusable,
+                format!(
+                    "{} secret={}/${{USER}} user=root no_strict_owner",
+                    security_module("pam_google_authenticator.so").display(),
+                    dir.join("ga-reusable").display()
                 ),
             ),
             (
@@ -131,7 +138,7 @@ impl Peers {
     }
 
     /// Enrolls users up to `users` in pam_mfa (through `mfactl import`) and
-    /// google-authenticator (secret files with TOTP_AUTH and DISALLOW_REUSE).
+    /// google-authenticator (secret files with TOTP_AUTH, with and without DISALLOW_REUSE).
     pub fn grow(&mut self, users: u64) {
         let range = self.users..users;
         let import = self.dir.join("import.txt");
@@ -149,20 +156,20 @@ impl Peers {
         assert!(out.success, "mfactl import failed: {}", out.stderr);
         fs::remove_file(&import).unwrap();
         for index in range {
-            let path = self.dir.join("ga").join(user_name(index));
-            let mut file = OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(path)
-                .unwrap();
-            writeln!(
-                file,
-                "{}\n\" TOTP_AUTH\n\" DISALLOW_REUSE",
-                secret_base32(self.seed, index)
-            )
-            .unwrap();
+            for (folder, options) in [
+                ("ga", "\" TOTP_AUTH\n\" DISALLOW_REUSE\n"),
+                ("ga-reusable", "\" TOTP_AUTH\n"),
+            ] {
+                let path = self.dir.join(folder).join(user_name(index));
+                let mut file = OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(path)
+                    .unwrap();
+                write!(file, "{}\n{options}", secret_base32(self.seed, index)).unwrap();
+            }
         }
         self.users = users;
     }
