@@ -524,6 +524,13 @@ fn scenarios_at(run: &mut Run, size: u64, iterations: u64, oath: bool) {
 /// mfad's peak memory after the runs, and its start-up time with `users` enrolled (three
 /// restarts, median).
 fn daemon_figures(run: &mut Run, users: u64) {
+    let log = run.peers.env.dir().join("state/mfad.sqlite3-wal");
+    if let Ok(meta) = std::fs::metadata(&log) {
+        run.note(format!(
+            "mfad's write-ahead log after the runs: {:.1} MiB",
+            meta.len() as f64 / (1024.0 * 1024.0)
+        ));
+    }
     if let Some(kib) = run.peers.env.daemon_pid().and_then(peak_rss_kib) {
         run.note(format!(
             "mfad peak RSS after the runs at {} users: {:.1} MiB",

@@ -205,6 +205,11 @@ pub struct SqliteStore {
     checking_in_background: Option<i64>,
 }
 
+/// Write-ahead-log frames (pages) past which the checkpointer starts the log over.
+const RESTART_FRAMES: i64 = 1000;
+/// Bytes the write-ahead log file is cut back to when it starts over after a burst.
+const LOG_SIZE_LIMIT: i64 = 16 * 1024 * 1024;
+
 /// Parts one shared transaction takes at most; the part that reaches it commits.
 const MAX_BATCH: usize = 64;
 
@@ -380,6 +385,7 @@ impl SqliteStore {
         // Checkpoints run on their own thread (`spawn_checkpointer`), not inside the commit of
         // whichever login happens to cross the threshold.
         connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+        connection.pragma_update(None, "journal_size_limit", LOG_SIZE_LIMIT)?;
         let integrity = Arc::new(Integrity::default());
         let size: i64 = connection.query_row(
             "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
@@ -449,9 +455,24 @@ impl SqliteStore {
             .spawn(move || {
                 loop {
                     std::thread::sleep(interval);
-                    if let Err(error) =
-                        connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
+                    let frames = |mode: &str| {
+                        connection.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+                            row.get::<_, i64>(1)
+                        })
+                    };
+                    // Under steady logins a passive checkpoint never catches up with the log,
+                    // so the log would only grow, and every commit append to it (which costs
+                    // a commit about twice what writing over the log's start does). Past a
+                    // size, a RESTART checkpoint makes the next commit start the log over; it
+                    // holds commits back only while it copies what the passive one left.
+                    let checked = frames("PASSIVE").and_then(|log| {
+                        if log >= RESTART_FRAMES {
+                            frames("RESTART")
+                        } else {
+                            Ok(log)
+                        }
+                    });
+                    if let Err(error) = checked {
                         crate::log::warning(&format!("write-ahead log checkpoint failed: {error}"));
                     }
                 }
