@@ -308,9 +308,14 @@ impl Run {
     }
 
     fn case(&self, scenario: &str, module: Module) -> Option<&Case> {
+        self.case_where(|name| name == scenario, module)
+    }
+
+    /// The case of `module` whose scenario `matches`.
+    fn case_where(&self, matches: impl Fn(&str) -> bool, module: Module) -> Option<&Case> {
         self.cases
             .iter()
-            .find(|case| case.scenario == scenario && case.module == module)
+            .find(|case| matches(&case.scenario) && case.module == module)
     }
 }
 
@@ -633,15 +638,8 @@ fn targets(run: &Run, sizes: &[u64]) -> String {
         ),
         !cpu.is_empty() && cpu.iter().all(|(_, us)| *us <= 400.0),
     );
-    let eight = run
-        .cases
-        .iter()
-        .filter(|case| case.scenario.ends_with("8 processes"))
-        .collect::<Vec<_>>();
     let rate = |module| {
-        eight
-            .iter()
-            .find(|case| case.module == module)
+        run.case_where(|scenario| scenario.ends_with("8 processes"), module)
             .map(|case| (case.rate().0, case.count("PAM_SUCCESS"), case.logins()))
     };
     if let (Some((ours, ok, all)), Some((ga, _, _))) =
@@ -657,15 +655,8 @@ fn targets(run: &Run, sizes: &[u64]) -> String {
             ours >= 3.0 * ga && ok == all,
         );
     }
-    let wrong = run
-        .cases
-        .iter()
-        .filter(|case| case.scenario.starts_with("wrong code"))
-        .collect::<Vec<_>>();
     let wrong_p50 = |module| {
-        wrong
-            .iter()
-            .find(|case| case.module == module)
+        run.case_where(|scenario| scenario.starts_with("wrong code"), module)
             .map(|case| case.p(50).0)
     };
     if let (Some(ours), Some(ga)) = (
@@ -678,10 +669,7 @@ fn targets(run: &Run, sizes: &[u64]) -> String {
             ours <= 0.3 * ga,
         );
     }
-    if let Some(case) = run
-        .cases
-        .iter()
-        .find(|case| case.scenario.starts_with("20 parallel") && case.module == Module::Mfa)
+    if let Some(case) = run.case_where(|scenario| scenario.starts_with("20 parallel"), Module::Mfa)
     {
         let wins: Vec<u64> = case
             .rounds

@@ -158,13 +158,7 @@ fn lifecycle_and_replay(store: Arc<dyn Store>) {
 
 fn concurrent_consume(store: Arc<dyn Store>) {
     let bob = name("bob");
-    let entries = [(bob.clone(), secret(3))];
-    let imported = Event::EnrollmentsImported { count: 1 };
-    assert_eq!(
-        store.import(&imports(&entries), 1, &imported).unwrap(),
-        Ok(1)
-    );
-    let id = store.enrollments(&bob).unwrap().active.unwrap().id;
+    let id = imported(&store, &bob, 3);
     let threads: Vec<_> = (0..16)
         .map(|_| {
             let store = store.clone();
@@ -839,6 +833,14 @@ fn challenge_rows(store: Arc<dyn Store>) {
     );
 }
 
+/// Imports an active enrollment for `user` (secret `byte`) and returns its id.
+fn imported(store: &Arc<dyn Store>, user: &UserName, byte: u8) -> EnrollmentId {
+    let event = Event::EnrollmentsImported { count: 1 };
+    let entries = [(user.clone(), secret(byte))];
+    assert_eq!(store.import(&imports(&entries), 1, &event).unwrap(), Ok(1));
+    store.enrollments(user).unwrap().active.unwrap().id
+}
+
 fn denied(user: &str) -> impl Fn(bool) -> Option<Event> {
     let user = user.to_owned();
     move |replayed| {
@@ -856,13 +858,7 @@ fn denied(user: &str) -> impl Fn(bool) -> Option<Event> {
 
 fn tries_of_codes(store: Arc<dyn Store>) {
     let tia = name("tia");
-    let imported = Event::EnrollmentsImported { count: 1 };
-    let entries = [(tia.clone(), secret(9))];
-    assert_eq!(
-        store.import(&imports(&entries), 1, &imported).unwrap(),
-        Ok(1)
-    );
-    let id = store.enrollments(&tia).unwrap().active.unwrap().id;
+    let id = imported(&store, &tia, 9);
     let (lock, deny, spent) = (locked_out("tia"), denied("tia"), allowed("tia"));
     let try_step = |now, step| {
         store
@@ -920,13 +916,7 @@ fn tries_of_codes(store: Arc<dyn Store>) {
 
 fn tries_in_parallel(store: Arc<dyn Store>) {
     let ty = name("ty");
-    let imported = Event::EnrollmentsImported { count: 1 };
-    let entries = [(ty.clone(), secret(10))];
-    assert_eq!(
-        store.import(&imports(&entries), 1, &imported).unwrap(),
-        Ok(1)
-    );
-    let id = store.enrollments(&ty).unwrap().active.unwrap().id;
+    let id = imported(&store, &ty, 10);
     let threads: Vec<_> = (0..16)
         .map(|_| {
             let (store, ty) = (store.clone(), ty.clone());
