@@ -32,6 +32,10 @@ pub struct Core<S: Store, C: Clock> {
     dialogue: Dialogue<S, C>,
     /// Wrong codes given to self-service commands, per user: (count, since).
     wrong_codes: std::sync::Mutex<HashMap<UserName, (u32, u64)>>,
+    /// The name service's recent answers about the users of root-run logins.
+    names: users::Recent<UserName, Lookup>,
+    /// ... and about their membership of the groups the rules name.
+    groups: users::Recent<(UserName, Vec<String>), Vec<String>>,
 }
 
 /// Wrong codes a user may give to self-service commands in [`WRONG_CODES_WINDOW`] seconds.
@@ -89,6 +93,8 @@ impl<S: Store, C: Clock> Core<S, C> {
             store,
             dialogue,
             wrong_codes: std::sync::Mutex::new(HashMap::new()),
+            names: users::Recent::default(),
+            groups: users::Recent::default(),
         }
     }
 
@@ -120,7 +126,11 @@ impl<S: Store, C: Clock> Core<S, C> {
     /// name the system does not know (root's login of a mistyped or invented name).
     fn login_account(&self, caller: &Caller, user: &UserName) -> Result<Option<UserName>, Error> {
         if caller.uid == 0 {
-            return match by_name(self.lookup_limit(), user).map_err(directory)? {
+            let now = std::time::Instant::now();
+            let found = self
+                .names
+                .get_or(user.clone(), now, || by_name(self.lookup_limit(), user));
+            return match found.map_err(directory)? {
                 Lookup::Found(Account { name, .. }) => Ok(Some(name)),
                 Lookup::Unknown => Ok(None),
             };
@@ -191,7 +201,7 @@ impl<S: Store, C: Clock> Core<S, C> {
                 None => (user, false),
             }
         };
-        let member_of = self.memberships(&user, known)?;
+        let member_of = self.memberships(&user, known, caller.uid == 0)?;
         let reply = self
             .dialogue
             .begin(caller, user, known, context, member_of)
@@ -202,16 +212,28 @@ impl<S: Store, C: Clock> Core<S, C> {
 
     /// The groups named by the rules that `user` is a member of; none for a name the system
     /// does not know, and no lookup when the rules name no group.
-    fn memberships(&self, user: &UserName, known: bool) -> Result<Vec<String>, Error> {
+    /// `recent`: a recent answer will do (a root-run login; see [`users::Recent`]).
+    fn memberships(
+        &self,
+        user: &UserName,
+        known: bool,
+        recent: bool,
+    ) -> Result<Vec<String>, Error> {
         let groups = policy::named_groups(&self.config().config);
         if !known || groups.is_empty() {
             return Ok(Vec::new());
         }
-        let name = user.clone();
-        bounded(self.lookup_limit(), move || {
-            users::memberships(&name, &groups)
-        })
-        .map_err(directory)
+        let limit = self.lookup_limit();
+        let ask = |name: UserName, groups: Vec<String>| {
+            bounded(limit, move || users::memberships(&name, &groups))
+        };
+        if !recent {
+            return ask(user.clone(), groups).map_err(directory);
+        }
+        let key = (user.clone(), groups.clone());
+        self.groups
+            .get_or(key, std::time::Instant::now(), || ask(user.clone(), groups))
+            .map_err(directory)
     }
 
     /// What a login of `user` through `service` from `rhost` would do, and the rule that
@@ -225,7 +247,7 @@ impl<S: Store, C: Clock> Core<S, C> {
                 (user, false)
             }
         };
-        let member_of = self.memberships(&user, known)?;
+        let member_of = self.memberships(&user, known, false)?;
         // As Linux-PAM gives it to the module.
         let context = Context::new(&service.to_lowercase(), rhost);
         let decision = self
@@ -737,7 +759,7 @@ impl<S: Store, C: Clock> Core<S, C> {
     fn requirement(&self, user: &UserName, known: bool) -> Result<policy::Requirement, Error> {
         let facts = policy::Facts {
             switches: self.dialogue.switches(user).map_err(internal)?,
-            member_of: self.memberships(user, known)?,
+            member_of: self.memberships(user, known, false)?,
         };
         let settings = self.config();
         Ok(policy::requirement(

@@ -86,6 +86,69 @@ impl fmt::Display for LookupError {
     }
 }
 
+/// How long the answers of the name service to root-run logins are kept ([`Recent`]).
+pub const RECENT_FOR: Duration = Duration::from_secs(5);
+/// Answers kept at most; past it, expired ones go, and if that is not enough, all.
+const RECENT_MAX: usize = 4096;
+
+/// Recent answers of the name service, each kept for [`RECENT_FOR`]: a burst of logins of the
+/// same user (a fleet's automation reconnecting, a script running sudo in a loop) asks it once.
+/// Only answers are kept, never failures or time-outs. Kept only for logins run by root, whose
+/// names the login program chose, and never for the caller's own identity: a stale answer can
+/// at worst deny a login (a user created in the last seconds, a group newly joined for MFA) or
+/// let a group's exemption outlive the group's change by [`RECENT_FOR`], far less than the
+/// system's own caches (nscd, sssd) keep them.
+pub struct Recent<K, V> {
+    entries: std::sync::Mutex<std::collections::HashMap<K, (std::time::Instant, V)>>,
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> Default for Recent<K, V> {
+    fn default() -> Self {
+        Recent {
+            entries: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> Recent<K, V> {
+    /// The answer for `key` if one younger than [`RECENT_FOR`] is kept at `now`, else `ask`'s,
+    /// kept when it is one.
+    pub fn get_or<E>(
+        &self,
+        key: K,
+        now: std::time::Instant,
+        ask: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, E> {
+        let fresh = |at: std::time::Instant| now.saturating_duration_since(at) < RECENT_FOR;
+        {
+            let entries = self.lock();
+            if let Some((at, value)) = entries.get(&key)
+                && fresh(*at)
+            {
+                return Ok(value.clone());
+            }
+        }
+        let value = ask()?;
+        let mut entries = self.lock();
+        if entries.len() >= RECENT_MAX {
+            entries.retain(|_, (at, _)| fresh(*at));
+            if entries.len() >= RECENT_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (now, value.clone()));
+        Ok(value)
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<K, (std::time::Instant, V)>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// Looks `name` up by name. Blocking: call it off the bus executor (see
 /// [`crate::bus::off_executor`]).
 pub fn by_name(name: &UserName) -> Result<Lookup, LookupError> {
@@ -197,6 +260,34 @@ pub fn case_variant(name: &UserName) -> Result<Option<UserName>, LookupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recent_answers_are_kept_for_a_few_seconds_and_failures_never() {
+        let recent: Recent<&str, u32> = Recent::default();
+        let start = std::time::Instant::now();
+        let mut asked = 0;
+        let mut ask = |value: u32| {
+            asked += 1;
+            Ok::<u32, String>(value)
+        };
+        assert_eq!(recent.get_or("alice", start, || ask(1)), Ok(1));
+        let later = start + RECENT_FOR - Duration::from_millis(1);
+        assert_eq!(recent.get_or("alice", later, || ask(2)), Ok(1));
+        assert_eq!(recent.get_or("alice", start + RECENT_FOR, || ask(3)), Ok(3));
+        assert_eq!(asked, 3 - 1);
+        // A failure is not kept: the next login asks again.
+        let failed = recent.get_or("bob", start, || Err::<u32, _>("timed out".to_owned()));
+        assert!(failed.is_err());
+        assert_eq!(recent.get_or("bob", start, || Ok::<_, String>(7)), Ok(7));
+        // Full: the expired go first, then everything.
+        for index in 0..RECENT_MAX as u32 {
+            let key: &'static str = Box::leak(index.to_string().into_boxed_str());
+            recent
+                .get_or(key, start, || Ok::<_, String>(index))
+                .unwrap();
+        }
+        assert!(recent.lock().len() <= RECENT_MAX);
+    }
 
     #[test]
     fn ordinary_and_directory_names_pass() {
