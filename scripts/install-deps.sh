@@ -16,6 +16,8 @@ packages=(
   zbar-tools        # zbarimg: an independent QR reader checks the codes mfad draws
   util-linux        # unshare: a test gives mfad a /dev of its own (syslog coming and going)
   mount             # mount, for the same test
+  openssh-server    # sshd, for logins over real SSH in the tests
+  openssh-client    # ssh, their client
 )
 
 missing=()

@@ -18,6 +18,7 @@
 
 pub mod fake;
 pub mod pam;
+pub mod sshd;
 
 use std::collections::HashMap;
 use std::fs;
@@ -42,7 +43,7 @@ pub const USERS: &[(&str, u32)] = &[
 pub const PERIOD: u64 = 30;
 
 /// A process is declared hung after this long.
-const HANG_LIMIT: Duration = Duration::from_secs(30);
+pub const HANG_LIMIT: Duration = Duration::from_secs(30);
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
