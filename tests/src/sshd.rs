@@ -123,6 +123,21 @@ pub struct Session {
 /// prompt with the next of `answers`; at a prompt with no answer left, the person gives up
 /// (ssh is ended). `options` go to ssh before the destination.
 pub fn ssh(sshd: &Sshd, user: &str, command: &str, options: &[&str], answers: &[&str]) -> Session {
+    let mut answers = answers.iter();
+    ssh_with(sshd, user, command, options, &mut |_| {
+        answers.next().map(|answer| (*answer).to_owned())
+    })
+}
+
+/// [`ssh`], answering each prompt with what `respond` makes of the text shown since the last
+/// answer (the prompt last); `None` gives up.
+pub fn ssh_with(
+    sshd: &Sshd,
+    user: &str,
+    command: &str,
+    options: &[&str],
+    respond: &mut dyn FnMut(&str) -> Option<String>,
+) -> Session {
     let (master, slave) = open_pty();
     let mut child = {
         let io = |fd: &OwnedFd| Stdio::from(fd.try_clone().unwrap());
@@ -159,7 +174,6 @@ pub fn ssh(sshd: &Sshd, user: &str, command: &str, options: &[&str], answers: &[
     };
     drop(slave);
     let mut screen = Vec::new();
-    let mut answered = 0;
     let mut seen = 0;
     let start = Instant::now();
     let mut file = fs::File::from(master);
@@ -169,11 +183,10 @@ pub fn ssh(sshd: &Sshd, user: &str, command: &str, options: &[&str], answers: &[
             let fresh = text(&screen[seen..]);
             if is_prompt(&fresh) {
                 seen = screen.len();
-                match answers.get(answered) {
+                match respond(&fresh) {
                     Some(answer) => {
                         use std::io::Write;
                         file.write_all(format!("{answer}\n").as_bytes()).unwrap();
-                        answered += 1;
                     }
                     None => {
                         let _ = child.kill();
