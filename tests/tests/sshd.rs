@@ -23,6 +23,17 @@ const KBD_ONLY: &[&str] = &[
     "NumberOfPasswordPrompts=1",
 ];
 
+/// The login was refused by sshd, and the remote command did not run.
+fn assert_refused(session: &sshd::Session) {
+    assert!(!session.screen.contains("remote-42"), "{}", session.screen);
+    assert!(
+        session.screen.contains("Permission denied"),
+        "{}",
+        session.screen
+    );
+    assert_eq!(session.status, 255, "{}", session.screen);
+}
+
 fn with_sshd() -> (Env, Sshd) {
     assert!(
         sshd::available(),
@@ -57,13 +68,7 @@ fn a_wrong_code_over_ssh_is_refused() {
     let (env, sshd) = with_sshd();
     let wrong = env.wrong_code("alice");
     let session = sshd::ssh(&sshd, "alice", "echo remote-$((6*7))", KBD_ONLY, &[&wrong]);
-    assert!(!session.screen.contains("remote-42"), "{}", session.screen);
-    assert!(
-        session.screen.contains("Permission denied"),
-        "{}",
-        session.screen
-    );
-    assert_eq!(session.status, 255);
+    assert_refused(&session);
 }
 
 #[test]
@@ -71,18 +76,12 @@ fn with_mfad_stopped_ssh_is_refused_without_a_question() {
     let (env, sshd) = with_sshd();
     env.stop_daemon();
     let session = sshd::ssh(&sshd, "alice", "echo remote-$((6*7))", KBD_ONLY, &[]);
-    assert!(!session.screen.contains("remote-42"), "{}", session.screen);
     assert!(
         !session.screen.contains("Verification code"),
         "{}",
         session.screen
     );
-    assert!(
-        session.screen.contains("Permission denied"),
-        "{}",
-        session.screen
-    );
-    assert_eq!(session.status, 255);
+    assert_refused(&session);
 }
 
 #[test]
@@ -91,13 +90,7 @@ fn with_mfad_frozen_ssh_is_refused_once_the_module_gives_up() {
     env.freeze_daemon(true);
     let session = sshd::ssh(&sshd, "alice", "echo remote-$((6*7))", KBD_ONLY, &[]);
     env.freeze_daemon(false);
-    assert!(!session.screen.contains("remote-42"), "{}", session.screen);
-    assert!(
-        session.screen.contains("Permission denied"),
-        "{}",
-        session.screen
-    );
-    assert_eq!(session.status, 255);
+    assert_refused(&session);
 }
 
 #[test]
@@ -256,8 +249,7 @@ fn a_locked_account_is_refused_over_ssh_even_with_a_right_code() {
     env.lock_out("alice", "sshd");
     let code = env.fresh_code("alice");
     let session = sshd::ssh(&sshd, "alice", "echo remote-$((6*7))", KBD_ONLY, &[&code]);
-    assert!(!session.screen.contains("remote-42"), "{}", session.screen);
-    assert_eq!(session.status, 255, "{}", session.screen);
+    assert_refused(&session);
     assert!(
         env.daemon_log()
             .contains("locked out: user=alice too many wrong codes"),
