@@ -148,8 +148,10 @@ pub fn ssh_with(
                 "StrictHostKeyChecking=no",
                 "-o",
                 "UserKnownHostsFile=/dev/null",
+                // ssh's default: it shows the messages of a refused login (sshd sends them as a
+                // last keyboard-interactive request, which the client logs at INFO).
                 "-o",
-                "LogLevel=ERROR",
+                "LogLevel=INFO",
                 "-o",
                 "BatchMode=no",
             ])

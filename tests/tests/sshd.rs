@@ -3,10 +3,11 @@
 //! prompt, a right one runs the remote command; a wrong one, a stopped mfad and a frozen one
 //! are refused; a first login sets up the app from the text shown with the prompt, and a
 //! recovery code shown there logs in once; the documented stacks (password then code, public
-//! key then code) work over SSH. OpenSSH
-//! shows PAM's messages only with a following prompt, so a refusal shows as its own
-//! "Permission denied".
+//! key then code) work over SSH. A refusal shows the module's one line (sshd passes PAM's
+//! messages of a failed login as the last keyboard-interactive request; the client shows them at
+//! its default log level), then ssh's own "Permission denied".
 
+use pam_mfa_api::UNAVAILABLE_NOTICE;
 use pam_mfa_tests::sshd::{self, Sshd};
 use pam_mfa_tests::{Env, away_from_step_end, code_at, current_step, system_library};
 
@@ -23,8 +24,9 @@ const KBD_ONLY: &[&str] = &[
     "NumberOfPasswordPrompts=1",
 ];
 
-/// The login was refused by sshd, and the remote command did not run.
-fn assert_refused(session: &sshd::Session) {
+/// The login was refused by sshd, with `line` shown, and the remote command did not run.
+fn assert_refused(session: &sshd::Session, line: &str) {
+    assert!(session.screen.contains(line), "{}", session.screen);
     assert!(!session.screen.contains("remote-42"), "{}", session.screen);
     assert!(
         session.screen.contains("Permission denied"),
@@ -68,7 +70,7 @@ fn a_wrong_code_over_ssh_is_refused() {
     let (env, sshd) = with_sshd();
     let wrong = env.wrong_code("alice");
     let session = sshd::ssh(&sshd, "alice", "echo remote-$((6*7))", KBD_ONLY, &[&wrong]);
-    assert_refused(&session);
+    assert_refused(&session, "Wrong code.");
 }
 
 #[test]
@@ -81,7 +83,7 @@ fn with_mfad_stopped_ssh_is_refused_without_a_question() {
         "{}",
         session.screen
     );
-    assert_refused(&session);
+    assert_refused(&session, UNAVAILABLE_NOTICE);
 }
 
 #[test]
@@ -90,7 +92,7 @@ fn with_mfad_frozen_ssh_is_refused_once_the_module_gives_up() {
     env.freeze_daemon(true);
     let session = sshd::ssh(&sshd, "alice", "echo remote-$((6*7))", KBD_ONLY, &[]);
     env.freeze_daemon(false);
-    assert_refused(&session);
+    assert_refused(&session, UNAVAILABLE_NOTICE);
 }
 
 #[test]
@@ -249,7 +251,7 @@ fn a_locked_account_is_refused_over_ssh_even_with_a_right_code() {
     env.lock_out("alice", "sshd");
     let code = env.fresh_code("alice");
     let session = sshd::ssh(&sshd, "alice", "echo remote-$((6*7))", KBD_ONLY, &[&code]);
-    assert_refused(&session);
+    assert_refused(&session, "this account is locked until");
     assert!(
         env.daemon_log()
             .contains("locked out: user=alice too many wrong codes"),
