@@ -119,6 +119,14 @@ fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "timed out")
 }
 
+/// What is left of `deadline`; none left is a time-out.
+pub fn time_left(deadline: Instant) -> io::Result<std::time::Duration> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|left| !left.is_zero())
+        .ok_or_else(timed_out)
+}
+
 impl Wire {
     pub fn new(stream: UnixStream) -> Wire {
         Wire {
@@ -128,17 +136,9 @@ impl Wire {
         }
     }
 
-    pub fn stream(&self) -> &UnixStream {
-        &self.stream
-    }
-
     /// Reads more bytes into the buffer; an end of stream is `UnexpectedEof`.
     fn fill(&mut self, deadline: Instant) -> io::Result<()> {
-        let left = deadline
-            .checked_duration_since(Instant::now())
-            .filter(|left| !left.is_zero())
-            .ok_or_else(timed_out)?;
-        self.stream.set_read_timeout(Some(left))?;
+        self.stream.set_read_timeout(Some(time_left(deadline)?))?;
         // Bytes already taken go before more are read: the buffer holds at most one message
         // and what came with it (a peer never makes it grow by leaving messages half sent).
         if self.start > 0 {
@@ -225,11 +225,7 @@ impl Wire {
     /// login programs, which a signal from a closed connection would end.
     pub fn send(&mut self, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
         while !bytes.is_empty() {
-            let left = deadline
-                .checked_duration_since(Instant::now())
-                .filter(|left| !left.is_zero())
-                .ok_or_else(timed_out)?;
-            self.stream.set_write_timeout(Some(left))?;
+            self.stream.set_write_timeout(Some(time_left(deadline)?))?;
             match send_no_signal(&self.stream, bytes) {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
                 Ok(sent) => bytes = &bytes[sent..],

@@ -19,7 +19,9 @@ use crate::identity::Caller;
 use crate::log;
 use crate::policy;
 use crate::recovery;
-use crate::store::{Attempt, AuditFilter, Enrollment, Imported, Proof, Store, StoreError};
+use crate::store::{
+    Attempt, AuditFilter, Enrollment, Enrollments, Imported, Proof, Store, StoreError,
+};
 use crate::totp::{self, Params, Secret};
 use crate::users::{self, Account, Lookup, LookupError, UserName};
 
@@ -152,23 +154,23 @@ impl<S: Store, C: Clock> Core<S, C> {
         }
     }
 
-    /// Whether a root-run login of `user` can go without asking the name service: the name,
-    /// spelled exactly so, has an active enrollment (stored under the system's own spelling when
-    /// it was made), and no rule names a group. Then nothing the name service could say changes
-    /// the login: an enrolled user is asked for a code whether the system knows the name or not,
-    /// and there are no memberships to find. Every other login looks the name up (another
-    /// spelling, a user not enrolled, group rules), as do unprivileged callers, whose own
-    /// account is what they may log in.
-    fn known_without_lookup(&self, caller: &Caller, user: &UserName) -> Result<bool, Error> {
+    /// The enrollments of `user` when a root-run login can go without asking the name service:
+    /// the name, spelled exactly so, has an active enrollment (stored under the system's own
+    /// spelling when it was made), and no rule names a group. Then nothing the name service
+    /// could say changes the login: an enrolled user is asked for a code whether the system
+    /// knows the name or not, and there are no memberships to find. Every other login looks the
+    /// name up (another spelling, a user not enrolled, group rules), as do unprivileged callers,
+    /// whose own account is what they may log in.
+    fn enrolled_without_lookup(
+        &self,
+        caller: &Caller,
+        user: &UserName,
+    ) -> Result<Option<Enrollments>, Error> {
         if caller.uid != 0 || !policy::named_groups(&self.config().config).is_empty() {
-            return Ok(false);
+            return Ok(None);
         }
-        Ok(self
-            .store
-            .enrollments(user)
-            .map_err(internal)?
-            .active
-            .is_some())
+        let enrollments = self.store.enrollments(user).map_err(internal)?;
+        Ok(enrollments.active.is_some().then_some(enrollments))
     }
 
     pub fn begin(
@@ -191,20 +193,20 @@ impl<S: Store, C: Clock> Core<S, C> {
                 return Ok((String::new(), Turn::new(Action::Deny(reason))));
             }
         };
-        let (user, known) = if self.known_without_lookup(caller, &user)? {
-            // Not looked up, so not "known": should the enrollment go away before the dialogue
-            // reads it, the login is denied rather than enrolling a name nobody checked.
-            (user, false)
-        } else {
-            match self.login_account(caller, &user)? {
+        // Not looked up, so not "known": the login is decided on the enrollments read here,
+        // which hold an active one, and a name nobody checked is never enrolled at login.
+        let enrolled = self.enrolled_without_lookup(caller, &user)?;
+        let (user, known) = match enrolled {
+            Some(_) => (user, false),
+            None => match self.login_account(caller, &user)? {
                 Some(account) => (account, true),
                 None => (user, false),
-            }
+            },
         };
         let member_of = self.memberships(&user, known, caller.uid == 0)?;
         let reply = self
             .dialogue
-            .begin(caller, user, known, context, member_of)
+            .begin(caller, user, known, context, member_of, enrolled)
             .map_err(internal)?;
         self.emit(caller, &reply.events);
         Ok((reply.session, reply.turn))
@@ -250,6 +252,7 @@ impl<S: Store, C: Clock> Core<S, C> {
         let member_of = self.memberships(&user, known, false)?;
         // As Linux-PAM gives it to the module.
         let context = Context::new(&service.to_lowercase(), rhost);
+        let enrollments = self.store.enrollments(&user).map_err(internal)?;
         let decision = self
             .dialogue
             .decide(
@@ -259,6 +262,7 @@ impl<S: Store, C: Clock> Core<S, C> {
                 &context,
                 member_of.clone(),
                 true,
+                enrollments,
             )
             .map_err(internal)?;
         Ok(Explanation {

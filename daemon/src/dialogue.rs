@@ -126,7 +126,6 @@ impl Reply {
     }
 }
 
-/// A wrong answer's consequences: the step to wait in if tries remain, and what to say.
 /// Why a code that was not spent failed: its step was used already, or it matched none.
 fn rejection(replayed: bool) -> Rejection {
     if replayed {
@@ -136,6 +135,7 @@ fn rejection(replayed: bool) -> Rejection {
     }
 }
 
+/// A wrong answer's consequences: the step to wait in if tries remain, and what to say.
 struct Retry<'a> {
     next: Step,
     tries_left: u32,
@@ -368,7 +368,8 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
     /// anything.
     /// `known`: the system's user database knows the user; `member_of`: the groups named by
     /// the rules that the user is in; `root_caller`: the login is run by root (only those use
-    /// and make remembered logins).
+    /// and make remembered logins); `enrollments`: the user's, as read from the store.
+    #[allow(clippy::too_many_arguments)]
     pub fn decide(
         &self,
         settings: &Settings,
@@ -377,10 +378,10 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         context: &Context,
         member_of: Vec<String>,
         root_caller: bool,
+        enrollments: Enrollments,
     ) -> Result<Decision> {
         let config = &settings.config;
         let now = self.now() as i64;
-        let enrollments = self.store.enrollments(user)?;
         let facts = Facts {
             switches: self.switches_in(config, user)?,
             member_of,
@@ -429,7 +430,8 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
     /// system knows the name, and authorized for `caller`). See [`Dialogue::decide`]. A name
     /// the system does not know keeps its stored enrollment (the account may live in a
     /// directory this host cannot reach right now), but is never enrolled at login: that would
-    /// let anyone who can try a name store enrollments for names no one has.
+    /// let anyone who can try a name store enrollments for names no one has. `enrollments`: the
+    /// user's, when the caller has read them already (else they are read here).
     pub fn begin(
         &self,
         caller: &Caller,
@@ -437,11 +439,16 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
         known: bool,
         context: Context,
         member_of: Vec<String>,
+        enrollments: Option<Enrollments>,
     ) -> Result<Reply> {
         let now = self.now();
         // One configuration for the whole call, even if a reload comes in between.
         let settings = self.settings();
         let login = &settings.config.login;
+        let enrollments = match enrollments {
+            Some(enrollments) => enrollments,
+            None => self.store.enrollments(&user)?,
+        };
         let decision = self.decide(
             &settings,
             &user,
@@ -449,6 +456,7 @@ impl<S: Store, C: Clock> Dialogue<S, C> {
             &context,
             member_of,
             caller.uid == 0,
+            enrollments,
         )?;
         let rule = decision.requirement.by.clone();
         let mut next = decision.next;
@@ -1164,6 +1172,7 @@ mod tests {
                     true,
                     Context::new("sshd", ""),
                     Vec::new(),
+                    None,
                 )
                 .unwrap()
         }
@@ -1350,6 +1359,7 @@ mod tests {
                 true,
                 Context::default(),
                 Vec::new(),
+                None,
             )
             .unwrap()
     }
@@ -1383,6 +1393,7 @@ mod tests {
                     true,
                     Context::new("sshd", rhost),
                     Vec::new(),
+                    None,
                 )
                 .unwrap()
         };
@@ -1428,6 +1439,7 @@ mod tests {
                 true,
                 Context::new("sshd", ""),
                 Vec::new(),
+                None,
             )
             .unwrap();
         assert!(matches!(refused.turn.action, Action::AskHidden(_)));

@@ -38,6 +38,18 @@ struct Known {
     direct_open: (usize, usize),
 }
 
+impl Known {
+    /// Connections open on the login socket that count against `uid`'s limit: root's, or every
+    /// other uid's together.
+    fn direct_open(&mut self, uid: u32) -> &mut usize {
+        if uid == 0 {
+            &mut self.direct_open.0
+        } else {
+            &mut self.direct_open.1
+        }
+    }
+}
+
 /// Connections root may have open on the login socket (each login program's is one).
 pub const MAX_DIRECT_FOR_ROOT: usize = 1024;
 /// Connections all other uids together may have open on the login socket, so that many uids
@@ -165,20 +177,16 @@ impl Identities {
     pub fn admit_direct(&self, uid: u32) -> Result<Caller, Error> {
         let mut known = self.lock();
         let count = known.connections_per_uid.get(&uid).copied().unwrap_or(0);
-        let (root, others) = known.direct_open;
+        let open = *known.direct_open(uid);
         let full = if uid == 0 {
-            root >= MAX_DIRECT_FOR_ROOT
+            open >= MAX_DIRECT_FOR_ROOT
         } else {
-            count >= MAX_CONNECTIONS_PER_UID || others >= MAX_DIRECT_FOR_OTHERS
+            count >= MAX_CONNECTIONS_PER_UID || open >= MAX_DIRECT_FOR_OTHERS
         };
         if full {
             return Err(too_many("connections"));
         }
-        if uid == 0 {
-            known.direct_open.0 += 1;
-        } else {
-            known.direct_open.1 += 1;
-        }
+        *known.direct_open(uid) += 1;
         known.direct += 1;
         let connection = format!("direct:{}", known.direct);
         *known.connections_per_uid.entry(uid).or_default() += 1;
@@ -189,19 +197,14 @@ impl Identities {
     /// Forgets a connection that went away.
     pub fn forget(&self, connection: &str) {
         let mut known = self.lock();
-        if connection.starts_with("direct:")
-            && let Some((uid, _)) = known.uids.get(connection)
-        {
-            let open = if *uid == 0 {
-                &mut known.direct_open.0
-            } else {
-                &mut known.direct_open.1
-            };
+        let Some((uid, counted)) = known.uids.remove(connection) else {
+            return;
+        };
+        if connection.starts_with("direct:") {
+            let open = known.direct_open(uid);
             *open = open.saturating_sub(1);
         }
-        if let Some((uid, true)) = known.uids.remove(connection)
-            && let Some(count) = known.connections_per_uid.get_mut(&uid)
-        {
+        if counted && let Some(count) = known.connections_per_uid.get_mut(&uid) {
             *count -= 1;
             if *count == 0 {
                 known.connections_per_uid.remove(&uid);

@@ -96,7 +96,7 @@ pub fn call_failure(what: &str, error: Error) -> Failure {
     }
 }
 
-fn timed_out(what: &str, limit: Duration) -> Failure {
+pub fn timed_out(what: &str, limit: Duration) -> Failure {
     Failure::NoAnswer(format!(
         "no answer from mfad to {what} within {:.1} s",
         limit.as_secs_f64()

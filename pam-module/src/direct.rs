@@ -14,7 +14,7 @@ use pam_mfa_api::{Error, LOGIN_INTERFACE, OBJECT_PATH, WireTurn};
 use zbus::Message;
 use zbus::message::Type;
 
-use crate::client::{Failure, call_failure};
+use crate::client::{Failure, call_failure, timed_out};
 use crate::relay::Daemon;
 
 /// A connection to mfad's login socket whose peer was checked to be root.
@@ -78,14 +78,9 @@ impl DirectDaemon {
             .first_deadline
             .take()
             .unwrap_or_else(|| Instant::now() + self.timeout);
-        let lost = |what: &str, error: io::Error| {
-            Failure::NoAnswer(match error.kind() {
-                io::ErrorKind::TimedOut => format!(
-                    "no answer from mfad to {member} within {:.1} s",
-                    self.timeout.as_secs_f64()
-                ),
-                _ => format!("{what} {}: {error}", self.display),
-            })
+        let lost = |what: &str, error: io::Error| match error.kind() {
+            io::ErrorKind::TimedOut => timed_out(member, self.timeout),
+            _ => Failure::NoAnswer(format!("{what} {}: {error}", self.display)),
         };
         let call = Message::method_call(OBJECT_PATH, member)
             .interface(LOGIN_INTERFACE)

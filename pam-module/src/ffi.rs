@@ -136,16 +136,13 @@ pub fn connect(
     let socket = unsafe { OwnedFd::from_raw_fd(fd) };
     let stream = std::os::unix::net::UnixStream::from(socket);
     loop {
-        let left = deadline
-            .checked_duration_since(std::time::Instant::now())
-            .filter(|left| !left.is_zero())
-            .ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "the socket accepts no connection (its queue stayed full)",
-                )
-            })?;
         // A blocking connect to a Unix socket whose queue is full waits up to SO_SNDTIMEO.
+        let left = pam_mfa_api::wire::time_left(deadline).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the socket accepts no connection (its queue stayed full)",
+            )
+        })?;
         stream.set_write_timeout(Some(left))?;
         // SAFETY: `stream` holds a live descriptor; `address` is a valid sockaddr_un of the
         // size passed.

@@ -36,13 +36,7 @@ impl Sshd {
         fs::create_dir_all("/run/sshd").unwrap();
         let key = dir.join("host_key");
         if !key.exists() {
-            let made = Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", ""])
-                .arg("-f")
-                .arg(&key)
-                .status()
-                .expect("run ssh-keygen");
-            assert!(made.success(), "ssh-keygen failed");
+            keygen(&key);
         }
         // The test's users, and sshd's own privilege separation user.
         let passwd = fs::read_to_string(env.dir().join("passwd")).unwrap()
@@ -104,6 +98,17 @@ impl Drop for Sshd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Makes an Ed25519 key pair without a passphrase: `path` and `path.pub`.
+pub fn keygen(path: &Path) {
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", ""])
+        .arg("-f")
+        .arg(path)
+        .status()
+        .expect("run ssh-keygen");
+    assert!(made.success(), "ssh-keygen failed");
 }
 
 fn free_port() -> u16 {

@@ -184,13 +184,7 @@ fn public_key_then_code_over_ssh() {
     let keys = env.dir().join("keys");
     std::fs::create_dir_all(&keys).unwrap();
     let key = keys.join("alice");
-    let made = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", ""])
-        .arg("-f")
-        .arg(&key)
-        .status()
-        .unwrap();
-    assert!(made.success());
+    sshd::keygen(&key);
     std::fs::copy(keys.join("alice.pub"), keys.join("authorized_alice")).unwrap();
     let config = format!(
         "KbdInteractiveAuthentication yes\nPasswordAuthentication no\nPubkeyAuthentication yes\n\

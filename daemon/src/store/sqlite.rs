@@ -217,12 +217,13 @@ const MAX_BATCH: usize = 64;
 struct Writer {
     connection: Connection,
     batch: Option<Arc<Batch>>,
+    /// Parts the open transaction holds.
+    parts: usize,
 }
 
 /// One shared write transaction.
 #[derive(Default)]
 struct Batch {
-    members: AtomicUsize,
     /// Set when it ends: committed, or why not.
     outcome: OnceLock<std::result::Result<(), String>>,
 }
@@ -425,6 +426,7 @@ impl SqliteStore {
             writer: Mutex::new(Writer {
                 connection,
                 batch: None,
+                parts: 0,
             }),
             joining: AtomicUsize::new(0),
             ended: Condvar::new(),
@@ -570,56 +572,43 @@ impl SqliteStore {
                 writer.connection.execute_batch("BEGIN IMMEDIATE")?;
                 let batch = Arc::new(Batch::default());
                 writer.batch = Some(batch.clone());
+                writer.parts = 0;
                 batch
             }
         };
-        let members = batch.members.fetch_add(1, Ordering::SeqCst) + 1;
-        let outcome = match writer.connection.execute_batch("SAVEPOINT part") {
-            Ok(()) => {
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    work(&writer.connection)
-                }))
-                .unwrap_or_else(|_| Err(StoreError("a change panicked; it was undone".into())));
-                let kept = matches!(outcome, Ok((_, true)));
-                let closed = if writer.connection.is_autocommit() {
-                    // SQLite rolled the whole transaction back (a full disk, say).
-                    true
-                } else if kept {
-                    writer.connection.execute_batch("RELEASE part").is_err()
-                } else {
-                    writer
-                        .connection
-                        .execute_batch("ROLLBACK TO part; RELEASE part")
-                        .is_err()
-                };
-                if closed {
-                    // Nothing of the transaction may stay open for the next one to trip on.
-                    if !writer.connection.is_autocommit() {
-                        let _ = writer.connection.execute_batch("ROLLBACK");
-                    }
-                    self.end(&mut writer, &batch, Err("the transaction was lost".into()));
-                }
-                outcome
-            }
-            Err(error) => Err(error.into()),
-        };
+        writer.parts += 1;
+        let saved = writer
+            .connection
+            .execute_batch("SAVEPOINT part")
+            .map_err(StoreError::from);
+        let in_part = saved.is_ok();
+        let outcome = saved.and_then(|()| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&writer.connection)))
+                .unwrap_or_else(|_| Err(StoreError("a change panicked; it was undone".into())))
+        });
         let kept = matches!(outcome, Ok((_, true)));
-        if writer.batch.is_some()
-            && (self.joining.load(Ordering::SeqCst) == 0 || members >= MAX_BATCH)
-        {
+        let closed = if !in_part {
+            // Nothing of this part was done; the transaction is as it was.
+            false
+        } else if writer.connection.is_autocommit() {
+            // SQLite rolled the whole transaction back (a full disk, say).
+            true
+        } else if kept {
+            writer.connection.execute_batch("RELEASE part").is_err()
+        } else {
+            writer
+                .connection
+                .execute_batch("ROLLBACK TO part; RELEASE part")
+                .is_err()
+        };
+        if closed {
+            self.end(&mut writer, &batch, Err("the transaction was lost".into()));
+        } else if self.joining.load(Ordering::SeqCst) == 0 || writer.parts >= MAX_BATCH {
             let committed = writer
                 .connection
                 .execute_batch("COMMIT")
                 .map_err(|error| error.to_string());
-            if committed.is_ok() {
-                self.commits.fetch_add(1, Ordering::Relaxed);
-            } else if !writer.connection.is_autocommit() {
-                let _ = writer.connection.execute_batch("ROLLBACK");
-            }
             self.end(&mut writer, &batch, committed);
-            if self.purge.swap(false, Ordering::SeqCst) {
-                empty_log(&mut writer.connection);
-            }
         }
         if !kept {
             return outcome.map(|(value, _)| value);
@@ -641,11 +630,22 @@ impl SqliteStore {
         }
     }
 
-    /// Ends `batch`, the writer's open transaction, with `outcome`, and wakes its waiters.
+    /// Ends `batch`, the writer's open transaction, with `outcome` (rolled back when it failed,
+    /// so nothing of it stays open for the next one to trip on), and wakes its waiters. After a
+    /// commit, empties the log if a removed secret asked for it ([`Self::purge_log`]).
     fn end(&self, writer: &mut Writer, batch: &Batch, outcome: std::result::Result<(), String>) {
+        let committed = outcome.is_ok();
+        if committed {
+            self.commits.fetch_add(1, Ordering::Relaxed);
+        } else if !writer.connection.is_autocommit() {
+            let _ = writer.connection.execute_batch("ROLLBACK");
+        }
         let _ = batch.outcome.set(outcome);
         writer.batch = None;
         self.ended.notify_all();
+        if committed && self.purge.swap(false, Ordering::SeqCst) {
+            empty_log(&mut writer.connection);
+        }
     }
 
     /// The size of the database, in bytes, if it was too large to check before serving and is

@@ -1,11 +1,12 @@
 //! `flood --bus ADDRESS --connections N --in-flight M --seconds S [--user NAME] [--count C]`:
 //! what an unprivileged local user can throw at mfad over the bus; with `--socket PATH` instead
 //! of `--bus`, at mfad's login socket, peer to peer. `--garbage N` (with `--socket`) first opens
-//! N connections that send a line feed where the handshake should begin, and closes them. Opens N connections and keeps
-//! M calls in flight on each (Introspect, Login.Begin for NAME, Login.Answer of a session that
-//! does not exist, in turn) for S seconds, or until C calls were answered in all. Run it as the
-//! user (the harness sets the uid). Prints `calls ANSWERED errors ERRORS refused REFUSED` at the
-//! end, where REFUSED counts mfad's TooManyRequests answers.
+//! N connections that send a line feed where the handshake should begin, and closes them.
+//! Opens N connections and keeps M calls in flight on each (Introspect, Login.Begin for NAME,
+//! Login.Answer of a session that does not exist, in turn) for S seconds, or until C calls were
+//! answered in all. Run it as the user (the harness sets the uid). Prints
+//! `calls ANSWERED errors ERRORS refused REFUSED` at the end, where REFUSED counts mfad's
+//! TooManyRequests answers.
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
