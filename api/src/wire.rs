@@ -336,6 +336,25 @@ mod tests {
     }
 
     #[test]
+    fn a_peer_that_reads_slowly_cannot_stretch_a_send_past_its_deadline() {
+        // The peer takes a little every 100 ms, so no single write waits as long as the
+        // deadline; the send as a whole must still end at it, not when the peer gives up.
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut theirs = theirs;
+            let until = Instant::now() + std::time::Duration::from_secs(3);
+            let mut chunk = vec![0u8; 64 * 1024];
+            while Instant::now() < until && theirs.read(&mut chunk).is_ok_and(|read| read > 0) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        });
+        let deadline = Instant::now() + std::time::Duration::from_millis(300);
+        let sent = Wire::new(ours).send(&vec![0u8; 4 << 20], deadline);
+        assert_eq!(sent.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        reader.join().unwrap();
+    }
+
+    #[test]
     fn a_wire_reads_lines_and_messages_from_one_stream() {
         let (client, server) = UnixStream::pair().unwrap();
         let deadline = Instant::now() + std::time::Duration::from_secs(5);
