@@ -18,6 +18,7 @@
 
 pub mod fake;
 pub mod pam;
+pub mod pty;
 pub mod sshd;
 
 use std::collections::HashMap;

@@ -4,14 +4,11 @@
 //! keyboard-interactive prompts as a person would.
 
 use std::fs;
-use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use crate::{Env, HANG_LIMIT, system_library, wait_until};
+use crate::pty::Terminal;
+use crate::{Env, system_library, wait_until};
 
 /// A running sshd; killed when dropped.
 pub struct Sshd {
@@ -111,25 +108,19 @@ pub fn keygen(path: &Path) {
     assert!(made.success(), "ssh-keygen failed");
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }
 
-/// What an ssh session showed, and how it ended.
-pub struct Session {
-    /// Everything the terminal showed: prompts, messages, the remote command's output.
-    pub screen: String,
-    /// ssh's exit status: the remote command's, or 255 when ssh itself failed.
-    pub status: i32,
-}
+pub use crate::pty::Session;
 
-/// Runs `ssh USER@127.0.0.1 COMMAND` against `sshd` on a pseudo-terminal, answering each
-/// prompt with the next of `answers`; at a prompt with no answer left, the person gives up
-/// (ssh is ended). `options` go to ssh before the destination.
-pub fn ssh(sshd: &Sshd, user: &str, command: &str, options: &[&str], answers: &[&str]) -> Session {
+/// Runs `ssh USER@127.0.0.1 COMMAND` against the sshd on `port` on a pseudo-terminal,
+/// answering each prompt with the next of `answers`; at a prompt with no answer left, the
+/// person gives up (ssh is ended). `options` go to ssh before the destination.
+pub fn ssh(port: u16, user: &str, command: &str, options: &[&str], answers: &[&str]) -> Session {
     let mut answers = answers.iter();
-    ssh_with(sshd, user, command, options, &mut |_| {
+    ssh_with(port, user, command, options, &mut |_| {
         answers.next().map(|answer| (*answer).to_owned())
     })
 }
@@ -137,126 +128,28 @@ pub fn ssh(sshd: &Sshd, user: &str, command: &str, options: &[&str], answers: &[
 /// [`ssh`], answering each prompt with what `respond` makes of the text shown since the last
 /// answer (the prompt last); `None` gives up.
 pub fn ssh_with(
-    sshd: &Sshd,
+    port: u16,
     user: &str,
     command: &str,
     options: &[&str],
     respond: &mut dyn FnMut(&str) -> Option<String>,
 ) -> Session {
-    let (master, slave) = open_pty();
-    let mut child = {
-        let io = |fd: &OwnedFd| Stdio::from(fd.try_clone().unwrap());
-        let mut ssh = Command::new("ssh");
-        ssh.args(["-p", &sshd.port.to_string()])
-            .args([
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                // ssh's default: it shows the messages of a refused login (sshd sends them as a
-                // last keyboard-interactive request, which the client logs at INFO).
-                "-o",
-                "LogLevel=INFO",
-                "-o",
-                "BatchMode=no",
-            ])
-            .args(options)
-            .arg(format!("{user}@127.0.0.1"))
-            .arg(command)
-            .stdin(io(&slave))
-            .stdout(io(&slave))
-            .stderr(io(&slave));
-        // SAFETY: between fork and exec the child only calls setsid and ioctl, both
-        // async-signal-safe, to make the pseudo-terminal its controlling terminal (ssh reads
-        // answers from /dev/tty).
-        unsafe {
-            ssh.pre_exec(|| {
-                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            })
-        };
-        ssh.spawn().expect("start ssh")
-    };
-    drop(slave);
-    let mut screen = Vec::new();
-    let mut seen = 0;
-    let start = Instant::now();
-    let mut file = fs::File::from(master);
-    loop {
-        assert!(start.elapsed() < HANG_LIMIT, "ssh hung:\n{}", text(&screen));
-        if !readable(&file, Duration::from_millis(100)) {
-            let fresh = text(&screen[seen..]);
-            if is_prompt(&fresh) {
-                seen = screen.len();
-                match respond(&fresh) {
-                    Some(answer) => {
-                        use std::io::Write;
-                        file.write_all(format!("{answer}\n").as_bytes()).unwrap();
-                    }
-                    None => {
-                        let _ = child.kill();
-                    }
-                }
-            }
-            if let Ok(Some(_)) = child.try_wait() {
-                // Whatever is left to read is read below; the slave is closed.
-                let mut rest = Vec::new();
-                let _ = file.read_to_end(&mut rest);
-                screen.extend(rest);
-                break;
-            }
-            continue;
-        }
-        let mut chunk = [0u8; 4096];
-        match file.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(read) => screen.extend_from_slice(&chunk[..read]),
-        }
-    }
-    let status = child.wait().unwrap();
-    Session {
-        screen: text(&screen),
-        status: status.code().unwrap_or(-1),
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).replace('\r', "")
-}
-
-/// Whether the terminal shows a question waiting for its answer.
-fn is_prompt(fresh: &str) -> bool {
-    let last = fresh.rsplit('\n').next().unwrap_or("");
-    last.trim_end().ends_with(':') && last.ends_with(' ')
-}
-
-fn readable(file: &fs::File, wait: Duration) -> bool {
-    let mut poll = libc::pollfd {
-        fd: file.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, for the length of the call.
-    let ready = unsafe { libc::poll(&mut poll, 1, wait.as_millis() as libc::c_int) };
-    ready > 0
-}
-
-fn open_pty() -> (OwnedFd, OwnedFd) {
-    let (mut master, mut slave) = (0, 0);
-    // SAFETY: openpty writes two descriptors into the places given; the name, termios and
-    // window size pointers may be null.
-    let status = unsafe {
-        libc::openpty(
-            &mut master,
-            &mut slave,
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(status, 0, "openpty: {}", std::io::Error::last_os_error());
-    // SAFETY: both descriptors were just opened by openpty and are owned by nothing else.
-    unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
+    let mut ssh = Command::new("ssh");
+    ssh.args(["-p", &port.to_string()])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            // ssh's default: it shows the messages of a refused login (sshd sends them as a
+            // last keyboard-interactive request, which the client logs at INFO).
+            "-o",
+            "LogLevel=INFO",
+            "-o",
+            "BatchMode=no",
+        ])
+        .args(options)
+        .arg(format!("{user}@127.0.0.1"))
+        .arg(command);
+    Terminal::spawn(&mut ssh).converse(respond)
 }

@@ -51,7 +51,13 @@ fn with_sshd() -> (Env, Sshd) {
 fn a_right_code_over_ssh_runs_the_remote_command() {
     let (env, sshd) = with_sshd();
     let code = env.fresh_code("alice");
-    let session = sshd::ssh(&sshd, "alice", "echo remote-$((6*7))", KBD_ONLY, &[&code]);
+    let session = sshd::ssh(
+        sshd.port,
+        "alice",
+        "echo remote-$((6*7))",
+        KBD_ONLY,
+        &[&code],
+    );
     assert!(
         session.screen.contains("Verification code: "),
         "{}",
@@ -69,7 +75,13 @@ fn a_right_code_over_ssh_runs_the_remote_command() {
 fn a_wrong_code_over_ssh_is_refused() {
     let (env, sshd) = with_sshd();
     let wrong = env.wrong_code("alice");
-    let session = sshd::ssh(&sshd, "alice", "echo remote-$((6*7))", KBD_ONLY, &[&wrong]);
+    let session = sshd::ssh(
+        sshd.port,
+        "alice",
+        "echo remote-$((6*7))",
+        KBD_ONLY,
+        &[&wrong],
+    );
     assert_refused(&session, "Wrong code.");
 }
 
@@ -77,7 +89,7 @@ fn a_wrong_code_over_ssh_is_refused() {
 fn with_mfad_stopped_ssh_is_refused_without_a_question() {
     let (env, sshd) = with_sshd();
     env.stop_daemon();
-    let session = sshd::ssh(&sshd, "alice", "echo remote-$((6*7))", KBD_ONLY, &[]);
+    let session = sshd::ssh(sshd.port, "alice", "echo remote-$((6*7))", KBD_ONLY, &[]);
     assert!(
         !session.screen.contains("Verification code"),
         "{}",
@@ -90,7 +102,7 @@ fn with_mfad_stopped_ssh_is_refused_without_a_question() {
 fn with_mfad_frozen_ssh_is_refused_once_the_module_gives_up() {
     let (env, sshd) = with_sshd();
     env.freeze_daemon(true);
-    let session = sshd::ssh(&sshd, "alice", "echo remote-$((6*7))", KBD_ONLY, &[]);
+    let session = sshd::ssh(sshd.port, "alice", "echo remote-$((6*7))", KBD_ONLY, &[]);
     env.freeze_daemon(false);
     assert_refused(&session, UNAVAILABLE_NOTICE);
 }
@@ -125,21 +137,27 @@ fn a_first_login_over_ssh_sets_up_the_app_from_the_text_with_the_prompt() {
         }
         None
     };
-    let session = sshd::ssh_with(&sshd, "bob", "echo remote-$((6*7))", KBD_ONLY, &mut respond);
+    let session = sshd::ssh_with(
+        sshd.port,
+        "bob",
+        "echo remote-$((6*7))",
+        KBD_ONLY,
+        &mut respond,
+    );
     assert!(session.screen.contains("remote-42"), "{}", session.screen);
     assert_eq!(recovery.len(), 10, "{}", session.screen);
     // The app set up over SSH gives the codes of the next logins.
     let (secret, step) = confirmed.expect("the code was asked");
     env.learn_secret("bob", &secret, step);
     let code = env.fresh_code("bob");
-    let again = sshd::ssh(&sshd, "bob", "echo again", KBD_ONLY, &[&code]);
+    let again = sshd::ssh(sshd.port, "bob", "echo again", KBD_ONLY, &[&code]);
     assert!(again.screen.contains("again"), "{}", again.screen);
     assert_eq!(again.status, 0);
     // A recovery code shown there logs in once.
-    let rescued = sshd::ssh(&sshd, "bob", "echo rescued", KBD_ONLY, &[&recovery[0]]);
+    let rescued = sshd::ssh(sshd.port, "bob", "echo rescued", KBD_ONLY, &[&recovery[0]]);
     assert_eq!(rescued.status, 0, "{}", rescued.screen);
     assert!(rescued.screen.contains("rescued"), "{}", rescued.screen);
-    let twice = sshd::ssh(&sshd, "bob", "echo rescued", KBD_ONLY, &[&recovery[0]]);
+    let twice = sshd::ssh(sshd.port, "bob", "echo rescued", KBD_ONLY, &[&recovery[0]]);
     assert_eq!(twice.status, 255, "{}", twice.screen);
 }
 
@@ -158,7 +176,13 @@ fn password_then_code_over_ssh() {
     );
     let sshd = Sshd::start(&env, &stack, KBD);
     let code = env.fresh_code("alice");
-    let session = sshd::ssh(&sshd, "alice", "echo both", KBD_ONLY, &[PASSWORD, &code]);
+    let session = sshd::ssh(
+        sshd.port,
+        "alice",
+        "echo both",
+        KBD_ONLY,
+        &[PASSWORD, &code],
+    );
     assert!(session.screen.contains("Password: "), "{}", session.screen);
     assert!(
         session.screen.contains("Verification code: "),
@@ -168,7 +192,13 @@ fn password_then_code_over_ssh() {
     assert!(session.screen.contains("both"), "{}", session.screen);
     assert_eq!(session.status, 0);
     // A wrong password ends the login before any code is asked.
-    let refused = sshd::ssh(&sshd, "alice", "echo both", KBD_ONLY, &["wrong", "000000"]);
+    let refused = sshd::ssh(
+        sshd.port,
+        "alice",
+        "echo both",
+        KBD_ONLY,
+        &["wrong", "000000"],
+    );
     assert!(
         !refused.screen.contains("Verification code"),
         "{}",
@@ -203,7 +233,7 @@ fn public_key_then_code_over_ssh() {
         "NumberOfPasswordPrompts=1",
     ];
     let code = env.fresh_code("alice");
-    let session = sshd::ssh(&sshd, "alice", "echo keyed", &key_options, &[&code]);
+    let session = sshd::ssh(sshd.port, "alice", "echo keyed", &key_options, &[&code]);
     assert!(
         session.screen.contains("Verification code: "),
         "{}",
@@ -214,7 +244,7 @@ fn public_key_then_code_over_ssh() {
     // A right code without the key is not enough.
     let code = env.fresh_code("alice");
     let keyless = sshd::ssh(
-        &sshd,
+        sshd.port,
         "alice",
         "echo keyed",
         &[
@@ -229,7 +259,7 @@ fn public_key_then_code_over_ssh() {
     assert_eq!(keyless.status, 255);
     // The key alone is not enough.
     let wrong = env.wrong_code("alice");
-    let refused = sshd::ssh(&sshd, "alice", "echo keyed", &key_options, &[&wrong]);
+    let refused = sshd::ssh(sshd.port, "alice", "echo keyed", &key_options, &[&wrong]);
     assert!(!refused.screen.contains("keyed"), "{}", refused.screen);
     assert_eq!(refused.status, 255);
 }
@@ -244,7 +274,13 @@ fn a_locked_account_is_refused_over_ssh_even_with_a_right_code() {
     let sshd = Sshd::start(&env, CODE_ONLY, KBD);
     env.lock_out("alice", "sshd");
     let code = env.fresh_code("alice");
-    let session = sshd::ssh(&sshd, "alice", "echo remote-$((6*7))", KBD_ONLY, &[&code]);
+    let session = sshd::ssh(
+        sshd.port,
+        "alice",
+        "echo remote-$((6*7))",
+        KBD_ONLY,
+        &[&code],
+    );
     assert_refused(&session, "this account is locked until");
     assert!(
         env.daemon_log()
