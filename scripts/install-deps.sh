@@ -18,6 +18,8 @@ packages=(
   mount             # mount, for the same test
   openssh-server    # sshd, for logins over real SSH in the tests
   openssh-client    # ssh, their client
+  debootstrap       # the Debian base of the container tests (containers/base.sh)
+  binutils          # objcopy: the container images get the binaries without debug symbols
 )
 
 missing=()

@@ -16,9 +16,11 @@
 //! The binaries are taken from the workspace's target directory, so build them first:
 //! `cargo build --workspace` (the README's test command does).
 
+pub mod container;
 pub mod fake;
 pub mod pam;
 pub mod pty;
+pub mod scenarios;
 pub mod sshd;
 
 use std::collections::HashMap;
@@ -146,7 +148,7 @@ pub fn current_step() -> u64 {
     now() / PERIOD
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()

@@ -1,0 +1,375 @@
+//! The container tier: pam-mfa installed in a Debian container built here from nothing
+//! (`containers/`), with real sshd, su, sudo and login, real users and groups, the system bus
+//! at its standard path and mfad under the container's supervisor; driven from the host over
+//! SSH and through `docker exec` on a pseudo-terminal.
+//!
+//! Where no Docker engine answers, every test here is reported as ignored, with the reason;
+//! run with `--ignored` there, they fail.
+
+use std::process::ExitCode;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use pam_mfa_api::UNAVAILABLE_NOTICE;
+use pam_mfa_tests::container::{Container, TEST_IMAGE};
+use pam_mfa_tests::scenarios::{
+    self, Module, Outcome, SCENARIOS, fresh_code, person, ssh, su, sudo, wrong_code,
+};
+use pam_mfa_tests::{current_step, random_secret};
+
+fn main() -> ExitCode {
+    let args = Arguments::from_args();
+    let mut trials: Vec<Trial> = SCENARIOS
+        .iter()
+        .map(|scenario| {
+            let run = scenario.run;
+            Trial::test(format!("pam_mfa: {}", scenario.name), move || {
+                match run(Module::PamMfa) {
+                    Outcome::Pass(_) => Ok(()),
+                    Outcome::Fail(why) => Err(Failed::from(why)),
+                    Outcome::NotSupported(why) => Err(Failed::from(format!(
+                        "pam_mfa said it has no such feature: {why}"
+                    ))),
+                }
+            })
+        })
+        .collect();
+    let own: [(&str, fn()); 7] = [
+        ("ssh: public key, then the code", public_key_then_code),
+        ("ssh: the code only", code_only),
+        ("ssh: a locked account is told until when", locked_account),
+        (
+            "mfad stopped or frozen: refused with one line",
+            mfad_stopped_or_frozen,
+        ),
+        (
+            "sudo: a group rule asks its members only",
+            group_rule_under_sudo,
+        ),
+        (
+            "mfad killed in a login loop: nothing is lost",
+            mfad_killed_in_a_login_loop,
+        ),
+        ("system bus restarted: mfad comes back", bus_restarted),
+    ];
+    trials.extend(own.into_iter().map(|(name, test)| {
+        Trial::test(format!("pam_mfa: {name}"), move || {
+            test();
+            Ok(())
+        })
+    }));
+    if let Some(why) = pam_mfa_tests::container::unavailable() {
+        println!("container tests skipped: {why}");
+        trials = trials
+            .into_iter()
+            .map(|trial| trial.with_ignored_flag(true))
+            .collect();
+    }
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+fn start() -> (Container, String) {
+    let container = Container::start(TEST_IMAGE);
+    let secret = random_secret();
+    Module::PamMfa.enroll(&container, "alice", &secret);
+    (container, secret)
+}
+
+fn assert_in(session: &pam_mfa_tests::pty::Session) {
+    assert!(session.screen.contains("in-42"), "{}", session.screen);
+    assert_eq!(session.status, 0, "{}", session.screen);
+}
+
+fn assert_out(session: &pam_mfa_tests::pty::Session, line: &str) {
+    assert!(session.screen.contains(line), "{}", session.screen);
+    assert!(!session.screen.contains("in-42"), "{}", session.screen);
+    assert_ne!(session.status, 0, "{}", session.screen);
+}
+
+/// Puts `stack` in place of the code lines of /etc/pam.d/sshd, adds `config` to sshd's and
+/// restarts sshd (the supervisor starts it again).
+fn reconfigure_sshd(container: &Container, stack: &str, config: &str) {
+    let script = format!(
+        "set -e; sed -i '/^@include common-auth/d; /pam_mfa.so/d' /etc/pam.d/sshd; \
+         sed -i '1i {stack}' /etc/pam.d/sshd; \
+         printf '%s\\n' '{config}' > /etc/ssh/sshd_config.d/40-test.conf; sshd -t; \
+         pkill -x sshd"
+    );
+    container.run("root", &["sh", "-c", &script]);
+    container.choose_path();
+    container.wait_for_log("Server listening on 0.0.0.0", 2);
+}
+
+fn public_key_then_code() {
+    let (container, secret) = start();
+    // examples/pam.d/sshd-publickey-then-code and pam-mfa-publickey.conf.
+    reconfigure_sshd(
+        &container,
+        "auth required pam_mfa.so notrequired=success",
+        "AuthenticationMethods publickey,keyboard-interactive",
+    );
+    let dir = tempdir();
+    let key = dir.join("id");
+    pam_mfa_tests::sshd::keygen(&key);
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    container.run_with_input(
+        "alice",
+        "mkdir -p ~/.ssh && cat > ~/.ssh/authorized_keys",
+        &public,
+    );
+    let key = key.to_str().unwrap();
+    let with_key = [
+        "-i",
+        key,
+        "-o",
+        "PreferredAuthentications=publickey,keyboard-interactive",
+    ];
+    let run = |options: &[&str], codes: Vec<String>| {
+        pam_mfa_tests::sshd::ssh_with(
+            container.ssh_port,
+            "alice",
+            "echo in-$((6*7))",
+            options,
+            &mut person(codes),
+        )
+    };
+    let session = run(&with_key, vec![fresh_code(&secret)]);
+    assert!(
+        session.screen.contains("Verification code: "),
+        "{}",
+        session.screen
+    );
+    assert!(!session.screen.contains("Password"), "{}", session.screen);
+    assert_in(&session);
+    // The key without the code, and the code without the key, are refused.
+    assert_out(
+        &run(&with_key, vec![wrong_code(&secret); 3]),
+        "Permission denied",
+    );
+    let keyless = run(
+        &["-o", "PubkeyAuthentication=no"],
+        vec![fresh_code(&secret)],
+    );
+    assert_out(&keyless, "Permission denied");
+}
+
+fn code_only() {
+    let (container, secret) = start();
+    // examples/pam.d/sshd-code-only.
+    reconfigure_sshd(&container, "auth required pam_mfa.so", "");
+    let session = ssh(&container, "alice", &mut person(vec![fresh_code(&secret)]));
+    assert!(!session.screen.contains("Password"), "{}", session.screen);
+    assert_in(&session);
+}
+
+fn locked_account() {
+    let (container, secret) = start();
+    // 6 wrong codes: 3 questions in each of two logins.
+    for _ in 0..2 {
+        let wrong = wrong_code(&secret);
+        ssh(&container, "alice", &mut person(vec![wrong; 3]));
+    }
+    let session = ssh(&container, "alice", &mut person(vec![fresh_code(&secret)]));
+    assert_out(
+        &session,
+        "Too many wrong codes: this account is locked until",
+    );
+    container.run("root", &["mfactl", "unlock", "alice"]);
+    assert_in(&ssh(
+        &container,
+        "alice",
+        &mut person(vec![fresh_code(&secret)]),
+    ));
+}
+
+fn mfad_stopped_or_frozen() {
+    let (container, secret) = start();
+    // Stopped, as `systemctl stop mfad` leaves it: the supervisor cannot start it again.
+    container.run(
+        "root",
+        &["sh", "-c", "chmod a-x /usr/sbin/mfad; pkill -x mfad"],
+    );
+    let session = ssh(&container, "alice", &mut person(vec![fresh_code(&secret)]));
+    assert!(!session.screen.contains("code: "), "{}", session.screen);
+    assert_out(&session, UNAVAILABLE_NOTICE);
+    let session = su(&container, "alice", &mut person(vec![fresh_code(&secret)]));
+    assert_out(&session, UNAVAILABLE_NOTICE);
+    container.run("root", &["chmod", "a+x", "/usr/sbin/mfad"]);
+    container.wait_for_log("serving org.pam_mfa.Mfad1", 2);
+    // Frozen: the login gives up after the module's timeout (5 s).
+    container.run("root", &["pkill", "-STOP", "-x", "mfad"]);
+    let asked = std::time::Instant::now();
+    let session = ssh(&container, "alice", &mut person(vec![fresh_code(&secret)]));
+    assert_out(&session, UNAVAILABLE_NOTICE);
+    assert!(asked.elapsed().as_secs() < 20, "{:?}", asked.elapsed());
+    container.run("root", &["pkill", "-CONT", "-x", "mfad"]);
+    assert_in(&ssh(
+        &container,
+        "alice",
+        &mut person(vec![fresh_code(&secret)]),
+    ));
+}
+
+fn group_rule_under_sudo() {
+    let container = Container::start(TEST_IMAGE);
+    // dave is in wheel, frank is not; neither has an app.
+    container.run(
+        "root",
+        &[
+            "sh",
+            "-c",
+            "sed -i '/^\\[enforcement\\]/a groups = [\"wheel\"]' /etc/pam-mfa/mfad.toml \
+             && mfactl reload",
+        ],
+    );
+    // frank: the password only.
+    let session = sudo(&container, "frank", &mut person(vec![]));
+    assert!(!session.screen.contains("code"), "{}", session.screen);
+    assert_in(&session);
+    // dave: sudo (with PAM_SILENT) shows the set-up of an app, QR code and all.
+    let session = sudo(&container, "dave", &mut person(vec![]));
+    assert!(
+        session.screen.contains("otpauth://totp/"),
+        "{}",
+        session.screen
+    );
+    assert!(
+        session.screen.contains("Code shown by the app: "),
+        "{}",
+        session.screen
+    );
+    assert!(!session.screen.contains("in-42"), "{}", session.screen);
+}
+
+/// Logs `user` in over SSH with `code`; true if the login got in.
+fn logs_in(container: &Container, user: &str, code: String) -> bool {
+    let session = ssh(container, user, &mut person(vec![code]));
+    session.status == 0 && session.screen.contains("in-42")
+}
+
+fn mfad_killed_in_a_login_loop() {
+    let container = Container::start(TEST_IMAGE);
+    let users: Vec<String> = (1..=8).map(|n| format!("loop{n}")).collect();
+    let mut secrets = Vec::new();
+    let mut recovery = Vec::new();
+    for user in &users {
+        let secret = random_secret();
+        recovery.push(Module::PamMfa.enroll(&container, user, &secret));
+        secrets.push(secret);
+    }
+    // Two wrong codes for loop8 before the kill: counted towards its lockout.
+    let wrong = wrong_code(&secrets[7]);
+    ssh(&container, "loop8", &mut person(vec![wrong.clone(), wrong]));
+    // Each user logs in with a code, or with a recovery code, in parallel; mfad is killed
+    // while they do.
+    scenarios::fresh_code(&secrets[0]);
+    let step = current_step();
+    let accepted = std::thread::scope(|scope| {
+        let logins: Vec<_> = users
+            .iter()
+            .enumerate()
+            .take(7)
+            .map(|(n, user)| {
+                let code = if n % 2 == 0 {
+                    pam_mfa_tests::code_at(&secrets[n], step)
+                } else {
+                    recovery[n][0].clone()
+                };
+                let container = &container;
+                scope.spawn(move || {
+                    let mut got_in = Vec::new();
+                    for _ in 0..3 {
+                        got_in.push(logs_in(container, user, code.clone()));
+                    }
+                    (n, code, got_in)
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        container.run("root", &["pkill", "-KILL", "-x", "mfad"]);
+        logins
+            .into_iter()
+            .map(|login| login.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    container.wait_for_log("serving org.pam_mfa.Mfad1", 2);
+    let log = container.log();
+    assert!(log.contains("mfad exited with status 137"), "{log}");
+    let inside = accepted
+        .iter()
+        .filter(|(_, _, got_in)| got_in.contains(&true))
+        .count();
+    assert!(
+        inside >= 4,
+        "too few logins got in around the kill: {accepted:?}"
+    );
+    for (n, code, got_in) in &accepted {
+        // The same code gets in at most once, even across the kill.
+        assert!(
+            got_in.iter().filter(|&&inside| inside).count() <= 1,
+            "{}: {got_in:?}",
+            users[*n]
+        );
+        // Accepted before or after the kill, it stays used. (One never seen accepted may have
+        // been: mfad keeps a code as used before it answers.)
+        if got_in.contains(&true) {
+            assert!(
+                !logs_in(&container, &users[*n], code.clone()),
+                "{} got in again after the kill with {}",
+                users[*n],
+                if n % 2 == 0 {
+                    "a code"
+                } else {
+                    "a recovery code"
+                }
+            );
+        }
+    }
+    // Every enrollment is still there, and each user's next code logs in.
+    let listed = container.run("root", &["mfactl", "users"]);
+    for user in &users {
+        assert!(listed.contains(user.as_str()), "{user} missing:\n{listed}");
+    }
+    // loop8's two wrong codes still count: four more lock the account (five may be tried).
+    let wrong = wrong_code(&secrets[7]);
+    ssh(&container, "loop8", &mut person(vec![wrong.clone(); 3]));
+    let session = ssh(&container, "loop8", &mut person(vec![wrong]));
+    assert!(
+        session.screen.contains("locked until"),
+        "the tries before the kill were lost:\n{}",
+        session.screen
+    );
+    assert!(logs_in(
+        &container,
+        "loop1",
+        pam_mfa_tests::code_at(&secrets[0], current_step() + 1)
+    ));
+}
+
+fn bus_restarted() {
+    let (container, secret) = start();
+    let mfad = container.pid_of("mfad").expect("mfad runs");
+    container.run("root", &["pkill", "-x", "dbus-daemon"]);
+    container.wait_for_log("dbus-daemon exited", 1);
+    // mfad follows the bus: it exits, and the supervisor starts it again on the new bus.
+    container.wait_for_log("serving org.pam_mfa.Mfad1", 2);
+    let again = container.pid_of("mfad").expect("mfad runs again");
+    assert_ne!(mfad, again);
+    assert_in(&ssh(
+        &container,
+        "alice",
+        &mut person(vec![fresh_code(&secret)]),
+    ));
+    // And mfactl reaches it over the new bus.
+    let status = container.run("root", &["mfactl", "status", "alice"]);
+    assert!(status.contains("alice"), "{status}");
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "pam-mfa-containers-{}-{}",
+        std::process::id(),
+        random_secret()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
