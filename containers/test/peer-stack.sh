@@ -1,6 +1,6 @@
 #!/bin/sh
 # Puts a peer module where pam_mfa goes in the test image (after common-auth in sshd, su,
-# sudo and login), for the side-by-side comparison (tests/src/parity.rs).
+# sudo and login), for the side-by-side comparison (tests/src/scenarios.rs, tests/src/bin/parity.rs).
 #   peer-stack.sh google-authenticator   # each user's ~/.google_authenticator
 #   peer-stack.sh oath                   # /etc/users.oath
 set -e

@@ -8,7 +8,6 @@ COPY containers/test/users.sh containers/test/peer-stack.sh /tmp/
 RUN sh /tmp/users.sh && sh /tmp/peer-stack.sh "$MODULE" && rm /tmp/users.sh /tmp/peer-stack.sh
 COPY examples/sshd_config.d/pam-mfa-password.conf /etc/ssh/sshd_config.d/50-pam-mfa.conf
 COPY containers/test/50-test.conf /etc/ssh/sshd_config.d/50-test.conf
-RUN ssh-keygen -A
 COPY containers/init /usr/local/sbin/pam-mfa-init
 EXPOSE 22
 CMD ["/usr/local/sbin/pam-mfa-init"]

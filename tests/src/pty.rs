@@ -34,7 +34,11 @@ impl Terminal {
     /// Starts `command` with a new pseudo-terminal as its standard input, output, error and
     /// controlling terminal.
     pub fn spawn(command: &mut Command) -> Terminal {
-        let what = format!("{:?}", command.get_program());
+        let what = std::iter::once(command.get_program())
+            .chain(command.get_args())
+            .map(|part| part.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ");
         let (master, slave) = open_pty();
         let io = |fd: &OwnedFd| Stdio::from(fd.try_clone().unwrap());
         command
@@ -72,6 +76,7 @@ impl Terminal {
         }
         let mut chunk = [0u8; 4096];
         match self.master.read(&mut chunk) {
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => true,
             Ok(0) | Err(_) => false,
             Ok(read) => {
                 // Line ends arrive as "\r\n"; kept as "\n" only.
@@ -93,6 +98,7 @@ impl Terminal {
     /// Waits until the terminal shows `wanted` after what was already expected, and returns
     /// the text up to and including it.
     pub fn expect(&mut self, wanted: &str) -> String {
+        assert!(!wanted.is_empty(), "expect needs a text to wait for");
         let start = Instant::now();
         loop {
             let fresh = &self.screen[self.seen..];
@@ -168,7 +174,16 @@ impl Terminal {
                 self.fail("did not end");
             }
         }
-        let status = self.child.wait().unwrap();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed() > HANG_LIMIT {
+                let _ = self.child.kill();
+                self.fail("did not end");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
         Session {
             screen: text(&self.screen),
             status: status.code().unwrap_or(-1),
@@ -221,5 +236,12 @@ fn open_pty() -> (OwnedFd, OwnedFd) {
     };
     assert_eq!(status, 0, "openpty: {}", std::io::Error::last_os_error());
     // SAFETY: both descriptors were just opened by openpty and are owned by nothing else.
-    unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
+    let pair = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    // Not inherited by the programs other tests start meanwhile (the child gets copies).
+    for fd in [&pair.0, &pair.1] {
+        // SAFETY: fcntl on a descriptor this function owns, with an integer argument.
+        let set = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+        assert_eq!(set, 0, "fcntl: {}", std::io::Error::last_os_error());
+    }
+    pair
 }
