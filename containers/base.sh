@@ -17,6 +17,7 @@ packages=(
   sudo
   dbus                         # the system bus
   procps                       # pgrep/pkill, for the supervisor and the tests
+  systemd                      # for the package test, which runs the unit under systemd
   libpam-google-authenticator  # the peer modules the tests compare pam_mfa with
   libpam-oath
 )
@@ -25,7 +26,7 @@ packages=(
 tag="pam-mfa-base:$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-12)"
 
 # One build at a time on this machine; whoever waited reuses what the first one made.
-exec 9>/run/lock/pam-mfa-base.lock
+exec 9>"${TMPDIR:-/tmp}/pam-mfa-base.lock"
 flock 9
 if docker image inspect "$tag" >/dev/null 2>&1; then
   echo "$tag"
@@ -33,11 +34,14 @@ if docker image inspect "$tag" >/dev/null 2>&1; then
 fi
 
 if ! command -v debootstrap >/dev/null 2>&1; then
+  apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
 fi
 
 work=$(mktemp -d /var/tmp/pam-mfa-base.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# A debootstrap that was stopped may leave /proc and /sys mounted in the tree.
+trap 'umount -R "$work/root/proc" "$work/root/sys" 2>/dev/null || true
+      rm -rf --one-file-system "$work"' EXIT
 include=$(IFS=,; echo "${packages[*]%% *}")
 if ! debootstrap --variant=minbase --include="$include" "$suite" "$work/root" "$mirror" \
   >"$work/log" 2>&1; then

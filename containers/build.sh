@@ -8,7 +8,8 @@
 # --bin-dir DIR  where the built pam_mfa.so (libpam_mfa.so), mfad and mfactl are
 #                (target/release by default); they are copied without their debug symbols
 # --tag TAG      the image's tag (pam-mfa:dev)
-# --tests        also builds the test image (pam-mfa-test:dev) and the peer images
+# --tests        also builds the test image (pam-mfa-test:dev), the package test's image
+#                (pam-mfa-package-test:dev) and the peer images
 #                (pam-mfa-peer:google-authenticator, pam-mfa-peer:oath), and prints their tags
 #
 # Needs root and a Docker engine; no image registry.
@@ -23,7 +24,7 @@ while [ $# -gt 0 ]; do
     --bin-dir) bin_dir=$2; shift 2 ;;
     --tag) tag=$2; shift 2 ;;
     --tests) tests=yes; shift ;;
-    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -38,7 +39,8 @@ base=$("$repo/containers/base.sh")
 
 # The build context: the three parts and the files the Dockerfiles copy, nothing else.
 context=$(mktemp -d /var/tmp/pam-mfa-context.XXXXXX)
-trap 'rm -rf "$context"' EXIT
+log=$(mktemp /var/tmp/pam-mfa-build.XXXXXX)
+trap 'rm -rf "$context" "$log"' EXIT
 objcopy --strip-debug "$bin_dir/libpam_mfa.so" "$context/pam_mfa.so"
 objcopy --strip-debug "$bin_dir/mfad" "$context/mfad"
 objcopy --strip-debug "$bin_dir/mfactl" "$context/mfactl"
@@ -47,8 +49,8 @@ cp -r "$repo/dbus" "$repo/examples" "$repo/containers" "$context/"
 build() {
   local image=$1
   shift
-  if ! docker build --quiet --tag "$image" "$@" "$context" >"$context/build.log" 2>&1; then
-    cat "$context/build.log" >&2
+  if ! docker build --quiet --tag "$image" "$@" "$context" >"$log" 2>&1; then
+    cat "$log" >&2
     echo "build.sh: docker build of $image failed (above)" >&2
     exit 1
   fi
@@ -58,6 +60,8 @@ build() {
 build "$tag" --file "$context/containers/Dockerfile" --build-arg "BASE=$base"
 if [ "$tests" = yes ]; then
   build pam-mfa-test:dev --file "$context/containers/test/Dockerfile" --build-arg "IMAGE=$tag"
+  build pam-mfa-package-test:dev --file "$context/containers/test/package.Dockerfile" \
+    --build-arg "BASE=$base"
   for module in google-authenticator oath; do
     build "pam-mfa-peer:$module" --file "$context/containers/test/peer.Dockerfile" \
       --build-arg "BASE=$base" --build-arg "MODULE=$module"

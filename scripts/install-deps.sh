@@ -20,6 +20,8 @@ packages=(
   openssh-client    # ssh, their client
   debootstrap       # the Debian base of the container tests (containers/base.sh)
   binutils          # objcopy: the container images get the binaries without debug symbols
+  dpkg-dev          # dpkg-buildpackage: scripts/build-deb.sh builds the package
+  debhelper         # its dh sequence (debian/rules)
 )
 
 missing=()

@@ -38,27 +38,35 @@ pub fn unavailable() -> Option<String> {
 /// Builds the images once per process, from this build's binaries: pam-mfa's image, the test
 /// image and the peer modules' images (`containers/build.sh --tests`).
 pub fn build_images() {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
+    // A failure is kept too: every test then fails with it, without building again.
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
         if let Some(why) = unavailable() {
-            panic!("containers cannot run here: {why}");
+            return Err(format!("containers cannot run here: {why}"));
         }
         // The binaries are current (cargo builds them for the tests).
         crate::built("mfad");
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        // Tagged pam-mfa:test, so that a pam-mfa:dev made from a release build stays as it is.
         let out = Command::new(repo.join("containers/build.sh"))
             .arg("--bin-dir")
             .arg(target_dir())
-            .arg("--tests")
+            .args(["--tag", "pam-mfa:test", "--tests"])
             .stdin(Stdio::null())
             .output()
-            .expect("run containers/build.sh");
-        assert!(
-            out.status.success(),
-            "containers/build.sh failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+            .map_err(|error| format!("cannot run containers/build.sh: {error}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "containers/build.sh failed ({}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(())
     });
+    if let Err(why) = built {
+        panic!("{why}");
+    }
 }
 
 /// A running container; removed when dropped.
@@ -72,26 +80,7 @@ impl Container {
     /// Starts a container of `image` and waits until sshd listens and, where the image has
     /// pam-mfa, mfad serves.
     pub fn start(image: &str) -> Container {
-        build_images();
-        let out = docker(&[
-            "run",
-            "--detach",
-            "--init",
-            "--publish",
-            "127.0.0.1::22",
-            image,
-        ]);
-        let mut container = Container {
-            id: stdout(&out).trim().to_owned(),
-            ssh_port: 0,
-        };
-        let port = stdout(&container.docker(&["port", &container.id, "22/tcp"]));
-        let port = port
-            .lines()
-            .find_map(|line| line.strip_prefix("127.0.0.1:"))
-            .and_then(|port| port.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no published SSH port: {port:?}"));
-        container.ssh_port = port;
+        let container = Container::launch(image, &["--init"]);
         container.wait_for_log("Server listening", 1);
         if container
             .exec("root", &["test", "-x", "/usr/sbin/mfad"])
@@ -120,6 +109,80 @@ impl Container {
                  /etc/pam.d/*",
             ],
         );
+    }
+
+    /// Starts a container of `image` with `options` for `docker run`, and waits for nothing.
+    pub fn launch(image: &str, options: &[&str]) -> Container {
+        build_images();
+        // Removed when stopped; labelled, so that those of a test run that was killed can be
+        // found (`docker ps --filter label=pam-mfa-test`).
+        let mut run = vec![
+            "run",
+            "--detach",
+            "--rm",
+            "--label",
+            "pam-mfa-test",
+            "--publish",
+            "127.0.0.1::22",
+        ];
+        run.extend_from_slice(options);
+        run.push(image);
+        let out = docker(&run);
+        let mut container = Container {
+            id: stdout(&out).trim().to_owned(),
+            ssh_port: 0,
+        };
+        let port = stdout(&container.docker(&["port", &container.id, "22/tcp"]));
+        container.ssh_port = port
+            .lines()
+            .find_map(|line| line.strip_prefix("127.0.0.1:"))
+            .and_then(|port| port.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no published SSH port: {port:?}"));
+        container
+    }
+
+    /// Starts a container of `image` with systemd as its init (the package test's image), and
+    /// waits until systemd has started everything it starts at boot.
+    pub fn start_systemd(image: &str) -> Container {
+        let container = Container::launch(
+            image,
+            &[
+                "--cap-add",
+                "SYS_ADMIN",
+                "--security-opt",
+                "seccomp=unconfined",
+                "--security-opt",
+                "apparmor=unconfined",
+                "--cgroupns",
+                "host",
+                "--volume",
+                "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+                "--tmpfs",
+                "/run",
+                "--tmpfs",
+                "/run/lock",
+            ],
+        );
+        let start = Instant::now();
+        loop {
+            let state = container.exec("root", &["systemctl", "is-system-running"]);
+            let state = stdout(&state);
+            if state.starts_with("running") || state.starts_with("degraded") {
+                break;
+            }
+            assert!(
+                start.elapsed() < HANG_LIMIT,
+                "systemd did not finish starting ({state:?}):\n{}",
+                container.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        container
+    }
+
+    /// Copies `path` on the host to `to` in the container.
+    pub fn copy_in(&self, path: &Path, to: &str) {
+        self.docker(&["cp", path.to_str().unwrap(), &format!("{}:{to}", self.id)]);
     }
 
     /// Runs `docker ARGS`, failing with the container's log if it fails.

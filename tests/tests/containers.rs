@@ -7,6 +7,8 @@
 //! run with `--ignored` there, they fail.
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use pam_mfa_api::UNAVAILABLE_NOTICE;
@@ -33,7 +35,7 @@ fn main() -> ExitCode {
             })
         })
         .collect();
-    let own: [(&str, fn()); 7] = [
+    let own: [(&str, fn()); 8] = [
         ("ssh: public key, then the code", public_key_then_code),
         ("ssh: the code only", code_only),
         ("ssh: a locked account is told until when", locked_account),
@@ -50,6 +52,10 @@ fn main() -> ExitCode {
             mfad_killed_in_a_login_loop,
         ),
         ("system bus restarted: mfad comes back", bus_restarted),
+        (
+            "package: install, enable, log in, remove, purge",
+            package_lifecycle,
+        ),
     ];
     trials.extend(own.into_iter().map(|(name, test)| {
         Trial::test(format!("pam_mfa: {name}"), move || {
@@ -58,7 +64,7 @@ fn main() -> ExitCode {
         })
     }));
     if let Some(why) = pam_mfa_tests::container::unavailable() {
-        println!("container tests skipped: {why}");
+        eprintln!("container tests skipped: {why}");
         trials = trials
             .into_iter()
             .map(|trial| trial.with_ignored_flag(true))
@@ -121,6 +127,8 @@ fn public_key_then_code() {
         "-i",
         key,
         "-o",
+        "IdentitiesOnly=yes",
+        "-o",
         "PreferredAuthentications=publickey,keyboard-interactive",
     ];
     let run = |options: &[&str], codes: Vec<String>| {
@@ -150,6 +158,7 @@ fn public_key_then_code() {
         vec![fresh_code(&secret)],
     );
     assert_out(&keyless, "Permission denied");
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 fn code_only() {
@@ -259,10 +268,14 @@ fn mfad_killed_in_a_login_loop() {
     // Two wrong codes for loop8 before the kill: counted towards its lockout.
     let wrong = wrong_code(&secrets[7]);
     ssh(&container, "loop8", &mut person(vec![wrong.clone(), wrong]));
-    // Each user logs in with a code, or with a recovery code, in parallel; mfad is killed
-    // while they do.
+    // Each user logs in three times with a code, or with a recovery code, in parallel. The
+    // first logins wait at their code question until all are there and answer together; mfad
+    // is killed as soon as the last answer is sent, while the answers are being checked and
+    // the next logins start.
     scenarios::fresh_code(&secrets[0]);
     let step = current_step();
+    let at_question = AtomicUsize::new(0);
+    let answered = AtomicUsize::new(0);
     let accepted = std::thread::scope(|scope| {
         let logins: Vec<_> = users
             .iter()
@@ -274,17 +287,41 @@ fn mfad_killed_in_a_login_loop() {
                 } else {
                     recovery[n][0].clone()
                 };
-                let container = &container;
+                let (container, at_question, answered) = (&container, &at_question, &answered);
                 scope.spawn(move || {
+                    let mut first = true;
+                    let mut respond = |fresh: &str| {
+                        let answer = person(vec![code.clone()])(fresh)?;
+                        if first && answer == code {
+                            first = false;
+                            at_question.fetch_add(1, Ordering::SeqCst);
+                            let waiting = Instant::now();
+                            while at_question.load(Ordering::SeqCst) < 7
+                                && waiting.elapsed() < Duration::from_secs(10)
+                            {
+                                std::thread::sleep(Duration::from_millis(5));
+                            }
+                            answered.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Some(answer)
+                    };
                     let mut got_in = Vec::new();
                     for _ in 0..3 {
-                        got_in.push(logs_in(container, user, code.clone()));
+                        let session = ssh(container, user, &mut respond);
+                        got_in.push(session.status == 0 && session.screen.contains("in-42"));
                     }
                     (n, code, got_in)
                 })
             })
             .collect();
-        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let waiting = Instant::now();
+        while answered.load(Ordering::SeqCst) < 7 {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(30),
+                "the logins never answered"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
         container.run("root", &["pkill", "-KILL", "-x", "mfad"]);
         logins
             .into_iter()
@@ -302,6 +339,12 @@ fn mfad_killed_in_a_login_loop() {
         inside >= 4,
         "too few logins got in around the kill: {accepted:?}"
     );
+    // The codes of `step` are still inside the window below: a refusal means "used", not
+    // "expired".
+    assert!(
+        current_step() <= step + 1,
+        "the logins took too long to show anything"
+    );
     for (n, code, got_in) in &accepted {
         // The same code gets in at most once, even across the kill.
         assert!(
@@ -312,8 +355,14 @@ fn mfad_killed_in_a_login_loop() {
         // Accepted before or after the kill, it stays used. (One never seen accepted may have
         // been: mfad keeps a code as used before it answers.)
         if got_in.contains(&true) {
+            let again = ssh(&container, &users[*n], &mut person(vec![code.clone()]));
             assert!(
-                !logs_in(&container, &users[*n], code.clone()),
+                again.screen.contains("Verification code: "),
+                "{}",
+                again.screen
+            );
+            assert!(
+                !again.screen.contains("in-42"),
                 "{} got in again after the kill with {}",
                 users[*n],
                 if n % 2 == 0 {
@@ -372,4 +421,146 @@ fn tempdir() -> std::path::PathBuf {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Builds the Debian package once per process (scripts/build-deb.sh) and returns its path.
+fn package() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            let out = std::process::Command::new(repo.join("scripts/build-deb.sh"))
+                .stdin(std::process::Stdio::null())
+                .output()
+                .expect("run scripts/build-deb.sh");
+            assert!(
+                out.status.success(),
+                "scripts/build-deb.sh failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            repo.join(String::from_utf8_lossy(&out.stdout).trim())
+        })
+        .clone()
+}
+
+fn package_lifecycle() {
+    let deb = package();
+    let container = Container::start_systemd("pam-mfa-package-test:dev");
+    container.copy_in(&deb, "/tmp/pam-mfa.deb");
+    container.run("root", &["dpkg", "--install", "/tmp/pam-mfa.deb"]);
+    // Installed and started, and no login changed: the profile is off.
+    let active = container.run("root", &["systemctl", "is-active", "mfad"]);
+    assert_eq!(active.trim(), "active");
+    let auth = container.run("root", &["cat", "/etc/pam.d/common-auth"]);
+    assert!(!auth.contains("pam_mfa"), "{auth}");
+    // The unit runs hardened, as recorded: systemd's own score of the running service.
+    let security = container.run("root", &["systemd-analyze", "security", "mfad.service"]);
+    let score: f64 = security
+        .lines()
+        .find_map(|line| line.split("mfad.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|score| score.parse().ok())
+        .unwrap_or_else(|| panic!("no score in:\n{security}"));
+    assert!(score <= 2.0, "exposure {score}:\n{security}");
+    println!("systemd-analyze security mfad.service in the container: {score}");
+
+    // alice gets an app and must use it; the profile goes into common-auth.
+    let secret = random_secret();
+    Module::PamMfa.enroll(&container, "alice", &secret);
+    container.run("root", &["mfactl", "enforce", "alice", "on"]);
+    container.run("root", &["systemctl", "restart", "ssh"]);
+    container.run("root", &["pam-auth-update", "--enable", "mfa"]);
+    container.choose_path();
+    let auth = container.run("root", &["cat", "/etc/pam.d/common-auth"]);
+    let deny = auth.find("pam_deny.so").expect("pam_deny in common-auth");
+    let mfa = auth.find("pam_mfa.so").unwrap_or_else(|| panic!("{auth}"));
+    assert!(
+        deny < mfa,
+        "pam_mfa.so must come after the password check:\n{auth}"
+    );
+    let session = ssh(&container, "alice", &mut person(vec![fresh_code(&secret)]));
+    assert!(
+        session.screen.contains("Verification code: "),
+        "{}",
+        session.screen
+    );
+    assert_in(&session);
+    let session = ssh(
+        &container,
+        "alice",
+        &mut person(vec![wrong_code(&secret); 3]),
+    );
+    assert_out(&session, "Wrong code");
+    // Stopped, mfad is started again by the bus for the next call (D-Bus activation).
+    container.run("root", &["systemctl", "stop", "mfad"]);
+    let status = container.run("root", &["mfactl", "status", "alice"]);
+    assert!(status.contains("enrolled:  yes"), "{status}");
+    let active = container.run("root", &["systemctl", "is-active", "mfad"]);
+    assert_eq!(active.trim(), "active");
+
+    // A PAM file edited by hand to use the module stops the removal, naming the file.
+    container.run(
+        "root",
+        &[
+            "sh",
+            "-c",
+            "echo 'auth required pam_mfa.so' >> /etc/pam.d/sudo",
+        ],
+    );
+    let refused = container.exec("root", &["dpkg", "--remove", "pam-mfa"]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("/etc/pam.d/sudo"), "{said}");
+    container.run(
+        "root",
+        &["sh", "-c", "sed -i '/pam_mfa.so/d' /etc/pam.d/sudo"],
+    );
+    assert!(
+        container
+            .exec("root", &["test", "-e", "/usr/sbin/mfad"])
+            .status
+            .success()
+    );
+
+    // Removed: out of common-auth first, so the password alone logs in; state and
+    // configuration stay.
+    container.run("root", &["dpkg", "--remove", "pam-mfa"]);
+    let auth = container.run("root", &["cat", "/etc/pam.d/common-auth"]);
+    assert!(!auth.contains("pam_mfa"), "{auth}");
+    assert_in(&ssh(&container, "alice", &mut person(vec![])));
+    let left = container.run(
+        "root",
+        &[
+            "sh",
+            "-c",
+            "ls -d /usr/sbin/mfad /usr/bin/mfactl /lib/*/security/pam_mfa.so \
+             /lib/systemd/system/mfad.service /usr/share/dbus-1/system.d/org.pam_mfa.Mfad1.conf \
+             /usr/share/pam-configs/mfa /var/lib/pam-mfa/mfad.sqlite3 /etc/pam-mfa/mfad.toml \
+             2>/dev/null; true",
+        ],
+    );
+    assert_eq!(
+        left.lines().collect::<Vec<_>>(),
+        ["/etc/pam-mfa/mfad.toml", "/var/lib/pam-mfa/mfad.sqlite3"],
+        "what remove left"
+    );
+    assert!(container.pid_of("mfad").is_none(), "mfad still runs");
+    // Installed again, alice's app is still there.
+    container.run("root", &["dpkg", "--install", "/tmp/pam-mfa.deb"]);
+    let status = container.run("root", &["mfactl", "status", "alice"]);
+    assert!(status.contains("enrolled:  yes"), "{status}");
+
+    // Purged: state and configuration go too.
+    container.run("root", &["dpkg", "--purge", "pam-mfa"]);
+    let left = container.run(
+        "root",
+        &[
+            "sh",
+            "-c",
+            "ls -d /var/lib/pam-mfa /etc/pam-mfa /run/pam-mfa /usr/sbin/mfad 2>/dev/null; true",
+        ],
+    );
+    assert_eq!(left.trim(), "", "what purge left");
+    let auth = container.run("root", &["cat", "/etc/pam.d/common-auth"]);
+    assert!(!auth.contains("pam_mfa"), "{auth}");
 }

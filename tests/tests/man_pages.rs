@@ -1,5 +1,6 @@
-//! The man pages in docs/man are generated from the same clap definitions as `--help`.
-//! After changing an option or its text: `PAM_MFA_UPDATE_MAN=1 cargo test --test man_pages`.
+//! The man pages in docs/man and mfactl's shell completions in docs/completions are generated
+//! from the same clap definitions as `--help`. After changing an option or its text:
+//! `PAM_MFA_UPDATE_MAN=1 cargo test --test man_pages`.
 
 use std::path::{Path, PathBuf};
 
@@ -30,11 +31,42 @@ fn pages() -> Vec<(String, Vec<u8>)> {
     pages
 }
 
+/// mfactl's completions for bash, zsh and fish, under the names the package installs them as.
+fn completions() -> Vec<(String, Vec<u8>)> {
+    use clap_complete::Shell;
+    [
+        (Shell::Bash, "mfactl.bash"),
+        (Shell::Zsh, "_mfactl"),
+        (Shell::Fish, "mfactl.fish"),
+    ]
+    .into_iter()
+    .map(|(shell, name)| {
+        let mut script = Vec::new();
+        clap_complete::generate(
+            shell,
+            &mut mfactl::cli::Cli::command(),
+            "mfactl",
+            &mut script,
+        );
+        (name.to_owned(), script)
+    })
+    .collect()
+}
+
 #[test]
 fn man_pages_match_the_command_line_definitions() {
-    let dir: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/man");
+    check_generated("docs/man", pages());
+}
+
+#[test]
+fn completions_match_the_command_line_definitions() {
+    check_generated("docs/completions", completions());
+}
+
+fn check_generated(dir: &str, files: Vec<(String, Vec<u8>)>) {
+    let dir: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
     let update = std::env::var_os("PAM_MFA_UPDATE_MAN").is_some();
-    for (name, page) in pages() {
+    for (name, page) in files {
         let path = dir.join(&name);
         if update {
             std::fs::create_dir_all(&dir).unwrap();

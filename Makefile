@@ -1,0 +1,74 @@
+# Builds and installs pam-mfa with the layout of its Debian package, for any distribution.
+#
+#   make                       # cargo build --release
+#   sudo make install          # then: systemctl daemon-reload; systemctl reload dbus
+#   sudo make uninstall        # keeps /etc/pam-mfa and the state in /var/lib/pam-mfa
+#   make install DESTDIR=/tmp/stage PREFIX=/usr
+#
+# PREFIX (/usr) holds the programs, man pages and completions. The PAM module goes where
+# libpam looks for modules (PAMDIR: beside pam_unix.so), the D-Bus files under
+# $(DBUSDIR) (/usr/share/dbus-1: dbus-daemon reads nothing under /usr/local) and the unit under
+# $(UNITDIR), whatever PREFIX is. The configuration file is installed only if there is none.
+
+PREFIX ?= /usr
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+SYSCONFDIR ?= /etc
+MULTIARCH ?= $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch 2>/dev/null)
+PAMDIR ?= $(or $(if $(MULTIARCH),/lib/$(MULTIARCH)/security),$(firstword $(wildcard /usr/lib64/security /lib64/security)),/usr/lib/security)
+DBUSDIR ?= /usr/share/dbus-1
+UNITDIR ?= /lib/systemd/system
+PAMCONFIGDIR ?= /usr/share/pam-configs
+CARGO ?= cargo
+TARGET ?= target/release
+
+INSTALL ?= install
+
+.PHONY: all install uninstall
+
+all:
+	$(CARGO) build --release --locked --workspace --bins --lib
+
+# Nothing is built here (run make first, as yourself): install only copies.
+install:
+	@for part in libpam_mfa.so mfad mfactl; do \
+	  test -f $(TARGET)/$$part || { echo "$(TARGET)/$$part is missing: run make first" >&2; exit 1; }; \
+	done
+	$(INSTALL) -D -m 0644 $(TARGET)/libpam_mfa.so $(DESTDIR)$(PAMDIR)/pam_mfa.so
+	$(INSTALL) -D -m 0755 $(TARGET)/mfad $(DESTDIR)$(SBINDIR)/mfad
+	$(INSTALL) -D -m 0755 $(TARGET)/mfactl $(DESTDIR)$(BINDIR)/mfactl
+	$(INSTALL) -D -m 0644 dbus/org.pam_mfa.Mfad1.conf $(DESTDIR)$(DBUSDIR)/system.d/org.pam_mfa.Mfad1.conf
+	sed 's|/usr/sbin/mfad|$(SBINDIR)/mfad|' dbus/system-services/org.pam_mfa.Mfad1.service \
+	  | $(INSTALL) -D -m 0644 /dev/stdin $(DESTDIR)$(DBUSDIR)/system-services/org.pam_mfa.Mfad1.service
+	sed 's|/usr/sbin/mfad|$(SBINDIR)/mfad|' systemd/mfad.service \
+	  | $(INSTALL) -D -m 0644 /dev/stdin $(DESTDIR)$(UNITDIR)/mfad.service
+	$(INSTALL) -D -m 0644 pam-configs/mfa $(DESTDIR)$(PAMCONFIGDIR)/mfa
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/pam-mfa
+	test -e $(DESTDIR)$(SYSCONFDIR)/pam-mfa/mfad.toml \
+	  || $(INSTALL) -m 0644 examples/mfad.toml $(DESTDIR)$(SYSCONFDIR)/pam-mfa/mfad.toml
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8
+	$(INSTALL) -m 0644 docs/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	$(INSTALL) -m 0644 docs/man/*.8 $(DESTDIR)$(MANDIR)/man8/
+	$(INSTALL) -D -m 0644 docs/completions/mfactl.bash $(DESTDIR)$(DATADIR)/bash-completion/completions/mfactl
+	$(INSTALL) -D -m 0644 docs/completions/_mfactl $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_mfactl
+	$(INSTALL) -D -m 0644 docs/completions/mfactl.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/mfactl.fish
+
+# Removes what install put in place, except the configuration (yours to keep or delete) and
+# mfad's state (/var/lib/pam-mfa). Take pam_mfa.so out of every PAM file first: a "required"
+# line naming a module that is gone denies every login through that file.
+uninstall:
+	@if grep -ls 'pam_mfa\.so' $(DESTDIR)/etc/pam.d/* >/dev/null 2>&1; then \
+	  echo "pam_mfa.so is still used in: $$(grep -ls 'pam_mfa\.so' $(DESTDIR)/etc/pam.d/* | tr '\n' ' ')" >&2; \
+	  echo "remove it from there first (pam-auth-update --disable mfa for common-auth)" >&2; exit 1; \
+	fi
+	rm -f $(DESTDIR)$(PAMDIR)/pam_mfa.so $(DESTDIR)$(SBINDIR)/mfad $(DESTDIR)$(BINDIR)/mfactl
+	rm -f $(DESTDIR)$(DBUSDIR)/system.d/org.pam_mfa.Mfad1.conf
+	rm -f $(DESTDIR)$(DBUSDIR)/system-services/org.pam_mfa.Mfad1.service
+	rm -f $(DESTDIR)$(UNITDIR)/mfad.service $(DESTDIR)$(PAMCONFIGDIR)/mfa
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(wildcard docs/man/*.1)))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(wildcard docs/man/*.8)))
+	rm -f $(DESTDIR)$(DATADIR)/bash-completion/completions/mfactl
+	rm -f $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_mfactl
+	rm -f $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/mfactl.fish
