@@ -289,24 +289,24 @@ fn mfad_killed_in_a_login_loop() {
                 };
                 let (container, at_question, answered) = (&container, &at_question, &answered);
                 scope.spawn(move || {
-                    let mut first = true;
-                    let mut respond = |fresh: &str| {
-                        let answer = person(vec![code.clone()])(fresh)?;
-                        if first && answer == code {
-                            first = false;
-                            at_question.fetch_add(1, Ordering::SeqCst);
-                            let waiting = Instant::now();
-                            while at_question.load(Ordering::SeqCst) < 7
-                                && waiting.elapsed() < Duration::from_secs(10)
-                            {
-                                std::thread::sleep(Duration::from_millis(5));
-                            }
-                            answered.fetch_add(1, Ordering::SeqCst);
-                        }
-                        Some(answer)
-                    };
                     let mut got_in = Vec::new();
-                    for _ in 0..3 {
+                    for round in 0..3 {
+                        // One answer per login, as a person gives it; the first login's waits.
+                        let mut person = person(vec![code.clone()]);
+                        let mut respond = |fresh: &str| {
+                            let answer = person(fresh)?;
+                            if round == 0 && answer == code {
+                                at_question.fetch_add(1, Ordering::SeqCst);
+                                let waiting = Instant::now();
+                                while at_question.load(Ordering::SeqCst) < 7
+                                    && waiting.elapsed() < Duration::from_secs(10)
+                                {
+                                    std::thread::sleep(Duration::from_millis(5));
+                                }
+                                answered.fetch_add(1, Ordering::SeqCst);
+                            }
+                            Some(answer)
+                        };
                         let session = ssh(container, user, &mut respond);
                         got_in.push(session.status == 0 && session.screen.contains("in-42"));
                     }
