@@ -453,21 +453,29 @@ fn check_enrolled(
     Outcome::Pass(String::new())
 }
 
-fn enrollment_over_ssh(module: Module) -> Outcome {
+/// A login program run in a container: [`ssh`], [`su`].
+type Login = fn(&Container, &str, &mut dyn FnMut(&str) -> Option<String>) -> Session;
+
+/// The first login of `user`, of whom MFA is required, through `login` sets up the app.
+fn first_login_sets_up_the_app(module: Module, user: &str, login: Login) -> Outcome {
     if module != Module::PamMfa {
         return Outcome::NotSupported("no enrollment at login");
     }
     let container = module.start();
-    container.run("root", &["mfactl", "enforce", "bob", "on"]);
+    container.run("root", &["mfactl", "enforce", user, "on"]);
     let (mut secret, mut recovery) = (None, Vec::new());
-    let session = ssh(
+    let session = login(
         &container,
-        "bob",
+        user,
         &mut enrolling_person(&mut secret, &mut recovery),
     );
     check_enrolled(&session, secret, &recovery, |code| {
-        ssh(&container, "bob", &mut person(vec![code]))
+        login(&container, user, &mut person(vec![code]))
     })
+}
+
+fn enrollment_over_ssh(module: Module) -> Outcome {
+    first_login_sets_up_the_app(module, "bob", ssh)
 }
 
 /// `su - USER -c COMMAND` run by bob at a terminal in the container.
@@ -499,20 +507,7 @@ fn su_with_code(module: Module) -> Outcome {
 }
 
 fn enrollment_through_su(module: Module) -> Outcome {
-    if module != Module::PamMfa {
-        return Outcome::NotSupported("no enrollment at login");
-    }
-    let container = module.start();
-    container.run("root", &["mfactl", "enforce", "carol", "on"]);
-    let (mut secret, mut recovery) = (None, Vec::new());
-    let session = su(
-        &container,
-        "carol",
-        &mut enrolling_person(&mut secret, &mut recovery),
-    );
-    check_enrolled(&session, secret, &recovery, |code| {
-        su(&container, "carol", &mut person(vec![code]))
-    })
+    first_login_sets_up_the_app(module, "carol", su)
 }
 
 /// `sudo -u bob sh -c COMMAND` run by `user` at a terminal in the container.
