@@ -6,6 +6,9 @@ use std::process::Command;
 
 use pam_mfa_tests::{built, target_dir};
 
+/// The Debian package's layout (debian/rules passes the same).
+const DEBIAN: &[&str] = &["PREFIX=/usr", "PAMDIR=/lib/x86_64-linux-gnu/security"];
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -54,11 +57,7 @@ fn staging(name: &str) -> PathBuf {
 #[test]
 fn make_install_puts_every_part_where_the_package_does_and_uninstall_takes_them_back() {
     let dir = staging("layout");
-    let out = make(
-        "install",
-        &dir,
-        &["PREFIX=/usr", "PAMDIR=/lib/x86_64-linux-gnu/security"],
-    );
+    let out = make("install", &dir, DEBIAN);
     assert!(
         out.status.success(),
         "{}",
@@ -92,7 +91,7 @@ fn make_install_puts_every_part_where_the_package_does_and_uninstall_takes_them_
     // An edited configuration is never overwritten by another install.
     let config = dir.join("etc/pam-mfa/mfad.toml");
     std::fs::write(&config, "admin_group = \"wheel\"\n").unwrap();
-    let out = make("install", &dir, &["PREFIX=/usr"]);
+    let out = make("install", &dir, DEBIAN);
     assert!(
         out.status.success(),
         "{}",
@@ -106,11 +105,7 @@ fn make_install_puts_every_part_where_the_package_does_and_uninstall_takes_them_
     // Uninstall refuses while a PAM file still names the module, saying which.
     std::fs::create_dir_all(dir.join("etc/pam.d")).unwrap();
     std::fs::write(dir.join("etc/pam.d/sshd"), "auth required pam_mfa.so\n").unwrap();
-    let out = make(
-        "uninstall",
-        &dir,
-        &["PREFIX=/usr", "PAMDIR=/lib/x86_64-linux-gnu/security"],
-    );
+    let out = make("uninstall", &dir, DEBIAN);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("etc/pam.d/sshd"),
@@ -121,11 +116,7 @@ fn make_install_puts_every_part_where_the_package_does_and_uninstall_takes_them_
 
     // Then it removes everything but the configuration and the PAM files.
     std::fs::remove_file(dir.join("etc/pam.d/sshd")).unwrap();
-    let out = make(
-        "uninstall",
-        &dir,
-        &["PREFIX=/usr", "PAMDIR=/lib/x86_64-linux-gnu/security"],
-    );
+    let out = make("uninstall", &dir, DEBIAN);
     assert!(
         out.status.success(),
         "{}",
