@@ -167,6 +167,18 @@ pub fn code_at(secret: &str, step: u64) -> String {
         .to_string()
 }
 
+/// A code that no time step near now gives for `secret`: wrong whatever the window.
+pub fn wrong_code(secret: &str) -> String {
+    let now = current_step();
+    let near: Vec<String> = (now - 3..=now + 3)
+        .map(|step| code_at(secret, step))
+        .collect();
+    (0..1_000_000)
+        .map(|n| format!("{n:06}"))
+        .find(|code| !near.contains(code))
+        .unwrap()
+}
+
 /// A random 160-bit Base32 secret.
 pub fn random_secret() -> String {
     let mut bytes = [0u8; 20];
@@ -807,15 +819,7 @@ impl Env {
 
     /// A code that is well-formed but wrong for `user`.
     pub fn wrong_code(&self, user: &str) -> String {
-        let secret = self.secrets.lock().unwrap()[user].clone();
-        let now = current_step();
-        let window: Vec<String> = (now - 2..=now + 2)
-            .map(|step| code_at(&secret, step))
-            .collect();
-        (0..1_000_000)
-            .map(|n| format!("{n:06}"))
-            .find(|code| !window.contains(code))
-            .unwrap()
+        wrong_code(&self.secrets.lock().unwrap()[user])
     }
 
     /// Gives wrong codes to logins of `user` through `service` until the account is locked:

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::container::{Container, PASSWORD, TEST_IMAGE};
 use crate::pty::Session;
+pub use crate::wrong_code;
 use crate::{away_from_step_end, code_at, current_step, random_secret};
 
 /// A second-factor module, in its container.
@@ -203,7 +204,20 @@ pub fn ssh(
     )
 }
 
-fn logged_in(session: &Session) -> bool {
+/// Counts one more arrival at `arrived`, then waits until `all` have arrived (at most 10 s:
+/// a login that never gets there holds up none of the others for long).
+pub fn meet(arrived: &AtomicUsize, all: usize) {
+    arrived.fetch_add(1, Ordering::SeqCst);
+    let waiting = std::time::Instant::now();
+    while arrived.load(Ordering::SeqCst) < all
+        && waiting.elapsed() < std::time::Duration::from_secs(10)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// The login got in: the command ran and ended well.
+pub fn logged_in(session: &Session) -> bool {
     session.status == 0 && session.screen.contains(MARK)
 }
 
@@ -227,18 +241,6 @@ fn alice(module: Module, container: &Container) -> (String, Vec<String>) {
 pub fn fresh_code(secret: &str) -> String {
     away_from_step_end(5);
     code_at(secret, current_step())
-}
-
-/// A code that no step near now gives.
-pub fn wrong_code(secret: &str) -> String {
-    let now = current_step();
-    let near: Vec<String> = (now - 3..=now + 3)
-        .map(|step| code_at(secret, step))
-        .collect();
-    (0..1_000_000)
-        .map(|n| format!("{n:06}"))
-        .find(|code| !near.contains(code))
-        .unwrap()
 }
 
 fn right_code_over_ssh(module: Module) -> Outcome {
@@ -297,14 +299,8 @@ fn concurrent_replay_over_ssh(module: Module) -> Outcome {
                     let answer = person(fresh)?;
                     if answer != PASSWORD {
                         // As an attacker would: every login waits at its code question until
-                        // all are there (or 10 s have passed), then all answer at once.
-                        asked.fetch_add(1, Ordering::SeqCst);
-                        let waiting = std::time::Instant::now();
-                        while asked.load(Ordering::SeqCst) < 20
-                            && waiting.elapsed() < std::time::Duration::from_secs(10)
-                        {
-                            std::thread::sleep(std::time::Duration::from_millis(5));
-                        }
+                        // all are there, then all answer at once.
+                        meet(&asked, 20);
                     }
                     Some(answer)
                 };

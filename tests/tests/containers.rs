@@ -14,7 +14,8 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use pam_mfa_api::UNAVAILABLE_NOTICE;
 use pam_mfa_tests::container::{Container, TEST_IMAGE};
 use pam_mfa_tests::scenarios::{
-    self, Module, Outcome, SCENARIOS, fresh_code, person, ssh, su, sudo, wrong_code,
+    self, Module, Outcome, SCENARIOS, fresh_code, logged_in, meet, person, ssh, su, sudo,
+    wrong_code,
 };
 use pam_mfa_tests::{current_step, random_secret};
 
@@ -81,8 +82,7 @@ fn start() -> (Container, String) {
 }
 
 fn assert_in(session: &pam_mfa_tests::pty::Session) {
-    assert!(session.screen.contains("in-42"), "{}", session.screen);
-    assert_eq!(session.status, 0, "{}", session.screen);
+    assert!(logged_in(session), "{}", session.screen);
 }
 
 fn assert_out(session: &pam_mfa_tests::pty::Session, line: &str) {
@@ -251,8 +251,7 @@ fn group_rule_under_sudo() {
 
 /// Logs `user` in over SSH with `code`; true if the login got in.
 fn logs_in(container: &Container, user: &str, code: String) -> bool {
-    let session = ssh(container, user, &mut person(vec![code]));
-    session.status == 0 && session.screen.contains("in-42")
+    logged_in(&ssh(container, user, &mut person(vec![code])))
 }
 
 fn mfad_killed_in_a_login_loop() {
@@ -296,19 +295,13 @@ fn mfad_killed_in_a_login_loop() {
                         let mut respond = |fresh: &str| {
                             let answer = person(fresh)?;
                             if round == 0 && answer == code {
-                                at_question.fetch_add(1, Ordering::SeqCst);
-                                let waiting = Instant::now();
-                                while at_question.load(Ordering::SeqCst) < 7
-                                    && waiting.elapsed() < Duration::from_secs(10)
-                                {
-                                    std::thread::sleep(Duration::from_millis(5));
-                                }
+                                meet(at_question, 7);
                                 answered.fetch_add(1, Ordering::SeqCst);
                             }
                             Some(answer)
                         };
                         let session = ssh(container, user, &mut respond);
-                        got_in.push(session.status == 0 && session.screen.contains("in-42"));
+                        got_in.push(logged_in(&session));
                     }
                     (n, code, got_in)
                 })

@@ -36,6 +36,17 @@ fn assert_refused(session: &sshd::Session, line: &str) {
     assert_eq!(session.status, 255, "{}", session.screen);
 }
 
+/// alice logs in over SSH to run `echo remote-$((6*7))`, giving `answers` at the questions.
+fn remote(sshd: &Sshd, answers: &[&str]) -> sshd::Session {
+    sshd::ssh(
+        sshd.port,
+        "alice",
+        "echo remote-$((6*7))",
+        KBD_ONLY,
+        answers,
+    )
+}
+
 fn with_sshd() -> (Env, Sshd) {
     assert!(
         sshd::available(),
@@ -51,13 +62,7 @@ fn with_sshd() -> (Env, Sshd) {
 fn a_right_code_over_ssh_runs_the_remote_command() {
     let (env, sshd) = with_sshd();
     let code = env.fresh_code("alice");
-    let session = sshd::ssh(
-        sshd.port,
-        "alice",
-        "echo remote-$((6*7))",
-        KBD_ONLY,
-        &[&code],
-    );
+    let session = remote(&sshd, &[&code]);
     assert!(
         session.screen.contains("Verification code: "),
         "{}",
@@ -75,13 +80,7 @@ fn a_right_code_over_ssh_runs_the_remote_command() {
 fn a_wrong_code_over_ssh_is_refused() {
     let (env, sshd) = with_sshd();
     let wrong = env.wrong_code("alice");
-    let session = sshd::ssh(
-        sshd.port,
-        "alice",
-        "echo remote-$((6*7))",
-        KBD_ONLY,
-        &[&wrong],
-    );
+    let session = remote(&sshd, &[&wrong]);
     assert_refused(&session, "Wrong code.");
 }
 
@@ -89,7 +88,7 @@ fn a_wrong_code_over_ssh_is_refused() {
 fn with_mfad_stopped_ssh_is_refused_without_a_question() {
     let (env, sshd) = with_sshd();
     env.stop_daemon();
-    let session = sshd::ssh(sshd.port, "alice", "echo remote-$((6*7))", KBD_ONLY, &[]);
+    let session = remote(&sshd, &[]);
     assert!(
         !session.screen.contains("Verification code"),
         "{}",
@@ -102,7 +101,7 @@ fn with_mfad_stopped_ssh_is_refused_without_a_question() {
 fn with_mfad_frozen_ssh_is_refused_once_the_module_gives_up() {
     let (env, sshd) = with_sshd();
     env.freeze_daemon(true);
-    let session = sshd::ssh(sshd.port, "alice", "echo remote-$((6*7))", KBD_ONLY, &[]);
+    let session = remote(&sshd, &[]);
     env.freeze_daemon(false);
     assert_refused(&session, UNAVAILABLE_NOTICE);
 }
@@ -274,13 +273,7 @@ fn a_locked_account_is_refused_over_ssh_even_with_a_right_code() {
     let sshd = Sshd::start(&env, CODE_ONLY, KBD);
     env.lock_out("alice", "sshd");
     let code = env.fresh_code("alice");
-    let session = sshd::ssh(
-        sshd.port,
-        "alice",
-        "echo remote-$((6*7))",
-        KBD_ONLY,
-        &[&code],
-    );
+    let session = remote(&sshd, &[&code]);
     assert_refused(&session, "this account is locked until");
     assert!(
         env.daemon_log()
