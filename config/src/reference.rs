@@ -1,0 +1,586 @@
+//! Every configuration key, described once: mfad.toml(5) and the example configuration
+//! (examples/mfad.toml, installed as /etc/pam-mfa/mfad.toml) are both made from this list.
+//!
+//! The list is checked against the schema by the tests below: each section lists exactly the
+//! keys the parser accepts there, each default shown is the value the parser gives when the key
+//! is absent, and each range is the one the parser enforces (it is taken from the same
+//! constants).
+
+use crate::{
+    ConfirmCodes, Digits, LockoutFailures, LockoutSeconds, LookupTimeout, MaxSessions, MaxTries,
+    PRECEDENCE, Period, RecoveryCodes, RememberLimit, RememberSeconds, ResumeMinutes,
+    RetentionDays, SessionTimeout, Window,
+};
+
+/// A table of mfad.toml (`""`: the keys before the first table).
+pub struct Section {
+    pub name: &'static str,
+    /// Paragraphs shown before the section's keys.
+    pub text: &'static [&'static str],
+    pub keys: &'static [Key],
+}
+
+/// One key.
+pub struct Key {
+    pub name: &'static str,
+    /// What the key holds when absent, as TOML. For a key of kind [`Kind::Table`], the heading
+    /// of the table.
+    pub default: &'static str,
+    /// The values the parser accepts, for numbers.
+    pub range: Option<Range>,
+    pub kind: Kind,
+    /// Paragraphs, separated by blank lines; line breaks inside a paragraph are not kept.
+    pub text: &'static str,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `name = value`.
+    Value,
+    /// A table of `NAME = value` lines, one per name (`[remember.services]`).
+    Table { entry: &'static str },
+}
+
+/// The range a number must fall in; `unit` names what it counts.
+pub struct Range {
+    pub min: u32,
+    pub max: u32,
+    pub unit: &'static str,
+}
+
+macro_rules! range {
+    ($type:ty, $unit:expr) => {
+        Some(Range {
+            min: <$type>::MIN,
+            max: <$type>::MAX,
+            unit: $unit,
+        })
+    };
+}
+
+const fn key(name: &'static str, default: &'static str, text: &'static str) -> Key {
+    Key {
+        name,
+        default,
+        range: None,
+        kind: Kind::Value,
+        text,
+    }
+}
+
+const fn number(
+    name: &'static str,
+    default: &'static str,
+    range: Option<Range>,
+    text: &'static str,
+) -> Key {
+    Key {
+        name,
+        default,
+        range,
+        kind: Kind::Value,
+        text,
+    }
+}
+
+/// Every section and key, in the order of the example configuration.
+pub const SECTIONS: &[Section] = &[
+    Section {
+        name: "",
+        text: &[],
+        keys: &[
+            key(
+                "state_dir",
+                "\"/var/lib/pam-mfa\"",
+                "Directory of the SQLite store, created with mode 0700 (its files 0600). An \
+                 absolute path. A change takes effect when mfad restarts, not at a reload.",
+            ),
+            key(
+                "admin_group",
+                "\"\"",
+                "Members of this Unix group may administer pam-mfa (mfactl enroll, reset, \
+                 enforce, unlock, explain, audit) as root can; the system's group database \
+                 decides, so LDAP and SSSD groups count. Empty: root only.",
+            ),
+            number(
+                "lookup_timeout",
+                "3",
+                range!(LookupTimeout, "seconds"),
+                "Seconds a lookup in the system's user and group databases may take before the \
+                 request that needed it fails (LDAP or SSSD down); other users' logins go on. \
+                 Keep it below the PAM module's timeout (5 seconds by default).",
+            ),
+            key(
+                "login_socket",
+                "\"/run/pam-mfa/login.socket\"",
+                "Unix socket on which mfad serves logins directly to pam_mfa.so, peer to peer, \
+                 besides the system bus: one connection and two calls per login, and a flood of \
+                 the system bus by a local user does not hold logins up. Its directory is \
+                 created root-owned, mode 0755; the socket is mode 0666 (each caller is known by \
+                 its peer credentials, and acts only on its own account unless it is root). \
+                 Empty: logins use the system bus only. Unset, as in the example: this path \
+                 when mfad serves the system bus, none with mfad --bus.\n\n\
+                 Each connection is served one call at a time, and only the login interface; \
+                 one idle for longer than login.session_timeout (plus 5 seconds) is closed. \
+                 Each uid may hold 16 connections (root: 1024), and all users but root 256 \
+                 together, so that many uids cannot use up mfad's file descriptors.",
+            ),
+        ],
+    },
+    Section {
+        name: "totp",
+        text: &[
+            "The codes of authenticator apps (RFC 6238). algorithm, digits and period \
+                 apply to new enrollments; each enrollment keeps the parameters it was made \
+                 with.",
+        ],
+        keys: &[
+            key(
+                "algorithm",
+                "\"SHA1\"",
+                "HMAC of new enrollments: \"SHA1\", \"SHA256\" or \"SHA512\". Most \
+                 authenticator apps honour only SHA1.",
+            ),
+            number(
+                "digits",
+                "6",
+                range!(Digits, "digits"),
+                "Digits per code, for new enrollments.",
+            ),
+            number(
+                "period",
+                "30",
+                range!(Period, "seconds"),
+                "Seconds per code, for new enrollments.",
+            ),
+            number(
+                "window",
+                "1",
+                range!(Window, "time steps"),
+                "Codes accepted on either side of the current time step, to allow for clock \
+                 drift between the server and the phone. Each step widens the window a guess \
+                 can hit.",
+            ),
+            key(
+                "issuer",
+                "\"\"",
+                "Issuer name authenticator apps show next to the account. Empty: \"pam-mfa on \
+                 HOSTNAME\".",
+            ),
+        ],
+    },
+    Section {
+        name: "login",
+        text: &["How a login asks for codes and sets up an authenticator app."],
+        keys: &[
+            number(
+                "max_tries",
+                "3",
+                range!(MaxTries, "tries"),
+                "Code tries per login; after the last wrong one the module returns \
+                 PAM_MAXTRIES.",
+            ),
+            number(
+                "session_timeout",
+                "120",
+                range!(SessionTimeout, "seconds"),
+                "Seconds an unfinished login may wait for its next answer.",
+            ),
+            number(
+                "max_sessions_per_user",
+                "32",
+                range!(MaxSessions, "logins"),
+                "Unfinished logins one user may have at once; more are denied.",
+            ),
+            key(
+                "enroll_at_login",
+                "true",
+                "A user who must use MFA but has no authenticator app sets one up during the \
+                 login: a QR code, the secret and its otpauth:// URI, then a code from the app, \
+                 then the recovery codes. With false, such a user is denied and told to ask for \
+                 an enrollment (mfactl enroll).",
+            ),
+            number(
+                "enroll_confirm_codes",
+                "1",
+                range!(ConfirmCodes, "codes"),
+                "Codes from the app that confirm an enrollment: 1, or 2 consecutive ones (which \
+                 proves that the phone's clock is right, at the cost of waiting for the app's \
+                 next code).",
+            ),
+            number(
+                "enroll_resume_minutes",
+                "10",
+                range!(ResumeMinutes, "minutes"),
+                "Minutes an unfinished enrollment is offered again, with the same secret, at \
+                 the user's next login. sshd ends a login after LoginGraceTime (120 seconds by \
+                 default) and login after 60 seconds: a user who already scanned the QR code \
+                 can finish next time.",
+            ),
+            key(
+                "qr_background",
+                "\"dark\"",
+                "The terminal background QR codes are drawn for: \"dark\" or \"light\". Drawn \
+                 for the wrong one, a QR code appears inverted, which some authenticator apps \
+                 cannot read; the secret and the URI are always shown as text too.",
+            ),
+            number(
+                "recovery_codes",
+                "10",
+                range!(RecoveryCodes, "codes"),
+                "Recovery codes issued with each enrollment. Each is shown once, stored only as \
+                 a salted hash, and accepted once in place of a code from the app. 0 issues \
+                 none.",
+            ),
+        ],
+    },
+    Section {
+        name: "lockout",
+        text: &[
+            "Too many wrong codes lock the account, across every service (and every host \
+                 that shares this mfad), whatever code comes next, until the lock ends or an \
+                 administrator runs mfactl unlock USER. A right code clears the count. The user \
+                 is told until when.",
+        ],
+        keys: &[
+            number(
+                "failures",
+                "5",
+                range!(LockoutFailures, "codes"),
+                "Codes from the app or recovery codes a user may try within lockout.window; one \
+                 more locks the account.",
+            ),
+            number(
+                "window",
+                "300",
+                range!(LockoutSeconds, "seconds"),
+                "Seconds over which tries are counted.",
+            ),
+            number(
+                "duration",
+                "300",
+                range!(LockoutSeconds, "seconds"),
+                "Seconds the first lock lasts. A lock that follows another without a right code \
+                 in between lasts twice as long as the one before, up to max_duration.",
+            ),
+            number(
+                "max_duration",
+                "86400",
+                range!(LockoutSeconds, "seconds"),
+                "The longest a lock lasts.",
+            ),
+        ],
+    },
+    Section {
+        name: "audit",
+        text: &["The audit trail kept in the store and read with mfactl audit."],
+        keys: &[number(
+            "retention_days",
+            "365",
+            range!(RetentionDays, "days"),
+            "Days an entry is kept; older entries are removed at start-up and every hour. \
+             syslog keeps its own copy.",
+        )],
+    },
+    Section {
+        name: "enforcement",
+        text: &[
+            "Who must use MFA where. The enforcement and exemption rules combine by one \
+             precedence rule, which mfactl explain USER --service S --rhost H applies to show \
+             which rule decides a login:",
+            PRECEDENCE,
+            "A name in both a required and an exempt list is an error, as are empty names, a \
+             name listed twice, upper-case service names (Linux-PAM lowercases them), a network \
+             with bits set beyond its prefix and a network that covers every address. Groups \
+             come from the system's group database (getgrouplist: LDAP and SSSD groups count), \
+             looked up at each login within lookup_timeout. Rules may name groups and services \
+             that do not exist (yet): they match nothing.",
+        ],
+        keys: &[
+            key(
+                "all_users",
+                "false",
+                "Require MFA of every user. This is the starting value only: once an \
+                 administrator runs mfactl enforce --all on (or off), the stored setting wins.",
+            ),
+            key(
+                "groups",
+                "[]",
+                "Require MFA of the members of these groups (\"MFA for admin roles\"), \
+                 supplementary groups included.",
+            ),
+            key(
+                "services",
+                "[]",
+                "Require MFA of every user logging in through these PAM services, for example \
+                 [\"sshd\", \"sudo\"] (lowercase, as Linux-PAM gives them).",
+            ),
+        ],
+    },
+    Section {
+        name: "exemptions",
+        text: &["Logins that are never asked for a second factor, whatever else applies."],
+        keys: &[
+            key(
+                "users",
+                "[]",
+                "Never ask these users for a second factor (break-glass accounts).",
+            ),
+            key("groups", "[]", "Never ask the members of these groups."),
+            key(
+                "services",
+                "[]",
+                "Never ask at logins through these PAM services, for example [\"login\"] for \
+                 the local console.",
+            ),
+            key(
+                "networks",
+                "[]",
+                "Never ask at logins from these remote hosts: IP addresses, networks in CIDR \
+                 notation (\"10.9.0.0/16\", \"2001:db8::/32\"), or \"local\" for logins that \
+                 name no remote host (the console, su, sudo). sshd passes the client's address \
+                 unless UseDNS is on; a host name matches no network.",
+            ),
+        ],
+    },
+    Section {
+        name: "remember",
+        text: &[
+            "Remembered logins: after a right code, logins of the same user through the \
+                 same service from the same remote host skip the code for a while. Only logins \
+                 run by root from a remote host are remembered (sshd, with PAM_RHOST set): \
+                 without a remote host (su, sudo, the console) every terminal and every invoking \
+                 user would look like one place. Only codes from the app are remembered, never \
+                 a recovery code. A reset, a disable and a new phone forget every remembered \
+                 code of the user; a locked account is refused all the same.",
+        ],
+        keys: &[
+            number(
+                "duration",
+                "0",
+                range!(RememberSeconds, "seconds"),
+                "Seconds a right code covers the following logins; each login it covers starts \
+                 the time again. 0: logins are never remembered.",
+            ),
+            number(
+                "limit",
+                "2592000",
+                range!(RememberLimit, "seconds"),
+                "Seconds after the right code past which a code is asked again, however often \
+                 the remembered login was used since (the consoles' \"verify again after 30 \
+                 days\"). No duration may be longer.",
+            ),
+            Key {
+                name: "services",
+                default: "[remember.services]",
+                range: range!(RememberSeconds, "seconds"),
+                kind: Kind::Table {
+                    entry: "sshd = 3600",
+                },
+                text: "The same as duration, per PAM service, one line per service, in place of \
+                       duration: a line sshd=3600 remembers each login through sshd for an hour. A \
+                       service listed here with a time is never one of exemptions.services.",
+            },
+        ],
+    },
+];
+
+/// The paragraphs of `text`, each on one line.
+pub fn paragraphs(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split("\n\n")
+        .map(|paragraph| paragraph.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|paragraph| !paragraph.is_empty())
+}
+
+/// The sentence that states a key's range, e.g. "1 to 60 seconds."
+pub fn range_sentence(range: &Range) -> String {
+    format!("From {} to {} {}.", range.min, range.max, range.unit)
+}
+
+/// The example configuration: every key commented out with its default and its description.
+pub fn example() -> String {
+    let mut out = String::from(
+        "# mfad configuration: /etc/pam-mfa/mfad.toml (see mfad.toml(5))\n\
+         #\n\
+         # Every key is optional; the values shown commented out are the defaults. Unknown keys\n\
+         # and out-of-range values stop mfad with an error naming the key and line: check a\n\
+         # change with mfad --check-config, then apply it with mfactl reload (or SIGHUP).\n",
+    );
+    for section in SECTIONS {
+        out.push('\n');
+        if !section.name.is_empty() {
+            out.push_str(&format!("[{}]\n", section.name));
+        }
+        for (index, paragraph) in section.text.iter().flat_map(|t| paragraphs(t)).enumerate() {
+            if index > 0 {
+                out.push_str("#\n");
+            }
+            wrap_comment(&mut out, &paragraph);
+        }
+        for (index, key) in section.keys.iter().enumerate() {
+            if index > 0 || !section.text.is_empty() {
+                out.push('\n');
+            }
+            let mut paragraphs: Vec<String> = paragraphs(key.text).collect();
+            if let (Some(range), Some(last)) = (&key.range, paragraphs.last_mut()) {
+                last.push(' ');
+                last.push_str(&range_sentence(range));
+            }
+            for (index, paragraph) in paragraphs.iter().enumerate() {
+                if index > 0 {
+                    out.push_str("#\n");
+                }
+                wrap_comment(&mut out, paragraph);
+            }
+            match key.kind {
+                Kind::Value => out.push_str(&format!("# {} = {}\n", key.name, key.default)),
+                Kind::Table { .. } => out.push_str(&format!("# {}\n", key.default)),
+            }
+        }
+    }
+    out
+}
+
+/// Appends `paragraph` as `# ` lines of at most 90 characters.
+fn wrap_comment(out: &mut String, paragraph: &str) {
+    let mut line = String::from("#");
+    for word in paragraph.split(' ') {
+        if line.len() + 1 + word.len() > 90 && line.len() > 1 {
+            out.push_str(&line);
+            out.push('\n');
+            line = String::from("#");
+        }
+        line.push(' ');
+        line.push_str(word);
+    }
+    out.push_str(&line);
+    out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Config, DEFAULT_LOGIN_SOCKET};
+
+    /// The keys the parser accepts in `section`, read from its refusal of an unknown key.
+    fn accepted(section: &str) -> Vec<String> {
+        let text = if section.is_empty() {
+            "no_such_key = 1\n".to_owned()
+        } else {
+            format!("[{section}]\nno_such_key = 1\n")
+        };
+        let error = Config::parse(&text).unwrap_err();
+        let expected = error
+            .split("expected ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no list of keys in {error:?}"));
+        let mut keys: Vec<String> = expected
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn every_key_the_parser_accepts_is_described_once() {
+        for section in SECTIONS {
+            let mut described: Vec<String> =
+                section.keys.iter().map(|key| key.name.to_owned()).collect();
+            if section.name.is_empty() {
+                described.extend(
+                    SECTIONS
+                        .iter()
+                        .filter(|s| !s.name.is_empty())
+                        .map(|s| s.name.to_owned()),
+                );
+            }
+            described.sort();
+            assert_eq!(
+                described,
+                accepted(section.name),
+                "section [{}] of the reference",
+                section.name
+            );
+            let mut unique = described.clone();
+            unique.dedup();
+            assert_eq!(unique, described, "a key is described twice");
+        }
+    }
+
+    #[test]
+    fn every_default_shown_is_the_parsers_default() {
+        for section in SECTIONS {
+            for key in section.keys {
+                let text = match key.kind {
+                    Kind::Value if section.name.is_empty() => {
+                        format!("{} = {}\n", key.name, key.default)
+                    }
+                    Kind::Value => format!("[{}]\n{} = {}\n", section.name, key.name, key.default),
+                    Kind::Table { entry } => {
+                        assert_eq!(key.default, format!("[{}.{}]", section.name, key.name));
+                        // An empty table is the default; an entry shows the syntax.
+                        let empty = Config::parse(&format!("{}\n", key.default)).unwrap();
+                        assert_eq!(empty, Config::default());
+                        let entry =
+                            format!("[remember]\nlimit = 7776000\n{}\n{entry}\n", key.default);
+                        assert_ne!(Config::parse(&entry).unwrap(), Config::default());
+                        continue;
+                    }
+                };
+                let mut parsed =
+                    Config::parse(&text).unwrap_or_else(|error| panic!("{text}: {error}"));
+                if key.name == "login_socket" {
+                    // Unset by default, shown with the path it then has on the system bus.
+                    assert_eq!(parsed.login_socket, Some(DEFAULT_LOGIN_SOCKET.into()));
+                    parsed.login_socket = None;
+                }
+                assert_eq!(parsed, Config::default(), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_range_shown_is_the_parsers_range() {
+        for section in SECTIONS {
+            for key in section.keys {
+                let Some(range) = &key.range else { continue };
+                let set = |value: i64| match key.kind {
+                    Kind::Value if section.name.is_empty() => format!("{} = {value}\n", key.name),
+                    Kind::Value => format!("[{}]\n{} = {value}\n", section.name, key.name),
+                    Kind::Table { .. } => format!(
+                        "[remember]\nlimit = 7776000\n[remember.services]\nsshd = {value}\n"
+                    ),
+                };
+                // The bounds themselves are accepted (unless another key forbids them: a
+                // remember duration above the default limit, a lock window below...).
+                for inside in [range.min, range.max] {
+                    let text = set(inside.into());
+                    if let Err(error) = Config::parse(&text) {
+                        assert!(!error.contains("between"), "{text}: {error}");
+                    }
+                }
+                for outside in [i64::from(range.min) - 1, i64::from(range.max) + 1] {
+                    let text = set(outside);
+                    let error = Config::parse(&text).unwrap_err();
+                    assert!(
+                        error.contains(&format!("between {} and {}", range.min, range.max)),
+                        "{text}: {error}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_example_configuration_is_made_from_the_reference() {
+        let committed = include_str!("../../examples/mfad.toml");
+        assert!(
+            committed == example(),
+            "examples/mfad.toml is out of date: run PAM_MFA_UPDATE_MAN=1 cargo test --test \
+             man_pages"
+        );
+    }
+}
