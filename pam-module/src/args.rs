@@ -43,6 +43,78 @@ pub struct Args {
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_TIMEOUT_SECS: u64 = 300;
 
+/// One module argument, described once: pam_mfa(8) is made from this list, and the tests below
+/// check it against [`Args::parse`].
+pub struct Argument {
+    /// The argument as written in a PAM file, with its values in capitals or as `a|b`.
+    pub syntax: &'static str,
+    /// What holds without the argument.
+    pub default: &'static str,
+    /// The argument with a value other than the default.
+    pub example: &'static str,
+    /// Paragraphs, separated by blank lines.
+    pub text: &'static str,
+}
+
+/// Every argument pam_mfa.so accepts.
+pub const ARGUMENTS: &[Argument] = &[
+    Argument {
+        syntax: "socket=PATH|none",
+        default: "/run/pam-mfa/login.socket",
+        example: "socket=none",
+        text: "mfad's login socket, tried before the bus: one peer-to-peer connection, checked \
+               to be served by root before anything is sent. A socket that is missing, or that \
+               nothing listens on, sends the login to the bus. none: the bus only. Without \
+               socket=, a bus= argument means that bus only.",
+    },
+    Argument {
+        syntax: "bus=ADDRESS",
+        default: "the system bus",
+        example: "bus=unix:path=/run/test/bus",
+        text: "D-Bus address of the bus mfad is on, for containers and tests. sshd clears the \
+               environment, so DBUS_SYSTEM_BUS_ADDRESS is not seen; the module always uses \
+               the system bus's standard socket unless told otherwise here.",
+    },
+    Argument {
+        syntax: "timeout=SECONDS",
+        default: "5",
+        example: "timeout=2.5",
+        text: "Bound on each exchange with mfad, connection set-up included, from above 0 to \
+               300 seconds (fractions allowed). Typing the code is not limited by it: mfad's \
+               login.session_timeout is. An exchange that takes longer denies the login.",
+    },
+    Argument {
+        syntax: "failmode=secure|safe",
+        default: "secure",
+        example: "failmode=safe",
+        text: "What happens when mfad is definitely absent: no bus socket, connection \
+               refused, or nobody owns mfad's bus name. secure denies with \
+               PAM_AUTHINFO_UNAVAIL and tells the user in one line that the second factor \
+               cannot be checked; safe lets the login through with PAM_SUCCESS and logs an \
+               alert.\n\n\
+               A time-out, a refusal, or losing mfad after it asked for a code deny in both \
+               modes: any local user can slow a daemon down, and must not be able to turn that \
+               into logins without a code. Keep secure for su and sudo.",
+    },
+    Argument {
+        syntax: "notrequired=ignore|success",
+        default: "ignore",
+        example: "notrequired=success",
+        text: "What the module returns when mfad says no second factor is required of the \
+               user. ignore returns PAM_IGNORE: the rest of the stack decides (a stack where \
+               another module checks a password). success returns PAM_SUCCESS, for stacks \
+               where pam_mfa.so is the only auth module and sshd has already checked the \
+               user's key (AuthenticationMethods publickey,keyboard-interactive); a stack in \
+               which every module ignores the login refuses it.",
+    },
+    Argument {
+        syntax: "debug",
+        default: "off",
+        example: "debug",
+        text: "Log each verdict to syslog (AUTHPRIV, level debug).",
+    },
+];
+
 impl Default for Args {
     fn default() -> Self {
         Args {
@@ -57,9 +129,8 @@ impl Default for Args {
 }
 
 impl Args {
-    /// Parses `bus=ADDRESS`, `socket=PATH|none`, `timeout=SECONDS`, `failmode=secure|safe`,
-    /// `notrequired=ignore|success` and `debug`. Any other argument is an error naming it: a
-    /// typo must not quietly change how logins are decided.
+    /// Parses the [`ARGUMENTS`]. Any other argument is an error naming it: a typo must not
+    /// quietly change how logins are decided.
     pub fn parse<S: AsRef<str>>(arguments: &[S]) -> Result<Args, String> {
         let mut args = Args::default();
         let mut socket = None;
@@ -162,6 +233,65 @@ mod tests {
         assert_eq!(socket(&["socket=none"]), None);
         let error = Args::parse(&["socket=run/login.socket"]).unwrap_err();
         assert!(error.contains("absolute path"), "{error}");
+    }
+
+    /// Each argument described is read as described: its example changes what the default
+    /// would be, and a bad value is refused with the argument's name, not as unknown.
+    #[test]
+    fn every_argument_described_is_parsed() {
+        for argument in ARGUMENTS {
+            let example = Args::parse(&[argument.example])
+                .unwrap_or_else(|error| panic!("{}: {error}", argument.example));
+            assert_ne!(example, Args::default(), "{}", argument.example);
+            let name = argument.syntax.split('=').next().unwrap();
+            if argument.syntax.contains('=') {
+                let bad = format!("{name}=?");
+                let error = Args::parse(&[bad.as_str()]).unwrap_err();
+                assert!(
+                    error.starts_with(&bad) && !error.contains("unknown"),
+                    "{bad}: {error}"
+                );
+            }
+        }
+        let mut names: Vec<&str> = ARGUMENTS
+            .iter()
+            .map(|argument| argument.syntax.split('=').next().unwrap())
+            .collect();
+        names.dedup();
+        assert_eq!(
+            names.len(),
+            ARGUMENTS.len(),
+            "an argument is described twice"
+        );
+    }
+
+    /// The defaults described are the parser's.
+    #[test]
+    fn the_defaults_described_are_the_parsers() {
+        let described = |name: &str| {
+            ARGUMENTS
+                .iter()
+                .find(|argument| argument.syntax.starts_with(name))
+                .unwrap()
+                .default
+        };
+        let defaults = Args::default();
+        assert_eq!(
+            defaults.socket.as_deref(),
+            Some(std::path::Path::new(described("socket=")))
+        );
+        assert_eq!(defaults.bus, None);
+        assert_eq!(described("bus="), "the system bus");
+        assert_eq!(
+            defaults.timeout,
+            Duration::from_secs(described("timeout=").parse().unwrap())
+        );
+        assert_eq!(defaults.failmode, FailMode::Secure);
+        assert_eq!(described("failmode="), "secure");
+        assert_eq!(defaults.not_required, NotRequired::Ignore);
+        assert_eq!(described("notrequired="), "ignore");
+        assert!(!defaults.debug);
+        assert_eq!(described("debug"), "off");
     }
 
     #[test]

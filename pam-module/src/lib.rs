@@ -8,9 +8,7 @@
 //! socket, connection refused, nobody owns the name) before it asked anything; never on a
 //! time-out, which any local user can cause.
 //!
-//! Arguments: `bus=ADDRESS`, `timeout=SECONDS` (default 5), `failmode=secure|safe` (default
-//! secure), `notrequired=ignore|success` (default ignore: what to return when no second factor
-//! is required of the user), `debug`.
+//! The arguments are listed, with their meaning, in [`args::ARGUMENTS`] (and pam_mfa(8)).
 
 pub mod args;
 pub mod client;
