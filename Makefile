@@ -5,7 +5,7 @@
 #   sudo make uninstall        # keeps /etc/pam-mfa and the state in /var/lib/pam-mfa
 #   make install DESTDIR=/tmp/stage PREFIX=/usr
 #
-# PREFIX (/usr) holds the programs, man pages and completions. The PAM module goes where
+# PREFIX (/usr) holds the programs, man pages, examples and completions. The PAM module goes where
 # libpam looks for modules (PAMDIR: beside pam_unix.so), the D-Bus files under
 # $(DBUSDIR) (/usr/share/dbus-1: dbus-daemon reads nothing under /usr/local) and the unit under
 # $(UNITDIR), whatever PREFIX is. The configuration file is installed only if there is none.
@@ -15,6 +15,7 @@ BINDIR ?= $(PREFIX)/bin
 SBINDIR ?= $(PREFIX)/sbin
 DATADIR ?= $(PREFIX)/share
 MANDIR ?= $(DATADIR)/man
+EXAMPLESDIR ?= $(DATADIR)/doc/pam-mfa/examples
 SYSCONFDIR ?= /etc
 MULTIARCH ?= $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch 2>/dev/null)
 PAMDIR ?= $(or $(if $(MULTIARCH),/lib/$(MULTIARCH)/security),$(firstword $(wildcard /usr/lib64/security /lib64/security)),/usr/lib/security)
@@ -48,9 +49,14 @@ install:
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/pam-mfa
 	test -e $(DESTDIR)$(SYSCONFDIR)/pam-mfa/mfad.toml \
 	  || $(INSTALL) -m 0644 examples/mfad.toml $(DESTDIR)$(SYSCONFDIR)/pam-mfa/mfad.toml
-	$(INSTALL) -d -m 0755 $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	$(INSTALL) -m 0644 docs/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	$(INSTALL) -m 0644 docs/man/*.5 $(DESTDIR)$(MANDIR)/man5/
 	$(INSTALL) -m 0644 docs/man/*.8 $(DESTDIR)$(MANDIR)/man8/
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(EXAMPLESDIR)/pam.d $(DESTDIR)$(EXAMPLESDIR)/sshd_config.d
+	$(INSTALL) -m 0644 examples/mfad.toml $(DESTDIR)$(EXAMPLESDIR)/
+	$(INSTALL) -m 0644 examples/pam.d/* $(DESTDIR)$(EXAMPLESDIR)/pam.d/
+	$(INSTALL) -m 0644 examples/sshd_config.d/* $(DESTDIR)$(EXAMPLESDIR)/sshd_config.d/
 	$(INSTALL) -D -m 0644 docs/completions/mfactl.bash $(DESTDIR)$(DATADIR)/bash-completion/completions/mfactl
 	$(INSTALL) -D -m 0644 docs/completions/_mfactl $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_mfactl
 	$(INSTALL) -D -m 0644 docs/completions/mfactl.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/mfactl.fish
@@ -68,7 +74,9 @@ uninstall:
 	rm -f $(DESTDIR)$(DBUSDIR)/system-services/org.pam_mfa.Mfad1.service
 	rm -f $(DESTDIR)$(UNITDIR)/mfad.service $(DESTDIR)$(PAMCONFIGDIR)/mfa
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(wildcard docs/man/*.1)))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(wildcard docs/man/*.5)))
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(wildcard docs/man/*.8)))
+	rm -rf $(DESTDIR)$(EXAMPLESDIR)
 	rm -f $(DESTDIR)$(DATADIR)/bash-completion/completions/mfactl
 	rm -f $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_mfactl
 	rm -f $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/mfactl.fish

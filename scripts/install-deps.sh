@@ -22,6 +22,8 @@ packages=(
   binutils          # objcopy: the container images get the binaries without debug symbols
   dpkg-dev          # dpkg-buildpackage: scripts/build-deb.sh builds the package
   debhelper         # its dh sequence (debian/rules)
+  mandoc            # mandoc -Tlint: the man pages are checked for warnings
+  man-db            # man --warnings (groff): the same pages as man shows them
 )
 
 missing=()

@@ -4,27 +4,28 @@ use clap::{Parser, Subcommand};
 
 /// Administer pam-mfa, or manage your own authenticator app.
 ///
-/// For users: `mfactl enroll` sets up an authenticator app for your account (or replaces your
-/// phone), `mfactl status` shows your settings, `mfactl recovery-codes` makes new recovery
-/// codes, `mfactl disable` removes your app when MFA is not required of you.
+/// For users: mfactl enroll sets up an authenticator app for your account (or replaces your
+/// phone), mfactl status shows your settings, mfactl recovery-codes makes new recovery codes,
+/// mfactl disable removes your app when MFA is not required of you.
 ///
-/// For administrators (root, or members of mfad's admin_group): `enforce` requires MFA of one
-/// user or everyone (they set up an app at their next login), `status USER` and `users` show
-/// where each user stands, `reset USER` removes a lost phone (the user sets up a new one at the
-/// next login), `unlock USER` ends a lock after too many wrong codes, `enroll USER` and `import`
-/// set up apps for users.
+/// For administrators (root, or members of mfad's admin_group): enforce requires MFA of one
+/// user or everyone (they set up an app at their next login), status USER and users show where
+/// each user stands, reset USER removes a lost phone (the user sets up a new one at the next
+/// login), unlock USER ends a lock after too many wrong codes, enroll USER and import set up
+/// apps for users, explain USER tells what a login would do and why, audit reads the audit
+/// trail, reload puts an edited configuration in use.
 ///
 /// Journeys. First login: with MFA required and no app yet, the login shows a QR code; scan it,
 /// type the app's code, save the recovery codes. Daily login: type the app's current code.
-/// Lost phone: type a recovery code at the code prompt instead, then `mfactl enroll` to set up
-/// the new phone; or ask an administrator for `mfactl reset USER`, and set it up at the next
+/// Lost phone: type a recovery code at the code prompt instead, then mfactl enroll to set up
+/// the new phone; or ask an administrator for mfactl reset USER, and set it up at the next
 /// login.
+///
+/// USER is a login name, as the system's user database (or LDAP, SSSD) knows it.
 ///
 /// mfactl talks to the mfad daemon over D-Bus. Before it sends anything, mfactl checks that the
 /// bus name org.pam_mfa.Mfad1 belongs to root, and refuses to talk to a process another user
 /// started.
-///
-/// Exit status: 0 when the command succeeded, 1 when it failed, 2 when the command line is wrong.
 #[derive(Parser)]
 #[command(version, about, long_about)]
 pub struct Cli {
@@ -34,7 +35,7 @@ pub struct Cli {
 
     /// Print exactly one JSON document on stdout instead of text, errors included.
     ///
-    /// An error is `{"error": {"name": NAME, "message": TEXT}}` with exit status 1 (2 for a
+    /// An error is {"error": {"name": NAME, "message": TEXT}} with exit status 1 (2 for a
     /// command-line mistake); NAME is the D-Bus error name when the bus or mfad refused (e.g.
     /// org.pam_mfa.Mfad1.Error.InvalidArgument), else one of usage, input, connect or bus. Text
     /// meant for a person (QR code, prompts, the error as a sentence) goes to stderr.
@@ -60,14 +61,15 @@ pub enum Command {
     /// the app shows (three tries). Until a code is confirmed nothing changes for logins.
     ///
     /// With --json, the QR code, secret, URI and prompt go to stderr, and stdout gets one
-    /// document once the code is confirmed: `{"user", "secret", "uri", "enrolled": true,
-    /// "recovery_codes"}` (or the error). A script that must compute the code gives the secret
-    /// with --secret, or reads the `URI:` line on stderr.
+    /// document once the code is confirmed: {"user", "secret", "uri", "enrolled": true,
+    /// "recovery_codes"} (or the error). A script that must compute the code gives the secret
+    /// with --secret, or reads the "URI:" line on stderr.
     Enroll {
+        /// The user to set up an app for (administrators); without it, yourself.
         user: Option<String>,
         /// Use this Base32 secret instead of generating one (administrators; for scripted
-        /// tests). Other local users can read command lines: for real secrets use `mfactl
-        /// import`, which reads them from a file or stdin.
+        /// tests). Other local users can read command lines: for real secrets use mfactl
+        /// import, which reads them from a file or stdin.
         #[arg(long, value_name = "BASE32")]
         secret: Option<String>,
         /// Also write the QR code as a PNG image to FILE (created with mode 0600: it holds
@@ -76,7 +78,13 @@ pub enum Command {
         qr_png: Option<std::path::PathBuf>,
         /// The terminal background the QR code is drawn for; drawn for the wrong one it looks
         /// inverted, which some apps cannot read.
-        #[arg(long, value_enum, default_value = "dark", value_name = "dark|light")]
+        #[arg(
+            long,
+            value_enum,
+            default_value = "dark",
+            value_name = "dark|light",
+            hide_possible_values = true
+        )]
         qr_background: Background,
     },
     /// Make new recovery codes for your own account; the old ones stop working at once.
@@ -86,9 +94,9 @@ pub enum Command {
     /// Remove your own authenticator app and recovery codes.
     ///
     /// Asks on stderr for a current code from the app or a recovery code. Refused while MFA is
-    /// required of you: then only an administrator can remove it (`mfactl reset USER`).
+    /// required of you: then only an administrator can remove it (mfactl reset USER).
     Disable,
-    /// Enroll many users at once from a file of `USER SECRET` lines (`-` reads stdin), or
+    /// Enroll many users at once from a file of "USER SECRET" lines ("-" reads stdin), or
     /// from google-authenticator's files.
     ///
     /// Each line holds a user name and a Base32 secret, separated by white space; blank lines
@@ -105,28 +113,36 @@ pub enum Command {
     /// classic 16 letters) are imported with a warning. Counter-based (HOTP) files are
     /// refused. Window and rate limits come from mfad's configuration, not from the files.
     ///
-    /// Example: `mfactl import --google-authenticator /home/*/.google_authenticator`.
+    /// Example: mfactl import --google-authenticator /home/*/.google_authenticator
     Import {
-        /// Read google-authenticator's files, one per user, instead of `USER SECRET` lines.
+        /// Read google-authenticator's files, one per user, instead of "USER SECRET" lines.
         #[arg(long)]
         google_authenticator: bool,
+        /// A file of "USER SECRET" lines, or "-" for stdin; with --google-authenticator, one
+        /// or more users' ~/.google_authenticator files.
         #[arg(value_name = "FILE", required = true)]
         files: Vec<std::path::PathBuf>,
     },
     /// Show USER's enrollment and enforcement, or your own without USER.
-    Status { user: Option<String> },
+    Status {
+        /// The user to show (administrators); without it, yourself.
+        user: Option<String>,
+    },
     /// List users with an enrollment or an enforcement setting.
     Users,
     /// Remove USER's app, recovery codes and any unfinished enrollment at once (a lost phone).
     ///
     /// Says what the user's next login does: set up a new app (when MFA is required of the
     /// user) or ask for no second factor.
-    Reset { user: String },
+    Reset {
+        /// The user whose app is removed.
+        user: String,
+    },
     /// Read the audit trail: who did what, when, oldest first.
     ///
     /// Administrators read everyone's entries (or one user's with --user); any other user reads
     /// their own. Each entry is the line mfad wrote to syslog (AUTHPRIV), with its time; with
-    /// --json, an array of `{"time", "event", "user", "line"}`.
+    /// --json, an array of {"time", "event", "user", "line"}.
     ///
     /// Events: challenged, login-allowed, remembered-login, login-exempt, login-denied,
     /// login-abandoned, recovery-code-used, locked-out, unlocked, enrollment-started,
@@ -157,11 +173,13 @@ pub enum Command {
     /// exempt network N), or what requires MFA (all users, service S, user, group G), or not
     /// enforced. Nothing is changed or recorded. Administrators only.
     ///
-    /// The rules combine as the precedence rule in mfad's configuration says (see mfad(8)):
-    /// exemptions first, then the first rule that requires MFA.
+    /// The rules combine as the precedence rule in mfad.toml(5) says: exemptions first, then
+    /// the first rule that requires MFA.
     ///
-    /// Example: `mfactl explain alice --service sshd --rhost 192.0.2.7`.
+    /// Example: mfactl explain alice --service sshd --rhost 192.0.2.7
     Explain {
+        /// The user whose login is explained (need not exist: rules about groups then match
+        /// nothing).
         user: String,
         /// The PAM service of the login (sshd, sudo, su, login...); without it, rules about
         /// services do not match.
@@ -181,17 +199,20 @@ pub enum Command {
     Reload,
     /// End USER's lock after too many wrong codes, at once, and clear the count of tries.
     ///
-    /// mfad locks an account after `lockout.failures` wrong codes (5 by default) within
-    /// `lockout.window`, on every service at once, for `lockout.duration`, doubling for each
-    /// lock that follows another. The user is told until when.
-    Unlock { user: String },
+    /// mfad locks an account after lockout.failures wrong codes (5 by default) within
+    /// lockout.window, on every service at once, for lockout.duration, doubling for each lock
+    /// that follows another. The user is told until when.
+    Unlock {
+        /// The user whose lock ends.
+        user: String,
+    },
     /// Require MFA of every user (--all) or of one user.
     ///
     /// Applies from the next login; open sessions are not affected. A user who must use MFA but
     /// has no app sets one up at the next login (QR code, then a code), unless mfad's
     /// enroll_at_login is off: then such a user is denied until enrolled.
     ///
-    /// Examples: `mfactl enforce alice on`, `mfactl enforce --all off`.
+    /// Examples: mfactl enforce alice on; mfactl enforce --all off
     Enforce {
         /// All users, instead of one.
         #[arg(long)]

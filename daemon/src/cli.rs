@@ -9,11 +9,15 @@ use clap::Parser;
 /// Runs in the foreground and logs to syslog (AUTHPRIV) and stderr. pam_mfa.so and mfactl reach
 /// it over D-Bus as org.pam_mfa.Mfad1.
 ///
-/// SIGHUP (or `mfactl reload`) reads the configuration file again and puts it in use without a
+/// SIGHUP (or mfactl reload) reads the configuration file again and puts it in use without a
 /// restart; an invalid or missing file is refused, the reason is logged, and the configuration
-/// in use stays. state_dir changes only at a restart. Every key and the precedence rule of the
-/// enforcement and exemption rules are documented in the example configuration
-/// (/usr/share/doc/pam-mfa/examples/mfad.toml, examples/mfad.toml in the sources).
+/// in use stays. state_dir changes only at a restart. Every key, and how the enforcement and
+/// exemption rules combine, is described in mfad.toml(5).
+///
+/// Under systemd, mfad runs as mfad.service (started at boot, or by the bus at the first login
+/// or mfactl command); the unit confines it (no capabilities, no network, a read-only system
+/// but for its state and socket directories, a system-call filter): systemd-analyze security
+/// mfad.service rates it.
 #[derive(Parser)]
 #[command(version, about, long_about)]
 pub struct Args {

@@ -31,7 +31,7 @@ complete -c mfactl -n "__fish_mfactl_needs_command" -s V -l version -d 'Print ve
 complete -c mfactl -n "__fish_mfactl_needs_command" -f -a "enroll" -d 'Set up an authenticator app: show a QR code to scan, confirm with a code from the app, and show the recovery codes once'
 complete -c mfactl -n "__fish_mfactl_needs_command" -f -a "recovery-codes" -d 'Make new recovery codes for your own account; the old ones stop working at once'
 complete -c mfactl -n "__fish_mfactl_needs_command" -f -a "disable" -d 'Remove your own authenticator app and recovery codes'
-complete -c mfactl -n "__fish_mfactl_needs_command" -f -a "import" -d 'Enroll many users at once from a file of `USER SECRET` lines (`-` reads stdin), or from google-authenticator\'s files'
+complete -c mfactl -n "__fish_mfactl_needs_command" -f -a "import" -d 'Enroll many users at once from a file of "USER SECRET" lines ("-" reads stdin), or from google-authenticator\'s files'
 complete -c mfactl -n "__fish_mfactl_needs_command" -f -a "status" -d 'Show USER\'s enrollment and enforcement, or your own without USER'
 complete -c mfactl -n "__fish_mfactl_needs_command" -f -a "users" -d 'List users with an enrollment or an enforcement setting'
 complete -c mfactl -n "__fish_mfactl_needs_command" -f -a "reset" -d 'Remove USER\'s app, recovery codes and any unfinished enrollment at once (a lost phone)'
@@ -41,7 +41,7 @@ complete -c mfactl -n "__fish_mfactl_needs_command" -f -a "reload" -d 'Make mfad
 complete -c mfactl -n "__fish_mfactl_needs_command" -f -a "unlock" -d 'End USER\'s lock after too many wrong codes, at once, and clear the count of tries'
 complete -c mfactl -n "__fish_mfactl_needs_command" -f -a "enforce" -d 'Require MFA of every user (--all) or of one user'
 complete -c mfactl -n "__fish_mfactl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c mfactl -n "__fish_mfactl_using_subcommand enroll" -l secret -d 'Use this Base32 secret instead of generating one (administrators; for scripted tests). Other local users can read command lines: for real secrets use `mfactl import`, which reads them from a file or stdin' -r
+complete -c mfactl -n "__fish_mfactl_using_subcommand enroll" -l secret -d 'Use this Base32 secret instead of generating one (administrators; for scripted tests). Other local users can read command lines: for real secrets use mfactl import, which reads them from a file or stdin' -r
 complete -c mfactl -n "__fish_mfactl_using_subcommand enroll" -l qr-png -d 'Also write the QR code as a PNG image to FILE (created with mode 0600: it holds the secret; it must not exist yet)' -r -F
 complete -c mfactl -n "__fish_mfactl_using_subcommand enroll" -l qr-background -d 'The terminal background the QR code is drawn for; drawn for the wrong one it looks inverted, which some apps cannot read' -r -f -a "dark\t''
 light\t''"
@@ -55,7 +55,7 @@ complete -c mfactl -n "__fish_mfactl_using_subcommand disable" -l bus -d 'D-Bus 
 complete -c mfactl -n "__fish_mfactl_using_subcommand disable" -l json -d 'Print exactly one JSON document on stdout instead of text, errors included'
 complete -c mfactl -n "__fish_mfactl_using_subcommand disable" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mfactl -n "__fish_mfactl_using_subcommand import" -l bus -d 'D-Bus address of the bus mfad is on, instead of the system bus' -r
-complete -c mfactl -n "__fish_mfactl_using_subcommand import" -l google-authenticator -d 'Read google-authenticator\'s files, one per user, instead of `USER SECRET` lines'
+complete -c mfactl -n "__fish_mfactl_using_subcommand import" -l google-authenticator -d 'Read google-authenticator\'s files, one per user, instead of "USER SECRET" lines'
 complete -c mfactl -n "__fish_mfactl_using_subcommand import" -l json -d 'Print exactly one JSON document on stdout instead of text, errors included'
 complete -c mfactl -n "__fish_mfactl_using_subcommand import" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mfactl -n "__fish_mfactl_using_subcommand status" -l bus -d 'D-Bus address of the bus mfad is on, instead of the system bus' -r
@@ -92,7 +92,7 @@ complete -c mfactl -n "__fish_mfactl_using_subcommand enforce" -s h -l help -d '
 complete -c mfactl -n "__fish_mfactl_using_subcommand help; and not __fish_seen_subcommand_from enroll recovery-codes disable import status users reset audit explain reload unlock enforce help" -f -a "enroll" -d 'Set up an authenticator app: show a QR code to scan, confirm with a code from the app, and show the recovery codes once'
 complete -c mfactl -n "__fish_mfactl_using_subcommand help; and not __fish_seen_subcommand_from enroll recovery-codes disable import status users reset audit explain reload unlock enforce help" -f -a "recovery-codes" -d 'Make new recovery codes for your own account; the old ones stop working at once'
 complete -c mfactl -n "__fish_mfactl_using_subcommand help; and not __fish_seen_subcommand_from enroll recovery-codes disable import status users reset audit explain reload unlock enforce help" -f -a "disable" -d 'Remove your own authenticator app and recovery codes'
-complete -c mfactl -n "__fish_mfactl_using_subcommand help; and not __fish_seen_subcommand_from enroll recovery-codes disable import status users reset audit explain reload unlock enforce help" -f -a "import" -d 'Enroll many users at once from a file of `USER SECRET` lines (`-` reads stdin), or from google-authenticator\'s files'
+complete -c mfactl -n "__fish_mfactl_using_subcommand help; and not __fish_seen_subcommand_from enroll recovery-codes disable import status users reset audit explain reload unlock enforce help" -f -a "import" -d 'Enroll many users at once from a file of "USER SECRET" lines ("-" reads stdin), or from google-authenticator\'s files'
 complete -c mfactl -n "__fish_mfactl_using_subcommand help; and not __fish_seen_subcommand_from enroll recovery-codes disable import status users reset audit explain reload unlock enforce help" -f -a "status" -d 'Show USER\'s enrollment and enforcement, or your own without USER'
 complete -c mfactl -n "__fish_mfactl_using_subcommand help; and not __fish_seen_subcommand_from enroll recovery-codes disable import status users reset audit explain reload unlock enforce help" -f -a "users" -d 'List users with an enrollment or an enforcement setting'
 complete -c mfactl -n "__fish_mfactl_using_subcommand help; and not __fish_seen_subcommand_from enroll recovery-codes disable import status users reset audit explain reload unlock enforce help" -f -a "reset" -d 'Remove USER\'s app, recovery codes and any unfinished enrollment at once (a lost phone)'

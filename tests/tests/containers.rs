@@ -446,6 +446,25 @@ fn package_lifecycle() {
     assert_eq!(active.trim(), "active");
     let auth = container.run("root", &["cat", "/etc/pam.d/common-auth"]);
     assert!(!auth.contains("pam_mfa"), "{auth}");
+    // The man pages and the examples they show are installed, and man finds them.
+    let listed = container.run("root", &["dpkg", "--listfiles", "pam-mfa"]);
+    for path in [
+        "/usr/share/man/man8/pam_mfa.8.gz",
+        "/usr/share/man/man8/mfad.8.gz",
+        "/usr/share/man/man5/mfad.toml.5.gz",
+        "/usr/share/man/man1/mfactl.1.gz",
+        "/usr/share/man/man1/mfactl-enroll.1.gz",
+        "/usr/share/doc/pam-mfa/copyright",
+        "/usr/share/doc/pam-mfa/examples/mfad.toml",
+        "/usr/share/doc/pam-mfa/examples/pam.d/login-console",
+        "/usr/share/doc/pam-mfa/examples/sshd_config.d/pam-mfa-publickey.conf",
+        "/usr/share/bash-completion/completions/mfactl",
+    ] {
+        assert!(
+            listed.lines().any(|line| line == path),
+            "{path} is not in the package:\n{listed}"
+        );
+    }
     // The unit runs hardened, as recorded: systemd's own score of the running service.
     let security = container.run("root", &["systemd-analyze", "security", "mfad.service"]);
     let score: f64 = security

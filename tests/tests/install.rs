@@ -64,9 +64,12 @@ fn make_install_puts_every_part_where_the_package_does_and_uninstall_takes_them_
         String::from_utf8_lossy(&out.stderr)
     );
     let installed = files(&dir);
+    // The generated pages (their sources in docs/man/src are not installed).
     let man: Vec<String> = std::fs::read_dir(repo().join("docs/man"))
         .unwrap()
-        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .map(|entry| entry.unwrap())
+        .filter(|entry| entry.file_type().unwrap().is_file())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .collect();
     let mut wanted = vec![
         "etc/pam-mfa/mfad.toml".to_owned(),
@@ -84,6 +87,10 @@ fn make_install_puts_every_part_where_the_package_does_and_uninstall_takes_them_
     for page in &man {
         let section = page.rsplit('.').next().unwrap();
         wanted.push(format!("usr/share/man/man{section}/{page}"));
+    }
+    // The examples the man pages show, beside the documentation.
+    for example in files(&repo().join("examples")) {
+        wanted.push(format!("usr/share/doc/pam-mfa/examples/{example}"));
     }
     wanted.sort();
     assert_eq!(installed, wanted);
