@@ -98,9 +98,10 @@ pub const SECTIONS: &[Section] = &[
             key(
                 "admin_group",
                 "\"\"",
-                "Members of this Unix group may administer pam-mfa (mfactl enroll, reset, \
-                 enforce, unlock, explain, audit) as root can; the system's group database \
-                 decides, so LDAP and SSSD groups count. Empty: root only.",
+                "Members of this Unix group may administer pam-mfa with every administrative \
+                 mfactl command (enforce, reset, unlock, enroll USER, import, status USER, \
+                 users, explain, audit of everyone, reload) as root can; the system's group \
+                 database decides, so LDAP and SSSD groups count. Empty: root only.",
             ),
             number(
                 "lookup_timeout",
@@ -119,11 +120,13 @@ pub const SECTIONS: &[Section] = &[
                  created root-owned, mode 0755; the socket is mode 0666 (each caller is known by \
                  its peer credentials, and acts only on its own account unless it is root). \
                  Empty: logins use the system bus only. Unset, as in the example: this path \
-                 when mfad serves the system bus, none with mfad --bus.\n\n\
+                 when mfad serves the system bus, none with mfad --bus. A change takes effect \
+                 when mfad restarts, not at a reload.\n\n\
                  Each connection is served one call at a time, and only the login interface; \
                  one idle for longer than login.session_timeout (plus 5 seconds) is closed. \
-                 Each uid may hold 16 connections (root: 1024), and all users but root 256 \
-                 together, so that many uids cannot use up mfad's file descriptors.",
+                 Each uid may hold 16 connections to mfad (root: 1024), counting those over \
+                 the bus, and all users but root 256 on this socket together, so that many \
+                 uids cannot use up mfad's file descriptors.",
             ),
         ],
     },
@@ -190,7 +193,8 @@ pub const SECTIONS: &[Section] = &[
                 "max_sessions_per_user",
                 "32",
                 range!(MaxSessions, "logins"),
-                "Unfinished logins one user may have at once; more are denied.",
+                "Unfinished logins one user may have at once; more are denied. A caller other \
+                 than root (a screen locker, say) may hold 4 at once, whatever this says.",
             ),
             key(
                 "enroll_at_login",
@@ -198,7 +202,8 @@ pub const SECTIONS: &[Section] = &[
                 "A user who must use MFA but has no authenticator app sets one up during the \
                  login: a QR code, the secret and its otpauth:// URI, then a code from the app, \
                  then the recovery codes. With false, such a user is denied and told to ask for \
-                 an enrollment (mfactl enroll).",
+                 an enrollment (mfactl enroll); under PAM_SILENT (sudo), denied without the \
+                 message.",
             ),
             number(
                 "enroll_confirm_codes",
@@ -240,7 +245,8 @@ pub const SECTIONS: &[Section] = &[
             "Too many wrong codes lock the account, across every service (and every host \
                  that shares this mfad), whatever code comes next, until the lock ends or an \
                  administrator runs mfactl unlock USER. A right code clears the count. The user \
-                 is told until when.",
+                 is told until when, except under PAM_SILENT (sudo), which shows no message \
+                 that comes with a denial.",
         ],
         keys: &[
             number(
@@ -507,6 +513,20 @@ mod tests {
             let mut unique = described.clone();
             unique.dedup();
             assert_eq!(unique, described, "a key is described twice");
+        }
+    }
+
+    #[test]
+    fn every_key_says_what_it_does() {
+        for section in SECTIONS {
+            for key in section.keys {
+                assert!(
+                    key.text.split_whitespace().count() >= 3,
+                    "{}.{} has no description",
+                    section.name,
+                    key.name
+                );
+            }
         }
     }
 

@@ -21,7 +21,8 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(version, about, long_about)]
 pub struct Args {
-    /// Configuration file; a missing file means the defaults (at start; a reload refuses it).
+    /// Configuration file; a missing file means the defaults at start (--check-config and a
+    /// reload refuse it).
     #[arg(long, value_name = "PATH", default_value = pam_mfa_config::DEFAULT_PATH)]
     pub config: PathBuf,
 

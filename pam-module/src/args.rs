@@ -56,6 +56,13 @@ pub struct Argument {
     pub text: &'static str,
 }
 
+impl Argument {
+    /// The argument's name: `timeout` for `timeout=SECONDS`.
+    pub fn name(&self) -> &'static str {
+        self.syntax.split('=').next().unwrap_or(self.syntax)
+    }
+}
+
 /// Every argument pam_mfa.so accepts.
 pub const ARGUMENTS: &[Argument] = &[
     Argument {
@@ -71,9 +78,9 @@ pub const ARGUMENTS: &[Argument] = &[
         syntax: "bus=ADDRESS",
         default: "the system bus",
         example: "bus=unix:path=/run/test/bus",
-        text: "D-Bus address of the bus mfad is on, for containers and tests. sshd clears the \
-               environment, so DBUS_SYSTEM_BUS_ADDRESS is not seen; the module always uses \
-               the system bus's standard socket unless told otherwise here.",
+        text: "D-Bus address of the bus mfad is on, for containers and tests. The module \
+               ignores DBUS_SYSTEM_BUS_ADDRESS: it uses the system bus's standard socket \
+               (unix:path=/run/dbus/system_bus_socket) unless told otherwise here.",
     },
     Argument {
         syntax: "timeout=SECONDS",
@@ -136,6 +143,11 @@ impl Args {
         let mut socket = None;
         for argument in arguments {
             let argument = argument.as_ref();
+            // Only what is described is read: an argument missing from ARGUMENTS is unknown.
+            let name = argument.split_once('=').map_or(argument, |(name, _)| name);
+            if !ARGUMENTS.iter().any(|described| described.name() == name) {
+                return Err(format!("unknown argument {argument:?}"));
+            }
             match argument.split_once('=') {
                 Some(("bus", address)) => {
                     // zbus reports a malformed address only when connecting, where it would
@@ -243,7 +255,7 @@ mod tests {
             let example = Args::parse(&[argument.example])
                 .unwrap_or_else(|error| panic!("{}: {error}", argument.example));
             assert_ne!(example, Args::default(), "{}", argument.example);
-            let name = argument.syntax.split('=').next().unwrap();
+            let name = argument.name();
             if argument.syntax.contains('=') {
                 let bad = format!("{name}=?");
                 let error = Args::parse(&[bad.as_str()]).unwrap_err();
@@ -253,10 +265,8 @@ mod tests {
                 );
             }
         }
-        let mut names: Vec<&str> = ARGUMENTS
-            .iter()
-            .map(|argument| argument.syntax.split('=').next().unwrap())
-            .collect();
+        let mut names: Vec<&str> = ARGUMENTS.iter().map(Argument::name).collect();
+        names.sort();
         names.dedup();
         assert_eq!(
             names.len(),

@@ -91,6 +91,45 @@ fn render(command: clap::Command, section: &str, extra: &str) -> Vec<u8> {
     page
 }
 
+const MFAD_EXTRA: &str = r#".SH SIGNALS
+.TP
+.B SIGHUP
+Read the configuration file again, as \fBmfactl reload\fR does.
+.TP
+.BR SIGTERM ", " SIGINT
+Stop at once. Each change of state is one transaction, so nothing is left half written.
+Logins waiting for an answer on the login socket are denied, and their users told that the
+second factor cannot be checked; a login over the bus may instead be denied as expired, if the
+bus starts another mfad for its next answer.
+.SH EXIT STATUS
+0 after \fB\-\-check\-config\fR with a valid file; 1 when the configuration is invalid (the
+reason on stderr), or when mfad cannot serve (the store, the bus, another mfad owning the
+name) or loses the bus (the reason in syslog and on stderr); 2 when the command line is wrong.
+.SH ENVIRONMENT
+.TP
+.B DBUS_SYSTEM_BUS_ADDRESS
+The bus to serve when \fB\-\-bus\fR is not given; by default the system bus's standard socket.
+.SH FILES
+.TP
+.I /etc/pam\-mfa/mfad.toml
+The configuration; see \fBmfad.toml\fR(5).
+.TP
+.I /var/lib/pam\-mfa/mfad.sqlite3
+The store in state_dir (the directory mode 0700, the file 0600, with its \-wal and \-shm
+files).
+.TP
+.I /run/pam\-mfa/login.socket
+The login socket (login_socket).
+.TP
+.I /usr/share/dbus\-1/system.d/org.pam_mfa.Mfad1.conf
+The D\-Bus policy: who may own the name and call which interface.
+.TP
+.I /usr/share/dbus\-1/system\-services/org.pam_mfa.Mfad1.service
+D\-Bus activation: the bus starts mfad (through systemd, as mfad.service) when a login or
+mfactl needs it and nobody owns the name.
+.SH SEE ALSO
+"#;
+
 const MFACTL_EXTRA: &str = r#".SH EXIT STATUS
 0 when the command succeeded, 1 when it failed (the reason on stderr, or in the JSON document
 with \fB\-\-json\fR), 2 when the command line is wrong.
@@ -123,15 +162,7 @@ fn see_also(pages: &[&str]) -> String {
 /// The clap pages: mfad(8), mfactl(1) and one page per mfactl subcommand.
 fn clap_pages() -> Vec<(String, Vec<u8>)> {
     let mfad_extra = format!(
-        ".SH SIGNALS\n.TP\n.B SIGHUP\nRead the configuration file again, as \\fBmfactl \
-         reload\\fR does.\n.TP\n.BR SIGTERM \", \" SIGINT\nStop at once. Each change of state is one transaction, so nothing is \
-         left half written; logins waiting for an answer are denied, and their users told that \
-         the second factor cannot be checked.\n\
-         .SH FILES\n.TP\n.I /etc/pam\\-mfa/mfad.toml\nThe configuration; see \\fBmfad.toml\\fR(5).\n\
-         .TP\n.I /var/lib/pam\\-mfa/\nThe store (state_dir), mode 0700.\n.TP\n\
-         .I /run/pam\\-mfa/login.socket\nThe login socket (login_socket).\n.TP\n\
-         .I /usr/share/dbus\\-1/system.d/org.pam_mfa.Mfad1.conf\nThe D\\-Bus policy: who may \
-         own the name and call which interface.\n.SH SEE ALSO\n{}",
+        "{MFAD_EXTRA}{}",
         see_also(&[
             "mfad.toml(5)",
             "mfactl(1)",
