@@ -7,6 +7,7 @@ packages=(
   build-essential   # cc, for the bundled SQLite
   pkg-config
   libpam0g-dev      # libpam, to build and load pam_mfa.so
+  libssl-dev        # TLS to a PostgreSQL server (fleet mode), in mfad
   libpam-modules    # pam_permit.so, used in test stacks
   dbus-daemon       # the private system-like bus of the tests and the demo
   libnss-wrapper    # test users without touching /etc/passwd
@@ -24,6 +25,7 @@ packages=(
   debhelper         # its dh sequence (debian/rules)
   mandoc            # mandoc -Tlint: the man pages are checked for warnings
   man-db            # man --warnings (groff): the same pages as man shows them
+  postgresql        # a real server for the fleet tests (started on a temporary cluster)
 )
 
 missing=()

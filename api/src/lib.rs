@@ -305,6 +305,9 @@ pub struct AuditEntry {
     pub user: String,
     /// The line mfad wrote to syslog.
     pub line: String,
+    /// The host whose mfad recorded it, where several share one store (fleet mode); empty
+    /// otherwise.
+    pub host: String,
 }
 
 /// What `Admin.BeginEnrollment` hands back, once, to show to the user.

@@ -47,6 +47,66 @@ pub struct Config {
     pub enforcement: Enforcement,
     pub exemptions: Exemptions,
     pub remember: Remember,
+    pub store: StoreSettings,
+}
+
+/// Where mfad keeps its state: the embedded SQLite file in `state_dir`, or a PostgreSQL
+/// database that several hosts share (fleet mode). Read at start only.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    pub kind: Spanned<StoreKind>,
+    /// A libpq connection string (`host=db.example port=5432 dbname=pam_mfa user=mfad`, or a
+    /// `postgresql://` URI), without a password.
+    pub url: Spanned<String>,
+    /// A file (absolute path, readable by root only) holding the connection string, which may
+    /// then carry a password.
+    #[serde(deserialize_with = "absolute_file")]
+    pub url_file: Option<PathBuf>,
+    pub tls: Tls,
+    /// Certificates of the authorities trusted to sign the server's certificate (PEM); unset:
+    /// the system's.
+    #[serde(deserialize_with = "absolute_file")]
+    pub ca_file: Option<PathBuf>,
+    /// Seconds a call to the database may take, connection included, before the request that
+    /// needed it fails.
+    pub timeout: StoreTimeout,
+    /// This host's name in the shared audit trail; empty: the system's host name.
+    pub host_name: String,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            kind: Spanned::new(0..0, StoreKind::Sqlite),
+            url: Spanned::new(0..0, String::new()),
+            url_file: None,
+            tls: Tls::VerifyFull,
+            ca_file: None,
+            timeout: StoreTimeout(3),
+            host_name: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+/// TLS to the database server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Tls {
+    /// No TLS (a Unix socket, or a network you trust with the codes' outcomes).
+    Disable,
+    /// TLS, without checking who the server is.
+    Require,
+    /// TLS, with the server's certificate checked against `ca_file` and its name against the
+    /// host name connected to.
+    VerifyFull,
 }
 
 /// The audit trail kept in the store.
@@ -364,6 +424,7 @@ impl Default for Config {
             enforcement: Enforcement::default(),
             exemptions: Exemptions::default(),
             remember: Remember::default(),
+            store: StoreSettings::default(),
         }
     }
 }
@@ -452,6 +513,22 @@ fn absolute_or_empty<'de, D: serde::Deserializer<'de>>(
     }
 }
 
+/// Reads a path that must be absolute; empty or absent: none.
+fn absolute_file<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<PathBuf>, D::Error> {
+    let path = PathBuf::deserialize(deserializer)?;
+    if path.as_os_str().is_empty() {
+        Ok(None)
+    } else if path.is_absolute() {
+        Ok(Some(path))
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "expected an absolute path, not {path:?}"
+        )))
+    }
+}
+
 /// Declares a validated integer setting: deserializing an out-of-range value fails with a
 /// message naming the range, and the TOML parser adds the key and line.
 macro_rules! bounded {
@@ -508,6 +585,24 @@ bounded!(ResumeMinutes, 1, 1440, "enroll_resume_minutes");
 bounded!(RecoveryCodes, 0, 20, "recovery_codes");
 bounded!(RememberSeconds, 0, 2_592_000, "remember (seconds)");
 bounded!(RememberLimit, 60, 7_776_000, "remember.limit (seconds)");
+bounded!(StoreTimeout, 1, 60, "store.timeout (seconds)");
+
+/// Whether a connection string carries a password: `password=` in the key=value form, or
+/// `user:password@` in a URI.
+pub fn carries_password(url: &str) -> bool {
+    let url = url.trim();
+    if let Some(rest) = url
+        .strip_prefix("postgresql://")
+        .or_else(|| url.strip_prefix("postgres://"))
+    {
+        let authority = rest.split(['/', '?']).next().unwrap_or("");
+        let userinfo = authority.rsplit_once('@').map(|(userinfo, _)| userinfo);
+        return userinfo.is_some_and(|userinfo| userinfo.contains(':'))
+            || rest.contains("password=");
+    }
+    url.split_whitespace()
+        .any(|pair| pair.trim_start().starts_with("password"))
+}
 
 /// A configuration file that could not be used.
 #[derive(Debug)]
@@ -576,6 +671,60 @@ impl Config {
         let config: Config = toml::from_str(text).map_err(|error| error.to_string())?;
         config.check_rules(text)?;
         Ok(config)
+    }
+
+    /// The [store] keys that go together: a database named once, a password never in this
+    /// file (which every user may read).
+    fn check_store(
+        &self,
+        at: &dyn Fn(std::ops::Range<usize>, String) -> String,
+    ) -> Result<(), String> {
+        let store = &self.store;
+        let url = store.url.get_ref();
+        match store.kind.get_ref() {
+            StoreKind::Sqlite => {
+                if !url.is_empty() || store.url_file.is_some() || store.ca_file.is_some() {
+                    return Err(at(
+                        store.kind.span(),
+                        "store.url, url_file and ca_file are for kind = \"postgres\"; the \
+                         SQLite store lives in state_dir"
+                            .into(),
+                    ));
+                }
+            }
+            StoreKind::Postgres => match (url.is_empty(), &store.url_file) {
+                (true, None) => {
+                    return Err(at(
+                        store.kind.span(),
+                        "kind = \"postgres\" needs the database: set store.url, or \
+                         store.url_file"
+                            .into(),
+                    ));
+                }
+                (false, Some(_)) => {
+                    return Err(at(
+                        store.url.span(),
+                        "store.url and store.url_file both name the database: keep one".into(),
+                    ));
+                }
+                _ => {}
+            },
+        }
+        if carries_password(url) {
+            return Err(at(
+                store.url.span(),
+                "store.url holds a password, and this file is readable by every user: put \
+                 the connection string in store.url_file (mode 0600) instead"
+                    .into(),
+            ));
+        }
+        if store.ca_file.is_some() && store.tls != Tls::VerifyFull {
+            return Err(at(
+                store.kind.span(),
+                "store.ca_file is used only with tls = \"verify-full\"".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The checks that span several keys: a name required and exempt at once, a name listed
@@ -683,6 +832,7 @@ impl Config {
                 ));
             }
         }
+        self.check_store(&at)?;
         for network in &self.exemptions.networks {
             if let Network::Prefix(_, 0) = network.get_ref() {
                 return Err(at(
@@ -712,6 +862,51 @@ mod tests {
     fn the_example_config_parses_to_the_defaults() {
         let example = include_str!("../../examples/mfad.toml");
         assert_eq!(Config::parse(example).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn the_store_is_named_once_and_without_a_password() {
+        let config = Config::parse(
+            "[store]\nkind = \"postgres\"\nurl = \"host=/run/postgresql dbname=pam_mfa\"\n\
+             tls = \"disable\"\ntimeout = 2\nhost_name = \"web1\"\n",
+        )
+        .unwrap();
+        assert_eq!(*config.store.kind.get_ref(), StoreKind::Postgres);
+        assert_eq!(config.store.tls, Tls::Disable);
+        assert_eq!(config.store.timeout.get(), 2);
+        let refused = |text: &str, says: &str| {
+            let error = Config::parse(text).unwrap_err();
+            assert!(error.contains(says), "{text}: {error}");
+            assert!(error.contains("line "), "{text}: {error}");
+        };
+        refused("[store]\nkind = \"postgres\"\n", "needs the database");
+        refused(
+            "[store]\nkind = \"postgres\"\nurl = \"dbname=a\"\nurl_file = \"/etc/u\"\n",
+            "keep one",
+        );
+        refused("[store]\nurl = \"dbname=a\"\n", "for kind = \"postgres\"");
+        refused(
+            "[store]\nkind = \"postgres\"\nurl = \"dbname=a password=hunter2\"\n",
+            "url_file",
+        );
+        refused(
+            "[store]\nkind = \"postgres\"\nurl = \"postgresql://mfad:hunter2@db/pam_mfa\"\n",
+            "url_file",
+        );
+        refused(
+            "[store]\nkind = \"postgres\"\nurl_file = \"etc/url\"\n",
+            "absolute path",
+        );
+        refused("[store]\nkind = \"mysql\"\n", "unknown variant");
+        refused("[store]\nkind = \"postgres\"\nurl = \"dbname=a\"\ntls = \"on\"\n", "tls");
+        refused(
+            "[store]\nkind = \"postgres\"\nurl = \"dbname=a\"\ntls = \"require\"\n\
+             ca_file = \"/etc/ca.pem\"\n",
+            "verify-full",
+        );
+        // A user name in a URI is no password.
+        assert!(!carries_password("postgresql://mfad@db.example.org/pam_mfa"));
+        assert!(carries_password("host=db password = x"));
     }
 
     #[test]

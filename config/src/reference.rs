@@ -9,7 +9,7 @@
 use crate::{
     ConfirmCodes, Digits, LockoutFailures, LockoutSeconds, LookupTimeout, MaxSessions, MaxTries,
     PRECEDENCE, Period, RecoveryCodes, RememberLimit, RememberSeconds, ResumeMinutes,
-    RetentionDays, SessionTimeout, Window,
+    RetentionDays, SessionTimeout, StoreTimeout, Window,
 };
 
 /// A table of mfad.toml (`""`: the keys before the first table).
@@ -387,6 +387,74 @@ pub const SECTIONS: &[Section] = &[
                        duration: a line sshd=3600 remembers each login through sshd for an hour. A \
                        service listed here with a time is never one of exemptions.services.",
             },
+        ],
+    },
+    Section {
+        name: "store",
+        text: &[
+            "Where mfad keeps its state: enrollments, recovery codes, tries and locks, \
+             remembered logins, the enforcement switches and the audit trail. By default an \
+             SQLite file in state_dir, for this host alone. In fleet mode several hosts share \
+             one PostgreSQL database: a user enrolls once and logs in on any of them, one count \
+             of tries and one lock hold for all, and every code and recovery code is accepted \
+             once across the fleet. These keys are read when mfad starts, not at a reload.",
+            "When the database cannot be reached within store.timeout, the login is denied and \
+             the user told that the second factor cannot be checked (the module's failmode \
+             does not apply: mfad answered); nothing is kept on the host in its place.",
+        ],
+        keys: &[
+            key(
+                "kind",
+                "\"sqlite\"",
+                "\"sqlite\": the file mfad.sqlite3 in state_dir. \"postgres\": the PostgreSQL \
+                 database named by url or url_file (PostgreSQL 11 or later); mfad creates its \
+                 tables there at its first start, and upgrades them. The unit's network \
+                 restrictions must then let mfad reach the server (see mfad(8)).",
+            ),
+            key(
+                "url",
+                "\"\"",
+                "The database, as a libpq connection string: \"host=db.example.org \
+                 dbname=pam_mfa user=mfad\", or \"postgresql://mfad@db.example.org/pam_mfa\". \
+                 A password is refused here, since every user may read this file: use url_file, \
+                 or a client certificate, or peer authentication over a Unix socket \
+                 (\"host=/run/postgresql dbname=pam_mfa user=root\").",
+            ),
+            key(
+                "url_file",
+                "\"\"",
+                "A file holding the connection string, which may then carry a password: an \
+                 absolute path, owned by root and readable by no one else (mfad refuses it \
+                 otherwise). Set url or url_file, not both.",
+            ),
+            key(
+                "tls",
+                "\"verify-full\"",
+                "TLS to the server over TCP: \"verify-full\" checks the server's certificate \
+                 against ca_file (or the system's authorities) and its name against the host \
+                 connected to; \"require\" encrypts without checking who answers; \"disable\" \
+                 sends everything in clear. Unix sockets never use TLS.",
+            ),
+            key(
+                "ca_file",
+                "\"\"",
+                "The authorities (PEM) that sign the server's certificate, with tls = \
+                 \"verify-full\". Empty: the system's.",
+            ),
+            number(
+                "timeout",
+                "3",
+                range!(StoreTimeout, "seconds"),
+                "Seconds one call to the database may take, connecting included, before the \
+                 request that needed it fails. Keep it below the PAM module's timeout (5 \
+                 seconds by default), so that the user is told why the login failed.",
+            ),
+            key(
+                "host_name",
+                "\"\"",
+                "This host's name in the shared audit trail, where mfactl audit shows it with \
+                 each entry. Empty: the system's host name.",
+            ),
         ],
     },
 ];

@@ -142,7 +142,9 @@ pub enum Command {
     ///
     /// Administrators read everyone's entries (or one user's with --user); any other user reads
     /// their own. Each entry is the line mfad wrote to syslog (AUTHPRIV), with its time; with
-    /// --json, an array of {"time", "event", "user", "line"}.
+    /// --json, an array of {"time", "event", "user", "line", "host"}. In fleet mode (mfad.toml's
+    /// [store] kind = "postgres") the trail is the whole fleet's, and each entry names the
+    /// host whose mfad recorded it.
     ///
     /// Events: challenged, login-allowed, remembered-login, login-exempt, login-denied,
     /// login-abandoned, recovery-code-used, locked-out, unlocked, enrollment-started,

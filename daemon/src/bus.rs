@@ -13,10 +13,10 @@ use zeroize::Zeroizing;
 use crate::clock::SystemClock;
 use crate::core::Core;
 use crate::identity::{Caller, Identities, InFlight};
-use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
 
-/// The core as served: the SQLite store and the system clock.
-pub type ServedCore = Core<SqliteStore, SystemClock>;
+/// The core as served: the configured store (SQLite or PostgreSQL) and the system clock.
+pub type ServedCore = Core<dyn Store, SystemClock>;
 
 /// Runs blocking work (the store, name lookups) on a thread of the blocking pool, so that the
 /// bus executor keeps reading and answering other callers meanwhile.

@@ -25,7 +25,7 @@ use crate::store::{
 use crate::totp::{self, Params, Secret};
 use crate::users::{self, Account, Lookup, LookupError, UserName};
 
-pub struct Core<S: Store, C: Clock> {
+pub struct Core<S: Store + ?Sized, C: Clock> {
     /// Where the configuration is read again on reload; `None`: never (tests).
     config_path: Option<std::path::PathBuf>,
     /// Reloads one at a time, so two cannot interleave their reading and putting in use.
@@ -82,7 +82,7 @@ fn by_name(limit: Duration, name: &UserName) -> Result<Lookup, LookupError> {
     bounded(limit, move || users::by_name(&name))
 }
 
-impl<S: Store, C: Clock> Core<S, C> {
+impl<S: Store + ?Sized, C: Clock> Core<S, C> {
     pub fn new(config: Config, store: Arc<S>, clock: C) -> Self {
         Core::with_settings(Settings::new(config), store, clock)
     }
@@ -339,6 +339,14 @@ impl<S: Store, C: Clock> Core<S, C> {
             ));
             new.state_dir = old.config.state_dir.clone();
         }
+        if new.login_socket != old.config.login_socket {
+            notes.push("login_socket stays as it is until mfad restarts".to_owned());
+            new.login_socket = old.config.login_socket.clone();
+        }
+        if new.store != old.config.store {
+            notes.push("[store] stays as it is until mfad restarts".to_owned());
+            new.store = old.config.store.clone();
+        }
         let changed = crate::reload::changed_keys(&old.config, &new);
         let policy = crate::reload::policy_changes(&old.config, &new);
         let groups = new.clone();
@@ -565,6 +573,7 @@ impl<S: Store, C: Clock> Core<S, C> {
                 time: row.time,
                 kind: row.kind,
                 user: row.user.unwrap_or_default(),
+                host: row.host,
                 line: row.line,
             })
             .collect())

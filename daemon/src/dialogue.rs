@@ -254,7 +254,7 @@ pub struct Decision {
     pub remembered: Option<Remembered>,
 }
 
-pub struct Dialogue<S: Store, C: Clock> {
+pub struct Dialogue<S: Store + ?Sized, C: Clock> {
     store: Arc<S>,
     clock: C,
     settings: RwLock<Arc<Settings>>,
@@ -276,7 +276,7 @@ fn no_randomness(error: getrandom::Error) -> StoreError {
     StoreError(format!("no randomness: {error}"))
 }
 
-impl<S: Store, C: Clock> Dialogue<S, C> {
+impl<S: Store + ?Sized, C: Clock> Dialogue<S, C> {
     pub fn new(store: Arc<S>, clock: C, settings: Settings) -> Self {
         Dialogue {
             store,

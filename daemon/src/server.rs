@@ -9,11 +9,13 @@ use pam_mfa_api::{BUS_NAME, OBJECT_PATH};
 use pam_mfa_config::Config;
 use zbus::fdo::{RequestNameFlags, RequestNameReply};
 
-use crate::bus::{AdminInterface, LoginInterface, Shared, UserInterface};
+use crate::bus::{AdminInterface, LoginInterface, ServedCore, Shared, UserInterface};
 use crate::clock::SystemClock;
 use crate::core::Core;
 use crate::identity::Identities;
 use crate::log;
+use crate::store::Store;
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 
 /// Serves until the bus connection is lost, which is an error: mfad exits, and its service
@@ -23,24 +25,7 @@ pub async fn serve(
     config: Config,
     config_path: std::path::PathBuf,
 ) -> Result<(), String> {
-    let store = SqliteStore::open(&config.state_dir, |problem| {
-        // Found by the background check of a large database: stop serving at once.
-        log::error(&problem);
-        std::process::exit(1);
-    })
-    .map_err(|error| error.to_string())?;
-    if let Some(size) = store.checking_in_background() {
-        log::info(&format!(
-            "checking {} ({} MiB) for damage in the background; until it passes, a login whose \
-             user is not found waits for its result",
-            store.path().display(),
-            size >> 20
-        ));
-    }
-    store
-        .spawn_checkpointer(Duration::from_secs(1))
-        .map_err(|error| error.to_string())?;
-    let store = Arc::new(store);
+    let store = open_store(&config)?;
     let address = pam_mfa_api::bus_address(bus);
     let connection = zbus::connection::Builder::address(address.as_str())
         .build()
@@ -117,15 +102,50 @@ pub async fn serve(
     ))
 }
 
+/// Opens the store the configuration names: the SQLite file in state_dir, or the shared
+/// PostgreSQL database.
+fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
+    if *config.store.kind.get_ref() == pam_mfa_config::StoreKind::Postgres {
+        let host = if config.store.host_name.is_empty() {
+            nix::unistd::gethostname()
+                .map(|name| name.to_string_lossy().into_owned())
+                .map_err(|error| format!("cannot read the host name: {error}"))?
+        } else {
+            config.store.host_name.clone()
+        };
+        let store = PostgresStore::open(&config.store, host.clone())
+            .map_err(|error| error.to_string())?;
+        log::info(&format!(
+            "state in {}, shared with the fleet; this host is {host} in its audit trail",
+            store.describe()
+        ));
+        return Ok(Arc::new(store));
+    }
+    let store = SqliteStore::open(&config.state_dir, |problem| {
+        // Found by the background check of a large database: stop serving at once.
+        log::error(&problem);
+        std::process::exit(1);
+    })
+    .map_err(|error| error.to_string())?;
+    if let Some(size) = store.checking_in_background() {
+        log::info(&format!(
+            "checking {} ({} MiB) for damage in the background; until it passes, a login whose \
+             user is not found waits for its result",
+            store.path().display(),
+            size >> 20
+        ));
+    }
+    store
+        .spawn_checkpointer(Duration::from_secs(1))
+        .map_err(|error| error.to_string())?;
+    Ok(Arc::new(store))
+}
+
 /// Removes audit entries older than `audit.retention_days` and remembered codes past
 /// `remember.limit`, as configured at the time, now and then every hour, on a thread of its
 /// own.
-fn spawn_pruner(
-    store: Arc<SqliteStore>,
-    core: Arc<Core<SqliteStore, SystemClock>>,
-) -> Result<(), String> {
+fn spawn_pruner(store: Arc<dyn Store>, core: Arc<ServedCore>) -> Result<(), String> {
     use crate::clock::Clock;
-    use crate::store::Store;
     let prune = move || {
         let now = SystemClock.now() as i64;
         let days = core.retention_days();
@@ -165,7 +185,7 @@ pub fn block_reload_signal() -> Result<(), String> {
 
 /// On SIGHUP, reads the configuration again (as `mfactl reload` does); the outcome goes to
 /// the log and the audit trail.
-fn spawn_reloader(core: Arc<Core<SqliteStore, SystemClock>>) -> Result<(), String> {
+fn spawn_reloader(core: Arc<ServedCore>) -> Result<(), String> {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
     set.add(Signal::SIGHUP);
@@ -193,7 +213,7 @@ fn spawn_reloader(core: Arc<Core<SqliteStore, SystemClock>>) -> Result<(), Strin
 
 /// Records logins that ended without an outcome (timed out, or their client went away), every
 /// few seconds, on a thread of its own.
-fn spawn_sweeper(core: Arc<Core<SqliteStore, SystemClock>>) -> Result<(), String> {
+fn spawn_sweeper(core: Arc<ServedCore>) -> Result<(), String> {
     std::thread::Builder::new()
         .name("sweeper".into())
         .spawn(move || {

@@ -19,6 +19,7 @@
 pub mod container;
 pub mod fake;
 pub mod pam;
+pub mod postgres;
 pub mod pty;
 pub mod scenarios;
 pub mod sshd;

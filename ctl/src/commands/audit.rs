@@ -87,7 +87,11 @@ impl Report for Audit {
         }
         self.0
             .iter()
-            .map(|entry| format!("{}  {}", when(entry.time), entry.line))
+            .map(|entry| match entry.host.as_str() {
+                // A store of one host: every entry is this host's.
+                "" => format!("{}  {}", when(entry.time), entry.line),
+                host => format!("{}  {host}  {}", when(entry.time), entry.line),
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -102,6 +106,7 @@ impl Report for Audit {
                         "event": entry.kind,
                         "user": if entry.user.is_empty() { None } else { Some(&entry.user) },
                         "line": entry.line,
+                        "host": if entry.host.is_empty() { None } else { Some(&entry.host) },
                     })
                 })
                 .collect(),

@@ -10,8 +10,9 @@
 //! appends it (when [`Event::is_kept`]) in the same transaction, so the trail never misses or
 //! invents a change.
 //!
-//! Calls block (disk, and later a database server): callers run them off the bus executor.
+//! Calls block (on the disk, or on a database server): callers run them off the bus executor.
 
+pub mod postgres;
 pub mod sqlite;
 
 #[cfg(test)]
@@ -174,6 +175,8 @@ pub struct AuditRow {
     pub time: i64,
     pub kind: String,
     pub user: Option<String>,
+    /// The host whose mfad recorded it, in a store shared by several; empty in a store of one.
+    pub host: String,
     pub line: String,
 }
 

@@ -1495,6 +1495,7 @@ impl Store for SqliteStore {
                         time: row.get(0)?,
                         kind: row.get(1)?,
                         user: row.get(2)?,
+                        host: String::new(),
                         line: row.get(3)?,
                     })
                 },

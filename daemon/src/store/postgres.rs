@@ -1,0 +1,1419 @@
+//! The PostgreSQL store: one database shared by every mfad of a fleet.
+//!
+//! Each operation is one transaction. What decides something under concurrency is a
+//! conditional update (a time step spent only if no later one was, a recovery code used only
+//! if unused), and every change about one user first takes a transaction-scoped advisory lock
+//! on that user's name, so the logins and commands of one user on every host take their turns
+//! as they do on one host's SQLite file, while other users' go on in parallel. Nothing is read
+//! on one host to be written back later.
+//!
+//! Calls block the calling thread (never the bus executor: callers run them off it) and each
+//! is bounded by `store.timeout`, connecting included; past it the call fails, its connection
+//! is dropped, and the request that needed it is denied. Nothing is kept locally instead.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+use pam_mfa_config::{Algorithm, StoreSettings, Tls};
+use postgres_openssl::MakeTlsConnector;
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::{Client, NoTls, Transaction};
+
+use super::{
+    Attempt, AuditFilter, AuditRow, Enrollment, EnrollmentId, Enrollments, Imported,
+    LockoutRule, Origin, Proof, RecoveryId, RememberTerms, Remembered, Result, Store, StoreError,
+    StoredSwitches, Tried,
+};
+use crate::audit::Event;
+use crate::recovery::Hashed;
+use crate::totp::{Params, Secret};
+use crate::users::UserName;
+
+/// Migrations, applied in order; the table `pam_mfa_schema` records how many ran.
+const MIGRATIONS: &[&str] = &[
+    // 1: everything the SQLite store has at its version 7, and the host of each audit entry.
+    "CREATE TABLE enrollments (
+        id BIGSERIAL PRIMARY KEY,
+        username TEXT NOT NULL,
+        secret BYTEA NOT NULL,
+        algorithm TEXT NOT NULL,
+        digits INTEGER NOT NULL,
+        period INTEGER NOT NULL,
+        active BOOLEAN NOT NULL,
+        created BIGINT NOT NULL,
+        confirmed BIGINT,
+        last_step BIGINT,
+        last_used BIGINT,
+        UNIQUE (username, active)
+    );
+    CREATE INDEX enrollments_username_lower ON enrollments (lower(username));
+    CREATE TABLE recovery_codes (
+        id BIGSERIAL PRIMARY KEY,
+        enrollment BIGINT NOT NULL,
+        salt BYTEA NOT NULL,
+        hash BYTEA NOT NULL,
+        used BIGINT
+    );
+    CREATE INDEX recovery_codes_enrollment ON recovery_codes (enrollment);
+    CREATE TABLE user_settings (
+        username TEXT PRIMARY KEY,
+        enforced BOOLEAN NOT NULL
+    );
+    CREATE INDEX user_settings_username_lower ON user_settings (lower(username));
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE lockout (
+        username TEXT PRIMARY KEY,
+        tries INTEGER NOT NULL,
+        since BIGINT NOT NULL,
+        locked_until BIGINT NOT NULL,
+        locks INTEGER NOT NULL
+    );
+    CREATE TABLE remembered (
+        username TEXT NOT NULL,
+        service TEXT NOT NULL,
+        rhost TEXT NOT NULL,
+        enrollment BIGINT NOT NULL,
+        verified BIGINT NOT NULL,
+        last_seen BIGINT NOT NULL,
+        PRIMARY KEY (username, service, rhost)
+    );
+    CREATE TABLE audit (
+        id BIGSERIAL PRIMARY KEY,
+        time BIGINT NOT NULL,
+        kind TEXT NOT NULL,
+        username TEXT,
+        host TEXT NOT NULL,
+        line TEXT NOT NULL
+    );
+    CREATE INDEX audit_username ON audit (username, id);
+    CREATE INDEX audit_time ON audit (time);",
+];
+
+const GLOBAL_ENFORCEMENT: &str = "enforce_all_users";
+
+/// The first key of pam-mfa's advisory locks (the second is a hash of the user name, or 0 for
+/// migrations), so that they never meet another application's in the same database.
+const LOCK_SPACE: i32 = 0x6d_66_61; // "mfa"
+
+/// Connections one mfad keeps to the server at most; more callers wait for one (within the
+/// timeout).
+const MAX_CONNECTIONS: usize = 16;
+
+/// The bound on one batch of an import (up to 10,000 users).
+const IMPORT_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        // The error names the statement's failure, never its parameters (no secrets).
+        StoreError(format!("database error: {error}"))
+    }
+}
+
+enum Connector {
+    Plain,
+    Tls(MakeTlsConnector),
+}
+
+pub struct PostgresStore {
+    runtime: tokio::runtime::Runtime,
+    config: tokio_postgres::Config,
+    connector: Connector,
+    idle: Mutex<Vec<Client>>,
+    slots: tokio::sync::Semaphore,
+    timeout: Duration,
+    host: String,
+    /// Where the database is, for messages (no password).
+    describe: String,
+    /// Whether this mfad has made sure the tables are there and current.
+    migrated: std::sync::atomic::AtomicBool,
+}
+
+/// Reads the connection string named by the settings; a file must be root's and private.
+fn connection_string(settings: &StoreSettings) -> Result<String> {
+    let Some(path) = &settings.url_file else {
+        return Ok(settings.url.get_ref().clone());
+    };
+    check_private_file(path)?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| StoreError(format!("store.url_file {}: {error}", path.display())))?;
+    let text = text.trim().to_owned();
+    if text.is_empty() {
+        return Err(StoreError(format!(
+            "store.url_file {} is empty: write the connection string in it",
+            path.display()
+        )));
+    }
+    Ok(text)
+}
+
+fn check_private_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)
+        .map_err(|error| StoreError(format!("store.url_file {}: {error}", path.display())))?;
+    if meta.uid() != 0 || meta.mode() & 0o077 != 0 {
+        return Err(StoreError(format!(
+            "store.url_file {} may hold a password, so it must belong to root and be readable \
+             by no one else (chown root {0}; chmod 600 {0})",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+impl PostgresStore {
+    /// Connects to the database the settings name, as `host` in the audit trail, and creates or
+    /// upgrades its tables. Fails on settings that cannot work and on tables newer than this
+    /// mfad; a server that cannot be reached is not a failure (it is logged): mfad serves, and
+    /// denies every login that needs the database until it answers, so that a database outage
+    /// never looks like an absent mfad to the PAM module.
+    pub fn open(settings: &StoreSettings, host: String) -> Result<Self> {
+        let text = connection_string(settings)?;
+        let mut config: tokio_postgres::Config = text.parse().map_err(|error| {
+            StoreError(format!("the store's connection string is not valid: {error}"))
+        })?;
+        let timeout = Duration::from_secs(settings.timeout.get().into());
+        config.connect_timeout(timeout);
+        // A server that stops answering is noticed by the kernel: unacknowledged data gives
+        // up after the timeout, an idle connection is probed.
+        config.tcp_user_timeout(timeout);
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(30));
+        if config.get_application_name().is_none() {
+            config.application_name("mfad");
+        }
+        let local = config
+            .get_hosts()
+            .iter()
+            .all(|host| matches!(host, Host::Unix(_)));
+        let connector = match settings.tls {
+            // Unix sockets never use TLS.
+            _ if local => {
+                config.ssl_mode(SslMode::Disable);
+                Connector::Plain
+            }
+            Tls::Disable => {
+                config.ssl_mode(SslMode::Disable);
+                Connector::Plain
+            }
+            Tls::Require | Tls::VerifyFull => {
+                config.ssl_mode(SslMode::Require);
+                let mut builder = SslConnector::builder(SslMethod::tls())
+                    .map_err(|error| StoreError(format!("TLS set-up: {error}")))?;
+                if settings.tls == Tls::Require {
+                    builder.set_verify(SslVerifyMode::NONE);
+                } else if let Some(ca) = &settings.ca_file {
+                    builder.set_ca_file(ca).map_err(|error| {
+                        StoreError(format!("store.ca_file {}: {error}", ca.display()))
+                    })?;
+                }
+                let mut connector = MakeTlsConnector::new(builder.build());
+                if settings.tls == Tls::Require {
+                    connector.set_callback(|connect, _| {
+                        connect.set_verify_hostname(false);
+                        Ok(())
+                    });
+                }
+                Connector::Tls(connector)
+            }
+        };
+        let describe = describe(&config);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("postgres")
+            .enable_all()
+            .build()
+            .map_err(|error| StoreError(format!("cannot start the database runtime: {error}")))?;
+        let store = PostgresStore {
+            runtime,
+            config,
+            connector,
+            idle: Mutex::new(Vec::new()),
+            slots: tokio::sync::Semaphore::new(MAX_CONNECTIONS),
+            timeout,
+            host,
+            describe,
+            migrated: std::sync::atomic::AtomicBool::new(false),
+        };
+        match store.run(async |_| Ok(((), false))) {
+            Ok(()) => {}
+            Err(error) if error.0.contains("newer than this mfad") => return Err(error),
+            Err(error) => crate::log::warning(&format!(
+                "{error}; logins that need the database are denied until it answers"
+            )),
+        }
+        Ok(store)
+    }
+
+    /// Where the database is, for mfad's log: hosts, port and database name.
+    pub fn describe(&self) -> &str {
+        &self.describe
+    }
+
+    async fn connect(&self) -> Result<Client> {
+        let unreachable = |error: tokio_postgres::Error| {
+            StoreError(format!("cannot connect to {}: {error}", self.describe))
+        };
+        let client = match &self.connector {
+            Connector::Plain => {
+                let (client, connection) =
+                    self.config.connect(NoTls).await.map_err(unreachable)?;
+                tokio::spawn(connection);
+                client
+            }
+            Connector::Tls(tls) => {
+                let (client, connection) = self
+                    .config
+                    .connect(tls.clone())
+                    .await
+                    .map_err(unreachable)?;
+                tokio::spawn(connection);
+                client
+            }
+        };
+        // The server gives up too, so a lock or a statement never outlives its caller long.
+        let millis = self.timeout.as_millis();
+        client
+            .batch_execute(&format!(
+                "SET statement_timeout = {millis}; SET lock_timeout = {millis};
+                 SET idle_in_transaction_session_timeout = {}",
+                millis * 2
+            ))
+            .await?;
+        Ok(client)
+    }
+
+    /// Runs `work` in one transaction, on a connection of the pool, within the timeout; commits
+    /// when it says so (`(value, true)`), else rolls back. A connection that failed or timed
+    /// out is dropped, not reused.
+    fn run<T>(
+        &self,
+        work: impl AsyncFnOnce(&Transaction<'_>) -> Result<(T, bool)>,
+    ) -> Result<T> {
+        self.run_within(self.timeout, work)
+    }
+
+    /// [`PostgresStore::run`] with another bound, for work that is long by nature (an import
+    /// of many users).
+    fn run_within<T>(
+        &self,
+        limit: Duration,
+        work: impl AsyncFnOnce(&Transaction<'_>) -> Result<(T, bool)>,
+    ) -> Result<T> {
+        self.runtime.block_on(async {
+            let attempt = async {
+                let _slot = self
+                    .slots
+                    .acquire()
+                    .await
+                    .map_err(|_| StoreError("the database pool is closed".into()))?;
+                let reused = self
+                    .idle
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .pop()
+                    .filter(|client| !client.is_closed());
+                let mut client = match reused {
+                    Some(client) => client,
+                    None => self.connect().await?,
+                };
+                if !self.migrated.load(std::sync::atomic::Ordering::Acquire) {
+                    migrate(&mut client).await?;
+                    self.migrated
+                        .store(true, std::sync::atomic::Ordering::Release);
+                }
+                let outcome = async {
+                    let transaction = client.transaction().await?;
+                    let (value, commit) = work(&transaction).await?;
+                    if commit {
+                        transaction.commit().await?;
+                    } else {
+                        transaction.rollback().await?;
+                    }
+                    Ok(value)
+                }
+                .await;
+                if outcome.is_ok() {
+                    self.idle
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .push(client);
+                }
+                outcome
+            };
+            match tokio::time::timeout(limit, attempt).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(StoreError(format!(
+                    "the database at {} did not answer within {} s",
+                    self.describe,
+                    limit.as_secs()
+                ))),
+            }
+        })
+    }
+
+    /// [`PostgresStore::run`] for a change about `user`: takes the user's lock first, appends
+    /// `event` when `work` succeeds (`Ok(..)`), and keeps nothing of it when it declines.
+    fn change<T>(
+        &self,
+        user: &UserName,
+        now: i64,
+        event: &Event,
+        work: impl AsyncFnOnce(&Transaction<'_>) -> Result<std::result::Result<T, ()>>,
+    ) -> Result<std::result::Result<T, ()>> {
+        self.run(async |transaction| {
+            lock_user(transaction, user).await?;
+            let outcome = work(transaction).await?;
+            if outcome.is_ok() {
+                append(transaction, &self.host, now, event).await?;
+            }
+            let commit = outcome.is_ok();
+            Ok((outcome, commit))
+        })
+    }
+
+}
+
+/// Creates or upgrades the tables, one mfad at a time (several hosts may start at once).
+async fn migrate(client: &mut Client) -> Result<()> {
+    let known = MIGRATIONS.len() as i32;
+    let transaction = client.transaction().await?;
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_SPACE])
+        .await?;
+    transaction
+        .batch_execute("CREATE TABLE IF NOT EXISTS pam_mfa_schema (version INTEGER NOT NULL)")
+        .await?;
+    let version: i32 = match transaction
+        .query_opt("SELECT version FROM pam_mfa_schema", &[])
+        .await?
+    {
+        Some(row) => row.get(0),
+        None => {
+            transaction
+                .execute("INSERT INTO pam_mfa_schema (version) VALUES (0)", &[])
+                .await?;
+            0
+        }
+    };
+    if version > known {
+        return Err(StoreError(format!(
+            "the database holds pam-mfa tables of version {version}, newer than this mfad \
+             knows ({known}): upgrade mfad on this host"
+        )));
+    }
+    for migration in &MIGRATIONS[version as usize..] {
+        transaction.batch_execute(migration).await?;
+    }
+    transaction
+        .execute("UPDATE pam_mfa_schema SET version = $1", &[&known])
+        .await?;
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// Hosts, port and database of a connection string, without user or password.
+fn describe(config: &tokio_postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|host| match host {
+            Host::Tcp(name) => name.clone(),
+            Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    let port = config
+        .get_ports()
+        .first()
+        .map_or(String::new(), |port| format!(":{port}"));
+    format!(
+        "PostgreSQL {}{port} database {}",
+        hosts.join(","),
+        config.get_dbname().unwrap_or("(the user's)")
+    )
+}
+
+/// Waits for (then holds, until the transaction ends) the lock of `user`'s rows, so that
+/// changes about one user take their turns on every host.
+async fn lock_user(transaction: &Transaction<'_>, user: &UserName) -> Result<()> {
+    transaction
+        .execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            &[&LOCK_SPACE, &user.as_str()],
+        )
+        .await?;
+    Ok(())
+}
+
+async fn append(transaction: &Transaction<'_>, host: &str, now: i64, event: &Event) -> Result<()> {
+    if let Event::Pair(first, second) = event {
+        let at = match **first {
+            Event::Challenged { at, .. } => at,
+            _ => now,
+        };
+        Box::pin(append(transaction, host, at, first)).await?;
+        return Box::pin(append(transaction, host, now, second)).await;
+    }
+    if event.is_kept() {
+        transaction
+            .execute(
+                "INSERT INTO audit (time, kind, username, host, line)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[&now, &event.kind(), &event.user(), &host, &event.to_string()],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+fn to_u32(value: i32, what: &str) -> Result<u32> {
+    u32::try_from(value).map_err(|_| StoreError(format!("stored {what} {value} is out of range")))
+}
+
+async fn read_enrollments(transaction: &Transaction<'_>, user: &UserName) -> Result<Enrollments> {
+    let rows = transaction
+        .query(
+            "SELECT id, secret, algorithm, digits, period, active, created, confirmed, last_used
+             FROM enrollments WHERE username = $1",
+            &[&user.as_str()],
+        )
+        .await?;
+    let mut found = Enrollments::default();
+    for row in rows {
+        let algorithm: String = row.get(2);
+        let algorithm = Algorithm::from_name(&algorithm).ok_or_else(|| {
+            StoreError(format!(
+                "the enrollment of {user} names an unknown algorithm {algorithm:?}"
+            ))
+        })?;
+        let active: bool = row.get(5);
+        let enrollment = Enrollment {
+            id: EnrollmentId(row.get(0)),
+            secret: Secret::from_bytes(row.get(1)),
+            params: Params {
+                algorithm,
+                digits: to_u32(row.get(3), "digits")?,
+                period: to_u32(row.get(4), "period")?,
+            },
+            active,
+            created: row.get(6),
+            confirmed: row.get(7),
+            last_used: row.get(8),
+        };
+        if active {
+            found.active = Some(enrollment);
+        } else {
+            found.pending = Some(enrollment);
+        }
+    }
+    Ok(found)
+}
+
+/// Spends `proof` for active enrollment `id` of `user`: one conditional update. False if it was
+/// spent already (or a later step was), or `id` is not the user's active enrollment. A right
+/// code clears the user's count of tries, and where `origin` is given, it is remembered for
+/// logins from there.
+async fn spend(
+    transaction: &Transaction<'_>,
+    user: &UserName,
+    id: EnrollmentId,
+    proof: Proof,
+    now: i64,
+    origin: Option<Origin<'_>>,
+) -> Result<bool> {
+    let changed = match proof {
+        Proof::Step(step) => {
+            transaction
+                .execute(
+                    "UPDATE enrollments SET last_step = $3, last_used = $4
+                     WHERE id = $1 AND username = $2 AND active
+                        AND (last_step IS NULL OR last_step < $3)",
+                    &[&id.0, &user.as_str(), &(step as i64), &now],
+                )
+                .await?
+        }
+        Proof::RecoveryCode(code) => {
+            transaction
+                .execute(
+                    "UPDATE recovery_codes SET used = $4
+                     WHERE id = $3 AND enrollment = $1 AND used IS NULL
+                        AND EXISTS (SELECT 1 FROM enrollments
+                                    WHERE id = $1 AND username = $2 AND active)",
+                    &[&id.0, &user.as_str(), &code.0, &now],
+                )
+                .await?
+        }
+    };
+    if changed != 1 {
+        return Ok(false);
+    }
+    transaction
+        .execute("DELETE FROM lockout WHERE username = $1", &[&user.as_str()])
+        .await?;
+    if let Some(origin) = origin {
+        transaction
+            .execute(
+                "INSERT INTO remembered (username, service, rhost, enrollment, verified, last_seen)
+                 VALUES ($1, $2, $3, $4, $5, $5)
+                 ON CONFLICT (username, service, rhost) DO UPDATE SET
+                    enrollment = excluded.enrollment, verified = excluded.verified,
+                    last_seen = excluded.last_seen",
+                &[&user.as_str(), &origin.service, &origin.rhost, &id.0, &now],
+            )
+            .await?;
+    }
+    Ok(true)
+}
+
+/// Counts one try of a code by `user` (see [`Store::begin_attempt`]); the caller holds the
+/// user's lock. When the try is allowed, `spend` runs first: if it spends the code, which
+/// clears the count, the try is not written only to be deleted.
+async fn attempt(
+    transaction: &Transaction<'_>,
+    host: &str,
+    user: &UserName,
+    now: i64,
+    rule: LockoutRule,
+    locked: &dyn Fn(i64) -> Event,
+    spend: impl AsyncFnOnce() -> Result<bool>,
+) -> Result<(Attempt, bool)> {
+    let row = transaction
+        .query_opt(
+            "SELECT tries, since, locked_until, locks FROM lockout WHERE username = $1",
+            &[&user.as_str()],
+        )
+        .await?;
+    let (mut tries, mut since, locked_until, mut locks): (i64, i64, i64, i64) = match row {
+        Some(row) => (
+            row.get::<_, i32>(0).into(),
+            row.get(1),
+            row.get(2),
+            row.get::<_, i32>(3).into(),
+        ),
+        None => (0, now, 0, 0),
+    };
+    if locked_until > now {
+        let attempt = Attempt::Locked {
+            until: locked_until,
+            new: false,
+        };
+        return Ok((attempt, false));
+    }
+    if since + rule.window <= now {
+        tries = 0;
+        since = now;
+    }
+    if tries >= i64::from(rule.failures) {
+        let factor = 1i64 << locks.clamp(0, 30);
+        let until = now + rule.duration.saturating_mul(factor).min(rule.max_duration);
+        locks += 1;
+        append(transaction, host, now, &locked(until)).await?;
+        transaction
+            .execute(
+                "INSERT INTO lockout (username, tries, since, locked_until, locks)
+                 VALUES ($1, 0, $2, $3, $4)
+                 ON CONFLICT (username) DO UPDATE SET tries = 0, since = excluded.since,
+                    locked_until = excluded.locked_until, locks = excluded.locks",
+                &[&user.as_str(), &now, &until, &(locks.min(i32::MAX.into()) as i32)],
+            )
+            .await?;
+        return Ok((Attempt::Locked { until, new: true }, false));
+    }
+    if spend().await? {
+        return Ok((Attempt::Allowed, true));
+    }
+    transaction
+        .execute(
+            "INSERT INTO lockout (username, tries, since, locked_until, locks)
+             VALUES ($1, $2, $3, 0, $4)
+             ON CONFLICT (username) DO UPDATE SET tries = excluded.tries, since = excluded.since",
+            &[
+                &user.as_str(),
+                &((tries + 1).min(i32::MAX.into()) as i32),
+                &since,
+                &(locks.min(i32::MAX.into()) as i32),
+            ],
+        )
+        .await?;
+    Ok((Attempt::Allowed, false))
+}
+
+/// Forgets every remembered login of the user (a reset, a disable, a new phone).
+async fn forget_remembered(transaction: &Transaction<'_>, user: &UserName) -> Result<()> {
+    transaction
+        .execute("DELETE FROM remembered WHERE username = $1", &[&user.as_str()])
+        .await?;
+    Ok(())
+}
+
+/// Removes the recovery codes of the user's enrollments: the active one's, the pending one's,
+/// or (`None`) all.
+async fn delete_recovery_codes(
+    transaction: &Transaction<'_>,
+    user: &UserName,
+    active: Option<bool>,
+) -> Result<u64> {
+    Ok(transaction
+        .execute(
+            "DELETE FROM recovery_codes WHERE enrollment IN
+                (SELECT id FROM enrollments
+                 WHERE username = $1 AND ($2::BOOLEAN IS NULL OR active = $2))",
+            &[&user.as_str(), &active],
+        )
+        .await?)
+}
+
+async fn insert_recovery_codes(
+    transaction: &Transaction<'_>,
+    id: i64,
+    recovery: &[Hashed],
+) -> Result<()> {
+    if recovery.is_empty() {
+        return Ok(());
+    }
+    let statement = transaction
+        .prepare("INSERT INTO recovery_codes (enrollment, salt, hash) VALUES ($1, $2, $3)")
+        .await?;
+    for code in recovery {
+        transaction
+            .execute(&statement, &[&id, &code.salt.as_slice(), &code.hash.as_slice()])
+            .await?;
+    }
+    Ok(())
+}
+
+fn stored_name(name: &str) -> Result<UserName> {
+    UserName::parse(name).map_err(|reason| StoreError(format!("stored user name {name:?}: {reason}")))
+}
+
+impl PostgresStore {
+    fn store_pending(
+        &self,
+        user: &UserName,
+        proof: Option<(EnrollmentId, Proof)>,
+        secret: &Secret,
+        params: Params,
+        now: i64,
+        event: &Event,
+    ) -> Result<Option<EnrollmentId>> {
+        let id = self.change(user, now, event, async |transaction| {
+            if let Some((active, proof)) = proof
+                && !spend(transaction, user, active, proof, now, None).await?
+            {
+                return Ok(Err(()));
+            }
+            delete_recovery_codes(transaction, user, Some(false)).await?;
+            transaction
+                .execute(
+                    "DELETE FROM enrollments WHERE username = $1 AND NOT active",
+                    &[&user.as_str()],
+                )
+                .await?;
+            let row = transaction
+                .query_one(
+                    "INSERT INTO enrollments
+                        (username, secret, algorithm, digits, period, active, created)
+                     VALUES ($1, $2, $3, $4, $5, FALSE, $6) RETURNING id",
+                    &[
+                        &user.as_str(),
+                        &secret.as_bytes(),
+                        &params.algorithm.name(),
+                        &(params.digits as i32),
+                        &(params.period as i32),
+                        &now,
+                    ],
+                )
+                .await?;
+            Ok(Ok(EnrollmentId(row.get(0))))
+        })?;
+        Ok(id.ok())
+    }
+}
+
+impl Store for PostgresStore {
+    fn enrollments(&self, user: &UserName) -> Result<Enrollments> {
+        self.run(async |transaction| Ok((read_enrollments(transaction, user).await?, true)))
+    }
+
+    fn put_pending(
+        &self,
+        user: &UserName,
+        secret: &Secret,
+        params: Params,
+        now: i64,
+        event: &Event,
+    ) -> Result<EnrollmentId> {
+        let id = self.store_pending(user, None, secret, params, now, event)?;
+        Ok(id
+            .unwrap_or_else(|| unreachable!("without a proof the insert either succeeds or fails")))
+    }
+
+    fn put_replacement(
+        &self,
+        user: &UserName,
+        spending: (EnrollmentId, Proof),
+        secret: &Secret,
+        params: Params,
+        now: i64,
+        event: &Event,
+    ) -> Result<Option<EnrollmentId>> {
+        self.store_pending(user, Some(spending), secret, params, now, event)
+    }
+
+    fn activate(
+        &self,
+        user: &UserName,
+        id: EnrollmentId,
+        step: u64,
+        recovery: &[Hashed],
+        now: i64,
+        event: &Event,
+    ) -> Result<bool> {
+        let changed = self.change(user, now, event, async |transaction| {
+            let pending = transaction
+                .query_opt(
+                    "SELECT 1 FROM enrollments WHERE id = $1 AND username = $2 AND NOT active",
+                    &[&id.0, &user.as_str()],
+                )
+                .await?;
+            if pending.is_none() {
+                return Ok(Err(()));
+            }
+            // The phone this one replaces stops working now, and so does what it proved.
+            delete_recovery_codes(transaction, user, Some(true)).await?;
+            forget_remembered(transaction, user).await?;
+            transaction
+                .execute(
+                    "DELETE FROM enrollments WHERE username = $1 AND active",
+                    &[&user.as_str()],
+                )
+                .await?;
+            let changed = transaction
+                .execute(
+                    "UPDATE enrollments SET active = TRUE, confirmed = $3, last_step = $4
+                     WHERE id = $1 AND username = $2 AND NOT active",
+                    &[&id.0, &user.as_str(), &now, &(step as i64)],
+                )
+                .await?;
+            if changed != 1 {
+                return Ok(Err(()));
+            }
+            insert_recovery_codes(transaction, id.0, recovery).await?;
+            Ok(Ok(()))
+        })?;
+        Ok(changed.is_ok())
+    }
+
+    fn replace_recovery_codes(
+        &self,
+        user: &UserName,
+        id: EnrollmentId,
+        proof: Proof,
+        recovery: &[Hashed],
+        now: i64,
+        event: &Event,
+    ) -> Result<bool> {
+        let changed = self.change(user, now, event, async |transaction| {
+            if !spend(transaction, user, id, proof, now, None).await? {
+                return Ok(Err(()));
+            }
+            transaction
+                .execute("DELETE FROM recovery_codes WHERE enrollment = $1", &[&id.0])
+                .await?;
+            insert_recovery_codes(transaction, id.0, recovery).await?;
+            Ok(Ok(()))
+        })?;
+        Ok(changed.is_ok())
+    }
+
+    fn disable(
+        &self,
+        user: &UserName,
+        id: EnrollmentId,
+        proof: Proof,
+        now: i64,
+        event: &Event,
+    ) -> Result<bool> {
+        let removed = self.change(user, now, event, async |transaction| {
+            if !spend(transaction, user, id, proof, now, None).await? {
+                return Ok(Err(()));
+            }
+            delete_recovery_codes(transaction, user, None).await?;
+            forget_remembered(transaction, user).await?;
+            transaction
+                .execute("DELETE FROM enrollments WHERE username = $1", &[&user.as_str()])
+                .await?;
+            Ok(Ok(()))
+        })?;
+        Ok(removed.is_ok())
+    }
+
+    fn recovery_codes(
+        &self,
+        user: &UserName,
+        id: EnrollmentId,
+    ) -> Result<Vec<(RecoveryId, Hashed)>> {
+        self.run(async |transaction| {
+            let rows = transaction
+                .query(
+                    "SELECT recovery_codes.id, salt, hash FROM recovery_codes
+                     JOIN enrollments ON enrollments.id = recovery_codes.enrollment
+                     WHERE enrollments.id = $1 AND enrollments.username = $2
+                        AND enrollments.active AND used IS NULL
+                     ORDER BY recovery_codes.id",
+                    &[&id.0, &user.as_str()],
+                )
+                .await?;
+            let mut codes = Vec::new();
+            for row in rows {
+                let code: i64 = row.get(0);
+                let (Ok(salt), Ok(hash)) = (
+                    row.get::<_, Vec<u8>>(1).try_into(),
+                    row.get::<_, Vec<u8>>(2).try_into(),
+                ) else {
+                    return Err(StoreError(format!(
+                        "recovery code {code} of {user} is damaged (wrong length)"
+                    )));
+                };
+                codes.push((RecoveryId(code), Hashed { salt, hash }));
+            }
+            Ok((codes, true))
+        })
+    }
+
+    fn consume_recovery_code(
+        &self,
+        user: &UserName,
+        id: EnrollmentId,
+        code: RecoveryId,
+        now: i64,
+        origin: Option<Origin<'_>>,
+        event: &Event,
+    ) -> Result<Option<usize>> {
+        let left = self.change(user, now, event, async |transaction| {
+            let proof = Proof::RecoveryCode(code);
+            if !spend(transaction, user, id, proof, now, origin).await? {
+                return Ok(Err(()));
+            }
+            let left: i64 = transaction
+                .query_one(
+                    "SELECT count(*) FROM recovery_codes WHERE enrollment = $1 AND used IS NULL",
+                    &[&id.0],
+                )
+                .await?
+                .get(0);
+            Ok(Ok(left as usize))
+        })?;
+        Ok(left.ok())
+    }
+
+    fn try_step(
+        &self,
+        user: &UserName,
+        now: i64,
+        rule: LockoutRule,
+        locked: &dyn Fn(i64) -> Event,
+        id: EnrollmentId,
+        step: Option<u64>,
+        origin: Option<Origin<'_>>,
+        spent: &Event,
+        failed: &dyn Fn(bool) -> Option<Event>,
+    ) -> Result<Tried> {
+        self.run(async |transaction| {
+            lock_user(transaction, user).await?;
+            let spend = async || match step {
+                Some(step) => spend(transaction, user, id, Proof::Step(step), now, origin).await,
+                None => Ok(false),
+            };
+            let tried =
+                match attempt(transaction, &self.host, user, now, rule, locked, spend).await? {
+                    (Attempt::Locked { until, new }, _) => Tried::Locked { until, new },
+                    (Attempt::Allowed, true) => {
+                        append(transaction, &self.host, now, spent).await?;
+                        Tried::Spent
+                    }
+                    (Attempt::Allowed, false) => {
+                        if let Some(event) = failed(step.is_some()) {
+                            append(transaction, &self.host, now, &event).await?;
+                        }
+                        Tried::NotSpent
+                    }
+                };
+            Ok((tried, true))
+        })
+    }
+
+    fn consume_step(
+        &self,
+        user: &UserName,
+        id: EnrollmentId,
+        step: u64,
+        now: i64,
+        origin: Option<Origin<'_>>,
+        event: &Event,
+    ) -> Result<bool> {
+        let spent = self.change(user, now, event, async |transaction| {
+            let spent = spend(transaction, user, id, Proof::Step(step), now, origin).await?;
+            Ok(spent.then_some(()).ok_or(()))
+        })?;
+        Ok(spent.is_ok())
+    }
+
+    fn remembered(
+        &self,
+        user: &UserName,
+        id: EnrollmentId,
+        origin: Origin<'_>,
+    ) -> Result<Option<Remembered>> {
+        self.run(async |transaction| {
+            let row = transaction
+                .query_opt(
+                    "SELECT verified, last_seen FROM remembered
+                     WHERE username = $1 AND service = $2 AND rhost = $3 AND enrollment = $4",
+                    &[&user.as_str(), &origin.service, &origin.rhost, &id.0],
+                )
+                .await?;
+            let found = row.map(|row| Remembered {
+                verified: row.get(0),
+                last_seen: row.get(1),
+            });
+            Ok((found, true))
+        })
+    }
+
+    fn use_remembered(
+        &self,
+        user: &UserName,
+        id: EnrollmentId,
+        origin: Origin<'_>,
+        now: i64,
+        terms: RememberTerms,
+        event: &Event,
+    ) -> Result<bool> {
+        let used = self.change(user, now, event, async |transaction| {
+            let changed = transaction
+                .execute(
+                    "UPDATE remembered SET last_seen = $5
+                     WHERE username = $1 AND service = $2 AND rhost = $3 AND enrollment = $4
+                        AND last_seen + $6 > $5 AND verified + $7 > $5
+                        AND EXISTS (SELECT 1 FROM enrollments
+                                    WHERE id = $4 AND username = $1 AND active)
+                        AND NOT EXISTS (SELECT 1 FROM lockout
+                                        WHERE username = $1 AND locked_until > $5)",
+                    &[
+                        &user.as_str(),
+                        &origin.service,
+                        &origin.rhost,
+                        &id.0,
+                        &now,
+                        &terms.duration,
+                        &terms.limit,
+                    ],
+                )
+                .await?;
+            Ok(if changed == 1 { Ok(()) } else { Err(()) })
+        })?;
+        Ok(used.is_ok())
+    }
+
+    fn import(
+        &self,
+        entries: &[Imported],
+        now: i64,
+        event: &Event,
+    ) -> Result<std::result::Result<usize, UserName>> {
+        let mut refused = None;
+        // A batch of thousands of users takes many statements: longer than one login's bound.
+        let imported = self.run_within(IMPORT_TIMEOUT, async |transaction| {
+            // The users' locks, in one order, so that two imports cannot wait for each other.
+            let mut names: Vec<&str> = entries.iter().map(|entry| entry.user.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            transaction
+                .execute(
+                    "SELECT pg_advisory_xact_lock($1, hashtext(name))
+                     FROM (SELECT name FROM unnest($2::TEXT[]) AS name
+                           ORDER BY hashtext(name)) AS ordered",
+                    &[&LOCK_SPACE, &names],
+                )
+                .await?;
+            let other_spelling = transaction
+                .prepare(
+                    "SELECT 1 FROM enrollments
+                     WHERE lower(username) = lower($1) AND username <> $1 LIMIT 1",
+                )
+                .await?;
+            let insert = transaction
+                .prepare(
+                    "INSERT INTO enrollments
+                        (username, secret, algorithm, digits, period, active, created, confirmed)
+                     VALUES ($1, $2, $3, $4, $5, TRUE, $6, $6)
+                     ON CONFLICT (username, active) DO NOTHING RETURNING id",
+                )
+                .await?;
+            for entry in entries {
+                let user = &entry.user;
+                let name = user.as_str();
+                if transaction
+                    .query_opt(&other_spelling, &[&name])
+                    .await?
+                    .is_some()
+                {
+                    refused = Some(user.clone());
+                    return Ok((0, false));
+                }
+                delete_recovery_codes(transaction, user, Some(false)).await?;
+                transaction
+                    .execute(
+                        "DELETE FROM enrollments WHERE username = $1 AND NOT active",
+                        &[&name],
+                    )
+                    .await?;
+                let row = transaction
+                    .query_opt(
+                        &insert,
+                        &[
+                            &name,
+                            &entry.secret.as_bytes(),
+                            &entry.params.algorithm.name(),
+                            &(entry.params.digits as i32),
+                            &(entry.params.period as i32),
+                            &now,
+                        ],
+                    )
+                    .await?;
+                let Some(row) = row else {
+                    refused = Some(user.clone());
+                    return Ok((0, false));
+                };
+                insert_recovery_codes(transaction, row.get(0), &entry.recovery).await?;
+            }
+            append(transaction, &self.host, now, event).await?;
+            Ok((entries.len(), true))
+        })?;
+        Ok(match refused {
+            Some(user) => Err(user),
+            None => Ok(imported),
+        })
+    }
+
+    fn remove_enrollment(&self, user: &UserName, now: i64, event: &Event) -> Result<bool> {
+        let removed = self.change(user, now, event, async |transaction| {
+            delete_recovery_codes(transaction, user, None).await?;
+            forget_remembered(transaction, user).await?;
+            let removed = transaction
+                .execute("DELETE FROM enrollments WHERE username = $1", &[&user.as_str()])
+                .await?;
+            Ok(if removed > 0 { Ok(()) } else { Err(()) })
+        })?;
+        Ok(removed.is_ok())
+    }
+
+    fn begin_attempt(
+        &self,
+        user: &UserName,
+        now: i64,
+        rule: LockoutRule,
+        locked: &dyn Fn(i64) -> Event,
+    ) -> Result<Attempt> {
+        self.run(async |transaction| {
+            lock_user(transaction, user).await?;
+            let (attempt, _) = attempt(
+                transaction,
+                &self.host,
+                user,
+                now,
+                rule,
+                locked,
+                async || Ok(false),
+            )
+            .await?;
+            Ok((attempt, true))
+        })
+    }
+
+    fn locked_until(&self, user: &UserName, now: i64) -> Result<Option<i64>> {
+        self.run(async |transaction| {
+            let until: Option<i64> = transaction
+                .query_opt(
+                    "SELECT locked_until FROM lockout WHERE username = $1",
+                    &[&user.as_str()],
+                )
+                .await?
+                .map(|row| row.get(0));
+            Ok((until.filter(|until| *until > now), true))
+        })
+    }
+
+    fn unlock(&self, user: &UserName, now: i64, event: &Event) -> Result<bool> {
+        let was_locked = self.change(user, now, event, async |transaction| {
+            let locked: Option<bool> = transaction
+                .query_opt(
+                    "DELETE FROM lockout WHERE username = $1 RETURNING locked_until > $2",
+                    &[&user.as_str(), &now],
+                )
+                .await?
+                .map(|row| row.get(0));
+            Ok(if locked == Some(true) {
+                Ok(())
+            } else {
+                Err(())
+            })
+        })?;
+        Ok(was_locked.is_ok())
+    }
+
+    fn switches(&self, user: Option<&UserName>) -> Result<StoredSwitches> {
+        self.run(async |transaction| {
+            let global: Option<String> = transaction
+                .query_opt(
+                    "SELECT value FROM settings WHERE key = $1",
+                    &[&GLOBAL_ENFORCEMENT],
+                )
+                .await?
+                .map(|row| row.get(0));
+            let user: Option<bool> = match user {
+                Some(user) => transaction
+                    .query_opt(
+                        "SELECT enforced FROM user_settings WHERE username = $1",
+                        &[&user.as_str()],
+                    )
+                    .await?
+                    .map(|row| row.get(0)),
+                None => None,
+            };
+            let switches = StoredSwitches {
+                global: global.map(|value| value == "on"),
+                user,
+            };
+            Ok((switches, true))
+        })
+    }
+
+    fn set_global_enforcement(&self, on: bool, now: i64, event: &Event) -> Result<()> {
+        self.run(async |transaction| {
+            transaction
+                .execute(
+                    "INSERT INTO settings (key, value) VALUES ($1, $2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    &[&GLOBAL_ENFORCEMENT, &(if on { "on" } else { "off" })],
+                )
+                .await?;
+            append(transaction, &self.host, now, event).await?;
+            Ok(((), true))
+        })
+    }
+
+    fn set_user_enforcement(
+        &self,
+        user: &UserName,
+        on: bool,
+        now: i64,
+        event: &Event,
+    ) -> Result<()> {
+        self.change(user, now, event, async |transaction| {
+            transaction
+                .execute(
+                    "INSERT INTO user_settings (username, enforced) VALUES ($1, $2)
+                     ON CONFLICT (username) DO UPDATE SET enforced = excluded.enforced",
+                    &[&user.as_str(), &on],
+                )
+                .await?;
+            Ok(Ok(()))
+        })
+        .map(drop)
+    }
+
+    fn users(&self) -> Result<Vec<UserName>> {
+        let names: Vec<String> = self.run(async |transaction| {
+            let rows = transaction
+                .query(
+                    "SELECT username FROM enrollments UNION SELECT username FROM user_settings
+                     ORDER BY 1",
+                    &[],
+                )
+                .await?;
+            Ok((rows.iter().map(|row| row.get(0)).collect(), true))
+        })?;
+        names.iter().map(|name| stored_name(name)).collect()
+    }
+
+    fn spelled_otherwise(&self, user: &UserName) -> Result<Option<UserName>> {
+        let found: Option<String> = self.run(async |transaction| {
+            let row = transaction
+                .query_opt(
+                    "SELECT username FROM enrollments
+                        WHERE lower(username) = lower($1) AND username <> $1
+                     UNION
+                     SELECT username FROM user_settings
+                        WHERE lower(username) = lower($1) AND username <> $1
+                     LIMIT 1",
+                    &[&user.as_str()],
+                )
+                .await?;
+            Ok((row.map(|row| row.get(0)), true))
+        })?;
+        found.map(|name| stored_name(&name)).transpose()
+    }
+
+    fn record(&self, now: i64, event: &Event) -> Result<()> {
+        self.run(async |transaction| {
+            append(transaction, &self.host, now, event).await?;
+            Ok(((), true))
+        })
+    }
+
+    fn prune_remembered(&self, now: i64, limit: i64) -> Result<usize> {
+        self.run(async |transaction| {
+            let removed = transaction
+                .execute(
+                    "DELETE FROM remembered WHERE verified + $2 <= $1",
+                    &[&now, &limit],
+                )
+                .await?;
+            Ok((removed as usize, true))
+        })
+    }
+
+    fn prune_audit(&self, before: i64) -> Result<usize> {
+        self.run(async |transaction| {
+            let removed = transaction
+                .execute("DELETE FROM audit WHERE time < $1", &[&before])
+                .await?;
+            Ok((removed as usize, true))
+        })
+    }
+
+    fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>> {
+        self.run(async |transaction| {
+            let rows = transaction
+                .query(
+                    "SELECT time, kind, username, host, line FROM audit
+                     WHERE ($1::TEXT IS NULL OR username = $1) AND time >= $2
+                        AND ($3::TEXT IS NULL OR kind = $3)
+                     ORDER BY id DESC LIMIT $4",
+                    &[
+                        &filter.user.as_ref().map(UserName::as_str),
+                        &filter.since,
+                        &filter.kind.as_deref(),
+                        &(filter.limit as i64),
+                    ],
+                )
+                .await?;
+            let mut rows: Vec<AuditRow> = rows
+                .iter()
+                .map(|row| AuditRow {
+                    time: row.get(0),
+                    kind: row.get(1),
+                    user: row.get(2),
+                    host: row.get(3),
+                    line: row.get(4),
+                })
+                .collect();
+            rows.reverse();
+            Ok((rows, true))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use pam_mfa_config::{Config, StoreSettings};
+    use pam_mfa_tests::postgres::Postgres;
+
+    use super::*;
+
+    fn settings(url: &str) -> StoreSettings {
+        let text = format!("[store]\nkind = \"postgres\"\nurl = \"{url}\"\ntls = \"disable\"\n");
+        Config::parse(&text).unwrap().store
+    }
+
+    /// The same contract as the SQLite store's, each check on a new database of one server.
+    #[test]
+    fn the_contract_holds() {
+        let server = Postgres::start();
+        let next = AtomicUsize::new(0);
+        super::super::contract::run_all(|| {
+            let name = format!("contract_{}", next.fetch_add(1, Ordering::Relaxed));
+            server.create_database(&name);
+            let store = PostgresStore::open(&settings(&server.url(&name)), "host-a".into())
+                .unwrap_or_else(|error| panic!("{error}\n{}", server.log()));
+            (store, || {})
+        });
+    }
+
+    /// Hosts starting at once create the tables once; a newer schema is refused.
+    #[test]
+    fn migrations_run_once_and_a_newer_schema_is_refused() {
+        let server = Postgres::start();
+        server.create_database("fleet");
+        let url = server.url("fleet");
+        let opened: Vec<_> = (0..4)
+            .map(|host| {
+                let settings = settings(&url);
+                std::thread::spawn(move || PostgresStore::open(&settings, format!("host-{host}")))
+            })
+            .collect();
+        for opened in opened {
+            opened.join().unwrap().unwrap();
+        }
+        assert_eq!(
+            server.sql("fleet", "SELECT version FROM pam_mfa_schema"),
+            MIGRATIONS.len().to_string()
+        );
+        server.sql("fleet", "UPDATE pam_mfa_schema SET version = version + 1");
+        let error = PostgresStore::open(&settings(&url), "host-a".into())
+            .err()
+            .expect("a newer schema is refused");
+        assert!(error.to_string().contains("newer than this mfad"), "{error}");
+    }
+
+    /// A server that is down makes each call fail within the timeout, naming the database;
+    /// once it is back, calls work again on new connections.
+    #[test]
+    fn an_unreachable_server_fails_calls_within_the_timeout() {
+        let server = Postgres::start();
+        server.create_database("fleet");
+        let mut settings = settings(&server.url("fleet"));
+        settings.timeout = Config::parse("[store]\ntimeout = 2\n").unwrap().store.timeout;
+        let store = PostgresStore::open(&settings, "host-a".into()).unwrap();
+        let alice = UserName::parse("alice").unwrap();
+        assert!(store.enrollments(&alice).unwrap().is_empty());
+        server.stop();
+        let started = std::time::Instant::now();
+        let error = store.enrollments(&alice).unwrap_err().to_string();
+        assert!(started.elapsed() < Duration::from_secs(3), "{error}");
+        assert!(error.contains("127.0.0.1"), "{error}");
+        server.start_again();
+        assert!(store.enrollments(&alice).unwrap().is_empty());
+    }
+
+    /// A file holding the connection string must be root's alone; a password in it is fine.
+    #[test]
+    fn a_connection_string_file_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("pam-mfa-url-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("url");
+        std::fs::write(&path, "host=127.0.0.1 port=1 dbname=x password=secret\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let text = format!(
+            "[store]\nkind = \"postgres\"\nurl_file = \"{}\"\ntls = \"disable\"\n",
+            path.display()
+        );
+        let settings = Config::parse(&text).unwrap().store;
+        let error = connection_string(&settings).unwrap_err().to_string();
+        assert!(error.contains("readable by no one else"), "{error}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            assert!(connection_string(&settings).unwrap().contains("password=secret"));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

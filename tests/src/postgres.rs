@@ -1,0 +1,228 @@
+//! A real PostgreSQL server for the tests of fleet mode: Debian's binaries, a temporary
+//! cluster made with `initdb` and run with `pg_ctl` as an unprivileged user, listening on
+//! 127.0.0.1 at a free port and on a Unix socket in its own directory. Stopped and removed when
+//! dropped.
+//!
+//! ```no_run
+//! let server = pam_mfa_tests::postgres::Postgres::start();
+//! server.create_database("fleet");
+//! let url = server.url("fleet"); // host=127.0.0.1 port=... user=postgres dbname=fleet
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::run_bounded;
+
+pub struct Postgres {
+    dir: PathBuf,
+    bin: PathBuf,
+    port: u16,
+}
+
+/// The newest PostgreSQL's programs, as Debian installs them.
+fn binaries() -> PathBuf {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|entries| {
+            entries
+                .filter_map(|entry| entry.ok())
+                .filter_map(|entry| {
+                    let version = entry.file_name().to_string_lossy().parse().ok()?;
+                    let bin = entry.path().join("bin");
+                    bin.join("pg_ctl").exists().then_some((version, bin))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin).unwrap_or_else(|| {
+        panic!(
+            "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/pg_ctl): \
+             scripts/install-deps.sh installs it"
+        )
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+impl Postgres {
+    /// Makes a cluster and starts its server; waits until it accepts connections.
+    pub fn start() -> Postgres {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let bin = binaries();
+        let dir = std::env::temp_dir().join(format!(
+            "pam-mfa-postgres-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("socket")).unwrap();
+        let server = Postgres {
+            dir,
+            bin,
+            port: free_port(),
+        };
+        if is_root() {
+            // PostgreSQL refuses to run as root: the cluster belongs to nobody.
+            let chown = Command::new("chown")
+                .args(["-R", "nobody:nogroup"])
+                .arg(&server.dir)
+                .status()
+                .unwrap();
+            assert!(chown.success(), "chown of {}", server.dir.display());
+        }
+        let out = server.as_owner(
+            Command::new(server.bin.join("initdb"))
+                .arg("-D")
+                .arg(server.data())
+                .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
+                .arg("--no-instructions"),
+            "initdb",
+        );
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        server.start_again();
+        server
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// The Unix socket's directory (for `host=` in a connection string).
+    pub fn socket_dir(&self) -> PathBuf {
+        self.dir.join("socket")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn as_owner(&self, command: &mut Command, what: &str) -> Output {
+        if !is_root() {
+            return run_bounded(command.current_dir(&self.dir).stdin(Stdio::null()), what);
+        }
+        let mut wrapped = Command::new("setpriv");
+        wrapped
+            .args([
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                "--reset-env",
+                "--",
+            ])
+            .arg(command.get_program())
+            .args(command.get_args())
+            .current_dir(&self.dir)
+            .stdin(Stdio::null());
+        run_bounded(&mut wrapped, what)
+    }
+
+    /// Starts the server (again, after [`Postgres::stop`]), with the same data and port.
+    pub fn start_again(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port,
+            self.socket_dir().display()
+        );
+        let out = self.as_owner(
+            Command::new(self.bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(self.data())
+                .arg("-l")
+                .arg(self.dir.join("server.log"))
+                .args(["-o", &options, "-w", "-t", "60", "start"]),
+            "pg_ctl start",
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+    }
+
+    /// Stops the server at once (connections are cut; the data stays).
+    pub fn stop(&self) {
+        let out = self.as_owner(
+            Command::new(self.bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(self.data())
+                .args(["-m", "immediate", "-w", "stop"]),
+            "pg_ctl stop",
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The server's log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// Runs SQL with psql as the superuser, in database `database`; panics on an error.
+    pub fn sql(&self, database: &str, sql: &str) -> String {
+        let out = run_bounded(
+            Command::new(self.bin.join("psql"))
+                .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .args(["-U", "postgres", "-d", database, "-c", sql])
+                .stdin(Stdio::null()),
+            "psql",
+        );
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// Creates an empty database.
+    pub fn create_database(&self, name: &str) {
+        self.sql("postgres", &format!("CREATE DATABASE \"{name}\""));
+    }
+
+    /// A libpq connection string for `database` over TCP, as the superuser, without TLS.
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname={database}",
+            self.port
+        )
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self.as_owner(
+            Command::new(self.bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(self.data())
+                .args(["-m", "immediate", "-w", "stop"]),
+            "pg_ctl stop",
+        );
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

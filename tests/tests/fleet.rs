@@ -1,0 +1,247 @@
+//! Fleet mode: three hosts, each its own bus, mfad, PAM stack and users, sharing one real
+//! PostgreSQL server (a temporary cluster, see `pam_mfa_tests::postgres`). A user enrolls once
+//! and logs in anywhere; each code and recovery code gets in once across the fleet; one count
+//! of tries and one lock; an administrator's change on one host holds on the others at once; a
+//! database that is down denies logins with the one-line notice, and nothing is lost.
+
+use pam_mfa_tests::postgres::Postgres;
+use pam_mfa_api::UNAVAILABLE_NOTICE as UNAVAILABLE;
+use pam_mfa_tests::{Env, Transcript, away_from_step_end, code_at, current_step};
+
+/// Three hosts on database `database` of `server`.
+fn fleet(server: &Postgres, database: &str) -> [Env; 3] {
+    fleet_with(server, database, "")
+}
+
+/// The same, with more configuration (TOML tables) on every host.
+fn fleet_with(server: &Postgres, database: &str, more: &str) -> [Env; 3] {
+    server.create_database(database);
+    ["host-a", "host-b", "host-c"].map(|host| {
+        Env::new()
+            .config(&format!(
+                "[store]\nkind = \"postgres\"\nurl = \"{}\"\ntls = \"disable\"\ntimeout = 2\n\
+                 host_name = \"{host}\"\n{more}",
+                server.url(database)
+            ))
+            .start()
+    })
+}
+
+/// Enough tries that 21 racing logins all get to type their code (the lock is the fleet's,
+/// and would otherwise stop the later ones before their question).
+const MANY_TRIES: &str = "[lockout]\nfailures = 50\n";
+
+/// Enrolls `user` through `mfactl enroll` on host `on`, and lets every host's harness compute
+/// the user's codes (the tests take fresh codes from host A's, which knows which were used
+/// wherever they were typed); returns the recovery codes.
+fn enroll(hosts: &[Env], on: usize, user: &str) -> Vec<String> {
+    away_from_step_end(5);
+    let secret = pam_mfa_tests::random_secret();
+    let step = current_step() - 1;
+    let out = hosts[on].ctl(
+        &["--json", "enroll", user, "--secret", &secret],
+        &format!("{}\n", code_at(&secret, step)),
+    );
+    assert!(out.success, "{}{}", out.stdout, out.stderr);
+    for host in hosts {
+        host.learn_secret(user, &secret, step);
+    }
+    let document: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    document["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|code| code.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// How many of `results` got in; every login must have been asked for the code (a host that
+/// did not know the user would let it through without asking, and prove nothing).
+fn wins(results: &[Transcript]) -> usize {
+    for login in results {
+        assert!(
+            login.lines.iter().any(|line| line.contains("Verification code: ")),
+            "not asked for a code: {:?}",
+            login.lines
+        );
+    }
+    results
+        .iter()
+        .filter(|login| login.result() == "PAM_SUCCESS")
+        .count()
+}
+
+#[test]
+fn enroll_on_one_host_and_log_in_on_the_others() {
+    let server = Postgres::start();
+    let hosts = fleet(&server, "anywhere");
+    enroll(&hosts, 0, "alice");
+    let code = hosts[0].fresh_code("alice");
+    hosts[1]
+        .login("alice")
+        .answer(&code)
+        .run()
+        .expect("PAM_SUCCESS");
+    // The code is spent for the whole fleet: on host C it is a used code, the next one works.
+    hosts[2]
+        .login("alice")
+        .answer(&code)
+        .answer(&hosts[0].fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS")
+        .shows("ERROR_MSG This code was already used; wait for the next one.");
+    for host in &hosts {
+        let status = host.ctl(&["status", "alice"], "");
+        assert!(status.stdout.contains("enrolled:  yes"), "{}", status.stdout);
+    }
+    // Any host's mfactl audit shows the fleet's trail, each entry with its host.
+    let audit = hosts[2].ctl(&["--json", "audit", "--user", "alice"], "");
+    assert!(audit.success, "{}", audit.stderr);
+    let entries: serde_json::Value = serde_json::from_str(&audit.stdout).unwrap();
+    let seen: Vec<(String, String)> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            (
+                entry["event"].as_str().unwrap().to_owned(),
+                entry["host"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("enrollment-confirmed", "host-a"),
+        ("login-allowed", "host-b"),
+        ("login-allowed", "host-c"),
+    ] {
+        assert!(
+            seen.iter().any(|(event, host)| (event.as_str(), host.as_str()) == expected),
+            "{expected:?} not in {seen:?}"
+        );
+    }
+    let text = hosts[0].ctl(&["audit", "--user", "alice"], "").stdout;
+    assert!(text.contains("  host-b  "), "{text}");
+}
+
+#[test]
+fn one_code_raced_on_three_hosts_gets_in_once() {
+    let server = Postgres::start();
+    let hosts = fleet_with(&server, "race", MANY_TRIES);
+    enroll(&hosts, 0, "alice");
+    let code = hosts[0].fresh_code("alice");
+    let racing: Vec<_> = (0..21)
+        .map(|i| hosts[i % 3].login("alice").answer(&code).spawn())
+        .collect();
+    let results: Vec<Transcript> = racing.into_iter().map(|login| login.finish()).collect();
+    let outcomes: Vec<&str> = results.iter().map(Transcript::result).collect();
+    assert_eq!(wins(&results), 1, "{outcomes:?}");
+}
+
+#[test]
+fn one_recovery_code_raced_on_three_hosts_gets_in_once() {
+    let server = Postgres::start();
+    let hosts = fleet_with(&server, "recovery", MANY_TRIES);
+    let codes = enroll(&hosts, 0, "alice");
+    let racing: Vec<_> = (0..21)
+        .map(|i| hosts[i % 3].login("alice").answer(&codes[3]).spawn())
+        .collect();
+    let results: Vec<Transcript> = racing.into_iter().map(|login| login.finish()).collect();
+    let outcomes: Vec<&str> = results.iter().map(Transcript::result).collect();
+    assert_eq!(wins(&results), 1, "{outcomes:?}");
+    let winner = results
+        .iter()
+        .find(|login| login.result() == "PAM_SUCCESS")
+        .unwrap();
+    winner.shows("9 recovery codes are left");
+}
+
+#[test]
+fn a_lock_on_one_host_holds_on_the_others_until_unlocked_on_any() {
+    let server = Postgres::start();
+    let hosts = fleet(&server, "lockout");
+    enroll(&hosts, 0, "alice");
+    // Three wrong codes on A and three on B: one count, so the sixth try locks the account.
+    let wrong = hosts[0].wrong_code("alice");
+    for host in &hosts[..2] {
+        host.login("alice")
+            .answer(&wrong)
+            .answer(&wrong)
+            .answer(&wrong)
+            .run();
+    }
+    let locked = hosts[2]
+        .login("alice")
+        .answer(&hosts[0].fresh_code("alice"))
+        .run();
+    locked.expect("PAM_AUTH_ERR").shows("locked");
+    assert!(hosts[1].ctl(&["unlock", "alice"], "").success);
+    hosts[0]
+        .login("alice")
+        .answer(&hosts[0].fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+}
+
+#[test]
+fn a_reset_on_one_host_takes_effect_on_the_others_at_once() {
+    let server = Postgres::start();
+    let hosts = fleet(&server, "reset");
+    enroll(&hosts, 0, "alice");
+    assert!(hosts[1].ctl(&["enforce", "alice", "on"], "").success);
+    let reset = hosts[2].ctl(&["reset", "alice"], "");
+    assert!(reset.success, "{}", reset.stderr);
+    // The next login on A sets up a new app: the old one is gone for the whole fleet.
+    let mut login = hosts[0].login("alice").drive();
+    let shown = login.prompt().join("\n");
+    assert!(
+        shown.contains("no\nauthenticator app is set up for it yet")
+            || shown.contains("no authenticator app is set up for it yet"),
+        "{shown}"
+    );
+    assert!(shown.contains("URI: otpauth://"), "{shown}");
+}
+
+#[test]
+fn the_database_down_denies_logins_with_the_notice_and_loses_nothing() {
+    let server = Postgres::start();
+    let hosts = fleet(&server, "outage");
+    let codes = enroll(&hosts, 0, "alice");
+    hosts[1]
+        .login("alice")
+        .answer(&hosts[0].fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+    server.stop();
+    for host in &hosts {
+        let login = host.login("alice").answer(&codes[0]).run();
+        login.expect("PAM_AUTHINFO_UNAVAIL").shows(UNAVAILABLE);
+    }
+    // An mfad started while the database is down serves all the same, and denies: a database
+    // outage is not an absent mfad, which failmode=safe would let through.
+    hosts[2].stop_daemon();
+    hosts[2].start_daemon();
+    hosts[2]
+        .login("alice")
+        .answer(&codes[0])
+        .run()
+        .expect("PAM_AUTHINFO_UNAVAIL")
+        .shows(UNAVAILABLE);
+    let status = hosts[0].ctl(&["status", "alice"], "");
+    assert!(!status.success);
+    server.start_again();
+    // Back: the enrollment, the recovery codes and the trail are all there.
+    hosts[2]
+        .login("alice")
+        .answer(&codes[0])
+        .run()
+        .expect("PAM_SUCCESS")
+        .shows("9 recovery codes are left");
+    hosts[0]
+        .login("alice")
+        .answer(&hosts[0].fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+    let audit = hosts[1].ctl(&["audit", "--user", "alice"], "").stdout;
+    assert!(audit.contains("host-b"), "{audit}");
+    assert!(audit.contains("host-a"), "{audit}");
+}
