@@ -898,14 +898,19 @@ mod tests {
             "absolute path",
         );
         refused("[store]\nkind = \"mysql\"\n", "unknown variant");
-        refused("[store]\nkind = \"postgres\"\nurl = \"dbname=a\"\ntls = \"on\"\n", "tls");
+        refused(
+            "[store]\nkind = \"postgres\"\nurl = \"dbname=a\"\ntls = \"on\"\n",
+            "tls",
+        );
         refused(
             "[store]\nkind = \"postgres\"\nurl = \"dbname=a\"\ntls = \"require\"\n\
              ca_file = \"/etc/ca.pem\"\n",
             "verify-full",
         );
         // A user name in a URI is no password.
-        assert!(!carries_password("postgresql://mfad@db.example.org/pam_mfa"));
+        assert!(!carries_password(
+            "postgresql://mfad@db.example.org/pam_mfa"
+        ));
         assert!(carries_password("host=db password = x"));
     }
 

@@ -407,8 +407,8 @@ pub const SECTIONS: &[Section] = &[
                 "kind",
                 "\"sqlite\"",
                 "\"sqlite\": the file mfad.sqlite3 in state_dir. \"postgres\": the PostgreSQL \
-                 database named by url or url_file (PostgreSQL 11 or later); mfad creates its \
-                 tables there at its first start, and upgrades them. The unit's network \
+                 database named by url or url_file (tested with PostgreSQL 15); mfad creates its \
+                 tables there when it first reaches it, and upgrades them. The unit's network \
                  restrictions must then let mfad reach the server (see mfad(8)).",
             ),
             key(

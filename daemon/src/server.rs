@@ -113,8 +113,8 @@ fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
         } else {
             config.store.host_name.clone()
         };
-        let store = PostgresStore::open(&config.store, host.clone())
-            .map_err(|error| error.to_string())?;
+        let store =
+            PostgresStore::open(&config.store, host.clone()).map_err(|error| error.to_string())?;
         log::info(&format!(
             "state in {}, shared with the fleet; this host is {host} in its audit trail",
             store.describe()

@@ -173,6 +173,40 @@ impl Postgres {
         );
     }
 
+    /// Serves TLS with `cert` and `key` (PEM; copied into the cluster) and refuses TCP
+    /// connections without it; restarts the server.
+    pub fn require_tls(&self, cert: &Path, key: &Path) {
+        for (from, name) in [(cert, "server.crt"), (key, "server.key")] {
+            let to = self.data().join(name);
+            std::fs::copy(from, &to).unwrap();
+            let mut owner = Command::new("chmod");
+            owner.arg("600").arg(&to);
+            assert!(owner.status().unwrap().success());
+            if is_root() {
+                let chown = Command::new("chown")
+                    .arg("nobody:nogroup")
+                    .arg(&to)
+                    .status()
+                    .unwrap();
+                assert!(chown.success());
+            }
+        }
+        let conf = self.data().join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, text).unwrap();
+        let hba = self.data().join("pg_hba.conf");
+        std::fs::write(
+            &hba,
+            "local all all trust\n\
+             hostssl all all 127.0.0.1/32 trust\n\
+             hostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .unwrap();
+        self.stop();
+        self.start_again();
+    }
+
     /// The server's log.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
@@ -183,7 +217,9 @@ impl Postgres {
         let out = run_bounded(
             Command::new(self.bin.join("psql"))
                 .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
-                .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+                .arg("-h")
+                .arg(self.socket_dir())
+                .args(["-p", &self.port.to_string()])
                 .args(["-U", "postgres", "-d", database, "-c", sql])
                 .stdin(Stdio::null()),
             "psql",

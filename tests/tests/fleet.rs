@@ -4,8 +4,8 @@
 //! of tries and one lock; an administrator's change on one host holds on the others at once; a
 //! database that is down denies logins with the one-line notice, and nothing is lost.
 
-use pam_mfa_tests::postgres::Postgres;
 use pam_mfa_api::UNAVAILABLE_NOTICE as UNAVAILABLE;
+use pam_mfa_tests::postgres::Postgres;
 use pam_mfa_tests::{Env, Transcript, away_from_step_end, code_at, current_step};
 
 /// Three hosts on database `database` of `server`.
@@ -60,7 +60,10 @@ fn enroll(hosts: &[Env], on: usize, user: &str) -> Vec<String> {
 fn wins(results: &[Transcript]) -> usize {
     for login in results {
         assert!(
-            login.lines.iter().any(|line| line.contains("Verification code: ")),
+            login
+                .lines
+                .iter()
+                .any(|line| line.contains("Verification code: ")),
             "not asked for a code: {:?}",
             login.lines
         );
@@ -92,7 +95,11 @@ fn enroll_on_one_host_and_log_in_on_the_others() {
         .shows("ERROR_MSG This code was already used; wait for the next one.");
     for host in &hosts {
         let status = host.ctl(&["status", "alice"], "");
-        assert!(status.stdout.contains("enrolled:  yes"), "{}", status.stdout);
+        assert!(
+            status.stdout.contains("enrolled:  yes"),
+            "{}",
+            status.stdout
+        );
     }
     // Any host's mfactl audit shows the fleet's trail, each entry with its host.
     let audit = hosts[2].ctl(&["--json", "audit", "--user", "alice"], "");
@@ -115,7 +122,8 @@ fn enroll_on_one_host_and_log_in_on_the_others() {
         ("login-allowed", "host-c"),
     ] {
         assert!(
-            seen.iter().any(|(event, host)| (event.as_str(), host.as_str()) == expected),
+            seen.iter()
+                .any(|(event, host)| (event.as_str(), host.as_str()) == expected),
             "{expected:?} not in {seen:?}"
         );
     }

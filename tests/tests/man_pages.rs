@@ -101,6 +101,26 @@ Stop at once. Each change of state is one transaction, so nothing is left half w
 Logins waiting for an answer on the login socket are denied, and their users told that the
 second factor cannot be checked; a login over the bus may instead be denied as expired, if the
 bus starts another mfad for its next answer.
+.SH FLEET MODE
+With \fB[store] kind = "postgres"\fR in \fBmfad.toml\fR(5), mfad keeps its state in a PostgreSQL
+database that several hosts share. The unit as shipped gives mfad no network at all; a server
+reached over TCP needs a drop-in that opens its address and no other,
+\fI/etc/systemd/system/mfad.service.d/fleet.conf\fR:
+.PP
+.RS
+.EX
+[Service]
+PrivateNetwork=no
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+IPAddressDeny=any
+IPAddressAllow=192.0.2.10
+.EE
+.RE
+.PP
+(an example with comments is installed as
+\fI/usr/share/doc/pam\-mfa/examples/systemd/mfad\-fleet.conf\fR). A server on this host's Unix
+socket needs none. mfad starts and serves even when the database cannot be reached, and
+denies the logins that need it until it answers.
 .SH EXIT STATUS
 0 after \fB\-\-check\-config\fR with a valid file; 1 when the configuration is invalid (the
 reason on stderr), or when mfad cannot serve (the store, the bus, another mfad owning the

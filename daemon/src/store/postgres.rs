@@ -22,8 +22,8 @@ use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{Client, NoTls, Transaction};
 
 use super::{
-    Attempt, AuditFilter, AuditRow, Enrollment, EnrollmentId, Enrollments, Imported,
-    LockoutRule, Origin, Proof, RecoveryId, RememberTerms, Remembered, Result, Store, StoreError,
+    Attempt, AuditFilter, AuditRow, Enrollment, EnrollmentId, Enrollments, Imported, LockoutRule,
+    Origin, Proof, RecoveryId, RememberTerms, Remembered, Result, Store, StoreError,
     StoredSwitches, Tried,
 };
 use crate::audit::Event;
@@ -109,9 +109,25 @@ const IMPORT_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(error: tokio_postgres::Error) -> Self {
-        // The error names the statement's failure, never its parameters (no secrets).
-        StoreError(format!("database error: {error}"))
+        StoreError(format!("database error: {}", explain(&error)))
     }
+}
+
+/// An error with its causes ("error performing TLS handshake: certificate verify failed"): the
+/// server's message, or the library's, never a statement's parameters (no secrets).
+fn explain(error: &tokio_postgres::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        // OpenSSL's errors repeat themselves down the chain: each line once.
+        let line = inner.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 enum Connector {
@@ -174,7 +190,9 @@ impl PostgresStore {
     pub fn open(settings: &StoreSettings, host: String) -> Result<Self> {
         let text = connection_string(settings)?;
         let mut config: tokio_postgres::Config = text.parse().map_err(|error| {
-            StoreError(format!("the store's connection string is not valid: {error}"))
+            StoreError(format!(
+                "the store's connection string is not valid: {error}"
+            ))
         })?;
         let timeout = Duration::from_secs(settings.timeout.get().into());
         config.connect_timeout(timeout);
@@ -256,12 +274,15 @@ impl PostgresStore {
 
     async fn connect(&self) -> Result<Client> {
         let unreachable = |error: tokio_postgres::Error| {
-            StoreError(format!("cannot connect to {}: {error}", self.describe))
+            StoreError(format!(
+                "cannot connect to {}: {}",
+                self.describe,
+                explain(&error)
+            ))
         };
         let client = match &self.connector {
             Connector::Plain => {
-                let (client, connection) =
-                    self.config.connect(NoTls).await.map_err(unreachable)?;
+                let (client, connection) = self.config.connect(NoTls).await.map_err(unreachable)?;
                 tokio::spawn(connection);
                 client
             }
@@ -290,10 +311,7 @@ impl PostgresStore {
     /// Runs `work` in one transaction, on a connection of the pool, within the timeout; commits
     /// when it says so (`(value, true)`), else rolls back. A connection that failed or timed
     /// out is dropped, not reused.
-    fn run<T>(
-        &self,
-        work: impl AsyncFnOnce(&Transaction<'_>) -> Result<(T, bool)>,
-    ) -> Result<T> {
+    fn run<T>(&self, work: impl AsyncFnOnce(&Transaction<'_>) -> Result<(T, bool)>) -> Result<T> {
         self.run_within(self.timeout, work)
     }
 
@@ -375,7 +393,6 @@ impl PostgresStore {
             Ok((outcome, commit))
         })
     }
-
 }
 
 /// Creates or upgrades the tables, one mfad at a time (several hosts may start at once).
@@ -463,7 +480,13 @@ async fn append(transaction: &Transaction<'_>, host: &str, now: i64, event: &Eve
             .execute(
                 "INSERT INTO audit (time, kind, username, host, line)
                  VALUES ($1, $2, $3, $4, $5)",
-                &[&now, &event.kind(), &event.user(), &host, &event.to_string()],
+                &[
+                    &now,
+                    &event.kind(),
+                    &event.user(),
+                    &host,
+                    &event.to_string(),
+                ],
             )
             .await?;
     }
@@ -618,7 +641,12 @@ async fn attempt(
                  VALUES ($1, 0, $2, $3, $4)
                  ON CONFLICT (username) DO UPDATE SET tries = 0, since = excluded.since,
                     locked_until = excluded.locked_until, locks = excluded.locks",
-                &[&user.as_str(), &now, &until, &(locks.min(i32::MAX.into()) as i32)],
+                &[
+                    &user.as_str(),
+                    &now,
+                    &until,
+                    &(locks.min(i32::MAX.into()) as i32),
+                ],
             )
             .await?;
         return Ok((Attempt::Locked { until, new: true }, false));
@@ -645,7 +673,10 @@ async fn attempt(
 /// Forgets every remembered login of the user (a reset, a disable, a new phone).
 async fn forget_remembered(transaction: &Transaction<'_>, user: &UserName) -> Result<()> {
     transaction
-        .execute("DELETE FROM remembered WHERE username = $1", &[&user.as_str()])
+        .execute(
+            "DELETE FROM remembered WHERE username = $1",
+            &[&user.as_str()],
+        )
         .await?;
     Ok(())
 }
@@ -680,14 +711,18 @@ async fn insert_recovery_codes(
         .await?;
     for code in recovery {
         transaction
-            .execute(&statement, &[&id, &code.salt.as_slice(), &code.hash.as_slice()])
+            .execute(
+                &statement,
+                &[&id, &code.salt.as_slice(), &code.hash.as_slice()],
+            )
             .await?;
     }
     Ok(())
 }
 
 fn stored_name(name: &str) -> Result<UserName> {
-    UserName::parse(name).map_err(|reason| StoreError(format!("stored user name {name:?}: {reason}")))
+    UserName::parse(name)
+        .map_err(|reason| StoreError(format!("stored user name {name:?}: {reason}")))
 }
 
 impl PostgresStore {
@@ -845,7 +880,10 @@ impl Store for PostgresStore {
             delete_recovery_codes(transaction, user, None).await?;
             forget_remembered(transaction, user).await?;
             transaction
-                .execute("DELETE FROM enrollments WHERE username = $1", &[&user.as_str()])
+                .execute(
+                    "DELETE FROM enrollments WHERE username = $1",
+                    &[&user.as_str()],
+                )
                 .await?;
             Ok(Ok(()))
         })?;
@@ -1106,7 +1144,10 @@ impl Store for PostgresStore {
             delete_recovery_codes(transaction, user, None).await?;
             forget_remembered(transaction, user).await?;
             let removed = transaction
-                .execute("DELETE FROM enrollments WHERE username = $1", &[&user.as_str()])
+                .execute(
+                    "DELETE FROM enrollments WHERE username = $1",
+                    &[&user.as_str()],
+                )
                 .await?;
             Ok(if removed > 0 { Ok(()) } else { Err(()) })
         })?;
@@ -1371,7 +1412,10 @@ mod tests {
         let error = PostgresStore::open(&settings(&url), "host-a".into())
             .err()
             .expect("a newer schema is refused");
-        assert!(error.to_string().contains("newer than this mfad"), "{error}");
+        assert!(
+            error.to_string().contains("newer than this mfad"),
+            "{error}"
+        );
     }
 
     /// A server that is down makes each call fail within the timeout, naming the database;
@@ -1381,7 +1425,10 @@ mod tests {
         let server = Postgres::start();
         server.create_database("fleet");
         let mut settings = settings(&server.url("fleet"));
-        settings.timeout = Config::parse("[store]\ntimeout = 2\n").unwrap().store.timeout;
+        settings.timeout = Config::parse("[store]\ntimeout = 2\n")
+            .unwrap()
+            .store
+            .timeout;
         let store = PostgresStore::open(&settings, "host-a".into()).unwrap();
         let alice = UserName::parse("alice").unwrap();
         assert!(store.enrollments(&alice).unwrap().is_empty());
@@ -1392,6 +1439,116 @@ mod tests {
         assert!(error.contains("127.0.0.1"), "{error}");
         server.start_again();
         assert!(store.enrollments(&alice).unwrap().is_empty());
+    }
+
+    /// Makes a test authority and a server certificate for `name` (a subjectAltName such as
+    /// IP:127.0.0.1) in `dir`, with openssl(1); returns (authority, certificate, key).
+    fn certificates(
+        dir: &std::path::Path,
+        name: &str,
+    ) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+        let openssl = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("run openssl");
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        };
+        let curve = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let mut ca = vec![
+            "req",
+            "-x509",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=pam-mfa test authority",
+        ];
+        ca.extend(curve);
+        ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+        openssl(&ca);
+        let mut request = vec!["req", "-subj", "/CN=database"];
+        request.extend(curve);
+        request.extend(["-keyout", "server.key", "-out", "server.csr"]);
+        openssl(&request);
+        std::fs::write(dir.join("names"), format!("subjectAltName={name}\n")).unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "names",
+            "-out",
+            "server.pem",
+        ]);
+        (
+            dir.join("ca.pem"),
+            dir.join("server.pem"),
+            dir.join("server.key"),
+        )
+    }
+
+    fn tls_settings(url: &str, tls: &str, ca: Option<&std::path::Path>) -> StoreSettings {
+        let ca = ca.map_or(String::new(), |ca| {
+            format!("ca_file = \"{}\"\n", ca.display())
+        });
+        let text = format!(
+            "[store]\nkind = \"postgres\"\nurl = \"{url}\"\ntls = \"{tls}\"\n{ca}timeout = 2\n"
+        );
+        Config::parse(&text).unwrap().store
+    }
+
+    /// Over TCP to a server that refuses connections without TLS: verify-full works with the
+    /// authority that signed the server's certificate, and fails with another or with a
+    /// certificate for another name; require works without checking; disable is refused by
+    /// the server.
+    #[test]
+    fn tls_is_used_and_the_server_checked() {
+        let server = Postgres::start();
+        server.create_database("fleet");
+        let dir = server.dir().join("tls");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (ca, cert, key) = certificates(&dir, "IP:127.0.0.1");
+        server.require_tls(&cert, &key);
+        let url = server.url("fleet");
+        let alice = UserName::parse("alice").unwrap();
+        let works = |settings: StoreSettings| {
+            let store = PostgresStore::open(&settings, "host-a".into()).unwrap();
+            store.enrollments(&alice)
+        };
+        works(tls_settings(&url, "verify-full", Some(&ca))).expect("verified TLS");
+        works(tls_settings(&url, "require", None)).expect("unverified TLS");
+        let plain = works(tls_settings(&url, "disable", None)).unwrap_err();
+        assert!(plain.to_string().contains("no encryption"), "{plain}");
+        // The system's authorities never signed the test authority.
+        let unknown = works(tls_settings(&url, "verify-full", None)).unwrap_err();
+        assert!(
+            unknown
+                .to_string()
+                .contains("unable to get local issuer certificate"),
+            "{unknown}"
+        );
+        // A certificate for another name is refused even from the right authority.
+        let other = server.dir().join("other");
+        std::fs::create_dir_all(&other).unwrap();
+        let (other_ca, other_cert, other_key) = certificates(&other, "DNS:db.example.org");
+        server.require_tls(&other_cert, &other_key);
+        let misnamed = works(tls_settings(&url, "verify-full", Some(&other_ca))).unwrap_err();
+        assert!(misnamed.to_string().contains("mismatch"), "{misnamed}");
     }
 
     /// A file holding the connection string must be root's alone; a password in it is fine.
@@ -1412,7 +1569,11 @@ mod tests {
         assert!(error.contains("readable by no one else"), "{error}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         if nix::unistd::geteuid().is_root() {
-            assert!(connection_string(&settings).unwrap().contains("password=secret"));
+            assert!(
+                connection_string(&settings)
+                    .unwrap()
+                    .contains("password=secret")
+            );
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
