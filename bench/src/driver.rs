@@ -155,7 +155,7 @@ pub struct Report {
 }
 
 impl Report {
-    fn merge(&mut self, other: Report) {
+    pub fn merge(&mut self, other: Report) {
         for (result, count) in other.results {
             *self.results.entry(result).or_default() += count;
         }

@@ -6,6 +6,7 @@
 //! Run it from `bench/run.sh`, which installs the peers and builds in release mode.
 
 mod driver;
+mod fleet;
 mod peers;
 mod system;
 
@@ -38,6 +39,15 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         max_oath_users: u64,
     },
+    /// Fleet mode: three mfad sharing one PostgreSQL server, beside one mfad on SQLite.
+    Fleet {
+        /// Enrolled users, in both stores.
+        #[arg(long, default_value_t = 1_000_000)]
+        users: u64,
+        /// Logins per case and round.
+        #[arg(long, default_value_t = 3000)]
+        iterations: u64,
+    },
     /// Drive one PAM service and print what was measured.
     Run {
         #[command(flatten)]
@@ -63,6 +73,7 @@ fn main() {
             let (index, count) = share.split_once('/').expect("INDEX/COUNT");
             driver::worker(&mut spec, (index.parse().unwrap(), count.parse().unwrap()));
         }
+        Command::Fleet { users, iterations } => fleet::fleet(users, iterations),
         Command::All {
             max_users,
             iterations,

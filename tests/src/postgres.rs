@@ -19,6 +19,8 @@ pub struct Postgres {
     dir: PathBuf,
     bin: PathBuf,
     port: u16,
+    /// Whether commits reach the disk (benchmarks); tests run without fsync.
+    durable: bool,
 }
 
 /// The newest PostgreSQL's programs, as Debian installs them.
@@ -57,8 +59,19 @@ fn is_root() -> bool {
 }
 
 impl Postgres {
-    /// Makes a cluster and starts its server; waits until it accepts connections.
+    /// Makes a cluster and starts its server, without fsync (for tests); waits until it
+    /// accepts connections.
     pub fn start() -> Postgres {
+        Postgres::make(false)
+    }
+
+    /// The same, with every commit flushed to disk as a production server does (for
+    /// benchmarks).
+    pub fn start_durable() -> Postgres {
+        Postgres::make(true)
+    }
+
+    fn make(durable: bool) -> Postgres {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let bin = binaries();
         let dir = std::env::temp_dir().join(format!(
@@ -72,6 +85,7 @@ impl Postgres {
             dir,
             bin,
             port: free_port(),
+            durable,
         };
         if is_root() {
             // PostgreSQL refuses to run as root: the cluster belongs to nobody.
@@ -135,9 +149,10 @@ impl Postgres {
     /// Starts the server (again, after [`Postgres::stop`]), with the same data and port.
     pub fn start_again(&self) {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync={} -c max_connections=200",
             self.port,
-            self.socket_dir().display()
+            self.socket_dir().display(),
+            if self.durable { "on" } else { "off" }
         );
         let out = self.as_owner(
             Command::new(self.bin.join("pg_ctl"))
