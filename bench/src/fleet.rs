@@ -124,7 +124,11 @@ struct Case {
 
 fn median_spread(mut values: Vec<f64>) -> (f64, f64, f64) {
     values.sort_by(f64::total_cmp);
-    (values[values.len() / 2], values[0], values[values.len() - 1])
+    (
+        values[values.len() / 2],
+        values[0],
+        values[values.len() - 1],
+    )
 }
 
 impl Case {
@@ -132,7 +136,9 @@ impl Case {
         let mut results = std::collections::BTreeMap::new();
         for report in &self.rounds {
             for (result, count) in &report.results {
-                *results.entry(result.trim_start_matches("PAM_")).or_insert(0) += count;
+                *results
+                    .entry(result.trim_start_matches("PAM_"))
+                    .or_insert(0) += count;
             }
         }
         let results: Vec<String> = results
@@ -240,10 +246,7 @@ pub fn fleet(users: u64, iterations: u64) {
         "load average (1 min) at the end: {}",
         system::load_average()
     ));
-    let rows = server.sql(
-        "fleet",
-        "SELECT pg_size_pretty(pg_database_size('fleet'))",
-    );
+    let rows = server.sql("fleet", "SELECT pg_size_pretty(pg_database_size('fleet'))");
     notes.push(format!("PostgreSQL database size after the runs: {rows}"));
 
     let mut out = String::new();

@@ -18,8 +18,12 @@ use std::time::Duration;
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 use pam_mfa_config::{Algorithm, StoreSettings, Tls};
 use postgres_openssl::MakeTlsConnector;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use tokio_postgres::config::{Host, SslMode};
-use tokio_postgres::{Client, NoTls, Transaction};
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Row, Statement, Transaction};
 
 use super::{
     Attempt, AuditFilter, AuditRow, Enrollment, EnrollmentId, Enrollments, Imported, LockoutRule,
@@ -130,6 +134,74 @@ fn explain(error: &tokio_postgres::Error) -> String {
     text
 }
 
+/// A connection of the pool, with the statements prepared on it (each statement is parsed
+/// once per connection; later calls cost one round trip).
+struct Conn {
+    client: Client,
+    statements: RefCell<HashMap<&'static str, Statement>>,
+}
+
+/// What one call's work runs its statements on: a transaction, or (for a read of one
+/// statement or a few independent ones) the connection itself, which saves the BEGIN and
+/// COMMIT round trips.
+pub(crate) struct Tx<'a> {
+    on: On<'a>,
+    statements: &'a RefCell<HashMap<&'static str, Statement>>,
+}
+
+enum On<'a> {
+    Transaction(Transaction<'a>),
+    Connection(&'a Client),
+}
+
+type Values<'a> = [&'a (dyn ToSql + Sync)];
+
+impl Tx<'_> {
+    async fn statement(&self, sql: &'static str) -> Result<Statement> {
+        if let Some(statement) = self.statements.borrow().get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = match &self.on {
+            On::Transaction(transaction) => transaction.prepare(sql).await?,
+            On::Connection(client) => client.prepare(sql).await?,
+        };
+        self.statements.borrow_mut().insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    async fn execute(&self, sql: &'static str, params: &Values<'_>) -> Result<u64> {
+        let statement = self.statement(sql).await?;
+        Ok(match &self.on {
+            On::Transaction(transaction) => transaction.execute(&statement, params).await?,
+            On::Connection(client) => client.execute(&statement, params).await?,
+        })
+    }
+
+    async fn query(&self, sql: &'static str, params: &Values<'_>) -> Result<Vec<Row>> {
+        let statement = self.statement(sql).await?;
+        Ok(match &self.on {
+            On::Transaction(transaction) => transaction.query(&statement, params).await?,
+            On::Connection(client) => client.query(&statement, params).await?,
+        })
+    }
+
+    async fn query_opt(&self, sql: &'static str, params: &Values<'_>) -> Result<Option<Row>> {
+        let statement = self.statement(sql).await?;
+        Ok(match &self.on {
+            On::Transaction(transaction) => transaction.query_opt(&statement, params).await?,
+            On::Connection(client) => client.query_opt(&statement, params).await?,
+        })
+    }
+
+    async fn query_one(&self, sql: &'static str, params: &Values<'_>) -> Result<Row> {
+        let statement = self.statement(sql).await?;
+        Ok(match &self.on {
+            On::Transaction(transaction) => transaction.query_one(&statement, params).await?,
+            On::Connection(client) => client.query_one(&statement, params).await?,
+        })
+    }
+}
+
 enum Connector {
     Plain,
     Tls(MakeTlsConnector),
@@ -139,7 +211,7 @@ pub struct PostgresStore {
     runtime: tokio::runtime::Runtime,
     config: tokio_postgres::Config,
     connector: Connector,
-    idle: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<Conn>>,
     slots: tokio::sync::Semaphore,
     timeout: Duration,
     host: String,
@@ -311,8 +383,14 @@ impl PostgresStore {
     /// Runs `work` in one transaction, on a connection of the pool, within the timeout; commits
     /// when it says so (`(value, true)`), else rolls back. A connection that failed or timed
     /// out is dropped, not reused.
-    fn run<T>(&self, work: impl AsyncFnOnce(&Transaction<'_>) -> Result<(T, bool)>) -> Result<T> {
-        self.run_within(self.timeout, work)
+    fn run<T>(&self, work: impl AsyncFnOnce(&Tx<'_>) -> Result<(T, bool)>) -> Result<T> {
+        self.run_within(self.timeout, true, work)
+    }
+
+    /// Runs `work`, which only reads, on a connection of the pool outside any transaction,
+    /// within the timeout.
+    fn read<T>(&self, work: impl AsyncFnOnce(&Tx<'_>) -> Result<T>) -> Result<T> {
+        self.run_within(self.timeout, false, async |tx| Ok((work(tx).await?, false)))
     }
 
     /// [`PostgresStore::run`] with another bound, for work that is long by nature (an import
@@ -320,7 +398,8 @@ impl PostgresStore {
     fn run_within<T>(
         &self,
         limit: Duration,
-        work: impl AsyncFnOnce(&Transaction<'_>) -> Result<(T, bool)>,
+        transaction: bool,
+        work: impl AsyncFnOnce(&Tx<'_>) -> Result<(T, bool)>,
     ) -> Result<T> {
         self.runtime.block_on(async {
             let attempt = async {
@@ -334,23 +413,39 @@ impl PostgresStore {
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner())
                     .pop()
-                    .filter(|client| !client.is_closed());
-                let mut client = match reused {
-                    Some(client) => client,
-                    None => self.connect().await?,
+                    .filter(|conn| !conn.client.is_closed());
+                let mut conn = match reused {
+                    Some(conn) => conn,
+                    None => Conn {
+                        client: self.connect().await?,
+                        statements: RefCell::new(HashMap::new()),
+                    },
                 };
                 if !self.migrated.load(std::sync::atomic::Ordering::Acquire) {
-                    migrate(&mut client).await?;
+                    migrate(&mut conn.client).await?;
                     self.migrated
                         .store(true, std::sync::atomic::Ordering::Release);
                 }
                 let outcome = async {
-                    let transaction = client.transaction().await?;
-                    let (value, commit) = work(&transaction).await?;
-                    if commit {
-                        transaction.commit().await?;
-                    } else {
-                        transaction.rollback().await?;
+                    let Conn { client, statements } = &mut conn;
+                    if !transaction {
+                        let tx = Tx {
+                            on: On::Connection(client),
+                            statements,
+                        };
+                        return Ok(work(&tx).await?.0);
+                    }
+                    let tx = Tx {
+                        on: On::Transaction(client.transaction().await?),
+                        statements,
+                    };
+                    let (value, commit) = work(&tx).await?;
+                    if let On::Transaction(transaction) = tx.on {
+                        if commit {
+                            transaction.commit().await?;
+                        } else {
+                            transaction.rollback().await?;
+                        }
                     }
                     Ok(value)
                 }
@@ -359,7 +454,7 @@ impl PostgresStore {
                     self.idle
                         .lock()
                         .unwrap_or_else(|poisoned| poisoned.into_inner())
-                        .push(client);
+                        .push(conn);
                 }
                 outcome
             };
@@ -381,7 +476,7 @@ impl PostgresStore {
         user: &UserName,
         now: i64,
         event: &Event,
-        work: impl AsyncFnOnce(&Transaction<'_>) -> Result<std::result::Result<T, ()>>,
+        work: impl AsyncFnOnce(&Tx<'_>) -> Result<std::result::Result<T, ()>>,
     ) -> Result<std::result::Result<T, ()>> {
         self.run(async |transaction| {
             lock_user(transaction, user).await?;
@@ -456,7 +551,7 @@ fn describe(config: &tokio_postgres::Config) -> String {
 
 /// Waits for (then holds, until the transaction ends) the lock of `user`'s rows, so that
 /// changes about one user take their turns on every host.
-async fn lock_user(transaction: &Transaction<'_>, user: &UserName) -> Result<()> {
+async fn lock_user(transaction: &Tx<'_>, user: &UserName) -> Result<()> {
     transaction
         .execute(
             "SELECT pg_advisory_xact_lock($1, hashtext($2))",
@@ -466,7 +561,7 @@ async fn lock_user(transaction: &Transaction<'_>, user: &UserName) -> Result<()>
     Ok(())
 }
 
-async fn append(transaction: &Transaction<'_>, host: &str, now: i64, event: &Event) -> Result<()> {
+async fn append(transaction: &Tx<'_>, host: &str, now: i64, event: &Event) -> Result<()> {
     if let Event::Pair(first, second) = event {
         let at = match **first {
             Event::Challenged { at, .. } => at,
@@ -497,7 +592,7 @@ fn to_u32(value: i32, what: &str) -> Result<u32> {
     u32::try_from(value).map_err(|_| StoreError(format!("stored {what} {value} is out of range")))
 }
 
-async fn read_enrollments(transaction: &Transaction<'_>, user: &UserName) -> Result<Enrollments> {
+async fn read_enrollments(transaction: &Tx<'_>, user: &UserName) -> Result<Enrollments> {
     let rows = transaction
         .query(
             "SELECT id, secret, algorithm, digits, period, active, created, confirmed, last_used
@@ -541,7 +636,7 @@ async fn read_enrollments(transaction: &Transaction<'_>, user: &UserName) -> Res
 /// code clears the user's count of tries, and where `origin` is given, it is remembered for
 /// logins from there.
 async fn spend(
-    transaction: &Transaction<'_>,
+    transaction: &Tx<'_>,
     user: &UserName,
     id: EnrollmentId,
     proof: Proof,
@@ -596,7 +691,7 @@ async fn spend(
 /// user's lock. When the try is allowed, `spend` runs first: if it spends the code, which
 /// clears the count, the try is not written only to be deleted.
 async fn attempt(
-    transaction: &Transaction<'_>,
+    transaction: &Tx<'_>,
     host: &str,
     user: &UserName,
     now: i64,
@@ -671,7 +766,7 @@ async fn attempt(
 }
 
 /// Forgets every remembered login of the user (a reset, a disable, a new phone).
-async fn forget_remembered(transaction: &Transaction<'_>, user: &UserName) -> Result<()> {
+async fn forget_remembered(transaction: &Tx<'_>, user: &UserName) -> Result<()> {
     transaction
         .execute(
             "DELETE FROM remembered WHERE username = $1",
@@ -684,7 +779,7 @@ async fn forget_remembered(transaction: &Transaction<'_>, user: &UserName) -> Re
 /// Removes the recovery codes of the user's enrollments: the active one's, the pending one's,
 /// or (`None`) all.
 async fn delete_recovery_codes(
-    transaction: &Transaction<'_>,
+    transaction: &Tx<'_>,
     user: &UserName,
     active: Option<bool>,
 ) -> Result<u64> {
@@ -698,26 +793,31 @@ async fn delete_recovery_codes(
         .await?)
 }
 
-async fn insert_recovery_codes(
-    transaction: &Transaction<'_>,
-    id: i64,
-    recovery: &[Hashed],
-) -> Result<()> {
+async fn insert_recovery_codes(transaction: &Tx<'_>, id: i64, recovery: &[Hashed]) -> Result<()> {
     if recovery.is_empty() {
         return Ok(());
     }
-    let statement = transaction
-        .prepare("INSERT INTO recovery_codes (enrollment, salt, hash) VALUES ($1, $2, $3)")
+    let ids = vec![id; recovery.len()];
+    let salts: Vec<&[u8]> = recovery.iter().map(|code| code.salt.as_slice()).collect();
+    let hashes: Vec<&[u8]> = recovery.iter().map(|code| code.hash.as_slice()).collect();
+    transaction
+        .execute(
+            "INSERT INTO recovery_codes (enrollment, salt, hash)
+             SELECT * FROM unnest($1::BIGINT[], $2::BYTEA[], $3::BYTEA[])",
+            &[&ids, &salts, &hashes],
+        )
         .await?;
-    for code in recovery {
-        transaction
-            .execute(
-                &statement,
-                &[&id, &code.salt.as_slice(), &code.hash.as_slice()],
-            )
-            .await?;
-    }
     Ok(())
+}
+
+/// For each entry, whether its name was given before in the batch, exactly or in another
+/// case: as one-by-one inserts would find it (the earlier one stored, or its other spelling).
+fn repeated_spellings(entries: &[Imported]) -> Vec<bool> {
+    let mut seen = std::collections::HashSet::new();
+    entries
+        .iter()
+        .map(|entry| !seen.insert(entry.user.as_str().to_lowercase()))
+        .collect()
 }
 
 fn stored_name(name: &str) -> Result<UserName> {
@@ -771,7 +871,7 @@ impl PostgresStore {
 
 impl Store for PostgresStore {
     fn enrollments(&self, user: &UserName) -> Result<Enrollments> {
-        self.run(async |transaction| Ok((read_enrollments(transaction, user).await?, true)))
+        self.read(async |transaction| Ok(read_enrollments(transaction, user).await?))
     }
 
     fn put_pending(
@@ -895,7 +995,7 @@ impl Store for PostgresStore {
         user: &UserName,
         id: EnrollmentId,
     ) -> Result<Vec<(RecoveryId, Hashed)>> {
-        self.run(async |transaction| {
+        self.read(async |transaction| {
             let rows = transaction
                 .query(
                     "SELECT recovery_codes.id, salt, hash FROM recovery_codes
@@ -919,7 +1019,7 @@ impl Store for PostgresStore {
                 };
                 codes.push((RecoveryId(code), Hashed { salt, hash }));
             }
-            Ok((codes, true))
+            Ok(codes)
         })
     }
 
@@ -1007,7 +1107,7 @@ impl Store for PostgresStore {
         id: EnrollmentId,
         origin: Origin<'_>,
     ) -> Result<Option<Remembered>> {
-        self.run(async |transaction| {
+        self.read(async |transaction| {
             let row = transaction
                 .query_opt(
                     "SELECT verified, last_seen FROM remembered
@@ -1019,7 +1119,7 @@ impl Store for PostgresStore {
                 verified: row.get(0),
                 last_seen: row.get(1),
             });
-            Ok((found, true))
+            Ok(found)
         })
     }
 
@@ -1064,79 +1164,103 @@ impl Store for PostgresStore {
         now: i64,
         event: &Event,
     ) -> Result<std::result::Result<usize, UserName>> {
-        let mut refused = None;
-        // A batch of thousands of users takes many statements: longer than one login's bound.
-        let imported = self.run_within(IMPORT_TIMEOUT, async |transaction| {
+        let repeated = repeated_spellings(entries);
+        let names: Vec<&str> = entries.iter().map(|entry| entry.user.as_str()).collect();
+        // Set-based, a few statements per batch whatever its size, and longer than one
+        // login's bound.
+        let imported = self.run_within(IMPORT_TIMEOUT, true, async |transaction| {
             // The users' locks, in one order, so that two imports cannot wait for each other.
-            let mut names: Vec<&str> = entries.iter().map(|entry| entry.user.as_str()).collect();
-            names.sort_unstable();
-            names.dedup();
             transaction
                 .execute(
-                    "SELECT pg_advisory_xact_lock($1, hashtext(name))
-                     FROM (SELECT name FROM unnest($2::TEXT[]) AS name
-                           ORDER BY hashtext(name)) AS ordered",
+                    "SELECT pg_advisory_xact_lock($1, hash) FROM
+                        (SELECT DISTINCT hashtext(name) AS hash
+                         FROM unnest($2::TEXT[]) AS name ORDER BY 1) AS ordered",
                     &[&LOCK_SPACE, &names],
                 )
                 .await?;
-            let other_spelling = transaction
-                .prepare(
-                    "SELECT 1 FROM enrollments
-                     WHERE lower(username) = lower($1) AND username <> $1 LIMIT 1",
+            // A stored user spelled otherwise, or one with an app already, stops the import:
+            // the first such entry, in the order given, is named.
+            let refused: Vec<String> = transaction
+                .query(
+                    "SELECT name FROM unnest($1::TEXT[]) AS name
+                     WHERE EXISTS (SELECT 1 FROM enrollments
+                                   WHERE lower(username) = lower(name)
+                                     AND (username <> name OR active))",
+                    &[&names],
+                )
+                .await?
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            if let Some((entry, _)) = entries.iter().zip(&repeated).find(|(entry, repeated)| {
+                **repeated || refused.iter().any(|name| name == entry.user.as_str())
+            }) {
+                return Ok((Err(entry.user.clone()), false));
+            }
+            transaction
+                .execute(
+                    "DELETE FROM recovery_codes WHERE enrollment IN
+                        (SELECT id FROM enrollments
+                         WHERE username = ANY($1::TEXT[]) AND NOT active)",
+                    &[&names],
                 )
                 .await?;
-            let insert = transaction
-                .prepare(
+            transaction
+                .execute(
+                    "DELETE FROM enrollments WHERE username = ANY($1::TEXT[]) AND NOT active",
+                    &[&names],
+                )
+                .await?;
+            let secrets: Vec<&[u8]> = entries.iter().map(|e| e.secret.as_bytes()).collect();
+            let algorithms: Vec<&str> = entries.iter().map(|e| e.params.algorithm.name()).collect();
+            let digits: Vec<i32> = entries.iter().map(|e| e.params.digits as i32).collect();
+            let periods: Vec<i32> = entries.iter().map(|e| e.params.period as i32).collect();
+            let ids: HashMap<String, i64> = transaction
+                .query(
                     "INSERT INTO enrollments
                         (username, secret, algorithm, digits, period, active, created, confirmed)
-                     VALUES ($1, $2, $3, $4, $5, TRUE, $6, $6)
-                     ON CONFLICT (username, active) DO NOTHING RETURNING id",
+                     SELECT name, secret, algorithm, digits, period, TRUE, $6, $6
+                     FROM unnest($1::TEXT[], $2::BYTEA[], $3::TEXT[], $4::INTEGER[],
+                                 $5::INTEGER[])
+                        WITH ORDINALITY AS entry (name, secret, algorithm, digits, period, n)
+                     ORDER BY n
+                     RETURNING username, id",
+                    &[&names, &secrets, &algorithms, &digits, &periods, &now],
                 )
-                .await?;
+                .await?
+                .iter()
+                .map(|row| (row.get(0), row.get(1)))
+                .collect();
+            if ids.len() != entries.len() {
+                return Err(StoreError(format!(
+                    "the import stored {} of {} enrollments",
+                    ids.len(),
+                    entries.len()
+                )));
+            }
+            let mut owners = Vec::new();
+            let mut salts: Vec<&[u8]> = Vec::new();
+            let mut hashes: Vec<&[u8]> = Vec::new();
             for entry in entries {
-                let user = &entry.user;
-                let name = user.as_str();
-                if transaction
-                    .query_opt(&other_spelling, &[&name])
-                    .await?
-                    .is_some()
-                {
-                    refused = Some(user.clone());
-                    return Ok((0, false));
+                for code in &entry.recovery {
+                    owners.push(ids[entry.user.as_str()]);
+                    salts.push(code.salt.as_slice());
+                    hashes.push(code.hash.as_slice());
                 }
-                delete_recovery_codes(transaction, user, Some(false)).await?;
+            }
+            if !owners.is_empty() {
                 transaction
                     .execute(
-                        "DELETE FROM enrollments WHERE username = $1 AND NOT active",
-                        &[&name],
+                        "INSERT INTO recovery_codes (enrollment, salt, hash)
+                         SELECT * FROM unnest($1::BIGINT[], $2::BYTEA[], $3::BYTEA[])",
+                        &[&owners, &salts, &hashes],
                     )
                     .await?;
-                let row = transaction
-                    .query_opt(
-                        &insert,
-                        &[
-                            &name,
-                            &entry.secret.as_bytes(),
-                            &entry.params.algorithm.name(),
-                            &(entry.params.digits as i32),
-                            &(entry.params.period as i32),
-                            &now,
-                        ],
-                    )
-                    .await?;
-                let Some(row) = row else {
-                    refused = Some(user.clone());
-                    return Ok((0, false));
-                };
-                insert_recovery_codes(transaction, row.get(0), &entry.recovery).await?;
             }
             append(transaction, &self.host, now, event).await?;
-            Ok((entries.len(), true))
+            Ok((Ok(entries.len()), true))
         })?;
-        Ok(match refused {
-            Some(user) => Err(user),
-            None => Ok(imported),
-        })
+        Ok(imported)
     }
 
     fn remove_enrollment(&self, user: &UserName, now: i64, event: &Event) -> Result<bool> {
@@ -1178,7 +1302,7 @@ impl Store for PostgresStore {
     }
 
     fn locked_until(&self, user: &UserName, now: i64) -> Result<Option<i64>> {
-        self.run(async |transaction| {
+        self.read(async |transaction| {
             let until: Option<i64> = transaction
                 .query_opt(
                     "SELECT locked_until FROM lockout WHERE username = $1",
@@ -1186,7 +1310,7 @@ impl Store for PostgresStore {
                 )
                 .await?
                 .map(|row| row.get(0));
-            Ok((until.filter(|until| *until > now), true))
+            Ok(until.filter(|until| *until > now))
         })
     }
 
@@ -1209,7 +1333,7 @@ impl Store for PostgresStore {
     }
 
     fn switches(&self, user: Option<&UserName>) -> Result<StoredSwitches> {
-        self.run(async |transaction| {
+        self.read(async |transaction| {
             let global: Option<String> = transaction
                 .query_opt(
                     "SELECT value FROM settings WHERE key = $1",
@@ -1231,7 +1355,7 @@ impl Store for PostgresStore {
                 global: global.map(|value| value == "on"),
                 user,
             };
-            Ok((switches, true))
+            Ok(switches)
         })
     }
 
@@ -1270,7 +1394,7 @@ impl Store for PostgresStore {
     }
 
     fn users(&self) -> Result<Vec<UserName>> {
-        let names: Vec<String> = self.run(async |transaction| {
+        let names: Vec<String> = self.read(async |transaction| {
             let rows = transaction
                 .query(
                     "SELECT username FROM enrollments UNION SELECT username FROM user_settings
@@ -1278,13 +1402,13 @@ impl Store for PostgresStore {
                     &[],
                 )
                 .await?;
-            Ok((rows.iter().map(|row| row.get(0)).collect(), true))
+            Ok(rows.iter().map(|row| row.get(0)).collect())
         })?;
         names.iter().map(|name| stored_name(name)).collect()
     }
 
     fn spelled_otherwise(&self, user: &UserName) -> Result<Option<UserName>> {
-        let found: Option<String> = self.run(async |transaction| {
+        let found: Option<String> = self.read(async |transaction| {
             let row = transaction
                 .query_opt(
                     "SELECT username FROM enrollments
@@ -1296,7 +1420,7 @@ impl Store for PostgresStore {
                     &[&user.as_str()],
                 )
                 .await?;
-            Ok((row.map(|row| row.get(0)), true))
+            Ok(row.map(|row| row.get(0)))
         })?;
         found.map(|name| stored_name(&name)).transpose()
     }
@@ -1330,7 +1454,7 @@ impl Store for PostgresStore {
     }
 
     fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>> {
-        self.run(async |transaction| {
+        self.read(async |transaction| {
             let rows = transaction
                 .query(
                     "SELECT time, kind, username, host, line FROM audit
@@ -1356,7 +1480,7 @@ impl Store for PostgresStore {
                 })
                 .collect();
             rows.reverse();
-            Ok((rows, true))
+            Ok(rows)
         })
     }
 }
