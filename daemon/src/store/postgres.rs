@@ -783,14 +783,14 @@ async fn delete_recovery_codes(
     user: &UserName,
     active: Option<bool>,
 ) -> Result<u64> {
-    Ok(transaction
+    transaction
         .execute(
             "DELETE FROM recovery_codes WHERE enrollment IN
                 (SELECT id FROM enrollments
                  WHERE username = $1 AND ($2::BOOLEAN IS NULL OR active = $2))",
             &[&user.as_str(), &active],
         )
-        .await?)
+        .await
 }
 
 async fn insert_recovery_codes(transaction: &Tx<'_>, id: i64, recovery: &[Hashed]) -> Result<()> {
