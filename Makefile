@@ -53,10 +53,9 @@ install:
 	$(INSTALL) -m 0644 docs/man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	$(INSTALL) -m 0644 docs/man/*.5 $(DESTDIR)$(MANDIR)/man5/
 	$(INSTALL) -m 0644 docs/man/*.8 $(DESTDIR)$(MANDIR)/man8/
-	$(INSTALL) -d -m 0755 $(DESTDIR)$(EXAMPLESDIR)/pam.d $(DESTDIR)$(EXAMPLESDIR)/sshd_config.d
-	$(INSTALL) -m 0644 examples/mfad.toml $(DESTDIR)$(EXAMPLESDIR)/
-	$(INSTALL) -m 0644 examples/pam.d/* $(DESTDIR)$(EXAMPLESDIR)/pam.d/
-	$(INSTALL) -m 0644 examples/sshd_config.d/* $(DESTDIR)$(EXAMPLESDIR)/sshd_config.d/
+	cd examples && find . -type f | sort | while read -r file; do \
+	  $(INSTALL) -D -m 0644 "$$file" "$(DESTDIR)$(EXAMPLESDIR)/$$file" || exit 1; \
+	done
 	$(INSTALL) -D -m 0644 docs/completions/mfactl.bash $(DESTDIR)$(DATADIR)/bash-completion/completions/mfactl
 	$(INSTALL) -D -m 0644 docs/completions/_mfactl $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_mfactl
 	$(INSTALL) -D -m 0644 docs/completions/mfactl.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/mfactl.fish

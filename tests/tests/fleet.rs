@@ -164,30 +164,49 @@ fn one_recovery_code_raced_on_three_hosts_gets_in_once() {
 }
 
 #[test]
-fn a_lock_on_one_host_holds_on_the_others_until_unlocked_on_any() {
+fn a_lock_tripped_on_one_host_holds_on_the_others_until_unlocked_on_any() {
     let server = Postgres::start();
     let hosts = fleet(&server, "lockout");
     enroll(&hosts, 0, "alice");
-    // Three wrong codes on A and three on B: one count, so the sixth try locks the account.
+    // Six wrong codes on A (two logins of three tries): the sixth locks the account.
     let wrong = hosts[0].wrong_code("alice");
-    for host in &hosts[..2] {
-        host.login("alice")
+    for _ in 0..2 {
+        hosts[0]
+            .login("alice")
             .answer(&wrong)
             .answer(&wrong)
             .answer(&wrong)
             .run();
     }
-    let locked = hosts[2]
+    // On B the right code is refused: the lock is the fleet's.
+    hosts[1]
         .login("alice")
         .answer(&hosts[0].fresh_code("alice"))
+        .run()
+        .expect("PAM_AUTH_ERR")
+        .shows("this account is locked until");
+    // Tries are counted once for all hosts: two wrong codes on B and three on C lock too.
+    assert!(hosts[2].ctl(&["unlock", "alice"], "").success);
+    hosts[1]
+        .login("alice")
+        .answer(&wrong)
+        .answer(&wrong)
+        .answer(&hosts[0].fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+    hosts[1].login("alice").answer(&wrong).answer(&wrong).run();
+    hosts[2]
+        .login("alice")
+        .answer(&wrong)
+        .answer(&wrong)
+        .answer(&wrong)
         .run();
-    locked.expect("PAM_AUTH_ERR").shows("locked");
-    assert!(hosts[1].ctl(&["unlock", "alice"], "").success);
     hosts[0]
         .login("alice")
         .answer(&hosts[0].fresh_code("alice"))
         .run()
-        .expect("PAM_SUCCESS");
+        .expect("PAM_AUTH_ERR")
+        .shows("this account is locked until");
 }
 
 #[test]
@@ -223,6 +242,10 @@ fn the_database_down_denies_logins_with_the_notice_and_loses_nothing() {
     for host in &hosts {
         let login = host.login("alice").answer(&codes[0]).run();
         login.expect("PAM_AUTHINFO_UNAVAIL").shows(UNAVAILABLE);
+        // mfad answered, after its own bound, with the database's failure: the module did not
+        // give up on a silent mfad.
+        let log = host.daemon_log();
+        assert!(log.contains("cannot connect to PostgreSQL"), "{log}");
     }
     // An mfad started while the database is down serves all the same, and denies: a database
     // outage is not an absent mfad, which failmode=safe would let through.

@@ -1334,28 +1334,19 @@ impl Store for PostgresStore {
 
     fn switches(&self, user: Option<&UserName>) -> Result<StoredSwitches> {
         self.read(async |transaction| {
-            let global: Option<String> = transaction
-                .query_opt(
-                    "SELECT value FROM settings WHERE key = $1",
-                    &[&GLOBAL_ENFORCEMENT],
+            // Both in one statement: one round trip at every login.
+            let row = transaction
+                .query_one(
+                    "SELECT (SELECT value FROM settings WHERE key = $1),
+                            (SELECT enforced FROM user_settings WHERE username = $2)",
+                    &[&GLOBAL_ENFORCEMENT, &user.map(UserName::as_str)],
                 )
-                .await?
-                .map(|row| row.get(0));
-            let user: Option<bool> = match user {
-                Some(user) => transaction
-                    .query_opt(
-                        "SELECT enforced FROM user_settings WHERE username = $1",
-                        &[&user.as_str()],
-                    )
-                    .await?
-                    .map(|row| row.get(0)),
-                None => None,
-            };
-            let switches = StoredSwitches {
+                .await?;
+            let global: Option<String> = row.get(0);
+            Ok(StoredSwitches {
                 global: global.map(|value| value == "on"),
-                user,
-            };
-            Ok(switches)
+                user: row.get(1),
+            })
         })
     }
 
