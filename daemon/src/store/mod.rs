@@ -80,6 +80,66 @@ pub struct LockoutRule {
     pub max_duration: i64,
 }
 
+/// A user's stored count of tries and locks, as both backends keep it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TryCount {
+    pub tries: i64,
+    /// When the window of the counted tries began.
+    pub since: i64,
+    pub locked_until: i64,
+    /// Locks in a row without a right code in between.
+    pub locks: i64,
+}
+
+/// What one more try does to a count ([`LockoutRule::next`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextTry {
+    /// The account is locked until then; nothing changes.
+    Locked { until: i64 },
+    /// This try locks the account: store `count` (tries cleared) and record the lock.
+    Locks { count: TryCount },
+    /// The try may go on; if it spends no code, store `count` (this try counted).
+    Counts { count: TryCount },
+}
+
+impl LockoutRule {
+    /// The lockout rule, stated once for every backend: a user has `failures` tries in
+    /// `window`; the next one locks the account for `duration`, doubled for each lock that
+    /// follows another without a right code in between, up to `max_duration`; a locked
+    /// account gets no try at all. `count` is what the store holds (`None`: nothing yet).
+    pub fn next(&self, count: Option<TryCount>, now: i64) -> NextTry {
+        let mut count = count.unwrap_or(TryCount {
+            tries: 0,
+            since: now,
+            locked_until: 0,
+            locks: 0,
+        });
+        if count.locked_until > now {
+            return NextTry::Locked {
+                until: count.locked_until,
+            };
+        }
+        if count.since + self.window <= now {
+            count.tries = 0;
+            count.since = now;
+        }
+        if count.tries >= i64::from(self.failures) {
+            let factor = 1i64 << count.locks.clamp(0, 30);
+            let until = now + self.duration.saturating_mul(factor).min(self.max_duration);
+            return NextTry::Locks {
+                count: TryCount {
+                    tries: 0,
+                    since: now,
+                    locked_until: until,
+                    locks: count.locks + 1,
+                },
+            };
+        }
+        count.tries += 1;
+        NextTry::Counts { count }
+    }
+}
+
 /// Whether a user may try a code now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attempt {

@@ -27,8 +27,8 @@ use tokio_postgres::{Client, NoTls, Row, Statement, Transaction};
 
 use super::{
     Attempt, AuditFilter, AuditRow, Enrollment, EnrollmentId, Enrollments, Imported, LockoutRule,
-    Origin, Proof, RecoveryId, RememberTerms, Remembered, Result, Store, StoreError,
-    StoredSwitches, Tried,
+    NextTry, Origin, Proof, RecoveryId, RememberTerms, Remembered, Result, Store, StoreError,
+    StoredSwitches, Tried, TryCount,
 };
 use crate::audit::Event;
 use crate::recovery::Hashed;
@@ -699,53 +699,44 @@ async fn attempt(
     locked: &dyn Fn(i64) -> Event,
     spend: impl AsyncFnOnce() -> Result<bool>,
 ) -> Result<(Attempt, bool)> {
-    let row = transaction
+    let count = transaction
         .query_opt(
             "SELECT tries, since, locked_until, locks FROM lockout WHERE username = $1",
             &[&user.as_str()],
         )
-        .await?;
-    let (mut tries, mut since, locked_until, mut locks): (i64, i64, i64, i64) = match row {
-        Some(row) => (
-            row.get::<_, i32>(0).into(),
-            row.get(1),
-            row.get(2),
-            row.get::<_, i32>(3).into(),
-        ),
-        None => (0, now, 0, 0),
+        .await?
+        .map(|row| TryCount {
+            tries: row.get::<_, i32>(0).into(),
+            since: row.get(1),
+            locked_until: row.get(2),
+            locks: row.get::<_, i32>(3).into(),
+        });
+    let small = |value: i64| value.clamp(0, i32::MAX.into()) as i32;
+    let count = match rule.next(count, now) {
+        NextTry::Locked { until } => return Ok((Attempt::Locked { until, new: false }, false)),
+        NextTry::Locks { count } => {
+            append(transaction, host, now, &locked(count.locked_until)).await?;
+            transaction
+                .execute(
+                    "INSERT INTO lockout (username, tries, since, locked_until, locks)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (username) DO UPDATE SET tries = excluded.tries,
+                        since = excluded.since, locked_until = excluded.locked_until,
+                        locks = excluded.locks",
+                    &[
+                        &user.as_str(),
+                        &small(count.tries),
+                        &count.since,
+                        &count.locked_until,
+                        &small(count.locks),
+                    ],
+                )
+                .await?;
+            let until = count.locked_until;
+            return Ok((Attempt::Locked { until, new: true }, false));
+        }
+        NextTry::Counts { count } => count,
     };
-    if locked_until > now {
-        let attempt = Attempt::Locked {
-            until: locked_until,
-            new: false,
-        };
-        return Ok((attempt, false));
-    }
-    if since + rule.window <= now {
-        tries = 0;
-        since = now;
-    }
-    if tries >= i64::from(rule.failures) {
-        let factor = 1i64 << locks.clamp(0, 30);
-        let until = now + rule.duration.saturating_mul(factor).min(rule.max_duration);
-        locks += 1;
-        append(transaction, host, now, &locked(until)).await?;
-        transaction
-            .execute(
-                "INSERT INTO lockout (username, tries, since, locked_until, locks)
-                 VALUES ($1, 0, $2, $3, $4)
-                 ON CONFLICT (username) DO UPDATE SET tries = 0, since = excluded.since,
-                    locked_until = excluded.locked_until, locks = excluded.locks",
-                &[
-                    &user.as_str(),
-                    &now,
-                    &until,
-                    &(locks.min(i32::MAX.into()) as i32),
-                ],
-            )
-            .await?;
-        return Ok((Attempt::Locked { until, new: true }, false));
-    }
     if spend().await? {
         return Ok((Attempt::Allowed, true));
     }
@@ -756,9 +747,9 @@ async fn attempt(
              ON CONFLICT (username) DO UPDATE SET tries = excluded.tries, since = excluded.since",
             &[
                 &user.as_str(),
-                &((tries + 1).min(i32::MAX.into()) as i32),
-                &since,
-                &(locks.min(i32::MAX.into()) as i32),
+                &small(count.tries),
+                &count.since,
+                &small(count.locks),
             ],
         )
         .await?;

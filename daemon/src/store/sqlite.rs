@@ -18,8 +18,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::{
     Attempt, AuditFilter, AuditRow, Enrollment, EnrollmentId, Enrollments, Imported, LockoutRule,
-    Origin, Proof, RecoveryId, RememberTerms, Remembered, Result, Store, StoreError,
-    StoredSwitches, Tried,
+    NextTry, Origin, Proof, RecoveryId, RememberTerms, Remembered, Result, Store, StoreError,
+    StoredSwitches, Tried, TryCount,
 };
 use crate::audit::Event;
 use crate::recovery::Hashed;
@@ -890,39 +890,41 @@ fn attempt(
     locked: &dyn Fn(i64) -> Event,
     spend: &mut dyn FnMut() -> Result<bool>,
 ) -> Result<(Attempt, bool)> {
-    let row: Option<(i64, i64, i64, i64)> = transaction
+    let count = transaction
         .prepare_cached("SELECT tries, since, locked_until, locks FROM lockout WHERE user = ?1")?
         .query_row(params![user.as_str()], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            Ok(TryCount {
+                tries: row.get(0)?,
+                since: row.get(1)?,
+                locked_until: row.get(2)?,
+                locks: row.get(3)?,
+            })
         })
         .optional()?;
-    let (mut tries, mut since, locked_until, mut locks) = row.unwrap_or((0, now, 0, 0));
-    if locked_until > now {
-        let attempt = Attempt::Locked {
-            until: locked_until,
-            new: false,
-        };
-        return Ok((attempt, false));
-    }
-    if since + rule.window <= now {
-        tries = 0;
-        since = now;
-    }
-    if tries >= i64::from(rule.failures) {
-        let factor = 1i64 << locks.clamp(0, 30);
-        let until = now + rule.duration.saturating_mul(factor).min(rule.max_duration);
-        locks += 1;
-        append(transaction, now, &locked(until))?;
-        transaction
-            .prepare_cached(
-                "INSERT INTO lockout (user, tries, since, locked_until, locks)
-                 VALUES (?1, 0, ?2, ?3, ?4)
-                 ON CONFLICT (user) DO UPDATE SET tries = 0, since = excluded.since,
-                    locked_until = excluded.locked_until, locks = excluded.locks",
-            )?
-            .execute(params![user.as_str(), now, until, locks])?;
-        return Ok((Attempt::Locked { until, new: true }, false));
-    }
+    let count = match rule.next(count, now) {
+        NextTry::Locked { until } => return Ok((Attempt::Locked { until, new: false }, false)),
+        NextTry::Locks { count } => {
+            append(transaction, now, &locked(count.locked_until))?;
+            transaction
+                .prepare_cached(
+                    "INSERT INTO lockout (user, tries, since, locked_until, locks)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (user) DO UPDATE SET tries = excluded.tries,
+                        since = excluded.since, locked_until = excluded.locked_until,
+                        locks = excluded.locks",
+                )?
+                .execute(params![
+                    user.as_str(),
+                    count.tries,
+                    count.since,
+                    count.locked_until,
+                    count.locks
+                ])?;
+            let until = count.locked_until;
+            return Ok((Attempt::Locked { until, new: true }, false));
+        }
+        NextTry::Counts { count } => count,
+    };
     if spend()? {
         return Ok((Attempt::Allowed, true));
     }
@@ -932,7 +934,12 @@ fn attempt(
              VALUES (?1, ?2, ?3, 0, ?4)
              ON CONFLICT (user) DO UPDATE SET tries = excluded.tries, since = excluded.since",
         )?
-        .execute(params![user.as_str(), tries + 1, since, locks])?;
+        .execute(params![
+            user.as_str(),
+            count.tries,
+            count.since,
+            count.locks
+        ])?;
     Ok((Attempt::Allowed, false))
 }
 
