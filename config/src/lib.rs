@@ -587,21 +587,52 @@ bounded!(RememberSeconds, 0, 2_592_000, "remember (seconds)");
 bounded!(RememberLimit, 60, 7_776_000, "remember.limit (seconds)");
 bounded!(StoreTimeout, 1, 60, "store.timeout (seconds)");
 
-/// Whether a connection string carries a password: `password=` in the key=value form, or
-/// `user:password@` in a URI.
+/// Whether a connection string carries a password: `password=` in the key=value form, or in
+/// a URI the user information's `user:password@` (up to the first "@", as libpq-style parsers
+/// read it) or a `password` query parameter (its name percent-decoded).
 pub fn carries_password(url: &str) -> bool {
     let url = url.trim();
+    let is_password = |key: &str| percent_decoded(key.trim()).eq_ignore_ascii_case("password");
     if let Some(rest) = url
         .strip_prefix("postgresql://")
         .or_else(|| url.strip_prefix("postgres://"))
     {
-        let authority = rest.split(['/', '?']).next().unwrap_or("");
-        let userinfo = authority.rsplit_once('@').map(|(userinfo, _)| userinfo);
-        return userinfo.is_some_and(|userinfo| userinfo.contains(':'))
-            || rest.contains("password=");
+        if rest
+            .split_once('@')
+            .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+        {
+            return true;
+        }
+        let query = rest.split_once('?').map_or("", |(_, query)| query);
+        return query
+            .split('&')
+            .any(|pair| is_password(pair.split('=').next().unwrap_or("")));
     }
-    url.split_whitespace()
-        .any(|pair| pair.trim_start().starts_with("password"))
+    // key=value pairs, with or without spaces around "=".
+    url.split('=')
+        .filter_map(|before| before.split_whitespace().last())
+        .any(is_password)
+}
+
+/// `text` with its %XX escapes decoded (others kept as they are).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let hex = |at: usize| bytes.get(at).and_then(|byte| (*byte as char).to_digit(16));
+        match (bytes[index], hex(index + 1), hex(index + 2)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                index += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A configuration file that could not be used.
@@ -911,7 +942,18 @@ mod tests {
         assert!(!carries_password(
             "postgresql://mfad@db.example.org/pam_mfa"
         ));
-        assert!(carries_password("host=db password = x"));
+        assert!(!carries_password("host=db dbname=passwords user=mfad"));
+        for url in [
+            "host=db password = x",
+            "host=db password=x",
+            "host=db PASSWORD=x",
+            "postgresql://mfad:pa/ss@db/pam_mfa",
+            "postgresql://mfad:a?b@db/x",
+            "postgres://db/pam_mfa?user=mfad&password=x",
+            "postgresql://db/pam_mfa?%70assword=x",
+        ] {
+            assert!(carries_password(url), "{url}");
+        }
     }
 
     #[test]

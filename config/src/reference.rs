@@ -446,8 +446,10 @@ pub const SECTIONS: &[Section] = &[
                 "3",
                 range!(StoreTimeout, "seconds"),
                 "Seconds one call to the database may take, connecting included, before the \
-                 request that needed it fails. Keep it below the PAM module's timeout (5 \
-                 seconds by default), so that the user is told why the login failed.",
+                 request that needed it fails; after a failure to reach the server, calls fail \
+                 at once for a second, so that the several calls of a login wait once. Keep it \
+                 below the PAM module's timeout (5 seconds by default), so that the user is \
+                 told why the login failed.",
             ),
             key(
                 "host_name",

@@ -5,8 +5,8 @@
 //! database that is down denies logins with the one-line notice, and nothing is lost.
 
 use pam_mfa_api::UNAVAILABLE_NOTICE as UNAVAILABLE;
-use pam_mfa_tests::postgres::Postgres;
-use pam_mfa_tests::{Env, Transcript, away_from_step_end, code_at, current_step};
+use pam_mfa_tests::postgres::{Postgres, certificates};
+use pam_mfa_tests::{Env, Transcript, away_from_step_end, code_at, current_step, wait_until};
 
 /// Three hosts on database `database` of `server`.
 fn fleet(server: &Postgres, database: &str) -> [Env; 3] {
@@ -260,6 +260,13 @@ fn the_database_down_denies_logins_with_the_notice_and_loses_nothing() {
     let status = hosts[0].ctl(&["status", "alice"], "");
     assert!(!status.success);
     server.start_again();
+    // For a second after a failure to reach the database mfad does not try again (so a login's
+    // several calls wait once): then every host reaches it.
+    for host in &hosts {
+        wait_until("mfad to reach the database again", || {
+            host.ctl(&["status", "alice"], "").success
+        });
+    }
     // Back: the enrollment, the recovery codes and the trail are all there.
     hosts[2]
         .login("alice")
@@ -275,4 +282,48 @@ fn the_database_down_denies_logins_with_the_notice_and_loses_nothing() {
     let audit = hosts[1].ctl(&["audit", "--user", "alice"], "").stdout;
     assert!(audit.contains("host-b"), "{audit}");
     assert!(audit.contains("host-a"), "{audit}");
+}
+
+/// With ca_file, only its authorities vouch for the server: an authority the system trusts
+/// (here through SSL_CERT_FILE, which OpenSSL reads as the system's store) does not.
+#[test]
+fn only_the_authorities_of_ca_file_are_trusted() {
+    let server = Postgres::start();
+    server.create_database("tls");
+    let dir = server.dir().join("tls");
+    let other = server.dir().join("other");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&other).unwrap();
+    let (ca, cert, key) = certificates(&dir, "IP:127.0.0.1");
+    let (other_ca, _, _) = certificates(&other, "IP:127.0.0.1");
+    server.require_tls(&cert, &key);
+    let config = |ca_file: &std::path::Path| {
+        format!(
+            "[store]\nkind = \"postgres\"\nurl = \"{}\"\nca_file = \"{}\"\ntimeout = 2\n",
+            server.url("tls"),
+            ca_file.display()
+        )
+    };
+    let trusting = Env::new().config(&config(&ca)).start();
+    let doubting = Env::new()
+        .config(&config(&other_ca))
+        .daemon_env("SSL_CERT_FILE", &ca)
+        .start();
+    enroll(std::slice::from_ref(&trusting), 0, "alice");
+    doubting
+        .login("alice")
+        .answer(&trusting.fresh_code("alice"))
+        .run()
+        .expect("PAM_AUTHINFO_UNAVAIL")
+        .shows(UNAVAILABLE);
+    let log = doubting.daemon_log();
+    assert!(
+        log.contains("unable to get local issuer certificate"),
+        "{log}"
+    );
+    trusting
+        .login("alice")
+        .answer(&trusting.fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
 }

@@ -398,8 +398,9 @@ pub trait Store: Send + Sync + 'static {
         event: &Event,
     ) -> Result<std::result::Result<usize, UserName>>;
 
-    /// Removes the user's enrollment, pending or active, and its recovery codes, leaving no copy
-    /// of its secret in the backend's files. Returns whether there was one; `event` is recorded only if there was.
+    /// Removes the user's enrollment, pending or active, and its recovery codes. The SQLite
+    /// backend leaves no copy of the secret in its files; a PostgreSQL server keeps the old row
+    /// until it is vacuumed, and in its write-ahead log and backups. Returns whether there was one; `event` is recorded only if there was.
     fn remove_enrollment(&self, user: &UserName, now: i64, event: &Event) -> Result<bool>;
 
     /// Counts a try of a code by `user` before it is checked, in one transaction: a user may

@@ -13,7 +13,7 @@
 
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 use pam_mfa_config::{Algorithm, StoreSettings, Tls};
@@ -100,13 +100,22 @@ const MIGRATIONS: &[&str] = &[
 
 const GLOBAL_ENFORCEMENT: &str = "enforce_all_users";
 
-/// The first key of pam-mfa's advisory locks (the second is a hash of the user name, or 0 for
-/// migrations), so that they never meet another application's in the same database.
+/// The first key of pam-mfa's advisory locks (the second is one of the [`USER_LOCKS`] users'
+/// locks, or -1 for migrations), so that they never meet another application's in the same
+/// database.
 const LOCK_SPACE: i32 = 0x6d_66_61; // "mfa"
 
 /// Connections one mfad keeps to the server at most; more callers wait for one (within the
 /// timeout).
 const MAX_CONNECTIONS: usize = 16;
+
+/// Locks the users' rows are spread over (a power of two). More means fewer unrelated logins
+/// waiting for each other; an import takes at most this many locks in one transaction, and a
+/// server's lock table holds max_locks_per_transaction (64 by default) times its connections.
+const USER_LOCKS: i32 = 1024;
+
+/// After a failure to reach the server, how long calls fail at once without trying again.
+const FAIL_FAST: Duration = Duration::from_secs(1);
 
 /// The bound on one batch of an import (up to 10,000 users).
 const IMPORT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -169,6 +178,15 @@ impl Tx<'_> {
         Ok(statement)
     }
 
+    /// Statements without parameters, not prepared (settings of the transaction).
+    async fn batch_execute(&self, sql: &str) -> Result<()> {
+        match &self.on {
+            On::Transaction(transaction) => transaction.batch_execute(sql).await?,
+            On::Connection(client) => client.batch_execute(sql).await?,
+        }
+        Ok(())
+    }
+
     async fn execute(&self, sql: &'static str, params: &Values<'_>) -> Result<u64> {
         let statement = self.statement(sql).await?;
         Ok(match &self.on {
@@ -217,18 +235,32 @@ pub struct PostgresStore {
     host: String,
     /// Where the database is, for messages (no password).
     describe: String,
-    /// Whether this mfad has made sure the tables are there and current.
-    migrated: std::sync::atomic::AtomicBool,
+    /// After a failure to reach the server: until when calls fail at once with that failure,
+    /// so that the several calls of one login wait for the server once, not each in turn.
+    unreachable: Mutex<Option<(Instant, String)>>,
 }
 
-/// Reads the connection string named by the settings; a file must be root's and private.
+/// Reads the connection string named by the settings; a file must be root's and private
+/// (checked on the file opened, so it cannot change between the check and the read).
 fn connection_string(settings: &StoreSettings) -> Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
     let Some(path) = &settings.url_file else {
         return Ok(settings.url.get_ref().clone());
     };
-    check_private_file(path)?;
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| StoreError(format!("store.url_file {}: {error}", path.display())))?;
+    let failed =
+        |error: std::io::Error| StoreError(format!("store.url_file {}: {error}", path.display()));
+    let mut file = std::fs::File::open(path).map_err(failed)?;
+    let meta = file.metadata().map_err(failed)?;
+    if meta.uid() != 0 || meta.mode() & 0o077 != 0 {
+        return Err(StoreError(format!(
+            "store.url_file {} may hold a password, so it must belong to root and be readable \
+             by no one else (chown root {0}; chmod 600 {0})",
+            path.display()
+        )));
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(failed)?;
     let text = text.trim().to_owned();
     if text.is_empty() {
         return Err(StoreError(format!(
@@ -237,20 +269,6 @@ fn connection_string(settings: &StoreSettings) -> Result<String> {
         )));
     }
     Ok(text)
-}
-
-fn check_private_file(path: &Path) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path)
-        .map_err(|error| StoreError(format!("store.url_file {}: {error}", path.display())))?;
-    if meta.uid() != 0 || meta.mode() & 0o077 != 0 {
-        return Err(StoreError(format!(
-            "store.url_file {} may hold a password, so it must belong to root and be readable \
-             by no one else (chown root {0}; chmod 600 {0})",
-            path.display()
-        )));
-    }
-    Ok(())
 }
 
 impl PostgresStore {
@@ -266,6 +284,15 @@ impl PostgresStore {
                 "the store's connection string is not valid: {error}"
             ))
         })?;
+        // Whatever the configuration's own check found, the parser decides what a password
+        // is (a URI's user information runs to its first "@", keys may be percent-encoded).
+        if settings.url_file.is_none() && config.get_password().is_some() {
+            return Err(StoreError(
+                "store.url holds a password, and mfad.toml is readable by every user: put the \
+                 connection string in store.url_file (mode 0600) instead"
+                    .into(),
+            ));
+        }
         let timeout = Duration::from_secs(settings.timeout.get().into());
         config.connect_timeout(timeout);
         // A server that stops answering is noticed by the kernel: unacknowledged data gives
@@ -276,10 +303,23 @@ impl PostgresStore {
         if config.get_application_name().is_none() {
             config.application_name("mfad");
         }
-        let local = config
-            .get_hosts()
-            .iter()
-            .all(|host| matches!(host, Host::Unix(_)));
+        // Only Unix sockets go without TLS whatever tls says: a hostaddr= (an IP address) is
+        // TCP even when no host= is given.
+        let hosts = config.get_hosts();
+        let local = !hosts.is_empty()
+            && hosts.iter().all(|host| matches!(host, Host::Unix(_)))
+            && config.get_hostaddrs().is_empty();
+        if !local
+            && settings.tls != Tls::Disable
+            && !hosts.iter().any(|host| matches!(host, Host::Tcp(_)))
+        {
+            return Err(StoreError(
+                "TLS to the database needs its name, and the connection string gives only an \
+                 address: add host=NAME (the name in the server's certificate; hostaddr= may \
+                 stay, to skip the name's lookup)"
+                    .into(),
+            ));
+        }
         let connector = match settings.tls {
             // Unix sockets never use TLS.
             _ if local => {
@@ -297,9 +337,9 @@ impl PostgresStore {
                 if settings.tls == Tls::Require {
                     builder.set_verify(SslVerifyMode::NONE);
                 } else if let Some(ca) = &settings.ca_file {
-                    builder.set_ca_file(ca).map_err(|error| {
-                        StoreError(format!("store.ca_file {}: {error}", ca.display()))
-                    })?;
+                    // These authorities only: the system's would let anyone with a public
+                    // certificate for the server's name stand in for it.
+                    builder.set_cert_store(only_authorities(ca)?);
                 }
                 let mut connector = MakeTlsConnector::new(builder.build());
                 if settings.tls == Tls::Require {
@@ -327,7 +367,7 @@ impl PostgresStore {
             timeout,
             host,
             describe,
-            migrated: std::sync::atomic::AtomicBool::new(false),
+            unreachable: Mutex::new(None),
         };
         match store.run(async |_| Ok(((), false))) {
             Ok(()) => {}
@@ -401,72 +441,126 @@ impl PostgresStore {
         transaction: bool,
         work: impl AsyncFnOnce(&Tx<'_>) -> Result<(T, bool)>,
     ) -> Result<T> {
+        if let Some((until, failure)) = self.unreachable().as_ref()
+            && Instant::now() < *until
+        {
+            return Err(StoreError(failure.clone()));
+        }
+        let late = || {
+            StoreError(format!(
+                "the database at {} did not answer within {} s",
+                self.describe,
+                limit.as_secs()
+            ))
+        };
         self.runtime.block_on(async {
-            let attempt = async {
-                let _slot = self
-                    .slots
-                    .acquire()
-                    .await
-                    .map_err(|_| StoreError("the database pool is closed".into()))?;
-                let reused = self
-                    .idle
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .pop()
-                    .filter(|conn| !conn.client.is_closed());
-                let mut conn = match reused {
-                    Some(conn) => conn,
-                    None => Conn {
-                        client: self.connect().await?,
-                        statements: RefCell::new(HashMap::new()),
-                    },
-                };
-                if !self.migrated.load(std::sync::atomic::Ordering::Acquire) {
-                    migrate(&mut conn.client).await?;
-                    self.migrated
-                        .store(true, std::sync::atomic::Ordering::Release);
-                }
-                let outcome = async {
-                    let Conn { client, statements } = &mut conn;
-                    if !transaction {
-                        let tx = Tx {
-                            on: On::Connection(client),
-                            statements,
-                        };
-                        return Ok(work(&tx).await?.0);
-                    }
+            let deadline = tokio::time::Instant::now() + limit;
+            let checked_out = tokio::time::timeout_at(deadline, self.check_out()).await;
+            let (_slot, mut conn) = match checked_out {
+                Ok(Ok(checked_out)) => checked_out,
+                Ok(Err(error)) => return Err(self.note_unreachable(error)),
+                Err(_) => return Err(self.note_unreachable(late())),
+            };
+            let Conn { client, statements } = &mut conn;
+            let outcome = if transaction {
+                let worked = tokio::time::timeout_at(deadline, async {
                     let tx = Tx {
                         on: On::Transaction(client.transaction().await?),
                         statements,
                     };
                     let (value, commit) = work(&tx).await?;
-                    if let On::Transaction(transaction) = tx.on {
-                        if commit {
-                            transaction.commit().await?;
+                    Ok::<_, StoreError>((tx, value, commit))
+                })
+                .await
+                .unwrap_or_else(|_| Err(late()));
+                match worked {
+                    Ok((tx, value, commit)) => {
+                        let On::Transaction(transaction) = tx.on else {
+                            unreachable!("a transaction was begun")
+                        };
+                        // The end of a transaction has a bound of its own, and a commit that
+                        // runs out of it may have been made: the caller denies, and says so.
+                        let ended = if commit {
+                            tokio::time::timeout(limit, transaction.commit()).await
                         } else {
-                            transaction.rollback().await?;
+                            tokio::time::timeout(limit, transaction.rollback()).await
+                        };
+                        match ended {
+                            Ok(Ok(())) => Ok(value),
+                            Ok(Err(error)) => Err(error.into()),
+                            Err(_) if commit => Err(StoreError(format!(
+                                "the database at {} did not confirm a change within {} s; it \
+                                 may have been made",
+                                self.describe,
+                                limit.as_secs()
+                            ))),
+                            Err(_) => Err(late()),
                         }
                     }
-                    Ok(value)
+                    Err(error) => Err(error),
                 }
-                .await;
-                if outcome.is_ok() {
-                    self.idle
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner())
-                        .push(conn);
-                }
-                outcome
+            } else {
+                let tx = Tx {
+                    on: On::Connection(client),
+                    statements,
+                };
+                tokio::time::timeout_at(deadline, work(&tx))
+                    .await
+                    .unwrap_or_else(|_| Err(late()))
+                    .map(|(value, _)| value)
             };
-            match tokio::time::timeout(limit, attempt).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err(StoreError(format!(
-                    "the database at {} did not answer within {} s",
-                    self.describe,
-                    limit.as_secs()
-                ))),
+            if outcome.is_ok() {
+                *self.unreachable() = None;
+                self.idle
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .push(conn);
             }
+            outcome
         })
+    }
+
+    fn unreachable(&self) -> std::sync::MutexGuard<'_, Option<(Instant, String)>> {
+        self.unreachable
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Remembers that the server could not be reached: calls in the next [`FAIL_FAST`] fail
+    /// at once with the same error, so that the calls of one login wait for an unreachable
+    /// server once, not each in turn (and the login ends within the module's timeout).
+    fn note_unreachable(&self, error: StoreError) -> StoreError {
+        *self.unreachable() = Some((Instant::now() + FAIL_FAST, error.0.clone()));
+        error
+    }
+
+    /// A connection of the pool, or a new one (whose tables are checked, and created or
+    /// upgraded, first: another host may have upgraded them since this mfad started), with the
+    /// permit that counts it.
+    async fn check_out(&self) -> Result<(tokio::sync::SemaphorePermit<'_>, Conn)> {
+        let slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| StoreError("the database pool is closed".into()))?;
+        let reused = self
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop()
+            .filter(|conn| !conn.client.is_closed());
+        if let Some(conn) = reused {
+            return Ok((slot, conn));
+        }
+        let mut client = self.connect().await?;
+        migrate(&mut client).await?;
+        Ok((
+            slot,
+            Conn {
+                client,
+                statements: RefCell::new(HashMap::new()),
+            },
+        ))
     }
 
     /// [`PostgresStore::run`] for a change about `user`: takes the user's lock first, appends
@@ -495,7 +589,7 @@ async fn migrate(client: &mut Client) -> Result<()> {
     let known = MIGRATIONS.len() as i32;
     let transaction = client.transaction().await?;
     transaction
-        .execute("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_SPACE])
+        .execute("SELECT pg_advisory_xact_lock($1, -1)", &[&LOCK_SPACE])
         .await?;
     transaction
         .batch_execute("CREATE TABLE IF NOT EXISTS pam_mfa_schema (version INTEGER NOT NULL)")
@@ -528,9 +622,28 @@ async fn migrate(client: &mut Client) -> Result<()> {
     Ok(())
 }
 
+/// A certificate store holding only the authorities in the PEM file `path`.
+fn only_authorities(path: &Path) -> Result<openssl::x509::store::X509Store> {
+    let failed = |error: String| StoreError(format!("store.ca_file {}: {error}", path.display()));
+    let pem = std::fs::read(path).map_err(|error| failed(error.to_string()))?;
+    let certificates =
+        openssl::x509::X509::stack_from_pem(&pem).map_err(|error| failed(error.to_string()))?;
+    if certificates.is_empty() {
+        return Err(failed("no certificate in it (PEM expected)".into()));
+    }
+    let mut store =
+        openssl::x509::store::X509StoreBuilder::new().map_err(|error| failed(error.to_string()))?;
+    for certificate in certificates {
+        store
+            .add_cert(certificate)
+            .map_err(|error| failed(error.to_string()))?;
+    }
+    Ok(store.build())
+}
+
 /// Hosts, port and database of a connection string, without user or password.
 fn describe(config: &tokio_postgres::Config) -> String {
-    let hosts: Vec<String> = config
+    let mut hosts: Vec<String> = config
         .get_hosts()
         .iter()
         .map(|host| match host {
@@ -538,6 +651,12 @@ fn describe(config: &tokio_postgres::Config) -> String {
             Host::Unix(path) => path.display().to_string(),
         })
         .collect();
+    hosts.extend(
+        config
+            .get_hostaddrs()
+            .iter()
+            .map(|address| address.to_string()),
+    );
     let port = config
         .get_ports()
         .first()
@@ -550,12 +669,13 @@ fn describe(config: &tokio_postgres::Config) -> String {
 }
 
 /// Waits for (then holds, until the transaction ends) the lock of `user`'s rows, so that
-/// changes about one user take their turns on every host.
+/// changes about one user take their turns on every host. Users share [`USER_LOCKS`] locks
+/// (a hash of the name picks one), so that an import of thousands takes no more than that.
 async fn lock_user(transaction: &Tx<'_>, user: &UserName) -> Result<()> {
     transaction
         .execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-            &[&LOCK_SPACE, &user.as_str()],
+            "SELECT pg_advisory_xact_lock($1, hashtext($2) & $3)",
+            &[&LOCK_SPACE, &user.as_str(), &(USER_LOCKS - 1)],
         )
         .await?;
     Ok(())
@@ -1160,13 +1280,20 @@ impl Store for PostgresStore {
         // Set-based, a few statements per batch whatever its size, and longer than one
         // login's bound.
         let imported = self.run_within(IMPORT_TIMEOUT, true, async |transaction| {
+            // The batch's statements may take longer than a login's.
+            let millis = IMPORT_TIMEOUT.as_millis();
+            transaction
+                .batch_execute(&format!(
+                    "SET LOCAL statement_timeout = {millis}; SET LOCAL lock_timeout = {millis}"
+                ))
+                .await?;
             // The users' locks, in one order, so that two imports cannot wait for each other.
             transaction
                 .execute(
-                    "SELECT pg_advisory_xact_lock($1, hash) FROM
-                        (SELECT DISTINCT hashtext(name) AS hash
+                    "SELECT pg_advisory_xact_lock($1, lock) FROM
+                        (SELECT DISTINCT hashtext(name) & $3 AS lock
                          FROM unnest($2::TEXT[]) AS name ORDER BY 1) AS ordered",
-                    &[&LOCK_SPACE, &names],
+                    &[&LOCK_SPACE, &names, &(USER_LOCKS - 1)],
                 )
                 .await?;
             // A stored user spelled otherwise, or one with an app already, stops the import:
@@ -1428,8 +1555,13 @@ impl Store for PostgresStore {
 
     fn prune_audit(&self, before: i64) -> Result<usize> {
         self.run(async |transaction| {
+            // Each host removes its own entries, by its own audit.retention_days: a host
+            // configured for a short trail never shortens the others'.
             let removed = transaction
-                .execute("DELETE FROM audit WHERE time < $1", &[&before])
+                .execute(
+                    "DELETE FROM audit WHERE time < $1 AND host = $2",
+                    &[&before, &self.host],
+                )
                 .await?;
             Ok((removed as usize, true))
         })
@@ -1472,7 +1604,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use pam_mfa_config::{Config, StoreSettings};
-    use pam_mfa_tests::postgres::Postgres;
+    use pam_mfa_tests::postgres::{Postgres, certificates};
 
     use super::*;
 
@@ -1543,69 +1675,18 @@ mod tests {
         let error = store.enrollments(&alice).unwrap_err().to_string();
         assert!(started.elapsed() < Duration::from_secs(3), "{error}");
         assert!(error.contains("127.0.0.1"), "{error}");
+        // Calls fail at once for a second after a failure, then reach the server again.
+        assert!(store.enrollments(&alice).is_err());
         server.start_again();
+        let back = std::time::Instant::now();
+        while store.enrollments(&alice).is_err() {
+            assert!(
+                back.elapsed() < Duration::from_secs(5),
+                "the store never came back"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
         assert!(store.enrollments(&alice).unwrap().is_empty());
-    }
-
-    /// Makes a test authority and a server certificate for `name` (a subjectAltName such as
-    /// IP:127.0.0.1) in `dir`, with openssl(1); returns (authority, certificate, key).
-    fn certificates(
-        dir: &std::path::Path,
-        name: &str,
-    ) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-        let openssl = |args: &[&str]| {
-            let out = std::process::Command::new("openssl")
-                .args(args)
-                .current_dir(dir)
-                .output()
-                .expect("run openssl");
-            assert!(out.status.success(), "openssl {args:?}: {out:?}");
-        };
-        let curve = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
-        let mut ca = vec![
-            "req",
-            "-x509",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=pam-mfa test authority",
-        ];
-        ca.extend(curve);
-        ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
-        openssl(&ca);
-        let mut request = vec!["req", "-subj", "/CN=database"];
-        request.extend(curve);
-        request.extend(["-keyout", "server.key", "-out", "server.csr"]);
-        openssl(&request);
-        std::fs::write(dir.join("names"), format!("subjectAltName={name}\n")).unwrap();
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "names",
-            "-out",
-            "server.pem",
-        ]);
-        (
-            dir.join("ca.pem"),
-            dir.join("server.pem"),
-            dir.join("server.key"),
-        )
     }
 
     fn tls_settings(url: &str, tls: &str, ca: Option<&std::path::Path>) -> StoreSettings {
@@ -1655,6 +1736,69 @@ mod tests {
         server.require_tls(&other_cert, &other_key);
         let misnamed = works(tls_settings(&url, "verify-full", Some(&other_ca))).unwrap_err();
         assert!(misnamed.to_string().contains("mismatch"), "{misnamed}");
+    }
+
+    /// An address without a host name (hostaddr=) is TCP all the same, never taken for a Unix
+    /// socket: without a name for TLS it is refused before anything is sent, unless TLS is
+    /// off, and then the server (which wants TLS) refuses it.
+    #[test]
+    fn an_address_alone_still_uses_tls() {
+        let server = Postgres::start();
+        server.create_database("fleet");
+        let dir = server.dir().join("tls");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (ca, cert, key) = certificates(&dir, "IP:127.0.0.1");
+        server.require_tls(&cert, &key);
+        let url = format!(
+            "hostaddr=127.0.0.1 port={} user=postgres dbname=fleet",
+            server.port()
+        );
+        let alice = UserName::parse("alice").unwrap();
+        for tls in ["verify-full", "require"] {
+            let error = PostgresStore::open(&tls_settings(&url, tls, None), "a".into())
+                .err()
+                .expect("TLS without a name is refused");
+            assert!(error.to_string().contains("add host=NAME"), "{error}");
+        }
+        let plain = PostgresStore::open(&tls_settings(&url, "disable", None), "a".into())
+            .unwrap()
+            .enrollments(&alice)
+            .unwrap_err();
+        assert!(plain.to_string().contains("no encryption"), "{plain}");
+        // With the name, and the address to reach it by, TLS is checked against the name.
+        let named = format!("host=db.example.org {url}");
+        let misnamed =
+            PostgresStore::open(&tls_settings(&named, "verify-full", Some(&ca)), "a".into())
+                .unwrap()
+                .enrollments(&alice)
+                .unwrap_err();
+        assert!(misnamed.to_string().contains("mismatch"), "{misnamed}");
+        let works = PostgresStore::open(&tls_settings(&named, "require", None), "a".into());
+        assert!(works.unwrap().enrollments(&alice).unwrap().is_empty());
+    }
+
+    /// Each host removes the audit entries it wrote, by its own retention, never another's.
+    #[test]
+    fn a_host_prunes_only_its_own_audit_entries() {
+        let server = Postgres::start();
+        server.create_database("fleet");
+        let settings = settings(&server.url("fleet"));
+        let a = PostgresStore::open(&settings, "host-a".into()).unwrap();
+        let b = PostgresStore::open(&settings, "host-b".into()).unwrap();
+        let event = Event::ConfigReloaded {
+            changed: "nothing".into(),
+        };
+        a.record(1_000, &event).unwrap();
+        b.record(1_000, &event).unwrap();
+        b.record(5_000, &event).unwrap();
+        assert_eq!(a.prune_audit(10_000).unwrap(), 1);
+        let hosts: Vec<String> = a
+            .audit_tail(10)
+            .unwrap()
+            .into_iter()
+            .map(|row| format!("{}@{}", row.host, row.time))
+            .collect();
+        assert_eq!(hosts, ["host-b@1000", "host-b@5000"]);
     }
 
     /// A file holding the connection string must be root's alone; a password in it is fine.
