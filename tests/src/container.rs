@@ -185,6 +185,23 @@ impl Container {
         self.docker(&["cp", path.to_str().unwrap(), &format!("{}:{to}", self.id)]);
     }
 
+    /// The container's address on its network, and the address of this host there (the
+    /// network's gateway), as the container sees them.
+    pub fn addresses(&self) -> (String, String) {
+        let out = self.docker(&[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{.Gateway}}{{end}}",
+            &self.id,
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut words = text.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some(own), Some(gateway)) => (own.to_owned(), gateway.to_owned()),
+            _ => panic!("no address in docker inspect: {text:?}"),
+        }
+    }
+
     /// Runs `docker ARGS`, failing with the container's log if it fails.
     fn docker(&self, args: &[&str]) -> Output {
         let out = run_bounded(Command::new("docker").args(args), "docker");

@@ -21,6 +21,8 @@ pub struct Postgres {
     port: u16,
     /// Whether commits reach the disk (benchmarks); tests run without fsync.
     durable: bool,
+    /// The addresses it listens on.
+    listen: std::sync::Mutex<String>,
 }
 
 /// The newest PostgreSQL's programs, as Debian installs them.
@@ -86,6 +88,7 @@ impl Postgres {
             bin,
             port: free_port(),
             durable,
+            listen: std::sync::Mutex::new("127.0.0.1".into()),
         };
         if is_root() {
             // PostgreSQL refuses to run as root: the cluster belongs to nobody.
@@ -149,9 +152,10 @@ impl Postgres {
     /// Starts the server (again, after [`Postgres::stop`]), with the same data and port.
     pub fn start_again(&self) {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync={} -c max_connections=200",
+            "-p {} -k {} -c listen_addresses={} -c fsync={} -c max_connections=200",
             self.port,
             self.socket_dir().display(),
+            self.listen.lock().unwrap(),
             if self.durable { "on" } else { "off" }
         );
         let out = self.as_owner(
@@ -218,6 +222,26 @@ impl Postgres {
              hostnossl all all 127.0.0.1/32 reject\n",
         )
         .unwrap();
+        self.stop();
+        self.start_again();
+    }
+
+    /// Also listens on `address` and serves clients from `network` (CIDR), over TLS only with
+    /// `cert` and `key`, as it does on 127.0.0.1; restarts the server. For containers, which
+    /// reach this host at their bridge's gateway.
+    pub fn serve_network(&self, address: &str, network: &str, cert: &Path, key: &Path) {
+        *self.listen.lock().unwrap() = format!("127.0.0.1,{address}");
+        self.require_tls(cert, key);
+        let hba = self.data().join("pg_hba.conf");
+        let mut rules = std::fs::read_to_string(&hba).unwrap();
+        rules = rules.replace(
+            "hostnossl all all 127.0.0.1/32 reject\n",
+            &format!(
+                "hostssl all all {network} trust\nhostnossl all all 127.0.0.1/32 reject\n\
+                 hostnossl all all {network} reject\n"
+            ),
+        );
+        std::fs::write(&hba, rules).unwrap();
         self.stop();
         self.start_again();
     }

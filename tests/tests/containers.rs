@@ -36,7 +36,7 @@ fn main() -> ExitCode {
             })
         })
         .collect();
-    let own: [(&str, fn()); 8] = [
+    let own: [(&str, fn()); 9] = [
         ("ssh: public key, then the code", public_key_then_code),
         ("ssh: the code only", code_only),
         ("ssh: a locked account is told until when", locked_account),
@@ -56,6 +56,10 @@ fn main() -> ExitCode {
         (
             "package: install, enable, log in, remove, purge",
             package_lifecycle,
+        ),
+        (
+            "package: fleet mode under the hardened unit, with its drop-in",
+            package_fleet_mode,
         ),
     ];
     trials.extend(own.into_iter().map(|(name, test)| {
@@ -575,4 +579,99 @@ fn package_lifecycle() {
     assert_eq!(left.trim(), "", "what purge left");
     let auth = container.run("root", &["cat", "/etc/pam.d/common-auth"]);
     assert!(!auth.contains("pam_mfa"), "{auth}");
+}
+
+/// Fleet mode as a sysadmin sets it up from the package: mfad, under the unit as shipped and
+/// systemd in the container, keeps its state in a PostgreSQL server on another host (this one,
+/// at the container network's gateway), over TLS checked against the server's authority. The
+/// unit as shipped gives mfad no network, so the database is unreachable and mfactl says so;
+/// the example drop-in opens the database's address, and a login over SSH then asks for the
+/// code of an app whose enrollment is in the shared database.
+fn package_fleet_mode() {
+    use pam_mfa_tests::postgres::{Postgres, certificates};
+    let deb = package();
+    let container = Container::start_systemd("pam-mfa-package-test:dev");
+    let (own, gateway) = container.addresses();
+    let server = Postgres::start();
+    server.create_database("fleet");
+    let dir = server.dir().join("tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, cert, key) = certificates(&dir, &format!("IP:{gateway}"));
+    server.serve_network(&gateway, &format!("{own}/32"), &cert, &key);
+
+    container.copy_in(&deb, "/tmp/pam-mfa.deb");
+    container.run("root", &["dpkg", "--install", "/tmp/pam-mfa.deb"]);
+    container.copy_in(&ca, "/etc/pam-mfa/db-ca.pem");
+    container.run_with_input(
+        "root",
+        "cat > /etc/pam-mfa/mfad.toml",
+        &format!(
+            "[store]\nkind = \"postgres\"\nurl = \"host={gateway} port={} user=postgres \
+             dbname=fleet\"\nca_file = \"/etc/pam-mfa/db-ca.pem\"\nhost_name = \"web1\"\n",
+            server.port()
+        ),
+    );
+    container.run("root", &["systemctl", "restart", "mfad"]);
+    // As shipped, the unit gives mfad no network: it serves, and says it cannot reach the
+    // database.
+    let status = container.exec("root", &["mfactl", "status", "alice"]);
+    assert!(!status.status.success());
+    let said = String::from_utf8_lossy(&status.stderr);
+    assert!(said.contains("could not use its state database"), "{said}");
+    let journal = container.run("root", &["journalctl", "-u", "mfad", "--no-pager"]);
+    assert!(
+        journal.contains("cannot connect to PostgreSQL"),
+        "{journal}"
+    );
+
+    // The example drop-in, with the database's address.
+    container.run(
+        "root",
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "mkdir -p /etc/systemd/system/mfad.service.d && \
+                 sed 's/^IPAddressAllow=.*/IPAddressAllow={gateway}/' \
+                 /usr/share/doc/pam-mfa/examples/systemd/mfad-fleet.conf \
+                 > /etc/systemd/system/mfad.service.d/fleet.conf && \
+                 systemctl daemon-reload && systemctl restart mfad"
+            ),
+        ],
+    );
+    let secret = random_secret();
+    Module::PamMfa.enroll(&container, "alice", &secret);
+    container.run("root", &["mfactl", "enforce", "alice", "on"]);
+    container.run("root", &["pam-auth-update", "--enable", "mfa"]);
+    container.choose_path();
+    let session = ssh(&container, "alice", &mut person(vec![fresh_code(&secret)]));
+    assert!(
+        session.screen.contains("Verification code: "),
+        "{}",
+        session.screen
+    );
+    assert_in(&session);
+    // The enrollment and the login are in the shared database, under this host's name.
+    assert_eq!(
+        server.sql(
+            "fleet",
+            "SELECT count(*) FROM enrollments WHERE username = 'alice' AND active"
+        ),
+        "1"
+    );
+    let logins = server.sql(
+        "fleet",
+        "SELECT count(*) FROM audit WHERE host = 'web1' AND kind = 'login-allowed'",
+    );
+    assert_eq!(logins, "1");
+    // Still hardened with the network the database needs.
+    let security = container.run("root", &["systemd-analyze", "security", "mfad.service"]);
+    let score: f64 = security
+        .lines()
+        .find_map(|line| line.split("mfad.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|score| score.parse().ok())
+        .unwrap_or_else(|| panic!("no score in:\n{security}"));
+    assert!(score <= 2.0, "exposure {score}:\n{security}");
+    println!("systemd-analyze security mfad.service with the fleet drop-in: {score}");
 }
