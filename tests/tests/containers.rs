@@ -440,6 +440,20 @@ fn package() -> std::path::PathBuf {
         .clone()
 }
 
+/// systemd's exposure score of the running mfad.service (`systemd-analyze security`), which
+/// must be 2.0 ("OK") or lower.
+fn exposure(container: &Container) -> f64 {
+    let security = container.run("root", &["systemd-analyze", "security", "mfad.service"]);
+    let score: f64 = security
+        .lines()
+        .find_map(|line| line.split("mfad.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|score| score.parse().ok())
+        .unwrap_or_else(|| panic!("no score in:\n{security}"));
+    assert!(score <= 2.0, "exposure {score}:\n{security}");
+    score
+}
+
 fn package_lifecycle() {
     let deb = package();
     let container = Container::start_systemd("pam-mfa-package-test:dev");
@@ -470,14 +484,7 @@ fn package_lifecycle() {
         );
     }
     // The unit runs hardened, as recorded: systemd's own score of the running service.
-    let security = container.run("root", &["systemd-analyze", "security", "mfad.service"]);
-    let score: f64 = security
-        .lines()
-        .find_map(|line| line.split("mfad.service: ").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|score| score.parse().ok())
-        .unwrap_or_else(|| panic!("no score in:\n{security}"));
-    assert!(score <= 2.0, "exposure {score}:\n{security}");
+    let score = exposure(&container);
     println!("systemd-analyze security mfad.service in the container: {score}");
 
     // alice gets an app and must use it; the profile goes into common-auth.
@@ -665,13 +672,6 @@ fn package_fleet_mode() {
     );
     assert_eq!(logins, "1");
     // Still hardened with the network the database needs.
-    let security = container.run("root", &["systemd-analyze", "security", "mfad.service"]);
-    let score: f64 = security
-        .lines()
-        .find_map(|line| line.split("mfad.service: ").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|score| score.parse().ok())
-        .unwrap_or_else(|| panic!("no score in:\n{security}"));
-    assert!(score <= 2.0, "exposure {score}:\n{security}");
+    let score = exposure(&container);
     println!("systemd-analyze security mfad.service with the fleet drop-in: {score}");
 }
