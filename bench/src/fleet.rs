@@ -12,9 +12,10 @@ use pam_mfa_tests::postgres::Postgres;
 use pam_mfa_tests::{Env, target_dir};
 
 use crate::driver::{self, DEFAULT_SEED, Report, Spec, secret_base32, user_name};
-use crate::system;
+use crate::{ROUNDS, spread, system};
 
-const ROUNDS: usize = 3;
+/// The fleet's hosts, each also the name of its PAM service.
+const HOSTS: [&str; 3] = ["host-a", "host-b", "host-c"];
 
 /// The PAM services of the run, in one directory: `sqlite` for the host on its own store,
 /// `host-a`, `host-b`, `host-c` for the fleet.
@@ -28,7 +29,7 @@ fn setup(server: &Postgres) -> Setup {
     server.create_database("fleet");
     let url = server.url("fleet");
     // One try per login, as in the main benchmark.
-    let fleet: Vec<Env> = ["host-a", "host-b", "host-c"]
+    let fleet: Vec<Env> = HOSTS
         .into_iter()
         .map(|host| {
             Env::new()
@@ -51,7 +52,7 @@ fn setup(server: &Postgres) -> Setup {
         )
     };
     fs::write(confdir.join("sqlite"), line(&single)).unwrap();
-    for (env, name) in fleet.iter().zip(["host-a", "host-b", "host-c"]) {
+    for (env, name) in fleet.iter().zip(HOSTS) {
         fs::write(confdir.join(name), line(env)).unwrap();
     }
     Setup {
@@ -122,15 +123,6 @@ struct Case {
     rounds: Vec<Report>,
 }
 
-fn median_spread(mut values: Vec<f64>) -> (f64, f64, f64) {
-    values.sort_by(f64::total_cmp);
-    (
-        values[values.len() / 2],
-        values[0],
-        values[values.len() - 1],
-    )
-}
-
 impl Case {
     fn row(&self) -> String {
         let mut results = std::collections::BTreeMap::new();
@@ -145,9 +137,7 @@ impl Case {
             .iter()
             .map(|(result, count)| format!("{count} {result}"))
             .collect();
-        let of = |f: &dyn Fn(&Report) -> f64| {
-            median_spread(self.rounds.iter().map(f).collect::<Vec<_>>())
-        };
+        let of = |f: &dyn Fn(&Report) -> f64| spread(self.rounds.iter().map(f));
         let p50 = of(&|r| r.percentile(50) as f64);
         let p99 = of(&|r| r.percentile(99) as f64);
         let rate = of(&|r| r.successes_per_second());
@@ -222,7 +212,7 @@ pub fn fleet(users: u64, iterations: u64) {
         Case {
             scenario: "3 logins at a time",
             store: "PostgreSQL, three hosts (1 process each)",
-            services: vec!["host-a", "host-b", "host-c"],
+            services: HOSTS.to_vec(),
             rounds: Vec::new(),
         },
     ];

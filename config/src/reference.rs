@@ -468,9 +468,19 @@ pub fn paragraphs(text: &str) -> impl Iterator<Item = String> + '_ {
         .filter(|paragraph| !paragraph.is_empty())
 }
 
-/// The sentence that states a key's range, e.g. "1 to 60 seconds."
-pub fn range_sentence(range: &Range) -> String {
-    format!("From {} to {} {}.", range.min, range.max, range.unit)
+impl Key {
+    /// The key's description as paragraphs, each on one line, the last one ending with the
+    /// range the key accepts, if it has one ("From 1 to 60 seconds.").
+    pub fn paragraphs(&self) -> Vec<String> {
+        let mut paragraphs: Vec<String> = paragraphs(self.text).collect();
+        if let (Some(range), Some(last)) = (&self.range, paragraphs.last_mut()) {
+            last.push_str(&format!(
+                " From {} to {} {}.",
+                range.min, range.max, range.unit
+            ));
+        }
+        paragraphs
+    }
 }
 
 /// The example configuration: every key commented out with its default and its description.
@@ -497,12 +507,7 @@ pub fn example() -> String {
             if index > 0 || !section.text.is_empty() {
                 out.push('\n');
             }
-            let mut paragraphs: Vec<String> = paragraphs(key.text).collect();
-            if let (Some(range), Some(last)) = (&key.range, paragraphs.last_mut()) {
-                last.push(' ');
-                last.push_str(&range_sentence(range));
-            }
-            for (index, paragraph) in paragraphs.iter().enumerate() {
+            for (index, paragraph) in key.paragraphs().iter().enumerate() {
                 if index > 0 {
                     out.push_str("#\n");
                 }

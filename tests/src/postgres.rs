@@ -9,11 +9,13 @@
 //! let url = server.url("fleet"); // host=127.0.0.1 port=... user=postgres dbname=fleet
 //! ```
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::run_bounded;
+use crate::sshd::free_port;
 
 pub struct Postgres {
     dir: PathBuf,
@@ -48,11 +50,17 @@ fn binaries() -> PathBuf {
     })
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port on 127.0.0.1")
+/// Hands `path` to the user the server runs as (nobody, when the tests run as root).
+fn give_to_owner(path: &Path) {
+    if !is_root() {
+        return;
+    }
+    let chown = Command::new("chown")
+        .arg("nobody:nogroup")
+        .arg(path)
+        .status()
+        .expect("run chown");
+    assert!(chown.success(), "chown of {}", path.display());
 }
 
 fn is_root() -> bool {
@@ -90,15 +98,9 @@ impl Postgres {
             durable,
             listen: std::sync::Mutex::new("127.0.0.1".into()),
         };
-        if is_root() {
-            // PostgreSQL refuses to run as root: the cluster belongs to nobody.
-            let chown = Command::new("chown")
-                .args(["-R", "nobody:nogroup"])
-                .arg(&server.dir)
-                .status()
-                .unwrap();
-            assert!(chown.success(), "chown of {}", server.dir.display());
-        }
+        // PostgreSQL refuses to run as root: the cluster belongs to nobody.
+        give_to_owner(&server.dir);
+        give_to_owner(&server.socket_dir());
         let out = server.as_owner(
             Command::new(server.bin.join("initdb"))
                 .arg("-D")
@@ -178,18 +180,22 @@ impl Postgres {
 
     /// Stops the server at once (connections are cut; the data stays).
     pub fn stop(&self) {
-        let out = self.as_owner(
-            Command::new(self.bin.join("pg_ctl"))
-                .arg("-D")
-                .arg(self.data())
-                .args(["-m", "immediate", "-w", "stop"]),
-            "pg_ctl stop",
-        );
+        let out = self.stop_now();
         assert!(
             out.status.success(),
             "pg_ctl stop: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    fn stop_now(&self) -> Output {
+        self.as_owner(
+            Command::new(self.bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(self.data())
+                .args(["-m", "immediate", "-w", "stop"]),
+            "pg_ctl stop",
+        )
     }
 
     /// Serves TLS with `cert` and `key` (PEM; copied into the cluster) and refuses TCP
@@ -198,17 +204,8 @@ impl Postgres {
         for (from, name) in [(cert, "server.crt"), (key, "server.key")] {
             let to = self.data().join(name);
             std::fs::copy(from, &to).unwrap();
-            let mut owner = Command::new("chmod");
-            owner.arg("600").arg(&to);
-            assert!(owner.status().unwrap().success());
-            if is_root() {
-                let chown = Command::new("chown")
-                    .arg("nobody:nogroup")
-                    .arg(&to)
-                    .status()
-                    .unwrap();
-                assert!(chown.success());
-            }
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).unwrap();
+            give_to_owner(&to);
         }
         let conf = self.data().join("postgresql.conf");
         let mut text = std::fs::read_to_string(&conf).unwrap();
@@ -352,13 +349,7 @@ pub fn certificates(
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        let _ = self.as_owner(
-            Command::new(self.bin.join("pg_ctl"))
-                .arg("-D")
-                .arg(self.data())
-                .args(["-m", "immediate", "-w", "stop"]),
-            "pg_ctl stop",
-        );
+        let _ = self.stop_now();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -89,6 +89,16 @@ fn assert_in(session: &pam_mfa_tests::pty::Session) {
     assert!(logged_in(session), "{}", session.screen);
 }
 
+/// The login asked for the code, and got in.
+fn assert_in_with_code(session: &pam_mfa_tests::pty::Session) {
+    assert!(
+        session.screen.contains("Verification code: "),
+        "{}",
+        session.screen
+    );
+    assert_in(session);
+}
+
 fn assert_out(session: &pam_mfa_tests::pty::Session, line: &str) {
     assert!(session.screen.contains(line), "{}", session.screen);
     assert!(!session.screen.contains("in-42"), "{}", session.screen);
@@ -502,12 +512,7 @@ fn package_lifecycle() {
         "pam_mfa.so must come after the password check:\n{auth}"
     );
     let session = ssh(&container, "alice", &mut person(vec![fresh_code(&secret)]));
-    assert!(
-        session.screen.contains("Verification code: "),
-        "{}",
-        session.screen
-    );
-    assert_in(&session);
+    assert_in_with_code(&session);
     let session = ssh(
         &container,
         "alice",
@@ -652,12 +657,7 @@ fn package_fleet_mode() {
     container.run("root", &["pam-auth-update", "--enable", "mfa"]);
     container.choose_path();
     let session = ssh(&container, "alice", &mut person(vec![fresh_code(&secret)]));
-    assert!(
-        session.screen.contains("Verification code: "),
-        "{}",
-        session.screen
-    );
-    assert_in(&session);
+    assert_in_with_code(&session);
     // The enrollment and the login are in the shared database, under this host's name.
     assert_eq!(
         server.sql(

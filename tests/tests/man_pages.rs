@@ -36,20 +36,22 @@ fn roff(text: &str) -> String {
     out
 }
 
-/// Paragraphs of plain text as roff paragraphs, one per line, separated by `.PP`.
-fn roff_paragraphs(paragraphs: impl Iterator<Item = String>) -> String {
-    paragraphs
-        .map(|paragraph| roff(&paragraph))
-        .collect::<Vec<_>>()
-        .join("\n.PP\n")
+/// Paragraphs of plain text as roff, one per line, separated by `.PP`.
+fn roff_paragraphs(paragraphs: impl IntoIterator<Item = String>) -> String {
+    roff_joined(paragraphs, "\n.PP\n")
 }
 
-/// The same, as the body of a `.TP` entry: later paragraphs keep its indentation.
-fn roff_entry(paragraphs: impl Iterator<Item = String>) -> String {
+/// The same, as the body of a `.TP` entry: later paragraphs (`.IP`) keep its indentation.
+fn roff_entry(paragraphs: impl IntoIterator<Item = String>) -> String {
+    roff_joined(paragraphs, "\n.IP\n")
+}
+
+fn roff_joined(paragraphs: impl IntoIterator<Item = String>, separator: &str) -> String {
     paragraphs
+        .into_iter()
         .map(|paragraph| roff(&paragraph))
         .collect::<Vec<_>>()
-        .join("\n.IP\n")
+        .join(separator)
 }
 
 /// The release date of the version the pages describe, from the top of debian/changelog, as
@@ -198,17 +200,17 @@ fn clap_pages() -> Vec<(String, Vec<u8>)> {
     let mut mfactl = mfactl::cli::Cli::command().disable_help_subcommand(true);
     mfactl.build();
     let mut subcommand_pages = vec!["mfad(8)".to_owned(), "mfad.toml(5)".to_owned()];
+    let sub_extra = format!(
+        "{MFACTL_EXTRA}{}",
+        see_also(&["mfactl(1)", "mfad(8)", "mfad.toml(5)"])
+    );
     for sub in mfactl.get_subcommands().filter(|sub| !sub.is_hide_set()) {
         let name = format!("mfactl-{}", sub.get_name());
         let page = sub
             .clone()
             .name(name.clone())
             .bin_name(format!("mfactl {}", sub.get_name()));
-        let extra = format!(
-            "{MFACTL_EXTRA}{}",
-            see_also(&["mfactl(1)", "mfad(8)", "mfad.toml(5)"])
-        );
-        pages.push((format!("{name}.1"), render(page, "1", &extra)));
+        pages.push((format!("{name}.1"), render(page, "1", &sub_extra)));
         subcommand_pages.push(format!("{name}(1)"));
     }
     subcommand_pages.push("pam_mfa(8)".to_owned());
@@ -250,12 +252,7 @@ fn config_keys() -> String {
             out.push(text);
         }
         for key in section.keys {
-            let mut paragraphs: Vec<String> = reference::paragraphs(key.text).collect();
-            if let (Some(range), Some(last)) = (&key.range, paragraphs.last_mut()) {
-                last.push(' ');
-                last.push_str(&reference::range_sentence(range));
-            }
-            let text = roff_entry(paragraphs.into_iter());
+            let text = roff_entry(key.paragraphs());
             match key.kind {
                 Kind::Value => out.push(format!(
                     ".TP\n\\fB{}\\fR = \\fI{}\\fR\n{text}",
@@ -379,7 +376,8 @@ fn completions_match_the_command_line_definitions() {
 /// Every page names only pages that exist: its own set, or the system's.
 #[test]
 fn every_page_referred_to_exists() {
-    let ours: Vec<String> = pages().into_iter().map(|(name, _)| name).collect();
+    let pages = pages();
+    let ours: Vec<&str> = pages.iter().map(|(name, _)| name.as_str()).collect();
     let system = [
         "pam.conf.5",
         "pam.7",
@@ -387,8 +385,8 @@ fn every_page_referred_to_exists() {
         "sshd_config.5",
         "systemd-analyze.1",
     ];
-    for (name, page) in pages() {
-        let text = String::from_utf8(page).unwrap();
+    for (name, page) in &pages {
+        let text = String::from_utf8_lossy(page);
         // ".BR name (N)" and "\fBname\fR(N)", with roff's escaped hyphens.
         let plain = text.replace("\\-", "-");
         let mut referred = Vec::new();
@@ -411,7 +409,7 @@ fn every_page_referred_to_exists() {
         }
         for page in referred {
             assert!(
-                ours.contains(&page) || system.contains(&page.as_str()),
+                ours.contains(&page.as_str()) || system.contains(&page.as_str()),
                 "{name} refers to {page}, which is neither generated here nor a system page"
             );
         }

@@ -400,7 +400,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Removes the user's enrollment, pending or active, and its recovery codes. The SQLite
     /// backend leaves no copy of the secret in its files; a PostgreSQL server keeps the old row
-    /// until it is vacuumed, and in its write-ahead log and backups. Returns whether there was one; `event` is recorded only if there was.
+    /// until it is vacuumed, and in its write-ahead log and backups. Returns whether there was
+    /// one; `event` is recorded only if there was.
     fn remove_enrollment(&self, user: &UserName, now: i64, event: &Event) -> Result<bool>;
 
     /// Counts a try of a code by `user` before it is checked, in one transaction: a user may

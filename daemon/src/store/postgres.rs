@@ -114,6 +114,10 @@ const MAX_CONNECTIONS: usize = 16;
 /// server's lock table holds max_locks_per_transaction (64 by default) times its connections.
 const USER_LOCKS: i32 = 1024;
 
+/// What the error says when the tables are newer than this mfad: the one failure at start
+/// that is not waited out, since no retry mends it.
+const NEWER_SCHEMA: &str = "newer than this mfad knows";
+
 /// After a failure to reach the server, how long calls fail at once without trying again.
 const FAIL_FAST: Duration = Duration::from_secs(1);
 
@@ -320,36 +324,28 @@ impl PostgresStore {
                     .into(),
             ));
         }
-        let connector = match settings.tls {
-            // Unix sockets never use TLS.
-            _ if local => {
-                config.ssl_mode(SslMode::Disable);
-                Connector::Plain
+        // Unix sockets never use TLS.
+        let connector = if local || settings.tls == Tls::Disable {
+            config.ssl_mode(SslMode::Disable);
+            Connector::Plain
+        } else {
+            config.ssl_mode(SslMode::Require);
+            let mut builder = SslConnector::builder(SslMethod::tls())
+                .map_err(|error| StoreError(format!("TLS set-up: {error}")))?;
+            let check = settings.tls == Tls::VerifyFull;
+            if !check {
+                builder.set_verify(SslVerifyMode::NONE);
+            } else if let Some(ca) = &settings.ca_file {
+                // These authorities only: the system's would let anyone with a public
+                // certificate for the server's name stand in for it.
+                builder.set_cert_store(only_authorities(ca)?);
             }
-            Tls::Disable => {
-                config.ssl_mode(SslMode::Disable);
-                Connector::Plain
-            }
-            Tls::Require | Tls::VerifyFull => {
-                config.ssl_mode(SslMode::Require);
-                let mut builder = SslConnector::builder(SslMethod::tls())
-                    .map_err(|error| StoreError(format!("TLS set-up: {error}")))?;
-                if settings.tls == Tls::Require {
-                    builder.set_verify(SslVerifyMode::NONE);
-                } else if let Some(ca) = &settings.ca_file {
-                    // These authorities only: the system's would let anyone with a public
-                    // certificate for the server's name stand in for it.
-                    builder.set_cert_store(only_authorities(ca)?);
-                }
-                let mut connector = MakeTlsConnector::new(builder.build());
-                if settings.tls == Tls::Require {
-                    connector.set_callback(|connect, _| {
-                        connect.set_verify_hostname(false);
-                        Ok(())
-                    });
-                }
-                Connector::Tls(connector)
-            }
+            let mut connector = MakeTlsConnector::new(builder.build());
+            connector.set_callback(move |connect, _| {
+                connect.set_verify_hostname(check);
+                Ok(())
+            });
+            Connector::Tls(connector)
         };
         let describe = describe(&config);
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -369,9 +365,10 @@ impl PostgresStore {
             describe,
             unreachable: Mutex::new(None),
         };
-        match store.run(async |_| Ok(((), false))) {
+        // Connecting checks the tables (see check_out); no statement is needed beyond that.
+        match store.read(async |_| Ok(())) {
             Ok(()) => {}
-            Err(error) if error.0.contains("newer than this mfad") => return Err(error),
+            Err(error) if error.0.contains(NEWER_SCHEMA) => return Err(error),
             Err(error) => crate::log::warning(&format!(
                 "{error}; logins that need the database are denied until it answers"
             )),
@@ -608,8 +605,8 @@ async fn migrate(client: &mut Client) -> Result<()> {
     };
     if version > known {
         return Err(StoreError(format!(
-            "the database holds pam-mfa tables of version {version}, newer than this mfad \
-             knows ({known}): upgrade mfad on this host"
+            "the database holds pam-mfa tables of version {version}, {NEWER_SCHEMA} \
+             ({known}): upgrade mfad on this host"
         )));
     }
     for migration in &MIGRATIONS[version as usize..] {
