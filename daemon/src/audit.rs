@@ -264,6 +264,27 @@ impl Event {
         }
     }
 
+    /// The same event with the end of the lock it records set to `until`: a
+    /// [`Event::LockedOut`], alone, second in a pair or caused by someone. Other events are
+    /// returned as they are.
+    pub fn with_lock_end(&self, until: i64) -> Event {
+        match self {
+            Event::LockedOut { user, context, .. } => Event::LockedOut {
+                user: user.clone(),
+                context: context.clone(),
+                until,
+            },
+            Event::Pair(first, second) => {
+                Event::Pair(first.clone(), Box::new(second.with_lock_end(until)))
+            }
+            Event::By { uid, event } => Event::By {
+                uid: *uid,
+                event: Box::new(event.with_lock_end(until)),
+            },
+            other => other.clone(),
+        }
+    }
+
     /// The event itself, or the second of a [`Event::Pair`]: what the call is about.
     pub fn outcome(&self) -> &Event {
         match self {

@@ -13,10 +13,9 @@ use zeroize::Zeroizing;
 use crate::clock::SystemClock;
 use crate::core::Core;
 use crate::identity::{Caller, Identities, InFlight};
-use crate::store::Store;
 
 /// The core as served: the configured store (SQLite or PostgreSQL) and the system clock.
-pub type ServedCore = Core<dyn Store, SystemClock>;
+pub type ServedCore = Core<SystemClock>;
 
 /// Runs blocking work (the store, name lookups) on a thread of the blocking pool, so that the
 /// bus executor keeps reading and answering other callers meanwhile.

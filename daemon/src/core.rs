@@ -21,17 +21,18 @@ use crate::policy;
 use crate::recovery;
 use crate::store::{
     Attempt, AuditFilter, Enrollment, Enrollments, Imported, Proof, Store, StoreError,
+    UserEnrollment,
 };
 use crate::totp::{self, Params, Secret};
 use crate::users::{self, Account, Lookup, LookupError, UserName};
 
-pub struct Core<S: Store + ?Sized, C: Clock> {
+pub struct Core<C: Clock> {
     /// Where the configuration is read again on reload; `None`: never (tests).
     config_path: Option<std::path::PathBuf>,
     /// Reloads one at a time, so two cannot interleave their reading and putting in use.
     reloading: std::sync::Mutex<()>,
-    store: Arc<S>,
-    dialogue: Dialogue<S, C>,
+    store: Arc<Store>,
+    dialogue: Dialogue<C>,
     /// Wrong codes given to self-service commands, per user: (count, since).
     wrong_codes: std::sync::Mutex<HashMap<UserName, (u32, u64)>>,
     /// The name service's recent answers about the users of root-run logins.
@@ -82,12 +83,12 @@ fn by_name(limit: Duration, name: &UserName) -> Result<Lookup, LookupError> {
     bounded(limit, move || users::by_name(&name))
 }
 
-impl<S: Store + ?Sized, C: Clock> Core<S, C> {
-    pub fn new(config: Config, store: Arc<S>, clock: C) -> Self {
+impl<C: Clock> Core<C> {
+    pub fn new(config: Config, store: Arc<Store>, clock: C) -> Self {
         Core::with_settings(Settings::new(config), store, clock)
     }
 
-    pub fn with_settings(settings: Settings, store: Arc<S>, clock: C) -> Self {
+    pub fn with_settings(settings: Settings, store: Arc<Store>, clock: C) -> Self {
         let dialogue = Dialogue::new(store.clone(), clock, settings);
         Core {
             config_path: None,
@@ -485,10 +486,11 @@ impl<S: Store + ?Sized, C: Clock> Core<S, C> {
         recovery: bool,
     ) -> Result<Proof, Error> {
         let now = self.now();
-        let locking = |until| Event::LockedOut {
+        // Recorded when this try locks the account; the store sets the lock's end.
+        let locking = Event::LockedOut {
             user: user.clone(),
             context: Context::new("mfactl", ""),
-            until,
+            until: 0,
         };
         let attempt = self
             .store
@@ -502,7 +504,10 @@ impl<S: Store + ?Sized, C: Clock> Core<S, C> {
         if recovery && let Some(typed) = recovery::normalize(code) {
             let stored = self
                 .store
-                .recovery_codes(user, active.id)
+                .recovery_codes(UserEnrollment {
+                    user,
+                    id: active.id,
+                })
                 .map_err(internal)?;
             if let Some(id) = recovery::find(&typed, &stored) {
                 return Ok(Proof::RecoveryCode(*id));
@@ -619,8 +624,13 @@ impl<S: Store + ?Sized, C: Clock> Core<S, C> {
         let stored = self
             .store
             .put_replacement(
-                &user,
-                (active.id, proof),
+                (
+                    UserEnrollment {
+                        user: &user,
+                        id: active.id,
+                    },
+                    proof,
+                ),
                 &secret,
                 params,
                 self.now(),
@@ -655,7 +665,16 @@ impl<S: Store + ?Sized, C: Clock> Core<S, C> {
         let event = Event::RecoveryCodesRenewed { user: user.clone() }.by(caller.uid);
         let spent = self
             .store
-            .replace_recovery_codes(&user, active.id, proof, &hashes, self.now(), &event)
+            .replace_recovery_codes(
+                UserEnrollment {
+                    user: &user,
+                    id: active.id,
+                },
+                proof,
+                &hashes,
+                self.now(),
+                &event,
+            )
             .map_err(internal)?;
         Self::spent(spent)?;
         self.emit(caller, &[event]);
@@ -686,7 +705,15 @@ impl<S: Store + ?Sized, C: Clock> Core<S, C> {
         let event = Event::EnrollmentDisabled { user: user.clone() }.by(caller.uid);
         let spent = self
             .store
-            .disable(&user, active.id, proof, self.now(), &event)
+            .disable(
+                UserEnrollment {
+                    user: &user,
+                    id: active.id,
+                },
+                proof,
+                self.now(),
+                &event,
+            )
             .map_err(internal)?;
         Self::spent(spent)?;
         self.dialogue.end_user(&user);
@@ -795,7 +822,13 @@ impl<S: Store + ?Sized, C: Clock> Core<S, C> {
     ) -> Result<UserStatus, StoreError> {
         let enrollments = self.store.enrollments(user)?;
         let recovery_codes_left = match &enrollments.active {
-            Some(active) => self.store.recovery_codes(user, active.id)?.len() as u32,
+            Some(active) => {
+                let active = UserEnrollment {
+                    user,
+                    id: active.id,
+                };
+                self.store.recovery_codes(active)?.len() as u32
+            }
             None => 0,
         };
         let locked_until = self.store.locked_until(user, self.now())?.unwrap_or(0);
@@ -1036,7 +1069,16 @@ impl<S: Store + ?Sized, C: Clock> Core<S, C> {
         let event = Event::EnrollmentConfirmed { user: user.clone() }.by(caller.uid);
         if !self
             .store
-            .activate(&user, pending.id, step, &hashes, now, &event)
+            .activate(
+                UserEnrollment {
+                    user: &user,
+                    id: pending.id,
+                },
+                step,
+                &hashes,
+                now,
+                &event,
+            )
             .map_err(internal)?
         {
             return Err(Error::NoPendingEnrollment(format!(

@@ -19,8 +19,8 @@ use crate::policy::{self, Facts, Place, Requirement, State, Switches};
 use crate::recovery::{self, Hashed};
 use crate::sessions::{Refusal, Session, Sessions, Step};
 use crate::store::{
-    Attempt, Enrollment, EnrollmentId, Enrollments, LockoutRule, Origin, RememberTerms, Remembered,
-    Result, Store, StoreError, Tried,
+    Attempt, CodeTry, Enrollment, EnrollmentId, Enrollments, LockoutRule, Origin, RememberTerms,
+    Remembered, Result, Store, StoreError, Tried, TryRecords, UserEnrollment,
 };
 use crate::totp::{self, Params, Secret};
 use crate::users::UserName;
@@ -254,8 +254,8 @@ pub struct Decision {
     pub remembered: Option<Remembered>,
 }
 
-pub struct Dialogue<S: Store + ?Sized, C: Clock> {
-    store: Arc<S>,
+pub struct Dialogue<C: Clock> {
+    store: Arc<Store>,
     clock: C,
     settings: RwLock<Arc<Settings>>,
     sessions: Mutex<Sessions>,
@@ -273,11 +273,11 @@ fn new_session_id() -> std::result::Result<String, getrandom::Error> {
 }
 
 fn no_randomness(error: getrandom::Error) -> StoreError {
-    StoreError(format!("no randomness: {error}"))
+    StoreError::Failed(format!("no randomness: {error}"))
 }
 
-impl<S: Store + ?Sized, C: Clock> Dialogue<S, C> {
-    pub fn new(store: Arc<S>, clock: C, settings: Settings) -> Self {
+impl<C: Clock> Dialogue<C> {
+    pub fn new(store: Arc<Store>, clock: C, settings: Settings) -> Self {
         Dialogue {
             store,
             clock,
@@ -406,7 +406,13 @@ impl<S: Store + ?Sized, C: Clock> Dialogue<S, C> {
                 let origin = origin(context);
                 remembered = self
                     .store
-                    .remembered(user, active.id, origin)?
+                    .remembered(
+                        UserEnrollment {
+                            user,
+                            id: active.id,
+                        },
+                        origin,
+                    )?
                     .filter(|remembered| remembered.until(terms) > now);
                 state.remembered_until = remembered.map(|remembered| remembered.until(terms));
             }
@@ -473,10 +479,16 @@ impl<S: Store + ?Sized, C: Clock> Dialogue<S, C> {
                 verified,
             };
             let origin = origin(&context);
-            if self
-                .store
-                .use_remembered(&user, active.id, origin, now as i64, terms, &event)?
-            {
+            if self.store.use_remembered(
+                UserEnrollment {
+                    user: &user,
+                    id: active.id,
+                },
+                origin,
+                now as i64,
+                terms,
+                &event,
+            )? {
                 return Ok(Reply::verdict(Turn::new(Action::Allow), event));
             }
             // It ran out (or was forgotten) since: ask for a code.
@@ -536,7 +548,11 @@ impl<S: Store + ?Sized, C: Clock> Dialogue<S, C> {
                     }],
                     Some((rule, now)),
                 ),
-                None => return Err(StoreError("an enrollment vanished during a login".into())),
+                None => {
+                    return Err(StoreError::Failed(
+                        "an enrollment vanished during a login".into(),
+                    ));
+                }
             },
             NextLogin::Denied | NextLogin::Other(_) => {
                 let (reason, why) = if known {
@@ -627,7 +643,7 @@ impl<S: Store + ?Sized, C: Clock> Dialogue<S, C> {
             &settings.new_enrollments.issuer,
             user.as_str(),
         )
-        .map_err(StoreError)?;
+        .map_err(StoreError::Failed)?;
         let base32 = Zeroizing::new(secret.to_base32());
         let block = pam_mfa_qr::enrollment_block(heading, &uri, &base32, login.qr_background);
         let step = Step::Enrolling {
@@ -810,10 +826,16 @@ impl<S: Store + ?Sized, C: Clock> Dialogue<S, C> {
         let issued = self.issue_recovery_codes()?;
         let hashes: Vec<Hashed> = issued.iter().map(|(_, hashed)| hashed.clone()).collect();
         let confirmed = Event::EnrollmentConfirmed { user: user.clone() };
-        if !self
-            .store
-            .activate(&user, expected, step, &hashes, now as i64, &confirmed)?
-        {
+        if !self.store.activate(
+            UserEnrollment {
+                user: &user,
+                id: expected,
+            },
+            step,
+            &hashes,
+            now as i64,
+            &confirmed,
+        )? {
             return self.reset_during_login(session, now);
         }
         if issued.is_empty() {
@@ -870,7 +892,8 @@ impl<S: Store + ?Sized, C: Clock> Dialogue<S, C> {
             context: session.context.clone(),
             until,
         };
-        let locking = |until| with_challenge(&session, locked_out(until));
+        // Recorded when a try locks the account; the store sets the lock's end.
+        let locking = with_challenge(&session, locked_out(0));
         let settings = self.settings();
         let locked = |until: i64, new: bool| {
             let turn = Turn::new(Action::Deny("locked".into()))
@@ -902,29 +925,35 @@ impl<S: Store + ?Sized, C: Clock> Dialogue<S, C> {
             // A code from the app (the common case): counted, checked, spent and recorded in
             // one transaction, the last try's denial included.
             let last_try = tries_left <= 1;
-            let denied = |replayed: bool| {
+            let denied = |why: Rejection| {
                 last_try.then(|| {
                     with_challenge(
                         &session,
                         Event::LoginDenied {
                             user: user.to_string(),
                             context: session.context.clone(),
-                            why: Denial::NoTriesLeft(rejection(replayed)),
+                            why: Denial::NoTriesLeft(why),
                         },
                     )
                 })
             };
-            let tried = self.store.try_step(
-                &user,
-                now as i64,
-                settings.lockout,
-                &locking,
-                enrollment.id,
-                matched,
+            let code = CodeTry {
+                active: UserEnrollment {
+                    user: &user,
+                    id: enrollment.id,
+                },
+                step: matched,
                 origin,
-                &recorded_allowed,
-                &denied,
-            )?;
+                now: now as i64,
+                rule: settings.lockout,
+            };
+            let records = TryRecords {
+                locked: locking,
+                spent: recorded_allowed,
+                wrong: denied(Rejection::Wrong),
+                replayed: denied(Rejection::Replayed),
+            };
+            let tried = self.store.try_step(&code, &records)?;
             let why = match tried {
                 Tried::Locked { until, new } => return locked(until, new),
                 Tried::Spent => return Ok(Reply::verdict(Turn::new(Action::Allow), allowed)),
@@ -944,7 +973,11 @@ impl<S: Store + ?Sized, C: Clock> Dialogue<S, C> {
         {
             return locked(until, new);
         }
-        let stored = self.store.recovery_codes(&user, expected)?;
+        let active = UserEnrollment {
+            user: &user,
+            id: expected,
+        };
+        let stored = self.store.recovery_codes(active)?;
         if let Some(code) = recovery::find(&typed, &stored) {
             let used = Event::RecoveryCodeUsed {
                 user: user.clone(),
@@ -954,7 +987,7 @@ impl<S: Store + ?Sized, C: Clock> Dialogue<S, C> {
             let recorded = with_challenge(&session, used.clone());
             if let Some(left) = self
                 .store
-                .consume_recovery_code(&user, expected, *code, now as i64, None, &recorded)?
+                .consume_recovery_code(active, *code, now as i64, None, &recorded)?
             {
                 let turn = Turn::new(Action::Allow)
                     .with_notice(Notice::Info(texts::recovery_code_used(left)));
@@ -963,14 +996,14 @@ impl<S: Store + ?Sized, C: Clock> Dialogue<S, C> {
         }
         let why = match matched {
             Some(step) => {
-                if self.store.consume_step(
-                    &user,
-                    enrollment.id,
-                    step,
-                    now as i64,
-                    origin,
-                    &recorded_allowed,
-                )? {
+                let active = UserEnrollment {
+                    user: &user,
+                    id: enrollment.id,
+                };
+                if self
+                    .store
+                    .consume_step(active, step, now as i64, origin, &recorded_allowed)?
+                {
                     return Ok(Reply::verdict(Turn::new(Action::Allow), allowed));
                 }
                 Rejection::Replayed
@@ -1090,7 +1123,6 @@ mod tests {
     use super::*;
     use crate::clock::FakeClock;
     use crate::store::contract::imports;
-    use crate::store::sqlite::SqliteStore;
     use crate::totp::{Params, Secret};
 
     const PERIOD: u64 = 30;
@@ -1099,9 +1131,9 @@ mod tests {
 
     struct Fixture {
         dir: PathBuf,
-        store: Arc<SqliteStore>,
+        store: Arc<Store>,
         clock: Arc<FakeClock>,
-        dialogue: Dialogue<SqliteStore, Arc<FakeClock>>,
+        dialogue: Dialogue<Arc<FakeClock>>,
         secret: Secret,
     }
 
@@ -1138,7 +1170,7 @@ mod tests {
             COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        let store = Arc::new(SqliteStore::open(&dir, |problem| panic!("{problem}")).unwrap());
+        let store = Arc::new(Store::open_sqlite(&dir));
         let secret = Secret::from_bytes(b"12345678901234567890".to_vec());
         let imported = Event::EnrollmentsImported { count: 1 };
         store

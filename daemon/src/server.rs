@@ -15,8 +15,8 @@ use crate::core::Core;
 use crate::identity::Identities;
 use crate::log;
 use crate::store::Store;
-use crate::store::postgres::PostgresStore;
-use crate::store::sqlite::SqliteStore;
+use crate::store::postgres::PostgresBackend;
+use crate::store::sqlite::SqliteBackend;
 
 /// Serves until the bus connection is lost, which is an error: mfad exits, and its service
 /// manager starts it again.
@@ -104,7 +104,7 @@ pub async fn serve(
 
 /// Opens the store the configuration names: the SQLite file in state_dir, or the shared
 /// PostgreSQL database.
-fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
+fn open_store(config: &Config) -> Result<Arc<Store>, String> {
     if *config.store.kind.get_ref() == pam_mfa_config::StoreKind::Postgres {
         let host = if config.store.host_name.is_empty() {
             nix::unistd::gethostname()
@@ -113,38 +113,37 @@ fn open_store(config: &Config) -> Result<Arc<dyn Store>, String> {
         } else {
             config.store.host_name.clone()
         };
-        let store =
-            PostgresStore::open(&config.store, host.clone()).map_err(|error| error.to_string())?;
+        let backend = PostgresBackend::open(&config.store).map_err(|error| error.to_string())?;
         log::info(&format!(
             "state in {}, shared with the fleet; this host is {host} in its audit trail",
-            store.describe()
+            backend.describe()
         ));
-        return Ok(Arc::new(store));
+        return Ok(Arc::new(Store::new(Arc::new(backend), host)));
     }
-    let store = SqliteStore::open(&config.state_dir, |problem| {
+    let backend = SqliteBackend::open(&config.state_dir, |problem| {
         // Found by the background check of a large database: stop serving at once.
         log::error(&problem);
         std::process::exit(1);
     })
     .map_err(|error| error.to_string())?;
-    if let Some(size) = store.checking_in_background() {
+    if let Some(size) = backend.checking_in_background() {
         log::info(&format!(
             "checking {} ({} MiB) for damage in the background; until it passes, a login whose \
              user is not found waits for its result",
-            store.path().display(),
+            backend.path().display(),
             size >> 20
         ));
     }
-    store
+    backend
         .spawn_checkpointer(Duration::from_secs(1))
         .map_err(|error| error.to_string())?;
-    Ok(Arc::new(store))
+    Ok(Arc::new(Store::new(Arc::new(backend), String::new())))
 }
 
 /// Removes audit entries older than `audit.retention_days` and remembered codes past
 /// `remember.limit`, as configured at the time, now and then every hour, on a thread of its
 /// own.
-fn spawn_pruner(store: Arc<dyn Store>, core: Arc<ServedCore>) -> Result<(), String> {
+fn spawn_pruner(store: Arc<Store>, core: Arc<ServedCore>) -> Result<(), String> {
     use crate::clock::Clock;
     let prune = move || {
         let now = SystemClock.now() as i64;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use pam_mfa_config::Algorithm;
 
 use super::{
-    Attempt, AuditFilter, EnrollmentId, LockoutRule, Origin, Proof, RememberTerms, Remembered,
-    Store, StoredSwitches, Tried,
+    Attempt, AuditFilter, CodeTry, EnrollmentId, LockoutRule, Origin, Proof, RememberTerms,
+    Remembered, Store, StoredSwitches, Tried, TryRecords, UserEnrollment,
 };
 use crate::audit::{Context, Event, Scope};
 use crate::recovery::{self, Hashed};
@@ -56,8 +56,8 @@ fn started(user: &str) -> Event {
 }
 
 /// Runs every check of the contract, each on a new store.
-pub fn run_all<S: Store, C: FnOnce()>(make: impl Fn() -> (S, C)) {
-    type Check = fn(Arc<dyn Store>);
+pub fn run_all<C: FnOnce()>(make: impl Fn() -> (Store, C)) {
+    type Check = fn(Arc<Store>);
     let checks: [(&str, Check); 16] = [
         ("lifecycle and replay", lifecycle_and_replay),
         ("one of many concurrent consumes wins", concurrent_consume),
@@ -84,7 +84,7 @@ pub fn run_all<S: Store, C: FnOnce()>(make: impl Fn() -> (S, C)) {
     ];
     for (what, check) in checks {
         let (store, clean_up) = make();
-        let store: Arc<dyn Store> = Arc::new(store);
+        let store: Arc<Store> = Arc::new(store);
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(store)));
         clean_up();
         if let Err(panic) = outcome {
@@ -94,7 +94,7 @@ pub fn run_all<S: Store, C: FnOnce()>(make: impl Fn() -> (S, C)) {
     }
 }
 
-fn lifecycle_and_replay(store: Arc<dyn Store>) {
+fn lifecycle_and_replay(store: Arc<Store>) {
     let alice = name("alice");
     assert!(store.enrollments(&alice).unwrap().is_empty());
     let id = store
@@ -107,16 +107,22 @@ fn lifecycle_and_replay(store: Arc<dyn Store>) {
     assert!(!pending.active);
     assert!(
         !store
-            .consume_step(&alice, id, 5, 100, None, &allowed("alice"))
+            .consume_step(of(&alice, id), 5, 100, None, &allowed("alice"))
             .unwrap(),
         "a pending enrollment cannot log in"
     );
     let confirmed = Event::EnrollmentConfirmed {
         user: name("alice"),
     };
-    assert!(store.activate(&alice, id, 5, &[], 101, &confirmed).unwrap());
     assert!(
-        !store.activate(&alice, id, 6, &[], 101, &confirmed).unwrap(),
+        store
+            .activate(of(&alice, id), 5, &[], 101, &confirmed)
+            .unwrap()
+    );
+    assert!(
+        !store
+            .activate(of(&alice, id), 6, &[], 101, &confirmed)
+            .unwrap(),
         "activates once"
     );
     // A new phone, pending: the active enrollment keeps working until it is confirmed.
@@ -126,23 +132,23 @@ fn lifecycle_and_replay(store: Arc<dyn Store>) {
     assert_ne!(replacement, id);
     assert!(
         !store
-            .consume_step(&alice, id, 5, 103, None, &allowed("alice"))
+            .consume_step(of(&alice, id), 5, 103, None, &allowed("alice"))
             .unwrap(),
         "the confirmation code's step is spent"
     );
     assert!(
         store
-            .consume_step(&alice, id, 6, 104, None, &allowed("alice"))
+            .consume_step(of(&alice, id), 6, 104, None, &allowed("alice"))
             .unwrap()
     );
     assert!(
         !store
-            .consume_step(&alice, id, 6, 105, None, &allowed("alice"))
+            .consume_step(of(&alice, id), 6, 105, None, &allowed("alice"))
             .unwrap()
     );
     assert!(
         !store
-            .consume_step(&alice, id, 4, 106, None, &allowed("alice"))
+            .consume_step(of(&alice, id), 4, 106, None, &allowed("alice"))
             .unwrap(),
         "older steps stay spent"
     );
@@ -156,7 +162,7 @@ fn lifecycle_and_replay(store: Arc<dyn Store>) {
     assert_eq!(active.last_used, Some(104));
 }
 
-fn concurrent_consume(store: Arc<dyn Store>) {
+fn concurrent_consume(store: Arc<Store>) {
     let bob = name("bob");
     let id = imported(&store, &bob, 3);
     let threads: Vec<_> = (0..16)
@@ -165,7 +171,7 @@ fn concurrent_consume(store: Arc<dyn Store>) {
             let bob = bob.clone();
             std::thread::spawn(move || {
                 store
-                    .consume_step(&bob, id, 42, 2, None, &allowed("bob"))
+                    .consume_step(of(&bob, id), 42, 2, None, &allowed("bob"))
                     .unwrap()
             })
         })
@@ -178,7 +184,7 @@ fn concurrent_consume(store: Arc<dyn Store>) {
     assert_eq!(wins, 1);
 }
 
-fn replaced_enrollment(store: Arc<dyn Store>) {
+fn replaced_enrollment(store: Arc<Store>) {
     let carol = name("carol");
     let first = store
         .put_pending(&carol, &secret(4), params(), 1, &started("carol"))
@@ -192,13 +198,13 @@ fn replaced_enrollment(store: Arc<dyn Store>) {
     };
     assert!(
         !store
-            .activate(&carol, first, 1, &[], 3, &confirmed)
+            .activate(of(&carol, first), 1, &[], 3, &confirmed)
             .unwrap(),
         "the replaced enrollment cannot be activated"
     );
     assert!(
         store
-            .activate(&carol, second, 1, &[], 3, &confirmed)
+            .activate(of(&carol, second), 1, &[], 3, &confirmed)
             .unwrap()
     );
     assert_eq!(
@@ -219,30 +225,29 @@ fn replaced_enrollment(store: Arc<dyn Store>) {
         .unwrap();
     assert!(
         store
-            .consume_step(&carol, second, 2, 6, None, &allowed("carol"))
+            .consume_step(of(&carol, second), 2, 6, None, &allowed("carol"))
             .unwrap(),
         "the phone in use works while the new one waits"
     );
     assert!(
         store
-            .activate(&carol, third, 3, &hashes, 7, &confirmed)
+            .activate(of(&carol, third), 3, &hashes, 7, &confirmed)
             .unwrap()
     );
     assert!(
         !store
-            .consume_step(&carol, second, 4, 8, None, &allowed("carol"))
+            .consume_step(of(&carol, second), 4, 8, None, &allowed("carol"))
             .unwrap(),
         "the replaced phone no longer works"
     );
     let found = store.enrollments(&carol).unwrap();
     assert!(found.pending.is_none());
     assert_eq!(found.active.unwrap().id, third);
-    assert_eq!(store.recovery_codes(&carol, third).unwrap().len(), 2);
+    assert_eq!(store.recovery_codes(of(&carol, third)).unwrap().len(), 2);
     assert!(
         !store
             .consume_step(
-                &carol,
-                EnrollmentId(second.0 + 1000),
+                of(&carol, EnrollmentId(second.0 + 1000)),
                 9,
                 4,
                 None,
@@ -253,7 +258,7 @@ fn replaced_enrollment(store: Arc<dyn Store>) {
     );
 }
 
-fn import_all_or_none(store: Arc<dyn Store>) {
+fn import_all_or_none(store: Arc<Store>) {
     let imported = Event::EnrollmentsImported { count: 2 };
     store
         .put_pending(&name("dave"), &secret(6), params(), 1, &started("dave"))
@@ -282,7 +287,7 @@ fn import_all_or_none(store: Arc<dyn Store>) {
     );
 }
 
-fn removal(store: Arc<dyn Store>) {
+fn removal(store: Arc<Store>) {
     let gina = name("gina");
     let reset = Event::EnrollmentReset {
         user: gina.clone(),
@@ -302,10 +307,14 @@ fn removal(store: Arc<dyn Store>) {
         .unwrap();
     assert_ne!(old, new, "ids are never reused");
     let confirmed = Event::EnrollmentConfirmed { user: gina.clone() };
-    assert!(store.activate(&gina, new, 10, &[], 4, &confirmed).unwrap());
+    assert!(
+        store
+            .activate(of(&gina, new), 10, &[], 4, &confirmed)
+            .unwrap()
+    );
     assert!(
         !store
-            .consume_step(&gina, old, 11, 5, None, &allowed("gina"))
+            .consume_step(of(&gina, old), 11, 5, None, &allowed("gina"))
             .unwrap(),
         "a login that read the removed enrollment cannot use the new one"
     );
@@ -318,7 +327,7 @@ fn removal(store: Arc<dyn Store>) {
     assert!(store.enrollments(&gina).unwrap().is_empty());
 }
 
-fn switches(store: Arc<dyn Store>) {
+fn switches(store: Arc<Store>) {
     let hank = name("hank");
     assert_eq!(
         store.switches(Some(&hank)).unwrap(),
@@ -372,23 +381,29 @@ fn switches(store: Arc<dyn Store>) {
     assert_eq!(store.users().unwrap(), [name("abe"), hank]);
 }
 
-fn audit_rows(store: Arc<dyn Store>) {
+fn audit_rows(store: Arc<Store>) {
     let jack = name("jack");
     let id = store
         .put_pending(&jack, &secret(1), params(), 10, &started("jack"))
         .unwrap();
     let confirmed = Event::EnrollmentConfirmed { user: jack.clone() };
-    store.activate(&jack, id, 1, &[], 11, &confirmed).unwrap();
+    store
+        .activate(of(&jack, id), 1, &[], 11, &confirmed)
+        .unwrap();
     // Changes that do not happen leave no row.
-    assert!(!store.activate(&jack, id, 2, &[], 12, &confirmed).unwrap());
     assert!(
         !store
-            .consume_step(&jack, id, 1, 13, None, &allowed("jack"))
+            .activate(of(&jack, id), 2, &[], 12, &confirmed)
+            .unwrap()
+    );
+    assert!(
+        !store
+            .consume_step(of(&jack, id), 1, 13, None, &allowed("jack"))
             .unwrap()
     );
     assert!(
         store
-            .consume_step(&jack, id, 2, 14, None, &allowed("jack"))
+            .consume_step(of(&jack, id), 2, 14, None, &allowed("jack"))
             .unwrap()
     );
     // Events that are not kept leave no row either.
@@ -412,7 +427,7 @@ fn audit_rows(store: Arc<dyn Store>) {
     assert_eq!(store.audit_tail(1).unwrap().len(), 1);
 }
 
-fn case_variants(store: Arc<dyn Store>) {
+fn case_variants(store: Arc<Store>) {
     let imported = Event::EnrollmentsImported { count: 1 };
     store
         .import(&imports(&[(name("kim"), secret(1))]), 1, &imported)
@@ -433,7 +448,7 @@ fn case_variants(store: Arc<dyn Store>) {
     assert!(store.enrollments(&name("KIM")).unwrap().is_empty());
 }
 
-fn recovery_codes(store: Arc<dyn Store>) {
+fn recovery_codes(store: Arc<Store>) {
     let kim = name("kim");
     let issued = recovery::generate(3).unwrap();
     let hashes: Vec<Hashed> = issued.iter().map(|(_, hashed)| hashed.clone()).collect();
@@ -442,11 +457,15 @@ fn recovery_codes(store: Arc<dyn Store>) {
         .unwrap();
     let confirmed = Event::EnrollmentConfirmed { user: kim.clone() };
     assert!(
-        store.recovery_codes(&kim, id).unwrap().is_empty(),
+        store.recovery_codes(of(&kim, id)).unwrap().is_empty(),
         "a pending enrollment has no usable codes"
     );
-    assert!(store.activate(&kim, id, 1, &hashes, 2, &confirmed).unwrap());
-    let stored = store.recovery_codes(&kim, id).unwrap();
+    assert!(
+        store
+            .activate(of(&kim, id), 1, &hashes, 2, &confirmed)
+            .unwrap()
+    );
+    let stored = store.recovery_codes(of(&kim, id)).unwrap();
     assert_eq!(stored.len(), 3);
     let typed = recovery::normalize(&issued[1].0).unwrap();
     let which = *recovery::find(&typed, &stored).unwrap();
@@ -461,7 +480,9 @@ fn recovery_codes(store: Arc<dyn Store>) {
             let store = store.clone();
             let kim = kim.clone();
             let used = used.clone();
-            std::thread::spawn(move || store.consume_recovery_code(&kim, id, which, 3, None, &used))
+            std::thread::spawn(move || {
+                store.consume_recovery_code(of(&kim, id), which, 3, None, &used)
+            })
         })
         .collect();
     let wins: Vec<usize> = threads
@@ -469,7 +490,7 @@ fn recovery_codes(store: Arc<dyn Store>) {
         .filter_map(|thread| thread.join().unwrap().unwrap())
         .collect();
     assert_eq!(wins, vec![2]);
-    let stored = store.recovery_codes(&kim, id).unwrap();
+    let stored = store.recovery_codes(of(&kim, id)).unwrap();
     assert_eq!(stored.len(), 2);
     assert!(
         recovery::find(&typed, &stored).is_none(),
@@ -488,25 +509,29 @@ fn recovery_codes(store: Arc<dyn Store>) {
     let (stale, _) = stale.unwrap();
     assert_eq!(
         store
-            .consume_recovery_code(&kim, id, *stale, 5, None, &used)
+            .consume_recovery_code(of(&kim, id), *stale, 5, None, &used)
             .unwrap(),
         None
     );
     let new = store
         .put_pending(&kim, &secret(12), params(), 6, &started("kim"))
         .unwrap();
-    assert!(store.activate(&kim, new, 1, &[], 7, &confirmed).unwrap());
-    assert!(store.recovery_codes(&kim, new).unwrap().is_empty());
+    assert!(
+        store
+            .activate(of(&kim, new), 1, &[], 7, &confirmed)
+            .unwrap()
+    );
+    assert!(store.recovery_codes(of(&kim, new)).unwrap().is_empty());
     assert_eq!(
         store
-            .consume_recovery_code(&kim, new, *stale, 8, None, &used)
+            .consume_recovery_code(of(&kim, new), *stale, 8, None, &used)
             .unwrap(),
         None,
         "a code of the old enrollment does not work for the new one"
     );
 }
 
-fn self_service(store: Arc<dyn Store>) {
+fn self_service(store: Arc<Store>) {
     let lee = name("lee");
     let id = store
         .put_pending(&lee, &secret(13), params(), 1, &started("lee"))
@@ -518,42 +543,42 @@ fn self_service(store: Arc<dyn Store>) {
     };
     assert!(
         store
-            .activate(&lee, id, 4, &hashes(&first), 2, &confirmed)
+            .activate(of(&lee, id), 4, &hashes(&first), 2, &confirmed)
             .unwrap()
     );
     let renewed = Event::RecoveryCodesRenewed { user: lee.clone() };
     let second = recovery::generate(3).unwrap();
     assert!(
         !store
-            .replace_recovery_codes(&lee, id, Proof::Step(4), &hashes(&second), 3, &renewed)
+            .replace_recovery_codes(of(&lee, id), Proof::Step(4), &hashes(&second), 3, &renewed)
             .unwrap(),
         "the confirmation's step is spent"
     );
     assert!(
         store
-            .replace_recovery_codes(&lee, id, Proof::Step(5), &hashes(&second), 3, &renewed)
+            .replace_recovery_codes(of(&lee, id), Proof::Step(5), &hashes(&second), 3, &renewed)
             .unwrap()
     );
     assert!(
         !store
-            .replace_recovery_codes(&lee, id, Proof::Step(5), &hashes(&first), 4, &renewed)
+            .replace_recovery_codes(of(&lee, id), Proof::Step(5), &hashes(&first), 4, &renewed)
             .unwrap(),
         "one code, one change"
     );
-    let stored = store.recovery_codes(&lee, id).unwrap();
+    let stored = store.recovery_codes(of(&lee, id)).unwrap();
     assert_eq!(stored.len(), 3, "the old codes are gone");
     let typed = recovery::normalize(&second[0].0).unwrap();
     let code = *recovery::find(&typed, &stored).unwrap();
     let disabled = Event::EnrollmentDisabled { user: lee.clone() };
     assert!(
         store
-            .disable(&lee, id, Proof::RecoveryCode(code), 5, &disabled)
+            .disable(of(&lee, id), Proof::RecoveryCode(code), 5, &disabled)
             .unwrap()
     );
     assert!(store.enrollments(&lee).unwrap().is_empty());
     assert!(
         !store
-            .disable(&lee, id, Proof::Step(9), 6, &disabled)
+            .disable(of(&lee, id), Proof::Step(9), 6, &disabled)
             .unwrap()
     );
 }
@@ -565,16 +590,21 @@ const RULE: LockoutRule = LockoutRule {
     max_duration: 200,
 };
 
-fn locked_out(user: &str) -> impl Fn(i64) -> Event {
-    let user = name(user);
-    move |until| Event::LockedOut {
-        user: user.clone(),
+/// What a try records when it locks the account (the store sets the lock's end).
+fn locked_out(user: &str) -> Event {
+    Event::LockedOut {
+        user: name(user),
         context: Context::default(),
-        until,
+        until: 0,
     }
 }
 
-fn lockout(store: Arc<dyn Store>) {
+/// One enrollment of one user.
+fn of(user: &UserName, id: EnrollmentId) -> UserEnrollment<'_> {
+    UserEnrollment { user, id }
+}
+
+fn lockout(store: Arc<Store>) {
     let max = name("max");
     let event = locked_out("max");
     let attempt = |now| store.begin_attempt(&max, now, RULE, &event).unwrap();
@@ -638,7 +668,7 @@ fn lockout(store: Arc<dyn Store>) {
     let id = store.enrollments(&max).unwrap().active.unwrap().id;
     assert!(
         store
-            .consume_step(&max, id, 7, 201, None, &allowed("max"))
+            .consume_step(of(&max, id), 7, 201, None, &allowed("max"))
             .unwrap()
     );
     for now in [202, 203, 204] {
@@ -659,7 +689,7 @@ fn lockout(store: Arc<dyn Store>) {
     }
 }
 
-fn lockout_in_parallel(store: Arc<dyn Store>) {
+fn lockout_in_parallel(store: Arc<Store>) {
     let threads: Vec<_> = (0..16)
         .map(|_| {
             let store = store.clone();
@@ -678,7 +708,7 @@ fn lockout_in_parallel(store: Arc<dyn Store>) {
     assert_eq!(allowed, RULE.failures as usize);
 }
 
-fn remembered_logins(store: Arc<dyn Store>) {
+fn remembered_logins(store: Arc<Store>) {
     let (ola, pia) = (name("ola"), name("pia"));
     let imported = Event::EnrollmentsImported { count: 2 };
     store
@@ -706,17 +736,17 @@ fn remembered_logins(store: Arc<dyn Store>) {
             verified: 0,
         };
         store
-            .use_remembered(user, id, origin, now, terms, &event)
+            .use_remembered(of(user, id), origin, now, terms, &event)
             .unwrap()
     };
     assert!(!used(&ola, id, ssh, 5), "nothing remembered yet");
     assert!(
         store
-            .consume_step(&ola, id, 1, 10, Some(ssh), &allowed("ola"))
+            .consume_step(of(&ola, id), 1, 10, Some(ssh), &allowed("ola"))
             .unwrap()
     );
     assert_eq!(
-        store.remembered(&ola, id, ssh).unwrap(),
+        store.remembered(of(&ola, id), ssh).unwrap(),
         Some(Remembered {
             verified: 10,
             last_seen: 10
@@ -746,7 +776,7 @@ fn remembered_logins(store: Arc<dyn Store>) {
     // A right code again, then uses every 90 s: the limit ends it whatever the duration says.
     assert!(
         store
-            .consume_step(&ola, id, 2, 300, Some(ssh), &allowed("ola"))
+            .consume_step(of(&ola, id), 2, 300, Some(ssh), &allowed("ola"))
             .unwrap()
     );
     for now in [390, 480, 549] {
@@ -756,7 +786,7 @@ fn remembered_logins(store: Arc<dyn Store>) {
     // A reset forgets it.
     assert!(
         store
-            .consume_step(&ola, id, 3, 600, Some(ssh), &allowed("ola"))
+            .consume_step(of(&ola, id), 3, 600, Some(ssh), &allowed("ola"))
             .unwrap()
     );
     let reset = Event::EnrollmentReset {
@@ -764,11 +794,11 @@ fn remembered_logins(store: Arc<dyn Store>) {
         removed: true,
     };
     assert!(store.remove_enrollment(&ola, 601, &reset).unwrap());
-    assert_eq!(store.remembered(&ola, id, ssh).unwrap(), None);
+    assert_eq!(store.remembered(of(&ola, id), ssh).unwrap(), None);
     // A new phone forgets what the old one proved.
     assert!(
         store
-            .consume_step(&pia, pia_id, 1, 700, Some(ssh), &allowed("pia"))
+            .consume_step(of(&pia, pia_id), 1, 700, Some(ssh), &allowed("pia"))
             .unwrap()
     );
     assert!(used(&pia, pia_id, ssh, 701));
@@ -780,29 +810,33 @@ fn remembered_logins(store: Arc<dyn Store>) {
         "a pending phone changes nothing"
     );
     let confirmed = Event::EnrollmentConfirmed { user: pia.clone() };
-    assert!(store.activate(&pia, new, 5, &[], 704, &confirmed).unwrap());
+    assert!(
+        store
+            .activate(of(&pia, new), 5, &[], 704, &confirmed)
+            .unwrap()
+    );
     assert!(!used(&pia, pia_id, ssh, 705));
     assert!(!used(&pia, new, ssh, 705));
     // So does a disable.
     assert!(
         store
-            .consume_step(&pia, new, 6, 710, Some(ssh), &allowed("pia"))
+            .consume_step(of(&pia, new), 6, 710, Some(ssh), &allowed("pia"))
             .unwrap()
     );
     let disabled = Event::EnrollmentDisabled { user: pia.clone() };
     assert!(
         store
-            .disable(&pia, new, Proof::Step(7), 711, &disabled)
+            .disable(of(&pia, new), Proof::Step(7), 711, &disabled)
             .unwrap()
     );
-    assert_eq!(store.remembered(&pia, new, ssh).unwrap(), None);
+    assert_eq!(store.remembered(of(&pia, new), ssh).unwrap(), None);
 }
 
 fn origin_service(origin: Origin<'_>) -> &str {
     origin.service
 }
 
-fn challenge_rows(store: Arc<dyn Store>) {
+fn challenge_rows(store: Arc<Store>) {
     let quinn = name("quinn");
     let imported = Event::EnrollmentsImported { count: 1 };
     store
@@ -817,7 +851,11 @@ fn challenge_rows(store: Arc<dyn Store>) {
         at: 40,
     };
     let pair = Event::Pair(Box::new(challenged), Box::new(allowed("quinn")));
-    assert!(store.consume_step(&quinn, id, 1, 45, None, &pair).unwrap());
+    assert!(
+        store
+            .consume_step(of(&quinn, id), 1, 45, None, &pair)
+            .unwrap()
+    );
     let rows: Vec<(i64, String)> = store
         .audit_tail(2)
         .unwrap()
@@ -834,38 +872,52 @@ fn challenge_rows(store: Arc<dyn Store>) {
 }
 
 /// Imports an active enrollment for `user` (secret `byte`) and returns its id.
-fn imported(store: &Arc<dyn Store>, user: &UserName, byte: u8) -> EnrollmentId {
+fn imported(store: &Arc<Store>, user: &UserName, byte: u8) -> EnrollmentId {
     let event = Event::EnrollmentsImported { count: 1 };
     let entries = [(user.clone(), secret(byte))];
     assert_eq!(store.import(&imports(&entries), 1, &event).unwrap(), Ok(1));
     store.enrollments(user).unwrap().active.unwrap().id
 }
 
-fn denied(user: &str) -> impl Fn(bool) -> Option<Event> {
-    let user = user.to_owned();
-    move |replayed| {
+/// What a try of `user`'s code records: a lock, a login allowed, a denial for a wrong or a
+/// replayed code.
+fn records(user: &str) -> TryRecords {
+    let denied = |why| {
         Some(Event::LoginDenied {
-            user: user.clone(),
+            user: user.to_owned(),
             context: Context::default(),
-            why: crate::audit::Denial::NoTriesLeft(if replayed {
-                crate::audit::Rejection::Replayed
-            } else {
-                crate::audit::Rejection::Wrong
-            }),
+            why: crate::audit::Denial::NoTriesLeft(why),
         })
+    };
+    TryRecords {
+        locked: locked_out(user),
+        spent: allowed(user),
+        wrong: denied(crate::audit::Rejection::Wrong),
+        replayed: denied(crate::audit::Rejection::Replayed),
     }
 }
 
-fn tries_of_codes(store: Arc<dyn Store>) {
+/// A try of a code of `active` at `now`, matching `step` if any.
+fn code(active: UserEnrollment<'_>, now: i64, step: Option<u64>) -> CodeTry<'_> {
+    CodeTry {
+        active,
+        step,
+        origin: None,
+        now,
+        rule: RULE,
+    }
+}
+
+fn tries_of_codes(store: Arc<Store>) {
     let tia = name("tia");
     let id = imported(&store, &tia, 9);
-    let (lock, deny, spent) = (locked_out("tia"), denied("tia"), allowed("tia"));
+    let (recorded, spent) = (records("tia"), allowed("tia"));
     let try_step = |now, step| {
         store
-            .try_step(&tia, now, RULE, &lock, id, step, None, &spent, &deny)
+            .try_step(&code(of(&tia, id), now, step), &recorded)
             .unwrap()
     };
-    let kinds = |store: &Arc<dyn Store>| -> Vec<String> {
+    let kinds = |store: &Arc<Store>| -> Vec<String> {
         let filter = AuditFilter {
             user: Some(name("tia")),
             since: 0,
@@ -890,7 +942,11 @@ fn tries_of_codes(store: Arc<dyn Store>) {
         kinds(&store),
         ["login-denied", "login-allowed", "login-denied"]
     );
-    assert!(!store.consume_step(&tia, id, 100, 5, None, &spent).unwrap());
+    assert!(
+        !store
+            .consume_step(of(&tia, id), 100, 5, None, &spent)
+            .unwrap()
+    );
     // The count was cleared by the right code: two more tries, then the lock.
     assert_eq!(try_step(6, None), Tried::NotSpent);
     assert_eq!(try_step(7, None), Tried::NotSpent);
@@ -914,16 +970,15 @@ fn tries_of_codes(store: Arc<dyn Store>) {
     assert_eq!(store.locked_until(&tia, 70).unwrap(), None);
 }
 
-fn tries_in_parallel(store: Arc<dyn Store>) {
+fn tries_in_parallel(store: Arc<Store>) {
     let ty = name("ty");
     let id = imported(&store, &ty, 10);
     let threads: Vec<_> = (0..16)
         .map(|_| {
             let (store, ty) = (store.clone(), ty.clone());
             std::thread::spawn(move || {
-                let (lock, deny, spent) = (locked_out("ty"), denied("ty"), allowed("ty"));
                 store
-                    .try_step(&ty, 10, RULE, &lock, id, Some(300), None, &spent, &deny)
+                    .try_step(&code(of(&ty, id), 10, Some(300)), &records("ty"))
                     .unwrap()
             })
         })

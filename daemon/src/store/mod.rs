@@ -12,32 +12,87 @@
 //!
 //! Calls block (on the disk, or on a database server): callers run them off the bus executor.
 
+mod operations;
 pub mod postgres;
+pub mod sql;
 pub mod sqlite;
 
 #[cfg(test)]
 pub mod contract;
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::audit::Event;
 use crate::recovery::Hashed;
 use crate::totp::{Params, Secret};
 use crate::users::UserName;
 
-/// A storage failure. The message is for mfad's log, not for users.
-#[derive(Debug)]
-pub struct StoreError(pub String);
+/// A storage failure. The message is for mfad's log, not for users; it never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The database could not be reached, or did not answer in time.
+    Unavailable(String),
+    /// A commit was sent but not confirmed in time: the change may have been made.
+    Unconfirmed(String),
+    /// Another change held what this one needed for too long (a lock, a busy file).
+    Conflict(String),
+    /// What is stored cannot be read as it must be: a damaged file, a row out of range.
+    Damaged(String),
+    /// The tables were made by a newer mfad: no retry mends it.
+    NewerSchema(String),
+    /// The store cannot be used as configured: an unsafe directory, a bad connection string.
+    Setup(String),
+    /// Any other failure of a statement (a full disk, say).
+    Failed(String),
+}
+
+impl StoreError {
+    fn message(&self) -> &str {
+        match self {
+            StoreError::Unavailable(message)
+            | StoreError::Unconfirmed(message)
+            | StoreError::Conflict(message)
+            | StoreError::Damaged(message)
+            | StoreError::NewerSchema(message)
+            | StoreError::Setup(message)
+            | StoreError::Failed(message) => message,
+        }
+    }
+}
 
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.message())
     }
 }
 
 impl std::error::Error for StoreError {}
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The daemon's state: every operation, written once over a backend ([`sql::Backend`]).
+pub struct Store {
+    backend: Arc<dyn sql::Backend>,
+    /// This host's name in the audit trail of a store shared by several; empty in a store of
+    /// one.
+    host: String,
+}
+
+impl Store {
+    /// The store kept by `backend`, whose audit entries name `host` (empty: a store of one host).
+    pub fn new(backend: Arc<dyn sql::Backend>, host: String) -> Self {
+        Store { backend, host }
+    }
+
+    /// A store of one host in an SQLite file in `dir` (for tests).
+    #[cfg(test)]
+    pub fn open_sqlite(dir: &std::path::Path) -> Store {
+        let backend = sqlite::SqliteBackend::open(dir, |problem| panic!("{problem}"))
+            .unwrap_or_else(|error| panic!("{error}"));
+        Store::new(Arc::new(backend), String::new())
+    }
+}
 
 /// Identifies one enrollment for its whole life; never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -149,6 +204,42 @@ pub enum Attempt {
     Locked { until: i64, new: bool },
 }
 
+/// One enrollment of one user, as operations name it: an operation about it does nothing once
+/// `id` is not the user's enrollment of that kind any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserEnrollment<'a> {
+    pub user: &'a UserName,
+    pub id: EnrollmentId,
+}
+
+/// One try of a code from the app ([`Store::try_step`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CodeTry<'a> {
+    /// The user's active enrollment, whose code was typed.
+    pub active: UserEnrollment<'a>,
+    /// The time step the code matched, if it matched one.
+    pub step: Option<u64>,
+    /// Where the login comes from, when a right code is to be remembered for logins from there.
+    pub origin: Option<Origin<'a>>,
+    pub now: i64,
+    pub rule: LockoutRule,
+}
+
+/// What a try records in the audit trail, for each of its outcomes: the caller decides what
+/// each outcome means; the store records the one that happened, in the try's transaction.
+#[derive(Debug, Clone)]
+pub struct TryRecords {
+    /// When this try locks the account: a [`Event::LockedOut`] (alone or second in a pair),
+    /// which the store completes with the end of the lock ([`Event::with_lock_end`]).
+    pub locked: Event,
+    /// When the code's step was spent.
+    pub spent: Event,
+    /// When nothing was spent because the code was wrong, if that is recorded.
+    pub wrong: Option<Event>,
+    /// When nothing was spent because the code's step was used already, if that is recorded.
+    pub replayed: Option<Event>,
+}
+
 /// What one try of a code did ([`Store::try_step`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tried {
@@ -238,230 +329,4 @@ pub struct AuditRow {
     /// The host whose mfad recorded it, in a store shared by several; empty in a store of one.
     pub host: String,
     pub line: String,
-}
-
-pub trait Store: Send + Sync + 'static {
-    /// The user's enrollments.
-    fn enrollments(&self, user: &UserName) -> Result<Enrollments>;
-
-    /// Stores a new pending enrollment, replacing an earlier pending one (which gets no further
-    /// use: the new one has a new id). An active enrollment stays as it is until this one is
-    /// activated.
-    fn put_pending(
-        &self,
-        user: &UserName,
-        secret: &Secret,
-        params: Params,
-        now: i64,
-        event: &Event,
-    ) -> Result<EnrollmentId>;
-
-    /// Spends `spending`'s proof for its active enrollment and stores a new pending enrollment
-    /// (a new phone), as [`Store::put_pending`] does, in one transaction. `None`, and nothing
-    /// changed, if the proof was spent already or that is not the user's active enrollment.
-    fn put_replacement(
-        &self,
-        user: &UserName,
-        spending: (EnrollmentId, Proof),
-        secret: &Secret,
-        params: Params,
-        now: i64,
-        event: &Event,
-    ) -> Result<Option<EnrollmentId>>;
-
-    /// Activates pending enrollment `id`, whose code for `step` was just verified (that step is
-    /// spent), with `recovery` as its recovery codes; the user's earlier active enrollment, if
-    /// any, and its recovery codes are removed in the same transaction. False if `id` is no
-    /// longer the user's pending enrollment.
-    fn activate(
-        &self,
-        user: &UserName,
-        id: EnrollmentId,
-        step: u64,
-        recovery: &[Hashed],
-        now: i64,
-        event: &Event,
-    ) -> Result<bool>;
-
-    /// Spends `proof` and replaces the recovery codes of active enrollment `id` with
-    /// `recovery`. False, and nothing changed, if `id` is not the user's active enrollment any
-    /// more or the proof was already spent.
-    fn replace_recovery_codes(
-        &self,
-        user: &UserName,
-        id: EnrollmentId,
-        proof: Proof,
-        recovery: &[Hashed],
-        now: i64,
-        event: &Event,
-    ) -> Result<bool>;
-
-    /// Spends `proof` and removes every enrollment of the user (active and pending) with their
-    /// recovery codes, as [`Store::remove_enrollment`] does. False, and nothing changed, if
-    /// `id` is not the user's active enrollment any more or the proof was already spent.
-    fn disable(
-        &self,
-        user: &UserName,
-        id: EnrollmentId,
-        proof: Proof,
-        now: i64,
-        event: &Event,
-    ) -> Result<bool>;
-
-    /// The unused recovery codes of active enrollment `id`.
-    fn recovery_codes(
-        &self,
-        user: &UserName,
-        id: EnrollmentId,
-    ) -> Result<Vec<(RecoveryId, Hashed)>>;
-
-    /// Uses recovery code `code` of active enrollment `id`: `Some(unused codes left)` for
-    /// exactly one of any number of concurrent calls, `None` for the others and once the code
-    /// was used or `id` is not the user's active enrollment any more.
-    fn consume_recovery_code(
-        &self,
-        user: &UserName,
-        id: EnrollmentId,
-        code: RecoveryId,
-        now: i64,
-        origin: Option<Origin<'_>>,
-        event: &Event,
-    ) -> Result<Option<usize>>;
-
-    /// One try of a code from the app, whole in one transaction, so that a login with a code
-    /// costs one durable commit whatever its outcome: the try is counted as
-    /// [`Store::begin_attempt`] counts it (a locked account gets no try, and `locked(until)` is
-    /// recorded when this try locks it); then, when `step` is given (the code matched that time
-    /// step), the step is spent as [`Store::consume_step`] spends it (which clears the count)
-    /// and `spent` is recorded. When nothing was spent, `failed(replayed)` is recorded if it
-    /// gives an event (`replayed`: the code matched, but its step was used already).
-    #[allow(clippy::too_many_arguments)]
-    fn try_step(
-        &self,
-        user: &UserName,
-        now: i64,
-        rule: LockoutRule,
-        locked: &dyn Fn(i64) -> Event,
-        id: EnrollmentId,
-        step: Option<u64>,
-        origin: Option<Origin<'_>>,
-        spent: &Event,
-        failed: &dyn Fn(bool) -> Option<Event>,
-    ) -> Result<Tried>;
-
-    /// Consumes time step `step` of active enrollment `id`: true for exactly one of any number
-    /// of concurrent calls with that step, and for none once that step or a later one was used,
-    /// or once `id` is not the user's active enrollment any more. With `origin`, the right code
-    /// is remembered for logins from there (see [`Store::use_remembered`]), in the same
-    /// transaction; so is a used recovery code ([`Store::consume_recovery_code`]).
-    fn consume_step(
-        &self,
-        user: &UserName,
-        id: EnrollmentId,
-        step: u64,
-        now: i64,
-        origin: Option<Origin<'_>>,
-        event: &Event,
-    ) -> Result<bool>;
-
-    /// The remembered right code of active enrollment `id` for logins from `origin`, if any
-    /// (whether it still covers a login is for [`Store::use_remembered`] to say).
-    fn remembered(
-        &self,
-        user: &UserName,
-        id: EnrollmentId,
-        origin: Origin<'_>,
-    ) -> Result<Option<Remembered>>;
-
-    /// Lets a login from `origin` through on a remembered right code of active enrollment
-    /// `id`, if it was last used less than `terms.duration` ago and given less than
-    /// `terms.limit` ago, and the user is not locked; marks it used at `now` and records
-    /// `event`, in one conditional update. False, and nothing written, otherwise. Resets, disables and new enrollments
-    /// forget every remembered code of the user.
-    fn use_remembered(
-        &self,
-        user: &UserName,
-        id: EnrollmentId,
-        origin: Origin<'_>,
-        now: i64,
-        terms: RememberTerms,
-        event: &Event,
-    ) -> Result<bool>;
-
-    /// Adds active enrollments with their recovery codes, all or none, replacing pending ones.
-    /// A user with an active enrollment, or one spelled differently only in case, stops the
-    /// import and is returned in `Ok(Err(..))`.
-    fn import(
-        &self,
-        entries: &[Imported],
-        now: i64,
-        event: &Event,
-    ) -> Result<std::result::Result<usize, UserName>>;
-
-    /// Removes the user's enrollment, pending or active, and its recovery codes. The SQLite
-    /// backend leaves no copy of the secret in its files; a PostgreSQL server keeps the old row
-    /// until it is vacuumed, and in its write-ahead log and backups. Returns whether there was
-    /// one; `event` is recorded only if there was.
-    fn remove_enrollment(&self, user: &UserName, now: i64, event: &Event) -> Result<bool>;
-
-    /// Counts a try of a code by `user` before it is checked, in one transaction: a user may
-    /// have `rule.failures` tries in `rule.window`; the next one locks the account (the lock
-    /// doubles each time it follows another without a right code in between, up to
-    /// `rule.max_duration`), and a locked account gets no try at all. So parallel logins get
-    /// no more tries than one. `locked(until)` is recorded when this try locks the account.
-    fn begin_attempt(
-        &self,
-        user: &UserName,
-        now: i64,
-        rule: LockoutRule,
-        locked: &dyn Fn(i64) -> Event,
-    ) -> Result<Attempt>;
-
-    /// Until when the user is locked, if they are at `now`.
-    fn locked_until(&self, user: &UserName, now: i64) -> Result<Option<i64>>;
-
-    /// Ends a lock and clears the count. Returns whether the user was locked.
-    fn unlock(&self, user: &UserName, now: i64, event: &Event) -> Result<bool>;
-
-    /// The global switch, and `user`'s own switch when a user is named.
-    fn switches(&self, user: Option<&UserName>) -> Result<StoredSwitches>;
-
-    fn set_global_enforcement(&self, on: bool, now: i64, event: &Event) -> Result<()>;
-
-    fn set_user_enforcement(
-        &self,
-        user: &UserName,
-        on: bool,
-        now: i64,
-        event: &Event,
-    ) -> Result<()>;
-
-    /// Every user with an enrollment or a setting, sorted by name.
-    fn users(&self) -> Result<Vec<UserName>>;
-
-    /// A stored user whose name differs from `user` only in case, if any.
-    fn spelled_otherwise(&self, user: &UserName) -> Result<Option<UserName>>;
-
-    /// Appends an event that changes no state (a denied login) to the audit trail.
-    fn record(&self, now: i64, event: &Event) -> Result<()>;
-
-    /// The newest `limit` audit rows, oldest first.
-    fn audit_tail(&self, limit: usize) -> Result<Vec<AuditRow>> {
-        self.audit(&AuditFilter {
-            user: None,
-            since: 0,
-            kind: None,
-            limit,
-        })
-    }
-
-    /// Removes the remembered codes given `limit` seconds or more before `now`, which cover no
-    /// login any more; returns how many.
-    fn prune_remembered(&self, now: i64, limit: i64) -> Result<usize>;
-
-    /// Removes the audit rows older than `before` (Unix time); returns how many.
-    fn prune_audit(&self, before: i64) -> Result<usize>;
-
-    /// The newest `filter.limit` audit rows that match `filter`, oldest first.
-    fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>>;
 }

@@ -4,6 +4,10 @@
 //! `synchronous=FULL`: a change is on disk before the call returns. Checkpoints run on a thread
 //! of their own. Deleted content is zeroed (`secure_delete`), and after a secret is removed the
 //! log is checkpointed and truncated, so no copy of it stays in either file.
+//!
+//! What is particular to SQLite is here: the file and its checks, the one write connection
+//! whose transactions concurrent logins share (one commit for many), the reader, the
+//! checkpoints, the migrations. The operations are written once, in [`super::operations`].
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io;
@@ -13,18 +17,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use pam_mfa_config::Algorithm;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::borrow::Cow;
 
-use super::{
-    Attempt, AuditFilter, AuditRow, Enrollment, EnrollmentId, Enrollments, Imported, LockoutRule,
-    NextTry, Origin, Proof, RecoveryId, RememberTerms, Remembered, Result, Store, StoreError,
-    StoredSwitches, Tried, TryCount,
-};
-use crate::audit::Event;
-use crate::recovery::Hashed;
-use crate::totp::{Params, Secret};
-use crate::users::UserName;
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql};
+
+use super::sql::{Backend, Bound, Field, Row, Tx, Value};
+use super::{Result, StoreError};
 
 /// File name of the database inside the state directory.
 pub const DB_FILE: &str = "mfad.sqlite3";
@@ -146,13 +145,36 @@ const MIGRATIONS: &[&str] = &[
         last_seen INTEGER NOT NULL,
         PRIMARY KEY (user, service, rhost)
     ) STRICT;",
+    // 8: the names PostgreSQL has (`user` is a reserved word there), so that every statement
+    // is written once for both: users are `username`, names are compared through lower(),
+    // audit rows have a host (empty: a store of one host).
+    "ALTER TABLE enrollments RENAME COLUMN user TO username;
+    ALTER TABLE user_settings RENAME COLUMN user TO username;
+    ALTER TABLE lockout RENAME COLUMN user TO username;
+    ALTER TABLE remembered RENAME COLUMN user TO username;
+    ALTER TABLE audit RENAME COLUMN user TO username;
+    ALTER TABLE audit ADD COLUMN host TEXT NOT NULL DEFAULT '';
+    DROP INDEX enrollments_user_nocase;
+    DROP INDEX user_settings_user_nocase;
+    CREATE INDEX enrollments_username_lower ON enrollments (lower(username));
+    CREATE INDEX user_settings_username_lower ON user_settings (lower(username));",
 ];
 
-const GLOBAL_ENFORCEMENT: &str = "enforce_all_users";
+/// Prepared statements each connection keeps (every statement of the operations fits).
+const STATEMENT_CACHE: usize = 128;
 
 impl From<rusqlite::Error> for StoreError {
     fn from(error: rusqlite::Error) -> Self {
-        StoreError(format!("state database error: {error}"))
+        let message = format!("state database error: {error}");
+        match error.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                StoreError::Conflict(message)
+            }
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+                StoreError::Damaged(message)
+            }
+            _ => StoreError::Failed(message),
+        }
     }
 }
 
@@ -179,24 +201,25 @@ impl Integrity {
             state = self.done.wait(state).unwrap_or_else(|p| p.into_inner());
         }
         match state.as_ref() {
-            Some(Err(problem)) => Err(StoreError(problem.clone())),
+            Some(Err(problem)) => Err(StoreError::Damaged(problem.clone())),
             _ => Ok(()),
         }
     }
 }
 
-pub struct SqliteStore {
+pub struct SqliteBackend {
     path: PathBuf,
-    /// Every change, made in shared transactions ([`SqliteStore::write`]).
+    /// Every change, made in shared transactions ([`SqliteBackend::write`]).
     writer: Mutex<Writer>,
-    /// Callers of [`SqliteStore::write`] waiting for `writer`: while there are some, the open
+    /// Callers of [`SqliteBackend::write`] waiting for `writer`: while there are some, the open
     /// transaction is left for them to join.
     joining: AtomicUsize,
     /// Signalled when a shared transaction ends.
     ended: Condvar,
     /// Shared transactions committed since the store was opened.
     commits: AtomicU64,
-    /// The log must be emptied once the open transaction is committed ([`Self::purge_log`]).
+    /// The log must be emptied once the open transaction is committed
+    /// ([`Tx::secret_removed`]).
     purge: AtomicBool,
     /// Reads, of what is committed: they never wait for a commit in progress.
     reader: Mutex<Connection>,
@@ -242,7 +265,7 @@ fn check_directories(dir: &Path) -> Result<()> {
             Ok(meta) => meta,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(error) => {
-                return Err(StoreError(format!(
+                return Err(StoreError::Setup(format!(
                     "cannot check {}: {error}",
                     path.display()
                 )));
@@ -250,14 +273,14 @@ fn check_directories(dir: &Path) -> Result<()> {
         };
         if link.file_type().is_symlink() {
             if last {
-                return Err(StoreError(format!(
+                return Err(StoreError::Setup(format!(
                     "the state directory {} is a symbolic link: set state_dir to the real \
                      directory",
                     path.display()
                 )));
             }
             if link.uid() != 0 && link.uid() != euid {
-                return Err(StoreError(format!(
+                return Err(StoreError::Setup(format!(
                     "{} is a symbolic link owned by uid {}: the state directory must be reached \
                      only through root's directories",
                     path.display(),
@@ -265,13 +288,17 @@ fn check_directories(dir: &Path) -> Result<()> {
                 )));
             }
         }
-        let meta = fs::metadata(&path)
-            .map_err(|error| StoreError(format!("cannot check {}: {error}", path.display())))?;
+        let meta = fs::metadata(&path).map_err(|error| {
+            StoreError::Setup(format!("cannot check {}: {error}", path.display()))
+        })?;
         if !meta.is_dir() {
-            return Err(StoreError(format!("{} is not a directory", path.display())));
+            return Err(StoreError::Setup(format!(
+                "{} is not a directory",
+                path.display()
+            )));
         }
         if meta.uid() != 0 && meta.uid() != euid {
-            return Err(StoreError(format!(
+            return Err(StoreError::Setup(format!(
                 "{} is owned by uid {}: the state directory and every directory above it must \
                  be owned by root",
                 path.display(),
@@ -281,7 +308,7 @@ fn check_directories(dir: &Path) -> Result<()> {
         let writable_by_others = meta.mode() & 0o022 != 0;
         let sticky = meta.mode() & 0o1000 != 0 && meta.uid() == 0;
         if writable_by_others && (last || !sticky) {
-            return Err(StoreError(format!(
+            return Err(StoreError::Setup(format!(
                 "{} is writable by other users (mode {:o}): the state directory and every \
                  directory above it must be writable by root only",
                 path.display(),
@@ -297,22 +324,22 @@ fn check_directories(dir: &Path) -> Result<()> {
 fn check_file(path: &Path) -> Result<()> {
     let euid = nix::unistd::geteuid().as_raw();
     match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_symlink() => Err(StoreError(format!(
+        Ok(meta) if meta.file_type().is_symlink() => Err(StoreError::Setup(format!(
             "{} is a symbolic link: mfad follows no link for its files; remove it",
             path.display()
         ))),
-        Ok(meta) if !meta.is_file() => Err(StoreError(format!(
+        Ok(meta) if !meta.is_file() => Err(StoreError::Setup(format!(
             "{} is not a regular file",
             path.display()
         ))),
-        Ok(meta) if meta.uid() != euid => Err(StoreError(format!(
+        Ok(meta) if meta.uid() != euid => Err(StoreError::Setup(format!(
             "{} is owned by uid {}, not by mfad's user (uid {euid})",
             path.display(),
             meta.uid()
         ))),
         Ok(_) => Ok(()),
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(error) => Err(StoreError(format!(
+        Err(error) => Err(StoreError::Setup(format!(
             "cannot check {}: {error}",
             path.display()
         ))),
@@ -344,7 +371,7 @@ fn run_integrity_check(connection: &Connection, path: &Path) -> std::result::Res
     ))
 }
 
-impl SqliteStore {
+impl SqliteBackend {
     /// Opens (creating if needed) the store in `dir`: the directory mode 0700, the files 0600.
     ///
     /// A small database is checked for damage before this returns; a larger one in the
@@ -355,10 +382,12 @@ impl SqliteStore {
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|error| StoreError(format!("cannot create {}: {error}", dir.display())))?;
+            .map_err(|error| {
+                StoreError::Setup(format!("cannot create {}: {error}", dir.display()))
+            })?;
         check_directories(dir)?;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|error| {
-            StoreError(format!(
+            StoreError::Setup(format!(
                 "cannot set mode 0700 on {}: {error}",
                 dir.display()
             ))
@@ -374,12 +403,15 @@ impl SqliteStore {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
-            .map_err(|error| StoreError(format!("cannot open {}: {error}", path.display())))?;
+            .map_err(|error| {
+                StoreError::Setup(format!("cannot open {}: {error}", path.display()))
+            })?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_NOFOLLOW;
         let connection = Connection::open_with_flags(&path, flags)?;
         connection.busy_timeout(Duration::from_secs(5))?;
+        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.pragma_update(None, "secure_delete", "ON")?;
@@ -395,7 +427,7 @@ impl SqliteStore {
         )?;
         let checking_in_background = (size > CHECK_BEFORE_SERVING).then_some(size);
         if checking_in_background.is_none() {
-            run_integrity_check(&connection, &path).map_err(StoreError)?;
+            run_integrity_check(&connection, &path).map_err(StoreError::Damaged)?;
             integrity.finish(Ok(()));
         } else {
             let checker = Connection::open_with_flags(
@@ -416,12 +448,13 @@ impl SqliteStore {
                     integrity.finish(result);
                 })
                 .map_err(|error| {
-                    StoreError(format!("cannot start the integrity check: {error}"))
+                    StoreError::Setup(format!("cannot start the integrity check: {error}"))
                 })?;
         }
         let reader = Connection::open_with_flags(&path, flags)?;
         reader.busy_timeout(Duration::from_secs(5))?;
-        let store = SqliteStore {
+        reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let store = SqliteBackend {
             path,
             writer: Mutex::new(Writer {
                 connection,
@@ -479,7 +512,9 @@ impl SqliteStore {
                     }
                 }
             })
-            .map_err(|error| StoreError(format!("cannot start the checkpoint thread: {error}")))?;
+            .map_err(|error| {
+                StoreError::Setup(format!("cannot start the checkpoint thread: {error}"))
+            })?;
         Ok(())
     }
 
@@ -493,53 +528,9 @@ impl SqliteStore {
         &self.path
     }
 
-    /// A new pending enrollment replacing any earlier pending one; with `proof`, only if it
-    /// can be spent for that active enrollment, in the same transaction.
-    fn store_pending(
-        &self,
-        user: &UserName,
-        proof: Option<(EnrollmentId, Proof)>,
-        secret: &Secret,
-        params: Params,
-        now: i64,
-        event: &Event,
-    ) -> Result<Option<EnrollmentId>> {
-        let mut replaced = 0;
-        let id = self.change(now, event, |transaction| {
-            if let Some((active, proof)) = proof
-                && !spend(transaction, user, active, proof, now)?
-            {
-                return Ok(Err(()));
-            }
-            delete_recovery_codes(transaction, user, "active = 0")?;
-            replaced = transaction
-                .prepare_cached("DELETE FROM enrollments WHERE user = ?1 AND active = 0")?
-                .execute(params![user.as_str()])?;
-            transaction
-                .prepare_cached(
-                    "INSERT INTO enrollments
-                        (user, secret, algorithm, digits, period, active, created)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
-                )?
-                .execute(params![
-                    user.as_str(),
-                    secret.as_bytes(),
-                    params.algorithm.name(),
-                    params.digits,
-                    params.period,
-                    now
-                ])?;
-            Ok(Ok(EnrollmentId(transaction.last_insert_rowid())))
-        })?;
-        if replaced > 0 {
-            self.purge_log();
-        }
-        Ok(id.ok())
-    }
-
     /// The connection for reads. A panic while holding it cannot leave a half-done change
     /// (it makes none), so it is safe to use after poisoning.
-    fn read(&self) -> MutexGuard<'_, Connection> {
+    fn reader(&self) -> MutexGuard<'_, Connection> {
         self.reader
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -562,7 +553,7 @@ impl SqliteStore {
     /// are seen by the parts that join it after them (as if they were committed, which they
     /// will be, or every part waiting for them fails), and by no read until it is committed.
     /// Work that keeps nothing returns at once.
-    fn write<T>(&self, work: impl FnOnce(&Connection) -> Result<(T, bool)>) -> Result<T> {
+    fn write_shared<T>(&self, work: impl FnOnce(&Connection) -> Result<(T, bool)>) -> Result<T> {
         self.joining.fetch_add(1, Ordering::SeqCst);
         let mut writer = self.writer();
         self.joining.fetch_sub(1, Ordering::SeqCst);
@@ -584,7 +575,11 @@ impl SqliteStore {
         let in_part = saved.is_ok();
         let outcome = saved.and_then(|()| {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&writer.connection)))
-                .unwrap_or_else(|_| Err(StoreError("a change panicked; it was undone".into())))
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Failed(
+                        "a change panicked; it was undone".into(),
+                    ))
+                })
         });
         let kept = matches!(outcome, Ok((_, true)));
         let closed = if !in_part {
@@ -623,7 +618,7 @@ impl SqliteStore {
         drop(writer);
         match batch.outcome.get() {
             Some(Ok(())) => outcome.map(|(value, _)| value),
-            Some(Err(problem)) => Err(StoreError(format!(
+            Some(Err(problem)) => Err(StoreError::Failed(format!(
                 "the change could not be committed: {problem}"
             ))),
             None => unreachable!("waited for the outcome"),
@@ -632,7 +627,7 @@ impl SqliteStore {
 
     /// Ends `batch`, the writer's open transaction, with `outcome` (rolled back when it failed,
     /// so nothing of it stays open for the next one to trip on), and wakes its waiters. After a
-    /// commit, empties the log if a removed secret asked for it ([`Self::purge_log`]).
+    /// commit, empties the log if a removed secret asked for it ([`Tx::secret_removed`]).
     fn end(&self, writer: &mut Writer, batch: &Batch, outcome: std::result::Result<(), String>) {
         let committed = outcome.is_ok();
         if committed {
@@ -661,7 +656,7 @@ impl SqliteStore {
         let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
         let version = usize::try_from(version).unwrap_or(usize::MAX);
         if version > MIGRATIONS.len() {
-            return Err(StoreError(format!(
+            return Err(StoreError::NewerSchema(format!(
                 "{} was written by a newer mfad (schema {version}, this one knows {}): \
                  upgrade mfad or restore a backup",
                 self.path.display(),
@@ -683,7 +678,7 @@ impl SqliteStore {
             let path = sibling(&self.path, suffix);
             if path.exists() {
                 fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(|error| {
-                    StoreError(format!(
+                    StoreError::Setup(format!(
                         "cannot set mode 0600 on {}: {error}",
                         path.display()
                     ))
@@ -692,42 +687,11 @@ impl SqliteStore {
         }
         Ok(())
     }
-
-    /// Runs `work` in one write transaction. When it succeeds (`Ok(Ok(..))`), `event` is
-    /// appended to the audit trail and the whole is committed; when it declines
-    /// (`Ok(Err(..))`), nothing of it stays.
-    fn change<T, R>(
-        &self,
-        now: i64,
-        event: &Event,
-        work: impl FnOnce(&Connection) -> Result<std::result::Result<T, R>>,
-    ) -> Result<std::result::Result<T, R>> {
-        self.write(|connection| {
-            let outcome = work(connection)?;
-            if outcome.is_ok() {
-                append(connection, now, event)?;
-            }
-            let kept = outcome.is_ok();
-            Ok((outcome, kept))
-        })
-    }
-
-    /// After a secret was deleted or replaced: copy everything into the database (whose
-    /// deleted content `secure_delete` zeroed) and empty the log, which still holds older
-    /// page images with the secret.
-    fn purge_log(&self) {
-        let mut writer = self.writer();
-        if writer.batch.is_some() {
-            // Others are joining a transaction: its committer empties the log after it.
-            self.purge.store(true, Ordering::SeqCst);
-            return;
-        }
-        empty_log(&mut writer.connection);
-    }
 }
 
-/// Copies the log into the database and empties it (see [`SqliteStore::purge_log`]); on the
-/// write connection, between transactions.
+/// After a secret was deleted or replaced: copies everything into the database (whose deleted
+/// content `secure_delete` zeroed) and empties the log, which still holds older page images
+/// with the secret. On the write connection, between transactions.
 fn empty_log(connection: &mut Connection) {
     let result = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
         row.get::<_, i64>(0)
@@ -744,778 +708,117 @@ fn empty_log(connection: &mut Connection) {
     }
 }
 
-/// `Ok(())` when a statement changed exactly one row, `Err(())` when it changed none.
-fn only_one(changed: usize) -> std::result::Result<(), ()> {
-    if changed == 1 { Ok(()) } else { Err(()) }
+/// A transaction (or, for reads, the reader connection) of the SQLite store.
+struct SqliteTx<'a> {
+    connection: &'a Connection,
+    /// Set when the transaction removes a secret: the log is emptied after its commit.
+    purge: &'a AtomicBool,
 }
 
-fn append(transaction: &Connection, now: i64, event: &Event) -> Result<()> {
-    if let Event::Pair(first, second) = event {
-        let at = match **first {
-            Event::Challenged { at, .. } => at,
-            _ => now,
-        };
-        append(transaction, at, first)?;
-        return append(transaction, now, second);
+/// The statement as SQLite numbers parameters: `?1` for the operations' `$1`.
+fn dialect(sql: &str) -> Cow<'_, str> {
+    if sql.contains('$') {
+        Cow::Owned(sql.replace('$', "?"))
+    } else {
+        Cow::Borrowed(sql)
     }
-    if event.is_kept() {
-        transaction
-            .prepare_cached("INSERT INTO audit (time, kind, user, line) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![now, event.kind(), event.user(), event.to_string()])?;
+}
+
+impl ToSql for Value<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Value::Int(value) => ValueRef::Integer(value),
+            Value::Bool(value) => ValueRef::Integer(value.into()),
+            Value::Text(text) => ValueRef::Text(text.as_bytes()),
+            Value::Bytes(bytes) => ValueRef::Blob(bytes),
+            Value::OptText(None) => ValueRef::Null,
+            Value::OptText(Some(text)) => ValueRef::Text(text.as_bytes()),
+        }))
     }
-    Ok(())
 }
 
-fn read_enrollments(connection: &Connection, user: &UserName) -> Result<Enrollments> {
-    let mut statement = connection.prepare_cached(
-        "SELECT id, secret, algorithm, digits, period, active, created, confirmed, last_used
-         FROM enrollments WHERE user = ?1",
-    )?;
-    let rows = statement.query_map(params![user.as_str()], |row| {
-        Ok((
-            row.get::<_, i64>(0)?,
-            row.get::<_, Vec<u8>>(1)?,
-            row.get::<_, String>(2)?,
-            row.get::<_, u32>(3)?,
-            row.get::<_, u32>(4)?,
-            row.get::<_, bool>(5)?,
-            row.get::<_, i64>(6)?,
-            row.get::<_, Option<i64>>(7)?,
-            row.get::<_, Option<i64>>(8)?,
-        ))
-    })?;
-    let mut found = Enrollments::default();
-    for row in rows {
-        let (id, secret, algorithm, digits, period, active, created, confirmed, last_used) = row?;
-        let algorithm = Algorithm::from_name(&algorithm).ok_or_else(|| {
-            StoreError(format!(
-                "the enrollment of {user} names an unknown algorithm {algorithm:?}"
-            ))
-        })?;
-        let enrollment = Enrollment {
-            id: EnrollmentId(id),
-            secret: Secret::from_bytes(secret),
-            params: Params {
-                algorithm,
-                digits,
-                period,
-            },
-            active,
-            created,
-            confirmed,
-            last_used,
-        };
-        if active {
-            found.active = Some(enrollment);
-        } else {
-            found.pending = Some(enrollment);
-        }
+impl Tx for SqliteTx<'_> {
+    fn execute(&self, sql: &str, values: &[Value<'_>]) -> Result<u64> {
+        let changed = self
+            .connection
+            .prepare_cached(&dialect(sql))?
+            .execute(rusqlite::params_from_iter(values))?;
+        Ok(changed as u64)
     }
-    Ok(found)
-}
 
-/// Spends `proof` for active enrollment `id` of `user`: one conditional update. False if it was
-/// spent already (or a later step was), or `id` is not the user's active enrollment. A right
-/// code clears the user's count of tries and of locks in a row, in the same transaction.
-fn spend(
-    transaction: &Connection,
-    user: &UserName,
-    id: EnrollmentId,
-    proof: Proof,
-    now: i64,
-) -> Result<bool> {
-    spend_from(transaction, user, id, proof, now, None)
-}
-
-/// [`spend`], and where `origin` is given, remembers the right code for logins from there.
-fn spend_from(
-    transaction: &Connection,
-    user: &UserName,
-    id: EnrollmentId,
-    proof: Proof,
-    now: i64,
-    origin: Option<Origin<'_>>,
-) -> Result<bool> {
-    let changed = match proof {
-        Proof::Step(step) => transaction
-            .prepare_cached(
-                "UPDATE enrollments SET last_step = ?3, last_used = ?4
-                 WHERE id = ?1 AND user = ?2 AND active = 1
-                    AND (last_step IS NULL OR last_step < ?3)",
-            )?
-            .execute(params![id.0, user.as_str(), step as i64, now])?,
-        Proof::RecoveryCode(code) => transaction
-            .prepare_cached(
-                "UPDATE recovery_codes SET used = ?4
-                 WHERE id = ?3 AND enrollment = ?1 AND used IS NULL
-                    AND EXISTS (SELECT 1 FROM enrollments
-                                WHERE id = ?1 AND user = ?2 AND active = 1)",
-            )?
-            .execute(params![id.0, user.as_str(), code.0, now])?,
-    };
-    if changed != 1 {
-        return Ok(false);
-    }
-    transaction
-        .prepare_cached("DELETE FROM lockout WHERE user = ?1")?
-        .execute(params![user.as_str()])?;
-    if let Some(origin) = origin {
-        transaction
-            .prepare_cached(
-                "INSERT INTO remembered (user, service, rhost, enrollment, verified, last_seen)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)
-                 ON CONFLICT (user, service, rhost) DO UPDATE SET
-                    enrollment = excluded.enrollment, verified = excluded.verified,
-                    last_seen = excluded.last_seen",
-            )?
-            .execute(params![
-                user.as_str(),
-                origin.service,
-                origin.rhost,
-                id.0,
-                now
-            ])?;
-    }
-    Ok(true)
-}
-
-/// Counts one try of a code by `user` (see [`Store::begin_attempt`]), in `transaction`. When
-/// the try is allowed, `spend` runs first: if it spends the code, which clears the count, the
-/// try is not written only to be deleted (one page less for the commit to write).
-fn attempt(
-    transaction: &Connection,
-    user: &UserName,
-    now: i64,
-    rule: LockoutRule,
-    locked: &dyn Fn(i64) -> Event,
-    spend: &mut dyn FnMut() -> Result<bool>,
-) -> Result<(Attempt, bool)> {
-    let count = transaction
-        .prepare_cached("SELECT tries, since, locked_until, locks FROM lockout WHERE user = ?1")?
-        .query_row(params![user.as_str()], |row| {
-            Ok(TryCount {
-                tries: row.get(0)?,
-                since: row.get(1)?,
-                locked_until: row.get(2)?,
-                locks: row.get(3)?,
-            })
-        })
-        .optional()?;
-    let count = match rule.next(count, now) {
-        NextTry::Locked { until } => return Ok((Attempt::Locked { until, new: false }, false)),
-        NextTry::Locks { count } => {
-            append(transaction, now, &locked(count.locked_until))?;
-            transaction
-                .prepare_cached(
-                    "INSERT INTO lockout (user, tries, since, locked_until, locks)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (user) DO UPDATE SET tries = excluded.tries,
-                        since = excluded.since, locked_until = excluded.locked_until,
-                        locks = excluded.locks",
-                )?
-                .execute(params![
-                    user.as_str(),
-                    count.tries,
-                    count.since,
-                    count.locked_until,
-                    count.locks
-                ])?;
-            let until = count.locked_until;
-            return Ok((Attempt::Locked { until, new: true }, false));
-        }
-        NextTry::Counts { count } => count,
-    };
-    if spend()? {
-        return Ok((Attempt::Allowed, true));
-    }
-    transaction
-        .prepare_cached(
-            "INSERT INTO lockout (user, tries, since, locked_until, locks)
-             VALUES (?1, ?2, ?3, 0, ?4)
-             ON CONFLICT (user) DO UPDATE SET tries = excluded.tries, since = excluded.since",
-        )?
-        .execute(params![
-            user.as_str(),
-            count.tries,
-            count.since,
-            count.locks
-        ])?;
-    Ok((Attempt::Allowed, false))
-}
-
-/// Forgets every remembered login of the user (a reset, a disable, a new phone).
-fn forget_remembered(transaction: &Connection, user: &UserName) -> Result<()> {
-    transaction
-        .prepare_cached("DELETE FROM remembered WHERE user = ?1")?
-        .execute(params![user.as_str()])?;
-    Ok(())
-}
-
-/// Removes the recovery codes of the user's enrollments that match `which` (an SQL condition
-/// on `enrollments`).
-fn delete_recovery_codes(transaction: &Connection, user: &UserName, which: &str) -> Result<usize> {
-    Ok(transaction
-        .prepare_cached(&format!(
-            "DELETE FROM recovery_codes WHERE enrollment IN
-                (SELECT id FROM enrollments WHERE user = ?1 AND {which})"
-        ))?
-        .execute(params![user.as_str()])?)
-}
-
-impl Store for SqliteStore {
-    fn enrollments(&self, user: &UserName) -> Result<Enrollments> {
-        let found = read_enrollments(&self.read(), user)?;
-        if found.active.is_none() {
-            // Not found might be a damaged index: trust it only once the check has passed.
-            self.integrity.wait()?;
+    fn query(&self, sql: &str, values: &[Value<'_>]) -> Result<Vec<Row>> {
+        let mut statement = self.connection.prepare_cached(&dialect(sql))?;
+        let columns = statement.column_count();
+        let mut rows = statement.query(rusqlite::params_from_iter(values))?;
+        let mut found = Vec::new();
+        while let Some(row) = rows.next()? {
+            let fields = (0..columns)
+                .map(|index| {
+                    Ok(match row.get_ref(index)? {
+                        ValueRef::Null => Field::Null,
+                        ValueRef::Integer(value) => Field::Int(value),
+                        ValueRef::Text(text) => {
+                            Field::Text(String::from_utf8(text.to_vec()).map_err(|_| {
+                                StoreError::Damaged("a stored text is not UTF-8".into())
+                            })?)
+                        }
+                        ValueRef::Blob(bytes) => Field::Bytes(bytes.to_vec()),
+                        ValueRef::Real(_) => {
+                            return Err(StoreError::Damaged(
+                                "a stored number is not an integer".into(),
+                            ));
+                        }
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            found.push(Row(fields));
         }
         Ok(found)
     }
 
-    fn put_pending(
-        &self,
-        user: &UserName,
-        secret: &Secret,
-        params: Params,
-        now: i64,
-        event: &Event,
-    ) -> Result<EnrollmentId> {
-        let id = self.store_pending(user, None, secret, params, now, event)?;
-        Ok(id
-            .unwrap_or_else(|| unreachable!("without a proof the insert either succeeds or fails")))
+    fn lock_users(&self, _users: &[&str]) -> Result<()> {
+        // Every change is made on the one write connection, one at a time.
+        Ok(())
     }
 
-    fn put_replacement(
-        &self,
-        user: &UserName,
-        spending: (EnrollmentId, Proof),
-        secret: &Secret,
-        params: Params,
-        now: i64,
-        event: &Event,
-    ) -> Result<Option<EnrollmentId>> {
-        self.store_pending(user, Some(spending), secret, params, now, event)
+    fn secret_removed(&self) {
+        self.purge.store(true, Ordering::SeqCst);
     }
+}
 
-    fn activate(
-        &self,
-        user: &UserName,
-        id: EnrollmentId,
-        step: u64,
-        recovery: &[Hashed],
-        now: i64,
-        event: &Event,
-    ) -> Result<bool> {
-        let mut replaced = 0;
-        let changed = self.change(now, event, |transaction| {
-            let pending = transaction
-                .prepare_cached(
-                    "SELECT 1 FROM enrollments WHERE id = ?1 AND user = ?2 AND active = 0",
-                )?
-                .exists(params![id.0, user.as_str()])?;
-            if !pending {
-                return Ok(Err(()));
-            }
-            // The phone this one replaces stops working now, and so does what it proved.
-            delete_recovery_codes(transaction, user, "active = 1")?;
-            forget_remembered(transaction, user)?;
-            replaced = transaction
-                .prepare_cached("DELETE FROM enrollments WHERE user = ?1 AND active = 1")?
-                .execute(params![user.as_str()])?;
-            let changed = transaction
-                .prepare_cached(
-                    "UPDATE enrollments SET active = 1, confirmed = ?3, last_step = ?4
-                     WHERE id = ?1 AND user = ?2 AND active = 0",
-                )?
-                .execute(params![id.0, user.as_str(), now, step as i64])?;
-            if only_one(changed).is_err() {
-                return Ok(Err(()));
-            }
-            let mut insert = transaction.prepare_cached(
-                "INSERT INTO recovery_codes (enrollment, salt, hash) VALUES (?1, ?2, ?3)",
-            )?;
-            for code in recovery {
-                insert.execute(params![id.0, code.salt.as_slice(), code.hash.as_slice()])?;
-            }
-            Ok(Ok(()))
-        })?;
-        if changed.is_ok() && replaced > 0 {
-            self.purge_log();
-        }
-        Ok(changed.is_ok())
-    }
-
-    fn replace_recovery_codes(
-        &self,
-        user: &UserName,
-        id: EnrollmentId,
-        proof: Proof,
-        recovery: &[Hashed],
-        now: i64,
-        event: &Event,
-    ) -> Result<bool> {
-        let changed = self.change(now, event, |transaction| {
-            if !spend(transaction, user, id, proof, now)? {
-                return Ok(Err(()));
-            }
-            transaction
-                .prepare_cached("DELETE FROM recovery_codes WHERE enrollment = ?1")?
-                .execute(params![id.0])?;
-            let mut insert = transaction.prepare_cached(
-                "INSERT INTO recovery_codes (enrollment, salt, hash) VALUES (?1, ?2, ?3)",
-            )?;
-            for code in recovery {
-                insert.execute(params![id.0, code.salt.as_slice(), code.hash.as_slice()])?;
-            }
-            Ok(Ok(()))
-        })?;
-        Ok(changed.is_ok())
-    }
-
-    fn recovery_codes(
-        &self,
-        user: &UserName,
-        id: EnrollmentId,
-    ) -> Result<Vec<(RecoveryId, Hashed)>> {
-        let connection = self.read();
-        let mut statement = connection.prepare_cached(
-            "SELECT recovery_codes.id, salt, hash FROM recovery_codes
-             JOIN enrollments ON enrollments.id = recovery_codes.enrollment
-             WHERE enrollments.id = ?1 AND enrollments.user = ?2 AND enrollments.active = 1
-                AND used IS NULL
-             ORDER BY recovery_codes.id",
-        )?;
-        let rows = statement.query_map(params![id.0, user.as_str()], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, Vec<u8>>(1)?,
-                row.get::<_, Vec<u8>>(2)?,
-            ))
-        })?;
-        let mut codes = Vec::new();
-        for row in rows {
-            let (code, salt, hash) = row?;
-            let (Ok(salt), Ok(hash)) = (salt.try_into(), hash.try_into()) else {
-                return Err(StoreError(format!(
-                    "recovery code {code} of {user} is damaged (wrong length)"
-                )));
+impl Backend for SqliteBackend {
+    fn write(&self, _bound: Bound, work: &mut dyn FnMut(&dyn Tx) -> Result<bool>) -> Result<()> {
+        self.write_shared(|connection| {
+            let tx = SqliteTx {
+                connection,
+                purge: &self.purge,
             };
-            codes.push((RecoveryId(code), Hashed { salt, hash }));
-        }
-        Ok(codes)
-    }
-
-    fn consume_recovery_code(
-        &self,
-        user: &UserName,
-        id: EnrollmentId,
-        code: RecoveryId,
-        now: i64,
-        origin: Option<Origin<'_>>,
-        event: &Event,
-    ) -> Result<Option<usize>> {
-        let left = self.change(now, event, |transaction| {
-            let proof = Proof::RecoveryCode(code);
-            if !spend_from(transaction, user, id, proof, now, origin)? {
-                return Ok(Err(()));
-            }
-            let left: i64 = transaction
-                .prepare_cached(
-                    "SELECT count(*) FROM recovery_codes WHERE enrollment = ?1 AND used IS NULL",
-                )?
-                .query_row(params![id.0], |row| row.get(0))?;
-            Ok(Ok(left as usize))
-        })?;
-        Ok(left.ok())
-    }
-
-    fn consume_step(
-        &self,
-        user: &UserName,
-        id: EnrollmentId,
-        step: u64,
-        now: i64,
-        origin: Option<Origin<'_>>,
-        event: &Event,
-    ) -> Result<bool> {
-        let spent = self.change(now, event, |transaction| {
-            Ok(
-                spend_from(transaction, user, id, Proof::Step(step), now, origin)?
-                    .then_some(())
-                    .ok_or(()),
-            )
-        })?;
-        Ok(spent.is_ok())
-    }
-
-    fn remembered(
-        &self,
-        user: &UserName,
-        id: EnrollmentId,
-        origin: Origin<'_>,
-    ) -> Result<Option<Remembered>> {
-        Ok(self
-            .read()
-            .prepare_cached(
-                "SELECT verified, last_seen FROM remembered
-                 WHERE user = ?1 AND service = ?2 AND rhost = ?3 AND enrollment = ?4",
-            )?
-            .query_row(
-                params![user.as_str(), origin.service, origin.rhost, id.0],
-                |row| {
-                    Ok(Remembered {
-                        verified: row.get(0)?,
-                        last_seen: row.get(1)?,
-                    })
-                },
-            )
-            .optional()?)
-    }
-
-    fn use_remembered(
-        &self,
-        user: &UserName,
-        id: EnrollmentId,
-        origin: Origin<'_>,
-        now: i64,
-        terms: RememberTerms,
-        event: &Event,
-    ) -> Result<bool> {
-        let used = self.change(now, event, |transaction| {
-            let changed = transaction
-                .prepare_cached(
-                    "UPDATE remembered SET last_seen = ?5
-                     WHERE user = ?1 AND service = ?2 AND rhost = ?3 AND enrollment = ?4
-                        AND last_seen + ?6 > ?5 AND verified + ?7 > ?5
-                        AND EXISTS (SELECT 1 FROM enrollments
-                                    WHERE id = ?4 AND user = ?1 AND active = 1)
-                        AND NOT EXISTS (SELECT 1 FROM lockout
-                                        WHERE user = ?1 AND locked_until > ?5)",
-                )?
-                .execute(params![
-                    user.as_str(),
-                    origin.service,
-                    origin.rhost,
-                    id.0,
-                    now,
-                    terms.duration,
-                    terms.limit
-                ])?;
-            Ok(if changed == 1 { Ok(()) } else { Err(()) })
-        })?;
-        Ok(used.is_ok())
-    }
-
-    fn import(
-        &self,
-        entries: &[Imported],
-        now: i64,
-        event: &Event,
-    ) -> Result<std::result::Result<usize, UserName>> {
-        let mut replaced = 0;
-        let imported = self.change(now, event, |transaction| {
-            let mut other_spelling = transaction.prepare_cached(
-                "SELECT 1 FROM enrollments WHERE user = ?1 COLLATE NOCASE AND user <> ?1",
-            )?;
-            let mut drop_pending = transaction
-                .prepare_cached("DELETE FROM enrollments WHERE user = ?1 AND active = 0")?;
-            let mut insert = transaction.prepare_cached(
-                "INSERT INTO enrollments
-                    (user, secret, algorithm, digits, period, active, created, confirmed)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)
-                 ON CONFLICT (user, active) DO NOTHING",
-            )?;
-            let mut insert_code = transaction.prepare_cached(
-                "INSERT INTO recovery_codes (enrollment, salt, hash) VALUES (?1, ?2, ?3)",
-            )?;
-            for entry in entries {
-                let user = &entry.user;
-                if other_spelling.exists(params![user.as_str()])? {
-                    return Ok(Err(user.clone()));
-                }
-                delete_recovery_codes(transaction, user, "active = 0")?;
-                replaced += drop_pending.execute(params![user.as_str()])?;
-                let inserted = insert.execute(params![
-                    user.as_str(),
-                    entry.secret.as_bytes(),
-                    entry.params.algorithm.name(),
-                    entry.params.digits,
-                    entry.params.period,
-                    now
-                ])?;
-                if inserted != 1 {
-                    return Ok(Err(user.clone()));
-                }
-                let id = transaction.last_insert_rowid();
-                for code in &entry.recovery {
-                    insert_code.execute(params![id, code.salt.as_slice(), code.hash.as_slice()])?;
-                }
-            }
-            Ok(Ok(entries.len()))
-        })?;
-        if imported.is_ok() && replaced > 0 {
-            self.purge_log();
-        }
-        Ok(imported)
-    }
-
-    fn disable(
-        &self,
-        user: &UserName,
-        id: EnrollmentId,
-        proof: Proof,
-        now: i64,
-        event: &Event,
-    ) -> Result<bool> {
-        let removed = self.change(now, event, |transaction| {
-            if !spend(transaction, user, id, proof, now)? {
-                return Ok(Err(()));
-            }
-            delete_recovery_codes(transaction, user, "1")?;
-            forget_remembered(transaction, user)?;
-            transaction
-                .prepare_cached("DELETE FROM enrollments WHERE user = ?1")?
-                .execute(params![user.as_str()])?;
-            Ok(Ok(()))
-        })?;
-        if removed.is_ok() {
-            self.purge_log();
-        }
-        Ok(removed.is_ok())
-    }
-
-    fn remove_enrollment(&self, user: &UserName, now: i64, event: &Event) -> Result<bool> {
-        let removed = self.change(now, event, |transaction| {
-            delete_recovery_codes(transaction, user, "1")?;
-            forget_remembered(transaction, user)?;
-            let removed = transaction
-                .prepare_cached("DELETE FROM enrollments WHERE user = ?1")?
-                .execute(params![user.as_str()])?;
-            // An active and a pending enrollment are two rows: both go.
-            Ok(if removed > 0 { Ok(()) } else { Err(()) })
-        })?;
-        let removed = removed.is_ok();
-        if removed {
-            self.purge_log();
-        }
-        Ok(removed)
-    }
-
-    fn begin_attempt(
-        &self,
-        user: &UserName,
-        now: i64,
-        rule: LockoutRule,
-        locked: &dyn Fn(i64) -> Event,
-    ) -> Result<Attempt> {
-        self.write(|connection| {
-            let (attempt, _) = attempt(connection, user, now, rule, locked, &mut || Ok(false))?;
-            Ok((attempt, true))
+            Ok(((), work(&tx)?))
         })
     }
 
-    fn try_step(
-        &self,
-        user: &UserName,
-        now: i64,
-        rule: LockoutRule,
-        locked: &dyn Fn(i64) -> Event,
-        id: EnrollmentId,
-        step: Option<u64>,
-        origin: Option<Origin<'_>>,
-        spent: &Event,
-        failed: &dyn Fn(bool) -> Option<Event>,
-    ) -> Result<Tried> {
-        self.write(|transaction| {
-            let mut spend = || match step {
-                Some(step) => spend_from(transaction, user, id, Proof::Step(step), now, origin),
-                None => Ok(false),
-            };
-            let tried = match attempt(transaction, user, now, rule, locked, &mut spend)? {
-                (Attempt::Locked { until, new }, _) => Tried::Locked { until, new },
-                (Attempt::Allowed, true) => {
-                    append(transaction, now, spent)?;
-                    Tried::Spent
-                }
-                (Attempt::Allowed, false) => {
-                    if let Some(event) = failed(step.is_some()) {
-                        append(transaction, now, &event)?;
-                    }
-                    Tried::NotSpent
-                }
-            };
-            Ok((tried, true))
+    fn read(&self, work: &mut dyn FnMut(&dyn Tx) -> Result<()>) -> Result<()> {
+        let connection = self.reader();
+        work(&SqliteTx {
+            connection: &connection,
+            purge: &self.purge,
         })
     }
 
-    fn locked_until(&self, user: &UserName, now: i64) -> Result<Option<i64>> {
-        let until: Option<i64> = self
-            .read()
-            .prepare_cached("SELECT locked_until FROM lockout WHERE user = ?1")?
-            .query_row(params![user.as_str()], |row| row.get(0))
-            .optional()?;
-        Ok(until.filter(|until| *until > now))
-    }
-
-    fn unlock(&self, user: &UserName, now: i64, event: &Event) -> Result<bool> {
-        let was_locked = self.change(now, event, |transaction| {
-            let locked: Option<bool> = transaction
-                .prepare_cached("DELETE FROM lockout WHERE user = ?1 RETURNING locked_until > ?2")?
-                .query_row(params![user.as_str(), now], |row| row.get(0))
-                .optional()?;
-            Ok(if locked == Some(true) {
-                Ok(())
-            } else {
-                Err(())
-            })
-        })?;
-        Ok(was_locked.is_ok())
-    }
-
-    fn switches(&self, user: Option<&UserName>) -> Result<StoredSwitches> {
-        let connection = self.read();
-        let global: Option<String> = connection
-            .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
-            .query_row(params![GLOBAL_ENFORCEMENT], |row| row.get(0))
-            .optional()?;
-        let user: Option<bool> = match user {
-            Some(user) => connection
-                .prepare_cached("SELECT enforced FROM user_settings WHERE user = ?1")?
-                .query_row(params![user.as_str()], |row| row.get(0))
-                .optional()?,
-            None => None,
-        };
-        Ok(StoredSwitches {
-            global: global.map(|value| value == "on"),
-            user,
-        })
-    }
-
-    fn set_global_enforcement(&self, on: bool, now: i64, event: &Event) -> Result<()> {
-        self.change(now, event, |transaction| {
-            transaction
-                .prepare_cached(
-                    "INSERT INTO settings (key, value) VALUES (?1, ?2)
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                )?
-                .execute(params![GLOBAL_ENFORCEMENT, if on { "on" } else { "off" }])?;
-            Ok(Ok::<_, ()>(()))
-        })
-        .map(drop)
-    }
-
-    fn set_user_enforcement(
-        &self,
-        user: &UserName,
-        on: bool,
-        now: i64,
-        event: &Event,
-    ) -> Result<()> {
-        self.change(now, event, |transaction| {
-            transaction
-                .prepare_cached(
-                    "INSERT INTO user_settings (user, enforced) VALUES (?1, ?2)
-                     ON CONFLICT (user) DO UPDATE SET enforced = excluded.enforced",
-                )?
-                .execute(params![user.as_str(), on])?;
-            Ok(Ok::<_, ()>(()))
-        })
-        .map(drop)
-    }
-
-    fn users(&self) -> Result<Vec<UserName>> {
-        let connection = self.read();
-        let names: Vec<String> = connection
-            .prepare_cached(
-                "SELECT user FROM enrollments UNION SELECT user FROM user_settings ORDER BY 1",
-            )?
-            .query_map([], |row| row.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        names
-            .iter()
-            .map(|name| {
-                UserName::parse(name)
-                    .map_err(|reason| StoreError(format!("stored user name {name:?}: {reason}")))
-            })
-            .collect()
-    }
-
-    fn spelled_otherwise(&self, user: &UserName) -> Result<Option<UserName>> {
-        let connection = self.read();
-        let found: Option<String> = connection
-            .prepare_cached(
-                "SELECT user FROM enrollments WHERE user = ?1 COLLATE NOCASE AND user <> ?1
-                 UNION
-                 SELECT user FROM user_settings WHERE user = ?1 COLLATE NOCASE AND user <> ?1
-                 LIMIT 1",
-            )?
-            .query_row(params![user.as_str()], |row| row.get(0))
-            .optional()?;
-        found
-            .map(|name| {
-                UserName::parse(&name)
-                    .map_err(|reason| StoreError(format!("stored user name {name:?}: {reason}")))
-            })
-            .transpose()
-    }
-
-    fn record(&self, now: i64, event: &Event) -> Result<()> {
-        // A pair's two rows go together.
-        self.write(|connection| Ok((append(connection, now, event)?, true)))
-    }
-
-    fn prune_remembered(&self, now: i64, limit: i64) -> Result<usize> {
-        self.write(|connection| {
-            let removed = connection
-                .prepare_cached("DELETE FROM remembered WHERE verified + ?2 <= ?1")?
-                .execute(params![now, limit])?;
-            Ok((removed, true))
-        })
-    }
-
-    fn prune_audit(&self, before: i64) -> Result<usize> {
-        self.write(|connection| {
-            let removed = connection
-                .prepare_cached("DELETE FROM audit WHERE time < ?1")?
-                .execute(params![before])?;
-            Ok((removed, true))
-        })
-    }
-
-    fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>> {
-        let connection = self.read();
-        let mut rows: Vec<AuditRow> = connection
-            .prepare_cached(
-                "SELECT time, kind, user, line FROM audit
-                 WHERE (?1 IS NULL OR user = ?1) AND time >= ?2 AND (?3 IS NULL OR kind = ?3)
-                 ORDER BY id DESC LIMIT ?4",
-            )?
-            .query_map(
-                params![
-                    filter.user.as_ref().map(UserName::as_str),
-                    filter.since,
-                    filter.kind.as_deref(),
-                    filter.limit as i64
-                ],
-                |row| {
-                    Ok(AuditRow {
-                        time: row.get(0)?,
-                        kind: row.get(1)?,
-                        user: row.get(2)?,
-                        host: String::new(),
-                        line: row.get(3)?,
-                    })
-                },
-            )?
-            .collect::<rusqlite::Result<_>>()?;
-        rows.reverse();
-        Ok(rows)
+    fn trust_absence(&self) -> Result<()> {
+        self.integrity.wait()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use pam_mfa_config::Algorithm;
+
     use super::*;
+    use crate::audit::Event;
+    use crate::store::{EnrollmentId, Imported, Store, UserEnrollment};
+    use crate::totp::{Params, Secret};
+    use crate::users::UserName;
 
     pub fn temp_dir(name: &str) -> PathBuf {
         static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -1528,14 +831,19 @@ mod tests {
         dir
     }
 
-    fn open(dir: &Path) -> SqliteStore {
-        SqliteStore::open(dir, |problem| panic!("{problem}")).unwrap()
+    fn open_backend(dir: &Path) -> Arc<SqliteBackend> {
+        Arc::new(SqliteBackend::open(dir, |problem| panic!("{problem}")).unwrap())
+    }
+
+    fn open(dir: &Path) -> Store {
+        Store::new(open_backend(dir), String::new())
     }
 
     #[test]
     fn concurrent_changes_share_commits_and_each_is_kept() {
         let dir = temp_dir("group-commit");
-        let store = Arc::new(open(&dir));
+        let backend = open_backend(&dir);
+        let store = Arc::new(Store::new(backend.clone(), String::new()));
         let secret = Secret::from_bytes(b"12345678901234567890".to_vec());
         let params = Params {
             algorithm: Algorithm::Sha1,
@@ -1560,7 +868,7 @@ mod tests {
             .iter()
             .map(|user| store.enrollments(user).unwrap().active.unwrap().id)
             .collect();
-        let before = store.commits();
+        let before = backend.commits();
         let threads: Vec<_> = (0..16)
             .map(|thread| {
                 let (store, users, ids) = (store.clone(), users.clone(), ids.clone());
@@ -1568,9 +876,11 @@ mod tests {
                     (thread * 4..thread * 4 + 4)
                         .filter(|&index| {
                             let event = Event::EnrollmentsImported { count: 0 };
-                            store
-                                .consume_step(&users[index], ids[index], 7, 2, None, &event)
-                                .unwrap()
+                            let active = UserEnrollment {
+                                user: &users[index],
+                                id: ids[index],
+                            };
+                            store.consume_step(active, 7, 2, None, &event).unwrap()
                         })
                         .count()
                 })
@@ -1578,17 +888,19 @@ mod tests {
             .collect();
         let spent: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
         assert_eq!(spent, 64, "every step spent once");
-        let commits = store.commits() - before;
+        let commits = backend.commits() - before;
         assert!(
             commits < 64,
             "64 changes from 16 threads took {commits} commits"
         );
         // What was acknowledged is in the database for the next connection to see.
         drop(store);
+        drop(backend);
         let store = open(&dir);
         let event = Event::EnrollmentsImported { count: 0 };
         for (user, id) in users.iter().zip(&ids) {
-            assert!(!store.consume_step(user, *id, 7, 3, None, &event).unwrap());
+            let active = UserEnrollment { user, id: *id };
+            assert!(!store.consume_step(active, 7, 3, None, &event).unwrap());
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -1607,21 +919,21 @@ mod tests {
     #[test]
     fn files_are_private() {
         let dir = temp_dir("modes");
-        let store = open(&dir.join("state"));
+        let backend = open_backend(&dir.join("state"));
         let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir.join("state")), 0o700);
-        assert_eq!(mode(store.path()), 0o600);
+        assert_eq!(mode(backend.path()), 0o600);
         fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_newer_schema_is_refused() {
         let dir = temp_dir("newer");
-        drop(open(&dir));
+        drop(open_backend(&dir));
         let connection = Connection::open(dir.join(DB_FILE)).unwrap();
         connection.pragma_update(None, "user_version", 99).unwrap();
         drop(connection);
-        let error = SqliteStore::open(&dir, |_| {}).err().unwrap().to_string();
+        let error = SqliteBackend::open(&dir, |_| {}).err().unwrap().to_string();
         assert!(error.contains("newer mfad"), "{error}");
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -1647,24 +959,23 @@ mod tests {
         assert!(enrollment.active);
         assert_eq!(enrollment.secret.as_bytes(), b"12");
         let event = Event::EnrollmentsImported { count: 0 };
+        let active = UserEnrollment {
+            user: &alice,
+            id: enrollment.id,
+        };
         assert!(
-            !store
-                .consume_step(&alice, enrollment.id, 7, 2, None, &event)
-                .unwrap(),
+            !store.consume_step(active, 7, 2, None, &event).unwrap(),
             "the spent step stays spent"
         );
-        assert!(
-            store
-                .consume_step(&alice, enrollment.id, 8, 2, None, &event)
-                .unwrap()
-        );
+        assert!(store.consume_step(active, 8, 2, None, &event).unwrap());
         fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn the_checkpointer_empties_the_log() {
         let dir = temp_dir("checkpoint");
-        let store = open(&dir);
+        let backend = open_backend(&dir);
+        let store = Store::new(backend.clone(), String::new());
         let secret = Secret::from_bytes(b"12345678901234567890".to_vec());
         let params = Params {
             algorithm: Algorithm::Sha1,
@@ -1678,26 +989,29 @@ mod tests {
                 .put_pending(&user, &secret, params, 1, &event)
                 .unwrap();
         }
-        let frames = |store: &SqliteStore| -> (i64, i64) {
-            store
-                .read()
+        let frames = |backend: &SqliteBackend| -> (i64, i64) {
+            backend
+                .reader()
                 .query_row("PRAGMA wal_checkpoint(NOOP)", [], |row| {
                     Ok((row.get(1)?, row.get(2)?))
                 })
                 .unwrap()
         };
-        let (logged, done) = frames(&store);
+        let (logged, done) = frames(&backend);
         assert!(
             logged >= 50 && done == 0,
             "no checkpoint runs in commits: {logged} {done}"
         );
-        store.spawn_checkpointer(Duration::from_millis(10)).unwrap();
+        backend
+            .spawn_checkpointer(Duration::from_millis(10))
+            .unwrap();
         let start = std::time::Instant::now();
-        while frames(&store).1 < logged {
+        while frames(&backend).1 < logged {
             assert!(start.elapsed().as_secs() < 10, "no checkpoint");
             std::thread::sleep(Duration::from_millis(10));
         }
         drop(store);
+        drop(backend);
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1709,7 +1023,7 @@ mod tests {
         let open_dir = dir.join("open");
         fs::create_dir(&open_dir).unwrap();
         fs::set_permissions(&open_dir, fs::Permissions::from_mode(0o777)).unwrap();
-        let error = SqliteStore::open(&open_dir.join("state"), |_| {})
+        let error = SqliteBackend::open(&open_dir.join("state"), |_| {})
             .err()
             .unwrap()
             .to_string();
@@ -1719,7 +1033,7 @@ mod tests {
         let theirs = dir.join("theirs");
         fs::create_dir(&theirs).unwrap();
         nix::unistd::chown(&theirs, Some(nix::unistd::Uid::from_raw(1000)), None).unwrap();
-        let error = SqliteStore::open(&theirs.join("state"), |_| {})
+        let error = SqliteBackend::open(&theirs.join("state"), |_| {})
             .err()
             .unwrap()
             .to_string();
@@ -1728,7 +1042,7 @@ mod tests {
         let real = dir.join("real");
         fs::create_dir(&real).unwrap();
         std::os::unix::fs::symlink(&real, dir.join("link")).unwrap();
-        let error = SqliteStore::open(&dir.join("link"), |_| {})
+        let error = SqliteBackend::open(&dir.join("link"), |_| {})
             .err()
             .unwrap()
             .to_string();
@@ -1738,7 +1052,10 @@ mod tests {
         fs::create_dir(&state).unwrap();
         fs::write(dir.join("elsewhere"), b"").unwrap();
         std::os::unix::fs::symlink(dir.join("elsewhere"), state.join(DB_FILE)).unwrap();
-        let error = SqliteStore::open(&state, |_| {}).err().unwrap().to_string();
+        let error = SqliteBackend::open(&state, |_| {})
+            .err()
+            .unwrap()
+            .to_string();
         assert!(error.contains("is a symbolic link"), "{error}");
         assert!(error.contains(DB_FILE), "{error}");
         fs::remove_dir_all(&dir).unwrap();
