@@ -575,7 +575,7 @@ impl fmt::Display for Event {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::totp::Secret;
+    use crate::codes::totp::Secret;
 
     fn name(text: &str) -> UserName {
         UserName::parse(text).unwrap()

@@ -3,19 +3,13 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
-pub mod bus;
 pub mod cli;
 pub mod clock;
+pub mod codes;
 pub mod core;
-pub mod dialogue;
-pub mod direct;
-pub mod identity;
 pub mod log;
 pub mod policy;
-pub mod recovery;
-pub mod reload;
 pub mod server;
-pub mod sessions;
 pub mod store;
-pub mod totp;
+pub mod transport;
 pub mod users;

@@ -9,14 +9,15 @@ use pam_mfa_api::{BUS_NAME, OBJECT_PATH};
 use pam_mfa_config::Config;
 use zbus::fdo::{RequestNameFlags, RequestNameReply};
 
-use crate::bus::{AdminInterface, LoginInterface, ServedCore, Shared, UserInterface};
 use crate::clock::SystemClock;
 use crate::core::Core;
-use crate::identity::Identities;
 use crate::log;
 use crate::store::Store;
 use crate::store::postgres::PostgresBackend;
 use crate::store::sqlite::SqliteBackend;
+use crate::transport::bus::{AdminInterface, LoginInterface, UserInterface};
+use crate::transport::identity::Identities;
+use crate::transport::{ServedCore, Shared};
 
 /// Serves until the bus connection is lost, which is an error: mfad exits, and its service
 /// manager starts it again.
@@ -85,7 +86,7 @@ pub async fn serve(
     // Only the mfad that owns the name serves the login socket: a second one, which exits
     // above, never touches the first one's socket.
     if !login_socket.as_os_str().is_empty() {
-        crate::direct::serve(shared.clone(), &login_socket)?;
+        crate::transport::login_socket::serve(shared.clone(), &login_socket)?;
         log::info(&format!("serving logins on {}", login_socket.display()));
     }
     log::info(&format!("serving {BUS_NAME} on {address}"));

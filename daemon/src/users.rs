@@ -150,7 +150,7 @@ impl<K: std::hash::Hash + Eq, V: Clone> Recent<K, V> {
 }
 
 /// Looks `name` up by name. Blocking: call it off the bus executor (see
-/// [`crate::bus::off_executor`]).
+/// [`crate::transport::off_executor`]).
 pub fn by_name(name: &UserName) -> Result<Lookup, LookupError> {
     answer(User::from_name(name.as_str()))
 }

@@ -10,8 +10,8 @@ use super::{
     Remembered, Store, StoredSwitches, Tried, TryRecords, UserEnrollment,
 };
 use crate::audit::{Context, Event, Scope};
-use crate::recovery::{self, Hashed};
-use crate::totp::{Params, Secret};
+use crate::codes::recovery::{self, Hashed};
+use crate::codes::totp::{Params, Secret};
 use crate::users::UserName;
 
 fn name(text: &str) -> UserName {

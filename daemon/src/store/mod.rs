@@ -12,8 +12,11 @@
 //!
 //! Calls block (on the disk, or on a database server): callers run them off the bus executor.
 
+mod import;
+mod logins;
 mod operations;
 pub mod postgres;
+mod records;
 pub mod sql;
 pub mod sqlite;
 
@@ -24,8 +27,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::audit::Event;
-use crate::recovery::Hashed;
-use crate::totp::{Params, Secret};
+use crate::codes::recovery::Hashed;
+use crate::codes::totp::{Params, Secret};
 use crate::users::UserName;
 
 /// A storage failure. The message is for mfad's log, not for users; it never holds a secret.

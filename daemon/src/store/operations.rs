@@ -8,27 +8,23 @@
 
 use pam_mfa_config::Algorithm;
 
-use super::sql::{Bound, Tx, Value, placeholders, values};
+use super::sql::{Bound, Tx, placeholders, values};
 use super::{
-    Attempt, AuditFilter, AuditRow, CodeTry, Enrollment, EnrollmentId, Enrollments, Imported,
-    LockoutRule, NextTry, Origin, Proof, RecoveryId, RememberTerms, Remembered, Result, Store,
-    StoreError, StoredSwitches, Tried, TryCount, TryRecords, UserEnrollment,
+    Enrollment, EnrollmentId, Enrollments, Origin, Proof, RecoveryId, Result, Store, StoreError,
+    UserEnrollment,
 };
 use crate::audit::Event;
-use crate::recovery::Hashed;
-use crate::totp::{Params, Secret};
+use crate::codes::recovery::Hashed;
+use crate::codes::totp::{Params, Secret};
 use crate::users::UserName;
-
-/// The key of the global enforcement switch in `settings`.
-const GLOBAL_ENFORCEMENT: &str = "enforce_all_users";
 
 /// Rows one statement of an import inserts at most (each with six values: well within both
 /// databases' limits on a statement's parameters).
-const IMPORT_CHUNK: usize = 1000;
+pub(super) const IMPORT_CHUNK: usize = 1000;
 
 /// Which of a user's enrollments.
 #[derive(Clone, Copy)]
-enum Which {
+pub(super) enum Which {
     Active,
     Pending,
     All,
@@ -36,7 +32,11 @@ enum Which {
 
 impl Store {
     /// Runs `work` in one write transaction; commits what it says to keep (`(value, true)`).
-    fn write<T>(&self, bound: Bound, work: impl FnOnce(&dyn Tx) -> Result<(T, bool)>) -> Result<T> {
+    pub(super) fn write<T>(
+        &self,
+        bound: Bound,
+        work: impl FnOnce(&dyn Tx) -> Result<(T, bool)>,
+    ) -> Result<T> {
         let mut work = Some(work);
         let mut value = None;
         self.backend.write(bound, &mut |tx| {
@@ -51,7 +51,7 @@ impl Store {
     }
 
     /// Runs `work`, which only reads, on what is committed.
-    fn read<T>(&self, work: impl FnOnce(&dyn Tx) -> Result<T>) -> Result<T> {
+    pub(super) fn read<T>(&self, work: impl FnOnce(&dyn Tx) -> Result<T>) -> Result<T> {
         let mut work = Some(work);
         let mut value = None;
         self.backend.read(&mut |tx| {
@@ -67,7 +67,7 @@ impl Store {
     /// A change about `user` (or about no user): takes the user's lock, runs `work`, and
     /// when it makes something (`Some`), records `event` and commits; when it declines
     /// (`None`), nothing of it stays.
-    fn change<T>(
+    pub(super) fn change<T>(
         &self,
         user: Option<&UserName>,
         now: i64,
@@ -88,7 +88,7 @@ impl Store {
     }
 
     /// Appends `event` to the audit trail (when it is kept there), a pair as its two rows.
-    fn append(&self, tx: &dyn Tx, now: i64, event: &Event) -> Result<()> {
+    pub(super) fn append(&self, tx: &dyn Tx, now: i64, event: &Event) -> Result<()> {
         if let Event::Pair(first, second) = event {
             let at = match **first {
                 Event::Challenged { at, .. } => at,
@@ -159,7 +159,7 @@ impl Store {
         )
     }
 
-    fn store_pending(
+    pub(super) fn store_pending(
         &self,
         user: &UserName,
         spending: Option<(EnrollmentId, Proof)>,
@@ -300,311 +300,6 @@ impl Store {
             .collect()
     }
 
-    /// Uses recovery code `code` of the active enrollment: `Some(unused codes left)` for
-    /// exactly one of any number of concurrent calls, `None` for the others and once the code
-    /// was used or it is not the user's active enrollment any more.
-    pub fn consume_recovery_code(
-        &self,
-        active: UserEnrollment<'_>,
-        code: RecoveryId,
-        now: i64,
-        origin: Option<Origin<'_>>,
-        event: &Event,
-    ) -> Result<Option<usize>> {
-        self.change(Some(active.user), now, event, |tx| {
-            if !spend(tx, active, Proof::RecoveryCode(code), now, origin)? {
-                return Ok(None);
-            }
-            let left = tx
-                .query_one(
-                    "SELECT count(*) FROM recovery_codes WHERE enrollment = $1 AND used IS NULL",
-                    values![active.id.0],
-                )?
-                .int(0)?;
-            Ok(Some(usize::try_from(left).unwrap_or(0)))
-        })
-    }
-
-    /// One try of a code from the app, whole in one transaction, so that a login with a code
-    /// costs one durable commit whatever its outcome: the try is counted as
-    /// [`Store::begin_attempt`] counts it (a locked account gets no try, and `records.locked`
-    /// is recorded when this try locks it); then, when the code matched a time step, the step
-    /// is spent as [`Store::consume_step`] spends it (which clears the count) and
-    /// `records.spent` is recorded. When nothing was spent, `records.wrong` or
-    /// `records.replayed` (the code matched, but its step was used already) is recorded.
-    pub fn try_step(&self, code: &CodeTry<'_>, records: &TryRecords) -> Result<Tried> {
-        self.write(Bound::Call, |tx| {
-            tx.lock_users(&[code.active.user.as_str()])?;
-            let spend = || match code.step {
-                Some(step) => spend(tx, code.active, Proof::Step(step), code.now, code.origin),
-                None => Ok(false),
-            };
-            let user = code.active.user;
-            let tried = match self.attempt(tx, user, code.now, code.rule, &records.locked, spend)? {
-                (Attempt::Locked { until, new }, _) => Tried::Locked { until, new },
-                (Attempt::Allowed, true) => {
-                    self.append(tx, code.now, &records.spent)?;
-                    Tried::Spent
-                }
-                (Attempt::Allowed, false) => {
-                    let record = match code.step {
-                        Some(_) => &records.replayed,
-                        None => &records.wrong,
-                    };
-                    if let Some(event) = record {
-                        self.append(tx, code.now, event)?;
-                    }
-                    Tried::NotSpent
-                }
-            };
-            Ok((tried, true))
-        })
-    }
-
-    /// Counts a try of a code by `user` before it is checked, in one transaction: a user may
-    /// have `rule.failures` tries in `rule.window`; the next one locks the account (the lock
-    /// doubles each time it follows another without a right code in between, up to
-    /// `rule.max_duration`), and a locked account gets no try at all. So parallel logins get
-    /// no more tries than one. `locked` (completed with the lock's end, see
-    /// [`Event::with_lock_end`]) is recorded when this try locks the account.
-    pub fn begin_attempt(
-        &self,
-        user: &UserName,
-        now: i64,
-        rule: LockoutRule,
-        locked: &Event,
-    ) -> Result<Attempt> {
-        self.write(Bound::Call, |tx| {
-            tx.lock_users(&[user.as_str()])?;
-            let (attempt, _) = self.attempt(tx, user, now, rule, locked, || Ok(false))?;
-            Ok((attempt, true))
-        })
-    }
-
-    /// Counts one try of a code by `user` (see [`Store::begin_attempt`]); the caller holds the
-    /// user's lock. When the try is allowed, `spend` runs first: if it spends the code, which
-    /// clears the count, the try is not written only to be deleted.
-    fn attempt(
-        &self,
-        tx: &dyn Tx,
-        user: &UserName,
-        now: i64,
-        rule: LockoutRule,
-        locked: &Event,
-        spend: impl FnOnce() -> Result<bool>,
-    ) -> Result<(Attempt, bool)> {
-        let count = tx
-            .query_opt(
-                "SELECT tries, since, locked_until, locks FROM lockout WHERE username = $1",
-                values![user.as_str()],
-            )?
-            .map(|mut row| {
-                Ok::<_, StoreError>(TryCount {
-                    tries: row.int(0)?,
-                    since: row.int(1)?,
-                    locked_until: row.int(2)?,
-                    locks: row.int(3)?,
-                })
-            })
-            .transpose()?;
-        let count = match rule.next(count, now) {
-            NextTry::Locked { until } => return Ok((Attempt::Locked { until, new: false }, false)),
-            NextTry::Locks { count } => {
-                self.append(tx, now, &locked.with_lock_end(count.locked_until))?;
-                tx.execute(
-                    "INSERT INTO lockout (username, tries, since, locked_until, locks)
-                     VALUES ($1, $2, $3, $4, $5)
-                     ON CONFLICT (username) DO UPDATE SET tries = excluded.tries,
-                        since = excluded.since, locked_until = excluded.locked_until,
-                        locks = excluded.locks",
-                    values![
-                        user.as_str(),
-                        count.tries,
-                        count.since,
-                        count.locked_until,
-                        count.locks
-                    ],
-                )?;
-                let until = count.locked_until;
-                return Ok((Attempt::Locked { until, new: true }, false));
-            }
-            NextTry::Counts { count } => count,
-        };
-        if spend()? {
-            return Ok((Attempt::Allowed, true));
-        }
-        tx.execute(
-            "INSERT INTO lockout (username, tries, since, locked_until, locks)
-             VALUES ($1, $2, $3, 0, $4)
-             ON CONFLICT (username) DO UPDATE SET tries = excluded.tries, since = excluded.since",
-            values![user.as_str(), count.tries, count.since, count.locks],
-        )?;
-        Ok((Attempt::Allowed, false))
-    }
-
-    /// Consumes time step `step` of the active enrollment: true for exactly one of any number
-    /// of concurrent calls with that step, and for none once that step or a later one was used,
-    /// or once it is not the user's active enrollment any more. With `origin`, the right code
-    /// is remembered for logins from there (see [`Store::use_remembered`]), in the same
-    /// transaction; so is a used recovery code ([`Store::consume_recovery_code`]).
-    pub fn consume_step(
-        &self,
-        active: UserEnrollment<'_>,
-        step: u64,
-        now: i64,
-        origin: Option<Origin<'_>>,
-        event: &Event,
-    ) -> Result<bool> {
-        let spent = self.change(Some(active.user), now, event, |tx| {
-            Ok(spend(tx, active, Proof::Step(step), now, origin)?.then_some(()))
-        })?;
-        Ok(spent.is_some())
-    }
-
-    /// The remembered right code of the active enrollment for logins from `origin`, if any
-    /// (whether it still covers a login is for [`Store::use_remembered`] to say).
-    pub fn remembered(
-        &self,
-        active: UserEnrollment<'_>,
-        origin: Origin<'_>,
-    ) -> Result<Option<Remembered>> {
-        let row = self.read(|tx| {
-            tx.query_opt(
-                "SELECT verified, last_seen FROM remembered
-                 WHERE username = $1 AND service = $2 AND rhost = $3 AND enrollment = $4",
-                values![
-                    active.user.as_str(),
-                    origin.service,
-                    origin.rhost,
-                    active.id.0
-                ],
-            )
-        })?;
-        row.map(|mut row| {
-            Ok(Remembered {
-                verified: row.int(0)?,
-                last_seen: row.int(1)?,
-            })
-        })
-        .transpose()
-    }
-
-    /// Lets a login from `origin` through on a remembered right code of the active
-    /// enrollment, if it was last used less than `terms.duration` ago and given less than
-    /// `terms.limit` ago, and the user is not locked; marks it used at `now` and records
-    /// `event`, in one conditional update. False, and nothing written, otherwise. Resets,
-    /// disables and new enrollments forget every remembered code of the user.
-    pub fn use_remembered(
-        &self,
-        active: UserEnrollment<'_>,
-        origin: Origin<'_>,
-        now: i64,
-        terms: RememberTerms,
-        event: &Event,
-    ) -> Result<bool> {
-        let used = self.change(Some(active.user), now, event, |tx| {
-            let changed = tx.execute(
-                "UPDATE remembered SET last_seen = $5
-                 WHERE username = $1 AND service = $2 AND rhost = $3 AND enrollment = $4
-                    AND last_seen + $6 > $5 AND verified + $7 > $5
-                    AND EXISTS (SELECT 1 FROM enrollments
-                                WHERE id = $4 AND username = $1 AND active)
-                    AND NOT EXISTS (SELECT 1 FROM lockout
-                                    WHERE username = $1 AND locked_until > $5)",
-                values![
-                    active.user.as_str(),
-                    origin.service,
-                    origin.rhost,
-                    active.id.0,
-                    now,
-                    terms.duration,
-                    terms.limit
-                ],
-            )?;
-            Ok((changed == 1).then_some(()))
-        })?;
-        Ok(used.is_some())
-    }
-
-    /// Adds active enrollments with their recovery codes, all or none, replacing pending ones.
-    /// A user with an active enrollment, or one spelled differently only in case (stored, or
-    /// earlier in `entries`), stops the import and is returned in `Ok(Err(..))`: the first such
-    /// entry, in the order given. A few statements per thousand users, whatever their number.
-    pub fn import(
-        &self,
-        entries: &[Imported],
-        now: i64,
-        event: &Event,
-    ) -> Result<std::result::Result<usize, UserName>> {
-        let names: Vec<&str> = entries.iter().map(|entry| entry.user.as_str()).collect();
-        self.write(Bound::Long, |tx| {
-            tx.lock_users(&names)?;
-            if let Some(refused) = refused_import(tx, entries)? {
-                return Ok((Err(refused), false));
-            }
-            let mut owners: Vec<(i64, &[Hashed])> = Vec::new();
-            for chunk in entries.chunks(IMPORT_CHUNK) {
-                let names: Vec<&str> = chunk.iter().map(|entry| entry.user.as_str()).collect();
-                let list = placeholders(1, names.len(), 1);
-                let mut values: Vec<Value<'_>> = names.iter().map(|name| (*name).into()).collect();
-                tx.execute(
-                    &format!(
-                        "DELETE FROM recovery_codes WHERE enrollment IN
-                            (SELECT id FROM enrollments WHERE username IN {list} AND NOT active)"
-                    ),
-                    &values,
-                )?;
-                let removed = tx.execute(
-                    &format!("DELETE FROM enrollments WHERE username IN {list} AND NOT active"),
-                    &values,
-                )?;
-                if removed > 0 {
-                    tx.secret_removed();
-                }
-                values.clear();
-                for entry in chunk {
-                    values.extend(values![
-                        entry.user.as_str(),
-                        entry.secret.as_bytes(),
-                        entry.params.algorithm.name(),
-                        entry.params.digits,
-                        entry.params.period,
-                        true,
-                        now,
-                        now
-                    ]);
-                }
-                let rows = tx.query(
-                    &format!(
-                        "INSERT INTO enrollments
-                            (username, secret, algorithm, digits, period, active, created,
-                             confirmed)
-                         VALUES {} RETURNING username, id",
-                        placeholders(chunk.len(), 8, 1)
-                    ),
-                    &values,
-                )?;
-                if rows.len() != chunk.len() {
-                    return Err(StoreError::Failed(format!(
-                        "the import stored {} of {} enrollments",
-                        rows.len(),
-                        chunk.len()
-                    )));
-                }
-                let mut ids = std::collections::HashMap::new();
-                for mut row in rows {
-                    ids.insert(row.text(0)?, row.int(1)?);
-                }
-                for entry in chunk {
-                    owners.push((ids[entry.user.as_str()], entry.recovery.as_slice()));
-                }
-            }
-            insert_recovery_codes(tx, &owners)?;
-            self.append(tx, now, event)?;
-            Ok((Ok(entries.len()), true))
-        })
-    }
-
     /// Removes the user's enrollment, pending or active, and its recovery codes. The SQLite
     /// backend leaves no copy of the secret in its files; a PostgreSQL server keeps the old row
     /// until it is vacuumed, and in its write-ahead log and backups. Returns whether there was
@@ -616,191 +311,9 @@ impl Store {
         })?;
         Ok(removed.is_some())
     }
-
-    /// Until when the user is locked, if they are at `now`.
-    pub fn locked_until(&self, user: &UserName, now: i64) -> Result<Option<i64>> {
-        let until = self.read(|tx| {
-            tx.query_opt(
-                "SELECT locked_until FROM lockout WHERE username = $1",
-                values![user.as_str()],
-            )?
-            .map(|mut row| row.int(0))
-            .transpose()
-        })?;
-        Ok(until.filter(|until| *until > now))
-    }
-
-    /// Ends a lock and clears the count. Returns whether the user was locked.
-    pub fn unlock(&self, user: &UserName, now: i64, event: &Event) -> Result<bool> {
-        let was_locked = self.change(Some(user), now, event, |tx| {
-            let row = tx.query_opt(
-                "DELETE FROM lockout WHERE username = $1 RETURNING locked_until > $2",
-                values![user.as_str(), now],
-            )?;
-            let locked = row.map(|mut row| row.bool(0)).transpose()?;
-            Ok((locked == Some(true)).then_some(()))
-        })?;
-        Ok(was_locked.is_some())
-    }
-
-    /// The global switch, and `user`'s own switch when a user is named; one statement.
-    pub fn switches(&self, user: Option<&UserName>) -> Result<StoredSwitches> {
-        let mut row = self.read(|tx| {
-            tx.query_one(
-                "SELECT (SELECT value FROM settings WHERE key = $1),
-                        (SELECT enforced FROM user_settings WHERE username = $2)",
-                values![GLOBAL_ENFORCEMENT, user.map(UserName::as_str)],
-            )
-        })?;
-        Ok(StoredSwitches {
-            global: row.opt_text(0)?.map(|value| value == "on"),
-            user: row.opt_bool(1)?,
-        })
-    }
-
-    pub fn set_global_enforcement(&self, on: bool, now: i64, event: &Event) -> Result<()> {
-        self.change(None, now, event, |tx| {
-            tx.execute(
-                "INSERT INTO settings (key, value) VALUES ($1, $2)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                values![GLOBAL_ENFORCEMENT, if on { "on" } else { "off" }],
-            )?;
-            Ok(Some(()))
-        })
-        .map(drop)
-    }
-
-    pub fn set_user_enforcement(
-        &self,
-        user: &UserName,
-        on: bool,
-        now: i64,
-        event: &Event,
-    ) -> Result<()> {
-        self.change(Some(user), now, event, |tx| {
-            tx.execute(
-                "INSERT INTO user_settings (username, enforced) VALUES ($1, $2)
-                 ON CONFLICT (username) DO UPDATE SET enforced = excluded.enforced",
-                values![user.as_str(), on],
-            )?;
-            Ok(Some(()))
-        })
-        .map(drop)
-    }
-
-    /// Every user with an enrollment or a setting, sorted by name.
-    pub fn users(&self) -> Result<Vec<UserName>> {
-        let rows = self.read(|tx| {
-            tx.query(
-                "SELECT username FROM enrollments UNION SELECT username FROM user_settings
-                 ORDER BY 1",
-                &[],
-            )
-        })?;
-        rows.into_iter()
-            .map(|mut row| stored_name(&row.text(0)?))
-            .collect()
-    }
-
-    /// A stored user whose name differs from `user` only in case, if any.
-    pub fn spelled_otherwise(&self, user: &UserName) -> Result<Option<UserName>> {
-        let row = self.read(|tx| {
-            tx.query_opt(
-                "SELECT username FROM enrollments
-                    WHERE lower(username) = lower($1) AND username <> $1
-                 UNION
-                 SELECT username FROM user_settings
-                    WHERE lower(username) = lower($1) AND username <> $1
-                 LIMIT 1",
-                values![user.as_str()],
-            )
-        })?;
-        row.map(|mut row| stored_name(&row.text(0)?)).transpose()
-    }
-
-    /// Appends an event that changes no state (a denied login) to the audit trail; a pair's
-    /// two rows go together.
-    pub fn record(&self, now: i64, event: &Event) -> Result<()> {
-        self.write(Bound::Call, |tx| Ok((self.append(tx, now, event)?, true)))
-    }
-
-    /// Removes the remembered codes given `limit` seconds or more before `now`, which cover no
-    /// login any more; returns how many.
-    pub fn prune_remembered(&self, now: i64, limit: i64) -> Result<usize> {
-        self.write(Bound::Call, |tx| {
-            let removed = tx.execute(
-                "DELETE FROM remembered WHERE verified + $2 <= $1",
-                values![now, limit],
-            )?;
-            Ok((removed as usize, true))
-        })
-    }
-
-    /// Removes this host's audit rows older than `before` (Unix time); returns how many. Each
-    /// host of a shared store removes the entries it wrote, by its own retention: a host
-    /// configured for a short trail never shortens the others'.
-    pub fn prune_audit(&self, before: i64) -> Result<usize> {
-        self.write(Bound::Call, |tx| {
-            let removed = tx.execute(
-                "DELETE FROM audit WHERE time < $1 AND host = $2",
-                values![before, self.host.as_str()],
-            )?;
-            Ok((removed as usize, true))
-        })
-    }
-
-    /// The newest `limit` audit rows, oldest first.
-    pub fn audit_tail(&self, limit: usize) -> Result<Vec<AuditRow>> {
-        self.audit(&AuditFilter {
-            user: None,
-            since: 0,
-            kind: None,
-            limit,
-        })
-    }
-
-    /// The newest `filter.limit` audit rows that match `filter`, oldest first. A user's rows
-    /// are found through the index on the user's name.
-    pub fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>> {
-        let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);
-        let kind = filter.kind.as_deref();
-        let rows = self.read(|tx| match &filter.user {
-            Some(user) => tx.query(
-                "SELECT time, kind, username, host, line FROM audit
-                 WHERE username = $1 AND time >= $2 AND (CAST($3 AS TEXT) IS NULL OR kind = $3)
-                 ORDER BY id DESC LIMIT $4",
-                values![user.as_str(), filter.since, kind, limit],
-            ),
-            None => tx.query(
-                "SELECT time, kind, username, host, line FROM audit
-                 WHERE time >= $1 AND (CAST($2 AS TEXT) IS NULL OR kind = $2)
-                 ORDER BY id DESC LIMIT $3",
-                values![filter.since, kind, limit],
-            ),
-        })?;
-        let mut rows = rows
-            .into_iter()
-            .map(|mut row| {
-                Ok(AuditRow {
-                    time: row.int(0)?,
-                    kind: row.text(1)?,
-                    user: row.opt_text(2)?,
-                    host: row.text(3)?,
-                    line: row.text(4)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        rows.reverse();
-        Ok(rows)
-    }
 }
 
-fn stored_name(name: &str) -> Result<UserName> {
-    UserName::parse(name)
-        .map_err(|reason| StoreError::Damaged(format!("stored user name {name:?}: {reason}")))
-}
-
-fn read_enrollments(tx: &dyn Tx, user: &UserName) -> Result<Enrollments> {
+pub(super) fn read_enrollments(tx: &dyn Tx, user: &UserName) -> Result<Enrollments> {
     let rows = tx.query(
         "SELECT id, secret, algorithm, digits, period, active, created, confirmed, last_used
          FROM enrollments WHERE username = $1",
@@ -841,7 +354,7 @@ fn read_enrollments(tx: &dyn Tx, user: &UserName) -> Result<Enrollments> {
 /// already (or a later step was), or it is not the user's active enrollment. A right code
 /// clears the user's count of tries and of locks in a row, and where `origin` is given, it is
 /// remembered for logins from there, in the same transaction.
-fn spend(
+pub(super) fn spend(
     tx: &dyn Tx,
     active: UserEnrollment<'_>,
     proof: Proof,
@@ -886,7 +399,7 @@ fn spend(
 
 /// Removes the user's enrollments of one kind (or all) with their recovery codes; removing
 /// an active one forgets what it proved (remembered logins). Returns how many were removed.
-fn remove_enrollments(tx: &dyn Tx, user: &UserName, which: Which) -> Result<u64> {
+pub(super) fn remove_enrollments(tx: &dyn Tx, user: &UserName, which: Which) -> Result<u64> {
     let (codes, enrollments) = match which {
         Which::Active => (
             "DELETE FROM recovery_codes WHERE enrollment IN
@@ -920,7 +433,7 @@ fn remove_enrollments(tx: &dyn Tx, user: &UserName, which: Which) -> Result<u64>
 
 /// Stores recovery codes, each pair's for enrollment id `.0`: a few statements, whatever their
 /// number.
-fn insert_recovery_codes(tx: &dyn Tx, owners: &[(i64, &[Hashed])]) -> Result<()> {
+pub(super) fn insert_recovery_codes(tx: &dyn Tx, owners: &[(i64, &[Hashed])]) -> Result<()> {
     let codes: Vec<(i64, &Hashed)> = owners
         .iter()
         .flat_map(|(id, codes)| codes.iter().map(move |code| (*id, code)))
@@ -939,46 +452,4 @@ fn insert_recovery_codes(tx: &dyn Tx, owners: &[(i64, &[Hashed])]) -> Result<()>
         )?;
     }
     Ok(())
-}
-
-/// The first entry of an import that must not be imported, in the order given: a user with an
-/// active enrollment, a stored user whose name differs only in case, or a name given earlier in
-/// the import (exactly or in another case).
-fn refused_import(tx: &dyn Tx, entries: &[Imported]) -> Result<Option<UserName>> {
-    let mut stored: std::collections::HashMap<String, Vec<(String, bool)>> = Default::default();
-    for chunk in entries.chunks(IMPORT_CHUNK) {
-        let values: Vec<Value<'_>> = chunk
-            .iter()
-            .map(|entry| entry.user.as_str().into())
-            .collect();
-        let list = (1..=chunk.len())
-            .map(|index| format!("lower(${index})"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let rows = tx.query(
-            &format!("SELECT username, active FROM enrollments WHERE lower(username) IN ({list})"),
-            &values,
-        )?;
-        for mut row in rows {
-            let name = row.text(0)?;
-            let active = row.bool(1)?;
-            stored
-                .entry(name.to_ascii_lowercase())
-                .or_default()
-                .push((name, active));
-        }
-    }
-    let mut seen = std::collections::HashSet::new();
-    for entry in entries {
-        let name = entry.user.as_str();
-        let folded = name.to_ascii_lowercase();
-        let clash = stored.get(&folded).is_some_and(|rows| {
-            rows.iter()
-                .any(|(stored, active)| stored != name || *active)
-        });
-        if !seen.insert(folded) || clash {
-            return Ok(Some(entry.user.clone()));
-        }
-    }
-    Ok(None)
 }

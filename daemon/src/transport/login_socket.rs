@@ -27,8 +27,8 @@ use zbus::DBusError;
 use zbus::message::{Flags, Type};
 use zeroize::Zeroizing;
 
-use crate::bus::Shared;
-use crate::identity::Caller;
+use super::Shared;
+use crate::core::Caller;
 use crate::log;
 
 /// How long a client may take over the D-Bus handshake before its connection is closed.

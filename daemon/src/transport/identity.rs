@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use pam_mfa_api::Error;
 use zbus::Connection;
+
+use crate::core::Caller;
 use zbus::message::Header;
 
 /// Connections of one unprivileged uid that mfad serves at once.
@@ -14,15 +16,6 @@ pub const MAX_CONNECTIONS_PER_UID: usize = 16;
 pub const MAX_CALLS_PER_UID: usize = 8;
 /// Calls of root that mfad works on at once (each login program's call is one).
 pub const MAX_CALLS_FOR_ROOT: usize = 1024;
-
-/// The caller of one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    pub uid: u32,
-    /// The connection's unique bus name; sessions are bound to it, and the bus never gives it
-    /// to another connection.
-    pub connection: String,
-}
 
 #[derive(Default)]
 struct Known {

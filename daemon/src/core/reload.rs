@@ -3,7 +3,14 @@
 
 use std::fmt::Debug;
 
+use pam_mfa_api::Error;
 use pam_mfa_config::Config;
+
+use super::{Caller, Core, bounded, internal};
+use crate::audit::Event;
+use crate::clock::Clock;
+use crate::core::dialogue::Settings;
+use crate::log;
 
 /// The keys whose values differ, as `section.key`.
 pub fn changed_keys(old: &Config, new: &Config) -> Vec<String> {
@@ -96,6 +103,104 @@ pub fn unknown_groups(config: &Config) -> Result<Vec<String>, crate::users::Look
         }
     }
     Ok(unknown)
+}
+
+impl<C: Clock> Core<C> {
+    /// Reads the configuration file again and puts it in use; an invalid one is refused, and
+    /// the one in use stays. `caller` is `None` for SIGHUP. Returns what changed, as one line.
+    pub fn reload(&self, caller: Option<&Caller>) -> Result<String, Error> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
+        let uid = caller.map_or(0, |caller| caller.uid);
+        let by = |event: Event| match caller {
+            Some(caller) => event.by(caller.uid),
+            None => event,
+        };
+        let Some(path) = &self.config_path else {
+            return Err(Error::Internal(
+                "this mfad has no configuration file".into(),
+            ));
+        };
+        let now = self.now();
+        let new = match Config::load_existing(path) {
+            Ok(new) => new,
+            Err(error) => {
+                let reason = error.to_string();
+                let event = by(Event::ConfigRefused {
+                    reason: reason.clone(),
+                });
+                self.store.record(now, &event).map_err(internal)?;
+                log::event(&event, uid);
+                return Err(Error::InvalidArgument(format!(
+                    "{reason}\nthe configuration in use stays"
+                )));
+            }
+        };
+        let old = self.config();
+        let mut new = new;
+        let mut notes = Vec::new();
+        if new.state_dir != old.config.state_dir {
+            notes.push(format!(
+                "state_dir stays {} until mfad restarts",
+                old.config.state_dir.display()
+            ));
+            new.state_dir = old.config.state_dir.clone();
+        }
+        if new.login_socket != old.config.login_socket {
+            notes.push("login_socket stays as it is until mfad restarts".to_owned());
+            new.login_socket = old.config.login_socket.clone();
+        }
+        if new.store != old.config.store {
+            notes.push("[store] stays as it is until mfad restarts".to_owned());
+            new.store = old.config.store.clone();
+        }
+        let changed = crate::core::reload::changed_keys(&old.config, &new);
+        let policy = crate::core::reload::policy_changes(&old.config, &new);
+        let groups = new.clone();
+        let unknown_groups = bounded(self.lookup_limit(), move || {
+            crate::core::reload::unknown_groups(&groups)
+        })
+        .unwrap_or_else(|error| {
+            log::warning(&format!("cannot check the groups the rules name: {error}"));
+            Vec::new()
+        });
+        let mut events = vec![by(Event::ConfigReloaded {
+            changed: if changed.is_empty() {
+                "nothing".into()
+            } else {
+                changed.join(", ")
+            },
+        })];
+        if !policy.is_empty() {
+            events.push(by(Event::PolicyChanged {
+                changes: policy.join("; "),
+            }));
+        }
+        for event in &events {
+            self.store.record(now, event).map_err(internal)?;
+        }
+        self.dialogue.replace_settings(Settings::new(new));
+        for event in &events {
+            log::event(event, uid);
+        }
+        for group in &unknown_groups {
+            notes.push(format!(
+                "group {group} is not in the system's group database (yet): it matches no one"
+            ));
+        }
+        for note in &notes {
+            log::warning(note);
+        }
+        let mut summary = if changed.is_empty() {
+            "configuration reloaded; nothing changed".to_owned()
+        } else {
+            format!("configuration reloaded; changed: {}", changed.join(", "))
+        };
+        for note in notes {
+            summary.push_str("\nnote: ");
+            summary.push_str(&note);
+        }
+        Ok(summary)
+    }
 }
 
 #[cfg(test)]

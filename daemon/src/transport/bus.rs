@@ -1,35 +1,19 @@
-//! The D-Bus adapters: each method identifies its caller, takes a place among that uid's calls
-//! in flight, and hands the call to the core off the bus executor. They translate; they do not
+//! The system bus: each method identifies its caller, takes a place among that uid's calls in
+//! flight, and hands the call to the core off the bus executor. It translates; it does not
 //! decide.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use pam_mfa_api::{AuditEntry, Error, Explanation, NewEnrollment, UserStatus, WireTurn};
 use zbus::message::Header;
 use zbus::{Connection, interface};
 use zeroize::Zeroizing;
 
-use crate::clock::SystemClock;
-use crate::core::Core;
-use crate::identity::{Caller, Identities, InFlight};
+use super::identity::InFlight;
+use super::{Shared, off_executor};
+use crate::core::Caller;
 
-/// The core as served: the configured store (SQLite or PostgreSQL) and the system clock.
-pub type ServedCore = Core<SystemClock>;
-
-/// Runs blocking work (the store, name lookups) on a thread of the blocking pool, so that the
-/// bus executor keeps reading and answering other callers meanwhile.
-pub async fn off_executor<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-    zruntime::unblock(work).await
-}
-
-/// What both interfaces share.
-#[derive(Clone)]
-pub struct Shared {
-    pub core: Arc<ServedCore>,
-    pub identities: Arc<Identities>,
-}
-
+/// What the bus adds to the shared state: callers identified by the bus's credentials.
 impl Shared {
     async fn enter(
         &self,
@@ -53,24 +37,10 @@ impl Shared {
         off_executor(move || core.require_admin(&checked)).await?;
         Ok((caller, permit))
     }
-
-    /// Runs `work` on the core off the executor, holding the caller's place until it is done.
-    async fn run<T: Send + 'static>(
-        &self,
-        permit: InFlight,
-        work: impl FnOnce(&ServedCore) -> T + Send + 'static,
-    ) -> T {
-        let core = self.core.clone();
-        off_executor(move || {
-            let _permit = permit;
-            work(&core)
-        })
-        .await
-    }
 }
 
 /// `org.pam_mfa.Mfad1.Login`: the login dialogue on the bus (mfad's login socket answers the
-/// same calls itself: see [`crate::direct`]).
+/// same calls itself: see [`super::login_socket`]).
 pub struct LoginInterface {
     shared: Shared,
 }

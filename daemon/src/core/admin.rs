@@ -1,0 +1,299 @@
+//! What administrators do: status and users, enrollment on someone's behalf, unlock,
+//! reset, enforcement switches, the audit trail.
+
+use super::{Caller, Core, internal, new_secret};
+
+use pam_mfa_api::limits::MAX_IMPORT;
+use pam_mfa_api::{AuditEntry, Error, NewEnrollment, UserStatus};
+
+use crate::audit::{Event, Scope};
+use crate::clock::Clock;
+use crate::codes::totp::Secret;
+use crate::policy;
+use crate::store::{AuditFilter, StoreError, UserEnrollment};
+use crate::users::UserName;
+
+impl<C: Clock> Core<C> {
+    /// Audit entries. Administrators read anyone's (`user` empty: everyone's); any other
+    /// caller reads only their own, whatever `user` says.
+    pub fn audit(
+        &self,
+        caller: &Caller,
+        user: &str,
+        since: i64,
+        kind: &str,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, Error> {
+        let admin = caller.uid == 0 || self.in_admin_group(caller.uid)?;
+        let user = if admin {
+            (!user.is_empty())
+                .then(|| UserName::parse(user).map_err(Error::InvalidArgument))
+                .transpose()?
+        } else {
+            Some(self.own_account(caller)?)
+        };
+        if limit == 0 || limit > MAX_IMPORT as u32 {
+            return Err(Error::InvalidArgument(format!(
+                "limit {limit}: ask for 1 to {MAX_IMPORT} entries"
+            )));
+        }
+        let filter = AuditFilter {
+            user,
+            since,
+            kind: (!kind.is_empty()).then(|| kind.to_owned()),
+            limit: limit as usize,
+        };
+        let rows = self.store.audit(&filter).map_err(internal)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| AuditEntry {
+                time: row.time,
+                kind: row.kind,
+                user: row.user.unwrap_or_default(),
+                host: row.host,
+                line: row.line,
+            })
+            .collect())
+    }
+
+    pub fn status(&self, user: &str) -> Result<UserStatus, Error> {
+        let user = self.admin_user(user)?;
+        self.status_of(&user)
+    }
+
+    /// Whether MFA is required of `user` wherever they log in from: the rules about users and
+    /// groups (a login adds those about its service and remote host).
+    pub(super) fn requirement(
+        &self,
+        user: &UserName,
+        known: bool,
+    ) -> Result<policy::Requirement, Error> {
+        let facts = policy::Facts {
+            switches: self.dialogue.switches(user).map_err(internal)?,
+            member_of: self.memberships(user, known, false)?,
+        };
+        let settings = self.config();
+        Ok(policy::requirement(
+            &settings.config,
+            user,
+            &facts,
+            policy::Place::default(),
+        ))
+    }
+
+    pub(super) fn status_of(&self, user: &UserName) -> Result<UserStatus, Error> {
+        let requirement = self.requirement(user, true)?;
+        self.status_with(user, requirement).map_err(internal)
+    }
+
+    pub(super) fn status_with(
+        &self,
+        user: &UserName,
+        requirement: policy::Requirement,
+    ) -> Result<UserStatus, StoreError> {
+        let enrollments = self.store.enrollments(user)?;
+        let recovery_codes_left = match &enrollments.active {
+            Some(active) => {
+                let active = UserEnrollment {
+                    user,
+                    id: active.id,
+                };
+                self.store.recovery_codes(active)?.len() as u32
+            }
+            None => 0,
+        };
+        let locked_until = self.store.locked_until(user, self.now())?.unwrap_or(0);
+        let state = policy::State {
+            enrolled: enrollments.active.is_some(),
+            locked_until: (locked_until > 0).then_some(locked_until),
+            remembered_until: None,
+            known: true,
+            enroll_at_login: self.config().config.login.enroll_at_login,
+        };
+        let next_login = policy::next_login(&requirement, state);
+        let enrollment = enrollments.active;
+        Ok(UserStatus {
+            user: user.to_string(),
+            enrolled: enrollment.is_some(),
+            enforced: requirement.required,
+            enforced_by: requirement.by,
+            algorithm: enrollment
+                .as_ref()
+                .map(|e| e.params.algorithm.name().to_owned())
+                .unwrap_or_default(),
+            digits: enrollment.as_ref().map_or(0, |e| e.params.digits),
+            period: enrollment.as_ref().map_or(0, |e| e.params.period),
+            enrolled_at: enrollment.as_ref().and_then(|e| e.confirmed).unwrap_or(0),
+            last_used: enrollment.as_ref().and_then(|e| e.last_used).unwrap_or(0),
+            pending: enrollments.pending.is_some(),
+            recovery_codes_left,
+            locked_until,
+            next_login,
+        })
+    }
+
+    pub fn users(&self) -> Result<Vec<UserStatus>, Error> {
+        let names = self.store.users().map_err(internal)?;
+        names.iter().map(|user| self.status_of(user)).collect()
+    }
+
+    pub fn begin_enrollment(
+        &self,
+        caller: &Caller,
+        user: &str,
+        secret: &str,
+    ) -> Result<NewEnrollment, Error> {
+        let user = self.admin_user(user)?;
+        self.start_enrollment(caller, user, secret)
+    }
+
+    /// A pending enrollment of `user` with `secret` (Base32), or a new secret when empty.
+    pub(super) fn start_enrollment(
+        &self,
+        caller: &Caller,
+        user: UserName,
+        secret: &str,
+    ) -> Result<NewEnrollment, Error> {
+        let secret = if secret.is_empty() {
+            new_secret()?
+        } else {
+            Secret::from_base32(secret).map_err(Error::InvalidArgument)?
+        };
+        let params = self.params();
+        let event = Event::EnrollmentStarted { user: user.clone() }.by(caller.uid);
+        self.store
+            .put_pending(&user, &secret, params, self.now(), &event)
+            .map_err(internal)?;
+        self.emit(caller, &[event]);
+        self.shown(&user, &secret, params)
+    }
+
+    pub fn confirm_enrollment(
+        &self,
+        caller: &Caller,
+        user: &str,
+        code: &str,
+    ) -> Result<Vec<String>, Error> {
+        let user = self.admin_user(user)?;
+        self.finish_enrollment(caller, user, code)
+    }
+
+    /// Activates the pending enrollment of `user` with a current `code` from its app.
+    pub(super) fn finish_enrollment(
+        &self,
+        caller: &Caller,
+        user: UserName,
+        code: &str,
+    ) -> Result<Vec<String>, Error> {
+        let pending = self
+            .store
+            .enrollments(&user)
+            .map_err(internal)?
+            .pending
+            .ok_or_else(|| {
+                Error::NoPendingEnrollment(format!(
+                    "{user} has no enrollment waiting for confirmation: run `mfactl enroll {user}`"
+                ))
+            })?;
+        let now = self.now();
+        let step = self.dialogue.verify(&pending, code).ok_or_else(|| {
+            Error::WrongCode(
+                "the code does not match: type the code the app shows now, and check that \
+                     the phone's clock is set automatically"
+                    .into(),
+            )
+        })?;
+        let issued = self.dialogue.issue_recovery_codes().map_err(internal)?;
+        let hashes: Vec<_> = issued.iter().map(|(_, hashed)| hashed.clone()).collect();
+        let event = Event::EnrollmentConfirmed { user: user.clone() }.by(caller.uid);
+        if !self
+            .store
+            .activate(
+                UserEnrollment {
+                    user: &user,
+                    id: pending.id,
+                },
+                step,
+                &hashes,
+                now,
+                &event,
+            )
+            .map_err(internal)?
+        {
+            return Err(Error::NoPendingEnrollment(format!(
+                "the enrollment of {user} changed meanwhile: run `mfactl status {user}`"
+            )));
+        }
+        self.emit(caller, &[event]);
+        Ok(issued
+            .into_iter()
+            .map(|(code, _)| code.to_string())
+            .collect())
+    }
+
+    pub fn unlock(&self, caller: &Caller, user: &str) -> Result<bool, Error> {
+        let user = self.admin_user(user)?;
+        let event = Event::Unlocked { user: user.clone() }.by(caller.uid);
+        let unlocked = self
+            .store
+            .unlock(&user, self.now(), &event)
+            .map_err(internal)?;
+        if unlocked {
+            self.emit(caller, &[event]);
+        }
+        Ok(unlocked)
+    }
+
+    pub fn reset(&self, caller: &Caller, user: &str) -> Result<bool, Error> {
+        let user = self.admin_user(user)?;
+        let event = Event::EnrollmentReset {
+            user: user.clone(),
+            removed: true,
+        }
+        .by(caller.uid);
+        let removed = self
+            .store
+            .remove_enrollment(&user, self.now(), &event)
+            .map_err(internal)?;
+        self.dialogue.end_user(&user);
+        self.emit(
+            caller,
+            &[Event::EnrollmentReset { user, removed }.by(caller.uid)],
+        );
+        Ok(removed)
+    }
+
+    pub fn set_global_enforcement(&self, caller: &Caller, on: bool) -> Result<(), Error> {
+        let event = Event::EnforcementSet {
+            scope: Scope::AllUsers,
+            on,
+        }
+        .by(caller.uid);
+        self.store
+            .set_global_enforcement(on, self.now(), &event)
+            .map_err(internal)?;
+        self.emit(caller, &[event]);
+        Ok(())
+    }
+
+    pub fn global_enforcement(&self) -> Result<bool, Error> {
+        let stored = self.store.switches(None).map_err(internal)?;
+        Ok(stored
+            .global
+            .unwrap_or(self.config().config.enforcement.all_users))
+    }
+
+    pub fn set_user_enforcement(&self, caller: &Caller, user: &str, on: bool) -> Result<(), Error> {
+        let user = self.admin_user(user)?;
+        let event = Event::EnforcementSet {
+            scope: Scope::User(user.clone()),
+            on,
+        }
+        .by(caller.uid);
+        self.store
+            .set_user_enforcement(&user, on, self.now(), &event)
+            .map_err(internal)?;
+        self.emit(caller, &[event]);
+        Ok(())
+    }
+}

@@ -1,0 +1,246 @@
+//! A code typed at a login: counted, checked, spent and recorded; the answers to wrong and
+//! replayed codes, and to a login whose enrollment was reset meanwhile.
+
+use super::{Dialogue, Reply, Retry, origin, rejection, with_challenge};
+use pam_mfa_api::{Action, Notice, Turn};
+
+use crate::audit::{Denial, Event, Rejection};
+use crate::clock::Clock;
+use crate::codes::recovery::{self};
+use crate::core::dialogue::sessions::{Session, Step};
+use crate::core::texts;
+use crate::store::{Attempt, CodeTry, EnrollmentId, Result, Tried, TryRecords, UserEnrollment};
+
+impl<C: Clock> Dialogue<C> {
+    pub(super) fn code(
+        &self,
+        id: &str,
+        session: Session,
+        expected: EnrollmentId,
+        tries_left: u32,
+        reply: &str,
+        now: u64,
+    ) -> Result<Reply> {
+        let user = session.user.clone();
+        let enrollment = self
+            .store
+            .enrollments(&user)?
+            .active
+            .filter(|e| e.id == expected);
+        let Some(enrollment) = enrollment else {
+            return self.reset_during_login(session, now);
+        };
+        let locked_out = |until| Event::LockedOut {
+            user: user.clone(),
+            context: session.context.clone(),
+            until,
+        };
+        // Recorded when a try locks the account; the store sets the lock's end.
+        let locking = with_challenge(&session, locked_out(0));
+        let settings = self.settings();
+        let locked = |until: i64, new: bool| {
+            let turn = Turn::new(Action::Deny("locked".into()))
+                .with_notice(Notice::Error(texts::locked(until, now as i64)));
+            if new {
+                return Ok(Reply::verdict(turn, locked_out(until)));
+            }
+            // Locked by another login meanwhile, which recorded the lock.
+            let event = Event::LoginDenied {
+                user: user.to_string(),
+                context: session.context.clone(),
+                why: Denial::Locked(until),
+            };
+            Ok(Reply::verdict(turn, event))
+        };
+        // A right code from the app, in a root-run login, is remembered where `remember`
+        // says so. A recovery code is not: a stolen one must not buy more than one login.
+        let origin = (session.caller_uid == 0)
+            .then(|| settings.remember_terms(&session.context))
+            .flatten()
+            .map(|_| origin(&session.context));
+        let matched = self.verify(&enrollment, reply);
+        let allowed = Event::LoginAllowed {
+            user: user.clone(),
+            context: session.context.clone(),
+        };
+        let recorded_allowed = with_challenge(&session, allowed.clone());
+        let Some(typed) = recovery::normalize(reply) else {
+            // A code from the app (the common case): counted, checked, spent and recorded in
+            // one transaction, the last try's denial included.
+            let last_try = tries_left <= 1;
+            let denied = |why: Rejection| {
+                last_try.then(|| {
+                    with_challenge(
+                        &session,
+                        Event::LoginDenied {
+                            user: user.to_string(),
+                            context: session.context.clone(),
+                            why: Denial::NoTriesLeft(why),
+                        },
+                    )
+                })
+            };
+            let code = CodeTry {
+                active: UserEnrollment {
+                    user: &user,
+                    id: enrollment.id,
+                },
+                step: matched,
+                origin,
+                now: now as i64,
+                rule: settings.lockout,
+            };
+            let records = TryRecords {
+                locked: locking,
+                spent: recorded_allowed,
+                wrong: denied(Rejection::Wrong),
+                replayed: denied(Rejection::Replayed),
+            };
+            let tried = self.store.try_step(&code, &records)?;
+            let why = match tried {
+                Tried::Locked { until, new } => return locked(until, new),
+                Tried::Spent => return Ok(Reply::verdict(Turn::new(Action::Allow), allowed)),
+                Tried::NotSpent => rejection(matched.is_some()),
+            };
+            return self.wrong(
+                id,
+                session,
+                Self::code_retry(expected, tries_left, why),
+                now,
+                true,
+            );
+        };
+        if let Attempt::Locked { until, new } =
+            self.store
+                .begin_attempt(&user, now as i64, settings.lockout, &locking)?
+        {
+            return locked(until, new);
+        }
+        let active = UserEnrollment {
+            user: &user,
+            id: expected,
+        };
+        let stored = self.store.recovery_codes(active)?;
+        if let Some(code) = recovery::find(&typed, &stored) {
+            let used = Event::RecoveryCodeUsed {
+                user: user.clone(),
+                context: session.context.clone(),
+                left: stored.len() - 1,
+            };
+            let recorded = with_challenge(&session, used.clone());
+            if let Some(left) = self
+                .store
+                .consume_recovery_code(active, *code, now as i64, None, &recorded)?
+            {
+                let turn = Turn::new(Action::Allow)
+                    .with_notice(Notice::Info(texts::recovery_code_used(left)));
+                return Ok(Reply::verdict(turn, used));
+            }
+        }
+        let why = match matched {
+            Some(step) => {
+                let active = UserEnrollment {
+                    user: &user,
+                    id: enrollment.id,
+                };
+                if self
+                    .store
+                    .consume_step(active, step, now as i64, origin, &recorded_allowed)?
+                {
+                    return Ok(Reply::verdict(Turn::new(Action::Allow), allowed));
+                }
+                Rejection::Replayed
+            }
+            None => Rejection::Wrong,
+        };
+        self.wrong(
+            id,
+            session,
+            Self::code_retry(expected, tries_left, why),
+            now,
+            false,
+        )
+    }
+
+    /// Another try at a code after a wrong one (`why`), with `tries_left` before it.
+    pub(super) fn code_retry(
+        expected: EnrollmentId,
+        tries_left: u32,
+        why: Rejection,
+    ) -> Retry<'static> {
+        let tries_left = tries_left.saturating_sub(1);
+        let (again, last) = match why {
+            Rejection::Replayed => (texts::REPLAYED, texts::REPLAYED),
+            Rejection::Wrong => (texts::WRONG_CODE_AGAIN, texts::WRONG_CODE),
+        };
+        let next = Step::AwaitingCode {
+            enrollment: expected,
+            tries_left,
+        };
+        Retry {
+            next,
+            tries_left,
+            why,
+            again,
+            last,
+            prompt: texts::CODE_PROMPT,
+        }
+    }
+
+    /// A wrong answer: ask again while tries remain, else end the login.
+    /// `recorded`: the denial of a last try is in the audit trail already (written with the
+    /// try).
+    pub(super) fn wrong(
+        &self,
+        id: &str,
+        mut session: Session,
+        retry: Retry<'_>,
+        now: u64,
+        recorded: bool,
+    ) -> Result<Reply> {
+        if retry.tries_left == 0 {
+            let event = with_challenge(
+                &session,
+                Event::LoginDenied {
+                    user: session.user.to_string(),
+                    context: session.context.clone(),
+                    why: Denial::NoTriesLeft(retry.why),
+                },
+            );
+            if !recorded {
+                self.store.record(now as i64, &event)?;
+            }
+            let turn = Turn::new(Action::MaxTries).with_notice(Notice::Error(retry.last.into()));
+            return Ok(Reply::verdict(turn, event));
+        }
+        let event = Event::CodeRejected {
+            user: session.user.clone(),
+            context: session.context.clone(),
+            why: retry.why,
+            tries_left: retry.tries_left,
+        };
+        session.step = retry.next;
+        self.sessions().put_back(id.to_owned(), session);
+        Ok(Reply {
+            session: id.to_owned(),
+            turn: Turn::new(Action::AskHidden(retry.prompt.into()))
+                .with_notice(Notice::Error(retry.again.into())),
+            events: vec![event],
+        })
+    }
+
+    /// The login's enrollment was removed or replaced while it waited.
+    pub(super) fn reset_during_login(&self, session: Session, now: u64) -> Result<Reply> {
+        let event = with_challenge(
+            &session,
+            Event::LoginDenied {
+                user: session.user.to_string(),
+                context: session.context.clone(),
+                why: Denial::ResetDuringLogin,
+            },
+        );
+        self.store.record(now as i64, &event)?;
+        let turn = Turn::new(Action::Deny("enrollment removed during the login".into()));
+        Ok(Reply::verdict(turn, event))
+    }
+}

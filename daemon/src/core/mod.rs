@@ -1,0 +1,158 @@
+//! The daemon's core: authorization, the login dialogue and the administrator's operations,
+//! over a store and a clock. The bus adapters ([`crate::transport::bus`]) translate D-Bus calls into calls
+//! of this type, off the bus executor; nothing here knows D-Bus.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pam_mfa_api::Error;
+use pam_mfa_config::Config;
+
+use crate::audit::Event;
+use crate::clock::Clock;
+use crate::codes::totp::{Params, Secret};
+use crate::core::dialogue::{Dialogue, Settings};
+use crate::log;
+use crate::store::{Store, StoreError};
+use crate::users::{self, Lookup, LookupError, UserName};
+
+mod access;
+mod admin;
+pub mod dialogue;
+mod import;
+mod login;
+pub mod reload;
+mod selfservice;
+pub mod texts;
+
+/// The caller of one request, as its transport identified it (never from arguments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub uid: u32,
+    /// The connection's name: its unique bus name, or the name the login socket gave it.
+    /// Sessions are bound to it, and it is never given to another connection.
+    pub connection: String,
+}
+
+pub struct Core<C: Clock> {
+    /// Where the configuration is read again on reload; `None`: never (tests).
+    config_path: Option<std::path::PathBuf>,
+    /// Reloads one at a time, so two cannot interleave their reading and putting in use.
+    reloading: std::sync::Mutex<()>,
+    store: Arc<Store>,
+    dialogue: Dialogue<C>,
+    /// Wrong codes given to self-service commands, per user: (count, since).
+    wrong_codes: std::sync::Mutex<HashMap<UserName, (u32, u64)>>,
+    /// The name service's recent answers about the users of root-run logins.
+    names: users::Recent<UserName, Lookup>,
+    /// ... and about their membership of the groups the rules name.
+    groups: users::Recent<(UserName, Vec<String>), Vec<String>>,
+}
+
+/// Wrong codes a user may give to self-service commands in [`WRONG_CODES_WINDOW`] seconds.
+const WRONG_CODES_ALLOWED: u32 = 5;
+const WRONG_CODES_WINDOW: u64 = 15 * 60;
+
+fn internal(error: StoreError) -> Error {
+    log::error(&error.to_string());
+    Error::Internal(
+        "mfad could not use its state database; nothing was changed (see mfad's log)".into(),
+    )
+}
+
+fn directory(error: LookupError) -> Error {
+    log::error(&error.to_string());
+    Error::Internal(format!("{error}; try again later"))
+}
+
+/// Runs a name-service lookup on another thread of the blocking pool and waits at most `limit`
+/// for it, so a hung LDAP or SSSD holds up only the request that needed it. (The pool starts
+/// the work when it is handed over; the future is not needed to run it.)
+fn bounded<T: Send + 'static>(
+    limit: Duration,
+    lookup: impl FnOnce() -> Result<T, LookupError> + Send + 'static,
+) -> Result<T, LookupError> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+    drop(zruntime::unblock(move || {
+        let _ = sender.send(lookup());
+    }));
+    receiver
+        .recv_timeout(limit)
+        .map_err(|_| LookupError::TimedOut(limit))?
+}
+
+fn new_secret() -> Result<Secret, Error> {
+    Secret::generate()
+        .map_err(|error| Error::Internal(format!("no randomness for a secret: {error}")))
+}
+
+fn by_name(limit: Duration, name: &UserName) -> Result<Lookup, LookupError> {
+    let name = name.clone();
+    bounded(limit, move || users::by_name(&name))
+}
+
+impl<C: Clock> Core<C> {
+    pub fn new(config: Config, store: Arc<Store>, clock: C) -> Self {
+        Core::with_settings(Settings::new(config), store, clock)
+    }
+
+    pub fn with_settings(settings: Settings, store: Arc<Store>, clock: C) -> Self {
+        let dialogue = Dialogue::new(store.clone(), clock, settings);
+        Core {
+            config_path: None,
+            reloading: std::sync::Mutex::new(()),
+            store,
+            dialogue,
+            wrong_codes: std::sync::Mutex::new(HashMap::new()),
+            names: users::Recent::default(),
+            groups: users::Recent::default(),
+        }
+    }
+
+    /// Reads the configuration again from `path` on [`Core::reload`].
+    pub fn reloading_from(mut self, path: std::path::PathBuf) -> Self {
+        self.config_path = Some(path);
+        self
+    }
+
+    /// The configuration in use.
+    fn config(&self) -> Arc<Settings> {
+        self.dialogue.settings()
+    }
+
+    /// How long a name-service lookup may take (`lookup_timeout`).
+    fn lookup_limit(&self) -> Duration {
+        Duration::from_secs(u64::from(self.config().config.lookup_timeout.get()))
+    }
+
+    fn emit(&self, caller: &Caller, events: &[Event]) {
+        for event in events {
+            log::event(event, caller.uid);
+        }
+    }
+
+    /// How long an unfinished login waits for its next answer, as configured now.
+    pub fn session_timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.config().config.login.session_timeout.get()))
+    }
+
+    /// Days audit entries are kept, as configured now.
+    pub fn retention_days(&self) -> u32 {
+        self.config().config.audit.retention_days.get()
+    }
+
+    /// Seconds after which no remembered code covers a login, as configured now.
+    pub fn remember_limit(&self) -> u32 {
+        self.config().config.remember.limit()
+    }
+
+    /// The parameters of new enrollments.
+    fn params(&self) -> Params {
+        self.dialogue.new_enrollments().params
+    }
+
+    fn now(&self) -> i64 {
+        self.dialogue.now() as i64
+    }
+}

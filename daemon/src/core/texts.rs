@@ -1,0 +1,80 @@
+//! What users are told at their logins, in one place. Each is one block of text for the PAM
+//! conversation.
+
+pub const CODE_PROMPT: &str = "Verification code: ";
+pub const WRONG_CODE: &str = "Wrong code.";
+pub const WRONG_CODE_AGAIN: &str = "Wrong code. Try again.";
+pub const REPLAYED: &str = "This code was already used; wait for the next one.";
+pub const TOO_MANY_LOGINS: &str =
+    "Too many logins are in progress for this account. Try again later.";
+// Lines of at most 76 columns: terminals and PuTTY wrap longer ones.
+pub const ENROLL_HEADING: &str = "Two-factor authentication is required for this account, \
+                                  and no\nauthenticator app is set up for it yet.";
+pub const ENROLL_RESUMED_HEADING: &str = "Two-factor authentication is required for this \
+                                          account. Finish setting\nup your authenticator \
+                                          app (this is the same code as last time).";
+pub const ENROLL_PROMPT: &str = "Code shown by the app: ";
+pub const ENROLL_NEXT_PROMPT: &str = "Wait for the app to show its next code, then type it: ";
+pub const ENROLL_WRONG: &str = "That code does not match. Check that you scanned this QR \
+                                code (or typed the secret) and that the phone sets its clock \
+                                automatically, then try again.";
+pub const ENROLL_WRONG_LAST: &str = "That code does not match. The app is not set up yet: \
+                                     log in again to try once more.";
+pub const ENROLL_NOT_LATER: &str = "That is the same code as before: wait until the app shows \
+                                    the next one.";
+pub const SAVED_PROMPT: &str = "Press Enter once you have saved these codes: ";
+pub const ENROLLED_NO_RECOVERY: &str = "Your authenticator app is set up: from now on, \
+                                        logins ask for a code from it.";
+
+/// Why a user without an authenticator is denied when logins do not enroll.
+pub fn not_enrolled(user: &str) -> String {
+    format!(
+        "Two-factor authentication is required for this account, but no authenticator app \
+         is set up for it. Ask your system administrator to set one up (mfactl enroll \
+         {user})."
+    )
+}
+
+/// The recovery codes, shown once, right after an enrollment.
+pub fn recovery_codes(codes: &[&str]) -> String {
+    let mut block = String::from(
+        "Your authenticator app is set up. These recovery codes let you log in\nif you \
+         lose your phone:\n\n",
+    );
+    for code in codes {
+        block.push_str("    ");
+        block.push_str(code);
+        block.push('\n');
+    }
+    block.push_str(
+        "\nEach works once, in place of a code from the app. Keep them somewhere\nsafe, \
+         away from the phone: they are not shown again.",
+    );
+    block
+}
+
+/// Why a locked account is refused, and until when.
+pub fn locked(until: i64, now: i64) -> String {
+    let minutes = ((until - now).max(1) as u64).div_ceil(60);
+    let day = until.rem_euclid(86_400);
+    format!(
+        "Too many wrong codes: this account is locked until {:02}:{:02} UTC (in {minutes} \
+         minute{}). Try again then, or ask an administrator to unlock it.",
+        day / 3600,
+        day % 3600 / 60,
+        if minutes == 1 { "" } else { "s" }
+    )
+}
+
+/// After a login with a recovery code.
+pub fn recovery_code_used(left: usize) -> String {
+    let mut text = match left {
+        0 => "Recovery code accepted. It was your last one.".to_owned(),
+        1 => "Recovery code accepted. 1 recovery code is left.".to_owned(),
+        n => format!("Recovery code accepted. {n} recovery codes are left."),
+    };
+    if left <= crate::codes::recovery::FEW_LEFT {
+        text.push_str(" Make new ones with `mfactl recovery-codes`.");
+    }
+    text
+}
