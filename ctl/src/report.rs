@@ -23,12 +23,6 @@ pub struct Rendered {
 /// Renders the outcome of a command. With `json`, stdout holds exactly one document, the
 /// report or `{"error": {...}}`; an error is also written to stderr as a sentence.
 pub fn render(json: bool, outcome: &Result<Box<dyn Report>, Failure>) -> Rendered {
-    let document = |value: &serde_json::Value| {
-        format!(
-            "{}\n",
-            serde_json::to_string_pretty(value).unwrap_or_default()
-        )
-    };
     match outcome {
         Ok(report) if json => Rendered {
             stdout: document(&report.json()),
@@ -42,7 +36,7 @@ pub fn render(json: bool, outcome: &Result<Box<dyn Report>, Failure>) -> Rendere
         },
         Err(failure) => Rendered {
             stdout: if json {
-                document(&failure.json())
+                document(&ErrorDocument { error: failure })
             } else {
                 String::new()
             },
@@ -50,6 +44,20 @@ pub fn render(json: bool, outcome: &Result<Box<dyn Report>, Failure>) -> Rendere
             success: false,
         },
     }
+}
+
+/// What `--json` prints when a command fails: `{"error": {"name": ..., "message": ...}}`.
+#[derive(serde::Serialize)]
+struct ErrorDocument<'a> {
+    error: &'a Failure,
+}
+
+/// One JSON document, pretty-printed, with a final newline.
+fn document(value: &impl serde::Serialize) -> String {
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    )
 }
 
 /// Writes the outcome and gives the exit status: 0 on success, 1 on failure.

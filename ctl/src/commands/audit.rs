@@ -117,6 +117,7 @@ impl Report for Audit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::failure::Kind;
 
     #[test]
     fn since_takes_seconds_days_and_times_ago() {
@@ -129,7 +130,7 @@ mod tests {
             1_000_000 - 7 * 86_400
         );
         let failure = parse_since("yesterday", 0).unwrap_err();
-        assert_eq!(failure.name(), "usage");
+        assert_eq!(failure.kind(), &Kind::Usage);
         assert!(failure.message().contains("--since yesterday"));
     }
 }

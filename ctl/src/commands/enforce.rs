@@ -98,6 +98,7 @@ impl Report for Enforce {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::failure::Kind;
 
     #[test]
     fn enforce_takes_a_user_or_all() {
@@ -113,6 +114,6 @@ mod tests {
             panic!("yes is not a switch");
         };
         assert_eq!(failure.message(), "expected on or off, not \"yes\"");
-        assert_eq!(failure.name(), "usage");
+        assert_eq!(failure.kind(), &Kind::Usage);
     }
 }
