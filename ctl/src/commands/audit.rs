@@ -133,4 +133,31 @@ mod tests {
         assert_eq!(failure.kind(), &Kind::Usage);
         assert!(failure.message().contains("--since yesterday"));
     }
+
+    #[test]
+    fn entries_read_as_lines_and_as_an_array() {
+        let entry = |user: &str, host: &str| AuditEntry {
+            time: 1_234_567_890,
+            kind: "login-allowed".into(),
+            user: user.into(),
+            line: "login allowed".into(),
+            host: host.into(),
+        };
+        let report = Audit(vec![entry("", ""), entry("alice", "h1")]);
+        assert_eq!(
+            report.text(),
+            "2009-02-13 23:31 UTC  login allowed\n2009-02-13 23:31 UTC  h1  login allowed"
+        );
+        assert_eq!(
+            report.json(),
+            serde_json::json!([
+                { "time": 1_234_567_890, "event": "login-allowed", "user": null,
+                  "line": "login allowed", "host": null },
+                { "time": 1_234_567_890, "event": "login-allowed", "user": "alice",
+                  "line": "login allowed", "host": "h1" },
+            ])
+        );
+        assert_eq!(Audit(vec![]).text(), "no audit entries");
+        assert_eq!(Audit(vec![]).json(), serde_json::json!([]));
+    }
 }

@@ -43,3 +43,27 @@ impl Report for Disabled {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_removal_says_what_the_next_login_does() {
+        let report = Disabled {
+            user: "alice".into(),
+            next_login: NextLogin::NoSecondFactor,
+        };
+        assert_eq!(
+            report.text(),
+            "alice: authenticator app and recovery codes removed; the next login asks for no \
+             second factor (MFA is not required)"
+        );
+        assert_eq!(
+            report.json(),
+            serde_json::json!({
+                "user": "alice", "disabled": true, "next_login": "no second factor",
+            })
+        );
+    }
+}

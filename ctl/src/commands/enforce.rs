@@ -116,4 +116,25 @@ mod tests {
         assert_eq!(failure.message(), "expected on or off, not \"yes\"");
         assert_eq!(failure.kind(), &Kind::Usage);
     }
+
+    #[test]
+    fn everyone_is_a_switch_and_one_user_a_status() {
+        assert_eq!(
+            Enforce::All { on: true }.json(),
+            serde_json::json!({ "all_users": true })
+        );
+        assert_eq!(
+            Enforce::All { on: false }.text(),
+            "MFA is now required only of users enforced one by one"
+        );
+        let report = Enforce::User {
+            on: true,
+            status: crate::commands::status::tests::alice(),
+        };
+        assert_eq!(
+            report.text(),
+            "alice: MFA is now required from the next login"
+        );
+        assert_eq!(report.json(), crate::commands::status::tests::alice_json());
+    }
 }

@@ -255,4 +255,27 @@ mod tests {
         assert_eq!(enrolled.json()["recovery_codes"][0], "k7pqm-3xd9a-hrt2w");
         assert!(enrolled.text().contains("\n    k7pqm-3xd9a-hrt2w"));
     }
+
+    #[test]
+    fn the_report_holds_the_secret_uri_and_recovery_codes() {
+        let enrolled = Enrolled {
+            user: "alice".into(),
+            secret: Zeroizing::new("GEZDGNBVGY3TQOJQ".into()),
+            uri: Zeroizing::new("otpauth://totp/x:alice?secret=GEZDGNBVGY3TQOJQ".into()),
+            recovery_codes: vec![
+                Zeroizing::new("k7pqm-3xd9a-hrt2w".into()),
+                Zeroizing::new("a2b3c-d4e5f-g6h7j".into()),
+            ],
+        };
+        assert_eq!(
+            enrolled.json(),
+            serde_json::json!({
+                "user": "alice",
+                "secret": "GEZDGNBVGY3TQOJQ",
+                "uri": "otpauth://totp/x:alice?secret=GEZDGNBVGY3TQOJQ",
+                "enrolled": true,
+                "recovery_codes": ["k7pqm-3xd9a-hrt2w", "a2b3c-d4e5f-g6h7j"],
+            })
+        );
+    }
 }

@@ -95,3 +95,61 @@ impl Report for Explain {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn explanation() -> Explanation {
+        Explanation {
+            user: "alice".into(),
+            service: "sshd".into(),
+            rhost: "192.0.2.7".into(),
+            next_login: NextLogin::Locked,
+            required: true,
+            rule: EnforcedBy::Group("wheel".into()),
+            until: 1_234_567_890,
+            enrolled: true,
+            groups: vec!["wheel".into()],
+        }
+    }
+
+    #[test]
+    fn a_decision_reads_as_lines_and_as_a_document() {
+        let report = Explain(explanation());
+        assert_eq!(
+            report.text(),
+            "login of alice through sshd from 192.0.2.7:\n  decision: locked until 2009-02-13 \
+             23:31 UTC\n  the login is refused until the lock ends (too many wrong codes; mfactl \
+             unlock)\n  required: yes\n  rule:     group wheel\n  why:      the user is a member \
+             of wheel, in enforcement.groups\n  enrolled: yes\n  groups named by rules: wheel"
+        );
+        assert_eq!(
+            report.json(),
+            serde_json::json!({
+                "user": "alice",
+                "service": "sshd",
+                "rhost": "192.0.2.7",
+                "decision": "locked",
+                "required": true,
+                "rule": "group wheel",
+                "until": 1_234_567_890,
+                "enrolled": true,
+                "groups": ["wheel"],
+            })
+        );
+    }
+
+    #[test]
+    fn no_end_is_null() {
+        let report = Explain(Explanation {
+            next_login: NextLogin::Code,
+            until: 0,
+            groups: vec![],
+            ..explanation()
+        });
+        assert_eq!(report.json()["until"], serde_json::Value::Null);
+        assert_eq!(report.json()["groups"], serde_json::json!([]));
+        assert!(report.text().contains("  decision: code\n"));
+    }
+}

@@ -45,3 +45,25 @@ impl Report for Renewed {
         serde_json::json!({ "user": self.user, "recovery_codes": codes })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_new_codes_are_shown_once() {
+        let report = Renewed {
+            user: "alice".into(),
+            codes: vec![Zeroizing::new("k7pqm-3xd9a-hrt2w".into())],
+        };
+        assert!(
+            report
+                .text()
+                .starts_with("alice: new recovery codes; the old ones no longer work\n\n")
+        );
+        assert_eq!(
+            report.json(),
+            serde_json::json!({ "user": "alice", "recovery_codes": ["k7pqm-3xd9a-hrt2w"] })
+        );
+    }
+}

@@ -19,3 +19,24 @@ impl Report for Reload {
         serde_json::json!({ "reloaded": true, "summary": self.0 })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_is_the_text() {
+        let report = Reload("reloaded /etc/pam-mfa/mfad.toml: no key changed".into());
+        assert_eq!(
+            report.text(),
+            "reloaded /etc/pam-mfa/mfad.toml: no key changed"
+        );
+        assert_eq!(
+            report.json(),
+            serde_json::json!({
+                "reloaded": true,
+                "summary": "reloaded /etc/pam-mfa/mfad.toml: no key changed",
+            })
+        );
+    }
+}

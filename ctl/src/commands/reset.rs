@@ -46,3 +46,30 @@ impl Report for Reset {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reset_says_what_the_next_login_does() {
+        let report = Reset {
+            user: "alice".into(),
+            removed: true,
+            status: UserStatus {
+                enrolled: false,
+                next_login: pam_mfa_api::NextLogin::Enroll,
+                ..crate::commands::status::tests::alice()
+            },
+        };
+        assert_eq!(
+            report.text(),
+            "alice: authenticator app, recovery codes and any unfinished enrollment removed; \
+             the next login sets up an authenticator app (QR code, then a code)"
+        );
+        assert_eq!(
+            report.json(),
+            serde_json::json!({ "user": "alice", "removed": true, "next_login": "enroll" })
+        );
+    }
+}

@@ -88,7 +88,7 @@ impl Report for Status {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use pam_mfa_api::{EnforcedBy, NextLogin};
 
@@ -110,6 +110,25 @@ mod tests {
         }
     }
 
+    /// `alice()` as `--json` shows her.
+    pub fn alice_json() -> serde_json::Value {
+        serde_json::json!({
+            "user": "alice",
+            "enrolled": true,
+            "enforced": true,
+            "enforced_by": "all users",
+            "algorithm": "SHA1",
+            "digits": 6,
+            "period": 30,
+            "enrolled_at": 1_234_567_890,
+            "last_used": null,
+            "pending": false,
+            "recovery_codes_left": 10,
+            "locked_until": null,
+            "next_login": "code",
+        })
+    }
+
     #[test]
     fn status_reads_as_text_and_as_json() {
         let report = Status(alice());
@@ -124,6 +143,7 @@ mod tests {
         assert_eq!(json["enforced_by"], "all users");
         assert_eq!(json["last_used"], serde_json::Value::Null);
         assert_eq!(json["digits"], 6);
+        assert_eq!(json, alice_json());
     }
 
     #[test]
@@ -136,5 +156,51 @@ mod tests {
         let json = json(&status);
         assert_eq!(json["algorithm"], serde_json::Value::Null);
         assert!(!Status(status).text().contains("digits"));
+    }
+
+    #[test]
+    fn a_locked_user_without_an_app_is_all_nulls_but_the_lock() {
+        let status = UserStatus {
+            user: "bob".into(),
+            enrolled: false,
+            enforced: true,
+            enforced_by: EnforcedBy::Group("wheel".into()),
+            algorithm: String::new(),
+            digits: 0,
+            period: 0,
+            enrolled_at: 0,
+            last_used: 1_234_567_890,
+            pending: true,
+            recovery_codes_left: 0,
+            locked_until: 1_234_567_950,
+            next_login: NextLogin::Locked,
+        };
+        let report = Status(status);
+        assert_eq!(
+            report.json(),
+            serde_json::json!({
+                "user": "bob",
+                "enrolled": false,
+                "enforced": true,
+                "enforced_by": "group wheel",
+                "algorithm": null,
+                "digits": null,
+                "period": null,
+                "enrolled_at": null,
+                "last_used": 1_234_567_890,
+                "pending": true,
+                "recovery_codes_left": null,
+                "locked_until": 1_234_567_950,
+                "next_login": "locked",
+            })
+        );
+        assert_eq!(
+            report.text(),
+            "user:      bob\nenrolled:  no\nenforced:  yes (enforced for group wheel)\n\
+             last used: 2009-02-13 23:31 UTC\nlocked:    until 2009-02-13 23:32 UTC (too many \
+             wrong codes; mfactl unlock bob)\npending:   a new enrollment waits for its first \
+             code (mfactl enroll)\nnext login: is refused until the lock ends (too many wrong \
+             codes; mfactl unlock)"
+        );
     }
 }

@@ -36,3 +36,24 @@ impl Report for Unlock {
         serde_json::json!({ "user": self.user, "was_locked": self.was_locked })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unlock_says_whether_there_was_a_lock() {
+        let report = Unlock {
+            user: "alice".into(),
+            was_locked: true,
+        };
+        assert_eq!(
+            report.text(),
+            "alice: unlocked; the next login asks for a code again"
+        );
+        assert_eq!(
+            report.json(),
+            serde_json::json!({ "user": "alice", "was_locked": true })
+        );
+    }
+}

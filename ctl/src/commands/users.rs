@@ -50,4 +50,17 @@ mod tests {
         assert_eq!(Users(vec![]).text(), "no user is enrolled or enforced");
         assert_eq!(Users(vec![]).json(), serde_json::json!([]));
     }
+
+    #[test]
+    fn each_user_is_a_line_and_a_status_document() {
+        let report = Users(vec![crate::commands::status::tests::alice()]);
+        assert_eq!(
+            report.text(),
+            "USER   ENROLLED  ENFORCED  LAST USE\nalice  yes       yes       never"
+        );
+        assert_eq!(
+            report.json(),
+            serde_json::json!([crate::commands::status::tests::alice_json()])
+        );
+    }
 }
