@@ -1,16 +1,26 @@
 //! `mfactl enforce [--all | USER] on|off`: require MFA of everyone or of one user.
 
-use pam_mfa_api::UserStatus;
-
+use super::status::Status;
 use crate::connect::connect;
 use crate::failure::Failure;
 use crate::report::Report;
 
+/// In JSON, `{"all_users": on}` for `--all`, or the user's [`Status`] after the change.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
 pub enum Enforce {
     /// `--all on|off`.
-    All { on: bool },
+    All {
+        #[serde(rename = "all_users")]
+        on: bool,
+    },
     /// One user, with their status after the change.
-    User { on: bool, status: UserStatus },
+    User {
+        #[serde(skip)]
+        on: bool,
+        #[serde(flatten)]
+        status: Status,
+    },
 }
 
 pub async fn run(bus: Option<&str>, all: bool, words: &[String]) -> Result<Enforce, Failure> {
@@ -23,7 +33,7 @@ pub async fn run(bus: Option<&str>, all: bool, words: &[String]) -> Result<Enfor
         }
         Some(user) => {
             admin.set_user_enforcement(user, on).await?;
-            let status = admin.status(user).await?;
+            let status = admin.status(user).await?.into();
             Ok(Enforce::User { on, status })
         }
     }
@@ -86,19 +96,13 @@ impl Report for Enforce {
             }
         }
     }
-
-    fn json(&self) -> serde_json::Value {
-        match self {
-            Enforce::All { on } => serde_json::json!({ "all_users": on }),
-            Enforce::User { status, .. } => super::status::json(status),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::failure::Kind;
+    use crate::report::json;
 
     #[test]
     fn enforce_takes_a_user_or_all() {
@@ -120,7 +124,7 @@ mod tests {
     #[test]
     fn everyone_is_a_switch_and_one_user_a_status() {
         assert_eq!(
-            Enforce::All { on: true }.json(),
+            json(&Enforce::All { on: true }),
             serde_json::json!({ "all_users": true })
         );
         assert_eq!(
@@ -135,6 +139,6 @@ mod tests {
             report.text(),
             "alice: MFA is now required from the next login"
         );
-        assert_eq!(report.json(), crate::commands::status::tests::alice_json());
+        assert_eq!(json(&report), crate::commands::status::tests::alice_json());
     }
 }

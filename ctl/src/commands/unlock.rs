@@ -4,6 +4,7 @@ use crate::connect::connect;
 use crate::failure::Failure;
 use crate::report::Report;
 
+#[derive(serde::Serialize)]
 pub struct Unlock {
     pub user: String,
     pub was_locked: bool,
@@ -31,15 +32,12 @@ impl Report for Unlock {
             )
         }
     }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::json!({ "user": self.user, "was_locked": self.was_locked })
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::json;
 
     #[test]
     fn an_unlock_says_whether_there_was_a_lock() {
@@ -52,7 +50,7 @@ mod tests {
             "alice: unlocked; the next login asks for a code again"
         );
         assert_eq!(
-            report.json(),
+            json(&report),
             serde_json::json!({ "user": "alice", "was_locked": true })
         );
     }
