@@ -29,8 +29,9 @@ INSTALL ?= install
 
 .PHONY: all install uninstall
 
+# xtask only generates files that are committed (docs/man, docs/completions, examples/mfad.toml).
 all:
-	$(CARGO) build --release --locked --workspace --bins --lib
+	$(CARGO) build --release --locked --workspace --exclude xtask --bins --lib
 
 # Nothing is built here (run make first, as yourself): install only copies.
 install:

@@ -674,8 +674,7 @@ mod tests {
         let committed = include_str!("../../examples/mfad.toml");
         assert!(
             committed == example(),
-            "examples/mfad.toml is out of date: run PAM_MFA_UPDATE_MAN=1 cargo test --test \
-             man_pages"
+            "examples/mfad.toml is out of date: run cargo run -p xtask -- man"
         );
     }
 }

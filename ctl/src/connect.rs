@@ -3,7 +3,7 @@
 use pam_mfa_api::owner::ensure_root_owner;
 use pam_mfa_api::proxy::{AdminProxy, UserProxy};
 
-use crate::failure::{self, Failure};
+use crate::failure::{Failure, Kind};
 
 /// Connects to the bus at `bus` (or the system bus) and checks that `org.pam_mfa.Mfad1` belongs
 /// to uid 0 before anything is sent to it, so that secrets never reach a process a user
@@ -14,7 +14,7 @@ pub async fn connect(bus: Option<&str>) -> Result<AdminProxy<'static>, Failure> 
         .cache_properties(zbus::proxy::CacheProperties::No)
         .build()
         .await
-        .map_err(|error| Failure::new(failure::BUS, error.to_string()))
+        .map_err(|error| Failure::new(Kind::Bus, error.to_string()))
 }
 
 /// As [`connect`], for the self-service interface: every call acts on the caller's own account.
@@ -24,7 +24,7 @@ pub async fn connect_user(bus: Option<&str>) -> Result<UserProxy<'static>, Failu
         .cache_properties(zbus::proxy::CacheProperties::No)
         .build()
         .await
-        .map_err(|error| Failure::new(failure::BUS, error.to_string()))
+        .map_err(|error| Failure::new(Kind::Bus, error.to_string()))
 }
 
 async fn checked_connection(bus: Option<&str>) -> Result<zbus::Connection, Failure> {
@@ -34,7 +34,7 @@ async fn checked_connection(bus: Option<&str>) -> Result<zbus::Connection, Failu
         .await
         .map_err(|error| {
             Failure::new(
-                failure::CONNECT,
+                Kind::Connect,
                 format!("cannot connect to the D-Bus bus at {address}: {error} (is dbus running?)"),
             )
         })?;

@@ -6,14 +6,14 @@ use std::process::ExitCode;
 use clap::Parser;
 use mfactl::cli::Cli;
 use mfactl::failure::Failure;
-use mfactl::report::{Report, emit};
+use mfactl::report::{AnyReport, emit};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => return command_line_error(error),
     };
-    let outcome: Result<Box<dyn Report>, Failure> = zbus::block_on(mfactl::commands::run(&cli));
+    let outcome: Result<Box<dyn AnyReport>, Failure> = zbus::block_on(mfactl::commands::run(&cli));
     emit(cli.json, &outcome)
 }
 

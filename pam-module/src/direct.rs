@@ -14,7 +14,7 @@ use pam_mfa_api::{Error, LOGIN_INTERFACE, OBJECT_PATH, WireTurn};
 use zbus::Message;
 use zbus::message::Type;
 
-use crate::client::{Failure, call_failure, timed_out};
+use crate::failure::{Failure, call_failure, timed_out};
 use crate::relay::Daemon;
 
 /// A connection to mfad's login socket whose peer was checked to be root.

@@ -13,6 +13,7 @@
 pub mod args;
 pub mod client;
 pub mod direct;
+pub mod failure;
 mod ffi;
 pub mod relay;
 pub mod verdict;

@@ -8,7 +8,7 @@ use pam_mfa_api::limits::MAX_REPLY_LEN;
 use pam_mfa_api::{Action, Error, Notice, Turn, WireTurn};
 use zeroize::Zeroizing;
 
-use crate::client::Failure;
+use crate::failure::Failure;
 
 /// The application's side of the login: the PAM conversation.
 pub trait Conversation {

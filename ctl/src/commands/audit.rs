@@ -7,7 +7,37 @@ use crate::connect::connect_user;
 use crate::failure::Failure;
 use crate::report::{Report, when};
 
-pub struct Audit(pub Vec<AuditEntry>);
+/// The entries, oldest first: lines as text, an array in JSON.
+#[derive(serde::Serialize)]
+pub struct Audit(pub Vec<Entry>);
+
+/// One entry of the trail.
+#[derive(serde::Serialize)]
+pub struct Entry {
+    /// Unix time.
+    pub time: i64,
+    /// Its kind: `login-allowed`, `locked-out`...
+    pub event: String,
+    /// The user it is about; `None` for events about no one user.
+    pub user: Option<String>,
+    /// The line mfad wrote to syslog.
+    pub line: String,
+    /// The host whose mfad recorded it, where several share one store (fleet mode).
+    pub host: Option<String>,
+}
+
+impl From<AuditEntry> for Entry {
+    fn from(entry: AuditEntry) -> Self {
+        let given = |text: String| if text.is_empty() { None } else { Some(text) };
+        Entry {
+            time: entry.time,
+            event: entry.kind,
+            user: given(entry.user),
+            line: entry.line,
+            host: given(entry.host),
+        }
+    }
+}
 
 pub async fn run(
     bus: Option<&str>,
@@ -29,7 +59,7 @@ pub async fn run(
             limit,
         )
         .await?;
-    Ok(Audit(entries))
+    Ok(Audit(entries.into_iter().map(Entry::from).collect()))
 }
 
 fn now() -> i64 {
@@ -87,36 +117,21 @@ impl Report for Audit {
         }
         self.0
             .iter()
-            .map(|entry| match entry.host.as_str() {
+            .map(|entry| match &entry.host {
                 // A store of one host: every entry is this host's.
-                "" => format!("{}  {}", when(entry.time), entry.line),
-                host => format!("{}  {host}  {}", when(entry.time), entry.line),
+                None => format!("{}  {}", when(entry.time), entry.line),
+                Some(host) => format!("{}  {host}  {}", when(entry.time), entry.line),
             })
             .collect::<Vec<_>>()
             .join("\n")
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::Value::Array(
-            self.0
-                .iter()
-                .map(|entry| {
-                    serde_json::json!({
-                        "time": entry.time,
-                        "event": entry.kind,
-                        "user": if entry.user.is_empty() { None } else { Some(&entry.user) },
-                        "line": entry.line,
-                        "host": if entry.host.is_empty() { None } else { Some(&entry.host) },
-                    })
-                })
-                .collect(),
-        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::failure::Kind;
+    use crate::report::json;
 
     #[test]
     fn since_takes_seconds_days_and_times_ago() {
@@ -129,7 +144,36 @@ mod tests {
             1_000_000 - 7 * 86_400
         );
         let failure = parse_since("yesterday", 0).unwrap_err();
-        assert_eq!(failure.name(), "usage");
+        assert_eq!(failure.kind(), &Kind::Usage);
         assert!(failure.message().contains("--since yesterday"));
+    }
+
+    #[test]
+    fn entries_read_as_lines_and_as_an_array() {
+        let entry = |user: &str, host: &str| {
+            Entry::from(AuditEntry {
+                time: 1_234_567_890,
+                kind: "login-allowed".into(),
+                user: user.into(),
+                line: "login allowed".into(),
+                host: host.into(),
+            })
+        };
+        let report = Audit(vec![entry("", ""), entry("alice", "h1")]);
+        assert_eq!(
+            report.text(),
+            "2009-02-13 23:31 UTC  login allowed\n2009-02-13 23:31 UTC  h1  login allowed"
+        );
+        assert_eq!(
+            json(&report),
+            serde_json::json!([
+                { "time": 1_234_567_890, "event": "login-allowed", "user": null,
+                  "line": "login allowed", "host": null },
+                { "time": 1_234_567_890, "event": "login-allowed", "user": "alice",
+                  "line": "login allowed", "host": "h1" },
+            ])
+        );
+        assert_eq!(Audit(vec![]).text(), "no audit entries");
+        assert_eq!(json(&Audit(vec![])), serde_json::json!([]));
     }
 }

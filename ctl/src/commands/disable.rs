@@ -6,10 +6,12 @@ use pam_mfa_api::NextLogin;
 use crate::connect::connect_user;
 use crate::failure::Failure;
 use crate::prompt::read_code;
-use crate::report::Report;
+use crate::report::{Report, True};
 
+#[derive(serde::Serialize)]
 pub struct Disabled {
     pub user: String,
+    pub disabled: True,
     pub next_login: NextLogin,
 }
 
@@ -23,7 +25,11 @@ pub async fn run(bus: Option<&str>) -> Result<Disabled, Failure> {
         .await
         .map_err(|error| Failure::from(error).and("; nothing was changed"))?;
     let next_login = own.status().await?.next_login;
-    Ok(Disabled { user, next_login })
+    Ok(Disabled {
+        user,
+        disabled: True,
+        next_login,
+    })
 }
 
 impl Report for Disabled {
@@ -34,12 +40,30 @@ impl Report for Disabled {
             self.next_login.describe()
         )
     }
+}
 
-    fn json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "user": self.user,
-            "disabled": true,
-            "next_login": self.next_login,
-        })
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::json;
+
+    #[test]
+    fn the_removal_says_what_the_next_login_does() {
+        let report = Disabled {
+            user: "alice".into(),
+            disabled: True,
+            next_login: NextLogin::NoSecondFactor,
+        };
+        assert_eq!(
+            report.text(),
+            "alice: authenticator app and recovery codes removed; the next login asks for no \
+             second factor (MFA is not required)"
+        );
+        assert_eq!(
+            json(&report),
+            serde_json::json!({
+                "user": "alice", "disabled": true, "next_login": "no second factor",
+            })
+        );
     }
 }

@@ -1,16 +1,26 @@
 //! `mfactl enforce [--all | USER] on|off`: require MFA of everyone or of one user.
 
-use pam_mfa_api::UserStatus;
-
+use super::status::Status;
 use crate::connect::connect;
 use crate::failure::Failure;
 use crate::report::Report;
 
+/// In JSON, `{"all_users": on}` for `--all`, or the user's [`Status`] after the change.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
 pub enum Enforce {
     /// `--all on|off`.
-    All { on: bool },
+    All {
+        #[serde(rename = "all_users")]
+        on: bool,
+    },
     /// One user, with their status after the change.
-    User { on: bool, status: UserStatus },
+    User {
+        #[serde(skip)]
+        on: bool,
+        #[serde(flatten)]
+        status: Status,
+    },
 }
 
 pub async fn run(bus: Option<&str>, all: bool, words: &[String]) -> Result<Enforce, Failure> {
@@ -23,7 +33,7 @@ pub async fn run(bus: Option<&str>, all: bool, words: &[String]) -> Result<Enfor
         }
         Some(user) => {
             admin.set_user_enforcement(user, on).await?;
-            let status = admin.status(user).await?;
+            let status = admin.status(user).await?.into();
             Ok(Enforce::User { on, status })
         }
     }
@@ -86,18 +96,13 @@ impl Report for Enforce {
             }
         }
     }
-
-    fn json(&self) -> serde_json::Value {
-        match self {
-            Enforce::All { on } => serde_json::json!({ "all_users": on }),
-            Enforce::User { status, .. } => super::status::json(status),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::failure::Kind;
+    use crate::report::json;
 
     #[test]
     fn enforce_takes_a_user_or_all() {
@@ -113,6 +118,27 @@ mod tests {
             panic!("yes is not a switch");
         };
         assert_eq!(failure.message(), "expected on or off, not \"yes\"");
-        assert_eq!(failure.name(), "usage");
+        assert_eq!(failure.kind(), &Kind::Usage);
+    }
+
+    #[test]
+    fn everyone_is_a_switch_and_one_user_a_status() {
+        assert_eq!(
+            json(&Enforce::All { on: true }),
+            serde_json::json!({ "all_users": true })
+        );
+        assert_eq!(
+            Enforce::All { on: false }.text(),
+            "MFA is now required only of users enforced one by one"
+        );
+        let report = Enforce::User {
+            on: true,
+            status: crate::commands::status::tests::alice(),
+        };
+        assert_eq!(
+            report.text(),
+            "alice: MFA is now required from the next login"
+        );
+        assert_eq!(json(&report), crate::commands::status::tests::alice_json());
     }
 }

@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 use crate::connect::{connect, connect_user};
 use crate::failure::Failure;
 use crate::prompt::read_code;
-use crate::report::Report;
+use crate::report::{Report, True};
 
 /// Codes the user may try before the enrollment is given up.
 const TRIES: u32 = 3;
@@ -69,10 +69,12 @@ pub struct Display<'a> {
 }
 
 /// A confirmed enrollment.
+#[derive(serde::Serialize)]
 pub struct Enrolled {
     pub user: String,
     pub secret: Zeroizing<String>,
     pub uri: Zeroizing<String>,
+    pub enrolled: True,
     /// Shown once: mfad keeps only their hashes.
     pub recovery_codes: Vec<Zeroizing<String>>,
 }
@@ -111,6 +113,7 @@ pub async fn run(
         user: name,
         secret: Zeroizing::new(enrollment.secret),
         uri: Zeroizing::new(enrollment.uri),
+        enrolled: True,
         recovery_codes: Vec::new(),
     };
     if let (Some(file), Some(path)) = (png, display.png) {
@@ -198,21 +201,6 @@ impl Report for Enrolled {
         }
         text
     }
-
-    fn json(&self) -> serde_json::Value {
-        let codes: Vec<&str> = self
-            .recovery_codes
-            .iter()
-            .map(|code| code.as_str())
-            .collect();
-        serde_json::json!({
-            "user": self.user,
-            "secret": *self.secret,
-            "uri": *self.uri,
-            "enrolled": true,
-            "recovery_codes": codes,
-        })
-    }
 }
 
 /// The recovery codes as shown once, after an enrollment or a renewal.
@@ -231,6 +219,7 @@ pub fn recovery_codes_text(codes: &[Zeroizing<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::json;
 
     #[test]
     fn the_qr_code_secret_and_uri_are_shown_for_a_person() {
@@ -238,6 +227,7 @@ mod tests {
             user: "alice".into(),
             secret: Zeroizing::new("GEZDGNBVGY3TQOJQ".into()),
             uri: Zeroizing::new("otpauth://totp/x:alice?secret=GEZDGNBVGY3TQOJQ".into()),
+            enrolled: True,
             recovery_codes: vec![Zeroizing::new("k7pqm-3xd9a-hrt2w".into())],
         };
         let mut shown = Vec::new();
@@ -250,9 +240,33 @@ mod tests {
         assert!(shown.contains('▀') || shown.contains('▄'), "{shown}");
         assert!(shown.contains("by hand: GEZD GNBV GY3T QOJQ"));
         assert!(shown.contains("URI: otpauth://totp/x:alice?secret=GEZDGNBVGY3TQOJQ"));
-        assert_eq!(enrolled.json()["enrolled"], true);
-        assert_eq!(enrolled.json()["secret"], "GEZDGNBVGY3TQOJQ");
-        assert_eq!(enrolled.json()["recovery_codes"][0], "k7pqm-3xd9a-hrt2w");
+        assert_eq!(json(&enrolled)["enrolled"], true);
+        assert_eq!(json(&enrolled)["secret"], "GEZDGNBVGY3TQOJQ");
+        assert_eq!(json(&enrolled)["recovery_codes"][0], "k7pqm-3xd9a-hrt2w");
         assert!(enrolled.text().contains("\n    k7pqm-3xd9a-hrt2w"));
+    }
+
+    #[test]
+    fn the_report_holds_the_secret_uri_and_recovery_codes() {
+        let enrolled = Enrolled {
+            user: "alice".into(),
+            secret: Zeroizing::new("GEZDGNBVGY3TQOJQ".into()),
+            uri: Zeroizing::new("otpauth://totp/x:alice?secret=GEZDGNBVGY3TQOJQ".into()),
+            enrolled: True,
+            recovery_codes: vec![
+                Zeroizing::new("k7pqm-3xd9a-hrt2w".into()),
+                Zeroizing::new("a2b3c-d4e5f-g6h7j".into()),
+            ],
+        };
+        assert_eq!(
+            json(&enrolled),
+            serde_json::json!({
+                "user": "alice",
+                "secret": "GEZDGNBVGY3TQOJQ",
+                "uri": "otpauth://totp/x:alice?secret=GEZDGNBVGY3TQOJQ",
+                "enrolled": true,
+                "recovery_codes": ["k7pqm-3xd9a-hrt2w", "a2b3c-d4e5f-g6h7j"],
+            })
+        );
     }
 }

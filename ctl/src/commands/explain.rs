@@ -4,9 +4,39 @@ use pam_mfa_api::{EnforcedBy, Explanation, NextLogin};
 
 use crate::connect::connect;
 use crate::failure::Failure;
-use crate::report::{Report, time_or_null, when};
+use crate::report::{Report, Time, yes_no};
 
-pub struct Explain(Explanation);
+/// What a login would do, and the rule that decided.
+#[derive(serde::Serialize)]
+pub struct Explain {
+    pub user: String,
+    pub service: String,
+    pub rhost: String,
+    pub decision: NextLogin,
+    pub required: bool,
+    pub rule: EnforcedBy,
+    /// When a lock ends (`locked`) or a remembered code stops covering the login
+    /// (`remembered`).
+    pub until: Time,
+    pub enrolled: bool,
+    pub groups: Vec<String>,
+}
+
+impl From<Explanation> for Explain {
+    fn from(e: Explanation) -> Self {
+        Explain {
+            user: e.user,
+            service: e.service,
+            rhost: e.rhost,
+            decision: e.next_login,
+            required: e.required,
+            rule: e.rule,
+            until: Time(e.until),
+            enrolled: e.enrolled,
+            groups: e.groups,
+        }
+    }
+}
 
 pub async fn run(
     bus: Option<&str>,
@@ -14,9 +44,8 @@ pub async fn run(
     service: &str,
     rhost: &str,
 ) -> Result<Explain, Failure> {
-    Ok(Explain(
-        connect(bus).await?.explain(user, service, rhost).await?,
-    ))
+    let explanation = connect(bus).await?.explain(user, service, rhost).await?;
+    Ok(explanation.into())
 }
 
 /// Why the rule applies, as the end of a sentence.
@@ -49,49 +78,89 @@ fn because(rule: &EnforcedBy) -> String {
 
 impl Report for Explain {
     fn text(&self) -> String {
-        let e = &self.0;
-        let from = match (e.service.as_str(), e.rhost.as_str()) {
+        let from = match (self.service.as_str(), self.rhost.as_str()) {
             ("", "") => "with no service and no remote host".to_owned(),
             ("", rhost) => format!("from {rhost}"),
             (service, "") => format!("through {service}, with no remote host"),
             (service, rhost) => format!("through {service} from {rhost}"),
         };
-        let mut lines = vec![format!("login of {} {from}:", e.user)];
-        let decision = match &e.next_login {
-            NextLogin::Locked => format!("locked until {}", when(e.until)),
-            NextLogin::Remembered => format!("remembered (no code) until {}", when(e.until)),
+        let mut lines = vec![format!("login of {} {from}:", self.user)];
+        let decision = match &self.decision {
+            NextLogin::Locked => format!("locked until {}", self.until),
+            NextLogin::Remembered => format!("remembered (no code) until {}", self.until),
             other => other.as_str().to_owned(),
         };
         lines.push(format!("  decision: {decision}"));
-        lines.push(format!("  the login {}", e.next_login.describe()));
-        lines.push(format!(
-            "  required: {}",
-            if e.required { "yes" } else { "no" }
-        ));
-        lines.push(format!("  rule:     {}", e.rule));
-        lines.push(format!("  why:      {}", because(&e.rule)));
-        lines.push(format!(
-            "  enrolled: {}",
-            if e.enrolled { "yes" } else { "no" }
-        ));
-        if !e.groups.is_empty() {
-            lines.push(format!("  groups named by rules: {}", e.groups.join(", ")));
+        lines.push(format!("  the login {}", self.decision.describe()));
+        lines.push(format!("  required: {}", yes_no(self.required)));
+        lines.push(format!("  rule:     {}", self.rule));
+        lines.push(format!("  why:      {}", because(&self.rule)));
+        lines.push(format!("  enrolled: {}", yes_no(self.enrolled)));
+        if !self.groups.is_empty() {
+            lines.push(format!(
+                "  groups named by rules: {}",
+                self.groups.join(", ")
+            ));
         }
         lines.join("\n")
     }
+}
 
-    fn json(&self) -> serde_json::Value {
-        let e = &self.0;
-        serde_json::json!({
-            "user": e.user,
-            "service": e.service,
-            "rhost": e.rhost,
-            "decision": e.next_login,
-            "required": e.required,
-            "rule": e.rule,
-            "until": time_or_null(e.until),
-            "enrolled": e.enrolled,
-            "groups": e.groups,
-        })
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::json;
+
+    fn explanation() -> Explanation {
+        Explanation {
+            user: "alice".into(),
+            service: "sshd".into(),
+            rhost: "192.0.2.7".into(),
+            next_login: NextLogin::Locked,
+            required: true,
+            rule: EnforcedBy::Group("wheel".into()),
+            until: 1_234_567_890,
+            enrolled: true,
+            groups: vec!["wheel".into()],
+        }
+    }
+
+    #[test]
+    fn a_decision_reads_as_lines_and_as_a_document() {
+        let report = Explain::from(explanation());
+        assert_eq!(
+            report.text(),
+            "login of alice through sshd from 192.0.2.7:\n  decision: locked until 2009-02-13 \
+             23:31 UTC\n  the login is refused until the lock ends (too many wrong codes; mfactl \
+             unlock)\n  required: yes\n  rule:     group wheel\n  why:      the user is a member \
+             of wheel, in enforcement.groups\n  enrolled: yes\n  groups named by rules: wheel"
+        );
+        assert_eq!(
+            json(&report),
+            serde_json::json!({
+                "user": "alice",
+                "service": "sshd",
+                "rhost": "192.0.2.7",
+                "decision": "locked",
+                "required": true,
+                "rule": "group wheel",
+                "until": 1_234_567_890,
+                "enrolled": true,
+                "groups": ["wheel"],
+            })
+        );
+    }
+
+    #[test]
+    fn no_end_is_null() {
+        let report = Explain::from(Explanation {
+            next_login: NextLogin::Code,
+            until: 0,
+            groups: vec![],
+            ..explanation()
+        });
+        assert_eq!(json(&report)["until"], serde_json::Value::Null);
+        assert_eq!(json(&report)["groups"], serde_json::json!([]));
+        assert!(report.text().contains("  decision: code\n"));
     }
 }

@@ -15,10 +15,10 @@ pub mod users;
 
 use crate::cli::{Cli, Command};
 use crate::failure::Failure;
-use crate::report::Report;
+use crate::report::AnyReport;
 
 /// Runs the command `cli` names.
-pub async fn run(cli: &Cli) -> Result<Box<dyn Report>, Failure> {
+pub async fn run(cli: &Cli) -> Result<Box<dyn AnyReport>, Failure> {
     let bus = cli.bus.as_deref();
     Ok(match &cli.command {
         Command::Enroll {

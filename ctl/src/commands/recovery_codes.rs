@@ -8,9 +8,11 @@ use crate::failure::Failure;
 use crate::prompt::read_code;
 use crate::report::Report;
 
+#[derive(serde::Serialize)]
 pub struct Renewed {
     pub user: String,
-    pub codes: Vec<Zeroizing<String>>,
+    /// Shown once: mfad keeps only their hashes.
+    pub recovery_codes: Vec<Zeroizing<String>>,
 }
 
 pub async fn run(bus: Option<&str>) -> Result<Renewed, Failure> {
@@ -27,7 +29,7 @@ pub async fn run(bus: Option<&str>) -> Result<Renewed, Failure> {
         .map_err(|error| Failure::from(error).and("; the recovery codes are unchanged"))?;
     Ok(Renewed {
         user,
-        codes: codes.into_iter().map(Zeroizing::new).collect(),
+        recovery_codes: codes.into_iter().map(Zeroizing::new).collect(),
     })
 }
 
@@ -36,12 +38,30 @@ impl Report for Renewed {
         format!(
             "{}: new recovery codes; the old ones no longer work{}",
             self.user,
-            super::enroll::recovery_codes_text(&self.codes)
+            super::enroll::recovery_codes_text(&self.recovery_codes)
         )
     }
+}
 
-    fn json(&self) -> serde_json::Value {
-        let codes: Vec<&str> = self.codes.iter().map(|code| code.as_str()).collect();
-        serde_json::json!({ "user": self.user, "recovery_codes": codes })
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::json;
+
+    #[test]
+    fn the_new_codes_are_shown_once() {
+        let report = Renewed {
+            user: "alice".into(),
+            recovery_codes: vec![Zeroizing::new("k7pqm-3xd9a-hrt2w".into())],
+        };
+        assert!(
+            report
+                .text()
+                .starts_with("alice: new recovery codes; the old ones no longer work\n\n")
+        );
+        assert_eq!(
+            json(&report),
+            serde_json::json!({ "user": "alice", "recovery_codes": ["k7pqm-3xd9a-hrt2w"] })
+        );
     }
 }

@@ -1,33 +1,34 @@
 //! `mfactl reset USER`: remove an enrollment at once (a lost or replaced phone).
 
-use pam_mfa_api::UserStatus;
+use pam_mfa_api::NextLogin;
 
 use crate::connect::connect;
 use crate::failure::Failure;
 use crate::report::Report;
 
+#[derive(serde::Serialize)]
 pub struct Reset {
     pub user: String,
     pub removed: bool,
-    /// The user as the reset left them.
-    pub status: UserStatus,
+    /// What the user's next login does, now.
+    pub next_login: NextLogin,
 }
 
 pub async fn run(bus: Option<&str>, user: &str) -> Result<Reset, Failure> {
     let admin = connect(bus).await?;
     let removed = admin.reset(user).await?;
-    let status = admin.status(user).await?;
+    let next_login = admin.status(user).await?.next_login;
     Ok(Reset {
         user: user.to_owned(),
         removed,
-        status,
+        next_login,
     })
 }
 
 impl Report for Reset {
     fn text(&self) -> String {
         let user = &self.user;
-        let next = self.status.next_login.describe();
+        let next = self.next_login.describe();
         if self.removed {
             format!(
                 "{user}: authenticator app, recovery codes and any unfinished enrollment \
@@ -37,12 +38,28 @@ impl Report for Reset {
             format!("{user}: was not enrolled; nothing to remove; the next login {next}")
         }
     }
+}
 
-    fn json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "user": self.user,
-            "removed": self.removed,
-            "next_login": self.status.next_login,
-        })
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::json;
+
+    #[test]
+    fn a_reset_says_what_the_next_login_does() {
+        let report = Reset {
+            user: "alice".into(),
+            removed: true,
+            next_login: NextLogin::Enroll,
+        };
+        assert_eq!(
+            report.text(),
+            "alice: authenticator app, recovery codes and any unfinished enrollment removed; \
+             the next login sets up an authenticator app (QR code, then a code)"
+        );
+        assert_eq!(
+            json(&report),
+            serde_json::json!({ "user": "alice", "removed": true, "next_login": "enroll" })
+        );
     }
 }

@@ -4,6 +4,7 @@ use crate::connect::connect;
 use crate::failure::Failure;
 use crate::report::Report;
 
+#[derive(serde::Serialize)]
 pub struct Unlock {
     pub user: String,
     pub was_locked: bool,
@@ -31,8 +32,26 @@ impl Report for Unlock {
             )
         }
     }
+}
 
-    fn json(&self) -> serde_json::Value {
-        serde_json::json!({ "user": self.user, "was_locked": self.was_locked })
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::json;
+
+    #[test]
+    fn an_unlock_says_whether_there_was_a_lock() {
+        let report = Unlock {
+            user: "alice".into(),
+            was_locked: true,
+        };
+        assert_eq!(
+            report.text(),
+            "alice: unlocked; the next login asks for a code again"
+        );
+        assert_eq!(
+            json(&report),
+            serde_json::json!({ "user": "alice", "was_locked": true })
+        );
     }
 }

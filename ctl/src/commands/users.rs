@@ -1,16 +1,18 @@
 //! `mfactl users`: everyone with an enrollment or an enforcement setting.
 
-use pam_mfa_api::UserStatus;
-
+use super::status::Status;
 use crate::connect::connect;
 use crate::failure::Failure;
-use crate::report::{Report, when, yes_no};
+use crate::report::{Report, yes_no};
 
-pub struct Users(pub Vec<UserStatus>);
+/// A table as text, an array of [`Status`] documents in JSON.
+#[derive(serde::Serialize)]
+pub struct Users(pub Vec<Status>);
 
 pub async fn run(bus: Option<&str>) -> Result<Users, Failure> {
     let admin = connect(bus).await?;
-    Ok(Users(admin.users().await?))
+    let users = admin.users().await?;
+    Ok(Users(users.into_iter().map(Status::from).collect()))
 }
 
 impl Report for Users {
@@ -30,24 +32,34 @@ impl Report for Users {
                 status.user,
                 yes_no(status.enrolled),
                 yes_no(status.enforced),
-                when(status.last_used)
+                status.last_used
             ));
         }
         lines.join("\n")
-    }
-
-    fn json(&self) -> serde_json::Value {
-        self.0.iter().map(super::status::json).collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::json;
 
     #[test]
     fn nobody_is_said_in_words_and_an_empty_list() {
         assert_eq!(Users(vec![]).text(), "no user is enrolled or enforced");
-        assert_eq!(Users(vec![]).json(), serde_json::json!([]));
+        assert_eq!(json(&Users(vec![])), serde_json::json!([]));
+    }
+
+    #[test]
+    fn each_user_is_a_line_and_a_status_document() {
+        let report = Users(vec![crate::commands::status::tests::alice()]);
+        assert_eq!(
+            report.text(),
+            "USER   ENROLLED  ENFORCED  LAST USE\nalice  yes       yes       never"
+        );
+        assert_eq!(
+            json(&report),
+            serde_json::json!([crate::commands::status::tests::alice_json()])
+        );
     }
 }
