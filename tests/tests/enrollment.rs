@@ -210,7 +210,7 @@ fn age_pending_enrollment(env: &Env, user: &str, seconds: i64) {
     db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
     let changed = db
         .execute(
-            "UPDATE enrollments SET created = created - ?2 WHERE user = ?1 AND active = 0",
+            "UPDATE enrollments SET created = created - ?2 WHERE username = ?1 AND NOT active",
             rusqlite::params![user, seconds],
         )
         .unwrap();

@@ -403,7 +403,7 @@ fn grow(db: &std::path::Path) {
         {
             let mut insert = transaction
                 .prepare(
-                    "INSERT INTO enrollments (user, secret, algorithm, digits, period, active,
+                    "INSERT INTO enrollments (username, secret, algorithm, digits, period, active,
                      created, confirmed) VALUES (?1, ?2, 'SHA1', 6, 30, 1, 0, 0)",
                 )
                 .unwrap();

@@ -149,7 +149,7 @@ fn audit_entries_older_than_the_retention_are_removed() {
         .as_secs() as i64;
     for (days, line) in [(31, "from 31 days ago"), (29, "from 29 days ago")] {
         db.execute(
-            "INSERT INTO audit (time, kind, user, line) VALUES (?1, 'unlocked', 'alice', ?2)",
+            "INSERT INTO audit (time, kind, username, line) VALUES (?1, 'unlocked', 'alice', ?2)",
             rusqlite::params![now - days * 86_400, line],
         )
         .unwrap();
