@@ -28,16 +28,16 @@ fn main() -> ExitCode {
         println!("{}: configuration is valid", args.config.display());
         return ExitCode::SUCCESS;
     }
-    if let Err(message) = mfad::server::block_reload_signal() {
-        eprintln!("mfad: {message}");
+    if let Err(error) = mfad::server::block_reload_signal() {
+        eprintln!("mfad: {error}");
         return ExitCode::FAILURE;
     }
     log::init();
     let serving = mfad::server::serve(args.bus.as_deref(), config, args.config.clone());
     match zbus::block_on(serving) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            log::error(&message);
+        Err(error) => {
+            log::error(&error.to_string());
             ExitCode::FAILURE
         }
     }

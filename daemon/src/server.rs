@@ -12,12 +12,69 @@ use zbus::fdo::{RequestNameFlags, RequestNameReply};
 use crate::clock::SystemClock;
 use crate::core::Core;
 use crate::log;
-use crate::store::Store;
 use crate::store::postgres::PostgresBackend;
 use crate::store::sqlite::SqliteBackend;
+use crate::store::{Store, StoreError};
 use crate::transport::bus::{AdminInterface, LoginInterface, UserInterface};
 use crate::transport::identity::Identities;
 use crate::transport::{ServedCore, Shared};
+
+/// Why mfad cannot serve: it says so in its log and exits, and its service manager starts it
+/// again.
+#[derive(Debug)]
+pub enum ServeError {
+    /// The store cannot be opened as configured.
+    Store(StoreError),
+    /// The bus cannot be used: `what` mfad was doing when it failed.
+    Bus { what: String, error: zbus::Error },
+    /// Another process owns mfad's name on the bus.
+    NameTaken { address: String },
+    /// The connection to the bus is gone.
+    BusLost { address: String },
+    /// Something of the system mfad needs (a thread, a signal, a socket, the host name):
+    /// `what` it was.
+    System { what: String, error: std::io::Error },
+}
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeError::Store(error) => write!(f, "{error}"),
+            ServeError::Bus { what, error } => write!(f, "{what}: {error}"),
+            ServeError::NameTaken { address } => write!(
+                f,
+                "cannot own {BUS_NAME} on {address}: another process owns it (is mfad already \
+                 running?)"
+            ),
+            ServeError::BusLost { address } => write!(
+                f,
+                "lost the connection to the bus at {address}; exiting so that mfad can be \
+                 started again"
+            ),
+            ServeError::System { what, error } => write!(f, "{what}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+impl From<StoreError> for ServeError {
+    fn from(error: StoreError) -> Self {
+        ServeError::Store(error)
+    }
+}
+
+/// `what` failed on the bus.
+fn on_bus(what: impl Into<String>) -> impl FnOnce(zbus::Error) -> ServeError {
+    let what = what.into();
+    move |error| ServeError::Bus { what, error }
+}
+
+/// `what` failed in the system.
+fn in_system(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
+    let what = what.into();
+    move |error| ServeError::System { what, error }
+}
 
 /// Serves until the bus connection is lost, which is an error: mfad exits, and its service
 /// manager starts it again.
@@ -25,13 +82,13 @@ pub async fn serve(
     bus: Option<&str>,
     config: Config,
     config_path: std::path::PathBuf,
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
     let store = open_store(&config)?;
     let address = pam_mfa_api::bus_address(bus);
     let connection = zbus::connection::Builder::address(address.as_str())
         .build()
         .await
-        .map_err(|error| format!("cannot connect to the bus at {address}: {error}"))?;
+        .map_err(on_bus(format!("cannot connect to the bus at {address}")))?;
     // By default on the system bus only: an mfad on a bus of its own (a test's, a container's)
     // serves a login socket only where its configuration says.
     let login_socket = match &config.login_socket {
@@ -50,43 +107,41 @@ pub async fn serve(
     // away end at once, and so does what is known of it.
     let dbus = zbus::fdo::DBusProxy::new(&connection)
         .await
-        .map_err(|error| error.to_string())?;
+        .map_err(on_bus("cannot talk to the bus"))?;
     let mut gone = dbus
         .receive_name_owner_changed_with_args(&[(2, "")])
         .await
-        .map_err(|error| format!("cannot follow the bus's connections: {error}"))?;
+        .map_err(on_bus("cannot follow the bus's connections"))?;
     let objects = connection.object_server();
     objects
         .at(OBJECT_PATH, LoginInterface::on_bus(shared.clone()))
         .await
-        .map_err(|error| error.to_string())?;
+        .map_err(on_bus("cannot serve the Login interface"))?;
     objects
         .at(OBJECT_PATH, AdminInterface(shared.clone()))
         .await
-        .map_err(|error| error.to_string())?;
+        .map_err(on_bus("cannot serve the Admin interface"))?;
     objects
         .at(OBJECT_PATH, UserInterface(shared.clone()))
         .await
-        .map_err(|error| error.to_string())?;
+        .map_err(on_bus("cannot serve the User interface"))?;
     // Never queue behind another owner: a second mfad must fail, not wait in silence.
     let reply = connection
         .request_name_with_flags(BUS_NAME, RequestNameFlags::DO_NOT_QUEUE)
         .await
-        .map_err(|error| {
-            format!(
-                "cannot own {BUS_NAME} on {address}: {error} (is the D-Bus policy file \
-                 installed, and is mfad running as root?)"
-            )
-        })?;
+        .map_err(on_bus(format!(
+            "cannot own {BUS_NAME} on {address} (is the D-Bus policy file installed, and is mfad \
+             running as root?)"
+        )))?;
     if !matches!(reply, RequestNameReply::PrimaryOwner) {
-        return Err(format!(
-            "cannot own {BUS_NAME} on {address}: another process owns it (is mfad already running?)"
-        ));
+        return Err(ServeError::NameTaken { address });
     }
     // Only the mfad that owns the name serves the login socket: a second one, which exits
     // above, never touches the first one's socket.
     if !login_socket.as_os_str().is_empty() {
-        crate::transport::login_socket::serve(shared.clone(), &login_socket)?;
+        crate::transport::login_socket::serve(shared.clone(), &login_socket).map_err(in_system(
+            format!("cannot serve logins on {}", login_socket.display()),
+        ))?;
         log::info(&format!("serving logins on {}", login_socket.display()));
     }
     log::info(&format!("serving {BUS_NAME} on {address}"));
@@ -98,23 +153,24 @@ pub async fn serve(
             shared.identities.forget(name);
         }
     }
-    Err(format!(
-        "lost the connection to the bus at {address}; exiting so that mfad can be started again"
-    ))
+    Err(ServeError::BusLost { address })
 }
 
 /// Opens the store the configuration names: the SQLite file in state_dir, or the shared
 /// PostgreSQL database.
-fn open_store(config: &Config) -> Result<Arc<Store>, String> {
+fn open_store(config: &Config) -> Result<Arc<Store>, ServeError> {
     if *config.store.kind.get_ref() == pam_mfa_config::StoreKind::Postgres {
         let host = if config.store.host_name.is_empty() {
             nix::unistd::gethostname()
                 .map(|name| name.to_string_lossy().into_owned())
-                .map_err(|error| format!("cannot read the host name: {error}"))?
+                .map_err(|error| ServeError::System {
+                    what: "cannot read the host name".into(),
+                    error: error.into(),
+                })?
         } else {
             config.store.host_name.clone()
         };
-        let backend = PostgresBackend::open(&config.store).map_err(|error| error.to_string())?;
+        let backend = PostgresBackend::open(&config.store)?;
         log::info(&format!(
             "state in {}, shared with the fleet; this host is {host} in its audit trail",
             backend.describe()
@@ -125,8 +181,7 @@ fn open_store(config: &Config) -> Result<Arc<Store>, String> {
         // Found by the background check of a large database: stop serving at once.
         log::error(&problem);
         std::process::exit(1);
-    })
-    .map_err(|error| error.to_string())?;
+    })?;
     if let Some(size) = backend.checking_in_background() {
         log::info(&format!(
             "checking {} ({} MiB) for damage in the background; until it passes, a login whose \
@@ -135,16 +190,14 @@ fn open_store(config: &Config) -> Result<Arc<Store>, String> {
             size >> 20
         ));
     }
-    backend
-        .spawn_checkpointer(Duration::from_secs(1))
-        .map_err(|error| error.to_string())?;
+    backend.spawn_checkpointer(Duration::from_secs(1))?;
     Ok(Arc::new(Store::new(Arc::new(backend), String::new())))
 }
 
 /// Removes audit entries older than `audit.retention_days` and remembered codes past
 /// `remember.limit`, as configured at the time, now and then every hour, on a thread of its
 /// own.
-fn spawn_pruner(store: Arc<Store>, core: Arc<ServedCore>) -> Result<(), String> {
+fn spawn_pruner(store: Arc<Store>, core: Arc<ServedCore>) -> Result<(), ServeError> {
     use crate::clock::Clock;
     let prune = move || {
         let now = SystemClock.now() as i64;
@@ -170,22 +223,22 @@ fn spawn_pruner(store: Arc<Store>, core: Arc<ServedCore>) -> Result<(), String> 
             }
         })
         .map(drop)
-        .map_err(|error| format!("cannot start the pruner: {error}"))
+        .map_err(in_system("cannot start the pruner"))
 }
 
 /// Blocks SIGHUP in the calling thread and every thread it starts from now on, so that only
 /// the reloader (see [`spawn_reloader`]) takes it. Call before any other thread starts.
-pub fn block_reload_signal() -> Result<(), String> {
+pub fn block_reload_signal() -> Result<(), ServeError> {
     use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
     let mut set = SigSet::empty();
     set.add(Signal::SIGHUP);
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
-        .map_err(|error| format!("cannot block SIGHUP: {error}"))
+        .map_err(|errno| in_system("cannot block SIGHUP")(errno.into()))
 }
 
 /// On SIGHUP, reads the configuration again (as `mfactl reload` does); the outcome goes to
 /// the log and the audit trail.
-fn spawn_reloader(core: Arc<ServedCore>) -> Result<(), String> {
+fn spawn_reloader(core: Arc<ServedCore>) -> Result<(), ServeError> {
     use nix::sys::signal::{SigSet, Signal};
     let mut set = SigSet::empty();
     set.add(Signal::SIGHUP);
@@ -208,12 +261,12 @@ fn spawn_reloader(core: Arc<ServedCore>) -> Result<(), String> {
             }
         })
         .map(drop)
-        .map_err(|error| format!("cannot start the reloader: {error}"))
+        .map_err(in_system("cannot start the reloader"))
 }
 
 /// Records logins that ended without an outcome (timed out, or their client went away), every
 /// few seconds, on a thread of its own.
-fn spawn_sweeper(core: Arc<ServedCore>) -> Result<(), String> {
+fn spawn_sweeper(core: Arc<ServedCore>) -> Result<(), ServeError> {
     std::thread::Builder::new()
         .name("sweeper".into())
         .spawn(move || {
@@ -223,5 +276,5 @@ fn spawn_sweeper(core: Arc<ServedCore>) -> Result<(), String> {
             }
         })
         .map(drop)
-        .map_err(|error| format!("cannot start the sweeper: {error}"))
+        .map_err(in_system("cannot start the sweeper"))
 }

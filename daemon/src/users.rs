@@ -14,25 +14,20 @@ use pam_mfa_api::limits::MAX_USER_LEN;
 pub struct UserName(String);
 
 impl UserName {
-    pub fn parse(name: &str) -> Result<Self, String> {
+    pub fn parse(name: &str) -> Result<Self, NameError> {
         if name.is_empty() {
-            return Err("the user name is empty".into());
+            return Err(NameError::Empty);
         }
         if name.len() > MAX_USER_LEN {
-            return Err(format!(
-                "the user name is {} bytes long; at most {MAX_USER_LEN} are allowed",
-                name.len()
-            ));
+            return Err(NameError::TooLong(name.len()));
         }
         if name.starts_with('-') {
-            return Err("a user name cannot start with '-'".into());
+            return Err(NameError::LeadingDash);
         }
         if let Some(bad) = name.chars().find(|c| {
             !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '$' | '\\'))
         }) {
-            return Err(format!(
-                "the user name contains {bad:?}, which user names cannot contain"
-            ));
+            return Err(NameError::Forbidden(bad));
         }
         Ok(UserName(name.to_owned()))
     }
@@ -41,6 +36,36 @@ impl UserName {
         &self.0
     }
 }
+
+/// Why a text is not a user name pam-mfa accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameError {
+    Empty,
+    /// Longer than [`MAX_USER_LEN`] bytes: this many.
+    TooLong(usize),
+    LeadingDash,
+    /// A character user names cannot contain.
+    Forbidden(char),
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NameError::Empty => f.write_str("the user name is empty"),
+            NameError::TooLong(length) => write!(
+                f,
+                "the user name is {length} bytes long; at most {MAX_USER_LEN} are allowed"
+            ),
+            NameError::LeadingDash => f.write_str("a user name cannot start with '-'"),
+            NameError::Forbidden(bad) => write!(
+                f,
+                "the user name contains {bad:?}, which user names cannot contain"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for NameError {}
 
 impl fmt::Display for UserName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -250,7 +275,7 @@ pub fn case_variant(name: &UserName) -> Result<Option<UserName>, LookupError> {
     if lower == name.as_str() {
         return Ok(None);
     }
-    let lower = UserName::parse(&lower).map_err(LookupError::Failed)?;
+    let lower = UserName::parse(&lower).map_err(|error| LookupError::Failed(error.to_string()))?;
     match by_name(&lower)? {
         Lookup::Found(account) if account.name != *name => Ok(Some(account.name)),
         _ => Ok(None),
@@ -305,7 +330,7 @@ mod tests {
 
     #[test]
     fn malformed_names_are_refused_with_the_reason() {
-        let refused = |name: &str| UserName::parse(name).unwrap_err();
+        let refused = |name: &str| UserName::parse(name).unwrap_err().to_string();
         assert!(refused("").contains("empty"));
         assert!(refused(&"a".repeat(256)).contains("256 bytes"));
         assert!(refused("-rf").contains("start with '-'"));

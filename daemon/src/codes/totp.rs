@@ -38,41 +38,38 @@ impl Secret {
     }
 
     /// Parses Base32 as users and apps write it: any case, spaces and padding allowed.
-    pub fn from_base32(text: &str) -> Result<Self, String> {
+    pub fn from_base32(text: &str) -> Result<Self, SecretError> {
         Self::from_base32_at_least(text, MIN_SECRET_BYTES)
     }
 
     /// As [`Secret::from_base32`], accepting secrets down to 80 bits: the classic 16-letter
     /// secrets of google-authenticator, imported as they are rather than forcing everyone to
     /// enroll again.
-    pub fn from_base32_imported(text: &str) -> Result<Self, String> {
+    pub fn from_base32_imported(text: &str) -> Result<Self, SecretError> {
         Self::from_base32_at_least(text, LEGACY_SECRET_BYTES)
     }
 
-    fn from_base32_at_least(text: &str, min_bytes: usize) -> Result<Self, String> {
+    fn from_base32_at_least(text: &str, min_bytes: usize) -> Result<Self, SecretError> {
         let cleaned: Zeroizing<String> = Zeroizing::new(
             text.chars()
                 .filter(|c| !c.is_whitespace() && *c != '=' && *c != '-')
                 .map(|c| c.to_ascii_uppercase())
                 .collect(),
         );
-        let secret = totp_rs::Secret::try_from_base32(cleaned.as_str()).map_err(|_| {
-            "the secret is not valid Base32 (letters A-Z and digits 2-7)".to_owned()
-        })?;
+        let secret = totp_rs::Secret::try_from_base32(cleaned.as_str())
+            .map_err(|_| SecretError::NotBase32)?;
         let bytes = secret.as_bytes().to_vec();
         if bytes.len() < min_bytes {
-            return Err(format!(
-                "the secret is {} bits long; at least {} bits are required",
-                bytes.len() * 8,
-                min_bytes * 8
-            ));
+            return Err(SecretError::TooShort {
+                bits: bytes.len() * 8,
+                min: min_bytes * 8,
+            });
         }
         if bytes.len() > MAX_SECRET_BYTES {
-            return Err(format!(
-                "the secret is {} bits long; at most {} bits are accepted",
-                bytes.len() * 8,
-                MAX_SECRET_BYTES * 8
-            ));
+            return Err(SecretError::TooLong {
+                bits: bytes.len() * 8,
+                max: MAX_SECRET_BYTES * 8,
+            });
         }
         Ok(Secret(Zeroizing::new(bytes)))
     }
@@ -85,6 +82,46 @@ impl Secret {
         &self.0
     }
 }
+
+/// Why a text is not a secret pam-mfa accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretError {
+    NotBase32,
+    TooShort { bits: usize, min: usize },
+    TooLong { bits: usize, max: usize },
+}
+
+impl fmt::Display for SecretError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretError::NotBase32 => {
+                f.write_str("the secret is not valid Base32 (letters A-Z and digits 2-7)")
+            }
+            SecretError::TooShort { bits, min } => write!(
+                f,
+                "the secret is {bits} bits long; at least {min} bits are required"
+            ),
+            SecretError::TooLong { bits, max } => write!(
+                f,
+                "the secret is {bits} bits long; at most {max} bits are accepted"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SecretError {}
+
+/// The otpauth:// URI cannot be made: its label would have no issuer or no account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmptyLabel;
+
+impl fmt::Display for EmptyLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("cannot build the otpauth URI: empty issuer or account")
+    }
+}
+
+impl std::error::Error for EmptyLabel {}
 
 /// The parameters an enrollment was made with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,12 +213,12 @@ pub fn otpauth_uri(
     params: Params,
     issuer: &str,
     account: &str,
-) -> Result<String, String> {
+) -> Result<String, EmptyLabel> {
     // A colon would end the issuer part of the label.
     let issuer = issuer.replace(':', " ");
     let account = account.replace(':', " ");
     if issuer.is_empty() || account.is_empty() {
-        return Err("cannot build the otpauth URI: empty issuer or account".into());
+        return Err(EmptyLabel);
     }
     Ok(format!(
         "otpauth://totp/{}:{}?secret={}&issuer={}&algorithm={}&digits={}&period={}",
@@ -332,16 +369,11 @@ mod tests {
         let secret = Secret::from_base32("gezd gnbv gy3t qojq gezd gnbv gy3t qojq").unwrap();
         assert_eq!(secret.as_bytes(), b"12345678901234567890");
         assert_eq!(secret.to_base32(), "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
-        assert!(
-            Secret::from_base32("GEZDGNBV")
-                .unwrap_err()
-                .contains("at least 128 bits")
-        );
-        assert!(
-            Secret::from_base32("not base32!")
-                .unwrap_err()
-                .contains("Base32")
-        );
+        let short = Secret::from_base32("GEZDGNBV").unwrap_err();
+        assert_eq!(short, SecretError::TooShort { bits: 40, min: 128 });
+        assert!(short.to_string().contains("at least 128 bits"), "{short}");
+        let garbled = Secret::from_base32("not base32!").unwrap_err();
+        assert!(garbled.to_string().contains("Base32"), "{garbled}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! administration, and the name-service lookups that decide it (bounded in time, and cached
 //! for root-run logins).
 
-use super::{Caller, Core, bounded, by_name, directory, internal};
+use super::{Caller, Core, bounded, by_name};
 
 use pam_mfa_api::Error;
 
@@ -27,13 +27,13 @@ impl<C: Clock> Core<C> {
             let found = self
                 .names
                 .get_or(user.clone(), now, || by_name(self.lookup_limit(), user));
-            return match found.map_err(directory)? {
+            return match found? {
                 Lookup::Found(Account { name, .. }) => Ok(Some(name)),
                 Lookup::Unknown => Ok(None),
             };
         }
         let uid = caller.uid;
-        let own = bounded(self.lookup_limit(), move || users::by_uid(uid)).map_err(directory)?;
+        let own = bounded(self.lookup_limit(), move || users::by_uid(uid))?;
         match own {
             Lookup::Found(account) if account.name == *user => Ok(Some(account.name)),
             _ => {
@@ -64,7 +64,7 @@ impl<C: Clock> Core<C> {
         if caller.uid != 0 || !policy::named_groups(&self.config().config).is_empty() {
             return Ok(None);
         }
-        let enrollments = self.store.enrollments(user).map_err(internal)?;
+        let enrollments = self.store.enrollments(user)?;
         Ok(enrollments.active.is_some().then_some(enrollments))
     }
 
@@ -86,12 +86,12 @@ impl<C: Clock> Core<C> {
             bounded(limit, move || users::memberships(&name, &groups))
         };
         if !recent {
-            return ask(user.clone(), groups).map_err(directory);
+            return ask(user.clone(), groups).map_err(Error::from);
         }
         let key = (user.clone(), groups.clone());
         self.groups
             .get_or(key, std::time::Instant::now(), || ask(user.clone(), groups))
-            .map_err(directory)
+            .map_err(Error::from)
     }
 
     pub fn require_admin(&self, caller: &Caller) -> Result<(), Error> {
@@ -116,13 +116,13 @@ impl<C: Clock> Core<C> {
         if group.is_empty() {
             return Ok(false);
         }
-        bounded(self.lookup_limit(), move || users::in_group(uid, &group)).map_err(directory)
+        bounded(self.lookup_limit(), move || users::in_group(uid, &group)).map_err(Error::from)
     }
 
     /// The caller's own account: looked up by uid, never named by the caller.
     pub(super) fn own_account(&self, caller: &Caller) -> Result<UserName, Error> {
         let uid = caller.uid;
-        match bounded(self.lookup_limit(), move || users::by_uid(uid)).map_err(directory)? {
+        match bounded(self.lookup_limit(), move || users::by_uid(uid))? {
             Lookup::Found(account) => Ok(account.name),
             Lookup::Unknown => Err(Error::PermissionDenied(format!(
                 "uid {uid} has no account in the system user database"
@@ -135,18 +135,13 @@ impl<C: Clock> Core<C> {
     /// for it (so a deleted account can be cleaned up); a name that differs only in case from
     /// a known account or a stored user is refused with the right spelling.
     pub(super) fn admin_user(&self, user: &str) -> Result<UserName, Error> {
-        let user = UserName::parse(user).map_err(Error::InvalidArgument)?;
-        if let Lookup::Found(account) = by_name(self.lookup_limit(), &user).map_err(directory)? {
+        let user = UserName::parse(user)?;
+        if let Lookup::Found(account) = by_name(self.lookup_limit(), &user)? {
             return Ok(account.name);
         }
         self.not_a_case_variant(&user)?;
-        let stored = !self.store.enrollments(&user).map_err(internal)?.is_empty()
-            || self
-                .store
-                .switches(Some(&user))
-                .map_err(internal)?
-                .user
-                .is_some();
+        let stored = !self.store.enrollments(&user)?.is_empty()
+            || self.store.switches(Some(&user))?.user.is_some();
         if !stored {
             return Err(Error::InvalidArgument(format!(
                 "no such user: {user} is not in the system user database"
@@ -158,11 +153,10 @@ impl<C: Clock> Core<C> {
     /// Refuses `user` if it is a case variant of a known account or of a stored user.
     pub(super) fn not_a_case_variant(&self, user: &UserName) -> Result<(), Error> {
         let name = user.clone();
-        let known =
-            bounded(self.lookup_limit(), move || users::case_variant(&name)).map_err(directory)?;
+        let known = bounded(self.lookup_limit(), move || users::case_variant(&name))?;
         let stored = match known {
             Some(other) => Some(other),
-            None => self.store.spelled_otherwise(user).map_err(internal)?,
+            None => self.store.spelled_otherwise(user)?,
         };
         match stored {
             Some(other) => Err(Error::InvalidArgument(format!(

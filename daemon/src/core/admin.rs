@@ -1,7 +1,7 @@
 //! What administrators do: status and users, enrollment on someone's behalf, unlock,
 //! reset, enforcement switches, the audit trail.
 
-use super::{Caller, Core, internal, new_secret};
+use super::{Caller, Core, new_secret};
 
 use pam_mfa_api::limits::MAX_IMPORT;
 use pam_mfa_api::{AuditEntry, Error, NewEnrollment, UserStatus};
@@ -27,7 +27,7 @@ impl<C: Clock> Core<C> {
         let admin = caller.uid == 0 || self.in_admin_group(caller.uid)?;
         let user = if admin {
             (!user.is_empty())
-                .then(|| UserName::parse(user).map_err(Error::InvalidArgument))
+                .then(|| UserName::parse(user).map_err(Error::from))
                 .transpose()?
         } else {
             Some(self.own_account(caller)?)
@@ -43,7 +43,7 @@ impl<C: Clock> Core<C> {
             kind: (!kind.is_empty()).then(|| kind.to_owned()),
             limit: limit as usize,
         };
-        let rows = self.store.audit(&filter).map_err(internal)?;
+        let rows = self.store.audit(&filter)?;
         Ok(rows
             .into_iter()
             .map(|row| AuditEntry {
@@ -69,7 +69,7 @@ impl<C: Clock> Core<C> {
         known: bool,
     ) -> Result<policy::Requirement, Error> {
         let facts = policy::Facts {
-            switches: self.dialogue.switches(user).map_err(internal)?,
+            switches: self.dialogue.switches(user)?,
             member_of: self.memberships(user, known, false)?,
         };
         let settings = self.config();
@@ -83,7 +83,7 @@ impl<C: Clock> Core<C> {
 
     pub(super) fn status_of(&self, user: &UserName) -> Result<UserStatus, Error> {
         let requirement = self.requirement(user, true)?;
-        self.status_with(user, requirement).map_err(internal)
+        self.status_with(user, requirement).map_err(Error::from)
     }
 
     pub(super) fn status_with(
@@ -133,7 +133,7 @@ impl<C: Clock> Core<C> {
     }
 
     pub fn users(&self) -> Result<Vec<UserStatus>, Error> {
-        let names = self.store.users().map_err(internal)?;
+        let names = self.store.users()?;
         names.iter().map(|user| self.status_of(user)).collect()
     }
 
@@ -157,13 +157,12 @@ impl<C: Clock> Core<C> {
         let secret = if secret.is_empty() {
             new_secret()?
         } else {
-            Secret::from_base32(secret).map_err(Error::InvalidArgument)?
+            Secret::from_base32(secret)?
         };
         let params = self.params();
         let event = Event::EnrollmentStarted { user: user.clone() }.by(caller.uid);
         self.store
-            .put_pending(&user, &secret, params, self.now(), &event)
-            .map_err(internal)?;
+            .put_pending(&user, &secret, params, self.now(), &event)?;
         self.emit(caller, &[event]);
         self.shown(&user, &secret, params)
     }
@@ -185,16 +184,11 @@ impl<C: Clock> Core<C> {
         user: UserName,
         code: &str,
     ) -> Result<Vec<String>, Error> {
-        let pending = self
-            .store
-            .enrollments(&user)
-            .map_err(internal)?
-            .pending
-            .ok_or_else(|| {
-                Error::NoPendingEnrollment(format!(
-                    "{user} has no enrollment waiting for confirmation: run `mfactl enroll {user}`"
-                ))
-            })?;
+        let pending = self.store.enrollments(&user)?.pending.ok_or_else(|| {
+            Error::NoPendingEnrollment(format!(
+                "{user} has no enrollment waiting for confirmation: run `mfactl enroll {user}`"
+            ))
+        })?;
         let now = self.now();
         let step = self.dialogue.verify(&pending, code).ok_or_else(|| {
             Error::WrongCode(
@@ -203,23 +197,19 @@ impl<C: Clock> Core<C> {
                     .into(),
             )
         })?;
-        let issued = self.dialogue.issue_recovery_codes().map_err(internal)?;
+        let issued = self.dialogue.issue_recovery_codes()?;
         let hashes: Vec<_> = issued.iter().map(|(_, hashed)| hashed.clone()).collect();
         let event = Event::EnrollmentConfirmed { user: user.clone() }.by(caller.uid);
-        if !self
-            .store
-            .activate(
-                UserEnrollment {
-                    user: &user,
-                    id: pending.id,
-                },
-                step,
-                &hashes,
-                now,
-                &event,
-            )
-            .map_err(internal)?
-        {
+        if !self.store.activate(
+            UserEnrollment {
+                user: &user,
+                id: pending.id,
+            },
+            step,
+            &hashes,
+            now,
+            &event,
+        )? {
             return Err(Error::NoPendingEnrollment(format!(
                 "the enrollment of {user} changed meanwhile: run `mfactl status {user}`"
             )));
@@ -234,10 +224,7 @@ impl<C: Clock> Core<C> {
     pub fn unlock(&self, caller: &Caller, user: &str) -> Result<bool, Error> {
         let user = self.admin_user(user)?;
         let event = Event::Unlocked { user: user.clone() }.by(caller.uid);
-        let unlocked = self
-            .store
-            .unlock(&user, self.now(), &event)
-            .map_err(internal)?;
+        let unlocked = self.store.unlock(&user, self.now(), &event)?;
         if unlocked {
             self.emit(caller, &[event]);
         }
@@ -251,10 +238,7 @@ impl<C: Clock> Core<C> {
             removed: true,
         }
         .by(caller.uid);
-        let removed = self
-            .store
-            .remove_enrollment(&user, self.now(), &event)
-            .map_err(internal)?;
+        let removed = self.store.remove_enrollment(&user, self.now(), &event)?;
         self.dialogue.end_user(&user);
         self.emit(
             caller,
@@ -269,15 +253,13 @@ impl<C: Clock> Core<C> {
             on,
         }
         .by(caller.uid);
-        self.store
-            .set_global_enforcement(on, self.now(), &event)
-            .map_err(internal)?;
+        self.store.set_global_enforcement(on, self.now(), &event)?;
         self.emit(caller, &[event]);
         Ok(())
     }
 
     pub fn global_enforcement(&self) -> Result<bool, Error> {
-        let stored = self.store.switches(None).map_err(internal)?;
+        let stored = self.store.switches(None)?;
         Ok(stored
             .global
             .unwrap_or(self.config().config.enforcement.all_users))
@@ -291,8 +273,7 @@ impl<C: Clock> Core<C> {
         }
         .by(caller.uid);
         self.store
-            .set_user_enforcement(&user, on, self.now(), &event)
-            .map_err(internal)?;
+            .set_user_enforcement(&user, on, self.now(), &event)?;
         self.emit(caller, &[event]);
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! Enrollments made elsewhere: from pairs of user and secret, or from google-authenticator
 //! files; all or none, checked before anything is stored.
 
-use super::{Caller, Core, bounded, directory, internal};
+use super::{Caller, Core, bounded};
 use std::time::Duration;
 
 use pam_mfa_api::Error;
@@ -106,8 +106,7 @@ impl<C: Clock> Core<C> {
                     })
                 })
                 .collect::<Result<Vec<_>, LookupError>>()
-        })
-        .map_err(directory)?;
+        })?;
         for (entry, (own, variant)) in parsed.iter_mut().zip(found) {
             let user = &mut entry.user;
             if let Some(other) = variant {
@@ -129,16 +128,12 @@ impl<C: Clock> Core<C> {
             count: parsed.len(),
         }
         .by(caller.uid);
-        match self
-            .store
-            .import(&parsed, self.now(), &event)
-            .map_err(internal)?
-        {
+        match self.store.import(&parsed, self.now(), &event)? {
             Ok(count) => {
                 self.emit(caller, &[event]);
                 Ok(count as u32)
             }
-            Err(user) => match self.store.spelled_otherwise(&user).map_err(internal)? {
+            Err(user) => match self.store.spelled_otherwise(&user)? {
                 Some(other) => Err(Error::InvalidArgument(format!(
                     "{user} differs only in case from {other}, who is already known here; \
                      nothing was imported: user names are case-sensitive, use {other}"

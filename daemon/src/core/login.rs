@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{Caller, Core, by_name, directory, internal};
+use super::{Caller, Core, by_name};
 
 use pam_mfa_api::{Action, Error, Explanation, Turn, context};
 
@@ -24,6 +24,7 @@ impl<C: Clock> Core<C> {
         let user = match UserName::parse(user) {
             Ok(user) => user,
             Err(reason) => {
+                let reason = reason.to_string();
                 let event = Event::LoginDenied {
                     user: String::new(),
                     context,
@@ -46,8 +47,7 @@ impl<C: Clock> Core<C> {
         let member_of = self.memberships(&user, known, caller.uid == 0)?;
         let reply = self
             .dialogue
-            .begin(caller, user, known, context, member_of, enrolled)
-            .map_err(internal)?;
+            .begin(caller, user, known, context, member_of, enrolled)?;
         self.emit(caller, &reply.events);
         Ok((reply.session, reply.turn))
     }
@@ -55,8 +55,7 @@ impl<C: Clock> Core<C> {
     pub fn answer(&self, caller: &Caller, session: &str, reply: &str) -> Result<Turn, Error> {
         let reply = self
             .dialogue
-            .answer(caller, session, reply)
-            .map_err(internal)?
+            .answer(caller, session, reply)?
             .ok_or_else(|| {
                 Error::NoSuchSession("this login does not exist or has expired; start again".into())
             })?;
@@ -83,8 +82,8 @@ impl<C: Clock> Core<C> {
     /// What a login of `user` through `service` from `rhost` would do, and the rule that
     /// decided, as a root-run login would see it; nothing is changed or recorded.
     pub fn explain(&self, user: &str, service: &str, rhost: &str) -> Result<Explanation, Error> {
-        let user = UserName::parse(user).map_err(Error::InvalidArgument)?;
-        let (user, known) = match by_name(self.lookup_limit(), &user).map_err(directory)? {
+        let user = UserName::parse(user)?;
+        let (user, known) = match by_name(self.lookup_limit(), &user)? {
             Lookup::Found(account) => (account.name, true),
             Lookup::Unknown => {
                 self.not_a_case_variant(&user)?;
@@ -94,19 +93,16 @@ impl<C: Clock> Core<C> {
         let member_of = self.memberships(&user, known, false)?;
         // As Linux-PAM gives it to the module.
         let context = Context::new(&service.to_lowercase(), rhost);
-        let enrollments = self.store.enrollments(&user).map_err(internal)?;
-        let decision = self
-            .dialogue
-            .decide(
-                &self.config(),
-                &user,
-                known,
-                &context,
-                member_of.clone(),
-                true,
-                enrollments,
-            )
-            .map_err(internal)?;
+        let enrollments = self.store.enrollments(&user)?;
+        let decision = self.dialogue.decide(
+            &self.config(),
+            &user,
+            known,
+            &context,
+            member_of.clone(),
+            true,
+            enrollments,
+        )?;
         Ok(Explanation {
             user: user.to_string(),
             service: context.service,

@@ -11,11 +11,11 @@ use pam_mfa_config::Config;
 
 use crate::audit::Event;
 use crate::clock::Clock;
-use crate::codes::totp::{Params, Secret};
+use crate::codes::totp::{Params, Secret, SecretError};
 use crate::core::dialogue::{Dialogue, Settings};
 use crate::log;
 use crate::store::{Store, StoreError};
-use crate::users::{self, Lookup, LookupError, UserName};
+use crate::users::{self, Lookup, LookupError, NameError, UserName};
 
 mod access;
 mod admin;
@@ -54,16 +54,85 @@ pub struct Core<C: Clock> {
 const WRONG_CODES_ALLOWED: u32 = 5;
 const WRONG_CODES_WINDOW: u64 = 15 * 60;
 
-fn internal(error: StoreError) -> Error {
-    log::error(&error.to_string());
-    Error::Internal(
-        "mfad could not use its state database; nothing was changed (see mfad's log)".into(),
-    )
+/// Why the core could not do what was asked: for mfad's log. The caller is told only that
+/// nothing was changed ([`Error::Internal`]).
+#[derive(Debug)]
+pub enum Fault {
+    Store(StoreError),
+    /// The system gave no randomness for a secret, a session or recovery codes.
+    NoRandomness(getrandom::Error),
+    /// A new secret could not be shown as an otpauth:// URI.
+    Uri(crate::codes::totp::EmptyLabel),
+    /// The active enrollment a login was decided on was gone when the login went on.
+    EnrollmentVanished,
 }
 
-fn directory(error: LookupError) -> Error {
-    log::error(&error.to_string());
-    Error::Internal(format!("{error}; try again later"))
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Store(error) => write!(f, "{error}"),
+            Fault::NoRandomness(error) => write!(f, "no randomness: {error}"),
+            Fault::Uri(error) => write!(f, "{error}"),
+            Fault::EnrollmentVanished => f.write_str("an enrollment vanished during a login"),
+        }
+    }
+}
+
+impl From<StoreError> for Fault {
+    fn from(error: StoreError) -> Self {
+        Fault::Store(error)
+    }
+}
+
+// What the core's failures are on the bus, each said once here. The details go to mfad's log,
+// never to the caller.
+
+impl From<Fault> for Error {
+    fn from(fault: Fault) -> Self {
+        log::error(&fault.to_string());
+        let text = match fault {
+            Fault::Store(StoreError::Unconfirmed(_)) => {
+                "mfad could not confirm a change to its state database; it may have been made \
+                 (see mfad's log)"
+            }
+            Fault::Store(StoreError::Unavailable(_) | StoreError::Conflict(_)) => {
+                "mfad could not reach its state database in time; nothing was changed (see \
+                 mfad's log)"
+            }
+            Fault::Store(_) => {
+                "mfad could not use its state database; nothing was changed (see mfad's log)"
+            }
+            Fault::NoRandomness(_) | Fault::Uri(_) | Fault::EnrollmentVanished => {
+                "mfad could not complete the request; nothing was changed (see mfad's log)"
+            }
+        };
+        Error::Internal(text.into())
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(error: StoreError) -> Self {
+        Fault::Store(error).into()
+    }
+}
+
+impl From<LookupError> for Error {
+    fn from(error: LookupError) -> Self {
+        log::error(&error.to_string());
+        Error::Internal(format!("{error}; try again later"))
+    }
+}
+
+impl From<SecretError> for Error {
+    fn from(error: SecretError) -> Self {
+        Error::InvalidArgument(error.to_string())
+    }
+}
+
+impl From<NameError> for Error {
+    fn from(error: NameError) -> Self {
+        Error::InvalidArgument(error.to_string())
+    }
 }
 
 /// Runs a name-service lookup on another thread of the blocking pool and waits at most `limit`

@@ -6,7 +6,7 @@ use std::fmt::Debug;
 use pam_mfa_api::Error;
 use pam_mfa_config::Config;
 
-use super::{Caller, Core, bounded, internal};
+use super::{Caller, Core, bounded};
 use crate::audit::Event;
 use crate::clock::Clock;
 use crate::core::dialogue::Settings;
@@ -128,7 +128,7 @@ impl<C: Clock> Core<C> {
                 let event = by(Event::ConfigRefused {
                     reason: reason.clone(),
                 });
-                self.store.record(now, &event).map_err(internal)?;
+                self.store.record(now, &event)?;
                 log::event(&event, uid);
                 return Err(Error::InvalidArgument(format!(
                     "{reason}\nthe configuration in use stays"
@@ -176,7 +176,7 @@ impl<C: Clock> Core<C> {
             }));
         }
         for event in &events {
-            self.store.record(now, event).map_err(internal)?;
+            self.store.record(now, event)?;
         }
         self.dialogue.replace_settings(Settings::new(new));
         for event in &events {

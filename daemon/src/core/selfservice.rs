@@ -1,7 +1,7 @@
 //! A user's own account: their status, a new phone, new recovery codes, removing their app;
 //! each change spends a proof (a current code, or a recovery code) in its transaction.
 
-use super::{Caller, Core, WRONG_CODES_ALLOWED, WRONG_CODES_WINDOW, internal, new_secret};
+use super::{Caller, Core, Fault, WRONG_CODES_ALLOWED, WRONG_CODES_WINDOW, new_secret};
 
 use pam_mfa_api::{Error, NewEnrollment, UserStatus};
 
@@ -53,21 +53,17 @@ impl<C: Clock> Core<C> {
         };
         let attempt = self
             .store
-            .begin_attempt(user, now, self.dialogue.lockout(), &locking)
-            .map_err(internal)?;
+            .begin_attempt(user, now, self.dialogue.lockout(), &locking)?;
         if let Attempt::Locked { until, .. } = attempt {
             return Err(Error::TooManyRequests(crate::core::texts::locked(
                 until, now,
             )));
         }
         if recovery && let Some(typed) = recovery::normalize(code) {
-            let stored = self
-                .store
-                .recovery_codes(UserEnrollment {
-                    user,
-                    id: active.id,
-                })
-                .map_err(internal)?;
+            let stored = self.store.recovery_codes(UserEnrollment {
+                user,
+                id: active.id,
+            })?;
             if let Some(id) = recovery::find(&typed, &stored) {
                 return Ok(Proof::RecoveryCode(*id));
             }
@@ -95,8 +91,7 @@ impl<C: Clock> Core<C> {
     /// The user's active enrollment, or the error that says there is none.
     pub(super) fn active(&self, user: &UserName) -> Result<Enrollment, Error> {
         self.store
-            .enrollments(user)
-            .map_err(internal)?
+            .enrollments(user)?
             .active
             .ok_or_else(|| Error::NotEnrolled(format!("{user} has no authenticator app set up")))
     }
@@ -117,7 +112,7 @@ impl<C: Clock> Core<C> {
         proof: &str,
     ) -> Result<NewEnrollment, Error> {
         let user = self.own_account(caller)?;
-        let enrollments = self.store.enrollments(&user).map_err(internal)?;
+        let enrollments = self.store.enrollments(&user)?;
         let Some(active) = enrollments.active else {
             let resume = i64::from(self.config().config.login.enroll_resume_minutes.get()) * 60;
             if let Some(pending) = enrollments
@@ -138,22 +133,19 @@ impl<C: Clock> Core<C> {
         let secret = new_secret()?;
         let params = self.params();
         let event = Event::EnrollmentStarted { user: user.clone() }.by(caller.uid);
-        let stored = self
-            .store
-            .put_replacement(
-                (
-                    UserEnrollment {
-                        user: &user,
-                        id: active.id,
-                    },
-                    proof,
-                ),
-                &secret,
-                params,
-                self.now(),
-                &event,
-            )
-            .map_err(internal)?;
+        let stored = self.store.put_replacement(
+            (
+                UserEnrollment {
+                    user: &user,
+                    id: active.id,
+                },
+                proof,
+            ),
+            &secret,
+            params,
+            self.now(),
+            &event,
+        )?;
         Self::spent(stored.is_some())?;
         self.emit(caller, &[event]);
         self.shown(&user, &secret, params)
@@ -177,22 +169,19 @@ impl<C: Clock> Core<C> {
         let user = self.own_account(caller)?;
         let active = self.active(&user)?;
         let proof = self.proof(&user, &active, code, false)?;
-        let issued = self.dialogue.issue_recovery_codes().map_err(internal)?;
+        let issued = self.dialogue.issue_recovery_codes()?;
         let hashes: Vec<_> = issued.iter().map(|(_, hashed)| hashed.clone()).collect();
         let event = Event::RecoveryCodesRenewed { user: user.clone() }.by(caller.uid);
-        let spent = self
-            .store
-            .replace_recovery_codes(
-                UserEnrollment {
-                    user: &user,
-                    id: active.id,
-                },
-                proof,
-                &hashes,
-                self.now(),
-                &event,
-            )
-            .map_err(internal)?;
+        let spent = self.store.replace_recovery_codes(
+            UserEnrollment {
+                user: &user,
+                id: active.id,
+            },
+            proof,
+            &hashes,
+            self.now(),
+            &event,
+        )?;
         Self::spent(spent)?;
         self.emit(caller, &[event]);
         Ok(issued
@@ -220,18 +209,15 @@ impl<C: Clock> Core<C> {
         let active = self.active(&user)?;
         let proof = self.proof(&user, &active, code, true)?;
         let event = Event::EnrollmentDisabled { user: user.clone() }.by(caller.uid);
-        let spent = self
-            .store
-            .disable(
-                UserEnrollment {
-                    user: &user,
-                    id: active.id,
-                },
-                proof,
-                self.now(),
-                &event,
-            )
-            .map_err(internal)?;
+        let spent = self.store.disable(
+            UserEnrollment {
+                user: &user,
+                id: active.id,
+            },
+            proof,
+            self.now(),
+            &event,
+        )?;
         Self::spent(spent)?;
         self.dialogue.end_user(&user);
         self.emit(caller, &[event]);
@@ -246,8 +232,8 @@ impl<C: Clock> Core<C> {
         params: Params,
     ) -> Result<NewEnrollment, Error> {
         let issuer = self.dialogue.new_enrollments().issuer;
-        let uri =
-            totp::otpauth_uri(secret, params, &issuer, user.as_str()).map_err(Error::Internal)?;
+        let uri = totp::otpauth_uri(secret, params, &issuer, user.as_str())
+            .map_err(|error| Error::from(Fault::Uri(error)))?;
         Ok(NewEnrollment {
             secret: secret.to_base32(),
             uri,

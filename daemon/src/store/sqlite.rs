@@ -58,12 +58,12 @@ impl From<rusqlite::Error> for StoreError {
 /// found" waits for its result; rows that are found are used at once.
 #[derive(Default)]
 struct Integrity {
-    state: Mutex<Option<std::result::Result<(), String>>>,
+    state: Mutex<Option<Result<()>>>,
     done: Condvar,
 }
 
 impl Integrity {
-    fn finish(&self, result: std::result::Result<(), String>) {
+    fn finish(&self, result: Result<()>) {
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = Some(result);
         self.done.notify_all();
     }
@@ -73,10 +73,7 @@ impl Integrity {
         while state.is_none() {
             state = self.done.wait(state).unwrap_or_else(|p| p.into_inner());
         }
-        match state.as_ref() {
-            Some(Err(problem)) => Err(StoreError::Damaged(problem.clone())),
-            _ => Ok(()),
-        }
+        state.clone().unwrap_or(Ok(()))
     }
 }
 
@@ -121,7 +118,7 @@ struct Writer {
 #[derive(Default)]
 struct Batch {
     /// Set when it ends: committed, or why not.
-    outcome: OnceLock<std::result::Result<(), String>>,
+    outcome: OnceLock<Result<()>>,
 }
 
 /// Checks that `dir` and every directory above it can be trusted with secrets: owned by root
@@ -225,23 +222,25 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn run_integrity_check(connection: &Connection, path: &Path) -> std::result::Result<(), String> {
+fn run_integrity_check(connection: &Connection, path: &Path) -> Result<()> {
     let mut statement = connection
         .prepare("PRAGMA integrity_check")
-        .map_err(|error| format!("cannot check {}: {error}", path.display()))?;
+        .map_err(|error| {
+            StoreError::Damaged(format!("cannot check {}: {error}", path.display()))
+        })?;
     let problems: Vec<String> = statement
         .query_map([], |row| row.get::<_, String>(0))
         .and_then(|rows| rows.collect())
-        .map_err(|error| format!("{} is damaged: {error}", path.display()))?;
+        .map_err(|error| StoreError::Damaged(format!("{} is damaged: {error}", path.display())))?;
     if problems.len() == 1 && problems[0] == "ok" {
         return Ok(());
     }
-    Err(format!(
+    Err(StoreError::Damaged(format!(
         "{} is damaged ({}): restore it from a backup, or move it away to start with no \
          enrollments",
         path.display(),
         problems.into_iter().take(3).collect::<Vec<_>>().join("; ")
-    ))
+    )))
 }
 
 impl SqliteBackend {
@@ -300,7 +299,7 @@ impl SqliteBackend {
         )?;
         let checking_in_background = (size > CHECK_BEFORE_SERVING).then_some(size);
         if checking_in_background.is_none() {
-            run_integrity_check(&connection, &path).map_err(StoreError::Damaged)?;
+            run_integrity_check(&connection, &path)?;
             integrity.finish(Ok(()));
         } else {
             let checker = Connection::open_with_flags(
@@ -316,7 +315,7 @@ impl SqliteBackend {
                 .spawn(move || {
                     let result = run_integrity_check(&checker, &checked);
                     if let Err(problem) = &result {
-                        on_damage(problem.clone());
+                        on_damage(problem.to_string());
                     }
                     integrity.finish(result);
                 })
@@ -470,12 +469,13 @@ impl SqliteBackend {
                 .is_err()
         };
         if closed {
-            self.end(&mut writer, &batch, Err("the transaction was lost".into()));
+            let lost = StoreError::Failed("the transaction was lost".into());
+            self.end(&mut writer, &batch, Err(lost));
         } else if self.joining.load(Ordering::SeqCst) == 0 || writer.parts >= MAX_BATCH {
             let committed = writer
                 .connection
                 .execute_batch("COMMIT")
-                .map_err(|error| error.to_string());
+                .map_err(StoreError::from);
             self.end(&mut writer, &batch, committed);
         }
         if !kept {
@@ -501,7 +501,7 @@ impl SqliteBackend {
     /// Ends `batch`, the writer's open transaction, with `outcome` (rolled back when it failed,
     /// so nothing of it stays open for the next one to trip on), and wakes its waiters. After a
     /// commit, empties the log if a removed secret asked for it ([`Tx::secret_removed`]).
-    fn end(&self, writer: &mut Writer, batch: &Batch, outcome: std::result::Result<(), String>) {
+    fn end(&self, writer: &mut Writer, batch: &Batch, outcome: Result<()>) {
         let committed = outcome.is_ok();
         if committed {
             self.commits.fetch_add(1, Ordering::Relaxed);

@@ -47,9 +47,8 @@ const IDLE_THREADS: usize = 4;
 
 /// Binds the login socket at `path` and serves it on threads of its own, apart from the bus's
 /// executor: a flood of the bus does not reach the logins on the socket.
-pub fn serve(shared: Shared, path: &Path) -> Result<(), String> {
-    let listener = bind(path)
-        .map_err(|error| format!("cannot serve logins on {}: {error}", path.display()))?;
+pub fn serve(shared: Shared, path: &Path) -> io::Result<()> {
+    let listener = bind(path)?;
     let pool = Arc::new(Pool {
         shared,
         listener,
@@ -73,12 +72,11 @@ struct Pool {
 }
 
 impl Pool {
-    fn start(self: Arc<Self>) -> Result<(), String> {
+    fn start(self: Arc<Self>) -> io::Result<()> {
         std::thread::Builder::new()
             .name("login socket".into())
             .spawn(move || self.work())
             .map(drop)
-            .map_err(|error| format!("cannot start a thread for the login socket: {error}"))
     }
 
     /// Accepts a connection and serves it, again and again; leaves when enough other threads
@@ -93,7 +91,9 @@ impl Pool {
                 Ok((stream, _)) => {
                     if !others_waiting && let Err(error) = self.clone().start() {
                         // The others come back to `accept` when their connections end.
-                        log::error(&error);
+                        log::error(&format!(
+                            "cannot start a thread for the login socket: {error}"
+                        ));
                     }
                     let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         self.connection(stream)

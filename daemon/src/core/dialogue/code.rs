@@ -4,12 +4,13 @@
 use super::{Dialogue, Reply, Retry, origin, rejection, with_challenge};
 use pam_mfa_api::{Action, Notice, Turn};
 
+use super::Result;
 use crate::audit::{Denial, Event, Rejection};
 use crate::clock::Clock;
 use crate::codes::recovery::{self};
 use crate::core::dialogue::sessions::{Session, Step};
 use crate::core::texts;
-use crate::store::{Attempt, CodeTry, EnrollmentId, Result, Tried, TryRecords, UserEnrollment};
+use crate::store::{Attempt, CodeTry, EnrollmentId, Tried, TryRecords, UserEnrollment};
 
 impl<C: Clock> Dialogue<C> {
     pub(super) fn code(

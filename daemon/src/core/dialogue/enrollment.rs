@@ -1,16 +1,18 @@
 //! Enrollment at login: the QR code and secret shown, the app's code(s) confirmed, the
 //! recovery codes shown once.
 
-use super::{Dialogue, Reply, Retry, Settings, no_randomness};
+use super::{Dialogue, Reply, Retry, Settings};
 use pam_mfa_api::{Action, Notice, Turn};
 
+use super::Result;
 use crate::audit::{Event, Rejection};
 use crate::clock::Clock;
 use crate::codes::recovery::Hashed;
 use crate::codes::totp::{self, Secret};
+use crate::core::Fault;
 use crate::core::dialogue::sessions::{Session, Step};
 use crate::core::texts;
-use crate::store::{Enrollment, EnrollmentId, Result, StoreError, UserEnrollment};
+use crate::store::{Enrollment, EnrollmentId, UserEnrollment};
 use crate::users::UserName;
 use zeroize::Zeroizing;
 
@@ -36,7 +38,7 @@ impl<C: Clock> Dialogue<C> {
                 Vec::new(),
             ),
             None => {
-                let secret = Secret::generate().map_err(no_randomness)?;
+                let secret = Secret::generate().map_err(Fault::NoRandomness)?;
                 let params = settings.new_enrollments.params;
                 let event = Event::EnrollmentStarted { user: user.clone() };
                 let id = self
@@ -51,7 +53,7 @@ impl<C: Clock> Dialogue<C> {
             &settings.new_enrollments.issuer,
             user.as_str(),
         )
-        .map_err(StoreError::Failed)?;
+        .map_err(Fault::Uri)?;
         let base32 = Zeroizing::new(secret.to_base32());
         let block = pam_mfa_qr::enrollment_block(heading, &uri, &base32, login.qr_background);
         let step = Step::Enrolling {

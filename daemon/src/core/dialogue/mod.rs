@@ -25,11 +25,10 @@ use crate::codes::recovery::{self, Hashed};
 use crate::codes::totp::{self};
 use crate::core::Caller;
 use crate::core::dialogue::sessions::{Refusal, Session, Sessions, Step};
-use crate::core::texts;
+use crate::core::{Fault, texts};
 use crate::policy::{self, Facts, Place, Requirement, State, Switches};
 use crate::store::{
-    Enrollment, Enrollments, LockoutRule, Origin, Remembered, Result, Store, StoreError,
-    UserEnrollment,
+    Enrollment, Enrollments, LockoutRule, Origin, Remembered, Store, UserEnrollment,
 };
 use crate::users::UserName;
 use zeroize::Zeroizing;
@@ -129,9 +128,9 @@ fn new_session_id() -> std::result::Result<String, getrandom::Error> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn no_randomness(error: getrandom::Error) -> StoreError {
-    StoreError::Failed(format!("no randomness: {error}"))
-}
+/// What the dialogue's calls return: a fault stops the login (it is denied, and mfad's log
+/// says why).
+pub type Result<T> = std::result::Result<T, Fault>;
 
 impl<C: Clock> Dialogue<C> {
     pub fn new(store: Arc<Store>, clock: C, settings: Settings) -> Self {
@@ -218,7 +217,7 @@ impl<C: Clock> Dialogue<C> {
 
     /// Issues the configured number of recovery codes: what to show and what to store.
     pub fn issue_recovery_codes(&self) -> Result<Vec<(Zeroizing<String>, Hashed)>> {
-        recovery::generate(self.login().recovery_codes.get() as usize).map_err(no_randomness)
+        recovery::generate(self.login().recovery_codes.get() as usize).map_err(Fault::NoRandomness)
     }
 
     /// What a login of `user` from `context` does under `settings`, and why, without changing
@@ -405,11 +404,7 @@ impl<C: Clock> Dialogue<C> {
                     }],
                     Some((rule, now)),
                 ),
-                None => {
-                    return Err(StoreError::Failed(
-                        "an enrollment vanished during a login".into(),
-                    ));
-                }
+                None => return Err(Fault::EnrollmentVanished),
             },
             NextLogin::Denied | NextLogin::Other(_) => {
                 let (reason, why) = if known {
@@ -427,7 +422,7 @@ impl<C: Clock> Dialogue<C> {
                 return Ok(Reply::verdict(turn, event));
             }
         };
-        let id = new_session_id().map_err(no_randomness)?;
+        let id = new_session_id().map_err(Fault::NoRandomness)?;
         let session = Session {
             connection: caller.connection.clone(),
             caller_uid: caller.uid,
