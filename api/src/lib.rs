@@ -89,6 +89,17 @@ pub struct UserStatus {
     pub next_login: NextLogin,
 }
 
+/// What `Admin.Reset` did, and what the user's next login does now.
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, zbus::zvariant::Type,
+)]
+pub struct ResetOutcome {
+    /// An enrollment (active or pending) was removed.
+    pub removed: bool,
+    /// What the user's next login does after the reset.
+    pub next_login: NextLogin,
+}
+
 /// What a user's next login through pam_mfa does. Travels as a string; a reason from a newer
 /// daemon arrives as [`NextLogin::Other`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -104,8 +104,9 @@ pub trait Admin {
     /// and the configuration in use stays. Returns what changed.
     fn reload(&self) -> Result<String, Error>;
 
-    /// Removes the enrollment (pending or active) of `user` at once.
-    fn reset(&self, user: &str) -> Result<bool, Error>;
+    /// Removes the enrollment (pending or active) of `user` at once, and says what the user's
+    /// next login does now.
+    fn reset(&self, user: &str) -> Result<crate::ResetOutcome, Error>;
 
     fn status(&self, user: &str) -> Result<UserStatus, Error>;
 

@@ -16,12 +16,11 @@ pub struct Reset {
 
 pub async fn run(bus: Option<&str>, user: &str) -> Result<Reset, Failure> {
     let admin = connect(bus).await?;
-    let removed = admin.reset(user).await?;
-    let next_login = admin.status(user).await?.next_login;
+    let outcome = admin.reset(user).await?;
     Ok(Reset {
         user: user.to_owned(),
-        removed,
-        next_login,
+        removed: outcome.removed,
+        next_login: outcome.next_login,
     })
 }
 

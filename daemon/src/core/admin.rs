@@ -4,7 +4,7 @@
 use super::{Caller, Core, new_secret};
 
 use pam_mfa_api::limits::MAX_IMPORT;
-use pam_mfa_api::{AuditEntry, Error, NewEnrollment, UserStatus};
+use pam_mfa_api::{AuditEntry, Error, NewEnrollment, ResetOutcome, UserStatus};
 
 use crate::audit::{Event, Scope};
 use crate::clock::Clock;
@@ -231,20 +231,29 @@ impl<C: Clock> Core<C> {
         Ok(unlocked)
     }
 
-    pub fn reset(&self, caller: &Caller, user: &str) -> Result<bool, Error> {
+    /// Removes the user's enrollment, pending or active, with its recovery codes, ends their
+    /// logins under way, and says what their next login does now. Recorded in the audit trail
+    /// when something was removed; logged either way.
+    pub fn reset(&self, caller: &Caller, user: &str) -> Result<ResetOutcome, Error> {
         let user = self.admin_user(user)?;
-        let event = Event::EnrollmentReset {
-            user: user.clone(),
-            removed: true,
-        }
-        .by(caller.uid);
-        let removed = self.store.remove_enrollment(&user, self.now(), &event)?;
+        let reset = |removed| {
+            Event::EnrollmentReset {
+                user: user.clone(),
+                removed,
+            }
+            .by(caller.uid)
+        };
+        // The trail records what was removed; the log says also that nothing was.
+        let removed = self
+            .store
+            .remove_enrollment(&user, self.now(), &reset(true))?;
         self.dialogue.end_user(&user);
-        self.emit(
-            caller,
-            &[Event::EnrollmentReset { user, removed }.by(caller.uid)],
-        );
-        Ok(removed)
+        self.emit(caller, &[reset(removed)]);
+        let next_login = self.status_of(&user)?.next_login;
+        Ok(ResetOutcome {
+            removed,
+            next_login,
+        })
     }
 
     pub fn set_global_enforcement(&self, caller: &Caller, on: bool) -> Result<(), Error> {

@@ -24,6 +24,8 @@ mod import;
 mod login;
 pub mod reload;
 mod selfservice;
+#[cfg(test)]
+mod tests;
 pub mod texts;
 
 /// The caller of one request, as its transport identified it (never from arguments).

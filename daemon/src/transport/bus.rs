@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use pam_mfa_api::{AuditEntry, Error, Explanation, NewEnrollment, UserStatus, WireTurn};
+use pam_mfa_api::{
+    AuditEntry, Error, Explanation, NewEnrollment, ResetOutcome, UserStatus, WireTurn,
+};
 use zbus::message::Header;
 use zbus::{Connection, interface};
 use zeroize::Zeroizing;
@@ -304,7 +306,7 @@ impl AdminInterface {
         user: String,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
-    ) -> Result<bool, Error> {
+    ) -> Result<ResetOutcome, Error> {
         let (caller, permit) = self.0.admin(connection, &header).await?;
         self.0
             .run(permit, move |core| core.reset(&caller, &user))
