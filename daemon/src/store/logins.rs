@@ -10,6 +10,14 @@ use super::{
 use crate::audit::Event;
 use crate::users::UserName;
 
+/// Whose try is counted, when, and under which rule.
+#[derive(Clone, Copy)]
+struct Counted<'a> {
+    user: &'a UserName,
+    now: i64,
+    rule: LockoutRule,
+}
+
 impl Store {
     /// Uses recovery code `code` of the active enrollment: `Some(unused codes left)` for
     /// exactly one of any number of concurrent calls, `None` for the others and once the code
@@ -51,7 +59,12 @@ impl Store {
                 None => Ok(false),
             };
             let user = code.active.user;
-            let tried = match self.attempt(tx, user, code.now, code.rule, &records.locked, spend)? {
+            let counted = Counted {
+                user,
+                now: code.now,
+                rule: code.rule,
+            };
+            let tried = match self.attempt(tx, counted, &records.locked, spend)? {
                 (Attempt::Locked { until, new }, _) => Tried::Locked { until, new },
                 (Attempt::Allowed, true) => {
                     self.append(tx, code.now, &records.spent)?;
@@ -87,7 +100,8 @@ impl Store {
     ) -> Result<Attempt> {
         self.write(Bound::Call, |tx| {
             tx.lock_users(&[user.as_str()])?;
-            let (attempt, _) = self.attempt(tx, user, now, rule, locked, || Ok(false))?;
+            let counted = Counted { user, now, rule };
+            let (attempt, _) = self.attempt(tx, counted, locked, || Ok(false))?;
             Ok((attempt, true))
         })
     }
@@ -95,15 +109,14 @@ impl Store {
     /// Counts one try of a code by `user` (see [`Store::begin_attempt`]); the caller holds the
     /// user's lock. When the try is allowed, `spend` runs first: if it spends the code, which
     /// clears the count, the try is not written only to be deleted.
-    pub(super) fn attempt(
+    fn attempt(
         &self,
         tx: &dyn Tx,
-        user: &UserName,
-        now: i64,
-        rule: LockoutRule,
+        counted: Counted<'_>,
         locked: &Event,
         spend: impl FnOnce() -> Result<bool>,
     ) -> Result<(Attempt, bool)> {
+        let Counted { user, now, rule } = counted;
         let count = tx
             .query_opt(
                 "SELECT tries, since, locked_until, locks FROM lockout WHERE username = $1",
