@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use crate::failure::Failure;
+use crate::failure::{Failure, Kind};
 
 /// What a command did: one value, whose serialization is the JSON document `--json` prints
 /// and which reads as text for a person.
@@ -78,7 +78,9 @@ impl serde::Serialize for True {
 pub struct Rendered {
     pub stdout: String,
     pub stderr: String,
-    pub success: bool,
+    /// The exit status: 0 on success, 2 when the command line is wrong, 1 on other failures
+    /// (as mfactl(1) says).
+    pub status: u8,
 }
 
 /// Renders the outcome of a command. With `json`, stdout holds exactly one document, the
@@ -88,12 +90,12 @@ pub fn render(json: bool, outcome: &Result<Box<dyn AnyReport>, Failure>) -> Rend
         Ok(report) if json => Rendered {
             stdout: document(&report.json()),
             stderr: String::new(),
-            success: true,
+            status: 0,
         },
         Ok(report) => Rendered {
             stdout: format!("{}\n", report.text()),
             stderr: String::new(),
-            success: true,
+            status: 0,
         },
         Err(failure) => Rendered {
             stdout: if json {
@@ -102,7 +104,10 @@ pub fn render(json: bool, outcome: &Result<Box<dyn AnyReport>, Failure>) -> Rend
                 String::new()
             },
             stderr: format!("mfactl: {}\n", failure.message()),
-            success: false,
+            status: match failure.kind() {
+                Kind::Usage => 2,
+                _ => 1,
+            },
         },
     }
 }
@@ -121,17 +126,14 @@ fn document(value: &impl serde::Serialize) -> String {
     )
 }
 
-/// Writes the outcome and gives the exit status: 0 on success, 1 on failure.
+/// Writes the outcome and gives the exit status: 0 on success, 2 when the command line is
+/// wrong, 1 on any other failure.
 pub fn emit(json: bool, outcome: &Result<Box<dyn AnyReport>, Failure>) -> ExitCode {
     use std::io::Write;
     let rendered = render(json, outcome);
     let _ = std::io::stdout().write_all(rendered.stdout.as_bytes());
     let _ = std::io::stderr().write_all(rendered.stderr.as_bytes());
-    if rendered.success {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    ExitCode::from(rendered.status)
 }
 
 /// A Unix time as UTC `YYYY-MM-DD HH:MM`, or "never".
@@ -139,23 +141,7 @@ pub fn when(time: i64) -> String {
     if time == 0 {
         return "never".into();
     }
-    let days = time.div_euclid(86_400);
-    let seconds = time.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        seconds / 3600,
-        seconds % 3600 / 60
-    )
+    pam_mfa_api::utc(time)
 }
 
 pub fn yes_no(value: bool) -> &'static str {
@@ -196,7 +182,7 @@ mod tests {
     fn json_output_is_one_document_whatever_happens() {
         let ok: Result<Box<dyn AnyReport>, Failure> = Ok(done());
         let rendered = render(true, &ok);
-        assert!(rendered.success);
+        assert_eq!(rendered.status, 0);
         assert_eq!(documents(&rendered.stdout), 1);
         assert_eq!(rendered.stdout, "{\n  \"at\": 1,\n  \"done\": true\n}\n");
         assert_eq!(rendered.stderr, "");
@@ -204,7 +190,7 @@ mod tests {
         let failed: Result<Box<dyn AnyReport>, Failure> =
             Err(Failure::usage("expected on or off, not \"yes\""));
         let rendered = render(true, &failed);
-        assert!(!rendered.success);
+        assert_eq!(rendered.status, 2, "a wrong command line exits 2");
         assert_eq!(documents(&rendered.stdout), 1);
         let value: serde_json::Value = serde_json::from_str(&rendered.stdout).unwrap();
         assert_eq!(value["error"]["name"], "usage");
@@ -218,6 +204,7 @@ mod tests {
         let rendered = render(false, &failed);
         assert_eq!(rendered.stdout, "");
         assert_eq!(rendered.stderr, "mfactl: cannot read f\n");
+        assert_eq!(rendered.status, 1);
         let ok: Result<Box<dyn AnyReport>, Failure> = Ok(done());
         assert_eq!(render(false, &ok).stdout, "done at 1970-01-01 00:00 UTC\n");
     }

@@ -429,8 +429,8 @@ impl fmt::Display for Event {
                 verified,
             } => write!(
                 f,
-                "login allowed: user={user} remembered from a right code at {verified} (Unix \
-                 time) {context}"
+                "login allowed: user={user} remembered from a right code at {} {context}",
+                pam_mfa_api::utc(*verified)
             ),
             Event::LoginAbandoned { user, context } => write!(
                 f,
@@ -502,7 +502,8 @@ impl fmt::Display for Event {
                     ),
                     Denial::Locked(until) => write!(
                         f,
-                        "login denied: user={user} is locked until {until} (Unix time) {context}"
+                        "login denied: user={user} is locked until {} {context}",
+                        pam_mfa_api::utc(*until)
                     ),
                     Denial::NoTriesLeft(why) => write!(
                         f,
@@ -517,7 +518,8 @@ impl fmt::Display for Event {
                 tries_left,
             } => write!(
                 f,
-                "login attempt failed: user={user} {why}, {tries_left} tries left {context}"
+                "login attempt failed: user={user} {why}, {tries_left} {} left {context}",
+                if *tries_left == 1 { "try" } else { "tries" }
             ),
             Event::LoginRefused { uid, user } => write!(
                 f,
@@ -549,8 +551,8 @@ impl fmt::Display for Event {
                 until,
             } => write!(
                 f,
-                "locked out: user={user} too many wrong codes, locked until {until} (Unix \
-                 time) {context}"
+                "locked out: user={user} too many wrong codes, locked until {} {context}",
+                pam_mfa_api::utc(*until)
             ),
             Event::Unlocked { user } => write!(f, "unlocked: user={user}"),
             Event::EnrollmentDisabled { user } => {
@@ -751,6 +753,29 @@ mod tests {
 
     /// Events have no field that can hold a secret: the only way a secret could reach a line is
     /// through its Debug form, which is redacted.
+    #[test]
+    fn times_read_as_dates_and_counts_as_words() {
+        let alice = UserName::parse("alice").unwrap();
+        let locked = Event::LockedOut {
+            user: alice.clone(),
+            context: Context::new("sshd", "10.0.0.1"),
+            until: 1_796_624_021,
+        };
+        assert!(
+            locked
+                .to_string()
+                .contains("locked until 2026-12-07 06:13 UTC"),
+            "{locked}"
+        );
+        let rejected = Event::CodeRejected {
+            user: alice,
+            context: Context::new("sudo", ""),
+            why: Rejection::Wrong,
+            tries_left: 1,
+        };
+        assert!(rejected.to_string().contains("1 try left"), "{rejected}");
+    }
+
     #[test]
     fn no_secret_can_be_rendered() {
         let secret = Secret::from_base32("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP").unwrap();

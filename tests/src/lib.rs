@@ -891,6 +891,7 @@ pub fn ctl_on(address: &str, uid: Option<u32>, args: &[&str], stdin: &str) -> Ct
     let output = wait_bounded(child, "mfactl");
     CtlOutput {
         success: output.status.success(),
+        code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
@@ -898,6 +899,8 @@ pub fn ctl_on(address: &str, uid: Option<u32>, args: &[&str], stdin: &str) -> Ct
 
 pub struct CtlOutput {
     pub success: bool,
+    /// The exit status (none when mfactl was killed by a signal).
+    pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }

@@ -112,10 +112,18 @@ fn the_audit_trail_tells_the_story_and_users_read_only_their_own() {
         "enrollment confirmed: user=alice by uid 0",
         "login allowed: user=alice",
         "login denied: user=alice wrong code, no tries left",
-        "locked out: user=alice too many wrong codes, locked until 1",
+        "locked out: user=alice too many wrong codes, locked until 20",
         "unlocked: user=alice by uid 0",
         "enrollment reset: user=alice removed=true by uid 0",
     ];
+    // Times as people read them, never in Unix seconds.
+    assert!(
+        out.stdout
+            .lines()
+            .any(|line| line.contains("locked until 20") && line.contains(" UTC ")),
+        "{}",
+        out.stdout
+    );
     let mut rest = out.stdout.as_str();
     for line in story {
         let at = rest

@@ -181,3 +181,23 @@ fn a_relative_state_dir_is_refused_with_its_line() {
         "{stderr}"
     );
 }
+
+/// mfactl(1): 2 when the command line is wrong, whether clap or the command finds the mistake;
+/// 1 when a well-formed command fails.
+#[test]
+fn a_wrong_command_line_exits_2_and_a_failed_command_1() {
+    let env = Env::new().start();
+    for args in [
+        &["enforce", "bob"][..],
+        &["enforce", "bob", "maybe"],
+        &["audit", "--since", "1x"],
+        &["enforce", "--all"],
+        &["no-such-command"],
+    ] {
+        let out = env.ctl(args, "");
+        assert_eq!(out.code, Some(2), "mfactl {args:?}: {}", out.stderr);
+        assert!(!out.stderr.is_empty(), "mfactl {args:?} says why");
+    }
+    let refused = env.ctl(&["unlock", "-rf"], "");
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+}
