@@ -97,6 +97,8 @@ pub enum Denial {
 pub enum Rejection {
     Wrong,
     Replayed,
+    /// A recovery code of the user's that was used already.
+    RecoveryCodeUsed,
 }
 
 impl fmt::Display for Rejection {
@@ -104,6 +106,7 @@ impl fmt::Display for Rejection {
         f.write_str(match self {
             Rejection::Wrong => "wrong code",
             Rejection::Replayed => "code already used",
+            Rejection::RecoveryCodeUsed => "recovery code already used",
         })
     }
 }

@@ -260,14 +260,22 @@ fn a_recovery_code_logs_in_once_and_says_how_many_are_left() {
         .run()
         .expect("PAM_SUCCESS")
         .shows("TEXT_INFO Recovery code accepted. 9 recovery codes are left.");
-    // Used: a wrong code now, each of the three tries.
+    // Used: said so (not "wrong"), and each of the three tries counts.
     env.login("bob")
         .answer(&codes[0])
         .answer(&codes[0])
         .answer(&codes[0])
         .run()
         .expect("PAM_MAXTRIES")
-        .shows("ERROR_MSG Wrong code. Try again.");
+        .shows(
+            "ERROR_MSG This recovery code was already used: each works once. Type another one, \
+             or a code from the app.",
+        );
+    let trail = env.ctl(&["audit", "--user", "bob"], "").stdout;
+    assert!(
+        trail.contains("recovery code already used, no tries left"),
+        "{trail}"
+    );
 }
 
 #[test]

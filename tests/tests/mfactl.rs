@@ -198,6 +198,6 @@ fn a_wrong_command_line_exits_2_and_a_failed_command_1() {
         assert_eq!(out.code, Some(2), "mfactl {args:?}: {}", out.stderr);
         assert!(!out.stderr.is_empty(), "mfactl {args:?} says why");
     }
-    let refused = env.ctl(&["unlock", "-rf"], "");
+    let refused = env.ctl(&["unlock", "al ice"], "");
     assert_eq!(refused.code, Some(1), "{}", refused.stderr);
 }

@@ -5,6 +5,9 @@ pub const CODE_PROMPT: &str = "Verification code: ";
 pub const WRONG_CODE: &str = "Wrong code.";
 pub const WRONG_CODE_AGAIN: &str = "Wrong code. Try again.";
 pub const REPLAYED: &str = "This code was already used; wait for the next one.";
+pub const RECOVERY_CODE_USED: &str = "This recovery code was already used: each works once.";
+pub const RECOVERY_CODE_USED_AGAIN: &str = "This recovery code was already used: each works \
+                                            once. Type another one, or a code from the app.";
 pub const TOO_MANY_LOGINS: &str =
     "Too many logins are in progress for this account. Try again later.";
 // Lines of at most 76 columns: terminals and PuTTY wrap longer ones.

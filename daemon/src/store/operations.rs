@@ -275,14 +275,31 @@ impl Store {
 
     /// The unused recovery codes of the active enrollment.
     pub fn recovery_codes(&self, active: UserEnrollment<'_>) -> Result<Vec<(RecoveryId, Hashed)>> {
+        self.codes_of(active, false)
+    }
+
+    /// The recovery codes of the active enrollment that were used, to tell a user who types
+    /// one again that it was used (not that it is wrong).
+    pub fn used_recovery_codes(
+        &self,
+        active: UserEnrollment<'_>,
+    ) -> Result<Vec<(RecoveryId, Hashed)>> {
+        self.codes_of(active, true)
+    }
+
+    fn codes_of(
+        &self,
+        active: UserEnrollment<'_>,
+        used: bool,
+    ) -> Result<Vec<(RecoveryId, Hashed)>> {
         let rows = self.read(|tx| {
             tx.query(
                 "SELECT recovery_codes.id, salt, hash FROM recovery_codes
                  JOIN enrollments ON enrollments.id = recovery_codes.enrollment
                  WHERE enrollments.id = $1 AND enrollments.username = $2
-                    AND enrollments.active AND used IS NULL
+                    AND enrollments.active AND (used IS NOT NULL) = $3
                  ORDER BY recovery_codes.id",
-                values![active.id.0, active.user.as_str()],
+                values![active.id.0, active.user.as_str(), used],
             )
         })?;
         rows.into_iter()

@@ -139,6 +139,9 @@ impl<C: Clock> Dialogue<C> {
             }
         }
         let why = match matched {
+            None if recovery::find(&typed, &self.store.used_recovery_codes(active)?).is_some() => {
+                Rejection::RecoveryCodeUsed
+            }
             Some(step) => {
                 let active = UserEnrollment {
                     user: &user,
@@ -173,6 +176,9 @@ impl<C: Clock> Dialogue<C> {
         let (again, last) = match why {
             Rejection::Replayed => (texts::REPLAYED, texts::REPLAYED),
             Rejection::Wrong => (texts::WRONG_CODE_AGAIN, texts::WRONG_CODE),
+            Rejection::RecoveryCodeUsed => {
+                (texts::RECOVERY_CODE_USED_AGAIN, texts::RECOVERY_CODE_USED)
+            }
         };
         let next = Step::AwaitingCode {
             enrollment: expected,
