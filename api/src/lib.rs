@@ -330,6 +330,28 @@ pub struct NewEnrollment {
     pub uri: String,
 }
 
+/// A Unix time as UTC `YYYY-MM-DD HH:MM UTC`, as mfad's log, its audit trail and mfactl show
+/// times.
+pub fn utc(time: i64) -> String {
+    let days = time.div_euclid(86_400);
+    let seconds = time.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        seconds / 3600,
+        seconds % 3600 / 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,26 +429,4 @@ mod tests {
             EnforcedBy::Other("moon phase full".into())
         );
     }
-}
-
-/// A Unix time as UTC `YYYY-MM-DD HH:MM UTC`, as mfad's log, its audit trail and mfactl show
-/// times.
-pub fn utc(time: i64) -> String {
-    let days = time.div_euclid(86_400);
-    let seconds = time.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        seconds / 3600,
-        seconds % 3600 / 60
-    )
 }
