@@ -130,13 +130,18 @@ pub enum Command {
     },
     /// List users with an enrollment or an enforcement setting.
     Users,
-    /// Remove USER's app, recovery codes and any unfinished enrollment at once (a lost phone).
+    /// Remove USER's app, recovery codes and any unfinished enrollment (a lost phone).
     ///
-    /// Says what the user's next login does: set up a new app (when MFA is required of the
-    /// user) or ask for no second factor.
+    /// Asks for confirmation on a terminal; scripts, which have none, pass --yes. Says what the
+    /// user's next login does: set up a new app (when MFA is required of the user) or ask for
+    /// no second factor.
     Reset {
         /// The user whose app is removed.
         user: String,
+        /// Remove without asking (scripts: without a terminal, reset refuses to go on without
+        /// it).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Read the audit trail: who did what, when, oldest first.
     ///

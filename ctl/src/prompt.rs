@@ -33,3 +33,16 @@ pub fn read_code(prompt: &str) -> Result<Option<Zeroizing<String>>, Failure> {
     }
     Ok(Some(Zeroizing::new(line.trim().to_owned())))
 }
+
+/// Shows `question` on stderr and reads one line from stdin, trimmed, with echo. `Ok(None)` at
+/// the end of input.
+pub fn read_line(question: &str) -> Result<Option<String>, Failure> {
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    let read = std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|error| Failure::input(format!("cannot read the answer: {error}")))?;
+    Ok((read > 0).then(|| line.trim().to_owned()))
+}

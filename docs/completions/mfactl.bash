@@ -495,7 +495,7 @@ _mfactl() {
             return 0
             ;;
         mfactl__subcmd__reset)
-            opts="-h --bus --json --help"
+            opts="-y -h --yes --bus --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -34,7 +34,7 @@ complete -c mfactl -n "__fish_mfactl_needs_command" -f -a "disable" -d 'Remove y
 complete -c mfactl -n "__fish_mfactl_needs_command" -f -a "import" -d 'Enroll many users at once from a file of "USER SECRET" lines ("-" reads stdin), or from google-authenticator\'s files'
 complete -c mfactl -n "__fish_mfactl_needs_command" -f -a "status" -d 'Show USER\'s enrollment and enforcement, or your own without USER'
 complete -c mfactl -n "__fish_mfactl_needs_command" -f -a "users" -d 'List users with an enrollment or an enforcement setting'
-complete -c mfactl -n "__fish_mfactl_needs_command" -f -a "reset" -d 'Remove USER\'s app, recovery codes and any unfinished enrollment at once (a lost phone)'
+complete -c mfactl -n "__fish_mfactl_needs_command" -f -a "reset" -d 'Remove USER\'s app, recovery codes and any unfinished enrollment (a lost phone)'
 complete -c mfactl -n "__fish_mfactl_needs_command" -f -a "audit" -d 'Read the audit trail: who did what, when, oldest first'
 complete -c mfactl -n "__fish_mfactl_needs_command" -f -a "explain" -d 'Say what a login of USER would do, and the rule that decided, without logging in'
 complete -c mfactl -n "__fish_mfactl_needs_command" -f -a "reload" -d 'Make mfad read its configuration file again (as SIGHUP does)'
@@ -65,6 +65,7 @@ complete -c mfactl -n "__fish_mfactl_using_subcommand users" -l bus -d 'D-Bus ad
 complete -c mfactl -n "__fish_mfactl_using_subcommand users" -l json -d 'Print exactly one JSON document on stdout instead of text, errors included'
 complete -c mfactl -n "__fish_mfactl_using_subcommand users" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mfactl -n "__fish_mfactl_using_subcommand reset" -l bus -d 'D-Bus address of the bus mfad is on, instead of the system bus' -r
+complete -c mfactl -n "__fish_mfactl_using_subcommand reset" -s y -l yes -d 'Remove without asking (scripts: without a terminal, reset refuses to go on without it)'
 complete -c mfactl -n "__fish_mfactl_using_subcommand reset" -l json -d 'Print exactly one JSON document on stdout instead of text, errors included'
 complete -c mfactl -n "__fish_mfactl_using_subcommand reset" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c mfactl -n "__fish_mfactl_using_subcommand audit" -l user -d 'Only entries about this user' -r
@@ -95,7 +96,7 @@ complete -c mfactl -n "__fish_mfactl_using_subcommand help; and not __fish_seen_
 complete -c mfactl -n "__fish_mfactl_using_subcommand help; and not __fish_seen_subcommand_from enroll recovery-codes disable import status users reset audit explain reload unlock enforce help" -f -a "import" -d 'Enroll many users at once from a file of "USER SECRET" lines ("-" reads stdin), or from google-authenticator\'s files'
 complete -c mfactl -n "__fish_mfactl_using_subcommand help; and not __fish_seen_subcommand_from enroll recovery-codes disable import status users reset audit explain reload unlock enforce help" -f -a "status" -d 'Show USER\'s enrollment and enforcement, or your own without USER'
 complete -c mfactl -n "__fish_mfactl_using_subcommand help; and not __fish_seen_subcommand_from enroll recovery-codes disable import status users reset audit explain reload unlock enforce help" -f -a "users" -d 'List users with an enrollment or an enforcement setting'
-complete -c mfactl -n "__fish_mfactl_using_subcommand help; and not __fish_seen_subcommand_from enroll recovery-codes disable import status users reset audit explain reload unlock enforce help" -f -a "reset" -d 'Remove USER\'s app, recovery codes and any unfinished enrollment at once (a lost phone)'
+complete -c mfactl -n "__fish_mfactl_using_subcommand help; and not __fish_seen_subcommand_from enroll recovery-codes disable import status users reset audit explain reload unlock enforce help" -f -a "reset" -d 'Remove USER\'s app, recovery codes and any unfinished enrollment (a lost phone)'
 complete -c mfactl -n "__fish_mfactl_using_subcommand help; and not __fish_seen_subcommand_from enroll recovery-codes disable import status users reset audit explain reload unlock enforce help" -f -a "audit" -d 'Read the audit trail: who did what, when, oldest first'
 complete -c mfactl -n "__fish_mfactl_using_subcommand help; and not __fish_seen_subcommand_from enroll recovery-codes disable import status users reset audit explain reload unlock enforce help" -f -a "explain" -d 'Say what a login of USER would do, and the rule that decided, without logging in'
 complete -c mfactl -n "__fish_mfactl_using_subcommand help; and not __fish_seen_subcommand_from enroll recovery-codes disable import status users reset audit explain reload unlock enforce help" -f -a "reload" -d 'Make mfad read its configuration file again (as SIGHUP does)'

@@ -191,9 +191,9 @@ fn status_users_and_enforce_report_in_text_and_json() {
         "{json}"
     );
 
-    let out = env.ctl(&["--json", "reset", "alice"], "");
+    let out = env.ctl(&["--json", "reset", "--yes", "alice"], "");
     assert!(out.stdout.contains("\"removed\": true"), "{}", out.stdout);
-    let out = env.ctl(&["reset", "alice"], "");
+    let out = env.ctl(&["reset", "--yes", "alice"], "");
     assert!(
         out.stdout
             .contains("alice: was not enrolled; nothing to remove"),
@@ -353,4 +353,59 @@ fn import_enrolls_many_users_at_once_or_none() {
         "{}",
         out.stdout
     );
+}
+
+/// A reset cannot be undone: on a terminal it asks first, and only "y" goes on; a script
+/// (no terminal) must say --yes, and without it nothing changes.
+#[test]
+fn a_reset_is_confirmed_first() {
+    use pam_mfa_tests::pty::Terminal;
+    let env = Env::new().start();
+    env.enroll("alice");
+    let enrolled = |env: &Env| {
+        env.ctl(&["--json", "status", "alice"], "")
+            .stdout
+            .contains("\"enrolled\": true")
+    };
+    assert!(enrolled(&env));
+
+    let piped = env.ctl(&["reset", "alice"], "y\n");
+    assert_eq!(piped.code, Some(2), "{}", piped.stderr);
+    assert!(
+        piped.stderr.contains("mfactl reset --yes alice"),
+        "{}",
+        piped.stderr
+    );
+    assert!(enrolled(&env), "nothing changed without --yes");
+
+    let reset_on_terminal = |answer: &str| {
+        let mut terminal = Terminal::spawn(
+            std::process::Command::new(pam_mfa_tests::built("mfactl")).args([
+                "--bus",
+                &env.address,
+                "reset",
+                "alice",
+            ]),
+        );
+        terminal.expect("This cannot be undone. [y/N] ");
+        terminal.send(answer);
+        terminal.finish()
+    };
+    let declined = reset_on_terminal("n");
+    assert!(
+        declined.screen.contains("nothing done"),
+        "{}",
+        declined.screen
+    );
+    assert!(enrolled(&env), "declined: still enrolled");
+    let confirmed = reset_on_terminal("y");
+    assert_eq!(confirmed.status, 0, "{}", confirmed.screen);
+    assert!(
+        confirmed
+            .screen
+            .contains("authenticator app, recovery codes"),
+        "{}",
+        confirmed.screen
+    );
+    assert!(!enrolled(&env), "confirmed: removed");
 }

@@ -92,7 +92,7 @@ fn every_event_is_a_log_line_and_a_row_and_none_holds_a_secret() {
     used.push(code.clone());
     let out = env.ctl_as(Some(ALICE), &["disable"], &format!("{code}\n"));
     assert!(out.success, "{}", out.stderr);
-    assert!(env.ctl(&["reset", "bob"], "").success);
+    assert!(env.ctl(&["reset", "--yes", "bob"], "").success);
     // The policy changes by reload; a broken configuration is refused.
     env.write_config(
         "[enforcement]\nservices = [\"sshd\"]\n[exemptions]\ngroups = [\"breakglass\"]\n\

@@ -208,7 +208,7 @@ fn a_reset_on_one_host_takes_effect_on_the_others_at_once() {
     let hosts = fleet(&server, "reset");
     enroll(&hosts, 0, "alice");
     assert!(hosts[1].ctl(&["enforce", "alice", "on"], "").success);
-    let reset = hosts[2].ctl(&["reset", "alice"], "");
+    let reset = hosts[2].ctl(&["reset", "--yes", "alice"], "");
     assert!(reset.success, "{}", reset.stderr);
     // The next login on A sets up a new app: the old one is gone for the whole fleet.
     let mut login = hosts[0].login("alice").drive();

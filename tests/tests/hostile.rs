@@ -520,7 +520,7 @@ fn a_reset_leaves_no_copy_of_the_secret() {
         contains(&everywhere(), raw),
         "the test looks for the wrong bytes"
     );
-    assert!(env.ctl(&["reset", "alice"], "").success);
+    assert!(env.ctl(&["reset", "--yes", "alice"], "").success);
     assert!(!contains(&everywhere(), raw), "the secret is still on disk");
     // A pending enrollment replaced by another: the first secret goes too.
     let first = random_secret();

@@ -103,7 +103,7 @@ fn the_audit_trail_tells_the_story_and_users_read_only_their_own() {
             .run();
     }
     assert!(env.ctl(&["unlock", "alice"], "").success);
-    assert!(env.ctl(&["reset", "alice"], "").success);
+    assert!(env.ctl(&["reset", "--yes", "alice"], "").success);
     let out = env.ctl(&["audit", "--user", "alice"], "");
     assert!(out.success, "{}", out.stderr);
     eprintln!("{}", out.stdout);

@@ -247,7 +247,7 @@ fn reset_takes_effect_at_the_next_login() {
         .answer(&env.fresh_code("alice"))
         .run()
         .expect("PAM_SUCCESS");
-    let out = env.ctl(&["reset", "alice"], "");
+    let out = env.ctl(&["reset", "--yes", "alice"], "");
     assert!(out.success, "{}", out.stderr);
     assert!(
         out.stdout.contains(
@@ -260,7 +260,7 @@ fn reset_takes_effect_at_the_next_login() {
     expect_ignored(&env, "alice");
     assert!(env.ctl(&["enforce", "alice", "on"], "").success);
     // Reset again, now that MFA is required of alice: mfactl says she will enroll.
-    let out = env.ctl(&["reset", "alice"], "");
+    let out = env.ctl(&["reset", "--yes", "alice"], "");
     assert!(
         out.stdout
             .contains("the next login sets up an authenticator app"),

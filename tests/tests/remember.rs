@@ -89,7 +89,7 @@ fn a_reset_a_new_phone_and_a_disable_forget_remembered_codes() {
     log_in_with_code(&env, "alice", "sshd", "192.0.2.1");
     assert!(!asked(&env, "alice", "sshd", "192.0.2.1"));
     // An administrator resets the lost phone; the new one is set up.
-    assert!(env.ctl(&["reset", "alice"], "").success);
+    assert!(env.ctl(&["reset", "--yes", "alice"], "").success);
     env.enroll("alice");
     assert!(asked(&env, "alice", "sshd", "192.0.2.1"), "after a reset");
     log_in_with_code(&env, "alice", "sshd", "192.0.2.1");

@@ -154,7 +154,7 @@ fn a_non_root_caller_cannot_administer() {
     for args in [
         &["enforce", "--all", "on"][..],
         &["enforce", "bob", "on"],
-        &["reset", "alice"],
+        &["reset", "--yes", "alice"],
         &["users"],
         &["status", "alice"],
         &["enroll", "bob"],

@@ -255,7 +255,7 @@ fn a_user_cannot_act_on_another_account() {
     env.enroll("alice");
     let attempts: [&[&str]; 5] = [
         &["status", "alice"],
-        &["reset", "alice"],
+        &["reset", "--yes", "alice"],
         &["enroll", "alice"],
         &["enforce", "alice", "off"],
         &["users"],
@@ -288,7 +288,7 @@ fn members_of_the_admin_group_administer_and_others_do_not() {
         .start();
     env.enroll("alice");
     env.enroll("carol");
-    let out = env.ctl_as(Some(DAVE), &["reset", "alice"], "");
+    let out = env.ctl_as(Some(DAVE), &["reset", "--yes", "alice"], "");
     assert!(!out.success);
     assert!(
         out.stderr
@@ -296,7 +296,7 @@ fn members_of_the_admin_group_administer_and_others_do_not() {
         "{}",
         out.stderr
     );
-    let out = env.ctl_as(Some(CAROL), &["reset", "alice"], "");
+    let out = env.ctl_as(Some(CAROL), &["reset", "--yes", "alice"], "");
     assert!(out.success, "{}", out.stderr);
     assert!(
         out.stdout.contains("alice: authenticator app"),
@@ -304,7 +304,7 @@ fn members_of_the_admin_group_administer_and_others_do_not() {
         out.stdout
     );
     // An administrator may reset their own account.
-    let out = env.ctl_as(Some(CAROL), &["reset", "carol"], "");
+    let out = env.ctl_as(Some(CAROL), &["reset", "--yes", "carol"], "");
     assert!(out.success, "{}", out.stderr);
 }
 
@@ -313,7 +313,7 @@ fn after_a_reset_the_user_enrolls_a_new_phone_at_the_next_login() {
     let env = Env::new().start();
     let old = env.enroll("alice");
     assert!(env.ctl(&["enforce", "alice", "on"], "").success);
-    let out = env.ctl(&["reset", "alice"], "");
+    let out = env.ctl(&["reset", "--yes", "alice"], "");
     assert!(
         out.stdout
             .contains("the next login sets up an authenticator app"),

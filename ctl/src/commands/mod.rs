@@ -53,7 +53,7 @@ pub async fn run(cli: &Cli) -> Result<Box<dyn AnyReport>, Failure> {
         } => Box::new(import::run_google_authenticator(bus, files).await?),
         Command::Status { user } => Box::new(status::run(bus, user.as_deref()).await?),
         Command::Users => Box::new(users::run(bus).await?),
-        Command::Reset { user } => Box::new(reset::run(bus, user).await?),
+        Command::Reset { user, yes } => Box::new(reset::run(bus, user, *yes).await?),
         Command::Unlock { user } => Box::new(unlock::run(bus, user).await?),
         Command::Explain {
             user,

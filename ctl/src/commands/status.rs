@@ -85,9 +85,16 @@ impl Report for Status {
             ));
         }
         if self.pending {
-            lines.push(
-                "pending:   a new enrollment waits for its first code (mfactl enroll)".to_owned(),
-            );
+            // A first enrollment cut off at a login resumes at the next one; a new phone is
+            // set up with mfactl enroll while the old one keeps working.
+            let finish = if self.enrolled {
+                "mfactl enroll finishes it; the app in use works until then"
+            } else {
+                "the next login shows it again, or mfactl enroll finishes it"
+            };
+            lines.push(format!(
+                "pending:   a new enrollment waits for its first code ({finish})"
+            ));
         }
         lines.push(format!("next login: {}", self.next_login.describe()));
         lines.join("\n")
@@ -220,8 +227,8 @@ pub(crate) mod tests {
             "user:      bob\nenrolled:  no\nenforced:  yes (enforced for group wheel)\n\
              last used: 2009-02-13 23:31 UTC\nlocked:    until 2009-02-13 23:32 UTC (too many \
              wrong codes; mfactl unlock bob)\npending:   a new enrollment waits for its first \
-             code (mfactl enroll)\nnext login: is refused until the lock ends (too many wrong \
-             codes; mfactl unlock)"
+             code (the next login shows it again, or mfactl enroll finishes it)\nnext login: is \
+             refused until the lock ends (too many wrong codes; mfactl unlock)"
         );
     }
 }
