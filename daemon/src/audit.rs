@@ -211,11 +211,12 @@ pub enum Event {
         /// Unix time of the right code.
         verified: i64,
     },
-    /// A login asked for a code and ended without an answer (timed out, or its client went
-    /// away).
+    /// A login asked for a code and ended before its outcome (timed out, or its client went
+    /// away): after `codes` codes that were not accepted (wrong or used), or none.
     LoginAbandoned {
         user: UserName,
         context: Context,
+        codes: u32,
     },
     /// An enrollment at login ended before the app was confirmed, or before the recovery codes
     /// were acknowledged.
@@ -435,9 +436,22 @@ impl fmt::Display for Event {
                 "login allowed: user={user} remembered from a right code at {} {context}",
                 pam_mfa_api::utc(*verified)
             ),
-            Event::LoginAbandoned { user, context } => write!(
+            Event::LoginAbandoned {
+                user,
+                context,
+                codes: 0,
+            } => write!(
                 f,
                 "login abandoned: user={user} no code given before the login ended {context}"
+            ),
+            Event::LoginAbandoned {
+                user,
+                context,
+                codes,
+            } => write!(
+                f,
+                "login abandoned: user={user} ended after {codes} {} not accepted {context}",
+                if *codes == 1 { "code" } else { "codes" }
             ),
             Event::EnrollmentAbandoned {
                 user,
@@ -708,6 +722,12 @@ mod tests {
             Event::LoginAbandoned {
                 user: alice.clone(),
                 context: Context::new("sshd", "10.0.0.9"),
+                codes: 0,
+            },
+            Event::LoginAbandoned {
+                user: alice.clone(),
+                context: Context::new("sshd", "10.0.0.9"),
+                codes: 2,
             },
             Event::EnrollmentAbandoned {
                 user: alice.clone(),

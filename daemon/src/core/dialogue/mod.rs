@@ -515,16 +515,18 @@ impl<C: Clock> Dialogue<C> {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         recorded.retain(|_, at| *at + ABANDONED_EVERY > now);
+        let max_tries = self.login().max_tries.get();
         let mut events = Vec::with_capacity(ended.len());
         for session in ended {
             let user = session.user.clone();
             let context = session.context.clone();
             let event = match session.step {
-                Step::AwaitingCode { .. } => with_challenge(
+                Step::AwaitingCode { tries_left, .. } => with_challenge(
                     &session,
                     Event::LoginAbandoned {
                         user: user.clone(),
                         context,
+                        codes: max_tries.saturating_sub(tries_left),
                     },
                 ),
                 Step::Enrolling { .. } => Event::EnrollmentAbandoned {

@@ -161,6 +161,28 @@ fn sessions_expire() {
 }
 
 #[test]
+fn an_abandoned_login_says_whether_codes_were_typed() {
+    let f = fixture("[login]\nsession_timeout = 60\n");
+    let silent = f.begin(":1.1");
+    let tried = f.begin(":1.2");
+    f.answer(":1.2", &tried.session, "000000").unwrap();
+    f.clock.advance(60);
+    assert!(f.answer(":1.1", &silent.session, "000000").is_none());
+    let mut lines: Vec<String> = f
+        .dialogue
+        .sweep()
+        .iter()
+        .map(|(event, _)| event.outcome().to_string())
+        .collect();
+    lines.sort();
+    assert!(
+        lines[0].contains("ended after 1 code not accepted"),
+        "{lines:?}"
+    );
+    assert!(lines[1].contains("no code given"), "{lines:?}");
+}
+
+#[test]
 fn a_reset_during_the_login_denies_it() {
     let f = fixture("");
     let login = f.begin(":1.1");
