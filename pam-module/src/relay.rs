@@ -78,10 +78,13 @@ pub async fn run<D: Daemon, C: Conversation>(
             }
         };
         for notice in &turn.notices {
-            // PAM_SILENT (sudo passes it by default) drops only what comes with a verdict.
-            // Text before a question belongs to it (a QR code before the code prompt, recovery
-            // codes before "press Enter once saved"): the user cannot answer without it.
-            let shown = if silent && turn.action.is_verdict() {
+            // PAM_SILENT (sudo passes it by default) drops only information that comes with a
+            // verdict. Text before a question belongs to it (a QR code before the code prompt,
+            // recovery codes before "press Enter once saved"): the user cannot answer without
+            // it. An error that comes with a verdict says why the login failed (a lock, the
+            // last wrong code): without it, sudo's "Sorry, try again." reads as a wrong password.
+            let informs = matches!(notice, Notice::Info(_));
+            let shown = if silent && turn.action.is_verdict() && informs {
                 Ok(())
             } else {
                 conversation.show(notice)
@@ -258,6 +261,21 @@ mod tests {
         ));
         assert!(matches!(outcome, Outcome::Allow));
         // "welcome" came with the verdict: not shown (the script fails on any unexpected text).
+    }
+
+    #[test]
+    fn under_pam_silent_the_reason_for_a_denial_is_still_shown() {
+        let mut daemon = daemon(vec![Ok(Turn::new(Action::Deny("locked".into()))
+            .with_notice(Notice::Error("locked until 10:00 UTC".into())))]);
+        let mut script = Script::default().shows("locked until 10:00 UTC");
+        let outcome = zbus::block_on(run(
+            &mut daemon,
+            &mut script,
+            "alice",
+            &HashMap::new(),
+            true,
+        ));
+        assert!(matches!(outcome, Outcome::Deny(_)));
     }
 
     fn drive(daemon: &mut Scripted, script: Script) -> Outcome {

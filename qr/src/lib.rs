@@ -152,11 +152,10 @@ pub fn enrollment_block(
             block.push_str("Scan this QR code with an authenticator app:\n");
             block.push_str(&drawing);
             block.push('\n');
-            block.push_str("Or enter this secret in the app by hand: ");
+            block.push_str("Or the secret, typed by hand: ");
         }
         None => block.push_str(
-            "(The QR code would be too wide for a terminal.) Enter this secret in an \
-             authenticator app by hand: ",
+            "(The QR code would be too wide for a terminal.)\nThe secret, typed by hand: ",
         ),
     }
     block.push_str(&grouped(secret));
@@ -234,6 +233,16 @@ mod tests {
         );
         assert!(block.starts_with("Two-factor authentication is required.\n"));
         assert!(block.contains("by hand: JBSW Y3DP EHPK 3PXP\n"));
+        // Every line but the URI fits a terminal, a 160-bit secret included.
+        let block = enrollment_block(
+            "Two-factor authentication is required.",
+            URI,
+            "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+            QrBackground::Dark,
+        );
+        for line in block.lines().filter(|line| !line.starts_with("URI: ")) {
+            assert!(line.chars().count() <= MAX_COLUMNS, "{line:?}");
+        }
         assert!(block.ends_with(&format!("URI: {URI}")));
         assert!(block.contains('▀') || block.contains('▄'));
     }

@@ -51,7 +51,7 @@ fn enroll_shows_a_qr_code_the_secret_and_the_uri_then_confirms() {
         .to_owned();
     let grouped = text
         .lines()
-        .find_map(|l| l.strip_prefix("Or enter this secret in the app by hand: "));
+        .find_map(|l| l.strip_prefix("Or the secret, typed by hand: "));
     assert_eq!(grouped.unwrap().replace(' ', ""), secret);
     let code = code_at(&secret, current_step());
     writeln!(child.stdin.take().unwrap(), "{code}").unwrap();

@@ -13,10 +13,12 @@ struct Shown {
 
 fn read_enrollment(lines: &[String]) -> Shown {
     let text = lines.join("\n");
-    assert!(
-        lines[0].starts_with("TEXT_INFO Two-factor authentication is required for this account"),
+    // A short first line: OpenSSH shows it after "(user@host) ".
+    assert_eq!(
+        lines[0], "TEXT_INFO Two-factor authentication is required for this",
         "{text}"
     );
+    assert!(lines[1].starts_with("account"), "{text}");
     let secret = lines
         .iter()
         .find_map(|line| {
@@ -189,7 +191,7 @@ fn a_login_cut_off_after_the_qr_code_is_finished_at_the_next_login() {
     assert!(
         lines[..2]
             .join("\n")
-            .contains("Finish setting\nup your authenticator app"),
+            .contains("Finish setting up your authenticator app"),
         "{lines:?}"
     );
     let again = read_enrollment(&lines);

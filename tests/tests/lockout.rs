@@ -31,6 +31,13 @@ fn too_many_wrong_codes_lock_the_account_on_every_service_until_unlocked() {
     refused
         .expect("PAM_AUTH_ERR")
         .shows("(in 5 minutes). Try again then, or ask an administrator to unlock it.");
+    // sudo passes PAM_SILENT: the lock is said all the same, or the user would read sudo's
+    // "Sorry, try again." as a wrong password.
+    env.login("alice")
+        .silent()
+        .run()
+        .expect("PAM_AUTH_ERR")
+        .shows("ERROR_MSG Too many wrong codes: this account is locked until ");
     assert_eq!(
         refused.prompts(),
         0,

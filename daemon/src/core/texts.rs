@@ -10,12 +10,13 @@ pub const RECOVERY_CODE_USED_AGAIN: &str = "This recovery code was already used:
                                             once. Type another one, or a code from the app.";
 pub const TOO_MANY_LOGINS: &str =
     "Too many logins are in progress for this account. Try again later.";
-// Lines of at most 76 columns: terminals and PuTTY wrap longer ones.
-pub const ENROLL_HEADING: &str = "Two-factor authentication is required for this account, \
-                                  and no\nauthenticator app is set up for it yet.";
-pub const ENROLL_RESUMED_HEADING: &str = "Two-factor authentication is required for this \
-                                          account. Finish setting\nup your authenticator \
-                                          app (this is the same code as last time).";
+// Lines of at most 76 columns: terminals and PuTTY wrap longer ones. The first line of a
+// block is shown after OpenSSH's "(user@host) ", so it stays under 50.
+pub const ENROLL_HEADING: &str = "Two-factor authentication is required for this\naccount, \
+                                  and no authenticator app is set up for it yet.";
+pub const ENROLL_RESUMED_HEADING: &str = "Two-factor authentication is required for this\n\
+                                          account. Finish setting up your authenticator app\n\
+                                          (this is the same code as last time).";
 pub const ENROLL_PROMPT: &str = "Code shown by the app: ";
 pub const ENROLL_NEXT_PROMPT: &str = "Wait for the app to show its next code, then type it: ";
 pub const ENROLL_WRONG: &str = "That code does not match. Check that you scanned this QR \

@@ -417,6 +417,12 @@ fn an_enforced_user_without_an_app_enrolls_during_the_login() {
         panic!()
     };
     assert!(block.starts_with(texts::ENROLL_HEADING), "{block}");
+    // The first line follows OpenSSH's "(user@host) ": short enough for both on one line.
+    for heading in [texts::ENROLL_HEADING, texts::ENROLL_RESUMED_HEADING] {
+        let first = heading.lines().next().unwrap();
+        assert!(first.len() <= 50, "{first:?}");
+        assert!(heading.lines().all(|line| line.len() <= 76), "{heading:?}");
+    }
     assert!(block.contains("URI: otpauth://totp/"), "{block}");
     assert!(matches!(
         shown.events[..],
