@@ -126,7 +126,6 @@ fn expect_enrollment_offered(env: &Env, user: &str) {
             .run()
             .expect("PAM_CONV_ERR")
             .shows("TEXT_INFO Two-factor authentication is required for this")
-            .shows("account, and no authenticator app is set up for it yet.")
             .shows("PROMPT_ECHO_OFF Code shown by the app: ");
     }
 }

@@ -15,7 +15,8 @@
 //! up (a test that answers what it was shown). `--interactive` asks the person at the terminal
 //! instead, as a login prompt does (without echo for hidden prompts). `--as-uid` drops to that
 //! uid (and gid) before `pam_start`. `--resources` prints the open descriptors and threads
-//! before the first and after the last login. An answer may embed a NUL as `\0`; the
+//! before the first and after the last login (with the connection to syslog already open, as
+//! in a login program). An answer may embed a NUL as `\0`; the
 //! application's reply buffer then holds it. `--silent` passes `PAM_SILENT`, as sudo does.
 
 use std::collections::VecDeque;
@@ -118,6 +119,14 @@ fn main() {
     let user = cstring("--user", user);
     if let Some(uid) = as_uid {
         drop_to(uid);
+    }
+    if resources {
+        // Where a syslog daemon listens, the first line any module logs opens a connection to
+        // it that the process keeps, as every login program's does: open it before counting,
+        // so that only what the logins leave open is counted.
+        // SAFETY: the identity is a static C string that lives as long as the process;
+        // openlog has no other requirement.
+        unsafe { libc::openlog(c"pamtest".as_ptr(), libc::LOG_NDELAY, libc::LOG_AUTHPRIV) };
     }
     let before = (
         count_entries("/proc/self/fd"),
