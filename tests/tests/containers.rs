@@ -629,7 +629,10 @@ fn package_fleet_mode() {
     let status = container.exec("root", &["mfactl", "status", "alice"]);
     assert!(!status.status.success());
     let said = String::from_utf8_lossy(&status.stderr);
-    assert!(said.contains("could not use its state database"), "{said}");
+    assert!(
+        said.contains("mfad could not reach its state database in time; nothing was changed"),
+        "{said}"
+    );
     let journal = container.run("root", &["journalctl", "-u", "mfad", "--no-pager"]);
     assert!(
         journal.contains("cannot connect to PostgreSQL"),
