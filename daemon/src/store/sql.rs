@@ -2,7 +2,7 @@
 //! every backend, with values and rows of a few plain kinds.
 //!
 //! The operations (in [`super::operations`]) are written against [`Tx`] in one dialect:
-//! parameters are `$1`, `$2`, … (a backend that numbers them otherwise rewrites them), booleans
+//! parameters are `$1`, `$2`, … (SQLite takes each as a named parameter), booleans
 //! are `TRUE`/`FALSE` and bare columns, names are compared through `lower()`, and a row made by
 //! an insert is read with `RETURNING`. SQLite and PostgreSQL both take that text as it is.
 

@@ -17,8 +17,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use std::borrow::Cow;
-
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql};
 
@@ -588,13 +586,33 @@ struct SqliteTx<'a> {
     purge: &'a AtomicBool,
 }
 
-/// The statement as SQLite numbers parameters: `?1` for the operations' `$1`.
-fn dialect(sql: &str) -> Cow<'_, str> {
-    if sql.contains('$') {
-        Cow::Owned(sql.replace('$', "?"))
-    } else {
-        Cow::Borrowed(sql)
+/// Binds `values` to the statement's parameters `$1`, `$2`, ... SQLite takes `$1` as a
+/// parameter named "$1" and numbers parameters in the order they first appear, which need not
+/// be the order of their numbers; so each is found by its name (a lookup in the prepared
+/// statement, no new text). Every parameter must get a value.
+fn bind(statement: &mut rusqlite::Statement<'_>, values: &[Value<'_>]) -> Result<()> {
+    const NAMES: [&str; 16] = [
+        "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12", "$13", "$14",
+        "$15", "$16",
+    ];
+    if statement.parameter_count() != values.len() {
+        return Err(StoreError::Failed(format!(
+            "a statement takes {} values, and {} were given",
+            statement.parameter_count(),
+            values.len()
+        )));
     }
+    for (at, value) in values.iter().enumerate() {
+        let index = match NAMES.get(at) {
+            Some(name) => statement.parameter_index(name)?,
+            None => statement.parameter_index(&format!("${}", at + 1))?,
+        };
+        let index = index.ok_or_else(|| {
+            StoreError::Failed(format!("a statement has no parameter ${}", at + 1))
+        })?;
+        statement.raw_bind_parameter(index, value)?;
+    }
+    Ok(())
 }
 
 impl ToSql for Value<'_> {
@@ -612,17 +630,16 @@ impl ToSql for Value<'_> {
 
 impl Tx for SqliteTx<'_> {
     fn execute(&self, sql: &str, values: &[Value<'_>]) -> Result<u64> {
-        let changed = self
-            .connection
-            .prepare_cached(&dialect(sql))?
-            .execute(rusqlite::params_from_iter(values))?;
-        Ok(changed as u64)
+        let mut statement = self.connection.prepare_cached(sql)?;
+        bind(&mut statement, values)?;
+        Ok(statement.raw_execute()? as u64)
     }
 
     fn query(&self, sql: &str, values: &[Value<'_>]) -> Result<Vec<Row>> {
-        let mut statement = self.connection.prepare_cached(&dialect(sql))?;
+        let mut statement = self.connection.prepare_cached(sql)?;
+        bind(&mut statement, values)?;
         let columns = statement.column_count();
-        let mut rows = statement.query(rusqlite::params_from_iter(values))?;
+        let mut rows = statement.raw_query();
         let mut found = Vec::new();
         while let Some(row) = rows.next()? {
             let fields = (0..columns)

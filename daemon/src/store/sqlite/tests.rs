@@ -248,3 +248,22 @@ fn unsafe_state_directories_and_files_are_refused() {
     assert!(error.contains(DB_FILE), "{error}");
     fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn parameters_are_bound_by_their_numbers_whatever_their_order() {
+    let connection = Connection::open_in_memory().unwrap();
+    let tx = SqliteTx {
+        connection: &connection,
+        purge: &AtomicBool::new(false),
+    };
+    let mut row = tx
+        .query_one(
+            "SELECT $3 - $1, $2",
+            &[Value::Int(1), Value::Text("two"), Value::Int(10)],
+        )
+        .unwrap();
+    assert_eq!(row.int(0).unwrap(), 9);
+    assert_eq!(row.text(1).unwrap(), "two");
+    let short = tx.query("SELECT $1 + $2", &[Value::Int(1)]).err().unwrap();
+    assert!(short.to_string().contains("takes 2 values"), "{short}");
+}
