@@ -72,7 +72,8 @@ impl<C: Clock> Core<C> {
         self.dialogue.end_connection(connection);
     }
 
-    /// Records the logins that ended without an outcome; see [`Dialogue::sweep`].
+    /// Records the logins that ended without an outcome; see
+    /// [`Dialogue::sweep`](crate::core::dialogue::Dialogue::sweep).
     pub fn sweep(&self) {
         for (event, caller_uid) in self.dialogue.sweep() {
             log::event(&event, caller_uid);

@@ -13,7 +13,7 @@
 //!
 //! What is particular to PostgreSQL is here: the connection settings and TLS, the pool, the
 //! users' advisory locks, the bounds on every call, the migrations. The operations are written
-//! once, in [`super::operations`].
+//! once, in `store::operations`.
 
 use std::cell::RefCell;
 use std::collections::HashMap;

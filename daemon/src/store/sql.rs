@@ -1,7 +1,7 @@
 //! What a backend gives the store's operations: transactions that run SQL written once for
 //! every backend, with values and rows of a few plain kinds.
 //!
-//! The operations (in [`super::operations`]) are written against [`Tx`] in one dialect:
+//! The operations (in `store::operations`) are written against [`Tx`] in one dialect:
 //! parameters are `$1`, `$2`, … (SQLite takes each as a named parameter), booleans
 //! are `TRUE`/`FALSE` and bare columns, names are compared through `lower()`, and a row made by
 //! an insert is read with `RETURNING`. SQLite and PostgreSQL both take that text as it is.
@@ -199,7 +199,7 @@ pub enum Bound {
 }
 
 /// What differs between databases: how a transaction runs. Everything else is written once,
-/// in [`super::operations`].
+/// in `store::operations`.
 pub trait Backend: Send + Sync {
     /// Runs `work` in one write transaction and, when it returns true, commits it and returns
     /// once the change is durable; when it returns false or fails, nothing of it stays.

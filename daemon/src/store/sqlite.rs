@@ -7,7 +7,7 @@
 //!
 //! What is particular to SQLite is here: the file and its checks, the one write connection
 //! whose transactions concurrent logins share (one commit for many), the reader, the
-//! checkpoints, the migrations. The operations are written once, in [`super::operations`].
+//! checkpoints, the migrations. The operations are written once, in `store::operations`.
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io;
