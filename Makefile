@@ -23,15 +23,27 @@ DBUSDIR ?= /usr/share/dbus-1
 UNITDIR ?= /lib/systemd/system
 PAMCONFIGDIR ?= /usr/share/pam-configs
 CARGO ?= cargo
-TARGET ?= target/release
+# Where cargo builds: CARGO_TARGET_DIR when set, as cargo does.
+TARGET ?= $(or $(CARGO_TARGET_DIR),target)/release
 
 INSTALL ?= install
 
 .PHONY: all install uninstall
 
-# xtask only generates files that are committed (docs/man, docs/completions, examples/mfad.toml).
+# The C code that crates compile (the bundled SQLite, openssl-sys's probe) gets Debian's
+# hardening flags where dpkg-buildflags is found, and the changelog's date as
+# SOURCE_DATE_EPOCH: what dpkg-buildpackage sets for the package's build. Cargo builds those
+# crates again when either changes, so with the same values the package reuses this build.
+ifneq ($(shell command -v dpkg-buildflags),)
+export CFLAGS ?= $(shell dpkg-buildflags --get CFLAGS)
+export SOURCE_DATE_EPOCH ?= $(shell dpkg-parsechangelog -l debian/changelog -S Timestamp 2>/dev/null)
+endif
+
+# The three installed parts only: not the tests, the benchmarks (bench/) or xtask, which
+# generates files that are committed (docs/man, docs/completions, examples/mfad.toml).
+# debian/rules runs the same command, so a package built after `make` reuses its build.
 all:
-	$(CARGO) build --release --locked --workspace --exclude xtask --bins --lib
+	$(CARGO) build --release --locked -p pam_mfa -p mfad -p mfactl
 
 # Nothing is built here (run make first, as yourself): install only copies.
 install:
