@@ -21,6 +21,7 @@ pub mod fake;
 pub mod pam;
 pub mod postgres;
 pub mod pty;
+pub mod readme;
 pub mod scenarios;
 pub mod sshd;
 

@@ -160,3 +160,101 @@ fn another_prefix_moves_the_programs_and_the_files_that_name_them() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The packages a word list names, as a set (without the command and its options).
+fn package_set(words: &str) -> std::collections::BTreeSet<String> {
+    words
+        .split_whitespace()
+        .filter(|word| !word.starts_with('-') && !["apt-get", "install"].contains(word))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// What scripts/build-deb.sh checks before it builds (its `needed=(...)` list).
+fn checked_by_build_deb() -> std::collections::BTreeSet<String> {
+    let script = std::fs::read_to_string(repo().join("scripts/build-deb.sh")).unwrap();
+    let list = script
+        .lines()
+        .find_map(|line| line.strip_prefix("needed=("))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .expect("a needed=(...) line in scripts/build-deb.sh");
+    package_set(list)
+}
+
+/// Issue 24: README's one command installs what build-deb.sh checks, which is debian/control's
+/// Build-Depends (debhelper-compat comes with debhelper) and dpkg-dev.
+#[test]
+fn readme_installs_the_build_dependencies_build_deb_checks() {
+    let readme = pam_mfa_tests::readme::block("build-dependencies");
+    assert_eq!(package_set(&readme), checked_by_build_deb(), "{readme}");
+    let control = std::fs::read_to_string(repo().join("debian/control")).unwrap();
+    let depends = control
+        .lines()
+        .find_map(|line| line.strip_prefix("Build-Depends:"))
+        .expect("Build-Depends in debian/control");
+    let mut from_control: std::collections::BTreeSet<String> = depends
+        .split(',')
+        .map(|item| item.split_whitespace().next().unwrap_or("").to_owned())
+        .map(|name| name.replace("debhelper-compat", "debhelper"))
+        .collect();
+    from_control.insert("dpkg-dev".to_owned());
+    assert_eq!(from_control, checked_by_build_deb(), "{depends}");
+}
+
+/// Issue 24: a missing build package stops build-deb.sh at once, with one message naming it
+/// and the command that installs it (here dpkg-query, put first on PATH, says debhelper is
+/// not installed).
+#[test]
+fn build_deb_names_a_missing_build_package_and_the_command() {
+    let dir = staging("build-deb");
+    let shim = dir.join("dpkg-query");
+    std::fs::write(
+        &shim,
+        "#!/bin/sh\nfor arg; do [ \"$arg\" = debhelper ] && exit 1; done\nexec /usr/bin/dpkg-query \"$@\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap());
+    let out = Command::new(repo().join("scripts/build-deb.sh"))
+        .env("PATH", path)
+        .output()
+        .expect("run scripts/build-deb.sh");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("without: debhelper\n"), "{said}");
+    assert!(
+        said.contains("apt-get install dpkg-dev debhelper libpam0g-dev libssl-dev pkgconf"),
+        "{said}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// README's steps that the package test runs as written are all there, each a ```sh block.
+#[test]
+fn readme_marks_every_step_the_package_test_runs() {
+    let names = pam_mfa_tests::readme::names();
+    for name in [
+        "build-dependencies",
+        "build",
+        "install",
+        "enroll",
+        "enable",
+        "sshd",
+        "recover",
+        "backup",
+        "restore",
+        "remove",
+    ] {
+        assert!(
+            names.contains(&name),
+            "README.md has no <!-- test: {name} -->"
+        );
+        pam_mfa_tests::readme::block(name);
+    }
+}
