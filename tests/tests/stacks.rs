@@ -155,6 +155,8 @@ fn console_root_is_never_locked_out() {
     env.stop_daemon();
     root_on("tty1").expect("PAM_SUCCESS");
     root_on("ttyS0").expect("PAM_SUCCESS");
+    // Issue 24: Debian 12's login names the terminal with /dev/ (util-linux's login without).
+    root_on("/dev/tty1").expect("PAM_SUCCESS");
     let denied = env
         .login("alice")
         .service(service)
