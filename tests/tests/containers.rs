@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use pam_mfa_api::UNAVAILABLE_NOTICE;
-use pam_mfa_tests::container::{Container, TEST_IMAGE};
+use pam_mfa_tests::container::{Container, PASSWORD, TEST_IMAGE};
+use pam_mfa_tests::pty::Terminal;
+use pam_mfa_tests::readme;
 use pam_mfa_tests::scenarios::{
     self, Module, Outcome, SCENARIOS, fresh_code, logged_in, meet, person, ssh, su, sudo,
     wrong_code,
@@ -54,7 +56,8 @@ fn main() -> ExitCode {
         ),
         ("system bus restarted: mfad comes back", bus_restarted),
         (
-            "package: install, enable, log in, remove, purge",
+            "package: README's steps as written: install, enroll, enable, sshd, the console \
+             way back in, backup, remove, purge, restore",
             package_lifecycle,
         ),
         (
@@ -430,24 +433,132 @@ fn tempdir() -> std::path::PathBuf {
     dir
 }
 
-/// Builds the Debian package once per process (scripts/build-deb.sh) and returns its path.
+/// Builds the Debian package once per process with README's build step, as written
+/// (scripts/build-deb.sh), and returns its path.
 fn package() -> std::path::PathBuf {
     static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
             let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-            let out = std::process::Command::new(repo.join("scripts/build-deb.sh"))
+            let out = std::process::Command::new("bash")
+                .args(["-e", "-c", &readme::block("build")])
+                .current_dir(&repo)
                 .stdin(std::process::Stdio::null())
                 .output()
-                .expect("run scripts/build-deb.sh");
+                .expect("run README's build step");
             assert!(
                 out.status.success(),
-                "scripts/build-deb.sh failed: {}",
+                "README's build step failed: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            repo.join(String::from_utf8_lossy(&out.stdout).trim())
+            let said = String::from_utf8_lossy(&out.stdout);
+            repo.join(said.lines().last().unwrap_or("").trim())
         })
         .clone()
+}
+
+/// Where README's steps run in the package test's container: a reader's clone of the
+/// repository, holding the package where README's build step puts it.
+const CLONE: &str = "/root/pam-mfa";
+
+/// Runs README's step `name` as root in the container, from [`CLONE`], as written; returns
+/// what it printed. apt's questions are answered yes.
+fn readme_step(container: &Container, name: &str) -> String {
+    let script = format!(
+        "mkdir -p {CLONE} && cd {CLONE}\nexport DEBIAN_FRONTEND=noninteractive\n{}",
+        readme::block(name)
+    );
+    container.run("root", &["bash", "-e", "-c", &script])
+}
+
+/// README's enrollment step (`mfactl enroll`), run by `user` at a terminal, who types the
+/// code of the secret shown; returns that secret.
+fn enroll_as_readme_says(container: &Container, user: &str) -> String {
+    let mut secret = None;
+    let session = container
+        .terminal(user, &["bash", "-e", "-c", &readme::block("enroll")])
+        .converse(&mut |fresh: &str| {
+            if !fresh.ends_with("to confirm: ") {
+                return None;
+            }
+            let shown = fresh
+                .lines()
+                .find_map(|line| line.split_once("by hand: "))
+                .map(|(_, secret)| secret.trim().replace(' ', ""))?;
+            let code = fresh_code(&shown);
+            secret = Some(shown);
+            Some(code)
+        });
+    assert_eq!(session.status, 0, "{}", session.screen);
+    assert!(
+        session.screen.contains("Recovery codes"),
+        "{}",
+        session.screen
+    );
+    secret.unwrap_or_else(|| panic!("no secret shown:\n{}", session.screen))
+}
+
+/// A code of `secret` from a later time step than `last` (waiting for one), which becomes
+/// the last: a code is accepted once.
+fn next_code(secret: &str, last: &mut u64) -> String {
+    loop {
+        let code = fresh_code(secret);
+        if current_step() > *last {
+            *last = current_step();
+            return code;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// `command`, run as `user` at the container's console: the pseudo-terminal of `docker exec
+/// -it`, mounted on /dev/tty1, as its standard input, output and error, so that `login` there
+/// logs in on tty1.
+fn at_console(container: &Container, user: &str, command: &str) -> Terminal {
+    let run = if user == "root" {
+        command.to_owned()
+    } else {
+        format!("runuser -u {user} -- {command}")
+    };
+    let script = format!(
+        "umount /dev/tty1 2>/dev/null; touch /dev/tty1 && mount --bind \"$(tty)\" /dev/tty1 \
+         && exec {run} </dev/tty1 >/dev/tty1 2>&1"
+    );
+    container.terminal("root", &["sh", "-c", &script])
+}
+
+/// `login root` at the console with the password gives a shell.
+fn root_logs_in_at_the_console(container: &Container) {
+    let mut terminal = at_console(container, "root", "login root");
+    terminal.expect("Password: ");
+    terminal.send(PASSWORD);
+    terminal.expect("# ");
+    terminal.send("echo in-$((6*7)); exit");
+    assert_in(&terminal.finish());
+}
+
+/// `login USER` at the console with the password is refused, showing `line`.
+fn console_login_refused(container: &Container, user: &str, line: &str) {
+    let mut terminal = at_console(container, "root", &format!("login {user}"));
+    terminal.expect("Password: ");
+    terminal.send(PASSWORD);
+    let shown = terminal.expect("login: ");
+    assert!(shown.contains(line), "{shown}");
+    assert!(!shown.contains("in-42"), "{shown}");
+}
+
+/// While mfad cannot answer: root logs in at the console with the password alone; alice
+/// does not, nor does su (to alice, or to root at the console) or sudo.
+fn only_root_at_the_console(container: &Container, secret: &str) {
+    root_logs_in_at_the_console(container);
+    console_login_refused(container, "alice", UNAVAILABLE_NOTICE);
+    let session = su(container, "alice", &mut person(vec![fresh_code(secret)]));
+    assert_out(&session, UNAVAILABLE_NOTICE);
+    let session = sudo(container, "alice", &mut person(vec![fresh_code(secret)]));
+    assert_out(&session, UNAVAILABLE_NOTICE);
+    let session = at_console(container, "bob", "su - root -c 'echo in-$((6*7))'")
+        .converse(&mut person(vec![]));
+    assert_out(&session, UNAVAILABLE_NOTICE);
 }
 
 /// systemd's exposure score of the running mfad.service (`systemd-analyze security`), which
@@ -464,12 +575,34 @@ fn exposure(container: &Container) -> f64 {
     score
 }
 
+/// README's installation path, its steps run as written (`<!-- test: NAME -->` blocks): the
+/// build, install, enroll, enable and sshd steps, a login with a code; the console way back in
+/// with mfad stopped and frozen, and the recovery step; a backup while mfad runs; the remove
+/// step, purge, and a restore from the backup after installing again.
 fn package_lifecycle() {
     let deb = package();
     let container = Container::start_systemd("pam-mfa-package-test:dev");
-    container.copy_in(&deb, "/tmp/pam-mfa.deb");
-    container.run("root", &["dpkg", "--install", "/tmp/pam-mfa.deb"]);
-    // Installed and started, and no login changed: the profile is off.
+    // The administrator knows root's password, and answers apt's questions with yes. The
+    // image's sshd drop-in goes: README's sshd step installs it.
+    container.run(
+        "root",
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "echo 'root:{PASSWORD}' | chpasswd && \
+                 echo 'APT::Get::Assume-Yes \"true\";' > /etc/apt/apt.conf.d/90yes && \
+                 mkdir -p {CLONE}/target/debian && \
+                 rm /etc/ssh/sshd_config.d/50-pam-mfa.conf"
+            ),
+        ],
+    );
+    let name = deb.file_name().unwrap().to_str().unwrap();
+    container.copy_in(&deb, &format!("{CLONE}/target/debian/{name}"));
+    let said = readme_step(&container, "install");
+    // Installed and started, saying what comes next, and no login changed: the profile is off.
+    assert!(said.contains("mfactl enroll"), "{said}");
+    assert!(said.contains("pam-auth-update --enable mfa"), "{said}");
     let active = container.run("root", &["systemctl", "is-active", "mfad"]);
     assert_eq!(active.trim(), "active");
     let auth = container.run("root", &["cat", "/etc/pam.d/common-auth"]);
@@ -485,6 +618,7 @@ fn package_lifecycle() {
         "/usr/share/doc/pam-mfa/copyright",
         "/usr/share/doc/pam-mfa/examples/mfad.toml",
         "/usr/share/doc/pam-mfa/examples/pam.d/login-console",
+        "/usr/share/doc/pam-mfa/examples/sshd_config.d/pam-mfa-password.conf",
         "/usr/share/doc/pam-mfa/examples/sshd_config.d/pam-mfa-publickey.conf",
         "/usr/share/bash-completion/completions/mfactl",
     ] {
@@ -497,34 +631,92 @@ fn package_lifecycle() {
     let score = exposure(&container);
     println!("systemd-analyze security mfad.service in the container: {score}");
 
-    // alice gets an app and must use it; the profile goes into common-auth.
-    let secret = random_secret();
-    Module::PamMfa.enroll(&container, "alice", &secret);
-    container.run("root", &["mfactl", "enforce", "alice", "on"]);
-    container.run("root", &["systemctl", "restart", "ssh"]);
-    container.run("root", &["pam-auth-update", "--enable", "mfa"]);
+    // alice sets up her app, then the profile goes into common-auth, after the password
+    // check, and sshd gets the drop-in.
+    let secret = enroll_as_readme_says(&container, "alice");
+    let mut last = current_step();
+    readme_step(&container, "enable");
     container.choose_path();
     let auth = container.run("root", &["cat", "/etc/pam.d/common-auth"]);
     let deny = auth.find("pam_deny.so").expect("pam_deny in common-auth");
+    let console = auth
+        .find("pam_succeed_if.so")
+        .unwrap_or_else(|| panic!("{auth}"));
     let mfa = auth.find("pam_mfa.so").unwrap_or_else(|| panic!("{auth}"));
     assert!(
-        deny < mfa,
-        "pam_mfa.so must come after the password check:\n{auth}"
+        deny < console && console < mfa,
+        "pam_mfa.so must come after the password check and the console's exception:\n{auth}"
     );
-    let session = ssh(&container, "alice", &mut person(vec![fresh_code(&secret)]));
-    assert_in_with_code(&session);
+    readme_step(&container, "sshd");
     let session = ssh(
         &container,
         "alice",
-        &mut person(vec![wrong_code(&secret); 3]),
+        &mut person(vec![next_code(&secret, &mut last)]),
     );
-    assert_out(&session, "Wrong code");
+    assert_in_with_code(&session);
+
+    // Issue 24: the console is a way back in. mfad stopped (and unable to start again)...
+    container.run(
+        "root",
+        &[
+            "sh",
+            "-c",
+            "chmod a-x /usr/sbin/mfad && systemctl stop mfad",
+        ],
+    );
+    only_root_at_the_console(&container, &secret);
+    // ... and frozen.
+    container.run(
+        "root",
+        &[
+            "sh",
+            "-c",
+            "chmod a+x /usr/sbin/mfad && systemctl reset-failed && systemctl start mfad && \
+             systemctl kill --signal=SIGSTOP mfad",
+        ],
+    );
+    only_root_at_the_console(&container, &secret);
+    // README's way back: mfad starts again; the code works.
+    readme_step(&container, "recover");
+    let active = container.run("root", &["systemctl", "is-active", "mfad"]);
+    assert_eq!(active.trim(), "active");
+    let session = ssh(
+        &container,
+        "alice",
+        &mut person(vec![next_code(&secret, &mut last)]),
+    );
+    assert_in_with_code(&session);
+    // Where mfad does not start, the same step asks for no code until it runs again.
+    container.run(
+        "root",
+        &[
+            "sh",
+            "-c",
+            "chmod a-x /usr/sbin/mfad && systemctl stop mfad",
+        ],
+    );
+    readme_step(&container, "recover");
+    let session = ssh(&container, "alice", &mut person(vec![]));
+    assert!(!session.screen.contains("code: "), "{}", session.screen);
+    assert_in(&session);
+    container.run(
+        "root",
+        &[
+            "sh",
+            "-c",
+            "chmod a+x /usr/sbin/mfad && systemctl reset-failed && systemctl start mfad && pam-auth-update --enable mfa",
+        ],
+    );
+    container.choose_path();
     // Stopped, mfad is started again by the bus for the next call (D-Bus activation).
     container.run("root", &["systemctl", "stop", "mfad"]);
     let status = container.run("root", &["mfactl", "status", "alice"]);
     assert!(status.contains("enrolled:  yes"), "{status}");
     let active = container.run("root", &["systemctl", "is-active", "mfad"]);
     assert_eq!(active.trim(), "active");
+
+    // A backup while mfad runs.
+    readme_step(&container, "backup");
 
     // A PAM file edited by hand to use the module stops the removal, naming the file.
     container.run(
@@ -550,12 +742,24 @@ fn package_lifecycle() {
             .success()
     );
 
-    // Removed: out of common-auth first, so the password alone logs in; state and
-    // configuration stay.
-    container.run("root", &["dpkg", "--remove", "pam-mfa"]);
+    // Removed as README says: out of common-auth and sshd, so the password alone logs in,
+    // also with ssh's password method; state and configuration stay.
+    readme_step(&container, "remove");
     let auth = container.run("root", &["cat", "/etc/pam.d/common-auth"]);
     assert!(!auth.contains("pam_mfa"), "{auth}");
-    assert_in(&ssh(&container, "alice", &mut person(vec![])));
+    let session = pam_mfa_tests::sshd::ssh_with(
+        container.ssh_port,
+        "alice",
+        "echo in-$((6*7))",
+        &[
+            "-o",
+            "PreferredAuthentications=password",
+            "-o",
+            "NumberOfPasswordPrompts=1",
+        ],
+        &mut person(vec![]),
+    );
+    assert_in(&session);
     let left = container.run(
         "root",
         &[
@@ -564,7 +768,7 @@ fn package_lifecycle() {
             "ls -d /usr/sbin/mfad /usr/bin/mfactl /lib/*/security/pam_mfa.so \
              /lib/systemd/system/mfad.service /usr/share/dbus-1/system.d/org.pam_mfa.Mfad1.conf \
              /usr/share/pam-configs/mfa /var/lib/pam-mfa/mfad.sqlite3 /etc/pam-mfa/mfad.toml \
-             2>/dev/null; true",
+             /etc/ssh/sshd_config.d/50-pam-mfa.conf 2>/dev/null; true",
         ],
     );
     assert_eq!(
@@ -574,12 +778,12 @@ fn package_lifecycle() {
     );
     assert!(container.pid_of("mfad").is_none(), "mfad still runs");
     // Installed again, alice's app is still there.
-    container.run("root", &["dpkg", "--install", "/tmp/pam-mfa.deb"]);
+    readme_step(&container, "install");
     let status = container.run("root", &["mfactl", "status", "alice"]);
     assert!(status.contains("enrolled:  yes"), "{status}");
 
     // Purged: state and configuration go too.
-    container.run("root", &["dpkg", "--purge", "pam-mfa"]);
+    container.run("root", &["apt", "purge", "pam-mfa"]);
     let left = container.run(
         "root",
         &[
@@ -591,6 +795,21 @@ fn package_lifecycle() {
     assert_eq!(left.trim(), "", "what purge left");
     let auth = container.run("root", &["cat", "/etc/pam.d/common-auth"]);
     assert!(!auth.contains("pam_mfa"), "{auth}");
+
+    // Installed afresh and restored from the backup: alice logs in with her app.
+    readme_step(&container, "install");
+    let status = container.run("root", &["mfactl", "status", "alice"]);
+    assert!(!status.contains("enrolled:  yes"), "{status}");
+    readme_step(&container, "restore");
+    readme_step(&container, "enable");
+    container.choose_path();
+    readme_step(&container, "sshd");
+    let session = ssh(
+        &container,
+        "alice",
+        &mut person(vec![next_code(&secret, &mut last)]),
+    );
+    assert_in_with_code(&session);
 }
 
 /// Fleet mode as a sysadmin sets it up from the package: mfad, under the unit as shipped and
