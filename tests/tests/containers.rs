@@ -468,7 +468,32 @@ fn readme_step(container: &Container, name: &str) -> String {
         "mkdir -p {CLONE} && cd {CLONE}\nexport DEBIAN_FRONTEND=noninteractive\n{}",
         readme::block(name)
     );
-    container.run("root", &["bash", "-e", "-c", &script])
+    let said = container.run("root", &["bash", "-e", "-c", &script]);
+    if script.contains("systemctl reload ssh") {
+        sshd_answers(container);
+    }
+    said
+}
+
+/// Waits until sshd, reloaded, answers with its banner again: while it starts afresh, Docker's
+/// port still accepts connections, and closes them.
+fn sshd_answers(container: &Container) {
+    use std::io::Read;
+    let start = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", container.ssh_port)) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut banner = [0u8; 4];
+            if stream.read_exact(&mut banner).is_ok() && &banner == b"SSH-" {
+                return;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "sshd does not answer after its reload"
+        );
+    }
 }
 
 /// README's enrollment step (`mfactl enroll`), run by `user` at a terminal, who types the
@@ -525,6 +550,30 @@ fn at_console(container: &Container, user: &str, command: &str) -> Terminal {
          && exec {run} </dev/tty1 >/dev/tty1 2>&1"
     );
     container.terminal("root", &["sh", "-c", &script])
+}
+
+/// With mfad stopped (and unable to start again), then frozen: only root at the console gets
+/// in. Leaves mfad frozen.
+fn console_way_back_in(container: &Container, secret: &str) {
+    container.run(
+        "root",
+        &[
+            "sh",
+            "-c",
+            "chmod a-x /usr/sbin/mfad && systemctl stop mfad",
+        ],
+    );
+    only_root_at_the_console(container, secret);
+    container.run(
+        "root",
+        &[
+            "sh",
+            "-c",
+            "chmod a+x /usr/sbin/mfad && systemctl reset-failed && systemctl start mfad && \
+             systemctl kill --signal=SIGSTOP mfad",
+        ],
+    );
+    only_root_at_the_console(container, secret);
 }
 
 /// `login root` at the console with the password gives a shell.
@@ -655,27 +704,36 @@ fn package_lifecycle() {
     );
     assert_in_with_code(&session);
 
-    // Issue 24: the console is a way back in. mfad stopped (and unable to start again)...
+    // Issue 24: the console is a way back in, with the profile...
+    console_way_back_in(&container, &secret);
+    // ... and with the lines per service instead (README's alternative): su and sudo, and
+    // login with the shipped console recipe.
     container.run(
         "root",
         &[
             "sh",
             "-c",
-            "chmod a-x /usr/sbin/mfad && systemctl stop mfad",
+            "systemctl restart mfad && pam-auth-update --disable mfa && \
+             sed -i '/^@include common-auth/a auth required pam_mfa.so' /etc/pam.d/su \
+               /etc/pam.d/sudo && \
+             sed -n '/^@include common-auth/,$p' \
+               /usr/share/doc/pam-mfa/examples/pam.d/login-console | tail -n +2 > /tmp/console && \
+             sed -i '/^@include common-auth/r /tmp/console' /etc/pam.d/login",
         ],
     );
-    only_root_at_the_console(&container, &secret);
-    // ... and frozen.
+    container.choose_path();
+    console_way_back_in(&container, &secret);
     container.run(
         "root",
         &[
             "sh",
             "-c",
-            "chmod a+x /usr/sbin/mfad && systemctl reset-failed && systemctl start mfad && \
-             systemctl kill --signal=SIGSTOP mfad",
+            "sed -i '/pam_mfa.so/d; /pam_succeed_if.so quiet uid eq 0/d' /etc/pam.d/login \
+               /etc/pam.d/su /etc/pam.d/sudo && \
+             pam-auth-update --enable mfa",
         ],
     );
-    only_root_at_the_console(&container, &secret);
+    container.choose_path();
     // README's way back: mfad starts again; the code works.
     readme_step(&container, "recover");
     let active = container.run("root", &["systemctl", "is-active", "mfad"]);
