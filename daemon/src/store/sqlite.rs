@@ -586,15 +586,35 @@ struct SqliteTx<'a> {
     purge: &'a AtomicBool,
 }
 
+/// Statements of more values than this (an import's rows) are prepared with `?N` for the
+/// operations' `$N`: SQLite looks up each named parameter among those before it while parsing,
+/// which costs the square of their number.
+const NAMED_PARAMETERS: usize = 64;
+
+/// Prepares `sql` on `connection`, once per connection (the cache), for `values` values.
+fn prepare<'c>(
+    connection: &'c Connection,
+    sql: &str,
+    values: usize,
+) -> Result<rusqlite::CachedStatement<'c>> {
+    if values > NAMED_PARAMETERS {
+        return Ok(connection.prepare_cached(&sql.replace('$', "?"))?);
+    }
+    Ok(connection.prepare_cached(sql)?)
+}
+
+/// Whether a parameter's name (`$3` or `?3`) gives it the number `number`.
+fn is_numbered(name: &str, number: usize) -> bool {
+    name.get(1..)
+        .and_then(|digits| digits.parse::<usize>().ok())
+        .is_some_and(|found| found == number)
+}
+
 /// Binds `values` to the statement's parameters `$1`, `$2`, ... SQLite takes `$1` as a
 /// parameter named "$1" and numbers parameters in the order they first appear, which need not
-/// be the order of their numbers; so each is found by its name (a lookup in the prepared
-/// statement, no new text). Every parameter must get a value.
+/// be the order of their numbers; a parameter whose place does not match its number is found
+/// by its name. Every parameter must get a value.
 fn bind(statement: &mut rusqlite::Statement<'_>, values: &[Value<'_>]) -> Result<()> {
-    const NAMES: [&str; 16] = [
-        "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12", "$13", "$14",
-        "$15", "$16",
-    ];
     if statement.parameter_count() != values.len() {
         return Err(StoreError::Failed(format!(
             "a statement takes {} values, and {} were given",
@@ -603,13 +623,19 @@ fn bind(statement: &mut rusqlite::Statement<'_>, values: &[Value<'_>]) -> Result
         )));
     }
     for (at, value) in values.iter().enumerate() {
-        let index = match NAMES.get(at) {
-            Some(name) => statement.parameter_index(name)?,
-            None => statement.parameter_index(&format!("${}", at + 1))?,
+        let number = at + 1;
+        let in_place = statement
+            .parameter_name(number)
+            .is_some_and(|name| is_numbered(name, number));
+        let index = if in_place {
+            number
+        } else {
+            statement
+                .parameter_index(&format!("${number}"))?
+                .ok_or_else(|| {
+                    StoreError::Failed(format!("a statement has no parameter ${number}"))
+                })?
         };
-        let index = index.ok_or_else(|| {
-            StoreError::Failed(format!("a statement has no parameter ${}", at + 1))
-        })?;
         statement.raw_bind_parameter(index, value)?;
     }
     Ok(())
@@ -630,13 +656,13 @@ impl ToSql for Value<'_> {
 
 impl Tx for SqliteTx<'_> {
     fn execute(&self, sql: &str, values: &[Value<'_>]) -> Result<u64> {
-        let mut statement = self.connection.prepare_cached(sql)?;
+        let mut statement = prepare(self.connection, sql, values.len())?;
         bind(&mut statement, values)?;
         Ok(statement.raw_execute()? as u64)
     }
 
     fn query(&self, sql: &str, values: &[Value<'_>]) -> Result<Vec<Row>> {
-        let mut statement = self.connection.prepare_cached(sql)?;
+        let mut statement = prepare(self.connection, sql, values.len())?;
         bind(&mut statement, values)?;
         let columns = statement.column_count();
         let mut rows = statement.raw_query();

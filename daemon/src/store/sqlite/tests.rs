@@ -266,4 +266,16 @@ fn parameters_are_bound_by_their_numbers_whatever_their_order() {
     assert_eq!(row.text(1).unwrap(), "two");
     let short = tx.query("SELECT $1 + $2", &[Value::Int(1)]).err().unwrap();
     assert!(short.to_string().contains("takes 2 values"), "{short}");
+    // Many values (an import's rows), out of order too.
+    let numbers: Vec<Value<'_>> = (1..=200).map(Value::Int).collect();
+    let sql = format!(
+        "SELECT $200 - $1, {}",
+        (2..200)
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(" + ")
+    );
+    let mut row = tx.query_one(&sql, &numbers).unwrap();
+    assert_eq!(row.int(0).unwrap(), 199);
+    assert_eq!(row.int(1).unwrap(), (2..200).sum::<i64>());
 }
