@@ -1,42 +1,30 @@
-//! The D-Bus contract between `pam_mfa.so`, `mfad` and `mfactl`.
+//! The D-Bus contract between `mfad` and `mfactl` on the system bus, and what every part
+//! shares.
 //!
-//! Everything a client and the daemon must agree on lives here: the bus, object and interface
-//! names, the login dialogue's wire types, the error names and the client proxies. The PAM module
-//! links this crate, so it stays small: zbus, serde and libc only.
-// Exceptions, each with its reason: in `wire`, zbus's message parser (marked unsafe) and
-// send(2) with MSG_NOSIGNAL.
-#![deny(unsafe_code)]
+//! The bus, object and interface names, the error names and the client proxies of the Admin
+//! and User interfaces live here. The Login contract, which the PAM module and mfad's login
+//! socket share, lives in `pam-mfa-login` (re-exported here): the module links that crate only.
+#![forbid(unsafe_code)]
 
-pub mod dialogue;
 mod error;
-pub mod limits;
 pub mod owner;
 pub mod proxy;
-pub mod wire;
 
-pub use dialogue::{Action, Notice, Turn, WireTurn};
 pub use error::Error;
+pub use pam_mfa_login::{
+    Action, LOGIN_INTERFACE, LOGIN_SOCKET, Notice, OBJECT_PATH, Turn, UNAVAILABLE_NOTICE, WireTurn,
+    context, contract, dialogue, limits, marshal, wire,
+};
 
 /// The well-known name `mfad` owns on the bus.
 pub const BUS_NAME: &str = "org.pam_mfa.Mfad1";
-/// The object that carries every interface.
-pub const OBJECT_PATH: &str = "/org/pam_mfa/Mfad1";
-/// Interface the PAM module talks to.
-pub const LOGIN_INTERFACE: &str = "org.pam_mfa.Mfad1.Login";
 /// Interface for administrators (uid 0, and members of the configured `admin_group`).
 pub const ADMIN_INTERFACE: &str = "org.pam_mfa.Mfad1.Admin";
 /// Interface for any user, about their own account only.
 pub const USER_INTERFACE: &str = "org.pam_mfa.Mfad1.User";
 
-/// What the user sees, as one line, when the second factor cannot be checked at all (the
-/// daemon is absent, does not answer in time, or cannot read its state).
-pub const UNAVAILABLE_NOTICE: &str = "The second factor cannot be checked right now; try again \
-                                      later or contact the administrator.";
 /// Prefix of every error name the daemon returns.
 pub const ERROR_PREFIX: &str = "org.pam_mfa.Mfad1.Error";
-
-/// Where mfad serves logins directly, peer to peer, unless configured otherwise.
-pub const LOGIN_SOCKET: &str = "/run/pam-mfa/login.socket";
 
 /// Where the system bus listens when `DBUS_SYSTEM_BUS_ADDRESS` is not set.
 pub const SYSTEM_BUS_ADDRESS: &str = "unix:path=/run/dbus/system_bus_socket";
@@ -48,14 +36,6 @@ pub fn bus_address(explicit: Option<&str>) -> String {
         .map(str::to_owned)
         .or_else(|| std::env::var("DBUS_SYSTEM_BUS_ADDRESS").ok())
         .unwrap_or_else(|| SYSTEM_BUS_ADDRESS.to_owned())
-}
-
-/// Context keys a client may pass to `Login.Begin`; the daemon ignores any other key.
-pub mod context {
-    pub const SERVICE: &str = "service";
-    pub const RHOST: &str = "rhost";
-    pub const RUSER: &str = "ruser";
-    pub const TTY: &str = "tty";
 }
 
 /// What `Admin.Status` and `Admin.Users` report for one user.
@@ -369,19 +349,7 @@ mod tests {
                 path.as_ref().unwrap().to_string(),
             )
         };
-        use proxy::{AdminProxy, LoginProxy, UserProxy};
-        assert_eq!(
-            names(
-                LoginProxy::INTERFACE,
-                LoginProxy::DESTINATION,
-                LoginProxy::PATH
-            ),
-            (
-                LOGIN_INTERFACE.to_owned(),
-                BUS_NAME.to_owned(),
-                OBJECT_PATH.to_owned()
-            )
-        );
+        use proxy::{AdminProxy, UserProxy};
         assert_eq!(
             names(
                 AdminProxy::INTERFACE,
@@ -407,6 +375,21 @@ mod tests {
             )
         );
         assert!(ERROR_PREFIX.starts_with(BUS_NAME));
+    }
+
+    /// The login socket's error names are the bus's.
+    #[test]
+    fn the_login_contract_names_the_errors_as_mfad_sends_them() {
+        use zbus::DBusError;
+        let name = |error: Error| error.name().to_string();
+        assert_eq!(
+            name(Error::PermissionDenied(String::new())),
+            contract::errors::PERMISSION_DENIED
+        );
+        assert_eq!(
+            name(Error::Internal(String::new())),
+            contract::errors::INTERNAL
+        );
     }
 
     #[test]

@@ -1,26 +1,6 @@
 //! Client proxies for `mfad`'s interfaces.
 
-use std::collections::HashMap;
-
-use crate::{AuditEntry, Error, Explanation, NewEnrollment, UserStatus, WireTurn};
-
-/// The login dialogue, for `pam_mfa.so` (and screen lockers, which call it for their own user).
-#[zbus::proxy(
-    interface = "org.pam_mfa.Mfad1.Login",
-    default_service = "org.pam_mfa.Mfad1",
-    default_path = "/org/pam_mfa/Mfad1"
-)]
-pub trait Login {
-    /// Starts a login for `user`; returns the session id and the first turn.
-    fn begin(&self, user: &str, context: HashMap<&str, &str>) -> Result<(String, WireTurn), Error>;
-
-    /// Sends the reply to the last question; returns the next turn.
-    fn answer(&self, session: &str, reply: &str) -> Result<WireTurn, Error>;
-
-    /// Ends an unfinished login at once (the user gave no answer, the application went away).
-    /// Unknown sessions are ignored.
-    fn cancel(&self, session: &str) -> Result<(), Error>;
-}
+use crate::{AuditEntry, Error, Explanation, NewEnrollment, UserStatus};
 
 /// Self-service: every method acts on the caller's own account, known from the bus (never
 /// from an argument).

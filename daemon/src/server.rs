@@ -15,7 +15,7 @@ use crate::log;
 use crate::store::postgres::PostgresBackend;
 use crate::store::sqlite::SqliteBackend;
 use crate::store::{Store, StoreError};
-use crate::transport::bus::{AdminInterface, LoginInterface, UserInterface};
+use crate::transport::bus::{AdminInterface, UserInterface};
 use crate::transport::identity::Identities;
 use crate::transport::{ServedCore, Shared};
 
@@ -89,13 +89,10 @@ pub async fn serve(
         .build()
         .await
         .map_err(on_bus(format!("cannot connect to the bus at {address}")))?;
-    // By default on the system bus only: an mfad on a bus of its own (a test's, a container's)
-    // serves a login socket only where its configuration says.
-    let login_socket = match &config.login_socket {
-        Some(path) => path.clone(),
-        None if bus.is_none() => pam_mfa_config::DEFAULT_LOGIN_SOCKET.into(),
-        None => std::path::PathBuf::new(),
-    };
+    let login_socket = config
+        .login_socket
+        .clone()
+        .unwrap_or_else(|| pam_mfa_config::DEFAULT_LOGIN_SOCKET.into());
     let shared = Shared {
         core: Arc::new(Core::new(config, store.clone(), SystemClock).reloading_from(config_path)),
         identities: Arc::new(Identities::default()),
@@ -103,8 +100,8 @@ pub async fn serve(
     spawn_reloader(shared.core.clone())?;
     spawn_sweeper(shared.core.clone())?;
     spawn_pruner(store, shared.core.clone())?;
-    // Follow disconnections before serving anything: the logins of a connection that went
-    // away end at once, and so does what is known of it.
+    // Follow disconnections before serving anything: what is known of a connection that went
+    // away is forgotten at once.
     let dbus = zbus::fdo::DBusProxy::new(&connection)
         .await
         .map_err(on_bus("cannot talk to the bus"))?;
@@ -113,10 +110,6 @@ pub async fn serve(
         .await
         .map_err(on_bus("cannot follow the bus's connections"))?;
     let objects = connection.object_server();
-    objects
-        .at(OBJECT_PATH, LoginInterface::on_bus(shared.clone()))
-        .await
-        .map_err(on_bus("cannot serve the Login interface"))?;
     objects
         .at(OBJECT_PATH, AdminInterface(shared.clone()))
         .await
@@ -138,18 +131,15 @@ pub async fn serve(
     }
     // Only the mfad that owns the name serves the login socket: a second one, which exits
     // above, never touches the first one's socket.
-    if !login_socket.as_os_str().is_empty() {
-        crate::transport::login_socket::serve(shared.clone(), &login_socket).map_err(in_system(
-            format!("cannot serve logins on {}", login_socket.display()),
-        ))?;
-        log::info(&format!("serving logins on {}", login_socket.display()));
-    }
+    crate::transport::login_socket::serve(shared.clone(), &login_socket).map_err(in_system(
+        format!("cannot serve logins on {}", login_socket.display()),
+    ))?;
+    log::info(&format!("serving logins on {}", login_socket.display()));
     log::info(&format!("serving {BUS_NAME} on {address}"));
     while let Some(signal) = gone.next().await {
         let Ok(args) = signal.args() else { continue };
         let name = args.name().as_str();
         if name.starts_with(':') && args.new_owner().is_none() {
-            shared.core.connection_closed(name);
             shared.identities.forget(name);
         }
     }

@@ -1,7 +1,6 @@
 //! Module arguments from the PAM configuration line.
 #![forbid(unsafe_code)]
 
-use std::str::FromStr;
 use std::time::Duration;
 
 /// What to do when `mfad` or the bus cannot be reached.
@@ -27,17 +26,16 @@ pub enum NotRequired {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
-    /// D-Bus address of the bus `mfad` is on; `None` means the system bus.
-    pub bus: Option<String>,
-    /// mfad's login socket, tried before the bus; `None`: the bus only. By default the
-    /// standard socket, unless `bus=` names a bus (tests, containers) without `socket=`.
-    pub socket: Option<std::path::PathBuf>,
+    /// mfad's login socket.
+    pub socket: std::path::PathBuf,
     /// Bound on each exchange with the daemon, connection set-up included.
     pub timeout: Duration,
     pub failmode: FailMode,
     /// `notrequired=`: the verdict when MFA is not required of the user.
     pub not_required: NotRequired,
     pub debug: bool,
+    /// Arguments of earlier versions that are now ignored, as written (see [`OBSOLETE`]).
+    pub obsolete: Vec<String>,
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -66,21 +64,13 @@ impl Argument {
 /// Every argument pam_mfa.so accepts.
 pub const ARGUMENTS: &[Argument] = &[
     Argument {
-        syntax: "socket=PATH|none",
+        syntax: "socket=PATH",
         default: "/run/pam-mfa/login.socket",
-        example: "socket=none",
-        text: "mfad's login socket, tried before the bus: one peer-to-peer connection, checked \
-               to be served by root before anything is sent. A socket that is missing, or that \
-               nothing listens on, sends the login to the bus. none: the bus only. Without \
-               socket=, a bus= argument means that bus only.",
-    },
-    Argument {
-        syntax: "bus=ADDRESS",
-        default: "the system bus",
-        example: "bus=unix:path=/run/test/bus",
-        text: "D-Bus address of the bus mfad is on, for containers and tests. The module \
-               ignores DBUS_SYSTEM_BUS_ADDRESS: it uses the system bus's standard socket \
-               (unix:path=/run/dbus/system_bus_socket) unless told otherwise here.",
+        example: "socket=/run/test/login.socket",
+        text: "mfad's login socket, the one way the module reaches mfad: one peer-to-peer \
+               D-Bus connection per login, checked to be served by root (mfad, or systemd's \
+               mfad.socket) before anything is sent. For containers and tests; mfad's \
+               login_socket setting must name the same path.",
     },
     Argument {
         syntax: "timeout=SECONDS",
@@ -94,12 +84,14 @@ pub const ARGUMENTS: &[Argument] = &[
         syntax: "failmode=secure|safe",
         default: "secure",
         example: "failmode=safe",
-        text: "What happens when mfad is definitely absent: no bus socket, connection \
-               refused, or nobody owns mfad's bus name. secure denies with \
+        text: "What happens when mfad is definitely absent: no socket file, connection \
+               refused, or a connection closed before mfad said anything (nobody serves the \
+               socket: mfad is gone, or systemd could not start it). secure denies with \
                PAM_AUTHINFO_UNAVAIL and tells the user in one line that the second factor \
                cannot be checked; safe lets the login through with PAM_SUCCESS and logs an \
                alert.\n\n\
-               A time-out, a refusal, or losing mfad after it asked for a code deny in both \
+               A time-out, a refusal after connecting (mfad's own, or a socket served by a \
+               user other than root), or losing mfad after it asked for a code deny in both \
                modes: any local user can slow a daemon down, and must not be able to turn that \
                into logins without a code. Keep secure for su and sudo.",
     },
@@ -122,48 +114,55 @@ pub const ARGUMENTS: &[Argument] = &[
     },
 ];
 
+/// Arguments of earlier versions, ignored with a warning rather than refused: a PAM line
+/// written for them must keep letting people in after an upgrade. Each with what replaced it.
+pub const OBSOLETE: &[(&str, &str)] = &[
+    (
+        "bus",
+        "the module reaches mfad only on its login socket (socket=PATH), no longer on a bus",
+    ),
+    (
+        "socket=none",
+        "the login socket is the only way to mfad (socket=PATH names another one)",
+    ),
+];
+
 impl Default for Args {
     fn default() -> Self {
         Args {
-            bus: None,
-            socket: Some(pam_mfa_api::LOGIN_SOCKET.into()),
+            socket: pam_mfa_login::LOGIN_SOCKET.into(),
             timeout: DEFAULT_TIMEOUT,
             failmode: FailMode::Secure,
             not_required: NotRequired::Ignore,
             debug: false,
+            obsolete: Vec::new(),
         }
     }
 }
 
 impl Args {
-    /// Parses the [`ARGUMENTS`]. Any other argument is an error naming it: a typo must not
-    /// quietly change how logins are decided.
+    /// Parses the [`ARGUMENTS`]. Any other argument is an error naming it, except the
+    /// [`OBSOLETE`] ones: a typo must not quietly change how logins are decided.
     pub fn parse<S: AsRef<str>>(arguments: &[S]) -> Result<Args, String> {
         let mut args = Args::default();
-        let mut socket = None;
         for argument in arguments {
             let argument = argument.as_ref();
-            // Only what is described is read: an argument missing from ARGUMENTS is unknown.
             let name = argument.split_once('=').map_or(argument, |(name, _)| name);
+            if OBSOLETE
+                .iter()
+                .any(|(obsolete, _)| *obsolete == name || *obsolete == argument)
+            {
+                args.obsolete.push(argument.to_owned());
+                continue;
+            }
+            // Only what is described is read: an argument missing from ARGUMENTS is unknown.
             if !ARGUMENTS.iter().any(|described| described.name() == name) {
                 return Err(format!("unknown argument {argument:?}"));
             }
             match argument.split_once('=') {
-                Some(("bus", address)) => {
-                    // zbus reports a malformed address only when connecting, where it would
-                    // look like an unreachable daemon; refuse it here instead.
-                    zbus::Address::from_str(address)
-                        .map_err(|error| format!("bus={address}: not a D-Bus address ({error})"))?;
-                    args.bus = Some(address.into());
-                }
-                Some(("socket", "none")) => socket = Some(None),
-                Some(("socket", path)) if path.starts_with('/') => {
-                    socket = Some(Some(path.into()));
-                }
+                Some(("socket", path)) if path.starts_with('/') => args.socket = path.into(),
                 Some(("socket", path)) => {
-                    return Err(format!(
-                        "socket={path}: expected an absolute path, or none for the bus only"
-                    ));
+                    return Err(format!("socket={path}: expected an absolute path"));
                 }
                 Some(("timeout", seconds)) => {
                     args.timeout = seconds
@@ -191,13 +190,32 @@ impl Args {
                 _ => return Err(format!("unknown argument {argument:?}")),
             }
         }
-        args.socket = match socket {
-            Some(socket) => socket,
-            // A bus named without a socket: the bus only (a container's or a test's).
-            None if args.bus.is_some() => None,
-            None => args.socket,
-        };
         Ok(args)
+    }
+
+    /// The one warning to log about the obsolete arguments, if any were given.
+    pub fn obsolete_warning(&self) -> Option<String> {
+        if self.obsolete.is_empty() {
+            return None;
+        }
+        let replaced: Vec<String> = self
+            .obsolete
+            .iter()
+            .map(|given| {
+                let name = given
+                    .split_once('=')
+                    .map_or(given.as_str(), |(name, _)| name);
+                let why = OBSOLETE
+                    .iter()
+                    .find(|(obsolete, _)| *obsolete == given || *obsolete == name)
+                    .map_or("", |(_, why)| *why);
+                format!("{given:?} ({why})")
+            })
+            .collect();
+        Some(format!(
+            "ignoring obsolete argument {}; remove it from the PAM configuration",
+            replaced.join(", ")
+        ))
     }
 }
 
@@ -216,7 +234,7 @@ mod tests {
     #[test]
     fn every_argument_is_read() {
         let args = Args::parse(&[
-            "bus=unix:path=/tmp/bus",
+            "socket=/tmp/login.socket",
             "timeout=1.5",
             "failmode=safe",
             "notrequired=success",
@@ -224,25 +242,34 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(args.not_required, NotRequired::Success);
-        assert_eq!(args.bus.as_deref(), Some("unix:path=/tmp/bus"));
+        assert_eq!(args.socket, std::path::Path::new("/tmp/login.socket"));
         assert_eq!(args.timeout, Duration::from_millis(1500));
         assert_eq!(args.failmode, FailMode::Safe);
         assert!(args.debug);
     }
 
-    /// The login socket is tried first by default; a bus named for a test or a container means
-    /// that bus only, unless `socket=` names a socket too.
+    /// A PAM line written for an earlier version keeps working: `bus=` and `socket=none` are
+    /// ignored, and one warning says so and what replaced them.
     #[test]
-    fn the_login_socket_is_used_unless_a_bus_is_named_without_one() {
-        let socket = |args: &[&str]| Args::parse(args).unwrap().socket;
-        let standard = Some(std::path::PathBuf::from(pam_mfa_api::LOGIN_SOCKET));
-        assert_eq!(socket(&[]), standard);
-        assert_eq!(socket(&["bus=unix:path=/tmp/bus"]), None);
+    fn obsolete_arguments_are_ignored_with_one_warning() {
+        let args = Args::parse(&["bus=unix:path=/tmp/bus", "socket=none", "debug"]).unwrap();
         assert_eq!(
-            socket(&["bus=unix:path=/tmp/bus", "socket=/tmp/login.socket"]),
-            Some("/tmp/login.socket".into())
+            args.socket,
+            std::path::Path::new(pam_mfa_login::LOGIN_SOCKET)
         );
-        assert_eq!(socket(&["socket=none"]), None);
+        assert!(args.debug);
+        let warning = args.obsolete_warning().unwrap();
+        assert!(
+            warning.contains(
+                "\"bus=unix:path=/tmp/bus\" (the module reaches mfad only on its login socket"
+            ),
+            "{warning}"
+        );
+        assert!(
+            warning.contains("\"socket=none\" (the login socket is the only way"),
+            "{warning}"
+        );
+        assert_eq!(Args::parse(&["debug"]).unwrap().obsolete_warning(), None);
         let error = Args::parse(&["socket=run/login.socket"]).unwrap_err();
         assert!(error.contains("absolute path"), "{error}");
     }
@@ -286,12 +313,7 @@ mod tests {
                 .default
         };
         let defaults = Args::default();
-        assert_eq!(
-            defaults.socket.as_deref(),
-            Some(std::path::Path::new(described("socket=")))
-        );
-        assert_eq!(defaults.bus, None);
-        assert_eq!(described("bus="), "the system bus");
+        assert_eq!(defaults.socket, std::path::Path::new(described("socket=")));
         assert_eq!(
             defaults.timeout,
             Duration::from_secs(described("timeout=").parse().unwrap())
@@ -325,9 +347,7 @@ mod tests {
                 .unwrap_err()
                 .contains("timeout=soon")
         );
-        assert!(Args::parse(&["bus="]).unwrap_err().contains("bus="));
-        let typo = Args::parse(&["bus=unix:pth=/run/bus"]).unwrap_err();
-        assert!(typo.contains("not a D-Bus address"), "{typo}");
+        assert!(Args::parse(&["socket="]).unwrap_err().contains("socket="));
         assert!(Args::parse(&["nodebug"]).is_err());
     }
 }

@@ -1,30 +1,48 @@
-//! Why an exchange with the daemon gave no usable answer, for every way of reaching it.
+//! Why an exchange with mfad gave no usable answer, classified where it happens.
 //!
-//! Each failure is classified where it happens, from the concrete error: connecting, checking
-//! who owns the name, or calling. The fail mode later trusts that classification, so a time-out
-//! (which any local user can cause by flooding the bus) never passes for an absent daemon.
+//! What "absent" means is decided here, once: no socket file, a socket nobody listens on
+//! (connection refused), or a connection closed before a single byte came back (nobody behind
+//! it: the socket's listener went away with the connection in its queue, as systemd does when
+//! it cannot start mfad). Only absence lets `failmode=safe` allow a login. Everything else —
+//! a time-out, a refusal after connecting (mfad's own, or a peer that is not root), an error
+//! mfad answers — denies: any local user can slow mfad down, and must not be able to turn that
+//! into logins without a code.
 #![forbid(unsafe_code)]
 
 use std::io;
 use std::time::Duration;
 
-use pam_mfa_api::Error;
+use pam_mfa_login::contract::{ReplyError, errors};
 
 /// Why an exchange with the daemon gave no usable answer.
 #[derive(Debug)]
 pub enum Failure {
-    /// The daemon is definitely not there: the bus socket is missing or refuses connections, or
-    /// nobody owns the name. Only this lets `failmode=safe` allow a login.
+    /// mfad is definitely not there (see the module's documentation). Only this lets
+    /// `failmode=safe` allow a login.
     Absent(String),
-    /// Something is there but did not answer: a time-out, no reply, a failed handshake, a
-    /// connection dropped mid-call, any other I/O error.
+    /// Something is there but did not answer: a time-out, a connection dropped mid-call, a
+    /// reply that is not one, any other I/O error.
     NoAnswer(String),
-    /// We were refused, or refused to talk: the bus policy, an owner of the name that is not
-    /// root, or the daemon's own `PermissionDenied`.
+    /// We were refused, or refused to talk: a peer that is not root, mfad's refusal of the
+    /// connection, or its `PermissionDenied`.
     Refused(String),
-    /// The daemon answered with one of its own errors (an expired session, an internal failure,
-    /// too many requests...). Never a transport error nor `PermissionDenied`.
-    Daemon(Error),
+    /// mfad answered with one of its own errors (an expired session, an internal failure, too
+    /// many requests...).
+    Daemon(DaemonError),
+}
+
+/// An error mfad answered: its D-Bus name and its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonError {
+    pub name: String,
+    pub text: String,
+}
+
+impl DaemonError {
+    /// mfad could not do its work (its store failed).
+    pub fn is_internal(&self) -> bool {
+        self.name == errors::INTERNAL
+    }
 }
 
 impl std::fmt::Display for Failure {
@@ -33,59 +51,63 @@ impl std::fmt::Display for Failure {
             Failure::Absent(text) | Failure::NoAnswer(text) | Failure::Refused(text) => {
                 f.write_str(text)
             }
-            Failure::Daemon(error) => write!(f, "{error}"),
+            Failure::Daemon(error) => f.write_str(&error.text),
         }
     }
 }
 
-/// Classifies a failure to connect to the bus (socket, then handshake).
-pub fn connect_failure(error: zbus::Error) -> Failure {
-    let text = format!("cannot connect to the bus: {error}");
-    match &error {
-        zbus::Error::Connection(io, _)
-            if matches!(
-                io.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            Failure::Absent(text)
+/// Classifies a failure to connect to the socket at `display`.
+pub fn connect_failure(display: &str, error: &io::Error) -> Failure {
+    match error.kind() {
+        io::ErrorKind::NotFound => Failure::Absent(format!("{display} does not exist: {error}")),
+        io::ErrorKind::ConnectionRefused => {
+            Failure::Absent(format!("nothing listens on {display}: {error}"))
         }
-        _ => Failure::NoAnswer(text),
+        io::ErrorKind::TimedOut => Failure::NoAnswer(format!(
+            "cannot connect to {display}: no answer in time (its queue is full)"
+        )),
+        _ => Failure::NoAnswer(format!("cannot connect to {display}: {error}")),
     }
 }
 
-/// Classifies a failure of the check that root owns the daemon's name.
-pub fn owner_failure(error: Error) -> Failure {
+/// Classifies a failure to write to or read from the connection during the call `member`
+/// (`doing`: "cannot read from", say). `heard` says whether any byte came back from mfad on it.
+pub fn io_failure(
+    display: &str,
+    (member, doing): (&str, &str),
+    error: &io::Error,
+    limit: Duration,
+    heard: bool,
+) -> Failure {
+    let closed = matches!(
+        error.kind(),
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionAborted
+    );
+    if closed && !heard {
+        return Failure::Absent(format!(
+            "nobody serves {display}: the connection closed before any answer"
+        ));
+    }
+    if error.kind() == io::ErrorKind::TimedOut {
+        return timed_out(member, limit);
+    }
+    Failure::NoAnswer(format!("{member}: {doing} {display}: {error}"))
+}
+
+/// Classifies what came back for a call.
+pub fn reply_failure(error: ReplyError) -> Failure {
     match error {
-        Error::NotRoot(text) => Failure::Refused(text),
-        other => {
-            let text = format!("cannot check who owns {}: {other}", pam_mfa_api::BUS_NAME);
-            bus_failure(&other, text)
+        ReplyError::Error { name, text } => {
+            if name == errors::PERMISSION_DENIED || name == errors::ACCESS_DENIED {
+                Failure::Refused(text)
+            } else {
+                Failure::Daemon(DaemonError { name, text })
+            }
         }
-    }
-}
-
-/// Classifies an error that is not the daemon's own answer: absence and the bus policy's
-/// refusal by their names, anything else as no answer.
-fn bus_failure(error: &Error, text: String) -> Failure {
-    if error.is_absent() {
-        Failure::Absent(text)
-    } else if error.is_access_denied() {
-        Failure::Refused(text)
-    } else {
-        Failure::NoAnswer(text)
-    }
-}
-
-/// Classifies the failure of a call to the daemon (the connection is up, the owner checked).
-pub fn call_failure(what: &str, error: Error) -> Failure {
-    match error {
-        Error::PermissionDenied(text) => Failure::Refused(text),
-        // Absent here: the daemon left between the owner check and this call.
-        Error::ZBus(_) => bus_failure(&error, format!("{what} failed: {error}")),
-        // Never sent by mfad: whoever sent it is not the daemon we expect.
-        Error::NotRoot(text) => Failure::Refused(text),
-        other => Failure::Daemon(other),
+        ReplyError::Malformed(text) => Failure::NoAnswer(text),
     }
 }
 
@@ -98,107 +120,91 @@ pub fn timed_out(what: &str, limit: Duration) -> Failure {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use zbus::fdo;
-
     use super::*;
 
-    fn io_error(kind: io::ErrorKind) -> zbus::Error {
-        let address: zbus::Address = "unix:path=/nonexistent".parse().unwrap();
-        zbus::Error::Connection(Arc::new(io::Error::from(kind)), Box::new(address))
-    }
-
-    fn fdo(error: fdo::Error) -> Error {
-        Error::ZBus(zbus::Error::FDO(Box::new(error)))
-    }
+    const LIMIT: Duration = Duration::from_secs(5);
 
     fn is_absent(failure: &Failure) -> bool {
         matches!(failure, Failure::Absent(_))
     }
-    fn is_no_answer(failure: &Failure) -> bool {
-        matches!(failure, Failure::NoAnswer(_))
-    }
-    fn is_refused(failure: &Failure) -> bool {
-        matches!(failure, Failure::Refused(_))
+
+    #[test]
+    fn only_a_missing_socket_a_refused_connection_or_silence_then_a_close_is_absence() {
+        let error = io::Error::from;
+        assert!(is_absent(&connect_failure(
+            "s",
+            &error(io::ErrorKind::NotFound)
+        )));
+        assert!(is_absent(&connect_failure(
+            "s",
+            &error(io::ErrorKind::ConnectionRefused)
+        )));
+        for kind in [
+            io::ErrorKind::PermissionDenied,
+            io::ErrorKind::TimedOut,
+            io::ErrorKind::WouldBlock,
+        ] {
+            let failure = connect_failure("s", &error(kind));
+            assert!(matches!(failure, Failure::NoAnswer(_)), "{kind:?}");
+        }
+        for kind in [
+            io::ErrorKind::UnexpectedEof,
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::BrokenPipe,
+        ] {
+            assert!(is_absent(&io_failure(
+                "s",
+                ("Begin", "cannot read from"),
+                &error(kind),
+                LIMIT,
+                false
+            )));
+            // Once mfad said anything, losing it is not absence.
+            let failure = io_failure(
+                "s",
+                ("Begin", "cannot read from"),
+                &error(kind),
+                LIMIT,
+                true,
+            );
+            assert!(matches!(failure, Failure::NoAnswer(_)), "{kind:?}");
+        }
+        // Silence is never absence.
+        let failure = io_failure(
+            "s",
+            ("Begin", "cannot read from"),
+            &error(io::ErrorKind::TimedOut),
+            LIMIT,
+            false,
+        );
+        assert!(matches!(failure, Failure::NoAnswer(text) if text.contains("within 5.0 s")));
     }
 
     #[test]
-    fn only_a_missing_or_refusing_socket_is_absence_when_connecting() {
-        assert!(is_absent(&connect_failure(io_error(
-            io::ErrorKind::NotFound
-        ))));
-        assert!(is_absent(&connect_failure(io_error(
-            io::ErrorKind::ConnectionRefused
-        ))));
-        for error in [
-            io_error(io::ErrorKind::PermissionDenied),
-            io_error(io::ErrorKind::ConnectionReset),
-            zbus::Error::Handshake("the server closed the connection".into()),
-            zbus::Error::InputOutput(Arc::new(io::Error::from(io::ErrorKind::UnexpectedEof))),
-            zbus::Error::InputOutput(Arc::new(io::Error::from(io::ErrorKind::NotFound))),
-        ] {
-            let text = error.to_string();
-            assert!(is_no_answer(&connect_failure(error)), "{text}");
-        }
-    }
-
-    #[test]
-    fn the_owner_check_tells_absence_refusal_and_silence_apart() {
-        assert!(is_absent(&owner_failure(fdo(fdo::Error::NameHasNoOwner(
-            "no".into()
-        )))));
-        assert!(is_refused(&owner_failure(Error::NotRoot(
-            "uid 1000".into()
-        ))));
-        assert!(is_refused(&owner_failure(fdo(fdo::Error::AccessDenied(
-            "policy".into()
-        )))));
-        for error in [
-            fdo(fdo::Error::NoReply("late".into())),
-            fdo(fdo::Error::TimedOut("late".into())),
-            fdo(fdo::Error::Disconnected("gone".into())),
-            Error::ZBus(zbus::Error::InputOutput(Arc::new(io::Error::from(
-                io::ErrorKind::BrokenPipe,
-            )))),
-        ] {
-            let text = error.to_string();
-            assert!(is_no_answer(&owner_failure(error)), "{text}");
-        }
-    }
-
-    #[test]
-    fn call_errors_are_classified_by_what_they_say() {
-        assert!(is_absent(&call_failure(
-            "Begin",
-            fdo(fdo::Error::ServiceUnknown("gone".into()))
-        )));
-        assert!(is_absent(&call_failure(
-            "Begin",
-            fdo(fdo::Error::NameHasNoOwner("gone".into()))
-        )));
-        assert!(is_refused(&call_failure(
-            "Begin",
-            fdo(fdo::Error::AccessDenied("policy".into()))
-        )));
-        assert!(is_refused(&call_failure(
-            "Begin",
-            Error::PermissionDenied("not yours".into())
-        )));
-        for error in [
-            fdo(fdo::Error::NoReply("late".into())),
-            fdo(fdo::Error::Timeout("late".into())),
-            fdo(fdo::Error::LimitsExceeded("flood".into())),
-            Error::ZBus(zbus::Error::InputOutput(Arc::new(io::Error::from(
-                io::ErrorKind::ConnectionReset,
-            )))),
-        ] {
-            let text = error.to_string();
-            assert!(is_no_answer(&call_failure("Answer", error)), "{text}");
-        }
+    fn replies_are_classified_by_their_name() {
+        let reply = |name: &str| ReplyError::Error {
+            name: name.into(),
+            text: "text".into(),
+        };
         assert!(matches!(
-            call_failure("Answer", Error::Internal("disk".into())),
-            Failure::Daemon(Error::Internal(_))
+            reply_failure(reply(errors::PERMISSION_DENIED)),
+            Failure::Refused(_)
+        ));
+        assert!(matches!(
+            reply_failure(reply(errors::ACCESS_DENIED)),
+            Failure::Refused(_)
+        ));
+        assert!(matches!(
+            reply_failure(reply(errors::INTERNAL)),
+            Failure::Daemon(error) if error.is_internal()
+        ));
+        assert!(matches!(
+            reply_failure(reply("org.pam_mfa.Mfad1.Error.NoSuchSession")),
+            Failure::Daemon(error) if !error.is_internal()
+        ));
+        assert!(matches!(
+            reply_failure(ReplyError::Malformed("x".into())),
+            Failure::NoAnswer(_)
         ));
     }
 }

@@ -4,7 +4,7 @@
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::ptr;
 
-use pam_mfa_api::Notice;
+use pam_mfa_login::Notice;
 use pamsm::Pam;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -137,7 +137,7 @@ pub fn connect(
     let stream = std::os::unix::net::UnixStream::from(socket);
     loop {
         // A blocking connect to a Unix socket whose queue is full waits up to SO_SNDTIMEO.
-        let left = pam_mfa_api::wire::time_left(deadline).map_err(|_| {
+        let left = pam_mfa_login::wire::time_left(deadline).map_err(|_| {
             std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 "the socket accepts no connection (its queue stayed full)",

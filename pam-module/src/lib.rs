@@ -1,33 +1,31 @@
 //! `pam_mfa.so`: asks `mfad` for a TOTP second factor at login.
 //!
-//! A thin relay. `pam_sm_authenticate` sends the user and the login's context to the daemon,
-//! shows its notices and questions through the PAM conversation, and returns its verdict. Every
-//! exchange with the daemon is bounded by `timeout=`; when the second factor cannot be checked
-//! the module fails closed (`PAM_AUTHINFO_UNAVAIL`) and tells the user so in one line.
-//! `failmode=safe` lets a login through only when the daemon is definitely absent (no bus
-//! socket, connection refused, nobody owns the name) before it asked anything; never on a
-//! time-out, which any local user can cause.
+//! A thin relay. `pam_sm_authenticate` sends the user and the login's context to the daemon on
+//! its login socket, shows its notices and questions through the PAM conversation, and returns
+//! its verdict. Every exchange with the daemon is bounded by `timeout=`; when the second factor
+//! cannot be checked the module fails closed (`PAM_AUTHINFO_UNAVAIL`) and tells the user so in
+//! one line. `failmode=safe` lets a login through only when the daemon is definitely absent
+//! (see [`failure`]) before it asked anything; never on a time-out, which any local user can
+//! cause. The module runs no thread and no runtime: the login program's own thread does each
+//! exchange with blocking, bounded I/O.
 //!
 //! The arguments are listed, with their meaning, in [`args::ARGUMENTS`] (and pam_mfa(8)).
 
 pub mod args;
-pub mod client;
-pub mod direct;
 pub mod failure;
 mod ffi;
+pub mod mfad;
 pub mod relay;
 pub mod verdict;
 
-use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use pam_mfa_api::{Notice, context};
+use pam_mfa_login::{Notice, context};
 use pamsm::{LogLvl, Pam, PamError, PamFlags, PamLibExt, PamServiceModule, pam_module};
 
 use crate::args::Args;
-use crate::client::BusDaemon;
 use crate::ffi::PamConversation;
-use crate::relay::{Conversation, Outcome};
+use crate::relay::Conversation;
 use crate::verdict::Level;
 
 struct PamMfa;
@@ -76,6 +74,9 @@ fn authenticate(pamh: &Pam, flags: PamFlags, arguments: &[String]) -> PamError {
             return PamError::SERVICE_ERR;
         }
     };
+    if let Some(warning) = args.obsolete_warning() {
+        log(pamh, LogLvl::WARNING, &warning);
+    }
     let user = match pamh.get_user(None) {
         Ok(Some(user)) => user.to_string_lossy().into_owned(),
         _ => {
@@ -95,7 +96,7 @@ fn authenticate(pamh: &Pam, flags: PamFlags, arguments: &[String]) -> PamError {
     let rhost = item(pamh.get_rhost());
     let ruser = item(pamh.get_ruser());
     let tty = ffi::tty(pamh).unwrap_or_default();
-    let context: HashMap<&str, &str> = [
+    let context: Vec<(&str, &str)> = [
         (context::SERVICE, service.as_str()),
         (context::RHOST, rhost.as_str()),
         (context::RUSER, ruser.as_str()),
@@ -104,36 +105,10 @@ fn authenticate(pamh: &Pam, flags: PamFlags, arguments: &[String]) -> PamError {
     .into_iter()
     .filter(|(_, value)| !value.is_empty())
     .collect();
-    let address = args
-        .bus
-        .clone()
-        .unwrap_or_else(|| pam_mfa_api::SYSTEM_BUS_ADDRESS.to_owned());
     let silent = flags.contains(PamFlags::SILENT);
-
-    let direct = match args.socket.as_deref() {
-        Some(path) => direct::connect(path, args.timeout),
-        None => Ok(None),
-    };
-    let outcome = match direct {
-        Ok(Some(mut daemon)) => at_once(relay::run(
-            &mut daemon,
-            &mut conversation,
-            &user,
-            &context,
-            silent,
-        )),
+    let outcome = match mfad::connect(&args.socket, args.timeout) {
+        Ok(mut daemon) => relay::run(&mut daemon, &mut conversation, &user, &context, silent),
         Err(failure) => relay::before_question(failure),
-        // Nothing listens on the login socket: the bus, which also tells whether mfad is absent.
-        Ok(None) => zbus::block_on(async {
-            let runtime = match zruntime::SharedRuntime::current() {
-                Ok(runtime) => runtime,
-                Err(error) => return Outcome::NoAnswer(format!("cannot set up I/O: {error}")),
-            };
-            let mut daemon = BusDaemon::new(address, args.timeout, runtime);
-            let outcome = relay::run(&mut daemon, &mut conversation, &user, &context, silent).await;
-            daemon.close().await;
-            outcome
-        }),
     };
     let verdict = verdict::verdict(
         &outcome,
@@ -151,17 +126,6 @@ fn authenticate(pamh: &Pam, flags: PamFlags, arguments: &[String]) -> PamError {
         let _ = conversation.show(&Notice::Error(notice.to_owned()));
     }
     verdict.code
-}
-
-/// Runs a dialogue whose daemon does its I/O in place (the login socket's): it is done when
-/// first polled. Anything else is driven to its end as usual.
-fn at_once<F: std::future::Future>(future: F) -> F::Output {
-    let mut future = Box::pin(future);
-    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-    match future.as_mut().poll(&mut context) {
-        std::task::Poll::Ready(output) => output,
-        std::task::Poll::Pending => zbus::block_on(future),
-    }
 }
 
 fn log_level(level: Level) -> LogLvl {

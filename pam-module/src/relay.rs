@@ -2,10 +2,9 @@
 //! conversation, and turns its verdict into a PAM result. No policy lives here.
 #![forbid(unsafe_code)]
 
-use std::collections::HashMap;
-
-use pam_mfa_api::limits::MAX_REPLY_LEN;
-use pam_mfa_api::{Action, Error, Notice, Turn, WireTurn};
+use pam_mfa_login::contract::Begun;
+use pam_mfa_login::limits::MAX_REPLY_LEN;
+use pam_mfa_login::{Action, Notice, Turn, WireTurn};
 use zeroize::Zeroizing;
 
 use crate::failure::Failure;
@@ -21,16 +20,11 @@ pub trait Conversation {
 pub struct ConversationFailed;
 
 /// The daemon's side of the login. Failures come classified (see [`Failure`]).
-#[allow(async_fn_in_trait)]
 pub trait Daemon {
-    async fn begin(
-        &mut self,
-        user: &str,
-        context: &HashMap<&str, &str>,
-    ) -> Result<(String, WireTurn), Failure>;
-    async fn answer(&mut self, session: &str, reply: &str) -> Result<WireTurn, Failure>;
+    fn begin(&mut self, user: &str, context: &[(&str, &str)]) -> Result<Begun, Failure>;
+    fn answer(&mut self, session: &str, reply: &str) -> Result<WireTurn, Failure>;
     /// Ends `session` at once; best effort, bounded like every call.
-    async fn cancel(&mut self, session: &str);
+    fn cancel(&mut self, session: &str);
 }
 
 /// How a login ended, before the fail mode turns it into a PAM code.
@@ -58,15 +52,15 @@ pub enum Outcome {
 }
 
 /// Runs the dialogue for `user` to its end.
-pub async fn run<D: Daemon, C: Conversation>(
+pub fn run<D: Daemon, C: Conversation>(
     daemon: &mut D,
     conversation: &mut C,
     user: &str,
-    context: &HashMap<&str, &str>,
+    context: &[(&str, &str)],
     silent: bool,
 ) -> Outcome {
-    let (session, mut wire) = match daemon.begin(user, context).await {
-        Ok(started) => started,
+    let (session, mut wire) = match daemon.begin(user, context) {
+        Ok(Begun { session, turn }) => (session, turn),
         Err(failure) => return before_question(failure),
     };
     loop {
@@ -74,7 +68,7 @@ pub async fn run<D: Daemon, C: Conversation>(
             Ok(turn) => turn,
             Err(unknown) => {
                 let outcome = Outcome::Deny(format!("daemon sent an {unknown}"));
-                return abandon(daemon, &session, outcome).await;
+                return abandon(daemon, &session, outcome);
             }
         };
         for notice in &turn.notices {
@@ -90,7 +84,7 @@ pub async fn run<D: Daemon, C: Conversation>(
                 conversation.show(notice)
             };
             if shown.is_err() {
-                return abandon(daemon, &session, Outcome::ConversationFailed).await;
+                return abandon(daemon, &session, Outcome::ConversationFailed);
             }
         }
         let reply = match &turn.action {
@@ -102,7 +96,7 @@ pub async fn run<D: Daemon, C: Conversation>(
             Action::Skip => return Outcome::Skip,
         };
         let Ok(reply) = reply else {
-            return abandon(daemon, &session, Outcome::ConversationFailed).await;
+            return abandon(daemon, &session, Outcome::ConversationFailed);
         };
         // No code is this long: send an empty reply, which the daemon counts as a wrong try,
         // rather than put an arbitrary amount of the application's data on the bus.
@@ -111,7 +105,7 @@ pub async fn run<D: Daemon, C: Conversation>(
         } else {
             &reply
         };
-        wire = match daemon.answer(&session, sent).await {
+        wire = match daemon.answer(&session, sent) {
             Ok(wire) => wire,
             Err(failure) => return after_question(failure),
         };
@@ -120,9 +114,9 @@ pub async fn run<D: Daemon, C: Conversation>(
 
 /// Ends an unfinished login: the daemon drops the session now instead of keeping it (and the
 /// user's session slot) until it expires.
-async fn abandon<D: Daemon>(daemon: &mut D, session: &str, outcome: Outcome) -> Outcome {
+fn abandon<D: Daemon>(daemon: &mut D, session: &str, outcome: Outcome) -> Outcome {
     if !session.is_empty() {
-        daemon.cancel(session).await;
+        daemon.cancel(session);
     }
     outcome
 }
@@ -145,7 +139,7 @@ fn after_question(failure: Failure) -> Outcome {
 fn answered(failure: Failure) -> Outcome {
     match failure {
         Failure::Refused(reason) => Outcome::Refused(reason),
-        Failure::Daemon(Error::Internal(reason)) => Outcome::DaemonFailed(reason),
+        Failure::Daemon(error) if error.is_internal() => Outcome::DaemonFailed(error.text),
         other => Outcome::Deny(other.to_string()),
     }
 }
@@ -158,6 +152,13 @@ mod tests {
 
     /// A conversation that expects an exact script of notices and prompts, and checks on drop
     /// that every expected exchange happened.
+    fn daemon_error(name: &str, text: &str) -> crate::failure::DaemonError {
+        crate::failure::DaemonError {
+            name: format!("org.pam_mfa.Mfad1.Error.{name}"),
+            text: text.into(),
+        }
+    }
+
     #[derive(Default)]
     struct Script {
         expected: VecDeque<(String, Option<&'static str>)>,
@@ -218,20 +219,19 @@ mod tests {
     }
 
     impl Daemon for Scripted {
-        async fn begin(
-            &mut self,
-            _user: &str,
-            _context: &HashMap<&str, &str>,
-        ) -> Result<(String, WireTurn), Failure> {
+        fn begin(&mut self, _user: &str, _context: &[(&str, &str)]) -> Result<Begun, Failure> {
             let session = self.session.to_owned();
-            self.turns.pop_front().unwrap().map(|turn| (session, turn))
+            self.turns
+                .pop_front()
+                .unwrap()
+                .map(|turn| Begun { session, turn })
         }
-        async fn answer(&mut self, session: &str, reply: &str) -> Result<WireTurn, Failure> {
+        fn answer(&mut self, session: &str, reply: &str) -> Result<WireTurn, Failure> {
             assert_eq!(session, self.session);
             self.replies.push(reply.to_owned());
             self.turns.pop_front().unwrap()
         }
-        async fn cancel(&mut self, session: &str) {
+        fn cancel(&mut self, session: &str) {
             self.cancelled.push(session.to_owned());
         }
     }
@@ -252,13 +252,7 @@ mod tests {
             Ok(Turn::new(Action::Allow).with_notice(Notice::Info("welcome".into()))),
         ]);
         let mut script = Script::default().shows("QR").asks("Code: ", "123456");
-        let outcome = zbus::block_on(run(
-            &mut daemon,
-            &mut script,
-            "alice",
-            &HashMap::new(),
-            true,
-        ));
+        let outcome = run(&mut daemon, &mut script, "alice", &[], true);
         assert!(matches!(outcome, Outcome::Allow));
         // "welcome" came with the verdict: not shown (the script fails on any unexpected text).
     }
@@ -268,19 +262,13 @@ mod tests {
         let mut daemon = daemon(vec![Ok(Turn::new(Action::Deny("locked".into()))
             .with_notice(Notice::Error("locked until 10:00 UTC".into())))]);
         let mut script = Script::default().shows("locked until 10:00 UTC");
-        let outcome = zbus::block_on(run(
-            &mut daemon,
-            &mut script,
-            "alice",
-            &HashMap::new(),
-            true,
-        ));
+        let outcome = run(&mut daemon, &mut script, "alice", &[], true);
         assert!(matches!(outcome, Outcome::Deny(_)));
     }
 
     fn drive(daemon: &mut Scripted, script: Script) -> Outcome {
         let mut script = script;
-        zbus::block_on(run(daemon, &mut script, "alice", &HashMap::new(), false))
+        run(daemon, &mut script, "alice", &[], false)
     }
 
     fn ask() -> Result<Turn, Failure> {
@@ -357,13 +345,7 @@ mod tests {
         let mut daemon = daemon(vec![
             ask().map(|turn| turn.with_notice(Notice::Info("QR".into()))),
         ]);
-        let outcome = zbus::block_on(run(
-            &mut daemon,
-            &mut Broken,
-            "alice",
-            &HashMap::new(),
-            false,
-        ));
+        let outcome = run(&mut daemon, &mut Broken, "alice", &[], false);
         assert_eq!(outcome, Outcome::ConversationFailed);
         assert_eq!(daemon.cancelled, ["s1"]);
     }
@@ -409,11 +391,11 @@ mod tests {
                 Outcome::Refused("not root".into()),
             ),
             (
-                Failure::Daemon(Error::Internal("disk".into())),
+                Failure::Daemon(daemon_error("Internal", "disk")),
                 Outcome::DaemonFailed("disk".into()),
             ),
             (
-                Failure::Daemon(Error::TooManyRequests("slow down".into())),
+                Failure::Daemon(daemon_error("TooManyRequests", "slow down")),
                 Outcome::Deny("slow down".into()),
             ),
         ] {
@@ -438,7 +420,7 @@ mod tests {
         }
         let mut expired = daemon(vec![
             ask(),
-            Err(Failure::Daemon(Error::NoSuchSession("expired".into()))),
+            Err(Failure::Daemon(daemon_error("NoSuchSession", "expired"))),
         ]);
         let outcome = drive(&mut expired, Script::default().asks("Code: ", "1"));
         assert_eq!(outcome, Outcome::Deny("expired".into()));

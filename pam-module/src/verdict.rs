@@ -2,7 +2,7 @@
 //! line for the administrator, the notice for the user. One pure function, tested as a table.
 #![forbid(unsafe_code)]
 
-use pam_mfa_api::UNAVAILABLE_NOTICE;
+use pam_mfa_login::UNAVAILABLE_NOTICE;
 use pamsm::PamError;
 
 use crate::args::{FailMode, NotRequired};

@@ -88,27 +88,8 @@ impl Container {
             .success()
         {
             container.wait_for_log("serving org.pam_mfa.Mfad1", 1);
-            container.choose_path();
         }
         container
-    }
-
-    /// Sends the logins of every PAM file that uses pam_mfa.so over the system bus
-    /// (`socket=none`) when the tests run on the bus path (`PAM_MFA_TEST_PATH=bus`); by default
-    /// they use mfad's login socket, as installed. Call it again after changing a PAM file.
-    pub fn choose_path(&self) {
-        if crate::direct_path() {
-            return;
-        }
-        self.run(
-            "root",
-            &[
-                "sh",
-                "-c",
-                "sed -i '/pam_mfa.so/{/socket=/!s/pam_mfa[.]so/pam_mfa.so socket=none/}' \
-                 /etc/pam.d/*",
-            ],
-        );
     }
 
     /// Starts a container of `image` with `options` for `docker run`, and waits for nothing.

@@ -1,7 +1,8 @@
-//! Buses that are not what the module expects, for the fail-mode tests: a permissive bus on
-//! which anyone may own `org.pam_mfa.Mfad1`, served by `fake-mfad` as any uid; sockets that
-//! accept and then never speak D-Bus. Plus PAM services pointing at them and a `pamtest` run
-//! with `PAM_SILENT`.
+//! What stands where mfad should, for the fail-mode tests: a permissive bus on which anyone may
+//! own `org.pam_mfa.Mfad1`, served by `fake-mfad` as any uid (for mfactl); a login socket served
+//! by `fake-mfad`, which records what the module sends; sockets that accept and then hang up,
+//! refuse or say nothing. Plus PAM services pointing at them and a `pamtest` run with
+//! `PAM_SILENT`.
 //!
 //! Build first, as for the rest of the harness: an [`Env`] started in the same test does it.
 
@@ -132,28 +133,88 @@ impl Drop for FakeBus {
     }
 }
 
-/// What a socket that is not a D-Bus server does with a connection.
+/// A login socket served by `fake-mfad` as root, which records the calls it receives.
+pub struct FakeSocket {
+    pub path: PathBuf,
+    record: PathBuf,
+    fake: Child,
+}
+
+impl FakeSocket {
+    /// Starts `fake-mfad` on the socket `name` in `dir`.
+    pub fn start(dir: &Path, name: &str) -> FakeSocket {
+        let path = dir.join(name);
+        let record = dir.join(format!("{name}.calls"));
+        fs::write(&record, "").unwrap();
+        let fake = Command::new(target_dir().join("fake-mfad"))
+            .arg("--socket")
+            .arg(&path)
+            .arg("--record")
+            .arg(&record)
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.join(format!("{name}.log"))).unwrap())
+            .spawn()
+            .expect("start fake-mfad");
+        let mut socket = FakeSocket { path, record, fake };
+        wait_until("fake-mfad to listen", || {
+            assert!(
+                socket.fake.try_wait().unwrap().is_none(),
+                "fake-mfad exited: {}",
+                fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default()
+            );
+            socket.calls().iter().any(|line| line == "ready")
+        });
+        socket
+    }
+
+    /// What fake-mfad recorded, `ready` included.
+    pub fn calls(&self) -> Vec<String> {
+        fs::read_to_string(&self.record)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for FakeSocket {
+    fn drop(&mut self) {
+        let _ = self.fake.kill();
+        let _ = self.fake.wait();
+    }
+}
+
+/// What a socket that is not mfad does with a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mute {
-    /// Accepts and closes at once: the handshake fails.
+    /// Accepts and closes at once, without a word: nobody serves the socket.
     HangsUp,
+    /// Accepts, reads the handshake and refuses it in one line, as mfad refuses a uid over its
+    /// limits.
+    Refuses,
     /// Accepts and never says anything: only the time-out ends the handshake.
     Silent,
 }
 
 /// Listens on `path` in a background thread and treats every connection as `mute` says. The
 /// thread lives as long as the test process.
-pub fn mute_socket(path: &Path, mute: Mute) -> String {
+pub fn mute_socket(path: &Path, mute: Mute) {
     let listener = UnixListener::bind(path).unwrap();
     std::thread::spawn(move || {
         let mut held: Vec<UnixStream> = Vec::new();
-        for stream in listener.incoming().flatten() {
-            if mute == Mute::Silent {
-                held.push(stream);
+        for mut stream in listener.incoming().flatten() {
+            match mute {
+                Mute::HangsUp => drop(stream),
+                Mute::Refuses => {
+                    use std::io::{Read, Write};
+                    let mut first = [0u8; 64];
+                    let _ = stream.read(&mut first);
+                    let _ = stream.write_all(b"ERROR too many connections for uid 0\r\n");
+                }
+                Mute::Silent => held.push(stream),
             }
         }
     });
-    format!("unix:path={}", path.display())
 }
 
 /// Writes the PAM service `name` into `env`'s configuration directory: `pam_mfa.so ARGS`.

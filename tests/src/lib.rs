@@ -18,6 +18,7 @@
 
 pub mod container;
 pub mod fake;
+pub mod login_proxy;
 pub mod pam;
 pub mod postgres;
 pub mod pty;
@@ -214,8 +215,8 @@ pub struct Env {
     daemon: Mutex<Option<Child>>,
     confdir: PathBuf,
     config_path: PathBuf,
-    /// mfad's login socket, on the direct path (see [`direct_path`]).
-    login_socket: Option<PathBuf>,
+    /// mfad's login socket.
+    login_socket: PathBuf,
     daemon_env: Vec<(String, PathBuf)>,
     private_dev: bool,
     secrets: Mutex<HashMap<String, String>>,
@@ -309,14 +310,14 @@ impl EnvBuilder {
             Some((&passwd, &group)),
         );
 
-        let login_socket = direct_path().then(|| dir.join("run/login.socket"));
+        let login_socket = dir.join("run/login.socket");
         let config_path = dir.join("mfad.toml");
         fs::write(
             &config_path,
             format!(
                 "state_dir = \"{}\"\n{}{}",
                 dir.join("state").display(),
-                socket_setting(login_socket.as_deref()),
+                socket_setting(&login_socket),
                 self.config
             ),
         )
@@ -326,7 +327,7 @@ impl EnvBuilder {
         fs::create_dir(&confdir).unwrap();
         let module = built("libpam_mfa.so");
         let args = &self.module_args;
-        let target = module_target(&address, login_socket.as_deref());
+        let target = module_target(&login_socket);
         // `mfa` and stacks named as the services that use the module, for rules about services.
         let services = [
             ("mfa", ""),
@@ -397,26 +398,14 @@ fn all_threads_stopped(pid: u32) -> bool {
     })
 }
 
-/// Whether the tests run logins on the direct path, mfad's login socket (the default), or on
-/// the bus (`PAM_MFA_TEST_PATH=bus`). The suite runs on both.
-pub fn direct_path() -> bool {
-    std::env::var("PAM_MFA_TEST_PATH").map_or(true, |path| path != "bus")
+/// mfad's setting for its login socket.
+fn socket_setting(socket: &Path) -> String {
+    format!("login_socket = \"{}\"\n", socket.display())
 }
 
-/// One line either way, so that the lines of the rest of the file do not depend on the path.
-fn socket_setting(socket: Option<&Path>) -> String {
-    match socket {
-        Some(socket) => format!("login_socket = \"{}\"\n", socket.display()),
-        None => "# logins on the bus only\n".into(),
-    }
-}
-
-/// Where pam_mfa.so finds mfad: `bus=`, and `socket=` on the direct path.
-fn module_target(address: &str, socket: Option<&Path>) -> String {
-    match socket {
-        Some(socket) => format!("bus={address} socket={}", socket.display()),
-        None => format!("bus={address}"),
-    }
+/// Where pam_mfa.so finds mfad.
+fn module_target(socket: &Path) -> String {
+    format!("socket={}", socket.display())
 }
 
 /// The private bus's configuration: the template shared with the demo, filled in.
@@ -563,6 +552,11 @@ impl Env {
     /// A command that runs mfad, with the arguments added to it, in a new mount namespace
     /// whose `/dev` is [`Env::dev`].
     fn in_private_dev(&self) -> Command {
+        self.in_private_dev_run(&built("mfad"))
+    }
+
+    /// `program`, run in a mount namespace whose `/dev` is [`Env::dev`].
+    fn in_private_dev_run(&self, program: &Path) -> Command {
         const NODES: [&str; 4] = ["null", "zero", "random", "urandom"];
         let dev = self.dev();
         fs::create_dir_all(&dev).unwrap();
@@ -578,7 +572,7 @@ impl Env {
         command
             .args(["--mount", "--propagation", "private", "sh", "-c", &script])
             .arg(&dev)
-            .arg(built("mfad"));
+            .arg(program);
         command
     }
 
@@ -595,37 +589,27 @@ impl Env {
         self.bus.id()
     }
 
-    /// The module arguments that reach this mfad: `bus=ADDRESS`, and `socket=PATH` on the
-    /// direct path.
+    /// The module arguments that reach this mfad: `socket=PATH`.
     pub fn module_target(&self) -> String {
-        module_target(&self.address, self.login_socket.as_deref())
+        module_target(&self.login_socket)
     }
 
-    /// A connection for Login calls, as the module makes it: to mfad's login socket on the
-    /// direct path (peer to peer), to the bus otherwise.
+    /// A peer-to-peer connection to mfad's login socket made by zbus: any D-Bus client, not the
+    /// module's own code, for the Login calls of [`login_proxy`].
     pub fn login_connection(&self) -> zbus::Connection {
         zbus::block_on(async {
-            match &self.login_socket {
-                Some(socket) => {
-                    let stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
-                    zbus::connection::Builder::unix_stream(stream)
-                        .p2p()
-                        .build()
-                        .await
-                }
-                None => {
-                    zbus::connection::Builder::address(self.address.as_str())
-                        .build()
-                        .await
-                }
-            }
+            let stream = std::os::unix::net::UnixStream::connect(&self.login_socket).unwrap();
+            zbus::connection::Builder::unix_stream(stream)
+                .p2p()
+                .build()
+                .await
         })
         .unwrap()
     }
 
-    /// mfad's login socket, on the direct path.
-    pub fn login_socket(&self) -> Option<&Path> {
-        self.login_socket.as_deref()
+    /// mfad's login socket.
+    pub fn login_socket(&self) -> &Path {
+        &self.login_socket
     }
 
     /// mfad's configuration file (rewrite it, then reload).
@@ -641,7 +625,7 @@ impl Env {
             format!(
                 "state_dir = \"{}\"\n{}{toml}",
                 self.dir.join("state").display(),
-                socket_setting(self.login_socket.as_deref()),
+                socket_setting(&self.login_socket),
             ),
         )
         .unwrap();
@@ -707,7 +691,7 @@ impl Env {
 
     /// Starts `flood` as `uid` against this mfad's login socket (on the direct path).
     pub fn flood_socket_as(&self, uid: u32, args: &[&str]) -> Child {
-        let socket = self.login_socket.as_ref().expect("a login socket");
+        let socket = &self.login_socket;
         self.flood("--socket", socket, uid, args)
     }
 
@@ -849,6 +833,7 @@ impl Env {
             resources: false,
             silent: false,
             items: Vec::new(),
+            private_dev: false,
         }
     }
 }
@@ -917,9 +902,17 @@ pub struct Login<'a> {
     resources: bool,
     silent: bool,
     items: Vec<(&'static str, String)>,
+    private_dev: bool,
 }
 
 impl Login<'_> {
+    /// Runs the login program where `/dev` is [`Env::dev`] (of an env started with
+    /// [`EnvBuilder::private_dev`]), so that the test reads what the module sends to syslog.
+    pub fn in_private_dev(mut self) -> Self {
+        self.private_dev = true;
+        self
+    }
+
     /// Sets PAM_RHOST, as sshd does with the client's address.
     pub fn rhost(mut self, host: &str) -> Self {
         self.items.push(("--rhost", host.to_owned()));
@@ -956,7 +949,11 @@ impl Login<'_> {
     }
 
     fn command(&self) -> Command {
-        let mut command = Command::new(built("pamtest"));
+        let mut command = if self.private_dev {
+            self.env.in_private_dev_run(&built("pamtest"))
+        } else {
+            Command::new(built("pamtest"))
+        };
         command
             .arg("--confdir")
             .arg(&self.env.confdir)

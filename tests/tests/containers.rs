@@ -118,7 +118,6 @@ fn reconfigure_sshd(container: &Container, stack: &str, config: &str) {
          pkill -x sshd"
     );
     container.run("root", &["sh", "-c", &script]);
-    container.choose_path();
     container.wait_for_log("Server listening on 0.0.0.0", 2);
 }
 
@@ -685,7 +684,6 @@ fn package_lifecycle() {
     let secret = enroll_as_readme_says(&container, "alice");
     let mut last = current_step();
     readme_step(&container, "enable");
-    container.choose_path();
     let auth = container.run("root", &["cat", "/etc/pam.d/common-auth"]);
     let deny = auth.find("pam_deny.so").expect("pam_deny in common-auth");
     let console = auth
@@ -721,7 +719,6 @@ fn package_lifecycle() {
              sed -i '/^@include common-auth/r /tmp/console' /etc/pam.d/login",
         ],
     );
-    container.choose_path();
     console_way_back_in(&container, &secret);
     container.run(
         "root",
@@ -733,7 +730,6 @@ fn package_lifecycle() {
              pam-auth-update --enable mfa",
         ],
     );
-    container.choose_path();
     // README's way back: mfad starts again; the code works.
     readme_step(&container, "recover");
     let active = container.run("root", &["systemctl", "is-active", "mfad"]);
@@ -765,7 +761,6 @@ fn package_lifecycle() {
             "chmod a+x /usr/sbin/mfad && systemctl reset-failed && systemctl start mfad && pam-auth-update --enable mfa",
         ],
     );
-    container.choose_path();
     // Stopped, mfad is started again by the bus for the next call (D-Bus activation).
     container.run("root", &["systemctl", "stop", "mfad"]);
     let status = container.run("root", &["mfactl", "status", "alice"]);
@@ -860,7 +855,6 @@ fn package_lifecycle() {
     assert!(!status.contains("enrolled:  yes"), "{status}");
     readme_step(&container, "restore");
     readme_step(&container, "enable");
-    container.choose_path();
     readme_step(&container, "sshd");
     let session = ssh(
         &container,
@@ -935,7 +929,6 @@ fn package_fleet_mode() {
     Module::PamMfa.enroll(&container, "alice", &secret);
     container.run("root", &["mfactl", "enforce", "alice", "on"]);
     container.run("root", &["pam-auth-update", "--enable", "mfa"]);
-    container.choose_path();
     let session = ssh(&container, "alice", &mut person(vec![fresh_code(&secret)]));
     assert_in_with_code(&session);
     // The enrollment and the login are in the shared database, under this host's name.

@@ -1,12 +1,12 @@
 //! What `failmode=safe` lets through (only a daemon that is definitely absent), what the user is
-//! told when the second factor cannot be checked, and what the module sends to whoever owns
-//! `org.pam_mfa.Mfad1` (nothing unless it is root; never an overlong reply).
+//! told when the second factor cannot be checked, and what the module sends to whoever serves
+//! the login socket (nothing unless it is root; never an overlong reply).
 
 use std::time::{Duration, Instant};
 
 use pam_mfa_api::UNAVAILABLE_NOTICE;
 use pam_mfa_api::limits::MAX_REPLY_LEN;
-use pam_mfa_tests::fake::{FakeBus, Mute, mute_socket, service, silent_login};
+use pam_mfa_tests::fake::{FakeSocket, Mute, mute_socket, service, silent_login};
 use pam_mfa_tests::{Env, Transcript};
 
 /// Slack on top of the module's timeout for process start-up and libpam, in the liveness check
@@ -28,45 +28,65 @@ fn shows_no_notice(login: &Transcript) {
     );
 }
 
+/// Absence, once: no socket file, a socket nothing listens on, or a connection closed before
+/// a word. failmode=secure denies and says so; failmode=safe lets the login through.
 #[test]
-fn a_missing_bus_socket_is_absence_and_failmode_safe_lets_the_login_through() {
+fn a_missing_refusing_or_unserved_socket_is_absence_and_only_failmode_safe_lets_the_login_through()
+{
     let env = Env::new().start();
-    let address = format!("unix:path={}", env.dir().join("no-such-socket").display());
-    service(&env, "gone", &format!("bus={address}"));
-    service(&env, "gone-safe", &format!("bus={address} failmode=safe"));
-    env.login("alice")
-        .service("gone")
-        .run()
-        .expect("PAM_AUTHINFO_UNAVAIL")
-        .shows(&notice());
-    let login = env.login("alice").service("gone-safe").run();
-    login.expect("PAM_SUCCESS");
-    assert_eq!(login.prompts(), 0);
-    shows_no_notice(&login);
+    let missing = env.dir().join("no-such-socket");
+    let stale = env.dir().join("stale.socket");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    let unserved = env.dir().join("hangs-up.socket");
+    mute_socket(&unserved, Mute::HangsUp);
+    for (name, socket) in [
+        ("missing", &missing),
+        ("stale", &stale),
+        ("unserved", &unserved),
+    ] {
+        service(&env, name, &format!("socket={}", socket.display()));
+        let safe = format!("{name}-safe");
+        service(
+            &env,
+            &safe,
+            &format!("socket={} failmode=safe", socket.display()),
+        );
+        let login = env.login("alice").service(name).run();
+        login.expect("PAM_AUTHINFO_UNAVAIL").shows(&notice());
+        assert_eq!(login.prompts(), 0, "{name}");
+        let login = env.login("alice").service(&safe).run();
+        login.expect("PAM_SUCCESS");
+        assert_eq!(login.prompts(), 0, "{name}");
+        shows_no_notice(&login);
+    }
 }
 
+/// A refusal after connecting (mfad refuses a uid over its limits in one line) is not absence.
 #[test]
-fn a_socket_that_hangs_up_in_the_handshake_denies_even_with_failmode_safe() {
+fn a_socket_that_refuses_the_connection_denies_even_with_failmode_safe() {
     let env = Env::new().start();
-    let address = mute_socket(&env.dir().join("hangs-up"), Mute::HangsUp);
+    let socket = env.dir().join("refuses.socket");
+    mute_socket(&socket, Mute::Refuses);
     service(
         &env,
-        "hangs-up-safe",
-        &format!("bus={address} failmode=safe"),
+        "refuses-safe",
+        &format!("socket={} failmode=safe", socket.display()),
     );
-    let login = env.login("alice").service("hangs-up-safe").run();
-    login.expect("PAM_AUTHINFO_UNAVAIL").shows(&notice());
+    let login = env.login("alice").service("refuses-safe").run();
+    login.expect("PAM_PERM_DENIED");
     assert_eq!(login.prompts(), 0);
 }
 
+/// A time-out is not absence: any local user can slow mfad down.
 #[test]
 fn a_socket_that_never_answers_denies_within_the_timeout_even_with_failmode_safe() {
     let env = Env::new().start();
-    let address = mute_socket(&env.dir().join("silent"), Mute::Silent);
+    let socket = env.dir().join("silent.socket");
+    mute_socket(&socket, Mute::Silent);
     service(
         &env,
         "silent-safe",
-        &format!("bus={address} failmode=safe timeout=1"),
+        &format!("socket={} failmode=safe timeout=1", socket.display()),
     );
     let start = Instant::now();
     let login = env.login("alice").service("silent-safe").run();
@@ -75,36 +95,10 @@ fn a_socket_that_never_answers_denies_within_the_timeout_even_with_failmode_safe
 }
 
 #[test]
-fn a_daemon_name_owned_by_a_non_root_user_receives_nothing_even_with_failmode_safe() {
-    let env = Env::new().start();
-    let fake = FakeBus::start(env.dir(), 1000);
-    service(
-        &env,
-        "impostor-safe",
-        &format!("bus={} failmode=safe", fake.address),
-    );
-    let login = env
-        .login("alice")
-        .service("impostor-safe")
-        .answer("123456")
-        .run();
-    login.expect("PAM_PERM_DENIED");
-    assert_eq!(login.prompts(), 0);
-    // Also a login for alice run by alice herself (a screen locker) sends nothing.
-    env.login("alice")
-        .service("impostor-safe")
-        .as_uid(1000)
-        .answer("123456")
-        .run()
-        .expect("PAM_PERM_DENIED");
-    assert_eq!(fake.calls(), ["ready"]);
-}
-
-#[test]
 fn an_overlong_reply_reaches_the_daemon_as_an_empty_one() {
     let env = Env::new().start();
-    let fake = FakeBus::start(env.dir(), 0);
-    service(&env, "fake", &format!("bus={}", fake.address));
+    let fake = FakeSocket::start(env.dir(), "fake.socket");
+    service(&env, "fake", &format!("socket={}", fake.path.display()));
     let longest = "1".repeat(MAX_REPLY_LEN);
     let ten_kb = "1".repeat(10_240);
     for reply in [&longest, &ten_kb] {
@@ -128,8 +122,8 @@ fn an_overlong_reply_reaches_the_daemon_as_an_empty_one() {
 #[test]
 fn a_failed_conversation_cancels_the_session_on_the_daemon() {
     let env = Env::new().start();
-    let fake = FakeBus::start(env.dir(), 0);
-    service(&env, "fake", &format!("bus={}", fake.address));
+    let fake = FakeSocket::start(env.dir(), "fake.socket");
+    service(&env, "fake", &format!("socket={}", fake.path.display()));
     // No answer for the prompt: the application's conversation fails.
     env.login("alice")
         .service("fake")
@@ -174,61 +168,69 @@ fn the_unavailable_notice_is_shown_even_under_pam_silent() {
     shows_no_notice(&safe);
 }
 
-/// mfad's login socket is tried first: a socket nothing listens on any more (left by an mfad
-/// that is gone), or none at all, sends the login to the bus.
+/// An mfad that is gone leaves its socket behind: nothing listens on it, so mfad is absent.
 #[test]
-fn a_stale_or_missing_login_socket_falls_back_to_the_bus() {
+fn the_socket_of_an_mfad_that_is_gone_is_absence() {
     let env = Env::new().start();
     env.enroll("alice");
-    let stale = env.dir().join("stale.socket");
-    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
-    let missing = env.dir().join("missing.socket");
-    for (name, socket) in [("stale", &stale), ("missing", &missing)] {
-        service(
-            &env,
-            name,
-            &format!("bus={} socket={}", env.address, socket.display()),
-        );
-        env.login("alice")
-            .service(name)
-            .answer(&env.fresh_code("alice"))
-            .run()
-            .expect("PAM_SUCCESS");
-    }
-    // With mfad gone too, the bus says it is absent: failmode=safe applies.
     env.stop_daemon();
-    service(
-        &env,
-        "stale-safe",
-        &format!(
-            "bus={} socket={} failmode=safe",
-            env.address,
-            stale.display()
-        ),
-    );
-    let login = env.login("alice").service("stale-safe").run();
+    assert!(env.login_socket().exists());
+    env.login("alice")
+        .run()
+        .expect("PAM_AUTHINFO_UNAVAIL")
+        .shows(&notice());
+    let login = env.login("alice").service("mfa-safe").run();
     login.expect("PAM_SUCCESS");
     assert_eq!(login.prompts(), 0);
+    // Back: the code is asked again.
+    env.start_daemon();
+    env.login("alice")
+        .answer(&env.fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
 }
 
+/// A PAM line written for an earlier version (`bus=`, `socket=none`) keeps letting people in:
+/// the arguments are ignored, and one warning in syslog says what replaced them.
 #[test]
-fn a_login_socket_that_never_answers_denies_within_the_timeout_even_with_failmode_safe() {
-    let env = Env::new().start();
-    let socket = env.dir().join("silent.socket");
-    mute_socket(&socket, Mute::Silent);
+fn obsolete_arguments_are_ignored_with_one_warning_in_syslog() {
+    use std::os::unix::net::UnixDatagram;
+    let env = Env::new().private_dev().start();
+    env.enroll("alice");
+    let syslog = UnixDatagram::bind(env.dev().join("log")).unwrap();
     service(
         &env,
-        "silent-socket-safe",
+        "old",
         &format!(
-            "bus={} socket={} failmode=safe timeout=1",
-            env.address,
-            socket.display()
+            "bus=unix:path=/run/dbus/system_bus_socket socket=none socket={}",
+            env.login_socket().display()
         ),
     );
-    let start = Instant::now();
-    let login = env.login("alice").service("silent-socket-safe").run();
-    assert!(start.elapsed() < Duration::from_secs(1) + SLACK);
-    login.expect("PAM_AUTHINFO_UNAVAIL").shows(&notice());
+    env.login("alice")
+        .service("old")
+        .in_private_dev()
+        .answer(&env.fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+    syslog
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut warnings = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while let Ok(length) = syslog.recv(&mut buffer) {
+        let line = String::from_utf8_lossy(&buffer[..length]).into_owned();
+        if line.contains("obsolete argument") {
+            warnings.push(line);
+        }
+    }
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(
+        warnings[0].contains("bus=unix:path=/run/dbus/system_bus_socket")
+            && warnings[0].contains("socket=none")
+            && warnings[0].contains("login socket"),
+        "{}",
+        warnings[0]
+    );
 }
 
 /// A login socket another user listens on (in a directory anyone may write to, say) gets
@@ -254,11 +256,7 @@ fn a_login_socket_served_by_a_non_root_user_receives_nothing_even_with_failmode_
     service(
         &env,
         "impostor-socket-safe",
-        &format!(
-            "bus={} socket={} failmode=safe",
-            env.address,
-            socket.display()
-        ),
+        &format!("socket={} failmode=safe", socket.display()),
     );
     let login = env
         .login("alice")

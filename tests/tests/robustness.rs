@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use pam_mfa_api::proxy::LoginProxy;
 use pam_mfa_api::{Action, Error, Turn, UNAVAILABLE_NOTICE};
+use pam_mfa_tests::login_proxy::LoginProxy;
 use pam_mfa_tests::{Env, Transcript};
 
 /// Slack on top of the module's timeout for process start-up and libpam, in the liveness checks
@@ -45,37 +45,6 @@ fn returns_within(env: &Env, service: &str, timeout: Duration, result: &str) -> 
         "{service} took {elapsed:?} with timeout {timeout:?}"
     );
     login
-}
-
-/// A stopped bus is not an absent daemon: any local user can stall the bus by flooding it, so
-/// failmode=safe must not let logins through on a time-out. On the login socket the bus is not
-/// in the way at all.
-#[test]
-fn stopped_bus_denies_within_the_timeout_even_with_failmode_safe() {
-    let env = Env::new().module_args("timeout=1").start();
-    env.enroll("alice");
-    env.freeze_bus(true);
-    for service in ["mfa", "mfa-safe"] {
-        if pam_mfa_tests::direct_path() {
-            // On mfad's login socket the bus plays no part: the code is asked for as usual
-            // (and the login fails for want of an answer).
-            returns_within(&env, service, Duration::from_secs(1), "PAM_CONV_ERR")
-                .shows("PROMPT_ECHO_OFF Verification code: ");
-            continue;
-        }
-        returns_within(
-            &env,
-            service,
-            Duration::from_secs(1),
-            "PAM_AUTHINFO_UNAVAIL",
-        )
-        .shows(&format!("ERROR_MSG {UNAVAILABLE_NOTICE}"));
-    }
-    env.freeze_bus(false);
-    env.login("alice")
-        .answer(&env.fresh_code("alice"))
-        .run()
-        .expect("PAM_SUCCESS");
 }
 
 #[test]

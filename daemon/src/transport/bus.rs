@@ -2,11 +2,7 @@
 //! flight, and hands the call to the core off the bus executor. It translates; it does not
 //! decide.
 
-use std::collections::HashMap;
-
-use pam_mfa_api::{
-    AuditEntry, Error, Explanation, NewEnrollment, ResetOutcome, UserStatus, WireTurn,
-};
+use pam_mfa_api::{AuditEntry, Error, Explanation, NewEnrollment, ResetOutcome, UserStatus};
 use zbus::message::Header;
 use zbus::{Connection, interface};
 use zeroize::Zeroizing;
@@ -38,71 +34,6 @@ impl Shared {
         let checked = caller.clone();
         off_executor(move || core.require_admin(&checked)).await?;
         Ok((caller, permit))
-    }
-}
-
-/// `org.pam_mfa.Mfad1.Login`: the login dialogue on the bus (mfad's login socket answers the
-/// same calls itself: see [`super::login_socket`]).
-pub struct LoginInterface {
-    shared: Shared,
-}
-
-impl LoginInterface {
-    pub fn on_bus(shared: Shared) -> Self {
-        LoginInterface { shared }
-    }
-
-    async fn enter(
-        &self,
-        connection: &Connection,
-        header: &Header<'_>,
-    ) -> Result<(Caller, InFlight), Error> {
-        self.shared.enter(connection, header).await
-    }
-}
-
-#[interface(name = "org.pam_mfa.Mfad1.Login")]
-impl LoginInterface {
-    async fn begin(
-        &self,
-        user: String,
-        context: HashMap<String, String>,
-        #[zbus(header)] header: Header<'_>,
-        #[zbus(connection)] connection: &Connection,
-    ) -> Result<(String, WireTurn), Error> {
-        let (caller, permit) = self.enter(connection, &header).await?;
-        let (session, turn) = self
-            .shared
-            .run(permit, move |core| core.begin(&caller, &user, &context))
-            .await?;
-        Ok((session, turn.into()))
-    }
-
-    async fn answer(
-        &self,
-        session: String,
-        reply: String,
-        #[zbus(header)] header: Header<'_>,
-        #[zbus(connection)] connection: &Connection,
-    ) -> Result<WireTurn, Error> {
-        let reply = Zeroizing::new(reply);
-        let (caller, permit) = self.enter(connection, &header).await?;
-        let turn = self
-            .shared
-            .run(permit, move |core| core.answer(&caller, &session, &reply))
-            .await?;
-        Ok(turn.into())
-    }
-
-    async fn cancel(
-        &self,
-        session: String,
-        #[zbus(header)] header: Header<'_>,
-        #[zbus(connection)] connection: &Connection,
-    ) -> Result<(), Error> {
-        let (caller, _permit) = self.enter(connection, &header).await?;
-        self.shared.core.cancel(&caller, &session);
-        Ok(())
     }
 }
 

@@ -21,11 +21,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+use pam_mfa_api::WireTurn;
+use pam_mfa_api::contract::{self, Answer, Begin, Begun, Call, Cancel, errors};
+use pam_mfa_api::marshal::{METHOD_CALL, read_message};
 use pam_mfa_api::wire::{Wire, external_uid};
-use pam_mfa_api::{LOGIN_INTERFACE, OBJECT_PATH, WireTurn};
 use zbus::DBusError;
-use zbus::message::{Flags, Type};
-use zeroize::Zeroizing;
 
 use super::Shared;
 use crate::core::Caller;
@@ -124,15 +124,22 @@ impl Pool {
                 return;
             }
         };
-        // Refused: dropping the stream closes it; the client sees the connection end.
-        let Ok(caller) = self.shared.identities.admit_direct(uid) else {
-            return;
+        let mut wire = Wire::new(stream);
+        let caller = match self.shared.identities.admit_direct(uid) {
+            Ok(caller) => caller,
+            Err(error) => {
+                // Said before the connection closes, so that the client can tell a refusal
+                // (which denies) from nobody serving the socket (mfad absent).
+                let line = format!("ERROR {error}\r\n").replace(['\r', '\n'], " ");
+                let line = format!("{}\r\n", line.trim_end());
+                let _ = wire.send(line.as_bytes(), Instant::now() + HANDSHAKE_TIMEOUT);
+                return;
+            }
         };
         let ended = Ended {
             shared: self.shared.clone(),
             connection: caller.connection.clone(),
         };
-        let mut wire = Wire::new(stream);
         let mut out = Vec::new();
         if handshake(&mut wire, &mut out, uid, &self.guid).is_err() {
             return;
@@ -220,6 +227,7 @@ fn handshake(wire: &mut Wire, out: &mut Vec<u8>, uid: u32, guid: &str) -> io::Re
 /// bus). One call at a time, each reply written before the next call is read, bounds what a
 /// connection can make mfad hold.
 fn serve_calls(shared: &Shared, caller: &Caller, wire: &mut Wire, mut out: Vec<u8>) {
+    let mut serial = 0u32;
     loop {
         // Replies wait only while the next call is already here (a pipelining client gets them
         // in one write), and never pile up.
@@ -232,97 +240,109 @@ fn serve_calls(shared: &Shared, caller: &Caller, wire: &mut Wire, mut out: Vec<u
         // A login waits at most session_timeout for the person's answer; a connection idle for
         // longer holds nothing worth keeping.
         let deadline = Instant::now() + shared.core.session_timeout() + IDLE_SLACK;
-        let Ok(message) = wire.message(deadline) else {
+        let Ok(bytes) = wire.message(deadline) else {
             return;
         };
-        if message.message_type() != Type::MethodCall {
+        let Ok(message) = read_message(&bytes) else {
+            // Not a message: the stream cannot be followed any further.
+            return;
+        };
+        if message.kind != METHOD_CALL {
             continue;
         }
-        let reply = answer(shared, caller, &message);
-        if message
-            .primary_header()
-            .flags()
-            .contains(Flags::NO_REPLY_EXPECTED)
-        {
+        serial = serial.wrapping_add(1).max(1);
+        // A panic while answering (a bug) still gets an answer: a client must not take a
+        // connection closed without a word for an absent mfad.
+        let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            answer(shared, caller, &message, serial)
+        }));
+        let reply = answered.unwrap_or_else(|_| {
+            log::error("login socket: a call ended in a panic; it was answered with an error");
+            contract::error(
+                serial,
+                message.serial,
+                errors::INTERNAL,
+                "mfad failed to answer the call",
+            )
+            .map_err(|error| error.to_string())
+        });
+        if !message.expects_reply() {
             continue;
         }
         match reply {
-            Ok(reply) => out.extend_from_slice(&reply.data()[..]),
+            Ok(reply) => out.extend_from_slice(&reply),
             Err(error) => {
-                log::error(&format!("login socket: cannot build a reply: {error}"));
+                log::error(&format!("login socket: cannot write a reply: {error}"));
                 return;
             }
         }
     }
 }
 
-/// Answers one call of a login socket's connection.
+/// Answers one call of a login socket's connection: the bytes of the reply.
 fn answer(
     shared: &Shared,
     caller: &Caller,
-    message: &zbus::Message,
-) -> zbus::Result<zbus::Message> {
-    let header = message.header();
-    let interface = header.interface().map(|name| name.as_str());
-    let member = header.member().map(|name| name.as_str()).unwrap_or("");
-    if interface != Some(LOGIN_INTERFACE) {
-        return zbus::fdo::Error::AccessDenied(format!(
-            "only {LOGIN_INTERFACE} is served on this socket"
-        ))
-        .create_reply(&header);
-    }
-    if header.path().map(|path| path.as_str()) != Some(OBJECT_PATH) {
-        return zbus::fdo::Error::UnknownObject(format!("only {OBJECT_PATH} is served here"))
-            .create_reply(&header);
-    }
+    message: &pam_mfa_api::marshal::Message<'_>,
+    serial: u32,
+) -> Result<Vec<u8>, String> {
+    let to = message.serial;
+    let failed = |name: &str, text: &str| {
+        contract::error(serial, to, name, text).map_err(|error| error.to_string())
+    };
+    let call = match contract::read_call(message) {
+        Ok(call) => call,
+        Err(not) => return failed(not.name, &not.text),
+    };
     let permit = match shared.identities.enter(caller) {
         Ok(permit) => permit,
-        Err(error) => return error.create_reply(&header),
+        Err(error) => return failed(error.name().as_str(), &error.to_string()),
     };
-    let body = message.body();
     let core = &shared.core;
-    let reply = zbus::Message::method_return(&header);
-    let outcome = match member {
-        "Begin" => {
-            let Ok((user, context)) = body.deserialize::<(String, HashMap<String, String>)>()
-            else {
-                return bad_arguments(&header);
-            };
-            core.begin(caller, &user, &context)
-                .map(|(session, turn)| reply.build(&(session, WireTurn::from(turn))))
+    let replied = match call {
+        Call::Begin(args) => {
+            let context: HashMap<String, String> = args
+                .context
+                .into_iter()
+                .map(|(key, value)| (key.to_owned(), value.to_owned()))
+                .collect();
+            core.begin(caller, args.user, &context)
+                .map(|(session, turn)| {
+                    let begun = Begun {
+                        session,
+                        turn: WireTurn::from(turn),
+                    };
+                    contract::method_return::<Begin>(serial, to, &begun, turn_room(&begun.turn))
+                })
         }
-        "Answer" => {
-            let Ok((session, text)) = body.deserialize::<(String, String)>() else {
-                return bad_arguments(&header);
-            };
-            let text = Zeroizing::new(text);
-            core.answer(caller, &session, &text)
-                .map(|turn| reply.build(&WireTurn::from(turn)))
-        }
-        "Cancel" => {
-            let Ok(session) = body.deserialize::<String>() else {
-                return bad_arguments(&header);
-            };
-            core.cancel(caller, &session);
-            Ok(reply.build(&()))
-        }
-        other => {
-            return zbus::fdo::Error::UnknownMethod(format!(
-                "{LOGIN_INTERFACE} has no {other:.64}"
-            ))
-            .create_reply(&header);
+        Call::Answer(args) => core.answer(caller, args.session, args.reply).map(|turn| {
+            let turn = WireTurn::from(turn);
+            contract::method_return::<Answer>(serial, to, &turn, turn_room(&turn))
+        }),
+        Call::Cancel(args) => {
+            core.cancel(caller, args.session);
+            Ok(contract::method_return::<Cancel>(serial, to, &(), 0))
         }
     };
     drop(permit);
-    match outcome {
-        Ok(built) => built,
-        Err(error) => error.create_reply(&header),
+    match replied {
+        Ok(Ok(bytes)) => Ok(bytes.to_vec()),
+        Ok(Err(unwritable)) => failed(
+            errors::INTERNAL,
+            &format!("mfad cannot write its answer: {unwritable}"),
+        ),
+        Err(error) => failed(error.name().as_str(), &error.to_string()),
     }
 }
 
-fn bad_arguments(header: &zbus::message::Header<'_>) -> zbus::Result<zbus::Message> {
-    zbus::fdo::Error::InvalidArgs("the arguments do not match the method".into())
-        .create_reply(header)
+/// Room for a turn's strings in its reply.
+fn turn_room(turn: &WireTurn) -> usize {
+    let notices: usize = turn
+        .notices
+        .iter()
+        .map(|(kind, text)| kind.len() + text.len() + 16)
+        .sum();
+    notices + turn.action.len() + turn.text.len() + 64
 }
 
 /// Makes the socket's directory (root-owned, not writable by others) and binds the socket,

@@ -1,19 +1,27 @@
-//! `fake-mfad`: owns `org.pam_mfa.Mfad1` on a bus and serves the Login interface, recording
-//! every method call it receives, so tests can check what a client sent to whoever owns the
-//! name (nothing, when that owner is not root).
+//! `fake-mfad`: stands where mfad would, recording what clients send it.
 //!
-//! `fake-mfad --bus ADDRESS --record FILE`. Appends to FILE: `ready` once it owns the name, then
-//! one line per method call received (`call INTERFACE.MEMBER`), plus `begin USER`,
-//! `answer LENGTH` (the reply's length in bytes, never its text) and `cancel SESSION`. `Begin`
-//! opens the session `fake-session` and asks for a code; `Answer` denies.
+//! `fake-mfad --bus ADDRESS --record FILE` owns `org.pam_mfa.Mfad1` on a bus and records every
+//! method call it receives (`call INTERFACE.MEMBER`), so tests can check what a client sent to
+//! whoever owns the name (nothing, when that owner is not root).
+//!
+//! `fake-mfad --socket PATH --record FILE` serves the Login interface on a login socket at PATH
+//! and records `begin USER`, `answer LENGTH` (the reply's length in bytes, never its text) and
+//! `cancel SESSION`. `Begin` opens the session `fake-session` and asks for a code; `Answer`
+//! denies.
+//!
+//! Both append `ready` to FILE once they serve.
 #![forbid(unsafe_code)]
 
-use std::collections::HashMap;
 use std::io::Write;
+use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::time::{Duration, Instant};
 
-use pam_mfa_api::{Action, BUS_NAME, OBJECT_PATH, Turn, WireTurn};
+use pam_mfa_api::contract::{self, Answer, Begin, Begun, Call, Cancel};
+use pam_mfa_api::marshal::{METHOD_CALL, read_message};
+use pam_mfa_api::wire::Wire;
+use pam_mfa_api::{Action, BUS_NAME, Turn, WireTurn};
 use zbus::export::futures_core::Stream;
 use zbus::message::Type;
 
@@ -32,32 +40,69 @@ impl Recorder {
     }
 }
 
-struct FakeLogin(std::sync::Arc<Recorder>);
-
-#[zbus::interface(name = "org.pam_mfa.Mfad1.Login")]
-impl FakeLogin {
-    fn begin(&self, user: String, _context: HashMap<String, String>) -> (String, WireTurn) {
-        self.0.record(&format!("begin {user}"));
-        let turn = Turn::new(Action::AskHidden("Verification code: ".into()));
-        (SESSION.to_owned(), turn.into())
-    }
-
-    fn answer(&self, _session: String, reply: String) -> WireTurn {
-        self.0.record(&format!("answer {}", reply.len()));
-        Turn::new(Action::Deny("fake".into())).into()
-    }
-
-    fn cancel(&self, session: String) {
-        self.0.record(&format!("cancel {session}"));
+/// Serves the Login interface on `path`, one connection at a time.
+fn serve_socket(path: &PathBuf, recorder: &Recorder) {
+    let listener = UnixListener::bind(path).expect("bind the login socket");
+    recorder.record("ready");
+    for stream in listener.incoming().flatten() {
+        let mut wire = Wire::new(stream);
+        let deadline = || Instant::now() + Duration::from_secs(30);
+        if wire.byte(deadline()).is_err() {
+            continue;
+        }
+        // The module's handshake: AUTH, then BEGIN.
+        let shaken = (0..4).any(|_| wire.line(deadline()).is_ok_and(|line| line == "BEGIN"));
+        if !shaken {
+            continue;
+        }
+        let mut out = b"OK 0123456789abcdef0123456789abcdef\r\n".to_vec();
+        let mut serial = 0;
+        while let Ok(bytes) = wire.message(deadline()) {
+            let Ok(message) = read_message(&bytes) else {
+                break;
+            };
+            if message.kind != METHOD_CALL {
+                continue;
+            }
+            serial += 1;
+            let to = message.serial;
+            let reply = match contract::read_call(&message) {
+                Ok(Call::Begin(args)) => {
+                    recorder.record(&format!("begin {}", args.user));
+                    let turn = Turn::new(Action::AskHidden("Verification code: ".into()));
+                    let begun = Begun {
+                        session: SESSION.into(),
+                        turn: WireTurn::from(turn),
+                    };
+                    contract::method_return::<Begin>(serial, to, &begun, 0).map(|b| b.to_vec())
+                }
+                Ok(Call::Answer(args)) => {
+                    recorder.record(&format!("answer {}", args.reply.len()));
+                    let turn = WireTurn::from(Turn::new(Action::Deny("fake".into())));
+                    contract::method_return::<Answer>(serial, to, &turn, 0).map(|b| b.to_vec())
+                }
+                Ok(Call::Cancel(args)) => {
+                    recorder.record(&format!("cancel {}", args.session));
+                    contract::method_return::<Cancel>(serial, to, &(), 0).map(|b| b.to_vec())
+                }
+                Err(not) => contract::error(serial, to, not.name, &not.text),
+            };
+            out.extend_from_slice(&reply.expect("write a reply"));
+            if wire.send(&out, deadline()).is_err() {
+                break;
+            }
+            out.clear();
+        }
     }
 }
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let (mut bus, mut record) = (None, None);
+    let (mut bus, mut socket, mut record) = (None, None, None);
     while let Some(flag) = args.next() {
         match flag.as_str() {
             "--bus" => bus = args.next(),
+            "--socket" => socket = args.next().map(PathBuf::from),
             "--record" => record = args.next().map(PathBuf::from),
             other => {
                 eprintln!("fake-mfad: unknown option {other}");
@@ -65,14 +110,21 @@ fn main() {
             }
         }
     }
-    let (Some(bus), Some(record)) = (bus, record) else {
-        eprintln!("usage: fake-mfad --bus ADDRESS --record FILE");
+    let Some(record) = record else {
+        eprintln!("usage: fake-mfad --bus ADDRESS|--socket PATH --record FILE");
         std::process::exit(2);
     };
-    let recorder = std::sync::Arc::new(Recorder(record));
+    let recorder = Recorder(record);
+    let bus = match (bus, socket) {
+        (Some(bus), None) => bus,
+        (None, Some(socket)) => return serve_socket(&socket, &recorder),
+        _ => {
+            eprintln!("usage: fake-mfad --bus ADDRESS|--socket PATH --record FILE");
+            std::process::exit(2);
+        }
+    };
     zbus::block_on(async {
         let connection = zbus::connection::Builder::address(bus.as_str())
-            .serve_at(OBJECT_PATH, FakeLogin(recorder.clone()))
             .build()
             .await
             .expect("connect to the bus");

@@ -5,9 +5,6 @@
 //! next turn, until the action is a verdict. The set of actions is closed: a client that receives
 //! anything else must deny.
 
-use serde::{Deserialize, Serialize};
-use zbus::zvariant::Type;
-
 /// Text shown to the user before the turn's action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
@@ -62,9 +59,9 @@ impl Turn {
     }
 }
 
-/// A [`Turn`] as it travels on the bus, D-Bus signature `(a(ss)ss)`: notices as
+/// A [`Turn`] as it travels on the login socket, D-Bus signature `(a(ss)ss)`: notices as
 /// `(kind, text)` pairs, then the action's kind and text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Type)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WireTurn {
     pub notices: Vec<(String, String)>,
     pub action: String,

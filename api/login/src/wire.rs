@@ -6,8 +6,8 @@
 //! work. On mfad's login socket both ends are ours, so each end speaks the protocol directly:
 //! the client sends its authentication, `BEGIN` and its first call in one write (the
 //! specification allows a client to pipeline them), the server answers the handshake and the
-//! call in one write, and messages are built and checked by zbus's message type. Any other
-//! D-Bus client (a zbus peer-to-peer connection, `gdbus`) still talks to mfad's socket.
+//! call in one write, and messages are written and read by [`crate::marshal`]. Any other D-Bus
+//! client (a zbus peer-to-peer connection, `gdbus`) still talks to mfad's socket.
 //!
 //! Every read and write is bounded by a deadline the caller gives; nothing here waits longer.
 
@@ -15,9 +15,7 @@ use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
-use zbus::Message;
-use zbus::wire::Endian;
-use zbus::wire::serialized::{Context, Data};
+use zeroize::{Zeroize, Zeroizing};
 
 /// Longest message either end accepts; a longer one closes the connection. Logins carry a
 /// user name, four context values and replies of at most 64 bytes, and a turn with a QR code
@@ -87,32 +85,19 @@ fn invalid(text: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, text.into())
 }
 
-/// The whole message in `bytes`, checked by zbus as it checks what it reads from a bus.
-#[allow(unsafe_code)]
-pub fn parse(bytes: Vec<u8>) -> io::Result<Message> {
-    let endian = if bytes.first() == Some(&b'B') {
-        Endian::Big
-    } else {
-        Endian::Little
-    };
-    let data = Data::new(bytes, Context::new(endian, 0));
-    // SAFETY: `from_bytes` is marked unsafe because the bytes may be malformed; it validates
-    // them as zbus validates every message it reads from a socket (its own reader calls the
-    // same parser on the same kind of untrusted bytes), returning an error for a bad one.
-    let message = unsafe { Message::from_bytes(data) }
-        .map_err(|error| invalid(format!("a malformed message: {error}")))?;
-    if message.header().unix_fds().unwrap_or(0) > 0 {
-        return Err(invalid("a message carrying file descriptors"));
-    }
-    Ok(message)
-}
-
 /// One end of a login socket connection: reads lines and messages through a buffer, writes
-/// whole buffers, each within the deadline it is given.
+/// whole buffers, each within the deadline it is given. What it read is wiped when it is
+/// dropped.
 pub struct Wire {
     stream: UnixStream,
     buffer: Vec<u8>,
     start: usize,
+}
+
+impl Drop for Wire {
+    fn drop(&mut self) {
+        self.buffer.zeroize();
+    }
 }
 
 fn timed_out() -> io::Error {
@@ -142,12 +127,17 @@ impl Wire {
         // Bytes already taken go before more are read: the buffer holds at most one message
         // and what came with it (a peer never makes it grow by leaving messages half sent).
         if self.start > 0 {
+            let len = self.buffer.len();
             self.buffer.drain(..self.start);
+            // What was taken is wiped from the room the buffer keeps (it may have been a code).
+            let kept = self.buffer.len();
+            self.buffer.resize(len, 0);
+            self.buffer.truncate(kept);
             self.start = 0;
         }
-        let mut chunk = [0u8; 4096];
+        let mut chunk = Zeroizing::new([0u8; 4096]);
         let read = loop {
-            match self.stream.read(&mut chunk) {
+            match self.stream.read(&mut chunk[..]) {
                 Ok(read) => break read,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Err(timed_out()),
@@ -160,8 +150,21 @@ impl Wire {
                 "the other end closed the connection",
             ));
         }
-        self.buffer.extend_from_slice(&chunk[..read]);
+        self.extend(&chunk[..read]);
         Ok(())
+    }
+
+    /// Appends `bytes` to the buffer. When it must grow, the old allocation is wiped before it
+    /// is freed, so that no copy of what was read stays behind in freed memory.
+    fn extend(&mut self, bytes: &[u8]) {
+        let needed = self.buffer.len() + bytes.len();
+        if needed > self.buffer.capacity() {
+            let mut grown = Vec::with_capacity(needed.max(2 * self.buffer.capacity()));
+            grown.extend_from_slice(&self.buffer);
+            self.buffer.zeroize();
+            self.buffer = grown;
+        }
+        self.buffer.extend_from_slice(bytes);
     }
 
     fn buffered(&self) -> &[u8] {
@@ -199,8 +202,10 @@ impl Wire {
         }
     }
 
-    /// The next message, whole and checked.
-    pub fn message(&mut self, deadline: Instant) -> io::Result<Message> {
+    /// The bytes of the next message, whole (read them with [`crate::marshal::read_message`]).
+    /// They are wiped when dropped, as what they were read through is: a message may carry a
+    /// code.
+    pub fn message(&mut self, deadline: Instant) -> io::Result<Zeroizing<Vec<u8>>> {
         while self.buffered().len() < FIXED_HEADER_LEN {
             self.fill(deadline)?;
         }
@@ -210,9 +215,9 @@ impl Wire {
         while self.buffered().len() < len {
             self.fill(deadline)?;
         }
-        let bytes = self.buffered()[..len].to_vec();
+        let bytes = Zeroizing::new(self.buffered()[..len].to_vec());
         self.start += len;
-        parse(bytes)
+        Ok(bytes)
     }
 
     /// Whether bytes that were read are still waiting to be taken.
@@ -261,6 +266,7 @@ fn send_no_signal(stream: &UnixStream, bytes: &[u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zbus::Message;
 
     #[test]
     fn the_handshake_names_the_uid_as_hex_of_its_digits() {
@@ -285,8 +291,13 @@ mod tests {
         let mut head = [0u8; FIXED_HEADER_LEN];
         head.copy_from_slice(&bytes[..FIXED_HEADER_LEN]);
         assert_eq!(message_len(&head).unwrap(), bytes.len());
-        let parsed = parse(bytes.clone()).unwrap();
-        assert_eq!(parsed.header().member().unwrap().as_str(), "Begin");
+        // zbus's message reads as the contract's call.
+        let parsed = crate::marshal::read_message(&bytes).unwrap();
+        assert_eq!(parsed.member, Some("Begin"));
+        assert!(matches!(
+            crate::contract::read_call(&parsed),
+            Ok(crate::contract::Call::Begin(_))
+        ));
 
         // Too long, a wrong version, not D-Bus, and garbage after a good header.
         let mut long = head;
@@ -306,7 +317,7 @@ mod tests {
         for byte in &mut garbage[FIXED_HEADER_LEN..] {
             *byte = 0xff;
         }
-        assert!(parse(garbage).is_err());
+        assert!(crate::marshal::read_message(&garbage).is_err());
     }
 
     #[test]
@@ -371,7 +382,8 @@ mod tests {
         assert_eq!(server.line(deadline).unwrap(), "AUTH EXTERNAL 30");
         assert_eq!(server.line(deadline).unwrap(), "BEGIN");
         let read = server.message(deadline).unwrap();
-        assert_eq!(read.body().deserialize::<String>().unwrap(), "session");
+        let read = crate::marshal::read_message(&read).unwrap();
+        assert_eq!(read.body().str().unwrap(), "session");
         assert!(!server.has_buffered());
         // Nothing more comes: the deadline ends the wait.
         let soon = Instant::now() + std::time::Duration::from_millis(50);
