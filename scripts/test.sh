@@ -13,7 +13,5 @@ scripts/install-deps.sh
 cargo build --workspace --all-targets --locked
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# Logins reach mfad on its login socket (the default), then the same tests over the bus.
 cargo test --workspace --locked
-PAM_MFA_TEST_PATH=bus cargo test --locked -p pam-mfa-tests
 scripts/demo.sh --unattended

@@ -1,6 +1,5 @@
 //! The modules under test, set up with the same users and secrets: pam_permit (the floor),
-//! pam_mfa with its daemon (on its login socket, or on a private bus with
-//! `PAM_MFA_TEST_PATH=bus`), google-authenticator-libpam with one secret file per user (with
+//! pam_mfa with its daemon (on its login socket), google-authenticator-libpam with one secret file per user (with
 //! DISALLOW_REUSE, as its documentation recommends, and without), and pam_oath with one users
 //! file. None of the users exists in the system's user database, for any module.
 

@@ -35,11 +35,10 @@ pub struct Config {
     /// Seconds a lookup in the system's user and group databases (LDAP, SSSD) may take before
     /// the request that needed it fails; a hung lookup holds up only that request.
     pub lookup_timeout: LookupTimeout,
-    /// Unix socket on which mfad serves logins directly, peer to peer, besides the bus
-    /// (pam_mfa.so `socket=`); its directory is made root-owned, mode 0755. Empty: none. Unset:
-    /// [`DEFAULT_LOGIN_SOCKET`] on the system bus, none on a bus named with `--bus`.
-    #[serde(deserialize_with = "absolute_or_empty")]
-    pub login_socket: Option<PathBuf>,
+    /// Unix socket on which mfad serves logins, peer to peer (pam_mfa.so `socket=`); its
+    /// directory is made root-owned, mode 0755.
+    #[serde(deserialize_with = "login_socket_path")]
+    pub login_socket: PathBuf,
     pub totp: Totp,
     pub login: Login,
     pub lockout: Lockout,
@@ -416,7 +415,7 @@ impl Default for Config {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             admin_group: String::new(),
             lookup_timeout: LookupTimeout(3),
-            login_socket: None,
+            login_socket: PathBuf::from(DEFAULT_LOGIN_SOCKET),
             totp: Totp::default(),
             login: Login::default(),
             lockout: Lockout::default(),
@@ -499,16 +498,16 @@ fn absolute_path<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Pa
     }
 }
 
-/// Reads a path that must be absolute, or empty.
-fn absolute_or_empty<'de, D: serde::Deserializer<'de>>(
+/// Reads the login socket's path, which must be absolute: it is the one way logins reach mfad.
+fn login_socket_path<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
-) -> Result<Option<PathBuf>, D::Error> {
+) -> Result<PathBuf, D::Error> {
     let path = PathBuf::deserialize(deserializer)?;
-    if path.as_os_str().is_empty() || path.is_absolute() {
-        Ok(Some(path))
+    if path.is_absolute() {
+        Ok(path)
     } else {
         Err(serde::de::Error::custom(format!(
-            "login_socket must be an absolute path (or empty for none), not {path:?}"
+            "login_socket must be an absolute path (logins reach mfad only there), not {path:?}"
         )))
     }
 }

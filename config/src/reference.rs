@@ -114,14 +114,13 @@ pub const SECTIONS: &[Section] = &[
             key(
                 "login_socket",
                 "\"/run/pam-mfa/login.socket\"",
-                "Unix socket on which mfad serves logins directly to pam_mfa.so, peer to peer, \
-                 besides the system bus: one connection and two calls per login, and a flood of \
-                 the system bus by a local user does not hold logins up. Its directory is \
-                 created root-owned, mode 0755; the socket is mode 0666 (each caller is known by \
-                 its peer credentials, and acts only on its own account unless it is root). \
-                 Empty: logins use the system bus only. Unset, as in the example: this path \
-                 when mfad serves the system bus, none with mfad --bus. A change takes effect \
-                 when mfad restarts, not at a reload.\n\n\
+                "Unix socket on which mfad serves logins to pam_mfa.so (its socket= argument \
+                 names the same path), peer to peer: one connection and two calls per login, \
+                 and the system bus plays no part, so a flood of the bus by a local user does \
+                 not hold logins up. Its directory is created root-owned, mode 0755; the socket \
+                 is mode 0666 (each caller is known by its peer credentials, and acts only on \
+                 its own account unless it is root). A change takes effect when mfad restarts, \
+                 not at a reload.\n\n\
                  Each connection is served one call at a time, and only the login interface; \
                  one idle for longer than login.session_timeout (plus 5 seconds) is closed. \
                  Each uid may hold 16 connections to mfad (root: 1024), counting those over \
@@ -541,7 +540,7 @@ fn wrap_comment(out: &mut String, paragraph: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Config, DEFAULT_LOGIN_SOCKET};
+    use crate::Config;
 
     /// The keys the parser accepts in `section`, read from its refusal of an unknown key.
     fn accepted(section: &str) -> Vec<String> {
@@ -625,13 +624,7 @@ mod tests {
                         continue;
                     }
                 };
-                let mut parsed =
-                    Config::parse(&text).unwrap_or_else(|error| panic!("{text}: {error}"));
-                if key.name == "login_socket" {
-                    // Unset by default, shown with the path it then has on the system bus.
-                    assert_eq!(parsed.login_socket, Some(DEFAULT_LOGIN_SOCKET.into()));
-                    parsed.login_socket = None;
-                }
+                let parsed = Config::parse(&text).unwrap_or_else(|error| panic!("{text}: {error}"));
                 assert_eq!(parsed, Config::default(), "{text}");
             }
         }

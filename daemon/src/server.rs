@@ -89,10 +89,7 @@ pub async fn serve(
         .build()
         .await
         .map_err(on_bus(format!("cannot connect to the bus at {address}")))?;
-    let login_socket = config
-        .login_socket
-        .clone()
-        .unwrap_or_else(|| pam_mfa_config::DEFAULT_LOGIN_SOCKET.into());
+    let login_socket = config.login_socket.clone();
     let shared = Shared {
         core: Arc::new(Core::new(config, store.clone(), SystemClock).reloading_from(config_path)),
         identities: Arc::new(Identities::default()),

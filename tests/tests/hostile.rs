@@ -531,7 +531,7 @@ fn lines_caused_by_an_unprivileged_user_are_rate_limited() {
     let env = Env::new().start();
     env.enroll("alice");
     // nobody asks 300 times to authenticate alice: refused each time.
-    let flood = env.flood_as(
+    let flood = env.flood_socket_as(
         NOBODY,
         &[
             "--connections",

@@ -78,13 +78,13 @@ fn unknown_module_arguments_deny() {
 }
 
 #[test]
-fn a_malformed_bus_address_denies_even_with_failmode_safe() {
+fn a_malformed_socket_path_denies_even_with_failmode_safe() {
     let env = Env::new().start();
     let module = pam_mfa_tests::target_dir().join("libpam_mfa.so");
     std::fs::write(
         env.confdir().join("typo"),
         format!(
-            "auth required {} bus=unix:pth=/run/bus failmode=safe\n",
+            "auth required {} socket=run/pam-mfa/login.socket failmode=safe\n",
             module.display()
         ),
     )

@@ -203,8 +203,7 @@ Read the configuration file again, as \fBmfactl reload\fR does.
 .BR SIGTERM ", " SIGINT
 Stop at once. Each change of state is one transaction, so nothing is left half written.
 Logins waiting for an answer on the login socket are denied, and their users told that the
-second factor cannot be checked; a login over the bus may instead be denied as expired, if the
-bus starts another mfad for its next answer.
+second factor cannot be checked.
 .SH FLEET MODE
 With \fB[store] kind = "postgres"\fR in \fBmfad.toml\fR(5), mfad keeps its state in a PostgreSQL
 database that several hosts share. The unit as shipped gives mfad no network at all; a server

@@ -2,9 +2,10 @@
 //! what an unprivileged local user can throw at mfad over the bus; with `--socket PATH` instead
 //! of `--bus`, at mfad's login socket, peer to peer. `--garbage N` (with `--socket`) first opens
 //! N connections that send a line feed where the handshake should begin, and closes them.
-//! Opens N connections and keeps M calls in flight on each (Introspect, Login.Begin for NAME,
-//! Login.Answer of a session that does not exist, in turn) for S seconds, or until C calls were
-//! answered in all. Run it as the user (the harness sets the uid). Prints
+//! Opens N connections and keeps M calls in flight on each for S seconds, or until C calls were
+//! answered in all: on the login socket Introspect, Login.Begin for NAME and Login.Answer of a
+//! session that does not exist, in turn; on the bus Introspect, User.Status (the caller's own)
+//! and Admin.Status for NAME (refused: the caller is no administrator), in turn. Run it as the user (the harness sets the uid). Prints
 //! `calls ANSWERED errors ERRORS refused REFUSED` at the end, where REFUSED counts mfad's
 //! TooManyRequests answers.
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use pam_mfa_api::{BUS_NAME, Error, OBJECT_PATH};
+use pam_mfa_api::proxy::{AdminProxy, UserProxy};
 use pam_mfa_tests::login_proxy::LoginProxy;
 
 struct Options {
@@ -144,6 +146,21 @@ async fn caller(
     else {
         return;
     };
+    let Ok(user) = UserProxy::builder(connection)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+    else {
+        return;
+    };
+    let Ok(admin) = AdminProxy::builder(connection)
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+    else {
+        return;
+    };
+    let on_socket = options.socket.is_some();
     let mut turn = slot;
     while Instant::now() < deadline && tally.answered.load(Ordering::SeqCst) < options.count {
         let outcome: Result<(), Error> = match turn % 3 {
@@ -158,8 +175,10 @@ async fn caller(
                 .await
                 .map(drop)
                 .map_err(Error::ZBus),
-            1 => login.begin(&options.user, HashMap::new()).await.map(drop),
-            _ => login.answer("no-such-session", "123456").await.map(drop),
+            1 if on_socket => login.begin(&options.user, HashMap::new()).await.map(drop),
+            _ if on_socket => login.answer("no-such-session", "123456").await.map(drop),
+            1 => user.status().await.map(drop),
+            _ => admin.status(&options.user).await.map(drop),
         };
         turn += 1;
         tally.answered.fetch_add(1, Ordering::SeqCst);
