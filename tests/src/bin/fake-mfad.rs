@@ -40,6 +40,13 @@ impl Recorder {
     }
 }
 
+/// An interface with nothing in it: with an object at mfad's path, zbus answers the standard
+/// interfaces there (Peer.Ping, the probe of `FakeBus::calls_after_probe`).
+struct Nothing;
+
+#[zbus::interface(name = "org.pam_mfa.Mfad1.Fake")]
+impl Nothing {}
+
 /// Serves the Login interface on `path`, one connection at a time.
 fn serve_socket(path: &PathBuf, recorder: &Recorder) {
     let listener = UnixListener::bind(path).expect("bind the login socket");
@@ -125,6 +132,7 @@ fn main() {
     };
     zbus::block_on(async {
         let connection = zbus::connection::Builder::address(bus.as_str())
+            .serve_at(pam_mfa_api::OBJECT_PATH, Nothing)
             .build()
             .await
             .expect("connect to the bus");
