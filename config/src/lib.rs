@@ -36,8 +36,9 @@ pub struct Config {
     /// the request that needed it fails; a hung lookup holds up only that request.
     pub lookup_timeout: LookupTimeout,
     /// Unix socket on which mfad serves logins directly, peer to peer, besides the bus
-    /// (pam_mfa.so `socket=`); its directory is made root-owned, mode 0755. Empty: none. Unset:
-    /// [`DEFAULT_LOGIN_SOCKET`] on the system bus, none on a bus named with `--bus`.
+    /// (pam_mfa.so `socket=`); its directory is made root-owned, mode 0755, unless systemd
+    /// passes the socket (mfad.socket). Empty: none. Unset: [`DEFAULT_LOGIN_SOCKET`] on the
+    /// system bus, none on a bus named with `--bus`.
     #[serde(deserialize_with = "absolute_or_empty")]
     pub login_socket: Option<PathBuf>,
     pub totp: Totp,

@@ -72,7 +72,9 @@ pub const ARGUMENTS: &[Argument] = &[
         text: "mfad's login socket, tried before the bus: one peer-to-peer connection, checked \
                to be served by root before anything is sent. A socket that is missing, or that \
                nothing listens on, sends the login to the bus. none: the bus only. Without \
-               socket=, a bus= argument means that bus only.",
+               socket=, a bus= argument means that bus only. Under systemd, mfad.socket \
+               listens there even while mfad is stopped: the connection starts mfad, and the \
+               login waits for it within timeout=.",
     },
     Argument {
         syntax: "bus=ADDRESS",
