@@ -1,14 +1,17 @@
 # Builds and installs pam-mfa with the layout of its Debian package, for any distribution.
 #
 #   make                       # cargo build --release
-#   sudo make install          # then: systemctl daemon-reload; systemctl reload dbus
-#   sudo make uninstall        # keeps /etc/pam-mfa and the state in /var/lib/pam-mfa
+#   sudo make install          # then: systemctl daemon-reload; systemctl reload dbus;
+#                              #   systemctl enable --now mfad.socket mfad.service
+#   sudo make uninstall        # keeps /etc/pam-mfa and the state in /var/lib/pam-mfa; first:
+#                              #   systemctl disable --now mfad.socket mfad.service
 #   make install DESTDIR=/tmp/stage PREFIX=/usr
 #
 # PREFIX (/usr) holds the programs, man pages, examples and completions. The PAM module goes where
 # libpam looks for modules (PAMDIR: beside pam_unix.so), the D-Bus files under
-# $(DBUSDIR) (/usr/share/dbus-1: dbus-daemon reads nothing under /usr/local) and the unit under
-# $(UNITDIR), whatever PREFIX is. The configuration file is installed only if there is none.
+# $(DBUSDIR) (/usr/share/dbus-1: dbus-daemon reads nothing under /usr/local) and the units
+# (mfad.service, and mfad.socket, which holds the login socket) under $(UNITDIR), whatever
+# PREFIX is. The configuration file is installed only if there is none.
 
 PREFIX ?= /usr
 BINDIR ?= $(PREFIX)/bin
@@ -58,6 +61,7 @@ install:
 	  | $(INSTALL) -D -m 0644 /dev/stdin $(DESTDIR)$(DBUSDIR)/system-services/org.pam_mfa.Mfad1.service
 	sed 's|/usr/sbin/mfad|$(SBINDIR)/mfad|' systemd/mfad.service \
 	  | $(INSTALL) -D -m 0644 /dev/stdin $(DESTDIR)$(UNITDIR)/mfad.service
+	$(INSTALL) -D -m 0644 systemd/mfad.socket $(DESTDIR)$(UNITDIR)/mfad.socket
 	$(INSTALL) -D -m 0644 pam-configs/mfa $(DESTDIR)$(PAMCONFIGDIR)/mfa
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/pam-mfa
 	test -e $(DESTDIR)$(SYSCONFDIR)/pam-mfa/mfad.toml \
@@ -84,7 +88,8 @@ uninstall:
 	rm -f $(DESTDIR)$(PAMDIR)/pam_mfa.so $(DESTDIR)$(SBINDIR)/mfad $(DESTDIR)$(BINDIR)/mfactl
 	rm -f $(DESTDIR)$(DBUSDIR)/system.d/org.pam_mfa.Mfad1.conf
 	rm -f $(DESTDIR)$(DBUSDIR)/system-services/org.pam_mfa.Mfad1.service
-	rm -f $(DESTDIR)$(UNITDIR)/mfad.service $(DESTDIR)$(PAMCONFIGDIR)/mfa
+	rm -f $(DESTDIR)$(UNITDIR)/mfad.service $(DESTDIR)$(UNITDIR)/mfad.socket
+	rm -f $(DESTDIR)$(PAMCONFIGDIR)/mfa
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(wildcard docs/man/*.1)))
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(wildcard docs/man/*.5)))
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(wildcard docs/man/*.8)))

@@ -17,6 +17,7 @@ packages=(
   zbar-tools        # zbarimg: an independent QR reader checks the codes mfad draws
   util-linux        # unshare: a test gives mfad a /dev of its own (syslog coming and going)
   mount             # mount, for the same test
+  systemd           # systemd-socket-activate: a test starts mfad on its socket, as mfad.socket does
   openssh-server    # sshd, for logins over real SSH in the tests
   openssh-client    # ssh, their client
   debootstrap       # the Debian base of the container tests (containers/base.sh)

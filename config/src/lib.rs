@@ -36,7 +36,7 @@ pub struct Config {
     /// the request that needed it fails; a hung lookup holds up only that request.
     pub lookup_timeout: LookupTimeout,
     /// Unix socket on which mfad serves logins, peer to peer (pam_mfa.so `socket=`); its
-    /// directory is made root-owned, mode 0755.
+    /// directory is made root-owned, mode 0755, unless systemd passes the socket (mfad.socket).
     #[serde(deserialize_with = "login_socket_path")]
     pub login_socket: PathBuf,
     pub totp: Totp,

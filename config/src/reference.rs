@@ -121,6 +121,10 @@ pub const SECTIONS: &[Section] = &[
                  is mode 0666 (each caller is known by its peer credentials, and acts only on \
                  its own account unless it is root). A change takes effect when mfad restarts, \
                  not at a reload.\n\n\
+                 Under systemd the socket is mfad.socket's (socket activation), with the same \
+                 modes: systemd listens on it from boot, and mfad takes it as systemd passes \
+                 it, which must be this path; mfad does not start otherwise. A change here goes \
+                 with the same change of ListenStream= in a drop-in for mfad.socket.\n\n\
                  Each connection is served one call at a time, and only the login interface; \
                  one idle for longer than login.session_timeout (plus 5 seconds) is closed. \
                  Each uid may hold 16 connections to mfad (root: 1024), counting those over \

@@ -14,9 +14,12 @@ use clap::Parser;
 /// in use stays. state_dir changes only at a restart. Every key, and how the enforcement and
 /// exemption rules combine, is described in mfad.toml(5).
 ///
-/// Under systemd, mfad runs as mfad.service (started at boot, or by the bus at the first login
-/// or mfactl command); the unit confines it (no capabilities, no network, a read-only system
-/// but for its state and socket directories, a system-call filter): systemd-analyze security
+/// Under systemd, mfad runs as mfad.service: started at boot, by its login socket at a login,
+/// or by the bus at an mfactl command. systemd holds the login socket from boot (mfad.socket),
+/// so a login while mfad is stopped starts it and waits for it; mfad takes the socket systemd
+/// passes (LISTEN_FDS) and refuses to start if it is not login_socket. Without systemd, mfad
+/// binds the socket itself. The unit confines mfad (no capabilities, no network, a read-only
+/// system but for its state directory, a system-call filter): systemd-analyze security
 /// mfad.service rates it.
 #[derive(Parser)]
 #[command(version, about, long_about)]

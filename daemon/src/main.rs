@@ -10,6 +10,14 @@ use mfad::log;
 use pam_mfa_config::Config;
 
 fn main() -> ExitCode {
+    // Before any thread starts: the login socket, if systemd passed it (mfad.socket).
+    let passed = match mfad::transport::activation::take() {
+        Ok(passed) => passed,
+        Err(error) => {
+            eprintln!("mfad: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let args = Args::parse();
     // A file named for checking must exist; the daemon itself runs on defaults without one.
     let loaded = if args.check_config {
@@ -33,7 +41,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     log::init();
-    let serving = mfad::server::serve(args.bus.as_deref(), config, args.config.clone());
+    let serving = mfad::server::serve(args.bus.as_deref(), config, args.config.clone(), passed);
     match zbus::block_on(serving) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -15,6 +15,7 @@ use crate::log;
 use crate::store::postgres::PostgresBackend;
 use crate::store::sqlite::SqliteBackend;
 use crate::store::{Store, StoreError};
+use crate::transport::activation::{ActivationError, Passed};
 use crate::transport::bus::{AdminInterface, UserInterface};
 use crate::transport::identity::Identities;
 use crate::transport::{ServedCore, Shared};
@@ -34,6 +35,8 @@ pub enum ServeError {
     /// Something of the system mfad needs (a thread, a signal, a socket, the host name):
     /// `what` it was.
     System { what: String, error: std::io::Error },
+    /// What systemd passed (socket activation) is not the login socket mfad is configured for.
+    Activation(ActivationError),
 }
 
 impl std::fmt::Display for ServeError {
@@ -52,11 +55,18 @@ impl std::fmt::Display for ServeError {
                  started again"
             ),
             ServeError::System { what, error } => write!(f, "{what}: {error}"),
+            ServeError::Activation(error) => write!(f, "{error}"),
         }
     }
 }
 
 impl std::error::Error for ServeError {}
+
+impl From<ActivationError> for ServeError {
+    fn from(error: ActivationError) -> Self {
+        ServeError::Activation(error)
+    }
+}
 
 impl From<StoreError> for ServeError {
     fn from(error: StoreError) -> Self {
@@ -77,19 +87,24 @@ fn in_system(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeErr
 }
 
 /// Serves until the bus connection is lost, which is an error: mfad exits, and its service
-/// manager starts it again.
+/// manager starts it again. `passed` is what systemd passed: the login socket, when mfad was
+/// started by socket activation (see [`crate::transport::activation`]).
 pub async fn serve(
     bus: Option<&str>,
     config: Config,
     config_path: std::path::PathBuf,
+    passed: Passed,
 ) -> Result<(), ServeError> {
+    let login_socket = config.login_socket.clone();
+    // A socket systemd passed that is not the configured one stops mfad before it does
+    // anything else.
+    let activated = passed.login_listener(&login_socket)?;
     let store = open_store(&config)?;
     let address = pam_mfa_api::bus_address(bus);
     let connection = zbus::connection::Builder::address(address.as_str())
         .build()
         .await
         .map_err(on_bus(format!("cannot connect to the bus at {address}")))?;
-    let login_socket = config.login_socket.clone();
     let shared = Shared {
         core: Arc::new(Core::new(config, store.clone(), SystemClock).reloading_from(config_path)),
         identities: Arc::new(Identities::default()),
@@ -127,11 +142,19 @@ pub async fn serve(
         return Err(ServeError::NameTaken { address });
     }
     // Only the mfad that owns the name serves the login socket: a second one, which exits
-    // above, never touches the first one's socket.
-    crate::transport::login_socket::serve(shared.clone(), &login_socket).map_err(in_system(
-        format!("cannot serve logins on {}", login_socket.display()),
-    ))?;
-    log::info(&format!("serving logins on {}", login_socket.display()));
+    // above, never touches the first one's socket. A socket systemd passed is served as it is:
+    // the socket file is systemd's, and stays when mfad exits.
+    use crate::transport::login_socket::{bind, serve};
+    let failed = format!("cannot serve logins on {}", login_socket.display());
+    let (listener, from) = match activated {
+        Some(listener) => (listener, " (passed by systemd)"),
+        None => (bind(&login_socket).map_err(in_system(failed.clone()))?, ""),
+    };
+    serve(shared.clone(), listener).map_err(in_system(failed))?;
+    log::info(&format!(
+        "serving logins on {}{from}",
+        login_socket.display()
+    ));
     log::info(&format!("serving {BUS_NAME} on {address}"));
     while let Some(signal) = gone.next().await {
         let Ok(args) = signal.args() else { continue };

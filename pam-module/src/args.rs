@@ -70,7 +70,9 @@ pub const ARGUMENTS: &[Argument] = &[
         text: "mfad's login socket, the one way the module reaches mfad: one peer-to-peer \
                D-Bus connection per login, checked to be served by root (mfad, or systemd's \
                mfad.socket) before anything is sent. For containers and tests; mfad's \
-               login_socket setting must name the same path.",
+               login_socket setting must name the same path. Under systemd, mfad.socket \
+               listens there even while mfad is stopped: the connection starts mfad, and the \
+               login waits for it within timeout=.",
     },
     Argument {
         syntax: "timeout=SECONDS",

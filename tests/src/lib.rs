@@ -544,6 +544,60 @@ impl Env {
         });
     }
 
+    /// Hands mfad's login socket to systemd's `systemd-socket-activate`, as mfad.socket does
+    /// under systemd: it listens at `socket` and, at the first connection, starts mfad with the
+    /// listening socket passed (LISTEN_FDS), in the same process. Returns once it listens; mfad
+    /// does not run yet (stop the one that runs first: [`Env::stop_daemon`]).
+    pub fn start_daemon_on_demand(&self, socket: &Path) {
+        assert!(
+            !self.private_dev,
+            "mfad on demand runs in the test's mount namespace"
+        );
+        let log_path = self.dir.join("mfad.log");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .unwrap();
+        let listening = format!("Listening on {}", socket.display());
+        let before = self.daemon_log().matches(&listening).count();
+        // systemd-socket-activate gives the program only the variables named with -E.
+        let mut variables = vec![
+            ("LD_PRELOAD".to_owned(), system_library("libnss_wrapper.so")),
+            ("NSS_WRAPPER_PASSWD".to_owned(), self.dir.join("passwd")),
+            ("NSS_WRAPPER_GROUP".to_owned(), self.dir.join("group")),
+        ];
+        variables.extend(self.daemon_env.iter().cloned());
+        let mut command = Command::new("systemd-socket-activate");
+        command.arg("--listen").arg(socket);
+        for (key, value) in &variables {
+            command.arg(format!("--setenv={key}={}", value.display()));
+        }
+        let child = command
+            .arg(built("mfad"))
+            .arg("--bus")
+            .arg(&self.address)
+            .arg("--config")
+            .arg(&self.config_path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect(
+                "systemd-socket-activate is missing: install systemd (see README, test command)",
+            );
+        let pid = child.id();
+        *self.daemon.lock().unwrap() = Some(child);
+        wait_until("systemd-socket-activate to listen", || {
+            let alive = fs::metadata(format!("/proc/{pid}")).is_ok();
+            assert!(
+                alive,
+                "systemd-socket-activate exited:\n{}",
+                self.daemon_log()
+            );
+            self.daemon_log().matches(&listening).count() > before
+        });
+    }
+
     /// The directory that is `/dev` for mfad, with [`EnvBuilder::private_dev`].
     pub fn dev(&self) -> PathBuf {
         self.dir.join("dev")

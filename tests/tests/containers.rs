@@ -208,7 +208,7 @@ fn locked_account() {
 
 fn mfad_stopped_or_frozen() {
     let (container, secret) = start();
-    // Stopped, as `systemctl stop mfad` leaves it: the supervisor cannot start it again.
+    // Stopped for good: killed, and the supervisor cannot start it again.
     container.run(
         "root",
         &["sh", "-c", "chmod a-x /usr/sbin/mfad; pkill -x mfad"],
@@ -609,6 +609,36 @@ fn only_root_at_the_console(container: &Container, secret: &str) {
     assert_out(&session, UNAVAILABLE_NOTICE);
 }
 
+/// mfad.socket is enabled and listening, and the mfad that runs serves the socket systemd
+/// passed it (its own lines in the journal say so).
+fn assert_socket_activated(container: &Container) {
+    for (query, wanted) in [("is-enabled", "enabled"), ("is-active", "active")] {
+        let state = container.run("root", &["systemctl", query, "mfad.socket"]);
+        assert_eq!(state.trim(), wanted, "systemctl {query} mfad.socket");
+    }
+    let wanted = "serving logins on /run/pam-mfa/login.socket (passed by systemd)";
+    let start = Instant::now();
+    loop {
+        // systemd reports mfad started when it owns its name, a moment before that line.
+        let journal = container.run(
+            "root",
+            &[
+                "sh",
+                "-c",
+                "journalctl --no-pager _PID=$(systemctl show --property MainPID --value mfad)",
+            ],
+        );
+        if journal.contains(wanted) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the running mfad did not say {wanted:?}:\n{journal}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// systemd's exposure score of the running mfad.service (`systemd-analyze security`), which
 /// must be 2.0 ("OK") or lower.
 fn exposure(container: &Container) -> f64 {
@@ -653,6 +683,8 @@ fn package_lifecycle() {
     assert!(said.contains("pam-auth-update --enable mfa"), "{said}");
     let active = container.run("root", &["systemctl", "is-active", "mfad"]);
     assert_eq!(active.trim(), "active");
+    // The login socket is systemd's (mfad.socket, enabled and listening), and mfad took it.
+    assert_socket_activated(&container);
     let auth = container.run("root", &["cat", "/etc/pam.d/common-auth"]);
     assert!(!auth.contains("pam_mfa"), "{auth}");
     // The man pages and the examples they show are installed, and man finds them.
@@ -767,6 +799,18 @@ fn package_lifecycle() {
     assert!(status.contains("enrolled:  yes"), "{status}");
     let active = container.run("root", &["systemctl", "is-active", "mfad"]);
     assert_eq!(active.trim(), "active");
+    // Stopped, mfad is started again by its socket for the next login (socket activation):
+    // the login waits for it and gets in with the code.
+    container.run("root", &["systemctl", "stop", "mfad"]);
+    let socket = container.run("root", &["systemctl", "is-active", "mfad.socket"]);
+    assert_eq!(socket.trim(), "active");
+    let session = ssh(
+        &container,
+        "alice",
+        &mut person(vec![next_code(&secret, &mut last)]),
+    );
+    assert_in_with_code(&session);
+    assert_socket_activated(&container);
 
     // A backup while mfad runs.
     readme_step(&container, "backup");
@@ -819,7 +863,8 @@ fn package_lifecycle() {
             "sh",
             "-c",
             "ls -d /usr/sbin/mfad /usr/bin/mfactl /lib/*/security/pam_mfa.so \
-             /lib/systemd/system/mfad.service /usr/share/dbus-1/system.d/org.pam_mfa.Mfad1.conf \
+             /lib/systemd/system/mfad.service /lib/systemd/system/mfad.socket \
+             /run/pam-mfa/login.socket /usr/share/dbus-1/system.d/org.pam_mfa.Mfad1.conf \
              /usr/share/pam-configs/mfa /var/lib/pam-mfa/mfad.sqlite3 /etc/pam-mfa/mfad.toml \
              /etc/ssh/sshd_config.d/50-pam-mfa.conf 2>/dev/null; true",
         ],
@@ -842,7 +887,8 @@ fn package_lifecycle() {
         &[
             "sh",
             "-c",
-            "ls -d /var/lib/pam-mfa /etc/pam-mfa /run/pam-mfa /usr/sbin/mfad 2>/dev/null; true",
+            "ls -d /var/lib/pam-mfa /etc/pam-mfa /run/pam-mfa /usr/sbin/mfad \
+             /etc/systemd/system/*/mfad.* 2>/dev/null; true",
         ],
     );
     assert_eq!(left.trim(), "", "what purge left");

@@ -74,6 +74,7 @@ fn make_install_puts_every_part_where_the_package_does_and_uninstall_takes_them_
     let mut wanted = vec![
         "etc/pam-mfa/mfad.toml".to_owned(),
         "lib/systemd/system/mfad.service".to_owned(),
+        "lib/systemd/system/mfad.socket".to_owned(),
         "lib/x86_64-linux-gnu/security/pam_mfa.so".to_owned(),
         "usr/bin/mfactl".to_owned(),
         "usr/sbin/mfad".to_owned(),

@@ -54,8 +54,10 @@ fn every_page_referred_to_exists() {
         "pam.conf.5",
         "pam.7",
         "pam-auth-update.8",
+        "sd_listen_fds.3",
         "sshd_config.5",
         "systemd-analyze.1",
+        "systemd.socket.5",
     ];
     for (name, page) in &pages {
         let text = String::from_utf8_lossy(page);

@@ -227,11 +227,20 @@ denies the logins that need it until it answers.
 .SH EXIT STATUS
 0 after \fB\-\-check\-config\fR with a valid file; 1 when the configuration is invalid (the
 reason on stderr), or when mfad cannot serve (the store, the bus, another mfad owning the
-name) or loses the bus (the reason in syslog and on stderr); 2 when the command line is wrong.
+name, a socket passed by systemd that is not its login socket) or loses the bus (the reason in
+syslog and on stderr); 2 when the command line is wrong.
 .SH ENVIRONMENT
 .TP
 .B DBUS_SYSTEM_BUS_ADDRESS
 The bus to serve when \fB\-\-bus\fR is not given; by default the system bus's standard socket.
+.TP
+.BR LISTEN_PID ", " LISTEN_FDS
+Set by systemd when it passes mfad its login socket (socket activation, as in
+\fBsd_listen_fds\fR(3)): \fBLISTEN_FDS\fR sockets from descriptor 3, for the process
+\fBLISTEN_PID\fR. mfad takes exactly one, a listening Unix stream socket bound to
+\fBlogin_socket\fR, serves it as it is, and unsets both variables; anything else stops it at
+start, with a message naming what was passed and what was expected. Without them, mfad binds
+the login socket itself.
 .SH FILES
 .TP
 .I /etc/pam\-mfa/mfad.toml
@@ -242,7 +251,23 @@ The store in state_dir (the directory mode 0700, the file 0600, with its \-wal a
 files).
 .TP
 .I /run/pam\-mfa/login.socket
-The login socket (login_socket).
+The login socket (login_socket). Under systemd it is mfad.socket's: systemd listens on it
+from boot, starts mfad at the first connection, and keeps it while mfad is stopped, so that
+the next login starts mfad again. Without systemd, mfad binds it (and its directory) itself.
+.TP
+.I /lib/systemd/system/mfad.service
+The unit mfad runs as: hardened (see DESCRIPTION), started at boot, by the login socket or by
+the bus.
+.TP
+.I /lib/systemd/system/mfad.socket
+The login socket's unit, enabled with mfad.service. Its
+.B ListenStream=
+must be login_socket's path: a drop-in
+.RI ( /etc/systemd/system/mfad.socket.d/path.conf :
+.B ListenStream=
+empty, then the new path) goes with a change of login_socket. For logins on the system bus
+only (login_socket empty), mask it:
+.BR "systemctl mask \-\-now mfad.socket" .
 .TP
 .I /usr/share/dbus\-1/system.d/org.pam_mfa.Mfad1.conf
 The D\-Bus policy: who may own the name and call which interface.
@@ -294,6 +319,7 @@ fn clap_pages(date: &str) -> Result<Vec<(String, Vec<u8>)>, Error> {
             "mfad.toml(5)",
             "mfactl(1)",
             "pam_mfa(8)",
+            "systemd.socket(5)",
             "systemd-analyze(1)"
         ])
     );

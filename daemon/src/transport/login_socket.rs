@@ -45,10 +45,10 @@ const MAX_HELD_REPLIES: usize = 16 * 1024;
 /// Threads kept waiting in `accept` when there is no work for them.
 const IDLE_THREADS: usize = 4;
 
-/// Binds the login socket at `path` and serves it on threads of its own, apart from the bus's
-/// executor: a flood of the bus does not reach the logins on the socket.
-pub fn serve(shared: Shared, path: &Path) -> io::Result<()> {
-    let listener = bind(path)?;
+/// Serves the login socket `listener` (bound by [`bind`], or passed by systemd: see
+/// [`super::activation`]) on threads of its own, apart from the bus's executor: a flood of the
+/// bus does not reach the logins on the socket.
+pub fn serve(shared: Shared, listener: UnixListener) -> io::Result<()> {
     let pool = Arc::new(Pool {
         shared,
         listener,
@@ -348,7 +348,7 @@ fn turn_room(turn: &WireTurn) -> usize {
 /// Makes the socket's directory (root-owned, not writable by others) and binds the socket,
 /// mode 0666: any local user may run a login of their own account, as on the bus. A socket
 /// left by an earlier mfad is replaced; any other file there is an error.
-fn bind(path: &Path) -> io::Result<UnixListener> {
+pub fn bind(path: &Path) -> io::Result<UnixListener> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::other("the path has no directory"))?;

@@ -1,8 +1,10 @@
 //! How callers reach the core: the system bus (mfactl, and logins where the login socket is
 //! not used) and mfad's login socket (the PAM module). Each transport identifies its callers,
 //! bounds what each uid may ask at once, and translates calls into calls of the core; neither
-//! decides anything, and neither uses the other.
+//! decides anything, and neither uses the other. The login socket is bound by mfad, or passed
+//! by systemd (socket activation).
 
+pub mod activation;
 pub mod bus;
 pub mod identity;
 pub mod login_socket;
