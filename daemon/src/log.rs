@@ -10,9 +10,12 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use std::io::Write as _;
+
 use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
 
 use crate::audit::{Event, Severity};
+use crate::clock::{Clock, SystemClock};
 
 /// Lines one unprivileged uid may cause in a burst, and then one per [`REFILL`].
 pub const BURST: u32 = 20;
@@ -74,6 +77,48 @@ struct Sink {
     last_attempt: Option<Instant>,
     stderr: bool,
     limits: RateLimit,
+    /// The syslog line being sent, kept so that its memory is reused line after line.
+    line: Vec<u8>,
+    /// The RFC 3164 timestamp of the second the last line was sent in, and that second.
+    stamp: (u64, [u8; STAMP_LEN]),
+}
+
+/// `Mmm dd hh:mm:ss`, the timestamp of an RFC 3164 line.
+const STAMP_LEN: usize = 15;
+
+/// The RFC 3164 timestamp (UTC, as the syslog crate writes it) of Unix time `now`.
+fn stamp(now: u64) -> [u8; STAMP_LEN] {
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let (days, seconds) = (now / 86_400, now % 86_400);
+    // The civil date of a day count (Howard Hinnant's `civil_from_days`), for the month and day.
+    let z = days + 719_468;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let mut out = [b' '; STAMP_LEN];
+    out[..3].copy_from_slice(MONTHS[(month - 1) as usize]);
+    let two = |out: &mut [u8], at: usize, value: u64| {
+        out[at] = b'0' + (value / 10) as u8;
+        out[at + 1] = b'0' + (value % 10) as u8;
+    };
+    two(&mut out, 4, day);
+    two(&mut out, 7, seconds / 3600);
+    out[9] = b':';
+    two(&mut out, 10, seconds / 60 % 60);
+    out[12] = b':';
+    two(&mut out, 13, seconds % 60);
+    out
 }
 
 static SINK: OnceLock<Mutex<Sink>> = OnceLock::new();
@@ -96,6 +141,8 @@ pub fn init() {
         last_attempt: Some(Instant::now()),
         stderr,
         limits: RateLimit::default(),
+        line: Vec::new(),
+        stamp: (0, stamp(0)),
     }));
 }
 
@@ -124,32 +171,61 @@ fn write(sink: &mut Sink, level: Level, message: &str) {
         sink.syslog = connect();
         sink.last_attempt = Some(Instant::now());
     }
-    let failed = sink
-        .syslog
+    if sink.syslog.is_none() {
+        return;
+    }
+    compose(sink, level, message);
+    let Sink { syslog, line, .. } = sink;
+    let failed = syslog
         .as_mut()
-        .is_some_and(|logger| send(logger, level, message).is_err());
+        .is_some_and(|logger| send(&mut logger.backend, line).is_err());
     if failed {
         // syslog went away or was restarted: try a new connection at once, else again later.
         sink.syslog = connect();
         sink.last_attempt = Some(Instant::now());
-        if let Some(logger) = sink.syslog.as_mut()
-            && send(logger, level, message).is_err()
+        let Sink { syslog, line, .. } = sink;
+        if let Some(logger) = syslog.as_mut()
+            && send(&mut logger.backend, line).is_err()
         {
             sink.syslog = None;
         }
     }
 }
 
-fn send(
-    logger: &mut Logger<LoggerBackend, Formatter3164>,
-    level: Level,
-    message: &str,
-) -> syslog::Result<()> {
-    match level {
-        Level::Info => logger.info(message),
-        Level::Warning => logger.warning(message),
-        Level::Error => logger.err(message),
+/// Sends one composed line, as the syslog crate sends one: a datagram, or on a stream the line
+/// and a NUL.
+fn send(backend: &mut LoggerBackend, line: &[u8]) -> std::io::Result<()> {
+    match backend {
+        LoggerBackend::Unix(socket) => socket.send(line).map(drop),
+        LoggerBackend::UnixStream(socket) => {
+            socket.write_all(line)?;
+            socket.write_all(&[0])?;
+            socket.flush()
+        }
+        other => other.write_all(line),
     }
+}
+
+/// Puts `message` in `sink.line` as the RFC 3164 line the syslog crate's `Formatter3164` makes
+/// (`<priority>Mmm dd hh:mm:ss mfad[pid]: message`, UTC), without parsing a format description
+/// and allocating per line as it does.
+fn compose(sink: &mut Sink, level: Level, message: &str) {
+    let severity = match level {
+        Level::Info => syslog::Severity::LOG_INFO,
+        Level::Warning => syslog::Severity::LOG_WARNING,
+        Level::Error => syslog::Severity::LOG_ERR,
+    };
+    let now = SystemClock.now();
+    if sink.stamp.0 != now {
+        sink.stamp = (now, stamp(now));
+    }
+    let line = &mut sink.line;
+    line.clear();
+    // Writing to a Vec cannot fail.
+    let _ = write!(line, "<{}>", Facility::LOG_AUTHPRIV as u8 | severity as u8);
+    line.extend_from_slice(&sink.stamp.1);
+    let _ = write!(line, " mfad[{}]: ", std::process::id());
+    line.extend_from_slice(message.as_bytes());
 }
 
 fn line(level: Level, message: &str) {
@@ -198,6 +274,15 @@ pub fn event(event: &Event, caused_by: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_are_as_rfc_3164_writes_them() {
+        assert_eq!(&stamp(0), b"Jan 01 00:00:00");
+        // 2024-02-29 23:59:59 UTC, a leap day.
+        assert_eq!(&stamp(1_709_251_199), b"Feb 29 23:59:59");
+        // 2025-12-07 09:05:03 UTC.
+        assert_eq!(&stamp(1_765_098_303), b"Dec 07 09:05:03");
+    }
 
     #[test]
     fn a_flood_from_one_uid_is_cut_and_counted() {

@@ -418,8 +418,9 @@ impl SqliteBackend {
     /// kept (`true`), returns once the transaction holding it is committed: on disk
     /// (`synchronous=FULL`). Work that arrives while a transaction is open and others are
     /// still to join it goes into the same transaction, so concurrent logins share one commit
-    /// (one write-ahead-log sync) instead of paying one each. Each part runs in a savepoint of
-    /// its own: a part that fails or declines is undone alone. The changes of a transaction
+    /// (one write-ahead-log sync) instead of paying one each. Each part after the first runs
+    /// in a savepoint of its own: a part that fails or declines is undone alone (the first, by
+    /// rolling back the transaction it alone is in). The changes of a transaction
     /// are seen by the parts that join it after them (as if they were committed, which they
     /// will be, or every part waiting for them fails), and by no read until it is committed.
     /// Work that keeps nothing returns at once.
@@ -427,10 +428,11 @@ impl SqliteBackend {
         self.joining.fetch_add(1, Ordering::SeqCst);
         let mut writer = self.writer();
         self.joining.fetch_sub(1, Ordering::SeqCst);
+        let first = writer.batch.is_none();
         let batch = match &writer.batch {
             Some(batch) => batch.clone(),
             None => {
-                writer.connection.execute_batch("BEGIN IMMEDIATE")?;
+                run(&writer.connection, "BEGIN IMMEDIATE")?;
                 let batch = Arc::new(Batch::default());
                 writer.batch = Some(batch.clone());
                 writer.parts = 0;
@@ -438,10 +440,13 @@ impl SqliteBackend {
             }
         };
         writer.parts += 1;
-        let saved = writer
-            .connection
-            .execute_batch("SAVEPOINT part")
-            .map_err(StoreError::from);
+        // The first part of a transaction needs no savepoint: undoing it is undoing the
+        // transaction, which holds nothing else.
+        let saved = if first {
+            Ok(())
+        } else {
+            run(&writer.connection, "SAVEPOINT part")
+        };
         let in_part = saved.is_ok();
         let outcome = saved.and_then(|()| {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&writer.connection)))
@@ -452,6 +457,13 @@ impl SqliteBackend {
                 })
         });
         let kept = matches!(outcome, Ok((_, true)));
+        if first && !kept {
+            // Nothing else is in the transaction (the writer was held throughout): roll it
+            // back whole. No part waits for its outcome.
+            let undone = StoreError::Failed("the transaction's only part was undone".into());
+            self.end(&mut writer, &batch, Err(undone));
+            return outcome.map(|(value, _)| value);
+        }
         let closed = if !in_part {
             // Nothing of this part was done; the transaction is as it was.
             false
@@ -459,21 +471,17 @@ impl SqliteBackend {
             // SQLite rolled the whole transaction back (a full disk, say).
             true
         } else if kept {
-            writer.connection.execute_batch("RELEASE part").is_err()
+            !first && run(&writer.connection, "RELEASE part").is_err()
         } else {
-            writer
-                .connection
-                .execute_batch("ROLLBACK TO part; RELEASE part")
+            run(&writer.connection, "ROLLBACK TO part")
+                .and_then(|()| run(&writer.connection, "RELEASE part"))
                 .is_err()
         };
         if closed {
             let lost = StoreError::Failed("the transaction was lost".into());
             self.end(&mut writer, &batch, Err(lost));
         } else if self.joining.load(Ordering::SeqCst) == 0 || writer.parts >= MAX_BATCH {
-            let committed = writer
-                .connection
-                .execute_batch("COMMIT")
-                .map_err(StoreError::from);
+            let committed = run(&writer.connection, "COMMIT");
             self.end(&mut writer, &batch, committed);
         }
         if !kept {
@@ -504,7 +512,7 @@ impl SqliteBackend {
         if committed {
             self.commits.fetch_add(1, Ordering::Relaxed);
         } else if !writer.connection.is_autocommit() {
-            let _ = writer.connection.execute_batch("ROLLBACK");
+            let _ = run(&writer.connection, "ROLLBACK");
         }
         let _ = batch.outcome.set(outcome);
         writer.batch = None;
@@ -577,6 +585,14 @@ fn empty_log(connection: &mut Connection) {
             "the write-ahead log could not be emptied after a secret was removed: {error}"
         )),
     }
+}
+
+/// Runs `sql`, one statement that returns no rows, prepared once per connection: the
+/// statements that begin and end every transaction and savepoint are not parsed again each
+/// time.
+fn run(connection: &Connection, sql: &str) -> Result<()> {
+    connection.prepare_cached(sql)?.raw_execute()?;
+    Ok(())
 }
 
 /// A transaction (or, for reads, the reader connection) of the SQLite store.
