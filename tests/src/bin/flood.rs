@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use pam_mfa_api::{BUS_NAME, Error, OBJECT_PATH};
 use pam_mfa_api::proxy::{AdminProxy, UserProxy};
+use pam_mfa_api::{BUS_NAME, Error, OBJECT_PATH};
 use pam_mfa_tests::login_proxy::LoginProxy;
 
 struct Options {
