@@ -21,7 +21,8 @@ packages=(
   openssh-server    # sshd, for logins over real SSH in the tests
   openssh-client    # ssh, their client
   debootstrap       # the Debian base of the container tests (containers/base.sh)
-  binutils          # objcopy: the container images get the binaries without debug symbols
+  binutils          # objcopy: the container images get the binaries without debug symbols;
+                    # nm: a test checks what the module links
   dpkg-dev          # dpkg-buildpackage: scripts/build-deb.sh builds the package
   debhelper         # its dh sequence (debian/rules)
   mandoc            # mandoc -Tlint: the man pages are checked for warnings

@@ -342,3 +342,33 @@ fn the_module_carries_its_own_unwinder() {
         .run()
         .expect("PAM_SUCCESS");
 }
+
+/// The module is a thin relay in the login program's own thread: it links no bus library or
+/// runtime, and cannot start a thread (no pthread_create or clone among the symbols it needs).
+#[test]
+fn the_module_links_no_bus_library_and_starts_no_thread() {
+    let module = pam_mfa_tests::target_dir().join("libpam_mfa.so");
+    let out = std::process::Command::new("nm")
+        .args(["--dynamic", "--undefined-only"])
+        .arg(&module)
+        .output()
+        .expect("nm (binutils)");
+    assert!(out.status.success());
+    let needed = String::from_utf8_lossy(&out.stdout);
+    assert!(needed.contains("pam_get_item"), "{needed}");
+    for symbol in ["pthread_create", " clone", "clone3"] {
+        assert!(
+            !needed.contains(symbol),
+            "the module needs {symbol}:\n{needed}"
+        );
+    }
+    let bytes = std::fs::read(&module).unwrap();
+    for library in ["zbus", "tokio", "async_io", "async_executor"] {
+        assert!(
+            !bytes
+                .windows(library.len())
+                .any(|window| window == library.as_bytes()),
+            "the module contains {library}"
+        );
+    }
+}
