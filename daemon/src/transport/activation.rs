@@ -88,8 +88,9 @@ impl fmt::Display for ActivationError {
             ActivationError::Unwanted { fd, what } => write!(
                 f,
                 "systemd passed descriptor {fd}, {what}, but this mfad serves no login socket \
-                 (login_socket is empty, or mfad runs with --bus and login_socket is not set); \
-                 {unit}"
+                 (login_socket is empty, or mfad runs with --bus and login_socket is not set): \
+                 for logins on the bus only, mask mfad.socket (systemctl mask --now \
+                 mfad.socket); otherwise set login_socket to the socket's path"
             ),
         }
     }
@@ -530,6 +531,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("serves no login socket"), "{error}");
+        assert!(
+            error.contains("systemctl mask --now mfad.socket"),
+            "{error}"
+        );
         assert!(error.contains(&path.display().to_string()), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
