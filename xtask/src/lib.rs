@@ -265,16 +265,14 @@ The login socket's unit, enabled with mfad.service. Its
 must be login_socket's path: a drop-in
 .RI ( /etc/systemd/system/mfad.socket.d/path.conf :
 .B ListenStream=
-empty, then the new path) goes with a change of login_socket. For logins on the system bus
-only (login_socket empty), mask it:
-.BR "systemctl mask \-\-now mfad.socket" .
+empty, then the new path) goes with a change of login_socket.
 .TP
 .I /usr/share/dbus\-1/system.d/org.pam_mfa.Mfad1.conf
 The D\-Bus policy: who may own the name and call which interface.
 .TP
 .I /usr/share/dbus\-1/system\-services/org.pam_mfa.Mfad1.service
-D\-Bus activation: the bus starts mfad (through systemd, as mfad.service) when a login or
-mfactl needs it and nobody owns the name.
+D\-Bus activation: the bus starts mfad (through systemd, as mfad.service) when mfactl needs
+it and nobody owns the name.
 .SH SEE ALSO
 "#;
 

@@ -50,8 +50,6 @@ pub enum ActivationError {
         what: String,
         expected: PathBuf,
     },
-    /// A socket was passed, but this mfad is configured to serve no login socket.
-    Unwanted { fd: RawFd, what: String },
 }
 
 impl fmt::Display for ActivationError {
@@ -84,13 +82,6 @@ impl fmt::Display for ActivationError {
                 "systemd passed descriptor {fd}, {what}, where mfad expected its login socket, \
                  a listening Unix stream socket bound to {}; {unit}",
                 expected.display()
-            ),
-            ActivationError::Unwanted { fd, what } => write!(
-                f,
-                "systemd passed descriptor {fd}, {what}, but this mfad serves no login socket \
-                 (login_socket is empty, or mfad runs with --bus and login_socket is not set): \
-                 for logins on the bus only, mask mfad.socket (systemctl mask --now \
-                 mfad.socket); otherwise set login_socket to the socket's path"
             ),
         }
     }
@@ -182,7 +173,7 @@ fn claim(fd: RawFd) -> Result<OwnedFd, ActivationError> {
 
 impl Passed {
     /// The login socket systemd passed, checked to be the listening Unix stream socket bound to
-    /// `expected` (login_socket; empty when mfad serves none); `None` when nothing was passed.
+    /// `expected` (login_socket); `None` when nothing was passed.
     pub fn login_listener(self, expected: &Path) -> Result<Option<UnixListener>, ActivationError> {
         let mut fds = self.fds;
         let fd = match fds.len() {
@@ -197,12 +188,6 @@ impl Passed {
         };
         let raw = fd.as_raw_fd();
         let describe = describe(&fd);
-        if expected.as_os_str().is_empty() {
-            return Err(ActivationError::Unwanted {
-                fd: raw,
-                what: describe.what(),
-            });
-        }
         if describe.listening_unix_stream_at() != Some(expected) {
             return Err(ActivationError::Wrong {
                 fd: raw,
@@ -518,24 +503,6 @@ mod tests {
             .to_string();
         assert!(error.contains("passed 2 sockets"), "{error}");
         assert!(error.contains("one ListenStream="), "{error}");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn a_socket_passed_to_an_mfad_that_serves_none_is_refused() {
-        let dir = scratch("unwanted");
-        let path = dir.join("login.socket");
-        let bound = UnixListener::bind(&path).unwrap();
-        let error = passed(vec![bound.into()])
-            .login_listener(Path::new(""))
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("serves no login socket"), "{error}");
-        assert!(
-            error.contains("systemctl mask --now mfad.socket"),
-            "{error}"
-        );
-        assert!(error.contains(&path.display().to_string()), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
