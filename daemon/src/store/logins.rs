@@ -1,11 +1,13 @@
 //! What a login does to the store: tries counted, codes and recovery codes spent, locks,
 //! remembered logins.
 
-use super::operations::spend;
+use super::operations::{read_enrollments, spend};
+use super::records::GLOBAL_ENFORCEMENT;
 use super::sql::{Bound, Tx, values};
 use super::{
-    Attempt, CodeTry, LockoutRule, NextTry, Origin, Proof, RecoveryId, RememberTerms, Remembered,
-    Result, Store, StoreError, Tried, TryCount, TryRecords, UserEnrollment,
+    Attempt, CodeTry, LockoutRule, LoginFacts, NextTry, Origin, Proof, RecoveryId, RememberTerms,
+    Remembered, Result, Store, StoreError, StoredSwitches, Tried, TryCount, TryRecords,
+    UserEnrollment,
 };
 use crate::audit::Event;
 use crate::users::UserName;
@@ -192,25 +194,7 @@ impl Store {
         active: UserEnrollment<'_>,
         origin: Origin<'_>,
     ) -> Result<Option<Remembered>> {
-        let row = self.read(|tx| {
-            tx.query_opt(
-                "SELECT verified, last_seen FROM remembered
-                 WHERE username = $1 AND service = $2 AND rhost = $3 AND enrollment = $4",
-                values![
-                    active.user.as_str(),
-                    origin.service,
-                    origin.rhost,
-                    active.id.0
-                ],
-            )
-        })?;
-        row.map(|mut row| {
-            Ok(Remembered {
-                verified: row.int(0)?,
-                last_seen: row.int(1)?,
-            })
-        })
-        .transpose()
+        self.read(|tx| remembered(tx, active, origin))
     }
 
     /// Lets a login from `origin` through on a remembered right code of the active
@@ -250,6 +234,48 @@ impl Store {
         Ok(used.is_some())
     }
 
+    /// Everything a login of `user` is decided on, in one read of what is committed: the
+    /// user's enrollments, the enforcement switches, the end of the user's last lock and, when
+    /// `origin` is given, the active enrollment's remembered right code for logins from there.
+    pub fn login_facts(&self, user: &UserName, origin: Option<Origin<'_>>) -> Result<LoginFacts> {
+        // (One statement that joins the enrollments to the rest is re-prepared by SQLite at
+        // every run, since its plan could depend on the values bound: three statements that
+        // stay prepared cost less.)
+        let facts = self.read(|tx| {
+            let mut row = tx.query_one(
+                "SELECT (SELECT value FROM settings WHERE key = $1),
+                        (SELECT enforced FROM user_settings WHERE username = $2),
+                        (SELECT locked_until FROM lockout WHERE username = $2)",
+                values![GLOBAL_ENFORCEMENT, user.as_str()],
+            )?;
+            let mut facts = LoginFacts {
+                switches: StoredSwitches {
+                    global: row.opt_text(0)?.map(|value| value == "on"),
+                    user: row.opt_bool(1)?,
+                },
+                locked_until: row.opt_int(2)?,
+                enrollments: read_enrollments(tx, user)?,
+                remembered: None,
+            };
+            if let (Some(origin), Some(active)) = (origin, &facts.enrollments.active) {
+                facts.remembered = remembered(
+                    tx,
+                    UserEnrollment {
+                        user,
+                        id: active.id,
+                    },
+                    origin,
+                )?;
+            }
+            Ok(facts)
+        })?;
+        if facts.enrollments.active.is_none() {
+            // Not found might be a damaged index: trusted only once the backend says so.
+            self.backend.trust_absence()?;
+        }
+        Ok(facts)
+    }
+
     /// Until when the user is locked, if they are at `now`.
     pub fn locked_until(&self, user: &UserName, now: i64) -> Result<Option<i64>> {
         let until = self.read(|tx| {
@@ -275,4 +301,29 @@ impl Store {
         })?;
         Ok(was_locked.is_some())
     }
+}
+
+/// The remembered right code of the active enrollment for logins from `origin`, if any.
+fn remembered(
+    tx: &dyn Tx,
+    active: UserEnrollment<'_>,
+    origin: Origin<'_>,
+) -> Result<Option<Remembered>> {
+    let row = tx.query_opt(
+        "SELECT verified, last_seen FROM remembered
+         WHERE username = $1 AND service = $2 AND rhost = $3 AND enrollment = $4",
+        values![
+            active.user.as_str(),
+            origin.service,
+            origin.rhost,
+            active.id.0
+        ],
+    )?;
+    row.map(|mut row| {
+        Ok(Remembered {
+            verified: row.int(0)?,
+            last_seen: row.int(1)?,
+        })
+    })
+    .transpose()
 }
