@@ -122,10 +122,17 @@ pub struct Dialogue<C: Clock> {
 /// Seconds between two recorded abandoned logins of one user; the others are logged only.
 pub const ABANDONED_EVERY: u64 = 60;
 
+/// 16 random bytes in hex: a session's id.
 fn new_session_id() -> std::result::Result<String, getrandom::Error> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    let mut id = String::with_capacity(2 * bytes.len());
+    for byte in bytes {
+        id.push(char::from(HEX[usize::from(byte >> 4)]));
+        id.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    Ok(id)
 }
 
 /// What the dialogue's calls return: a fault stops the login (it is denied, and mfad's log
