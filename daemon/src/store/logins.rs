@@ -53,6 +53,10 @@ impl Store {
     /// is spent as [`Store::consume_step`] spends it (which clears the count) and
     /// `records.spent` is recorded. When nothing was spent, `records.wrong` or
     /// `records.replayed` (the code matched, but its step was used already) is recorded.
+    /// When the code's step was not spent and the enrollment is not the user's active one any
+    /// more, nothing of the try stays ([`Tried::Vanished`]): the caller may have checked the
+    /// code against an enrollment it read before, and the try is checked here, in its
+    /// transaction, against what is stored.
     pub fn try_step(&self, code: &CodeTry<'_>, records: &TryRecords) -> Result<Tried> {
         self.write(Bound::Call, |tx| {
             tx.lock_users(&[code.active.user.as_str()])?;
@@ -66,7 +70,19 @@ impl Store {
                 now: code.now,
                 rule: code.rule,
             };
+            let vanished = || {
+                let active = tx.query_opt(
+                    "SELECT 1 FROM enrollments WHERE id = $1 AND username = $2 AND active",
+                    values![code.active.id.0, user.as_str()],
+                )?;
+                Ok::<_, StoreError>(active.is_none())
+            };
             let tried = match self.attempt(tx, counted, &records.locked, spend)? {
+                // A spent step proves the enrollment active (the update checks it); any other
+                // outcome is undone if it is not.
+                (Attempt::Locked { .. }, _) | (Attempt::Allowed, false) if vanished()? => {
+                    return Ok((Tried::Vanished, false));
+                }
                 (Attempt::Locked { until, new }, _) => Tried::Locked { until, new },
                 (Attempt::Allowed, true) => {
                     self.append(tx, code.now, &records.spent)?;

@@ -264,6 +264,9 @@ pub enum Tried {
     Spent,
     /// The code did not match, or its step was used already; the try counts.
     NotSpent,
+    /// The enrollment is not the user's active one any more (reset or replaced since the
+    /// login began): nothing was counted, spent or recorded.
+    Vanished,
 }
 
 /// An enrollment made elsewhere, to be stored as active.

@@ -372,7 +372,7 @@ impl<C: Clock> Dialogue<C> {
             // It ran out (or was forgotten) since: ask for a code.
             next = NextLogin::Code;
         }
-        let (step, turn, events, challenge) = match next {
+        let (step, turn, events, challenge, enrollment) = match next {
             NextLogin::Exempt => {
                 let event = Event::LoginExempt {
                     user,
@@ -409,7 +409,7 @@ impl<C: Clock> Dialogue<C> {
                 }
                 let (step, turn, events) =
                     self.start_enrollment(&settings, &user, decision.enrollments.pending, now)?;
-                (step, turn, events, None)
+                (step, turn, events, None, None)
             }
             NextLogin::Code | NextLogin::Remembered => match decision.enrollments.active {
                 Some(enrollment) => (
@@ -425,6 +425,7 @@ impl<C: Clock> Dialogue<C> {
                         at: now as i64,
                     }],
                     Some((rule, now)),
+                    Some(enrollment),
                 ),
                 None => return Err(Fault::EnrollmentVanished),
             },
@@ -453,6 +454,7 @@ impl<C: Clock> Dialogue<C> {
             expires: now + u64::from(login.session_timeout.get()),
             context: context.clone(),
             challenge,
+            enrollment,
         };
         let limit = login.max_sessions_per_user.get();
         if let Err(refusal) = self.sessions().insert(id.clone(), session, limit, now) {
