@@ -1,7 +1,7 @@
 //! What a login does to the store: tries counted, codes and recovery codes spent, locks,
 //! remembered logins.
 
-use super::operations::{read_enrollments, spend};
+use super::operations::{read_enrollments, spend, spend_counted};
 use super::records::GLOBAL_ENFORCEMENT;
 use super::sql::{Bound, Tx, values};
 use super::{
@@ -60,8 +60,11 @@ impl Store {
     pub fn try_step(&self, code: &CodeTry<'_>, records: &TryRecords) -> Result<Tried> {
         self.write(Bound::Call, |tx| {
             tx.lock_users(&[code.active.user.as_str()])?;
-            let spend = || match code.step {
-                Some(step) => spend(tx, code.active, Proof::Step(step), code.now, code.origin),
+            let spend = |counted: bool| match code.step {
+                Some(step) => {
+                    let proof = Proof::Step(step);
+                    spend_counted(tx, code.active, proof, code.now, code.origin, counted)
+                }
                 None => Ok(false),
             };
             let user = code.active.user;
@@ -119,20 +122,21 @@ impl Store {
         self.write(Bound::Call, |tx| {
             tx.lock_users(&[user.as_str()])?;
             let counted = Counted { user, now, rule };
-            let (attempt, _) = self.attempt(tx, counted, locked, || Ok(false))?;
+            let (attempt, _) = self.attempt(tx, counted, locked, |_| Ok(false))?;
             Ok((attempt, true))
         })
     }
 
     /// Counts one try of a code by `user` (see [`Store::begin_attempt`]); the caller holds the
     /// user's lock. When the try is allowed, `spend` runs first: if it spends the code, which
-    /// clears the count, the try is not written only to be deleted.
+    /// clears the count, the try is not written only to be deleted. `spend` is told whether a
+    /// count is stored (with the user's lock held, none appears meanwhile).
     fn attempt(
         &self,
         tx: &dyn Tx,
         counted: Counted<'_>,
         locked: &Event,
-        spend: impl FnOnce() -> Result<bool>,
+        spend: impl FnOnce(bool) -> Result<bool>,
     ) -> Result<(Attempt, bool)> {
         let Counted { user, now, rule } = counted;
         let count = tx
@@ -149,6 +153,7 @@ impl Store {
                 })
             })
             .transpose()?;
+        let stored = count.is_some();
         let count = match rule.next(count, now) {
             NextTry::Locked { until } => return Ok((Attempt::Locked { until, new: false }, false)),
             NextTry::Locks { count } => {
@@ -172,7 +177,7 @@ impl Store {
             }
             NextTry::Counts { count } => count,
         };
-        if spend()? {
+        if spend(stored)? {
             return Ok((Attempt::Allowed, true));
         }
         tx.execute(
