@@ -81,6 +81,8 @@ struct Sink {
     line: Vec<u8>,
     /// The RFC 3164 timestamp of the second the last line was sent in, and that second.
     stamp: (u64, [u8; STAMP_LEN]),
+    /// What follows the timestamp: ` mfad[PID]: ` (the pid asked once, not per line).
+    tag: String,
 }
 
 /// `Mmm dd hh:mm:ss`, the timestamp of an RFC 3164 line.
@@ -143,6 +145,7 @@ pub fn init() {
         limits: RateLimit::default(),
         line: Vec::new(),
         stamp: (0, stamp(0)),
+        tag: format!(" mfad[{}]: ", std::process::id()),
     }));
 }
 
@@ -165,7 +168,13 @@ fn write(sink: &mut Sink, level: Level, message: &str) {
         Level::Error => "error",
     };
     if sink.stderr {
-        eprintln!("mfad: {tag}: {message}");
+        // One write for the whole line (eprintln! writes each piece apart, unbuffered).
+        let line = &mut sink.line;
+        line.clear();
+        for piece in ["mfad: ", tag, ": ", message, "\n"] {
+            line.extend_from_slice(piece.as_bytes());
+        }
+        let _ = std::io::stderr().write_all(line);
     }
     if sink.syslog.is_none() && sink.last_attempt.is_none_or(|at| at.elapsed() >= RECONNECT) {
         sink.syslog = connect();
@@ -224,7 +233,7 @@ fn compose(sink: &mut Sink, level: Level, message: &str) {
     // Writing to a Vec cannot fail.
     let _ = write!(line, "<{}>", Facility::LOG_AUTHPRIV as u8 | severity as u8);
     line.extend_from_slice(&sink.stamp.1);
-    let _ = write!(line, " mfad[{}]: ", std::process::id());
+    line.extend_from_slice(sink.tag.as_bytes());
     line.extend_from_slice(message.as_bytes());
 }
 

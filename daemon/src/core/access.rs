@@ -6,10 +6,11 @@ use super::{Caller, Core, bounded, by_name};
 
 use pam_mfa_api::Error;
 
+use crate::audit::Context;
 use crate::audit::Event;
 use crate::clock::Clock;
 use crate::policy;
-use crate::store::Enrollments;
+use crate::store::LoginFacts;
 use crate::users::{self, Account, Lookup, UserName};
 
 impl<C: Clock> Core<C> {
@@ -56,16 +57,19 @@ impl<C: Clock> Core<C> {
     /// knows the name or not, and there are no memberships to find. Every other login looks the
     /// name up (another spelling, a user not enrolled, group rules), as do unprivileged callers,
     /// whose own account is what they may log in.
+    /// What is returned is all the login is decided on ([`crate::store::LoginFacts`]), read once.
     pub(super) fn enrolled_without_lookup(
         &self,
         caller: &Caller,
         user: &UserName,
-    ) -> Result<Option<Enrollments>, Error> {
-        if caller.uid != 0 || !policy::named_groups(&self.config().config).is_empty() {
+        context: &Context,
+    ) -> Result<Option<LoginFacts>, Error> {
+        let settings = self.config();
+        if caller.uid != 0 || !policy::named_groups(&settings.config).is_empty() {
             return Ok(None);
         }
-        let enrollments = self.store.enrollments(user)?;
-        Ok(enrollments.active.is_some().then_some(enrollments))
+        let facts = self.dialogue.facts(&settings, user, context, true)?;
+        Ok(facts.enrollments.active.is_some().then_some(facts))
     }
 
     /// The groups named by the rules that `user` is a member of; none for a name the system

@@ -36,7 +36,7 @@ impl<C: Clock> Core<C> {
         };
         // Not looked up, so not "known": the login is decided on the enrollments read here,
         // which hold an active one, and a name nobody checked is never enrolled at login.
-        let enrolled = self.enrolled_without_lookup(caller, &user)?;
+        let enrolled = self.enrolled_without_lookup(caller, &user, &context)?;
         let (user, known) = match enrolled {
             Some(_) => (user, false),
             None => match self.login_account(caller, &user)? {
@@ -94,15 +94,16 @@ impl<C: Clock> Core<C> {
         let member_of = self.memberships(&user, known, false)?;
         // As Linux-PAM gives it to the module.
         let context = Context::new(&service.to_lowercase(), rhost);
-        let enrollments = self.store.enrollments(&user)?;
+        let settings = self.config();
+        let facts = self.dialogue.facts(&settings, &user, &context, true)?;
         let decision = self.dialogue.decide(
-            &self.config(),
+            &settings,
             &user,
             known,
             &context,
             member_of.clone(),
             true,
-            enrollments,
+            facts,
         )?;
         Ok(Explanation {
             user: user.to_string(),

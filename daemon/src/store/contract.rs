@@ -968,6 +968,19 @@ fn tries_of_codes(store: Arc<Store>) {
     assert_eq!(store.locked_until(&tia, 9).unwrap(), Some(68));
     assert_eq!(try_step(70, Some(200)), Tried::Spent);
     assert_eq!(store.locked_until(&tia, 70).unwrap(), None);
+    // The enrollment was removed since the login began: a try of its code, right or wrong,
+    // counts nothing and records nothing.
+    let removed = Event::EnrollmentsImported { count: 0 };
+    assert!(store.remove_enrollment(&tia, 71, &removed).unwrap());
+    let rows = kinds(&store).len();
+    assert_eq!(try_step(72, Some(300)), Tried::Vanished);
+    assert_eq!(try_step(73, None), Tried::Vanished);
+    assert_eq!(kinds(&store).len(), rows);
+    assert_eq!(
+        store.login_facts(&tia, None).unwrap().locked_until,
+        None,
+        "no try was counted"
+    );
 }
 
 fn tries_in_parallel(store: Arc<Store>) {

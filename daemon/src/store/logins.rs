@@ -1,11 +1,13 @@
 //! What a login does to the store: tries counted, codes and recovery codes spent, locks,
 //! remembered logins.
 
-use super::operations::spend;
+use super::operations::{read_enrollments, spend, spend_counted};
+use super::records::GLOBAL_ENFORCEMENT;
 use super::sql::{Bound, Tx, values};
 use super::{
-    Attempt, CodeTry, LockoutRule, NextTry, Origin, Proof, RecoveryId, RememberTerms, Remembered,
-    Result, Store, StoreError, Tried, TryCount, TryRecords, UserEnrollment,
+    Attempt, CodeTry, LockoutRule, LoginFacts, NextTry, Origin, Proof, RecoveryId, RememberTerms,
+    Remembered, Result, Store, StoreError, StoredSwitches, Tried, TryCount, TryRecords,
+    UserEnrollment,
 };
 use crate::audit::Event;
 use crate::users::UserName;
@@ -51,11 +53,18 @@ impl Store {
     /// is spent as [`Store::consume_step`] spends it (which clears the count) and
     /// `records.spent` is recorded. When nothing was spent, `records.wrong` or
     /// `records.replayed` (the code matched, but its step was used already) is recorded.
+    /// When the code's step was not spent and the enrollment is not the user's active one any
+    /// more, nothing of the try stays ([`Tried::Vanished`]): the caller may have checked the
+    /// code against an enrollment it read before, and the try is checked here, in its
+    /// transaction, against what is stored.
     pub fn try_step(&self, code: &CodeTry<'_>, records: &TryRecords) -> Result<Tried> {
         self.write(Bound::Call, |tx| {
             tx.lock_users(&[code.active.user.as_str()])?;
-            let spend = || match code.step {
-                Some(step) => spend(tx, code.active, Proof::Step(step), code.now, code.origin),
+            let spend = |counted: bool| match code.step {
+                Some(step) => {
+                    let proof = Proof::Step(step);
+                    spend_counted(tx, code.active, proof, code.now, code.origin, counted)
+                }
                 None => Ok(false),
             };
             let user = code.active.user;
@@ -64,7 +73,19 @@ impl Store {
                 now: code.now,
                 rule: code.rule,
             };
+            let vanished = || {
+                let active = tx.query_opt(
+                    "SELECT 1 FROM enrollments WHERE id = $1 AND username = $2 AND active",
+                    values![code.active.id.0, user.as_str()],
+                )?;
+                Ok::<_, StoreError>(active.is_none())
+            };
             let tried = match self.attempt(tx, counted, &records.locked, spend)? {
+                // A spent step proves the enrollment active (the update checks it); any other
+                // outcome is undone if it is not.
+                (Attempt::Locked { .. }, _) | (Attempt::Allowed, false) if vanished()? => {
+                    return Ok((Tried::Vanished, false));
+                }
                 (Attempt::Locked { until, new }, _) => Tried::Locked { until, new },
                 (Attempt::Allowed, true) => {
                     self.append(tx, code.now, &records.spent)?;
@@ -101,20 +122,21 @@ impl Store {
         self.write(Bound::Call, |tx| {
             tx.lock_users(&[user.as_str()])?;
             let counted = Counted { user, now, rule };
-            let (attempt, _) = self.attempt(tx, counted, locked, || Ok(false))?;
+            let (attempt, _) = self.attempt(tx, counted, locked, |_| Ok(false))?;
             Ok((attempt, true))
         })
     }
 
     /// Counts one try of a code by `user` (see [`Store::begin_attempt`]); the caller holds the
     /// user's lock. When the try is allowed, `spend` runs first: if it spends the code, which
-    /// clears the count, the try is not written only to be deleted.
+    /// clears the count, the try is not written only to be deleted. `spend` is told whether a
+    /// count is stored (with the user's lock held, none appears meanwhile).
     fn attempt(
         &self,
         tx: &dyn Tx,
         counted: Counted<'_>,
         locked: &Event,
-        spend: impl FnOnce() -> Result<bool>,
+        spend: impl FnOnce(bool) -> Result<bool>,
     ) -> Result<(Attempt, bool)> {
         let Counted { user, now, rule } = counted;
         let count = tx
@@ -131,6 +153,7 @@ impl Store {
                 })
             })
             .transpose()?;
+        let stored = count.is_some();
         let count = match rule.next(count, now) {
             NextTry::Locked { until } => return Ok((Attempt::Locked { until, new: false }, false)),
             NextTry::Locks { count } => {
@@ -154,7 +177,7 @@ impl Store {
             }
             NextTry::Counts { count } => count,
         };
-        if spend()? {
+        if spend(stored)? {
             return Ok((Attempt::Allowed, true));
         }
         tx.execute(
@@ -192,25 +215,7 @@ impl Store {
         active: UserEnrollment<'_>,
         origin: Origin<'_>,
     ) -> Result<Option<Remembered>> {
-        let row = self.read(|tx| {
-            tx.query_opt(
-                "SELECT verified, last_seen FROM remembered
-                 WHERE username = $1 AND service = $2 AND rhost = $3 AND enrollment = $4",
-                values![
-                    active.user.as_str(),
-                    origin.service,
-                    origin.rhost,
-                    active.id.0
-                ],
-            )
-        })?;
-        row.map(|mut row| {
-            Ok(Remembered {
-                verified: row.int(0)?,
-                last_seen: row.int(1)?,
-            })
-        })
-        .transpose()
+        self.read(|tx| remembered(tx, active, origin))
     }
 
     /// Lets a login from `origin` through on a remembered right code of the active
@@ -250,6 +255,48 @@ impl Store {
         Ok(used.is_some())
     }
 
+    /// Everything a login of `user` is decided on, in one read of what is committed: the
+    /// user's enrollments, the enforcement switches, the end of the user's last lock and, when
+    /// `origin` is given, the active enrollment's remembered right code for logins from there.
+    pub fn login_facts(&self, user: &UserName, origin: Option<Origin<'_>>) -> Result<LoginFacts> {
+        // (One statement that joins the enrollments to the rest is re-prepared by SQLite at
+        // every run, since its plan could depend on the values bound: three statements that
+        // stay prepared cost less.)
+        let facts = self.read(|tx| {
+            let mut row = tx.query_one(
+                "SELECT (SELECT value FROM settings WHERE key = $1),
+                        (SELECT enforced FROM user_settings WHERE username = $2),
+                        (SELECT locked_until FROM lockout WHERE username = $2)",
+                values![GLOBAL_ENFORCEMENT, user.as_str()],
+            )?;
+            let mut facts = LoginFacts {
+                switches: StoredSwitches {
+                    global: row.opt_text(0)?.map(|value| value == "on"),
+                    user: row.opt_bool(1)?,
+                },
+                locked_until: row.opt_int(2)?,
+                enrollments: read_enrollments(tx, user)?,
+                remembered: None,
+            };
+            if let (Some(origin), Some(active)) = (origin, &facts.enrollments.active) {
+                facts.remembered = remembered(
+                    tx,
+                    UserEnrollment {
+                        user,
+                        id: active.id,
+                    },
+                    origin,
+                )?;
+            }
+            Ok(facts)
+        })?;
+        if facts.enrollments.active.is_none() {
+            // Not found might be a damaged index: trusted only once the backend says so.
+            self.backend.trust_absence()?;
+        }
+        Ok(facts)
+    }
+
     /// Until when the user is locked, if they are at `now`.
     pub fn locked_until(&self, user: &UserName, now: i64) -> Result<Option<i64>> {
         let until = self.read(|tx| {
@@ -275,4 +322,29 @@ impl Store {
         })?;
         Ok(was_locked.is_some())
     }
+}
+
+/// The remembered right code of the active enrollment for logins from `origin`, if any.
+fn remembered(
+    tx: &dyn Tx,
+    active: UserEnrollment<'_>,
+    origin: Origin<'_>,
+) -> Result<Option<Remembered>> {
+    let row = tx.query_opt(
+        "SELECT verified, last_seen FROM remembered
+         WHERE username = $1 AND service = $2 AND rhost = $3 AND enrollment = $4",
+        values![
+            active.user.as_str(),
+            origin.service,
+            origin.rhost,
+            active.id.0
+        ],
+    )?;
+    row.map(|mut row| {
+        Ok(Remembered {
+            verified: row.int(0)?,
+            last_seen: row.int(1)?,
+        })
+    })
+    .transpose()
 }

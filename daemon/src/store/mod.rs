@@ -129,6 +129,18 @@ impl Enrollments {
     }
 }
 
+/// What a login of one user is decided on, read at once ([`Store::login_facts`]).
+#[derive(Debug, Clone, Default)]
+pub struct LoginFacts {
+    pub enrollments: Enrollments,
+    pub switches: StoredSwitches,
+    /// The end of the user's last lock, as stored (it may be past).
+    pub locked_until: Option<i64>,
+    /// The remembered right code of the active enrollment for logins from the origin asked
+    /// about, if one was asked about and there is one.
+    pub remembered: Option<Remembered>,
+}
+
 /// How tries are counted and locks last (from the configuration), in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LockoutRule {
@@ -252,6 +264,9 @@ pub enum Tried {
     Spent,
     /// The code did not match, or its step was used already; the try counts.
     NotSpent,
+    /// The enrollment is not the user's active one any more (reset or replaced since the
+    /// login began): nothing was counted, spent or recorded.
+    Vanished,
 }
 
 /// An enrollment made elsewhere, to be stored as active.

@@ -378,6 +378,19 @@ pub(super) fn spend(
     now: i64,
     origin: Option<Origin<'_>>,
 ) -> Result<bool> {
+    spend_counted(tx, active, proof, now, origin, true)
+}
+
+/// [`spend`], when the caller knows whether the user has a count of tries stored (`counted`),
+/// having read it with the user's lock held: with none, there is none to clear.
+pub(super) fn spend_counted(
+    tx: &dyn Tx,
+    active: UserEnrollment<'_>,
+    proof: Proof,
+    now: i64,
+    origin: Option<Origin<'_>>,
+    counted: bool,
+) -> Result<bool> {
     let UserEnrollment { user, id } = active;
     let changed = match proof {
         Proof::Step(step) => tx.execute(
@@ -397,10 +410,12 @@ pub(super) fn spend(
     if changed != 1 {
         return Ok(false);
     }
-    tx.execute(
-        "DELETE FROM lockout WHERE username = $1",
-        values![user.as_str()],
-    )?;
+    if counted {
+        tx.execute(
+            "DELETE FROM lockout WHERE username = $1",
+            values![user.as_str()],
+        )?;
+    }
     if let Some(origin) = origin {
         tx.execute(
             "INSERT INTO remembered (username, service, rhost, enrollment, verified, last_seen)

@@ -6,7 +6,7 @@ use crate::audit::Event;
 use crate::users::UserName;
 
 /// The key of the global enforcement switch in `settings`.
-const GLOBAL_ENFORCEMENT: &str = "enforce_all_users";
+pub(super) const GLOBAL_ENFORCEMENT: &str = "enforce_all_users";
 
 impl Store {
     /// The global switch, and `user`'s own switch when a user is named; one statement.

@@ -23,13 +23,26 @@ impl<C: Clock> Dialogue<C> {
         now: u64,
     ) -> Result<Reply> {
         let user = session.user.clone();
-        let enrollment = self
-            .store
-            .enrollments(&user)?
-            .active
-            .filter(|e| e.id == expected);
-        let Some(enrollment) = enrollment else {
-            return self.reset_during_login(session, now);
+        let typed = recovery::normalize(reply);
+        // A code from the app is checked against the enrollment read when the login began
+        // (its id never names another secret); the try's transaction checks that it is still
+        // the user's active one ([`Tried::Vanished`]). A recovery code, or a login that kept
+        // none, reads it again.
+        let kept = (session.enrollment.as_ref())
+            .filter(|enrollment| typed.is_none() && enrollment.id == expected);
+        let matched = match kept {
+            Some(enrollment) => self.verify(enrollment, reply),
+            None => {
+                let enrollment = self
+                    .store
+                    .enrollments(&user)?
+                    .active
+                    .filter(|e| e.id == expected);
+                let Some(enrollment) = enrollment else {
+                    return self.reset_during_login(session, now);
+                };
+                self.verify(&enrollment, reply)
+            }
         };
         let locked_out = |until| Event::LockedOut {
             user: user.clone(),
@@ -59,13 +72,12 @@ impl<C: Clock> Dialogue<C> {
             .then(|| settings.remember_terms(&session.context))
             .flatten()
             .map(|_| origin(&session.context));
-        let matched = self.verify(&enrollment, reply);
         let allowed = Event::LoginAllowed {
             user: user.clone(),
             context: session.context.clone(),
         };
         let recorded_allowed = with_challenge(&session, allowed.clone());
-        let Some(typed) = recovery::normalize(reply) else {
+        let Some(typed) = typed else {
             // A code from the app (the common case): counted, checked, spent and recorded in
             // one transaction, the last try's denial included.
             let last_try = tries_left <= 1;
@@ -84,7 +96,7 @@ impl<C: Clock> Dialogue<C> {
             let code = CodeTry {
                 active: UserEnrollment {
                     user: &user,
-                    id: enrollment.id,
+                    id: expected,
                 },
                 step: matched,
                 origin,
@@ -100,6 +112,7 @@ impl<C: Clock> Dialogue<C> {
             let tried = self.store.try_step(&code, &records)?;
             let why = match tried {
                 Tried::Locked { until, new } => return locked(until, new),
+                Tried::Vanished => return self.reset_during_login(session, now),
                 Tried::Spent => return Ok(Reply::verdict(Turn::new(Action::Allow), allowed)),
                 Tried::NotSpent => rejection(matched.is_some()),
             };
@@ -145,7 +158,7 @@ impl<C: Clock> Dialogue<C> {
             Some(step) => {
                 let active = UserEnrollment {
                     user: &user,
-                    id: enrollment.id,
+                    id: expected,
                 };
                 if self
                     .store

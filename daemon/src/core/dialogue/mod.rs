@@ -28,7 +28,7 @@ use crate::core::dialogue::sessions::{Refusal, Session, Sessions, Step};
 use crate::core::{Fault, texts};
 use crate::policy::{self, Facts, Place, Requirement, State, Switches};
 use crate::store::{
-    Enrollment, Enrollments, LockoutRule, Origin, Remembered, Store, UserEnrollment,
+    Enrollment, Enrollments, LockoutRule, LoginFacts, Origin, Remembered, Store, UserEnrollment,
 };
 use crate::users::UserName;
 use zeroize::Zeroizing;
@@ -122,10 +122,17 @@ pub struct Dialogue<C: Clock> {
 /// Seconds between two recorded abandoned logins of one user; the others are logged only.
 pub const ABANDONED_EVERY: u64 = 60;
 
+/// 16 random bytes in hex: a session's id.
 fn new_session_id() -> std::result::Result<String, getrandom::Error> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    let mut id = String::with_capacity(2 * bytes.len());
+    for byte in bytes {
+        id.push(char::from(HEX[usize::from(byte >> 4)]));
+        id.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    Ok(id)
 }
 
 /// What the dialogue's calls return: a fault stops the login (it is denied, and mfad's log
@@ -220,11 +227,27 @@ impl<C: Clock> Dialogue<C> {
         recovery::generate(self.login().recovery_codes.get() as usize).map_err(Fault::NoRandomness)
     }
 
+    /// Reads what a login of `user` from `context` is decided on under `settings`, in one read
+    /// of the store; the remembered right code only for a login run by root (`root_caller`)
+    /// from where `remember` applies, since only those use and make remembered logins.
+    pub fn facts(
+        &self,
+        settings: &Settings,
+        user: &UserName,
+        context: &Context,
+        root_caller: bool,
+    ) -> Result<LoginFacts> {
+        let origin =
+            (root_caller && settings.remember_terms(context).is_some()).then(|| origin(context));
+        Ok(self.store.login_facts(user, origin)?)
+    }
+
     /// What a login of `user` from `context` does under `settings`, and why, without changing
     /// anything.
     /// `known`: the system's user database knows the user; `member_of`: the groups named by
     /// the rules that the user is in; `root_caller`: the login is run by root (only those use
-    /// and make remembered logins); `enrollments`: the user's, as read from the store.
+    /// and make remembered logins); `facts`: the user's, as read from the store by
+    /// [`Dialogue::facts`] for this login.
     #[allow(clippy::too_many_arguments)]
     pub fn decide(
         &self,
@@ -234,12 +257,22 @@ impl<C: Clock> Dialogue<C> {
         context: &Context,
         member_of: Vec<String>,
         root_caller: bool,
-        enrollments: Enrollments,
+        facts: LoginFacts,
     ) -> Result<Decision> {
         let config = &settings.config;
         let now = self.now() as i64;
+        let LoginFacts {
+            enrollments,
+            switches,
+            locked_until,
+            remembered: stored_remembered,
+        } = facts;
         let facts = Facts {
-            switches: self.switches_in(config, user)?,
+            switches: Switches {
+                global: switches.global,
+                config_all_users: config.enforcement.all_users,
+                user: switches.user,
+            },
             member_of,
         };
         let place = Place {
@@ -254,22 +287,10 @@ impl<C: Clock> Dialogue<C> {
             enroll_at_login: config.login.enroll_at_login,
             ..State::default()
         };
-        if let Some(active) = &enrollments.active
-            && !requirement.exempt()
-        {
-            state.locked_until = self.store.locked_until(user, now)?;
+        if enrollments.active.is_some() && !requirement.exempt() {
+            state.locked_until = locked_until.filter(|until| *until > now);
             if root_caller && let Some(terms) = settings.remember_terms(context) {
-                let origin = origin(context);
-                remembered = self
-                    .store
-                    .remembered(
-                        UserEnrollment {
-                            user,
-                            id: active.id,
-                        },
-                        origin,
-                    )?
-                    .filter(|remembered| remembered.until(terms) > now);
+                remembered = stored_remembered.filter(|remembered| remembered.until(terms) > now);
                 state.remembered_until = remembered.map(|remembered| remembered.until(terms));
             }
         }
@@ -292,8 +313,9 @@ impl<C: Clock> Dialogue<C> {
     /// system knows the name, and authorized for `caller`). See [`Dialogue::decide`]. A name
     /// the system does not know keeps its stored enrollment (the account may live in a
     /// directory this host cannot reach right now), but is never enrolled at login: that would
-    /// let anyone who can try a name store enrollments for names no one has. `enrollments`: the
-    /// user's, when the caller has read them already (else they are read here).
+    /// let anyone who can try a name store enrollments for names no one has. `facts`: the
+    /// user's ([`Dialogue::facts`]), when the caller has read them already (else they are read
+    /// here).
     pub fn begin(
         &self,
         caller: &Caller,
@@ -301,15 +323,15 @@ impl<C: Clock> Dialogue<C> {
         known: bool,
         context: Context,
         member_of: Vec<String>,
-        enrollments: Option<Enrollments>,
+        facts: Option<LoginFacts>,
     ) -> Result<Reply> {
         let now = self.now();
         // One configuration for the whole call, even if a reload comes in between.
         let settings = self.settings();
         let login = &settings.config.login;
-        let enrollments = match enrollments {
-            Some(enrollments) => enrollments,
-            None => self.store.enrollments(&user)?,
+        let facts = match facts {
+            Some(facts) => facts,
+            None => self.facts(&settings, &user, &context, caller.uid == 0)?,
         };
         let decision = self.decide(
             &settings,
@@ -318,7 +340,7 @@ impl<C: Clock> Dialogue<C> {
             &context,
             member_of,
             caller.uid == 0,
-            enrollments,
+            facts,
         )?;
         let rule = decision.requirement.by.clone();
         let mut next = decision.next;
@@ -350,7 +372,7 @@ impl<C: Clock> Dialogue<C> {
             // It ran out (or was forgotten) since: ask for a code.
             next = NextLogin::Code;
         }
-        let (step, turn, events, challenge) = match next {
+        let (step, turn, events, challenge, enrollment) = match next {
             NextLogin::Exempt => {
                 let event = Event::LoginExempt {
                     user,
@@ -387,7 +409,7 @@ impl<C: Clock> Dialogue<C> {
                 }
                 let (step, turn, events) =
                     self.start_enrollment(&settings, &user, decision.enrollments.pending, now)?;
-                (step, turn, events, None)
+                (step, turn, events, None, None)
             }
             NextLogin::Code | NextLogin::Remembered => match decision.enrollments.active {
                 Some(enrollment) => (
@@ -403,6 +425,7 @@ impl<C: Clock> Dialogue<C> {
                         at: now as i64,
                     }],
                     Some((rule, now)),
+                    Some(enrollment),
                 ),
                 None => return Err(Fault::EnrollmentVanished),
             },
@@ -431,6 +454,7 @@ impl<C: Clock> Dialogue<C> {
             expires: now + u64::from(login.session_timeout.get()),
             context: context.clone(),
             challenge,
+            enrollment,
         };
         let limit = login.max_sessions_per_user.get();
         if let Err(refusal) = self.sessions().insert(id.clone(), session, limit, now) {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use pam_mfa_api::EnforcedBy;
 
 use crate::audit::Context;
-use crate::store::EnrollmentId;
+use crate::store::{Enrollment, EnrollmentId};
 use crate::users::UserName;
 
 /// Unfinished logins one unprivileged caller (a screen locker, say) may hold at once.
@@ -51,6 +51,10 @@ pub struct Session {
     /// For a login asked for a code: the rule that asked, and when (recorded with the
     /// login's outcome).
     pub challenge: Option<(EnforcedBy, u64)>,
+    /// For a login asked for a code: the active enrollment it was decided on, as read when it
+    /// began, so that the code is checked without reading it again (its secret is wiped when
+    /// the session ends).
+    pub enrollment: Option<Enrollment>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -213,6 +217,7 @@ mod tests {
             expires,
             context: Context::default(),
             challenge: None,
+            enrollment: None,
         }
     }
 

@@ -126,4 +126,22 @@ pub(super) const MIGRATIONS: &[&str] = &[
     DROP INDEX user_settings_user_nocase;
     CREATE INDEX enrollments_username_lower ON enrollments (lower(username));
     CREATE INDEX user_settings_username_lower ON user_settings (lower(username));",
+    // 9: audit rows are numbered by their rowid alone. With AUTOINCREMENT every row appended
+    // also read and rewrote the table's line in sqlite_sequence (one more page in each
+    // login's commit). A new row still gets a number above every row kept, so the rows'
+    // order is their numbers' order; only numbers of pruned rows can come back.
+    "CREATE TABLE audit_9 (
+        id INTEGER PRIMARY KEY,
+        time INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        username TEXT,
+        line TEXT NOT NULL,
+        host TEXT NOT NULL DEFAULT ''
+    ) STRICT;
+    INSERT INTO audit_9 (id, time, kind, username, line, host)
+        SELECT id, time, kind, username, line, host FROM audit ORDER BY id;
+    DROP TABLE audit;
+    ALTER TABLE audit_9 RENAME TO audit;
+    CREATE INDEX audit_user ON audit (username, id);
+    DELETE FROM sqlite_sequence WHERE name IN ('audit', 'audit_9');",
 ];

@@ -160,6 +160,60 @@ fn a_version_1_database_is_migrated_with_its_enrollments() {
 }
 
 #[test]
+fn audit_rows_keep_their_numbers_and_order_when_the_trail_drops_autoincrement() {
+    let dir = temp_dir("migrate-audit");
+    fs::create_dir_all(&dir).unwrap();
+    let connection = Connection::open(dir.join(DB_FILE)).unwrap();
+    for migration in &MIGRATIONS[..8] {
+        connection.execute_batch(migration).unwrap();
+    }
+    connection
+        .execute_batch(
+            "INSERT INTO audit (time, kind, username, line) VALUES
+                (1, 'login-allowed', 'alice', 'first'), (2, 'login-allowed', 'bob', 'second');",
+        )
+        .unwrap();
+    connection.pragma_update(None, "user_version", 8).unwrap();
+    drop(connection);
+    let store = open(&dir);
+    store
+        .record(3, &Event::EnrollmentsImported { count: 1 })
+        .unwrap();
+    let lines: Vec<String> = store
+        .audit_tail(10)
+        .unwrap()
+        .into_iter()
+        .map(|row| row.line)
+        .collect();
+    assert_eq!(lines[..2], ["first", "second"]);
+    assert_eq!(lines.len(), 3);
+    let backend = open_backend(&dir);
+    drop(store);
+    let connection = backend.reader();
+    let ids: Vec<i64> = connection
+        .prepare("SELECT id FROM audit ORDER BY id")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(ids, [1, 2, 3]);
+    let sequences: i64 = connection
+        .query_row(
+            "SELECT count(*) FROM sqlite_sequence WHERE name LIKE 'audit%'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        sequences, 0,
+        "the trail has no AUTOINCREMENT sequence any more"
+    );
+    drop(connection);
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn the_checkpointer_empties_the_log() {
     let dir = temp_dir("checkpoint");
     let backend = open_backend(&dir);
