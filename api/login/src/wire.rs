@@ -13,7 +13,7 @@
 
 use std::io::{self, Read};
 use std::os::unix::net::UnixStream;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use zeroize::{Zeroize, Zeroizing};
 
@@ -22,6 +22,8 @@ use zeroize::{Zeroize, Zeroizing};
 /// is a few kilobytes; anything up to this size gets an answer (a name too long to be one is
 /// denied by name, as on the bus), and a connection holds at most this much unread.
 pub const MAX_MESSAGE_LEN: usize = 256 * 1024;
+/// Bytes asked of the socket at each read.
+const READ_SIZE: usize = 4096;
 /// Longest line of the authentication handshake.
 pub const MAX_LINE_LEN: usize = 512;
 /// The fixed part of a message header, which gives the message's whole length.
@@ -92,6 +94,26 @@ pub struct Wire {
     stream: UnixStream,
     buffer: Vec<u8>,
     start: usize,
+    read_timeout: Timeout,
+    write_timeout: Timeout,
+}
+
+/// A socket's time-out for one direction, as last set: setting it is a system call, which a
+/// login would otherwise make before every read and every write.
+#[derive(Default)]
+struct Timeout(Option<Duration>);
+
+impl Timeout {
+    /// The time-out to set before waiting at most `left`, unless the one set will do: it must
+    /// never be longer than `left`, and is kept while it is not much shorter (a wait it cuts
+    /// short is taken up again).
+    fn needed(&self, left: Duration) -> Option<Duration> {
+        let shortest = left - left / 16;
+        match self.0 {
+            Some(set) if set <= left && set >= shortest => None,
+            _ => Some(shortest),
+        }
+    }
 }
 
 impl Drop for Wire {
@@ -116,14 +138,15 @@ impl Wire {
     pub fn new(stream: UnixStream) -> Wire {
         Wire {
             stream,
-            buffer: Vec::with_capacity(4096),
+            buffer: Vec::with_capacity(READ_SIZE),
             start: 0,
+            read_timeout: Timeout::default(),
+            write_timeout: Timeout::default(),
         }
     }
 
     /// Reads more bytes into the buffer; an end of stream is `UnexpectedEof`.
     fn fill(&mut self, deadline: Instant) -> io::Result<()> {
-        self.stream.set_read_timeout(Some(time_left(deadline)?))?;
         // Bytes already taken go before more are read: the buffer holds at most one message
         // and what came with it (a peer never makes it grow by leaving messages half sent).
         if self.start > 0 {
@@ -135,36 +158,55 @@ impl Wire {
             self.buffer.truncate(kept);
             self.start = 0;
         }
-        let mut chunk = Zeroizing::new([0u8; 4096]);
+        let len = self.buffer.len();
+        self.reserve(READ_SIZE);
+        self.buffer.resize(len + READ_SIZE, 0);
         let read = loop {
-            match self.stream.read(&mut chunk[..]) {
+            let left = time_left(deadline);
+            let set = left.and_then(|left| match self.read_timeout.needed(left) {
+                Some(timeout) => {
+                    self.stream.set_read_timeout(Some(timeout))?;
+                    self.read_timeout.0 = Some(timeout);
+                    Ok(())
+                }
+                None => Ok(()),
+            });
+            if let Err(error) = set {
+                self.buffer.truncate(len);
+                return Err(error);
+            }
+            match self.stream.read(&mut self.buffer[len..]) {
                 Ok(read) => break read,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Err(timed_out()),
-                Err(error) => return Err(error),
+                // The time-out set may be a little shorter than what is left: the deadline
+                // decides, above.
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(error) => {
+                    self.buffer.truncate(len);
+                    return Err(error);
+                }
             }
         };
+        self.buffer.truncate(len + read);
         if read == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "the other end closed the connection",
             ));
         }
-        self.extend(&chunk[..read]);
         Ok(())
     }
 
-    /// Appends `bytes` to the buffer. When it must grow, the old allocation is wiped before it
-    /// is freed, so that no copy of what was read stays behind in freed memory.
-    fn extend(&mut self, bytes: &[u8]) {
-        let needed = self.buffer.len() + bytes.len();
+    /// Makes room for `more` bytes. When the buffer must grow, the old allocation is wiped
+    /// before it is freed, so that no copy of what was read stays behind in freed memory.
+    fn reserve(&mut self, more: usize) {
+        let needed = self.buffer.len() + more;
         if needed > self.buffer.capacity() {
             let mut grown = Vec::with_capacity(needed.max(2 * self.buffer.capacity()));
             grown.extend_from_slice(&self.buffer);
             self.buffer.zeroize();
             self.buffer = grown;
         }
-        self.buffer.extend_from_slice(bytes);
     }
 
     fn buffered(&self) -> &[u8] {
@@ -230,12 +272,20 @@ impl Wire {
     /// login programs, which a signal from a closed connection would end.
     pub fn send(&mut self, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
         while !bytes.is_empty() {
-            self.stream.set_write_timeout(Some(time_left(deadline)?))?;
+            if let Some(timeout) = self.write_timeout.needed(time_left(deadline)?) {
+                self.stream.set_write_timeout(Some(timeout))?;
+                self.write_timeout.0 = Some(timeout);
+            }
             match send_no_signal(&self.stream, bytes) {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
                 Ok(sent) => bytes = &bytes[sent..],
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Err(timed_out()),
+                // Interrupted, or the time-out set was a little shorter than what is left: the
+                // deadline decides, above.
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                    ) => {}
                 Err(error) => return Err(error),
             }
         }
@@ -267,6 +317,27 @@ fn send_no_signal(stream: &UnixStream, bytes: &[u8]) -> io::Result<usize> {
 mod tests {
     use super::*;
     use zbus::Message;
+
+    #[test]
+    fn a_time_out_is_set_again_only_when_the_one_set_would_wait_too_long_or_too_little() {
+        let second = Duration::from_secs(1);
+        let mut timeout = Timeout::default();
+        let set = timeout.needed(5 * second).unwrap();
+        assert!(set <= 5 * second && set >= 4 * second, "{set:?}");
+        timeout.0 = Some(set);
+        // A little later: the one set still fits.
+        assert_eq!(timeout.needed(5 * second - Duration::from_millis(100)), None);
+        // Less left than it would wait: set again, shorter.
+        let shorter = timeout.needed(2 * second).unwrap();
+        assert!(shorter <= 2 * second, "{shorter:?}");
+        // Much more left: set again, longer.
+        assert!(timeout.needed(60 * second).unwrap() > 5 * second);
+        // A nanosecond left is still a wait of at most that.
+        assert_eq!(
+            Timeout::default().needed(Duration::from_nanos(1)),
+            Some(Duration::from_nanos(1))
+        );
+    }
 
     #[test]
     fn the_handshake_names_the_uid_as_hex_of_its_digits() {
