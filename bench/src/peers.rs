@@ -13,6 +13,9 @@ use pam_mfa_tests::{Env, target_dir};
 
 use crate::driver::{secret, secret_base32, user_name};
 
+/// Users imported into pam_mfa by one `mfactl import` run.
+const IMPORT_RUN: u64 = 100_000;
+
 /// A module under test: its PAM service name and label in the tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Module {
@@ -141,19 +144,23 @@ impl Peers {
     pub fn grow(&mut self, users: u64) {
         let range = self.users..users;
         let import = self.dir.join("import.txt");
-        let mut text = String::new();
-        for index in range.clone() {
-            let _ = writeln!(
-                text,
-                "{} {}",
-                user_name(index),
-                secret_base32(self.seed, index)
-            );
+        // One mfactl run per 100k users: each run is bounded like every mfactl run of the
+        // harness.
+        for start in range.clone().step_by(IMPORT_RUN as usize) {
+            let mut text = String::new();
+            for index in start..(start + IMPORT_RUN).min(users) {
+                let _ = writeln!(
+                    text,
+                    "{} {}",
+                    user_name(index),
+                    secret_base32(self.seed, index)
+                );
+            }
+            fs::write(&import, text).unwrap();
+            let out = self.env.ctl(&["import", import.to_str().unwrap()], "");
+            assert!(out.success, "mfactl import failed: {}", out.stderr);
         }
-        fs::write(&import, text).unwrap();
-        let out = self.env.ctl(&["import", import.to_str().unwrap()], "");
-        assert!(out.success, "mfactl import failed: {}", out.stderr);
-        fs::remove_file(&import).unwrap();
+        let _ = fs::remove_file(&import);
         for index in range {
             for (folder, options) in [
                 ("ga", "\" TOTP_AUTH\n\" DISALLOW_REUSE\n"),

@@ -326,7 +326,10 @@ mod tests {
         assert!(set <= 5 * second && set >= 4 * second, "{set:?}");
         timeout.0 = Some(set);
         // A little later: the one set still fits.
-        assert_eq!(timeout.needed(5 * second - Duration::from_millis(100)), None);
+        assert_eq!(
+            timeout.needed(5 * second - Duration::from_millis(100)),
+            None
+        );
         // Less left than it would wait: set again, shorter.
         let shorter = timeout.needed(2 * second).unwrap();
         assert!(shorter <= 2 * second, "{shorter:?}");
