@@ -116,11 +116,7 @@ impl FakeBus {
 
     /// What fake-mfad recorded, `ready` included.
     pub fn calls(&self) -> Vec<String> {
-        fs::read_to_string(&self.record)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        recorded(&self.record)
     }
 }
 
@@ -131,6 +127,15 @@ impl Drop for FakeBus {
             let _ = child.wait();
         }
     }
+}
+
+/// The lines of fake-mfad's record file.
+fn recorded(record: &Path) -> Vec<String> {
+    fs::read_to_string(record)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A login socket served by `fake-mfad` as root, which records the calls it receives.
@@ -169,11 +174,7 @@ impl FakeSocket {
 
     /// What fake-mfad recorded, `ready` included.
     pub fn calls(&self) -> Vec<String> {
-        fs::read_to_string(&self.record)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        recorded(&self.record)
     }
 }
 

@@ -500,14 +500,18 @@ impl Env {
         self.dir.join("state")
     }
 
-    /// Starts mfad (again) and waits until it owns its name.
-    pub fn start_daemon(&self) {
-        let log_path = self.dir.join("mfad.log");
-        let log = fs::OpenOptions::new()
+    /// mfad's stderr, opened to add to it.
+    fn daemon_log_file(&self) -> fs::File {
+        fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&log_path)
-            .unwrap();
+            .open(self.dir.join("mfad.log"))
+            .unwrap()
+    }
+
+    /// Starts mfad (again) and waits until it owns its name.
+    pub fn start_daemon(&self) {
+        let log = self.daemon_log_file();
         let starts_before = self
             .daemon_log()
             .matches("serving org.pam_mfa.Mfad1")
@@ -553,12 +557,7 @@ impl Env {
             !self.private_dev,
             "mfad on demand runs in the test's mount namespace"
         );
-        let log_path = self.dir.join("mfad.log");
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .unwrap();
+        let log = self.daemon_log_file();
         let listening = format!("Listening on {}", socket.display());
         let before = self.daemon_log().matches(&listening).count();
         // systemd-socket-activate gives the program only the variables named with -E.
