@@ -346,6 +346,11 @@ impl<'a> Reader<'a> {
             }
             b'(' | b'{' => {
                 let close = if code == b'(' { ')' } else { '}' };
+                // An empty struct is no type (the specification says so); an array of them
+                // would be read forever without a byte taken.
+                if rest.starts_with(close) {
+                    return malformed("an empty struct");
+                }
                 self.open_struct()?;
                 let mut inside = rest;
                 while !inside.starts_with(close) {
@@ -555,6 +560,21 @@ mod tests {
         for len in 0..bytes.len() {
             assert!(read_message(&bytes[..len]).is_err(), "{len}");
         }
+        // An unknown header field that is an array of empty structs: refused, not read forever
+        // (each element would take no byte of the array's eight).
+        let mut hostile = bytes[..12].to_vec();
+        hostile[4..8].copy_from_slice(&0u32.to_le_bytes());
+        let field = [
+            200u8, 3, b'a', b'(', b')', 0, // code, signature "a()"
+            0, 0, // padding to the array's length
+            8, 0, 0, 0, // the array's length
+            0, 0, 0, 0, // padding to its first element
+            0, 0, 0, 0, 0, 0, 0, 0, // its eight bytes
+        ];
+        hostile.extend_from_slice(&(field.len() as u32).to_le_bytes());
+        hostile.extend_from_slice(&field);
+        let error = read_message(&hostile).err().unwrap();
+        assert!(error.0.contains("empty struct"), "{error}");
         // A NUL cannot be written.
         assert!(write_message(&head, 0, |w| w.str("a\0b")).is_err());
     }
