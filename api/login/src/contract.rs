@@ -239,7 +239,12 @@ pub fn method_return<M: Method>(
 }
 
 /// The bytes of an error reply `name` with `text` to the call with serial `to`.
-pub fn error(serial: u32, to: u32, name: &str, text: &str) -> Result<Vec<u8>, Unwritable> {
+pub fn error(
+    serial: u32,
+    to: u32,
+    name: &str,
+    text: &str,
+) -> Result<Zeroizing<Vec<u8>>, Unwritable> {
     let head = Head {
         kind: ERROR,
         flags: 0,
@@ -249,10 +254,9 @@ pub fn error(serial: u32, to: u32, name: &str, text: &str) -> Result<Vec<u8>, Un
         reply_serial: Some(to),
         signature: "s",
     };
-    let bytes = write_message(&head, OVERHEAD + name.len() + text.len(), |writer| {
+    write_message(&head, OVERHEAD + name.len() + text.len(), |writer| {
         writer.str(text)
-    })?;
-    Ok(bytes.to_vec())
+    })
 }
 
 /// A call as mfad reads it.

@@ -26,6 +26,7 @@ use pam_mfa_api::contract::{self, Answer, Begin, Begun, Call, Cancel, errors};
 use pam_mfa_api::marshal::{METHOD_CALL, read_message};
 use pam_mfa_api::wire::{Wire, external_uid};
 use zbus::DBusError;
+use zeroize::Zeroizing;
 
 use super::Shared;
 use crate::core::Caller;
@@ -140,7 +141,9 @@ impl Pool {
             shared: self.shared.clone(),
             connection: caller.connection.clone(),
         };
-        let mut out = Vec::new();
+        // Replies may carry a secret once (an enrollment's QR code): wiped when the connection
+        // ends.
+        let mut out = Zeroizing::new(Vec::new());
         if handshake(&mut wire, &mut out, uid, &self.guid).is_err() {
             return;
         }
@@ -226,7 +229,7 @@ fn handshake(wire: &mut Wire, out: &mut Vec<u8>, uid: u32, guid: &str) -> io::Re
 /// interface is served: anything else is refused without work (no introspection, as on the
 /// bus). One call at a time, each reply written before the next call is read, bounds what a
 /// connection can make mfad hold.
-fn serve_calls(shared: &Shared, caller: &Caller, wire: &mut Wire, mut out: Vec<u8>) {
+fn serve_calls(shared: &Shared, caller: &Caller, wire: &mut Wire, mut out: Zeroizing<Vec<u8>>) {
     let mut serial = 0u32;
     loop {
         // Replies wait only while the next call is already here (a pipelining client gets them
@@ -285,7 +288,7 @@ fn answer(
     caller: &Caller,
     message: &pam_mfa_api::marshal::Message<'_>,
     serial: u32,
-) -> Result<Vec<u8>, String> {
+) -> Result<Zeroizing<Vec<u8>>, String> {
     let to = message.serial;
     let failed = |name: &str, text: &str| {
         contract::error(serial, to, name, text).map_err(|error| error.to_string())
@@ -326,7 +329,7 @@ fn answer(
     };
     drop(permit);
     match replied {
-        Ok(Ok(bytes)) => Ok(bytes.to_vec()),
+        Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(unwritable)) => failed(
             errors::INTERNAL,
             &format!("mfad cannot write its answer: {unwritable}"),

@@ -81,16 +81,16 @@ fn serve_socket(path: &PathBuf, recorder: &Recorder) {
                         session: SESSION.into(),
                         turn: WireTurn::from(turn),
                     };
-                    contract::method_return::<Begin>(serial, to, &begun, 0).map(|b| b.to_vec())
+                    contract::method_return::<Begin>(serial, to, &begun, 0)
                 }
                 Ok(Call::Answer(args)) => {
                     recorder.record(&format!("answer {}", args.reply.len()));
                     let turn = WireTurn::from(Turn::new(Action::Deny("fake".into())));
-                    contract::method_return::<Answer>(serial, to, &turn, 0).map(|b| b.to_vec())
+                    contract::method_return::<Answer>(serial, to, &turn, 0)
                 }
                 Ok(Call::Cancel(args)) => {
                     recorder.record(&format!("cancel {}", args.session));
-                    contract::method_return::<Cancel>(serial, to, &(), 0).map(|b| b.to_vec())
+                    contract::method_return::<Cancel>(serial, to, &(), 0)
                 }
                 Err(not) => contract::error(serial, to, not.name, &not.text),
             };
