@@ -301,6 +301,31 @@ pub struct AuditEntry {
     pub host: String,
 }
 
+/// Which page of the audit trail `User.Audit` reads: of the newest `limit` entries (at most
+/// 1,000) about `user` (empty: everyone) that are older than `before` (0: the newest), those
+/// since `since` (Unix time; 0: from the start) and of `kind` (empty: any).
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, zbus::zvariant::Type,
+)]
+pub struct AuditQuery {
+    pub user: String,
+    pub since: i64,
+    pub kind: String,
+    pub limit: u32,
+    pub before: i64,
+}
+
+/// A page of the audit trail, as `User.Audit` returns it.
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, zbus::zvariant::Type,
+)]
+pub struct AuditPage {
+    /// The entries that match, oldest first.
+    pub entries: Vec<AuditEntry>,
+    /// What to pass as `before` for the page of older entries; 0 when there is none.
+    pub next: i64,
+}
+
 /// What `Admin.BeginEnrollment` hands back, once, to show to the user.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, zbus::zvariant::Type)]
 pub struct NewEnrollment {

@@ -1,6 +1,6 @@
 //! Client proxies for `mfad`'s interfaces.
 
-use crate::{AuditEntry, Error, Explanation, NewEnrollment, UserStatus};
+use crate::{AuditPage, AuditQuery, Error, Explanation, NewEnrollment, UserStatus};
 
 /// Self-service: every method acts on the caller's own account, known from the bus (never
 /// from an argument).
@@ -26,17 +26,10 @@ pub trait User {
     /// New recovery codes, for a current code from the app; the old ones stop working.
     fn renew_recovery_codes(&self, code: &str) -> Result<Vec<String>, Error>;
 
-    /// Entries of the audit trail, oldest first: about `user` (empty: everyone), since `since`
-    /// (Unix time; 0: from the start), of `kind` (empty: any), the newest `limit` (at most
-    /// 10,000). Administrators may read anyone's; other callers only their own, whatever they
-    /// ask.
-    fn audit(
-        &self,
-        user: &str,
-        since: i64,
-        kind: &str,
-        limit: u32,
-    ) -> Result<Vec<AuditEntry>, Error>;
+    /// A page of the audit trail (see [`AuditQuery`]), oldest first, and where the next,
+    /// older page ends. Administrators may read anyone's; other callers only their own,
+    /// whatever they ask.
+    fn audit(&self, query: &AuditQuery) -> Result<AuditPage, Error>;
 
     /// Removes the caller's app and recovery codes, for a current code or a recovery code.
     /// Refused (`Required`) while MFA is required of the caller.

@@ -168,8 +168,9 @@ pub enum Command {
         /// Only entries of this kind (see the list above).
         #[arg(long, value_name = "KIND")]
         event: Option<String>,
-        /// At most this many entries, the newest (1 to 10000).
-        #[arg(long, value_name = "N", default_value_t = 100)]
+        /// At most this many entries, the newest (1 to 1000000).
+        #[arg(long, value_name = "N", default_value_t = 100,
+              value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         limit: u32,
     },
     /// Say what a login of USER would do, and the rule that decided, without logging in.

@@ -71,7 +71,7 @@ complete -c mfactl -n "__fish_mfactl_using_subcommand reset" -s h -l help -d 'Pr
 complete -c mfactl -n "__fish_mfactl_using_subcommand audit" -l user -d 'Only entries about this user' -r
 complete -c mfactl -n "__fish_mfactl_using_subcommand audit" -l since -d 'Only entries since TIME: Unix seconds, a day YYYY-MM-DD (UTC), or a time ago (30m, 12h, 7d)' -r
 complete -c mfactl -n "__fish_mfactl_using_subcommand audit" -l event -d 'Only entries of this kind (see the list above)' -r
-complete -c mfactl -n "__fish_mfactl_using_subcommand audit" -l limit -d 'At most this many entries, the newest (1 to 10000)' -r
+complete -c mfactl -n "__fish_mfactl_using_subcommand audit" -l limit -d 'At most this many entries, the newest (1 to 1000000)' -r
 complete -c mfactl -n "__fish_mfactl_using_subcommand audit" -l bus -d 'D-Bus address of the bus mfad is on, instead of the system bus' -r
 complete -c mfactl -n "__fish_mfactl_using_subcommand audit" -l json -d 'Print exactly one JSON document on stdout instead of text, errors included'
 complete -c mfactl -n "__fish_mfactl_using_subcommand audit" -s h -l help -d 'Print help (see more with \'--help\')'

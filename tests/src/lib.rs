@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The test users in the private passwd file, with their uids.
@@ -467,22 +468,38 @@ pub fn run_bounded(command: &mut Command, what: &str) -> Output {
     wait_bounded(child, what)
 }
 
-/// Waits for `child`, killing it and failing if it runs past [`HANG_LIMIT`].
+/// Waits for `child`, killing it and failing if it runs past [`HANG_LIMIT`]. Its output is
+/// read while it runs, so that a long one never fills the pipe and waits for a reader.
 pub fn wait_bounded(mut child: Child, what: &str) -> Output {
+    fn drain(pipe: Option<impl std::io::Read + Send + 'static>) -> JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    }
+    let (stdout, stderr) = (drain(child.stdout.take()), drain(child.stderr.take()));
     let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
         }
         if start.elapsed() > HANG_LIMIT {
             let _ = child.kill();
-            let output = child.wait_with_output().unwrap();
+            let _ = child.wait();
             panic!(
                 "{what} hung for {HANG_LIMIT:?}; output so far:\n{}",
-                String::from_utf8_lossy(&output.stdout)
+                String::from_utf8_lossy(&stdout.join().unwrap())
             );
         }
         std::thread::sleep(Duration::from_millis(5));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
     }
 }
 

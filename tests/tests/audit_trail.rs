@@ -182,3 +182,74 @@ fn every_event_is_a_log_line_and_a_row_and_none_holds_a_secret() {
         }
     }
 }
+
+/// A trail of thousands of rows is read in pages: a user reads their own newest entries
+/// however many other users' there are, and an administrator reads past the first page.
+#[test]
+fn a_long_trail_is_read_in_pages() {
+    let env = Env::new().start();
+    env.enroll("alice");
+    env.stop_daemon();
+    // 1,500 rows of alice's among 3,000 of bob's, one a second over the last hours, written
+    // straight into mfad's database.
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 5000;
+    let db = rusqlite::Connection::open(env.state_dir().join("mfad.sqlite3")).unwrap();
+    db.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4500)
+         INSERT INTO audit (time, kind, username, host, line)
+         SELECT ?1 + i, 'login-denied', CASE WHEN i % 3 = 0 THEN 'alice' ELSE 'bob' END, '',
+                'login denied: row ' || i FROM n",
+        [start as i64],
+    )
+    .unwrap();
+    drop(db);
+    env.start_daemon();
+
+    let entries = |uid: Option<u32>, args: &[&str]| -> Vec<serde_json::Value> {
+        let mut all = vec!["--json", "audit"];
+        all.extend_from_slice(args);
+        let out = env.ctl_as(uid, &all, "");
+        assert!(out.success, "{}", out.stderr);
+        serde_json::from_str::<serde_json::Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let lines = |rows: &[serde_json::Value]| -> Vec<String> {
+        rows.iter()
+            .map(|row| row["line"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Alice: her own newest 1,200, oldest first, across two pages; never bob's.
+    let own = entries(Some(ALICE), &["--event", "login-denied", "--limit", "1200"]);
+    let expected: Vec<String> = (1..=4500)
+        .filter(|i| i % 3 == 0)
+        .skip(300)
+        .map(|i| format!("login denied: row {i}"))
+        .collect();
+    assert_eq!(own.len(), expected.len());
+    assert!(lines(&own) == expected, "{:?}", &own[..2]);
+    assert!(own.iter().all(|row| row["user"] == "alice"));
+    // Asking for bob's changes nothing for her.
+    let asked = entries(Some(ALICE), &["--user", "bob", "--limit", "5"]);
+    assert!(asked.iter().all(|row| row["user"] == "alice"), "{asked:?}");
+    // An administrator: every row since a time, from several pages.
+    let since = (start + 2000).to_string();
+    let since = entries(None, &["--since", &since, "--limit", "100000"]);
+    // Alice's enrollment (started and confirmed, the first rows), then rows 2000 to 4500.
+    assert_eq!(since.len(), 2 + 4500 - 1999);
+    assert_eq!(lines(&since[2..3]), ["login denied: row 2000"]);
+    assert_eq!(lines(&since[since.len() - 1..]), ["login denied: row 4500"]);
+    // A page larger than mfad gives is refused, by name.
+    let out = env.ctl(&["audit", "--limit", "0"], "");
+    assert!(
+        !out.success && out.stderr.contains("--limit"),
+        "{}",
+        out.stderr
+    );
+}

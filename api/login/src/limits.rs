@@ -14,3 +14,7 @@ pub const MAX_CONTEXT_LEN: usize = 128;
 
 /// Most enrollments one `Admin.ImportEnrollments` call takes.
 pub const MAX_IMPORT: usize = 10_000;
+
+/// Most rows of the audit trail one `User.Audit` call looks at (and so returns); `mfactl audit`
+/// asks for more pages when it wants more.
+pub const MAX_AUDIT_PAGE: usize = 1_000;

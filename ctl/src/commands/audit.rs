@@ -1,7 +1,8 @@
 //! `mfactl audit [--user USER] [--since TIME] [--event KIND] [--limit N]`: read the audit
 //! trail. Administrators read anyone's; other users read their own.
 
-use pam_mfa_api::AuditEntry;
+use pam_mfa_api::limits::MAX_AUDIT_PAGE;
+use pam_mfa_api::{AuditEntry, AuditQuery};
 
 use crate::connect::connect_user;
 use crate::failure::Failure;
@@ -50,16 +51,34 @@ pub async fn run(
         Some(text) => parse_since(text, now())?,
         None => 0,
     };
-    let entries = connect_user(bus)
-        .await?
-        .audit(
-            user.unwrap_or_default(),
-            since,
-            event.unwrap_or_default(),
-            limit,
-        )
-        .await?;
-    Ok(Audit(entries.into_iter().map(Entry::from).collect()))
+    let proxy = connect_user(bus).await?;
+    // mfad answers in pages that look at MAX_AUDIT_PAGE entries at most, newest first; the
+    // older pages are asked for until `limit` entries are found or the trail ends.
+    let mut pages = Vec::new();
+    let (mut found, mut before) = (0, 0);
+    loop {
+        let page = proxy
+            .audit(&AuditQuery {
+                user: user.unwrap_or_default().to_owned(),
+                since,
+                kind: event.unwrap_or_default().to_owned(),
+                limit: (limit as usize).min(MAX_AUDIT_PAGE) as u32,
+                before,
+            })
+            .await?;
+        found += page.entries.len();
+        pages.push(page.entries);
+        if page.next == 0 || found >= limit as usize {
+            break;
+        }
+        before = page.next;
+    }
+    // The newest `limit` of what was found, oldest first.
+    let entries: Vec<AuditEntry> = pages.into_iter().rev().flatten().collect();
+    let skip = entries.len().saturating_sub(limit as usize);
+    Ok(Audit(
+        entries.into_iter().skip(skip).map(Entry::from).collect(),
+    ))
 }
 
 fn now() -> i64 {

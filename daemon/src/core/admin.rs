@@ -3,8 +3,10 @@
 
 use super::{Caller, Core, new_secret};
 
-use pam_mfa_api::limits::MAX_IMPORT;
-use pam_mfa_api::{AuditEntry, Error, NewEnrollment, ResetOutcome, UserStatus};
+use pam_mfa_api::limits::MAX_AUDIT_PAGE;
+use pam_mfa_api::{
+    AuditEntry, AuditPage, AuditQuery, Error, NewEnrollment, ResetOutcome, UserStatus,
+};
 
 use crate::audit::{Event, Scope};
 use crate::clock::Clock;
@@ -14,16 +16,18 @@ use crate::store::{AuditFilter, StoreError, UserEnrollment};
 use crate::users::UserName;
 
 impl<C: Clock> Core<C> {
-    /// Audit entries. Administrators read anyone's (`user` empty: everyone's); any other
-    /// caller reads only their own, whatever `user` says.
-    pub fn audit(
-        &self,
-        caller: &Caller,
-        user: &str,
-        since: i64,
-        kind: &str,
-        limit: u32,
-    ) -> Result<Vec<AuditEntry>, Error> {
+    /// A page of audit entries (see [`crate::store::Store::audit`]). Administrators read
+    /// anyone's (`user` empty: everyone's); any other caller reads only their own, whatever
+    /// `user` says.
+    pub fn audit(&self, caller: &Caller, query: &AuditQuery) -> Result<AuditPage, Error> {
+        let AuditQuery {
+            user,
+            since,
+            kind,
+            limit,
+            before,
+        } = query;
+        let (since, limit, before) = (*since, *limit, *before);
         let admin = caller.uid == 0 || self.in_admin_group(caller.uid)?;
         let user = if admin {
             (!user.is_empty())
@@ -32,9 +36,14 @@ impl<C: Clock> Core<C> {
         } else {
             Some(self.own_account(caller)?)
         };
-        if limit == 0 || limit > MAX_IMPORT as u32 {
+        if limit == 0 || limit as usize > MAX_AUDIT_PAGE {
             return Err(Error::InvalidArgument(format!(
-                "limit {limit}: ask for 1 to {MAX_IMPORT} entries"
+                "limit {limit}: ask for 1 to {MAX_AUDIT_PAGE} entries a page"
+            )));
+        }
+        if before < 0 {
+            return Err(Error::InvalidArgument(format!(
+                "before {before}: expected 0 (the newest entries) or where a page ended"
             )));
         }
         let filter = AuditFilter {
@@ -42,18 +51,23 @@ impl<C: Clock> Core<C> {
             since,
             kind: (!kind.is_empty()).then(|| kind.to_owned()),
             limit: limit as usize,
+            before: (before > 0).then_some(before),
         };
-        let rows = self.store.audit(&filter)?;
-        Ok(rows
-            .into_iter()
-            .map(|row| AuditEntry {
-                time: row.time,
-                kind: row.kind,
-                user: row.user.unwrap_or_default(),
-                host: row.host,
-                line: row.line,
-            })
-            .collect())
+        let page = self.store.audit(&filter)?;
+        Ok(AuditPage {
+            entries: page
+                .rows
+                .into_iter()
+                .map(|row| AuditEntry {
+                    time: row.time,
+                    kind: row.kind,
+                    user: row.user.unwrap_or_default(),
+                    host: row.host,
+                    line: row.line,
+                })
+                .collect(),
+            next: page.next.unwrap_or(0),
+        })
     }
 
     pub fn status(&self, user: &str) -> Result<UserStatus, Error> {

@@ -58,7 +58,7 @@ fn started(user: &str) -> Event {
 /// Runs every check of the contract, each on a new store.
 pub fn run_all<C: FnOnce()>(make: impl Fn() -> (Store, C)) {
     type Check = fn(Arc<Store>);
-    let checks: [(&str, Check); 16] = [
+    let checks: [(&str, Check); 18] = [
         ("lifecycle and replay", lifecycle_and_replay),
         ("one of many concurrent consumes wins", concurrent_consume),
         (
@@ -69,6 +69,8 @@ pub fn run_all<C: FnOnce()>(make: impl Fn() -> (Store, C)) {
         ("removal and re-enrollment", removal),
         ("switches", switches),
         ("audit rows go with their change", audit_rows),
+        ("the audit trail is read in bounded pages", audit_pages),
+        ("a login's read never waits for a listing", listing_lane),
         ("names differing only in case", case_variants),
         ("recovery codes are used once", recovery_codes),
         ("a user's own changes spend their proof", self_service),
@@ -425,6 +427,105 @@ fn audit_rows(store: Arc<Store>) {
     assert_eq!(rows[2].user.as_deref(), Some("jack"));
     assert_eq!(rows[2].line, allowed("jack").to_string());
     assert_eq!(store.audit_tail(1).unwrap().len(), 1);
+}
+
+fn audit_pages(store: Arc<Store>) {
+    // 30 rows of amy's, 20 of bob's, interleaved; every third of amy's is an enrollment.
+    let mut time = 0;
+    for round in 0..10 {
+        for event in [
+            allowed("amy"),
+            allowed("bob"),
+            started("amy"),
+            allowed("bob"),
+        ] {
+            time += 1;
+            store.record(time, &event).unwrap();
+        }
+        time += 1;
+        store.record(time, &allowed("amy")).unwrap();
+        assert_eq!(time, (round + 1) * 5);
+    }
+    let page = |user: Option<&str>, kind: Option<&str>, since, before| {
+        store
+            .audit(&AuditFilter {
+                user: user.map(name),
+                since,
+                kind: kind.map(str::to_owned),
+                limit: 4,
+                before,
+            })
+            .unwrap()
+    };
+    // Pages read back, newest first, until none is left: each looks at 4 rows at most, and
+    // together they hold the trail, in order.
+    let all = |user, kind, since| {
+        let (mut pages, mut before, mut rows) = (0, None, Vec::new());
+        loop {
+            let found = page(user, kind, since, before);
+            assert!(found.rows.len() <= 4);
+            pages += 1;
+            let mut older: Vec<(i64, String)> = (found.rows.into_iter())
+                .map(|row| (row.time, row.kind))
+                .collect();
+            older.append(&mut rows);
+            rows = older;
+            match found.next {
+                Some(next) => before = Some(next),
+                None => return (pages, rows),
+            }
+        }
+    };
+    let (pages, rows) = all(Some("amy"), None, 0);
+    assert_eq!(rows.len(), 30);
+    assert!(
+        rows.windows(2).all(|pair| pair[0].0 < pair[1].0),
+        "{rows:?}"
+    );
+    assert_eq!(pages, 8, "30 rows in pages of 4");
+    let (_, rows) = all(Some("amy"), Some("enrollment-started"), 0);
+    let times: Vec<i64> = rows.iter().map(|row| row.0).collect();
+    assert_eq!(
+        times,
+        (0..10).map(|round| round * 5 + 3).collect::<Vec<_>>()
+    );
+    let (_, rows) = all(None, None, 41);
+    assert_eq!(rows.len(), 10);
+    // A kind no row has: every page is looked at, none holds a row, and none looks at more
+    // than 4 rows.
+    let (pages, rows) = all(None, Some("locked-out"), 0);
+    assert!(rows.is_empty());
+    assert_eq!(pages, 13);
+    // Nobody's rows: one empty page.
+    let nobody = page(Some("carol"), None, 0, None);
+    assert!(nobody.rows.is_empty() && nobody.next.is_none());
+}
+
+fn listing_lane(store: Arc<Store>) {
+    // A listing that is still reading (as one of many rows would be)...
+    let (started, start) = std::sync::mpsc::channel();
+    let (finish, finished) = std::sync::mpsc::channel::<()>();
+    let lister = store.clone();
+    let listing = std::thread::spawn(move || {
+        lister
+            .read_on(super::sql::Lane::Listing, |tx| {
+                tx.query("SELECT id FROM audit", &[])?;
+                started.send(()).unwrap();
+                finished.recv().ok();
+                Ok(())
+            })
+            .unwrap();
+    });
+    start.recv().unwrap();
+    // ...holds up no login's read.
+    let (read, reads) = std::sync::mpsc::channel();
+    let reader = store.clone();
+    std::thread::spawn(move || read.send(reader.switches(Some(&name("amy")))));
+    let switches = reads.recv_timeout(std::time::Duration::from_secs(20));
+    finish.send(()).unwrap();
+    listing.join().unwrap();
+    let switches = switches.expect("a login's read waited for a listing in progress");
+    assert_eq!(switches.unwrap(), StoredSwitches::default());
 }
 
 fn case_variants(store: Arc<Store>) {
@@ -923,10 +1024,12 @@ fn tries_of_codes(store: Arc<Store>) {
             since: 0,
             kind: None,
             limit: 100,
+            before: None,
         };
         let mut rows: Vec<String> = store
             .audit(&filter)
             .unwrap()
+            .rows
             .into_iter()
             .map(|row| row.kind)
             .collect();

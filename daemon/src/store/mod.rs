@@ -16,7 +16,7 @@ mod import;
 mod logins;
 mod operations;
 pub mod postgres;
-mod records;
+pub(super) mod records;
 pub mod sql;
 pub mod sqlite;
 
@@ -299,14 +299,27 @@ pub struct StoredSwitches {
     pub user: Option<bool>,
 }
 
-/// Which audit rows to read.
+/// Which audit rows to read: a page of the trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditFilter {
     pub user: Option<UserName>,
     /// Rows at or after this Unix time.
     pub since: i64,
     pub kind: Option<String>,
+    /// Rows looked at, at most: the newest rows about `user` below `before`. Those that match
+    /// `since` and `kind` are the page.
     pub limit: usize,
+    /// Where the page ends: rows older than the one with this number (`None`: the newest).
+    pub before: Option<i64>,
+}
+
+/// A page of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditPage {
+    /// The rows, oldest first.
+    pub rows: Vec<AuditRow>,
+    /// Where the next (older) page ends, if there may be one.
+    pub next: Option<i64>,
 }
 
 /// Where a login comes from, for remembered logins: its PAM service and remote host.

@@ -8,7 +8,7 @@
 
 use pam_mfa_config::Algorithm;
 
-use super::sql::{Bound, Tx, placeholders, values};
+use super::sql::{Bound, Lane, Tx, placeholders, values};
 use super::{
     Enrollment, EnrollmentId, Enrollments, Origin, Proof, RecoveryId, Result, Store, StoreError,
     UserEnrollment,
@@ -50,11 +50,20 @@ impl Store {
         value.ok_or_else(|| StoreError::Failed("a transaction ended without its work".into()))
     }
 
-    /// Runs `work`, which only reads, on what is committed.
+    /// Runs `work`, which only reads a few rows, on what is committed.
     pub(super) fn read<T>(&self, work: impl FnOnce(&dyn Tx) -> Result<T>) -> Result<T> {
+        self.read_on(Lane::Login, work)
+    }
+
+    /// Runs `work`, which only reads, on what is committed, among the readers of `lane`.
+    pub(super) fn read_on<T>(
+        &self,
+        lane: Lane,
+        work: impl FnOnce(&dyn Tx) -> Result<T>,
+    ) -> Result<T> {
         let mut work = Some(work);
         let mut value = None;
-        self.backend.read(&mut |tx| {
+        self.backend.read(lane, &mut |tx| {
             let work = work
                 .take()
                 .ok_or_else(|| StoreError::Failed("a read ran its work twice".into()))?;

@@ -30,7 +30,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, NoTls, Statement, Transaction};
 
-use super::sql::{Backend, Bound, Field, Row, Tx, Value};
+use super::sql::{Backend, Bound, Field, Lane, Row, Tx, Value};
 use super::{Result, StoreError};
 
 /// Migrations, applied in order; the table `pam_mfa_schema` records how many ran.
@@ -104,6 +104,10 @@ const LOCK_SPACE: i32 = 0x6d_66_61; // "mfa"
 /// Connections one mfad keeps to the server at most; more callers wait for one (within the
 /// timeout).
 const MAX_CONNECTIONS: usize = 16;
+
+/// Of [`MAX_CONNECTIONS`], how many listings ([`Lane::Listing`]) may use at once: the others
+/// stay for logins, however many listings any users ask for.
+const LISTING_CONNECTIONS: usize = 2;
 
 /// Locks the users' rows are spread over (a power of two). More means fewer unrelated logins
 /// waiting for each other; an import takes at most this many locks in one transaction, and a
@@ -350,6 +354,8 @@ pub struct PostgresBackend {
     connector: Connector,
     idle: Mutex<Vec<Conn>>,
     slots: tokio::sync::Semaphore,
+    /// Of `slots`, those listings may take.
+    listing_slots: tokio::sync::Semaphore,
     timeout: Duration,
     /// Where the database is, for messages (no password).
     describe: String,
@@ -477,12 +483,13 @@ impl PostgresBackend {
             connector,
             idle: Mutex::new(Vec::new()),
             slots: tokio::sync::Semaphore::new(MAX_CONNECTIONS),
+            listing_slots: tokio::sync::Semaphore::new(LISTING_CONNECTIONS),
             timeout,
             describe,
             unreachable: Mutex::new(None),
         };
         // Connecting checks the tables (see check_out); no statement is needed beyond that.
-        match store.transaction(Bound::Call, false, &mut |_| Ok(false)) {
+        match store.transaction(Bound::Call, Lane::Login, false, &mut |_| Ok(false)) {
             Ok(()) => {}
             Err(error @ StoreError::NewerSchema(_)) => return Err(error),
             Err(error) => crate::log::warning(&format!(
@@ -560,6 +567,7 @@ impl PostgresBackend {
     fn transaction(
         &self,
         bound: Bound,
+        lane: Lane,
         write: bool,
         work: &mut dyn FnMut(&dyn Tx) -> Result<bool>,
     ) -> Result<()> {
@@ -573,6 +581,17 @@ impl PostgresBackend {
             Bound::Long => IMPORT_TIMEOUT,
         };
         let deadline = tokio::time::Instant::now() + limit;
+        // Waiting for a listing's place says nothing about the server: it is not noted as
+        // unreachable (which would fail logins at once).
+        let _listing = match lane {
+            Lane::Login => None,
+            Lane::Listing => Some(self.within(deadline, limit, async {
+                self.listing_slots
+                    .acquire()
+                    .await
+                    .map_err(|_| StoreError::Unavailable("the database pool is closed".into()))
+            })?),
+        };
         let (_slot, mut conn) = self
             .within(deadline, limit, self.check_out())
             .map_err(|error| self.note_unreachable(error))?;
@@ -787,11 +806,11 @@ fn describe(config: &tokio_postgres::Config) -> String {
 
 impl Backend for PostgresBackend {
     fn write(&self, bound: Bound, work: &mut dyn FnMut(&dyn Tx) -> Result<bool>) -> Result<()> {
-        self.transaction(bound, true, work)
+        self.transaction(bound, Lane::Login, true, work)
     }
 
-    fn read(&self, work: &mut dyn FnMut(&dyn Tx) -> Result<()>) -> Result<()> {
-        self.transaction(Bound::Call, false, &mut |tx| work(tx).map(|()| false))
+    fn read(&self, lane: Lane, work: &mut dyn FnMut(&dyn Tx) -> Result<()>) -> Result<()> {
+        self.transaction(Bound::Call, lane, false, &mut |tx| work(tx).map(|()| false))
     }
 }
 

@@ -1,12 +1,32 @@
 //! Enforcement switches, the users the store knows, and the audit trail.
 
-use super::sql::{Bound, values};
-use super::{AuditFilter, AuditRow, Result, Store, StoreError, StoredSwitches};
+use super::sql::{Bound, Lane, values};
+use super::{AuditFilter, AuditPage, AuditRow, Result, Store, StoreError, StoredSwitches};
 use crate::audit::Event;
 use crate::users::UserName;
 
 /// The key of the global enforcement switch in `settings`.
 pub(super) const GLOBAL_ENFORCEMENT: &str = "enforce_all_users";
+
+/// The lowest number and the count of the rows an audit page looks at: the newest below a
+/// number, of one user (through the index on the user's name) and of everyone.
+pub(super) const AUDIT_EXAMINED: [&str; 2] = [
+    "SELECT min(id), count(*) FROM (SELECT id FROM audit
+        WHERE username = $1 AND id < $2 ORDER BY id DESC LIMIT $3) AS examined",
+    "SELECT min(id), count(*) FROM (SELECT id FROM audit
+        WHERE id < $1 ORDER BY id DESC LIMIT $2) AS examined",
+];
+
+/// The rows of an audit page that match its filter, among those [`AUDIT_EXAMINED`] counted.
+pub(super) const AUDIT_PAGE: [&str; 2] = [
+    "SELECT time, kind, username, host, line FROM audit
+     WHERE username = $1 AND id >= $2 AND id < $3 AND time >= $4
+        AND (CAST($5 AS TEXT) IS NULL OR kind = $5)
+     ORDER BY id",
+    "SELECT time, kind, username, host, line FROM audit
+     WHERE id >= $1 AND id < $2 AND time >= $3 AND (CAST($4 AS TEXT) IS NULL OR kind = $4)
+     ORDER BY id",
+];
 
 impl Store {
     /// The global switch, and `user`'s own switch when a user is named; one statement.
@@ -52,20 +72,6 @@ impl Store {
             Ok(Some(()))
         })
         .map(drop)
-    }
-
-    /// Every user with an enrollment or a setting, sorted by name.
-    pub fn users(&self) -> Result<Vec<UserName>> {
-        let rows = self.read(|tx| {
-            tx.query(
-                "SELECT username FROM enrollments UNION SELECT username FROM user_settings
-                 ORDER BY 1",
-                &[],
-            )
-        })?;
-        rows.into_iter()
-            .map(|mut row| stored_name(&row.text(0)?))
-            .collect()
     }
 
     /// A stored user whose name differs from `user` only in case, if any.
@@ -117,34 +123,46 @@ impl Store {
 
     /// The newest `limit` audit rows, oldest first.
     pub fn audit_tail(&self, limit: usize) -> Result<Vec<AuditRow>> {
-        self.audit(&AuditFilter {
+        let page = self.audit(&AuditFilter {
             user: None,
             since: 0,
             kind: None,
             limit,
-        })
+            before: None,
+        })?;
+        Ok(page.rows)
     }
 
-    /// The newest `filter.limit` audit rows that match `filter`, oldest first. A user's rows
-    /// are found through the index on the user's name.
-    pub fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>> {
+    /// A page of the audit trail: of the newest `filter.limit` rows about the user (all rows
+    /// when no user is named) below `filter.before`, those that match the rest of the filter.
+    /// However many rows the trail holds and however few match, one page looks at no more than
+    /// `filter.limit` of them, through the index on the user's name, and is read on the
+    /// listings' lane: it never holds up a login.
+    pub fn audit(&self, filter: &AuditFilter) -> Result<AuditPage> {
         let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);
+        let before = filter.before.unwrap_or(i64::MAX);
         let kind = filter.kind.as_deref();
-        let rows = self.read(|tx| match &filter.user {
-            Some(user) => tx.query(
-                "SELECT time, kind, username, host, line FROM audit
-                 WHERE username = $1 AND time >= $2 AND (CAST($3 AS TEXT) IS NULL OR kind = $3)
-                 ORDER BY id DESC LIMIT $4",
-                values![user.as_str(), filter.since, kind, limit],
-            ),
-            None => tx.query(
-                "SELECT time, kind, username, host, line FROM audit
-                 WHERE time >= $1 AND (CAST($2 AS TEXT) IS NULL OR kind = $2)
-                 ORDER BY id DESC LIMIT $3",
-                values![filter.since, kind, limit],
-            ),
+        let user = filter.user.as_ref().map(UserName::as_str);
+        let (lowest, rows) = self.read_on(Lane::Listing, |tx| {
+            // The lowest row number among the rows looked at, and how many there are; the
+            // inner query reads the index alone.
+            let mut examined = match user {
+                Some(user) => tx.query_one(AUDIT_EXAMINED[0], values![user, before, limit]),
+                None => tx.query_one(AUDIT_EXAMINED[1], values![before, limit]),
+            }?;
+            let (Some(lowest), count) = (examined.opt_int(0)?, examined.int(1)?) else {
+                return Ok((None, Vec::new()));
+            };
+            let rows = match user {
+                Some(user) => tx.query(
+                    AUDIT_PAGE[0],
+                    values![user, lowest, before, filter.since, kind],
+                ),
+                None => tx.query(AUDIT_PAGE[1], values![lowest, before, filter.since, kind]),
+            }?;
+            Ok(((count == limit).then_some(lowest), rows))
         })?;
-        let mut rows = rows
+        let rows = rows
             .into_iter()
             .map(|mut row| {
                 Ok(AuditRow {
@@ -156,8 +174,21 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        rows.reverse();
-        Ok(rows)
+        Ok(AuditPage { rows, next: lowest })
+    }
+
+    /// Every user with an enrollment or a setting, sorted by name.
+    pub fn users(&self) -> Result<Vec<UserName>> {
+        let rows = self.read_on(Lane::Listing, |tx| {
+            tx.query(
+                "SELECT username FROM enrollments UNION SELECT username FROM user_settings
+                 ORDER BY 1",
+                &[],
+            )
+        })?;
+        rows.into_iter()
+            .map(|mut row| stored_name(&row.text(0)?))
+            .collect()
     }
 }
 

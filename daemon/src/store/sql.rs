@@ -198,6 +198,17 @@ pub enum Bound {
     Long,
 }
 
+/// Which readers a read queues with. Logins read on a lane of their own, so that a listing
+/// (an audit page, every user), which any user may ask for and which reads many rows, never
+/// holds up a login's read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// What logins and short lookups read: a few rows, by key.
+    Login,
+    /// Listings: the audit trail, the list of users.
+    Listing,
+}
+
 /// What differs between databases: how a transaction runs. Everything else is written once,
 /// in `store::operations`.
 pub trait Backend: Send + Sync {
@@ -205,8 +216,8 @@ pub trait Backend: Send + Sync {
     /// once the change is durable; when it returns false or fails, nothing of it stays.
     fn write(&self, bound: Bound, work: &mut dyn FnMut(&dyn Tx) -> Result<bool>) -> Result<()>;
 
-    /// Runs `work`, which only reads, on what is committed.
-    fn read(&self, work: &mut dyn FnMut(&dyn Tx) -> Result<()>) -> Result<()>;
+    /// Runs `work`, which only reads, on what is committed, among the readers of `lane`.
+    fn read(&self, lane: Lane, work: &mut dyn FnMut(&dyn Tx) -> Result<()>) -> Result<()>;
 
     /// Called before a read that found nothing is trusted: a backend that is still checking
     /// its files for damage (which could hide rows) waits for the check here.

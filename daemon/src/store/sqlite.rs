@@ -20,7 +20,7 @@ use std::time::Duration;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode, OpenFlags, ToSql};
 
-use super::sql::{Backend, Bound, Field, Row, Tx, Value};
+use super::sql::{Backend, Bound, Field, Lane, Row, Tx, Value};
 use super::{Result, StoreError};
 use migrations::MIGRATIONS;
 
@@ -89,8 +89,11 @@ pub struct SqliteBackend {
     /// The log must be emptied once the open transaction is committed
     /// ([`Tx::secret_removed`]).
     purge: AtomicBool,
-    /// Reads, of what is committed: they never wait for a commit in progress.
+    /// Logins' reads, of what is committed: they never wait for a commit in progress.
     reader: Mutex<Connection>,
+    /// Listings' reads ([`Lane::Listing`]), on a connection of their own: a long one never
+    /// holds up a login's.
+    lister: Mutex<Connection>,
     integrity: Arc<Integrity>,
     /// The database's size, in bytes, when the integrity check began in the background.
     checking_in_background: Option<i64>,
@@ -321,9 +324,13 @@ impl SqliteBackend {
                     StoreError::Setup(format!("cannot start the integrity check: {error}"))
                 })?;
         }
-        let reader = Connection::open_with_flags(&path, flags)?;
-        reader.busy_timeout(Duration::from_secs(5))?;
-        reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let reader = || -> Result<Connection> {
+            let reader = Connection::open_with_flags(&path, flags)?;
+            reader.busy_timeout(Duration::from_secs(5))?;
+            reader.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+            Ok(reader)
+        };
+        let (lister, reader) = (reader()?, reader()?);
         let store = SqliteBackend {
             path,
             writer: Mutex::new(Writer {
@@ -336,6 +343,7 @@ impl SqliteBackend {
             commits: AtomicU64::new(0),
             purge: AtomicBool::new(false),
             reader: Mutex::new(reader),
+            lister: Mutex::new(lister),
             integrity,
             checking_in_background,
         };
@@ -398,12 +406,15 @@ impl SqliteBackend {
         &self.path
     }
 
-    /// The connection for reads. A panic while holding it cannot leave a half-done change
-    /// (it makes none), so it is safe to use after poisoning.
-    fn reader(&self) -> MutexGuard<'_, Connection> {
-        self.reader
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// The connection for reads of `lane`. A panic while holding it cannot leave a half-done
+    /// change (it makes none), so it is safe to use after poisoning.
+    fn reader(&self, lane: Lane) -> MutexGuard<'_, Connection> {
+        match lane {
+            Lane::Login => &self.reader,
+            Lane::Listing => &self.lister,
+        }
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn writer(&self) -> MutexGuard<'_, Writer> {
@@ -734,8 +745,8 @@ impl Backend for SqliteBackend {
         })
     }
 
-    fn read(&self, work: &mut dyn FnMut(&dyn Tx) -> Result<()>) -> Result<()> {
-        let connection = self.reader();
+    fn read(&self, lane: Lane, work: &mut dyn FnMut(&dyn Tx) -> Result<()>) -> Result<()> {
+        let connection = self.reader(lane);
         work(&SqliteTx {
             connection: &connection,
             purge: &self.purge,

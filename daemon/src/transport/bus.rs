@@ -2,7 +2,9 @@
 //! flight, and hands the call to the core off the bus executor. It translates; it does not
 //! decide.
 
-use pam_mfa_api::{AuditEntry, Error, Explanation, NewEnrollment, ResetOutcome, UserStatus};
+use pam_mfa_api::{
+    AuditPage, AuditQuery, Error, Explanation, NewEnrollment, ResetOutcome, UserStatus,
+};
 use zbus::message::Header;
 use zbus::{Connection, interface};
 use zeroize::Zeroizing;
@@ -100,18 +102,13 @@ impl UserInterface {
 
     async fn audit(
         &self,
-        user: String,
-        since: i64,
-        kind: String,
-        limit: u32,
+        query: AuditQuery,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
-    ) -> Result<Vec<AuditEntry>, Error> {
+    ) -> Result<AuditPage, Error> {
         let (caller, permit) = self.0.enter(connection, &header).await?;
         self.0
-            .run(permit, move |core| {
-                core.audit(&caller, &user, since, &kind, limit)
-            })
+            .run(permit, move |core| core.audit(&caller, &query))
             .await
     }
 

@@ -189,7 +189,7 @@ fn audit_rows_keep_their_numbers_and_order_when_the_trail_drops_autoincrement() 
     assert_eq!(lines.len(), 3);
     let backend = open_backend(&dir);
     drop(store);
-    let connection = backend.reader();
+    let connection = backend.reader(Lane::Login);
     let ids: Vec<i64> = connection
         .prepare("SELECT id FROM audit ORDER BY id")
         .unwrap()
@@ -233,7 +233,7 @@ fn the_checkpointer_empties_the_log() {
     }
     let frames = |backend: &SqliteBackend| -> (i64, i64) {
         backend
-            .reader()
+            .reader(Lane::Login)
             .query_row("PRAGMA wal_checkpoint(NOOP)", [], |row| {
                 Ok((row.get(1)?, row.get(2)?))
             })
@@ -332,4 +332,38 @@ fn parameters_are_bound_by_their_numbers_whatever_their_order() {
     let mut row = tx.query_one(&sql, &numbers).unwrap();
     assert_eq!(row.int(0).unwrap(), 199);
     assert_eq!(row.int(1).unwrap(), (2..200).sum::<i64>());
+}
+
+/// An audit page reads a range of rows, through the index on the user's name when it is about
+/// one user: never the whole trail, whoever asks and however long the trail is.
+#[test]
+fn audit_pages_never_scan_the_whole_trail() {
+    use crate::store::records::{AUDIT_EXAMINED, AUDIT_PAGE};
+    let dir = temp_dir("audit-plan");
+    let backend = open_backend(&dir);
+    let connection = backend.reader(Lane::Listing);
+    let plan = |sql: &str| -> Vec<String> {
+        let mut statement = connection
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let unbound = vec![rusqlite::types::Null; statement.parameter_count()];
+        let steps = statement.query_map(rusqlite::params_from_iter(unbound), |row| {
+            row.get::<_, String>(3)
+        });
+        steps.unwrap().map(|step| step.unwrap()).collect()
+    };
+    for (index, sql) in AUDIT_EXAMINED.iter().chain(&AUDIT_PAGE).enumerate() {
+        let plan = plan(sql);
+        let reads: Vec<&String> = plan.iter().filter(|step| step.contains(" audit")).collect();
+        assert!(!reads.is_empty(), "{plan:?}");
+        for step in reads {
+            assert!(
+                step.starts_with("SEARCH audit "),
+                "a scan of the trail: {plan:?}"
+            );
+            if index % 2 == 0 {
+                assert!(step.contains("INDEX audit_user"), "{plan:?}");
+            }
+        }
+    }
 }
