@@ -62,7 +62,9 @@ bus="unix:path=$work/bus"
 
 printf 'root:x:0:0:root:/root:/bin/sh\ndemo:x:4242:4242:pam-mfa demo:/nonexistent:/bin/sh\n' >"$work/passwd"
 printf 'root:x:0:\ndemo:x:4242:\n' >"$work/group"
-printf 'state_dir = "%s/state"\n\n[totp]\nissuer = "pam-mfa demo"\n' "$work" >"$work/mfad.toml"
+"$bin/mfad" --new-key "$work/sealing.key" 2>/dev/null
+printf 'state_dir = "%s/state"\nsealing_key_file = "%s/sealing.key"\n\n[totp]\nissuer = "pam-mfa demo"\n' \
+  "$work" "$work" >"$work/mfad.toml"
 LD_PRELOAD=$nss_wrapper NSS_WRAPPER_PASSWD=$work/passwd NSS_WRAPPER_GROUP=$work/group \
   "$bin/mfad" --bus "$bus" --config "$work/mfad.toml" 2>"$work/mfad.log" &
 pids+=($!)

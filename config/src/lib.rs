@@ -22,6 +22,9 @@ pub const DEFAULT_PATH: &str = "/etc/pam-mfa/mfad.toml";
 pub const DEFAULT_LOGIN_SOCKET: &str = "/run/pam-mfa/login.socket";
 /// Where `mfad` keeps its state unless configured otherwise.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/pam-mfa";
+/// Where `mfad` reads the keys that seal secrets unless configured otherwise (or given them as
+/// a systemd credential).
+pub const DEFAULT_SEALING_KEY_FILE: &str = "/etc/pam-mfa/sealing.key";
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -39,6 +42,10 @@ pub struct Config {
     /// directory is made root-owned, mode 0755, unless systemd passes the socket (mfad.socket).
     #[serde(deserialize_with = "login_socket_path")]
     pub login_socket: PathBuf,
+    /// The file of the keys that seal the secrets in the store (root's, mode 0600), read
+    /// unless systemd passes them as the credential `sealing-key`. Must be absolute.
+    #[serde(deserialize_with = "sealing_key_path")]
+    pub sealing_key_file: PathBuf,
     pub totp: Totp,
     pub login: Login,
     pub lockout: Lockout,
@@ -416,6 +423,7 @@ impl Default for Config {
             admin_group: String::new(),
             lookup_timeout: LookupTimeout(3),
             login_socket: PathBuf::from(DEFAULT_LOGIN_SOCKET),
+            sealing_key_file: PathBuf::from(DEFAULT_SEALING_KEY_FILE),
             totp: Totp::default(),
             login: Login::default(),
             lockout: Lockout::default(),
@@ -508,6 +516,20 @@ fn login_socket_path<'de, D: serde::Deserializer<'de>>(
     } else {
         Err(serde::de::Error::custom(format!(
             "login_socket must be an absolute path (logins reach mfad only there), not {path:?}"
+        )))
+    }
+}
+
+/// Reads the sealing key file's path, which must be absolute.
+fn sealing_key_path<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<PathBuf, D::Error> {
+    let path = PathBuf::deserialize(deserializer)?;
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "sealing_key_file must be an absolute path, not {path:?}"
         )))
     }
 }

@@ -131,6 +131,19 @@ pub const SECTIONS: &[Section] = &[
                  the bus, and all users but root 256 on this socket together, so that many \
                  uids cannot use up mfad's file descriptors.",
             ),
+            key(
+                "sealing_key_file",
+                "\"/etc/pam-mfa/sealing.key\"",
+                "The keys that seal every secret in the store (XChaCha20-Poly1305): a file of \
+                 root's, mode 0600, made with mfad --new-key PATH; an absolute path. Under \
+                 systemd the keys may come instead as the encrypted credential sealing-key \
+                 (LoadCredentialEncrypted=, made with systemd-creds encrypt), which is then \
+                 used and this file is not read. mfad does not start without its keys, nor \
+                 with keys that do not open what is stored, and says which. The last key in \
+                 the file seals; every key opens what it sealed, so a new key is added, mfad \
+                 seals every secret with it (at its start, or at mfactl reseal), and the older \
+                 key may then be removed. Fleet mode: every host needs the same keys.",
+            ),
         ],
     },
     Section {

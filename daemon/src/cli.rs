@@ -36,4 +36,14 @@ pub struct Args {
     /// Check the configuration and exit: 0 when valid, 1 with the reason otherwise.
     #[arg(long)]
     pub check_config: bool,
+
+    /// Add a new random key to the sealing key file PATH, made (root's, mode 0600) if it does
+    /// not exist, and exit. The new key seals from mfad's next start (or mfactl reseal), when
+    /// mfad seals every stored secret with it; the older keys still open what they sealed
+    /// until then, and may be removed after. PATH - reads a key set on standard input and
+    /// writes it with the new key on standard output, for systemd-creds:
+    /// systemd-creds decrypt --name=sealing-key FILE - | mfad --new-key - |
+    /// systemd-creds encrypt --name=sealing-key - FILE
+    #[arg(long, value_name = "PATH", conflicts_with = "check_config")]
+    pub new_key: Option<PathBuf>,
 }

@@ -11,6 +11,7 @@ pub mod codes;
 pub mod core;
 pub mod log;
 pub mod policy;
+pub mod sealing;
 pub mod server;
 pub mod store;
 pub mod transport;

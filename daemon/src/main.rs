@@ -19,6 +19,18 @@ fn main() -> ExitCode {
         }
     };
     let args = Args::parse();
+    if let Some(path) = &args.new_key {
+        return match mfad::sealing::add_key(path) {
+            Ok(done) => {
+                eprintln!("mfad: {done}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("mfad: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // A file named for checking must exist; the daemon itself runs on defaults without one.
     let loaded = if args.check_config {
         Config::load_existing(&args.config)

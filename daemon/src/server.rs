@@ -12,6 +12,7 @@ use zbus::fdo::{RequestNameFlags, RequestNameReply};
 use crate::clock::SystemClock;
 use crate::core::Core;
 use crate::log;
+use crate::sealing::KeySet;
 use crate::store::postgres::PostgresBackend;
 use crate::store::sqlite::SqliteBackend;
 use crate::store::{Store, StoreError};
@@ -37,6 +38,8 @@ pub enum ServeError {
     System { what: String, error: std::io::Error },
     /// What systemd passed (socket activation) is not the login socket mfad is configured for.
     Activation(ActivationError),
+    /// The keys that seal the secrets are missing or cannot be read.
+    Sealing(String),
 }
 
 impl std::fmt::Display for ServeError {
@@ -56,6 +59,7 @@ impl std::fmt::Display for ServeError {
             ),
             ServeError::System { what, error } => write!(f, "{what}: {error}"),
             ServeError::Activation(error) => write!(f, "{error}"),
+            ServeError::Sealing(error) => write!(f, "{error}"),
         }
     }
 }
@@ -169,6 +173,7 @@ pub async fn serve(
 /// Opens the store the configuration names: the SQLite file in state_dir, or the shared
 /// PostgreSQL database.
 fn open_store(config: &Config) -> Result<Arc<Store>, ServeError> {
+    let keys = Arc::new(KeySet::load(&config.sealing_key_file).map_err(ServeError::Sealing)?);
     if *config.store.kind.get_ref() == pam_mfa_config::StoreKind::Postgres {
         let host = if config.store.host_name.is_empty() {
             nix::unistd::gethostname()
@@ -185,7 +190,11 @@ fn open_store(config: &Config) -> Result<Arc<Store>, ServeError> {
             "state in {}, shared with the fleet; this host is {host} in its audit trail",
             backend.describe()
         ));
-        return Ok(Arc::new(Store::new(Arc::new(backend), host)));
+        return use_keys(
+            Store::new(Arc::new(backend), host, keys.clone()),
+            keys,
+            true,
+        );
     }
     let backend = SqliteBackend::open(&config.state_dir, |problem| {
         // Found by the background check of a large database: stop serving at once.
@@ -201,7 +210,40 @@ fn open_store(config: &Config) -> Result<Arc<Store>, ServeError> {
         ));
     }
     backend.spawn_checkpointer(Duration::from_secs(1))?;
-    Ok(Arc::new(Store::new(Arc::new(backend), String::new())))
+    use_keys(
+        Store::new(Arc::new(backend), String::new(), keys.clone()),
+        keys,
+        false,
+    )
+}
+
+/// Checks the sealing keys against the store and seals with the newest what is not yet. Keys
+/// that do not fit stop mfad here. A shared database (`shared`) that cannot be reached now is
+/// checked when it answers, before its first secret is read or written.
+fn use_keys(store: Store, keys: Arc<KeySet>, shared: bool) -> Result<Arc<Store>, ServeError> {
+    let resealed = match store.use_keys(keys.clone()) {
+        Ok(resealed) => resealed,
+        Err(error @ StoreError::WrongKeys(_)) => return Err(error.into()),
+        Err(error) if shared => {
+            log::warning(&format!(
+                "the sealing keys are checked once the database answers: {error}"
+            ));
+            return Ok(Arc::new(store));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let ids: Vec<String> = keys.ids().iter().map(u32::to_string).collect();
+    log::info(&format!(
+        "secrets sealed with key {} of {} (keys {}){}",
+        resealed.key,
+        keys.source(),
+        ids.join(", "),
+        match resealed.count {
+            0 => String::new(),
+            count => format!("; {count} sealed with it now"),
+        }
+    ));
+    Ok(Arc::new(store))
 }
 
 /// Removes audit entries older than `audit.retention_days` and remembered codes past

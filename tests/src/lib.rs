@@ -312,6 +312,7 @@ impl EnvBuilder {
         );
 
         let login_socket = dir.join("run/login.socket");
+        write_sealing_keys(&dir.join(SEALING_KEY_FILE));
         let config_path = dir.join("mfad.toml");
         fs::write(
             &config_path,
@@ -401,7 +402,38 @@ fn all_threads_stopped(pid: u32) -> bool {
 
 /// mfad's setting for its login socket.
 fn socket_setting(socket: &Path) -> String {
-    format!("login_socket = \"{}\"\n", socket.display())
+    let keys = socket.parent().and_then(Path::parent).unwrap_or(socket);
+    format!(
+        "login_socket = \"{}\"\n{}",
+        socket.display(),
+        sealing_setting(&keys.join(SEALING_KEY_FILE))
+    )
+}
+
+/// The sealing keys of every mfad the tests start: the same for all, as the hosts of a fleet
+/// need.
+pub const TEST_SEALING_KEYS: &str =
+    "1 8d1f6a0b3c5e7d9f2a4c6e8b0d2f4a6c8e0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f\n";
+
+/// Where an environment's mfad finds its sealing keys, in its directory.
+const SEALING_KEY_FILE: &str = "sealing.key";
+
+/// The configuration line that names the sealing key file at `path`.
+pub fn sealing_setting(path: &Path) -> String {
+    format!("sealing_key_file = \"{}\"\n", path.display())
+}
+
+/// Writes [`TEST_SEALING_KEYS`] to `path`, private to root as mfad wants it.
+pub fn write_sealing_keys(path: &Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    file.write_all(TEST_SEALING_KEYS.as_bytes()).unwrap();
 }
 
 /// Where pam_mfa.so finds mfad.
@@ -515,6 +547,20 @@ impl Env {
 
     pub fn state_dir(&self) -> PathBuf {
         self.dir.join("state")
+    }
+
+    /// The file of mfad's sealing keys.
+    pub fn sealing_key_file(&self) -> PathBuf {
+        self.dir.join(SEALING_KEY_FILE)
+    }
+
+    /// The `state_dir` and `sealing_key_file` lines of this environment's mfad.
+    pub fn state_settings(&self) -> String {
+        format!(
+            "state_dir = \"{}\"\n{}",
+            self.state_dir().display(),
+            sealing_setting(&self.sealing_key_file())
+        )
     }
 
     /// mfad's stderr, opened to add to it.
@@ -739,11 +785,16 @@ impl Env {
         }
     }
 
-    /// Runs another mfad on this bus with the configuration `toml` (the harness's `state_dir`
-    /// is not added), to its end, and returns what it printed.
+    /// Runs another mfad on this bus with the configuration `toml` (with the harness's sealing
+    /// keys; its `state_dir` is not added), to its end, and returns what it printed.
     pub fn run_daemon_with(&self, toml: &str) -> Output {
+        self.run_daemon_with_keys(&self.sealing_key_file(), toml)
+    }
+
+    /// [`Env::run_daemon_with`], with the sealing keys in `keys`.
+    pub fn run_daemon_with_keys(&self, keys: &Path, toml: &str) -> Output {
         let config = self.dir.join("other-mfad.toml");
-        fs::write(&config, toml).unwrap();
+        fs::write(&config, format!("{}{toml}", sealing_setting(keys))).unwrap();
         run_bounded(
             Command::new(built("mfad"))
                 .arg("--bus")
@@ -820,6 +871,11 @@ impl Env {
 
     /// Remembers `secret` as `user`'s (enrolled some other way, at a login say), whose code of
     /// `step` was used, so that [`Env::fresh_code`] works for `user`.
+    /// The secret the harness knows for `user`.
+    pub fn secret_of(&self, user: &str) -> String {
+        self.secrets.lock().unwrap()[user].clone()
+    }
+
     pub fn learn_secret(&self, user: &str, secret: &str, step: u64) {
         self.secrets
             .lock()

@@ -268,6 +268,25 @@ impl Postgres {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
+    /// `pg_dump` of `database`, in plain SQL, as a backup of it would hold it.
+    pub fn dump(&self, database: &str) -> Vec<u8> {
+        let out = run_bounded(
+            Command::new(self.bin.join("pg_dump"))
+                .arg("-h")
+                .arg(self.socket_dir())
+                .args(["-p", &self.port.to_string()])
+                .args(["-U", "postgres", database])
+                .stdin(Stdio::null()),
+            "pg_dump",
+        );
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
     /// Creates an empty database.
     pub fn create_database(&self, name: &str) {
         self.sql("postgres", &format!("CREATE DATABASE \"{name}\""));

@@ -97,9 +97,10 @@ fn a_socket_that_is_not_the_login_socket_is_refused_at_start() {
     std::fs::write(
         &config,
         format!(
-            "state_dir = \"{}\"\nlogin_socket = \"{}\"\n",
+            "state_dir = \"{}\"\nlogin_socket = \"{}\"\n{}",
             env.dir().join("activated-state").display(),
-            expected.display()
+            expected.display(),
+            pam_mfa_tests::sealing_setting(&env.sealing_key_file())
         ),
     )
     .unwrap();

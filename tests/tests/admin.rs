@@ -297,7 +297,15 @@ fn a_second_daemon_cannot_take_the_name() {
     let env = Env::new().start();
     let config = env.dir().join("other.toml");
     let state = env.dir().join("other-state");
-    std::fs::write(&config, format!("state_dir = \"{}\"\n", state.display())).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"{}\"\n{}",
+            state.display(),
+            pam_mfa_tests::sealing_setting(&env.sealing_key_file())
+        ),
+    )
+    .unwrap();
     let (ok, _, stderr) = mfad(&["--config", config.to_str().unwrap(), "--bus", &env.address]);
     assert!(!ok);
     assert!(stderr.contains("cannot own org.pam_mfa.Mfad1"), "{stderr}");

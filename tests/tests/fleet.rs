@@ -319,3 +319,86 @@ fn only_the_authorities_of_ca_file_are_trusted() {
         .run()
         .expect("PAM_SUCCESS");
 }
+
+/// Every host seals with the fleet's keys: a dump of the database holds no secret in any
+/// encoding (bytes, Base32, hexadecimal); a host with another key is refused at its start,
+/// says why in one line, and writes nothing.
+#[test]
+fn the_database_holds_sealed_secrets_and_a_host_with_another_key_is_refused() {
+    let server = Postgres::start();
+    let hosts = fleet(&server, "sealed");
+    let mut secrets = Vec::new();
+    for (on, user) in [(0, "alice"), (1, "bob")] {
+        enroll(&hosts, on, user);
+        secrets.push(hosts[0].secret_of(user));
+    }
+    hosts[2]
+        .login("alice")
+        .answer(&hosts[0].fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+    let dump = server.dump("sealed");
+    assert!(
+        String::from_utf8_lossy(&dump).contains("COPY public.enrollments"),
+        "not a dump of the store"
+    );
+    for secret in &secrets {
+        let raw = totp_rs::Secret::try_from_base32(secret).unwrap();
+        let raw = raw.as_bytes();
+        let hex: String = raw.iter().map(|byte| format!("{byte:02x}")).collect();
+        // pg_dump writes bytea as \x and hexadecimal.
+        for needle in [
+            raw.to_vec(),
+            secret.as_bytes().to_vec(),
+            secret.to_lowercase().into_bytes(),
+            hex.clone().into_bytes(),
+            hex.to_uppercase().into_bytes(),
+        ] {
+            assert!(
+                !dump.windows(needle.len()).any(|window| window == needle),
+                "the dump holds a secret"
+            );
+        }
+    }
+    // A fourth host with a key of its own.
+    let before = server.sql(
+        "sealed",
+        "SELECT string_agg(id || ':' || encode(secret, 'hex') || ':' || sealed_with, ',' \
+         ORDER BY id) FROM enrollments",
+    );
+    let rows_before = server.sql("sealed", "SELECT count(*) FROM audit");
+    let other = hosts[0].dir().join("other.key");
+    std::fs::write(
+        &other,
+        "1 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&other, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = hosts[0].run_daemon_with_keys(
+        &other,
+        &format!(
+            "state_dir = \"{}\"\n[store]\nkind = \"postgres\"\nurl = \"{}\"\ntls = \"disable\"\n",
+            hosts[0].dir().join("state-d").display(),
+            server.url("sealed")
+        ),
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("its key 1 is not the key 1 the stored secrets were sealed with")
+            && said.contains("mfad changed nothing"),
+        "{said}"
+    );
+    assert_eq!(
+        server.sql(
+            "sealed",
+            "SELECT string_agg(id || ':' || encode(secret, 'hex') || ':' || sealed_with, ',' \
+             ORDER BY id) FROM enrollments",
+        ),
+        before
+    );
+    assert_eq!(
+        server.sql("sealed", "SELECT count(*) FROM audit"),
+        rows_before
+    );
+}

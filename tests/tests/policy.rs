@@ -249,12 +249,12 @@ fn reload_applies_new_rules_and_keeps_the_old_ones_when_the_new_are_broken() {
         "configuration reloaded; changed: enforcement.groups"
     );
     check(&env, "bob", "su", "", "enroll", "group wheel");
-    // Broken: an unknown key, and a contradiction.
+    // Broken: an unknown key, and a contradiction (the harness writes three lines first).
     env.write_config("[enforcement]\ngroups = [\"wheel\"]\nservice = [\"sshd\"]\n");
     let out = env.ctl(&["reload"], "");
     assert!(!out.success);
     assert!(
-        out.stderr.contains("line 5") && out.stderr.contains("unknown field `service`"),
+        out.stderr.contains("line 6") && out.stderr.contains("unknown field `service`"),
         "{}",
         out.stderr
     );
@@ -266,7 +266,7 @@ fn reload_applies_new_rules_and_keeps_the_old_ones_when_the_new_are_broken() {
     env.write_config("[enforcement]\ngroups = [\"wheel\"]\n[exemptions]\ngroups = [\"wheel\"]\n");
     let out = env.ctl(&["reload"], "");
     assert!(
-        out.stderr.contains("line 6") && out.stderr.contains("both required"),
+        out.stderr.contains("line 7") && out.stderr.contains("both required"),
         "{}",
         out.stderr
     );

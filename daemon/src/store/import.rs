@@ -1,6 +1,6 @@
 //! Enrollments made elsewhere, stored all or none in a few statements per thousand users.
 
-use super::operations::{IMPORT_CHUNK, insert_recovery_codes};
+use super::operations::{IMPORT_CHUNK, insert_recovery_codes, store_secret};
 use super::sql::{Bound, Tx, Value, placeholders, values};
 use super::{Imported, Result, Store, StoreError};
 use crate::audit::Event;
@@ -19,6 +19,7 @@ impl Store {
         event: &Event,
     ) -> Result<std::result::Result<usize, UserName>> {
         let names: Vec<&str> = entries.iter().map(|entry| entry.user.as_str()).collect();
+        let keys = self.keys()?;
         self.write(Bound::Long, |tx| {
             tx.lock_users(&names)?;
             if let Some(refused) = refused_import(tx, entries)? {
@@ -44,10 +45,11 @@ impl Store {
                     tx.secret_removed();
                 }
                 values.clear();
+                // Rows are made with no secret; each is sealed for its number below.
                 for entry in chunk {
                     values.extend(values![
                         entry.user.as_str(),
-                        entry.secret.as_bytes(),
+                        &[][..],
                         entry.params.algorithm.name(),
                         entry.params.digits,
                         entry.params.period,
@@ -78,7 +80,9 @@ impl Store {
                     ids.insert(row.text(0)?, row.int(1)?);
                 }
                 for entry in chunk {
-                    owners.push((ids[entry.user.as_str()], entry.recovery.as_slice()));
+                    let id = ids[entry.user.as_str()];
+                    store_secret(tx, &keys, entry.user.as_str(), id, entry.secret.as_bytes())?;
+                    owners.push((id, entry.recovery.as_slice()));
                 }
             }
             insert_recovery_codes(tx, &owners)?;

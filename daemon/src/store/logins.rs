@@ -262,6 +262,7 @@ impl Store {
         // (One statement that joins the enrollments to the rest is re-prepared by SQLite at
         // every run, since its plan could depend on the values bound: three statements that
         // stay prepared cost less.)
+        let keys = self.keys()?;
         let facts = self.read(|tx| {
             let mut row = tx.query_one(
                 "SELECT (SELECT value FROM settings WHERE key = $1),
@@ -275,7 +276,7 @@ impl Store {
                     user: row.opt_bool(1)?,
                 },
                 locked_until: row.opt_int(2)?,
-                enrollments: read_enrollments(tx, user)?,
+                enrollments: read_enrollments(tx, user, &keys)?,
                 remembered: None,
             };
             if let (Some(origin), Some(active)) = (origin, &facts.enrollments.active) {

@@ -17,6 +17,8 @@ mod logins;
 mod operations;
 pub mod postgres;
 pub(super) mod records;
+mod sealed;
+pub use sealed::Resealed;
 pub mod sql;
 pub mod sqlite;
 
@@ -24,11 +26,12 @@ pub mod sqlite;
 pub mod contract;
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::audit::Event;
 use crate::codes::recovery::Hashed;
 use crate::codes::totp::{Params, Secret};
+use crate::sealing::KeySet;
 use crate::users::UserName;
 
 /// A storage failure. The message is for mfad's log, not for users; it never holds a secret.
@@ -46,6 +49,8 @@ pub enum StoreError {
     NewerSchema(String),
     /// The store cannot be used as configured: an unsafe directory, a bad connection string.
     Setup(String),
+    /// The sealing keys are not those that sealed what is stored; nothing was written.
+    WrongKeys(String),
     /// Any other failure of a statement (a full disk, say).
     Failed(String),
 }
@@ -59,6 +64,7 @@ impl StoreError {
             | StoreError::Damaged(message)
             | StoreError::NewerSchema(message)
             | StoreError::Setup(message)
+            | StoreError::WrongKeys(message)
             | StoreError::Failed(message) => message,
         }
     }
@@ -80,21 +86,65 @@ pub struct Store {
     /// This host's name in the audit trail of a store shared by several; empty in a store of
     /// one.
     host: String,
+    /// The keys secrets are sealed with ([`crate::sealing`]), and whether they were checked
+    /// against what is stored.
+    keys: RwLock<(Arc<KeySet>, bool)>,
+    /// Held while the keys are checked.
+    checking: Mutex<()>,
 }
 
 impl Store {
-    /// The store kept by `backend`, whose audit entries name `host` (empty: a store of one host).
-    pub fn new(backend: Arc<dyn sql::Backend>, host: String) -> Self {
-        Store { backend, host }
+    /// The store kept by `backend`, whose audit entries name `host` (empty: a store of one
+    /// host), its secrets sealed with `keys`. The keys are checked against what is stored
+    /// ([`Store::use_keys`]) before the first secret is read or written.
+    pub fn new(backend: Arc<dyn sql::Backend>, host: String, keys: Arc<KeySet>) -> Self {
+        Store {
+            backend,
+            host,
+            keys: RwLock::new((keys, false)),
+            checking: Mutex::new(()),
+        }
     }
 
-    /// A store of one host in an SQLite file in `dir` (for tests).
+    /// A store of one host in an SQLite file in `dir`, with a key of its own (for tests).
     #[cfg(test)]
     pub fn open_sqlite(dir: &std::path::Path) -> Store {
         let backend = sqlite::SqliteBackend::open(dir, |problem| panic!("{problem}"))
             .unwrap_or_else(|error| panic!("{error}"));
-        Store::new(Arc::new(backend), String::new())
+        Store::new(Arc::new(backend), String::new(), test_keys())
     }
+
+    /// The keys in use, checked against what is stored first if they were not yet (a
+    /// database that could not be reached when mfad started is checked when it answers).
+    /// Never called inside a transaction.
+    fn keys(&self) -> Result<Arc<KeySet>> {
+        let current = || {
+            let keys = self
+                .keys
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            (keys.0.clone(), keys.1)
+        };
+        if let (keys, true) = current() {
+            return Ok(keys);
+        }
+        let _checking = self
+            .checking
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (keys, checked) = current();
+        if !checked {
+            self.use_keys(keys.clone())?;
+        }
+        Ok(keys)
+    }
+}
+
+/// A key set for tests: one key, the same for every store of a test run.
+#[cfg(test)]
+pub fn test_keys() -> Arc<KeySet> {
+    let text = "1 5f3c0e1d2b4a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0\n";
+    Arc::new(KeySet::parse(text, "the test key").unwrap())
 }
 
 /// Identifies one enrollment for its whole life; never reused.

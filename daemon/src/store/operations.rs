@@ -16,6 +16,7 @@ use super::{
 use crate::audit::Event;
 use crate::codes::recovery::Hashed;
 use crate::codes::totp::{Params, Secret};
+use crate::sealing::{Binding, KeySet};
 use crate::users::UserName;
 
 /// Rows one statement of an import inserts at most (each with six values: well within both
@@ -124,7 +125,8 @@ impl Store {
 
     /// The user's enrollments.
     pub fn enrollments(&self, user: &UserName) -> Result<Enrollments> {
-        let found = self.read(|tx| read_enrollments(tx, user))?;
+        let keys = self.keys()?;
+        let found = self.read(|tx| read_enrollments(tx, user, &keys))?;
         if found.active.is_none() {
             // Not found might be a damaged index: trusted only once the backend says so.
             self.backend.trust_absence()?;
@@ -176,6 +178,7 @@ impl Store {
         params: Params,
         (now, event): (i64, &Event),
     ) -> Result<Option<EnrollmentId>> {
+        let keys = self.keys()?;
         self.change(Some(user), now, event, |tx| {
             if let Some((active, proof)) = spending
                 && !spend(tx, UserEnrollment { user, id: active }, proof, now, None)?
@@ -183,20 +186,23 @@ impl Store {
                 return Ok(None);
             }
             remove_enrollments(tx, user, Which::Pending)?;
+            // The row is made first, with no secret: the seal is bound to its number.
             let mut row = tx.query_one(
                 "INSERT INTO enrollments
                     (username, secret, algorithm, digits, period, active, created)
                  VALUES ($1, $2, $3, $4, $5, FALSE, $6) RETURNING id",
                 values![
                     user.as_str(),
-                    secret.as_bytes(),
+                    &[][..],
                     params.algorithm.name(),
                     params.digits,
                     params.period,
                     now
                 ],
             )?;
-            Ok(Some(EnrollmentId(row.int(0)?)))
+            let id = row.int(0)?;
+            store_secret(tx, &keys, user.as_str(), id, secret.as_bytes())?;
+            Ok(Some(EnrollmentId(id)))
         })
     }
 
@@ -339,14 +345,18 @@ impl Store {
     }
 }
 
-pub(super) fn read_enrollments(tx: &dyn Tx, user: &UserName) -> Result<Enrollments> {
+/// The user's enrollments, their secrets opened with `keys`.
+pub(super) fn read_enrollments(tx: &dyn Tx, user: &UserName, keys: &KeySet) -> Result<Enrollments> {
     let rows = tx.query(
-        "SELECT id, secret, algorithm, digits, period, active, created, confirmed, last_used
+        "SELECT id, secret, algorithm, digits, period, active, created, confirmed, last_used,
+                sealed_with
          FROM enrollments WHERE username = $1",
         values![user.as_str()],
     )?;
     let mut found = Enrollments::default();
     for mut row in rows {
+        let id = row.int(0)?;
+        let secret = open_secret(keys, user.as_str(), id, row.bytes(1)?, row.opt_int(9)?)?;
         let algorithm = row.text(2)?;
         let algorithm = Algorithm::from_name(&algorithm).ok_or_else(|| {
             StoreError::Damaged(format!(
@@ -355,8 +365,8 @@ pub(super) fn read_enrollments(tx: &dyn Tx, user: &UserName) -> Result<Enrollmen
         })?;
         let active = row.bool(5)?;
         let enrollment = Enrollment {
-            id: EnrollmentId(row.int(0)?),
-            secret: Secret::from_bytes(row.bytes(1)?),
+            id: EnrollmentId(id),
+            secret,
             params: Params {
                 algorithm,
                 digits: row.small(3)?,
@@ -374,6 +384,57 @@ pub(super) fn read_enrollments(tx: &dyn Tx, user: &UserName) -> Result<Enrollmen
         }
     }
     Ok(found)
+}
+
+/// The secret of enrollment `id` of `user` as stored: opened with the key that sealed it, or as
+/// it is when it was stored before secrets were sealed (mfad seals those when it starts).
+pub(super) fn open_secret(
+    keys: &KeySet,
+    user: &str,
+    id: i64,
+    stored: Vec<u8>,
+    sealed_with: Option<i64>,
+) -> Result<Secret> {
+    let Some(key) = sealed_with else {
+        return Ok(Secret::from_bytes(stored));
+    };
+    let key = u32::try_from(key).map_err(|_| {
+        StoreError::Damaged(format!(
+            "enrollment {id} of {user} names key {key}, out of range"
+        ))
+    })?;
+    let binding = Binding {
+        user,
+        enrollment: id,
+    };
+    let opened = keys.open(binding, key, &stored).map_err(|reason| {
+        StoreError::Damaged(format!("the secret of enrollment {id} of {user} {reason}"))
+    })?;
+    Ok(Secret::from_bytes(opened.to_vec()))
+}
+
+/// Seals `secret` for enrollment `id` of `user` and stores it in its row.
+pub(super) fn store_secret(
+    tx: &dyn Tx,
+    keys: &KeySet,
+    user: &str,
+    id: i64,
+    secret: &[u8],
+) -> Result<()> {
+    let sealed = keys
+        .seal(
+            Binding {
+                user,
+                enrollment: id,
+            },
+            secret,
+        )
+        .map_err(StoreError::Failed)?;
+    tx.execute(
+        "UPDATE enrollments SET secret = $1, sealed_with = $2 WHERE id = $3",
+        values![sealed.bytes.as_slice(), i64::from(sealed.key), id],
+    )?;
+    Ok(())
 }
 
 /// Spends `proof` for the active enrollment: one conditional update. False if it was spent

@@ -94,6 +94,9 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX audit_username ON audit (username, id);
     CREATE INDEX audit_time ON audit (time);",
+    // 2: secrets sealed at rest: the number of the key that sealed each (none: not sealed
+    // yet, which mfad mends when it starts).
+    "ALTER TABLE enrollments ADD COLUMN sealed_with BIGINT;",
 ];
 
 /// The first key of pam-mfa's advisory locks (the second is one of the [`USER_LOCKS`] users'

@@ -13,7 +13,11 @@ use crate::users::UserName;
 /// The store of the database the settings name, as `host`.
 fn open(settings: &StoreSettings, host: &str) -> Result<Store> {
     let backend = PostgresBackend::open(settings)?;
-    Ok(Store::new(std::sync::Arc::new(backend), host.into()))
+    Ok(Store::new(
+        std::sync::Arc::new(backend),
+        host.into(),
+        crate::store::test_keys(),
+    ))
 }
 
 fn settings(url: &str) -> StoreSettings {

@@ -144,4 +144,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE audit_9 RENAME TO audit;
     CREATE INDEX audit_user ON audit (username, id);
     DELETE FROM sqlite_sequence WHERE name IN ('audit', 'audit_9');",
+    // 10: secrets sealed at rest: the number of the key that sealed each (none: not sealed
+    // yet, which mfad mends when it starts).
+    "ALTER TABLE enrollments ADD COLUMN sealed_with INTEGER;",
 ];

@@ -24,14 +24,18 @@ fn open_backend(dir: &Path) -> Arc<SqliteBackend> {
 }
 
 fn open(dir: &Path) -> Store {
-    Store::new(open_backend(dir), String::new())
+    Store::new(open_backend(dir), String::new(), crate::store::test_keys())
 }
 
 #[test]
 fn concurrent_changes_share_commits_and_each_is_kept() {
     let dir = temp_dir("group-commit");
     let backend = open_backend(&dir);
-    let store = Arc::new(Store::new(backend.clone(), String::new()));
+    let store = Arc::new(Store::new(
+        backend.clone(),
+        String::new(),
+        crate::store::test_keys(),
+    ));
     let secret = Secret::from_bytes(b"12345678901234567890".to_vec());
     let params = Params {
         algorithm: Algorithm::Sha1,
@@ -217,7 +221,7 @@ fn audit_rows_keep_their_numbers_and_order_when_the_trail_drops_autoincrement() 
 fn the_checkpointer_empties_the_log() {
     let dir = temp_dir("checkpoint");
     let backend = open_backend(&dir);
-    let store = Store::new(backend.clone(), String::new());
+    let store = Store::new(backend.clone(), String::new(), crate::store::test_keys());
     let secret = Secret::from_bytes(b"12345678901234567890".to_vec());
     let params = Params {
         algorithm: Algorithm::Sha1,

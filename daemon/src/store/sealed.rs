@@ -1,0 +1,138 @@
+//! The keys the store's secrets are sealed with ([`crate::sealing`]): checked against what is
+//! stored before they are used, and every secret sealed again with the newest.
+
+use std::sync::Arc;
+
+use super::operations::{open_secret, store_secret};
+use super::sql::{Bound, values};
+use super::{Result, Store, StoreError};
+use crate::sealing::{Binding, KeySet};
+
+/// Where a key's check value is kept in `settings`: this, then the key's number.
+const CHECK_KEY: &str = "sealing_check_";
+
+/// Secrets sealed again in one transaction: a restart in the middle of many finds each one
+/// sealed with one key or the other, and goes on.
+const SEAL_BATCH: i64 = 500;
+
+/// What [`Store::use_keys`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resealed {
+    /// The number of the key that now seals every secret.
+    pub key: u32,
+    /// Secrets that were sealed with another key, or not at all, and now are with it.
+    pub count: usize,
+}
+
+impl Store {
+    /// Puts `keys` in use: checks that they open what is stored (refused before anything is
+    /// written if not), keeps a check value for each new key, and seals every secret that is
+    /// not sealed with the newest key, in short transactions that logins go on between.
+    pub fn use_keys(&self, keys: Arc<KeySet>) -> Result<Resealed> {
+        self.check_keys(&keys)?;
+        self.write(Bound::Call, |tx| {
+            for id in keys.ids() {
+                let value = keys.check_value(id).map_err(StoreError::Failed)?;
+                tx.execute(
+                    "INSERT INTO settings (key, value) VALUES ($1, $2)
+                     ON CONFLICT (key) DO NOTHING",
+                    values![format!("{CHECK_KEY}{id}").as_str(), value.as_str()],
+                )?;
+            }
+            Ok(((), true))
+        })?;
+        // Another host may have stored its own check value first, for another key under the
+        // same number.
+        self.check_keys(&keys)?;
+        *self
+            .keys
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = (keys.clone(), true);
+        let mut count = 0;
+        loop {
+            let sealed = self.write(Bound::Long, |tx| {
+                let rows = tx.query(
+                    "SELECT id, username, secret, sealed_with FROM enrollments
+                     WHERE sealed_with IS NULL OR sealed_with <> $1 ORDER BY id LIMIT $2",
+                    values![i64::from(keys.current()), SEAL_BATCH],
+                )?;
+                let found = rows.len();
+                for mut row in rows {
+                    let (id, user) = (row.int(0)?, row.text(1)?);
+                    let secret = open_secret(&keys, &user, id, row.bytes(2)?, row.opt_int(3)?)?;
+                    store_secret(tx, &keys, &user, id, secret.as_bytes())?;
+                }
+                if found > 0 {
+                    // What was there before (in the clear, or under an older key) leaves no
+                    // copy in the backend's files.
+                    tx.secret_removed();
+                }
+                Ok((found, found > 0))
+            })?;
+            if sealed == 0 {
+                break;
+            }
+            count += sealed;
+        }
+        Ok(Resealed {
+            key: keys.current(),
+            count,
+        })
+    }
+
+    /// Refuses `keys` unless they are the keys that sealed what is stored: a stored check
+    /// value a key under its number does not open, or secrets sealed with a key they lack or
+    /// that does not open them. Reads only.
+    fn check_keys(&self, keys: &KeySet) -> Result<()> {
+        let refused = |why: String| {
+            StoreError::WrongKeys(format!(
+                "the sealing keys of {} do not fit the state database: {why}; mfad changed \
+                 nothing",
+                keys.source()
+            ))
+        };
+        let (checks, samples) = self.read(|tx| {
+            let checks = tx.query(
+                "SELECT key, value FROM settings WHERE key LIKE $1",
+                values![format!("{CHECK_KEY}%").as_str()],
+            )?;
+            // One secret of each key, to be opened.
+            let samples = tx.query(
+                "SELECT id, username, secret, sealed_with FROM enrollments
+                 WHERE id IN (SELECT min(id) FROM enrollments
+                              WHERE sealed_with IS NOT NULL GROUP BY sealed_with)",
+                &[],
+            )?;
+            Ok((checks, samples))
+        })?;
+        for mut row in checks {
+            let name = row.text(0)?;
+            let Ok(id) = name[CHECK_KEY.len().min(name.len())..].parse::<u32>() else {
+                continue;
+            };
+            if keys.holds(id) && !keys.checks(id, &row.text(1)?) {
+                return Err(refused(format!(
+                    "its key {id} is not the key {id} the stored secrets were sealed with"
+                )));
+            }
+        }
+        for mut row in samples {
+            let (id, user, sealed_with) = (row.int(0)?, row.text(1)?, row.int(3)?);
+            let key = u32::try_from(sealed_with).unwrap_or(0);
+            if !keys.holds(key) {
+                return Err(refused(format!(
+                    "secrets are sealed with key {sealed_with}, which it does not hold (put \
+                     that key back)"
+                )));
+            }
+            let binding = Binding {
+                user: &user,
+                enrollment: id,
+            };
+            if let Err(why) = keys.open(binding, key, &row.bytes(2)?) {
+                return Err(refused(format!("the secret of enrollment {id} {why}")));
+            }
+        }
+        Ok(())
+    }
+}
