@@ -69,6 +69,19 @@ pub struct UserStatus {
     pub next_login: NextLogin,
 }
 
+/// What `Admin.Reseal` did: every stored secret is sealed with the newest sealing key.
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, zbus::zvariant::Type,
+)]
+pub struct Resealed {
+    /// The number of the key that seals every secret now.
+    pub key: u32,
+    /// Secrets that were sealed with an older key (or not at all) and are sealed with it now.
+    pub resealed: u64,
+    /// Where mfad read its keys.
+    pub keys: String,
+}
+
 /// What `Admin.Reset` did, and what the user's next login does now.
 #[derive(
     Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, zbus::zvariant::Type,

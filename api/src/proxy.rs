@@ -77,6 +77,11 @@ pub trait Admin {
     /// and the configuration in use stays. Returns what changed.
     fn reload(&self) -> Result<String, Error>;
 
+    /// Reads the sealing keys again (the key file, or the systemd credential mfad was started
+    /// with) and seals every stored secret with the newest; keys that do not open what is
+    /// stored are refused and the keys in use stay. Long for many users.
+    fn reseal(&self) -> Result<crate::Resealed, Error>;
+
     /// Removes the enrollment (pending or active) of `user` at once, and says what the user's
     /// next login does now.
     fn reset(&self, user: &str) -> Result<crate::ResetOutcome, Error>;

@@ -155,7 +155,7 @@ pub enum Command {
     /// login-abandoned, recovery-code-used, locked-out, unlocked, enrollment-started,
     /// enrollment-confirmed, enrollment-abandoned, enrollments-imported, enrollment-reset,
     /// enrollment-disabled, recovery-codes-renewed, enforcement-set, config-reloaded,
-    /// config-refused, policy-changed. (Skipped logins, single wrong codes and exemptions by
+    /// config-refused, policy-changed, secrets-resealed. (Skipped logins, single wrong codes and exemptions by
     /// service or network go to syslog only.)
     Audit {
         /// Only entries about this user.
@@ -205,6 +205,17 @@ pub enum Command {
     /// changed keys are reported, and the audit trail records the reload and any change of
     /// policy. state_dir changes only when mfad restarts. Administrators only.
     Reload,
+    /// Make mfad read its sealing keys again and seal every stored secret with the newest.
+    ///
+    /// Every TOTP secret in mfad's store is encrypted with the last key of its key file
+    /// (mfad.toml's sealing_key_file) or of the systemd credential sealing-key. To move to a
+    /// new key: add it (mfad --new-key FILE), then run this; mfad seals every secret with it
+    /// in short transactions while logins go on, and a restart in the middle finishes the job.
+    /// Keys that do not open what is stored are refused and the keys in use stay. Once done,
+    /// the older keys may be removed from the file. Under systemd, with the keys in a
+    /// credential, restart mfad instead (it reads the credential when it starts).
+    /// Administrators only.
+    Reseal,
     /// End USER's lock after too many wrong codes, at once, and clear the count of tries.
     ///
     /// mfad locks an account after lockout.failures wrong codes (5 by default) within

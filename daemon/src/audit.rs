@@ -234,6 +234,11 @@ pub enum Event {
     ConfigRefused {
         reason: String,
     },
+    /// Every stored secret is sealed with sealing key `key`; `count` were sealed again.
+    SecretsResealed {
+        key: u32,
+        count: u64,
+    },
     /// A reload changed who must use MFA where: `key: old -> new`.
     PolicyChanged {
         changes: String,
@@ -308,6 +313,7 @@ impl Event {
             Event::EnrollmentAbandoned { .. } => "enrollment-abandoned",
             Event::ConfigReloaded { .. } => "config-reloaded",
             Event::ConfigRefused { .. } => "config-refused",
+            Event::SecretsResealed { .. } => "secrets-resealed",
             Event::PolicyChanged { .. } => "policy-changed",
             Event::LoginAllowed { .. } => "login-allowed",
             Event::LoginSkipped { .. } => "login-skipped",
@@ -479,6 +485,10 @@ impl fmt::Display for Event {
                     printable_spaced(changed)
                 )
             }
+            Event::SecretsResealed { key, count } => write!(
+                f,
+                "secrets resealed: every secret is sealed with key {key}, {count} sealed again"
+            ),
             Event::ConfigRefused { reason } => write!(
                 f,
                 "configuration not reloaded, the one in use stays: {}",

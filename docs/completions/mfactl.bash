@@ -43,6 +43,9 @@ _mfactl() {
             mfactl,reload)
                 cmd="mfactl__subcmd__reload"
                 ;;
+            mfactl,reseal)
+                cmd="mfactl__subcmd__reseal"
+                ;;
             mfactl,reset)
                 cmd="mfactl__subcmd__reset"
                 ;;
@@ -82,6 +85,9 @@ _mfactl() {
             mfactl__subcmd__help,reload)
                 cmd="mfactl__subcmd__help__subcmd__reload"
                 ;;
+            mfactl__subcmd__help,reseal)
+                cmd="mfactl__subcmd__help__subcmd__reseal"
+                ;;
             mfactl__subcmd__help,reset)
                 cmd="mfactl__subcmd__help__subcmd__reset"
                 ;;
@@ -101,7 +107,7 @@ _mfactl() {
 
     case "${cmd}" in
         mfactl)
-            opts="-h -V --bus --json --help --version enroll recovery-codes disable import status users reset audit explain reload unlock enforce help"
+            opts="-h -V --bus --json --help --version enroll recovery-codes disable import status users reset audit explain reload reseal unlock enforce help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -245,7 +251,7 @@ _mfactl() {
             return 0
             ;;
         mfactl__subcmd__help)
-            opts="enroll recovery-codes disable import status users reset audit explain reload unlock enforce help"
+            opts="enroll recovery-codes disable import status users reset audit explain reload reseal unlock enforce help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -384,6 +390,20 @@ _mfactl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mfactl__subcmd__help__subcmd__reseal)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mfactl__subcmd__help__subcmd__reset)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -477,6 +497,24 @@ _mfactl() {
             return 0
             ;;
         mfactl__subcmd__reload)
+            opts="-h --bus --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mfactl__subcmd__reseal)
             opts="-h --bus --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

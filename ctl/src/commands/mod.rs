@@ -8,6 +8,7 @@ pub mod explain;
 pub mod import;
 pub mod recovery_codes;
 pub mod reload;
+pub mod reseal;
 pub mod reset;
 pub mod status;
 pub mod unlock;
@@ -61,6 +62,7 @@ pub async fn run(cli: &Cli) -> Result<Box<dyn AnyReport>, Failure> {
             rhost,
         } => Box::new(explain::run(bus, user, service, rhost).await?),
         Command::Reload => Box::new(reload::run(bus).await?),
+        Command::Reseal => Box::new(reseal::run(bus).await?),
         Command::Audit {
             user,
             since,

@@ -144,6 +144,7 @@ fn every_event() -> Vec<Event> {
         Event::ConfigReloaded {
             changed: "remember, exemptions".into(),
         },
+        Event::SecretsResealed { key: 2, count: 7 }.by(0),
         Event::ConfigRefused {
             reason: "TOML parse error at line 3, column 1\n  |\n3 | x = 1\n  |\nunknown\n".into(),
         },

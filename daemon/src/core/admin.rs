@@ -12,6 +12,7 @@ use crate::audit::{Event, Scope};
 use crate::clock::Clock;
 use crate::codes::totp::Secret;
 use crate::policy;
+use crate::sealing::KeySet;
 use crate::store::{AuditFilter, StoreError, UserEnrollment};
 use crate::users::UserName;
 
@@ -233,6 +234,34 @@ impl<C: Clock> Core<C> {
             .into_iter()
             .map(|(code, _)| code.to_string())
             .collect())
+    }
+
+    /// Reads the sealing keys again and seals every stored secret with the newest
+    /// ([`crate::store::Store::use_keys`]); keys that do not open what is stored are refused,
+    /// and those in use stay.
+    pub fn reseal(&self, caller: &Caller) -> Result<pam_mfa_api::Resealed, Error> {
+        let file = self.config().config.sealing_key_file.clone();
+        let keys = KeySet::load(&file).map_err(Error::InvalidArgument)?;
+        let source = keys.source().to_owned();
+        let done = self
+            .store
+            .use_keys(std::sync::Arc::new(keys))
+            .map_err(|error| match error {
+                StoreError::WrongKeys(why) => Error::InvalidArgument(why),
+                other => other.into(),
+            })?;
+        let event = Event::SecretsResealed {
+            key: done.key,
+            count: done.count as u64,
+        }
+        .by(caller.uid);
+        self.store.record(self.now(), &event)?;
+        self.emit(caller, &[event]);
+        Ok(pam_mfa_api::Resealed {
+            key: done.key,
+            resealed: done.count as u64,
+            keys: source,
+        })
     }
 
     pub fn unlock(&self, caller: &Caller, user: &str) -> Result<bool, Error> {

@@ -229,6 +229,15 @@ impl AdminInterface {
             .await
     }
 
+    async fn reseal(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<pam_mfa_api::Resealed, Error> {
+        let (caller, permit) = self.0.admin(connection, &header).await?;
+        self.0.run(permit, move |core| core.reseal(&caller)).await
+    }
+
     async fn reset(
         &self,
         user: String,
