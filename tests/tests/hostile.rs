@@ -612,3 +612,27 @@ fn mfad_logs_to_syslog_again_when_it_comes_back() {
     let syslog = UnixDatagram::bind(&dev_log).unwrap();
     assert!(reaches_syslog(&env, &syslog), "{}", env.daemon_log());
 }
+
+/// A login socket in a directory that another user owns is refused at start, naming it: that
+/// user could move mfad's directory aside and listen in its place.
+#[test]
+fn a_login_socket_under_another_users_directory_is_refused() {
+    let env = Env::new().start();
+    let theirs = env.dir().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(1000), Some(1000)).unwrap();
+    let out = env.run_daemon_with(&format!(
+        "state_dir = \"{}\"\nlogin_socket = \"{}\"\n",
+        env.dir().join("other-state").display(),
+        theirs.join("run/login.socket").display()
+    ));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said = format!(
+        "{} is owned by uid 1000: the login socket's directory and every directory above it \
+         must be owned by root",
+        theirs.display()
+    );
+    assert_eq!(stderr.matches(&said).count(), 1, "{stderr}");
+    assert!(!theirs.join("run").exists());
+}

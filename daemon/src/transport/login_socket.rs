@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::Arc;
@@ -348,26 +348,36 @@ fn turn_room(turn: &WireTurn) -> usize {
     notices + turn.action.len() + turn.text.len() + 64
 }
 
+/// Checks the directories of the login socket `path` as the state directory's are (see
+/// [`crate::dirs::check_trusted`]): a user who could write to one of them could move mfad's
+/// socket aside and listen in its place. Directories not made yet end the check.
+pub fn check_directories(path: &Path) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::other("the path has no directory"))?;
+    let purpose = crate::dirs::Purpose {
+        what: "the login socket's directory",
+        setting: "login_socket",
+    };
+    crate::dirs::check_trusted(dir, purpose).map_err(io::Error::other)
+}
+
 /// Makes the socket's directory (root-owned, not writable by others) and binds the socket,
 /// mode 0666: any local user may run a login of their own account, as on the bus. A socket
-/// left by an earlier mfad is replaced; any other file there is an error.
+/// left by an earlier mfad is replaced; any other file there is an error. The directory and
+/// every one above it must be trusted (see [`check_directories`]).
 pub fn bind(path: &Path) -> io::Result<UnixListener> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::other("the path has no directory"))?;
+    check_directories(path)?;
     if !dir.exists() {
         // Only the socket's own directory: its parent (/run) must be there already.
         std::fs::DirBuilder::new().mode(0o755).create(dir)?;
         // Whatever the umask (systemd's UMask=0077, say): every user must reach the socket.
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
     }
-    let meta = std::fs::symlink_metadata(dir)?;
-    if !meta.is_dir() || meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o022 != 0 {
-        return Err(io::Error::other(format!(
-            "{} must be a directory owned by mfad's user and writable by it alone",
-            dir.display()
-        )));
-    }
+    check_directories(path)?;
     match std::fs::symlink_metadata(path) {
         // Another mfad still listens there: leave it be.
         Ok(meta) if meta.file_type().is_socket() && UnixStream::connect(path).is_ok() => {
@@ -393,6 +403,7 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     /// The module looks where mfad listens by default.
     #[test]
@@ -433,7 +444,15 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         std::fs::set_permissions(dir.join("run"), std::fs::Permissions::from_mode(0o777)).unwrap();
         let error = bind(&path).unwrap_err().to_string();
-        assert!(error.contains("writable by it alone"), "{error}");
+        assert!(error.contains("writable by other users"), "{error}");
+        // So is a directory above it that another user owns.
+        std::fs::set_permissions(dir.join("run"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::chown(&dir, Some(1000), None).unwrap();
+        let error = bind(&path).unwrap_err().to_string();
+        assert!(
+            error.contains(&format!("{} is owned by uid 1000", dir.display())),
+            "{error}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
