@@ -636,3 +636,43 @@ fn a_login_socket_under_another_users_directory_is_refused() {
     assert_eq!(stderr.matches(&said).count(), 1, "{stderr}");
     assert!(!theirs.join("run").exists());
 }
+
+/// A handshake line longer than 512 bytes closes the connection, whether or not it ends; a
+/// call longer than mfad takes is answered with an error and closes the connection; logins
+/// go on.
+#[test]
+fn long_handshake_lines_and_long_calls_close_their_connection() {
+    use std::io::{Read, Write};
+    let env = Env::new().start();
+    env.enroll("alice");
+    for line in [
+        format!("\0AUTH EXTERNAL {}\r\n", "30".repeat(2000)),
+        format!("\0AUTH {}", "X".repeat(4000)),
+    ] {
+        let mut stream = std::os::unix::net::UnixStream::connect(env.login_socket()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.write_all(line.as_bytes()).unwrap();
+        let mut heard = Vec::new();
+        let read = stream.read_to_end(&mut heard);
+        assert!(
+            read.is_ok() && heard.is_empty(),
+            "{} bytes sent: {read:?}, {:?}",
+            line.len(),
+            String::from_utf8_lossy(&heard)
+        );
+    }
+    let connection = env.login_connection();
+    let login = zbus::block_on(LoginProxy::new(&connection)).unwrap();
+    let long = "x".repeat(pam_mfa_api::wire::MAX_CALL_LEN);
+    let error = zbus::block_on(login.begin(&long, HashMap::new())).unwrap_err();
+    assert!(error.to_string().contains("LimitsExceeded"), "{error}");
+    // The connection is gone.
+    let again = zbus::block_on(login.begin("alice", HashMap::new()));
+    assert!(again.is_err(), "{again:?}");
+    env.login("alice")
+        .answer(&env.fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+}

@@ -9,7 +9,9 @@
 //! so no thread hands a connection to another. A connection's thread is held only as long as
 //! the per-uid limits let it be: 16 connections per uid, 256 for every non-root uid together,
 //! 1024 for root, so a flood by one user cannot take the threads root's logins run on, and a
-//! connection that stalls holds no one else up.
+//! connection that stalls holds no one else up. A handshake line is at most 512 bytes and a
+//! call at most 8 KiB ([`MAX_CALL_LEN`]), so all the connections mfad serves hold a few
+//! megabytes together.
 
 use std::collections::HashMap;
 use std::io;
@@ -24,7 +26,7 @@ use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use pam_mfa_api::WireTurn;
 use pam_mfa_api::contract::{self, Answer, Begin, Begun, Call, Cancel, errors};
 use pam_mfa_api::marshal::{METHOD_CALL, read_message};
-use pam_mfa_api::wire::{Wire, external_uid};
+use pam_mfa_api::wire::{MAX_CALL_LEN, TooLong, Wire, external_uid};
 use zbus::DBusError;
 use zeroize::Zeroizing;
 
@@ -125,7 +127,7 @@ impl Pool {
                 return;
             }
         };
-        let mut wire = Wire::new(stream);
+        let mut wire = Wire::new(stream).max_message(MAX_CALL_LEN);
         let caller = match self.shared.identities.admit_direct(uid) {
             Ok(caller) => caller,
             Err(error) => {
@@ -227,8 +229,9 @@ fn handshake(wire: &mut Wire, out: &mut Vec<u8>, uid: u32, guid: &str) -> io::Re
 /// Answers the connection's calls one at a time until the peer goes away, stays idle longer
 /// than a login may wait for its answer, or does not read its replies. Only the Login
 /// interface is served: anything else is refused without work (no introspection, as on the
-/// bus). One call at a time, each reply written before the next call is read, bounds what a
-/// connection can make mfad hold.
+/// bus). One call at a time, each reply written before the next call is read, and calls of
+/// at most [`MAX_CALL_LEN`] bytes (a longer one is answered with an error, and closes the
+/// connection) bound what a connection can make mfad hold.
 fn serve_calls(shared: &Shared, caller: &Caller, wire: &mut Wire, mut out: Zeroizing<Vec<u8>>) {
     let mut serial = 0u32;
     loop {
@@ -243,8 +246,23 @@ fn serve_calls(shared: &Shared, caller: &Caller, wire: &mut Wire, mut out: Zeroi
         // A login waits at most session_timeout for the person's answer; a connection idle for
         // longer holds nothing worth keeping.
         let deadline = Instant::now() + shared.core.session_timeout() + IDLE_SLACK;
-        let Ok(bytes) = wire.message(deadline) else {
-            return;
+        let bytes = match wire.message(deadline) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                if let Some(too_long) = TooLong::of(&error) {
+                    // Answered, so that the client does not take the closed connection for an
+                    // absent mfad; the rest of the call is not read.
+                    serial = serial.wrapping_add(1).max(1);
+                    let text = format!("mfad takes calls of at most {MAX_CALL_LEN} bytes");
+                    if let Ok(reply) =
+                        contract::error(serial, too_long.serial, errors::LIMITS_EXCEEDED, &text)
+                    {
+                        out.extend_from_slice(&reply);
+                        let _ = wire.send(&out, Instant::now() + REPLY_TIMEOUT);
+                    }
+                }
+                return;
+            }
         };
         let Ok(message) = read_message(&bytes) else {
             // Not a message: the stream cannot be followed any further.
