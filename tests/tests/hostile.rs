@@ -676,3 +676,64 @@ fn long_handshake_lines_and_long_calls_close_their_connection() {
         .run()
         .expect("PAM_SUCCESS");
 }
+
+/// Sockets process `pid` has open.
+fn open_sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| {
+            std::fs::read_link(entry.path())
+                .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"))
+        })
+        .count()
+}
+
+/// Sixteen users each holding all the connections to the login socket they may (16), calling
+/// all the while, leave room for another user's own login, as a screen locker runs it; and
+/// calls that move no login on do not keep their connections open.
+#[test]
+fn users_holding_login_socket_connections_leave_room_for_another_users_login() {
+    let env = Env::new().start();
+    env.enroll("alice");
+    let mfad = env.daemon_pid().unwrap();
+    let before = open_sockets(mfad);
+    let mut floods: Vec<_> = (0..16)
+        .map(|n| {
+            env.flood_socket_as(
+                20_000 + n,
+                &["--connections", "16", "--in-flight", "1", "--seconds", "60"],
+            )
+        })
+        .collect();
+    // Each holds what it could get.
+    for flood in &mut floods {
+        use std::io::BufRead;
+        let stderr = std::io::BufReader::new(flood.stderr.take().unwrap());
+        let connected = stderr
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains("connections open"));
+        assert!(connected);
+    }
+    assert!(open_sockets(mfad) >= before + 12 * 16);
+    let login = env
+        .login("alice")
+        .as_uid(1000)
+        .answer(&env.fresh_code("alice"))
+        .run();
+    login.expect("PAM_SUCCESS");
+    assert_eq!(login.prompts(), 1, "{:?}", login.lines);
+    // Their calls (refused: each asks for another user's login, or for no login) keep nothing
+    // open: their connections are closed while they still call.
+    wait_until(
+        "mfad to close the connections that move no login on",
+        || open_sockets(mfad) < before + 16,
+    );
+    for flood in floods {
+        let out = wait_bounded(flood, "flood");
+        let summary = String::from_utf8_lossy(&out.stdout);
+        assert!(!summary.contains("calls 0 "), "{summary}");
+    }
+}
