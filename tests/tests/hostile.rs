@@ -737,3 +737,52 @@ fn users_holding_login_socket_connections_leave_room_for_another_users_login() {
         assert!(!summary.contains("calls 0 "), "{summary}");
     }
 }
+
+/// A code the user typed leaves no copy in memory once the login is over: neither in mfad nor
+/// in the login program that ran the module (after `pam_end`), whatever buffers it went
+/// through on the way.
+#[test]
+fn a_typed_code_leaves_no_copy_in_memory() {
+    let env = Env::new().start();
+    env.enroll("alice");
+    // A guess at a recovery code, its letters spaced out (a recovery code is read without its
+    // dashes and spaces): 57 bytes typed, so that even a copy whose first 16 bytes malloc
+    // reused on freeing it shows (its tail is searched for), and nothing else in memory
+    // matches by chance. It is normalized, then hashed with each stored code's salt.
+    let letters: String = random_secret()
+        .to_lowercase()
+        .chars()
+        .filter(|c| "23456789abcdefghjkmnpqrstuvwxyz".contains(*c))
+        .take(15)
+        .collect();
+    assert_eq!(letters.len(), 15);
+    let typed = letters
+        .to_uppercase()
+        .chars()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    let typed = typed.join(" - ");
+    assert_eq!(typed.len(), 57);
+    let mut login = env.login("alice").hold().drive();
+    login.prompt();
+    login.reply(&typed);
+    let again = login.prompt();
+    assert!(
+        again.iter().any(|line| line.contains("Wrong code")),
+        "{again:?}"
+    );
+    login.reply(&env.fresh_code("alice"));
+    let (shown, held) = login.held();
+    assert!(
+        shown.contains(&"RESULT PAM_SUCCESS".to_owned()),
+        "{shown:?}"
+    );
+    let mfad = env.daemon_pid().unwrap();
+    for (process, pid) in [("mfad", mfad), ("the login program", held)] {
+        for form in [&typed[16..], &letters] {
+            let copies = pam_mfa_tests::copies_in_memory(pid, form.as_bytes());
+            assert_eq!(copies, 0, "{form:?} is in the memory of {process}");
+        }
+    }
+    login.finish().expect("PAM_SUCCESS");
+}
