@@ -119,17 +119,25 @@ pub const SECTIONS: &[Section] = &[
                  and the system bus plays no part, so a flood of the bus by a local user does \
                  not hold logins up. Its directory is created root-owned, mode 0755; the socket \
                  is mode 0666 (each caller is known by its peer credentials, and acts only on \
-                 its own account unless it is root). A change takes effect when mfad restarts, \
+                 its own account unless it is root). Its directory and every directory above it \
+                 must be owned by root and not writable by others (a root-owned sticky \
+                 directory such as /tmp is accepted above it), as state_dir's: mfad does not \
+                 start otherwise. A change takes effect when mfad restarts, \
                  not at a reload.\n\n\
                  Under systemd the socket is mfad.socket's (socket activation), with the same \
                  modes: systemd listens on it from boot, and mfad takes it as systemd passes \
                  it, which must be this path; mfad does not start otherwise. A change here goes \
                  with the same change of ListenStream= in a drop-in for mfad.socket.\n\n\
-                 Each connection is served one call at a time, and only the login interface; \
-                 one idle for longer than login.session_timeout (plus 5 seconds) is closed. \
-                 Each uid may hold 16 connections to mfad (root: 1024), counting those over \
-                 the bus, and all users but root 256 on this socket together, so that many \
-                 uids cannot use up mfad's file descriptors.",
+                 Each connection is served one call at a time, and only the login interface. \
+                 One with a login waiting for its answer is closed after \
+                 login.session_timeout (plus 5 seconds) without one, any other after 10 \
+                 seconds; calls that move no login on do not count, and a connection begins at \
+                 most 8 logins. A call longer than 8 KiB, or a handshake line longer than 512 \
+                 bytes, closes the connection. Each uid may hold 16 connections to mfad \
+                 (root: 1024), counting those over the bus, and all users but root 256 on this \
+                 socket together, so that many uids cannot use up mfad's file descriptors; the \
+                 last 64 of those are kept for each uid's first 2 connections, so that users \
+                 who hold all they may leave room for other users' logins.",
             ),
             key(
                 "sealing_key_file",

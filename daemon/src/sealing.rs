@@ -95,6 +95,16 @@ impl KeySet {
     /// else from `key_file`, which must be a regular file of root's that no one else can read.
     pub fn load(key_file: &Path) -> Result<KeySet, String> {
         let path = key_source(key_file);
+        // No other user may move the file aside and put one of theirs in its place.
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            crate::dirs::check_trusted(
+                dir,
+                crate::dirs::Purpose {
+                    what: "the sealing key file's directory",
+                    setting: "sealing_key_file",
+                },
+            )?;
+        }
         let text = read_private(&path).map_err(|error| match error.kind() {
             io::ErrorKind::NotFound => format!(
                 "no sealing key: {} does not exist, and systemd passed no credential named \

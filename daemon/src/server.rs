@@ -103,6 +103,10 @@ pub async fn serve(
     // A socket systemd passed that is not the configured one stops mfad before it does
     // anything else.
     let activated = passed.login_listener(&login_socket)?;
+    // Nor does mfad start with a login socket that another user could replace.
+    crate::transport::login_socket::check_directories(&login_socket).map_err(in_system(
+        format!("cannot serve logins on {}", login_socket.display()),
+    ))?;
     let store = open_store(&config)?;
     let address = pam_mfa_api::bus_address(bus);
     let connection = zbus::connection::Builder::address(address.as_str())

@@ -480,6 +480,42 @@ pub fn start_bus_with_users(
     bus
 }
 
+/// How many times `needle` is in the writable private memory of process `pid` (its heap, its
+/// stacks, its other anonymous and data mappings), as read from /proc (root may read any
+/// process's).
+pub fn copies_in_memory(pid: u32, needle: &[u8]) -> usize {
+    use std::io::{Read, Seek, SeekFrom};
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).expect("the process's maps");
+    let mut memory = fs::File::open(format!("/proc/{pid}/mem")).expect("the process's memory");
+    let mut count = 0;
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        if !perms.starts_with("rw") || !perms.ends_with('p') {
+            continue;
+        }
+        let Some((start, end)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+        else {
+            continue;
+        };
+        let mut bytes = vec![0u8; (end - start) as usize];
+        // A mapping that went away meanwhile (a thread's stack, say) reads as nothing.
+        if memory.seek(SeekFrom::Start(start)).is_err() || memory.read_exact(&mut bytes).is_err() {
+            continue;
+        }
+        count += bytes
+            .windows(needle.len())
+            .filter(|window| *window == needle)
+            .count();
+    }
+    count
+}
+
 /// Waits until `ready`, failing after [`HANG_LIMIT`].
 pub fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -958,6 +994,7 @@ impl Env {
             repeat: 1,
             resources: false,
             silent: false,
+            hold: false,
             items: Vec::new(),
             private_dev: false,
         }
@@ -1027,6 +1064,7 @@ pub struct Login<'a> {
     repeat: usize,
     resources: bool,
     silent: bool,
+    hold: bool,
     items: Vec<(&'static str, String)>,
     private_dev: bool,
 }
@@ -1101,11 +1139,21 @@ impl Login<'_> {
         if self.silent {
             command.arg("--silent");
         }
+        if self.hold {
+            command.arg("--hold");
+        }
         for (flag, value) in &self.items {
             command.arg(flag).arg(value);
         }
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         command
+    }
+
+    /// Keeps the login program alive after `pam_end` until [`Driven::finish`], so that a
+    /// test can read its memory (see [`Driven::held`]).
+    pub fn hold(mut self) -> Self {
+        self.hold = true;
+        self
     }
 
     /// Passes `PAM_SILENT`, as sudo does by default.
@@ -1176,6 +1224,23 @@ impl Driven {
                 !shown.last().unwrap().starts_with("RESULT "),
                 "the login ended: {shown:#?}"
             );
+        }
+    }
+
+    /// Waits until the login program holds after its last login ([`Login::hold`]); returns
+    /// what it showed since the last answer, and its pid.
+    pub fn held(&mut self) -> (Vec<String>, u32) {
+        let mut shown = Vec::new();
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(HANG_LIMIT)
+                .unwrap_or_else(|_| panic!("the login did not hold; so far: {:#?}", self.seen));
+            self.seen.push(line.clone());
+            if line == "HELD" {
+                return (shown, self.child.id());
+            }
+            shown.push(line);
         }
     }
 

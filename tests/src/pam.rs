@@ -189,8 +189,11 @@ unsafe extern "C" fn converse(
                 unsafe { free_replies(replies, index) };
                 return PAM_CONV_ERR;
             };
+            let mut reply = reply;
             // SAFETY: `replies` has `count` entries.
             unsafe { (*replies.add(index)).resp = malloc_reply(&reply) };
+            // The application's own copy goes: what stays is libpam's and the modules'.
+            zeroize::Zeroize::zeroize(&mut reply);
         }
     }
     // SAFETY: `responses` is libpam's out-pointer.

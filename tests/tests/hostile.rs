@@ -624,3 +624,177 @@ fn mfad_logs_to_syslog_again_when_it_comes_back() {
     let syslog = UnixDatagram::bind(&dev_log).unwrap();
     assert!(reaches_syslog(&env, &syslog), "{}", env.daemon_log());
 }
+
+/// A login socket in a directory that another user owns is refused at start, naming it: that
+/// user could move mfad's directory aside and listen in its place.
+#[test]
+fn a_login_socket_under_another_users_directory_is_refused() {
+    let env = Env::new().start();
+    let theirs = env.dir().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(1000), Some(1000)).unwrap();
+    let out = env.run_daemon_with(&format!(
+        "state_dir = \"{}\"\nlogin_socket = \"{}\"\n",
+        env.dir().join("other-state").display(),
+        theirs.join("run/login.socket").display()
+    ));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said = format!(
+        "{} is owned by uid 1000: the login socket's directory and every directory above it \
+         must be owned by root",
+        theirs.display()
+    );
+    assert_eq!(stderr.matches(&said).count(), 1, "{stderr}");
+    assert!(!theirs.join("run").exists());
+}
+
+/// A handshake line longer than 512 bytes closes the connection, whether or not it ends; a
+/// call longer than mfad takes is answered with an error and closes the connection; logins
+/// go on.
+#[test]
+fn long_handshake_lines_and_long_calls_close_their_connection() {
+    use std::io::{Read, Write};
+    let env = Env::new().start();
+    env.enroll("alice");
+    for line in [
+        format!("\0AUTH EXTERNAL {}\r\n", "30".repeat(2000)),
+        format!("\0AUTH {}", "X".repeat(4000)),
+    ] {
+        let mut stream = std::os::unix::net::UnixStream::connect(env.login_socket()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.write_all(line.as_bytes()).unwrap();
+        let mut heard = Vec::new();
+        let read = stream.read_to_end(&mut heard);
+        assert!(
+            read.is_ok() && heard.is_empty(),
+            "{} bytes sent: {read:?}, {:?}",
+            line.len(),
+            String::from_utf8_lossy(&heard)
+        );
+    }
+    let connection = env.login_connection();
+    let login = zbus::block_on(LoginProxy::new(&connection)).unwrap();
+    let long = "x".repeat(pam_mfa_api::wire::MAX_CALL_LEN);
+    let error = zbus::block_on(login.begin(&long, HashMap::new())).unwrap_err();
+    assert!(error.to_string().contains("LimitsExceeded"), "{error}");
+    // The connection is gone.
+    let again = zbus::block_on(login.begin("alice", HashMap::new()));
+    assert!(again.is_err(), "{again:?}");
+    env.login("alice")
+        .answer(&env.fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+}
+
+/// Sockets process `pid` has open.
+fn open_sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| {
+            std::fs::read_link(entry.path())
+                .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"))
+        })
+        .count()
+}
+
+/// Sixteen users each holding all the connections to the login socket they may (16), calling
+/// all the while, leave room for another user's own login, as a screen locker runs it; and
+/// calls that move no login on do not keep their connections open.
+#[test]
+fn users_holding_login_socket_connections_leave_room_for_another_users_login() {
+    let env = Env::new().start();
+    env.enroll("alice");
+    let mfad = env.daemon_pid().unwrap();
+    let before = open_sockets(mfad);
+    let mut floods: Vec<_> = (0..16)
+        .map(|n| {
+            env.flood_socket_as(
+                20_000 + n,
+                &["--connections", "16", "--in-flight", "1", "--seconds", "60"],
+            )
+        })
+        .collect();
+    // Each holds what it could get.
+    for flood in &mut floods {
+        use std::io::BufRead;
+        let stderr = std::io::BufReader::new(flood.stderr.take().unwrap());
+        let connected = stderr
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains("connections open"));
+        assert!(connected);
+    }
+    assert!(open_sockets(mfad) >= before + 12 * 16);
+    let login = env
+        .login("alice")
+        .as_uid(1000)
+        .answer(&env.fresh_code("alice"))
+        .run();
+    login.expect("PAM_SUCCESS");
+    assert_eq!(login.prompts(), 1, "{:?}", login.lines);
+    // Their calls (refused: each asks for another user's login, or for no login) keep nothing
+    // open: their connections are closed while they still call.
+    wait_until(
+        "mfad to close the connections that move no login on",
+        || open_sockets(mfad) < before + 16,
+    );
+    for flood in floods {
+        let out = wait_bounded(flood, "flood");
+        let summary = String::from_utf8_lossy(&out.stdout);
+        assert!(!summary.contains("calls 0 "), "{summary}");
+    }
+}
+
+/// A code the user typed leaves no copy in memory once the login is over: neither in mfad nor
+/// in the login program that ran the module (after `pam_end`), whatever buffers it went
+/// through on the way.
+#[test]
+fn a_typed_code_leaves_no_copy_in_memory() {
+    let env = Env::new().start();
+    env.enroll("alice");
+    // A guess at a recovery code, its letters spaced out (a recovery code is read without its
+    // dashes and spaces): 57 bytes typed, so that even a copy whose first 16 bytes malloc
+    // reused on freeing it shows (its tail is searched for), and nothing else in memory
+    // matches by chance. It is normalized, then hashed with each stored code's salt.
+    let letters: String = random_secret()
+        .to_lowercase()
+        .chars()
+        .filter(|c| "23456789abcdefghjkmnpqrstuvwxyz".contains(*c))
+        .take(15)
+        .collect();
+    assert_eq!(letters.len(), 15);
+    let typed = letters
+        .to_uppercase()
+        .chars()
+        .map(String::from)
+        .collect::<Vec<_>>();
+    let typed = typed.join(" - ");
+    assert_eq!(typed.len(), 57);
+    let mut login = env.login("alice").hold().drive();
+    login.prompt();
+    login.reply(&typed);
+    let again = login.prompt();
+    assert!(
+        again.iter().any(|line| line.contains("Wrong code")),
+        "{again:?}"
+    );
+    login.reply(&env.fresh_code("alice"));
+    let (shown, held) = login.held();
+    assert!(
+        shown.contains(&"RESULT PAM_SUCCESS".to_owned()),
+        "{shown:?}"
+    );
+    let mfad = env.daemon_pid().unwrap();
+    for (process, pid) in [("mfad", mfad), ("the login program", held)] {
+        for form in [&typed[16..], &letters] {
+            let copies = pam_mfa_tests::copies_in_memory(pid, form.as_bytes());
+            assert_eq!(copies, 0, "{form:?} is in the memory of {process}");
+        }
+    }
+    login.finish().expect("PAM_SUCCESS");
+}

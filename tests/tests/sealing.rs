@@ -214,6 +214,17 @@ fn mfad_refuses_to_start_without_its_keys_or_with_others_and_changes_nothing() {
         "{said}"
     );
 
+    // A key file in a directory another user owns (who could put a file of theirs there).
+    let theirs = env.dir().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::fs::copy(env.sealing_key_file(), theirs.join("sealing.key")).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(1000), Some(1000)).unwrap();
+    let said = refused(&env, &theirs.join("sealing.key"));
+    assert!(
+        said.contains(&theirs.display().to_string()) && said.contains("owned by uid 1000"),
+        "{said}"
+    );
+
     assert_eq!(content(&env), before, "a refused start changed the store");
     env.start_daemon();
     env.login("alice")

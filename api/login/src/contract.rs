@@ -194,6 +194,8 @@ pub mod errors {
     pub const ACCESS_DENIED: &str = "org.freedesktop.DBus.Error.AccessDenied";
     /// The arguments are not the method's.
     pub const INVALID_ARGS: &str = "org.freedesktop.DBus.Error.InvalidArgs";
+    /// The call is longer than mfad takes; the connection is closed after this answer.
+    pub const LIMITS_EXCEEDED: &str = "org.freedesktop.DBus.Error.LimitsExceeded";
 }
 
 /// Room for a call or reply beyond its strings.

@@ -65,7 +65,7 @@ impl std::error::Error for Unwritable {}
 
 /// Writes values at the alignment of their type, little-endian. The bytes are wiped when
 /// dropped (a call may carry a code); the buffer is sized by the caller so that it does not
-/// move while it grows.
+/// move while it grows, and if it must, the old one is wiped before it is freed.
 pub struct Writer {
     bytes: Zeroizing<Vec<u8>>,
     problem: Option<Unwritable>,
@@ -79,17 +79,31 @@ impl Writer {
         }
     }
 
+    /// Makes room for `more` bytes: a buffer too small moves into a larger one, and the old one
+    /// is wiped as it is dropped (growing in place would leave it unwiped in freed memory).
+    fn room(&mut self, more: usize) {
+        let needed = self.bytes.len().saturating_add(more);
+        if needed > self.bytes.capacity() {
+            let mut grown = Vec::with_capacity(needed.max(2 * self.bytes.capacity()));
+            grown.extend_from_slice(&self.bytes);
+            self.bytes = Zeroizing::new(grown);
+        }
+    }
+
     fn pad(&mut self, align: usize) {
         let len = self.bytes.len().next_multiple_of(align);
+        self.room(len - self.bytes.len());
         self.bytes.resize(len, 0);
     }
 
     pub fn byte(&mut self, value: u8) {
+        self.room(1);
         self.bytes.push(value);
     }
 
     pub fn u32(&mut self, value: u32) {
         self.pad(4);
+        self.room(4);
         self.bytes.extend_from_slice(&value.to_le_bytes());
     }
 
@@ -106,6 +120,7 @@ impl Writer {
     pub fn str(&mut self, text: &str) {
         let text = if self.text(text) { text } else { "" };
         self.u32(text.len() as u32);
+        self.room(text.len() + 1);
         self.bytes.extend_from_slice(text.as_bytes());
         self.bytes.push(0);
     }
@@ -117,6 +132,7 @@ impl Writer {
         } else {
             ""
         };
+        self.room(signature.len() + 2);
         self.bytes.push(signature.len() as u8);
         self.bytes.extend_from_slice(signature.as_bytes());
         self.bytes.push(0);

@@ -17,14 +17,19 @@ use std::time::{Duration, Instant};
 
 use zeroize::{Zeroize, Zeroizing};
 
-/// Longest message either end accepts; a longer one closes the connection. Logins carry a
-/// user name, four context values and replies of at most 64 bytes, and a turn with a QR code
-/// is a few kilobytes; anything up to this size gets an answer (a name too long to be one is
-/// denied by name, as on the bus), and a connection holds at most this much unread.
+/// Longest message a client accepts (mfad's replies): a turn with a QR code is a few kilobytes.
 pub const MAX_MESSAGE_LEN: usize = 256 * 1024;
+/// Longest call mfad accepts (see [`Wire::max_message`]): a login's calls carry a user name of
+/// at most 255 bytes, four context values of at most 128 characters and replies of at most 64
+/// bytes, a few hundred bytes in all, and a call up to this size gets an answer (a name too
+/// long to be one is denied by name, as on the bus). A longer one is answered with an error
+/// and its connection closed, so that a connection holds at most this much unread, and all
+/// the connections mfad serves at once hold a few megabytes together.
+pub const MAX_CALL_LEN: usize = 8 * 1024;
 /// Bytes asked of the socket at each read.
 const READ_SIZE: usize = 4096;
-/// Longest line of the authentication handshake.
+/// Longest line of the authentication handshake, without its `\r\n`; a longer one closes the
+/// connection, whether or not its end has come.
 pub const MAX_LINE_LEN: usize = 512;
 /// The fixed part of a message header, which gives the message's whole length.
 const FIXED_HEADER_LEN: usize = 16;
@@ -57,8 +62,41 @@ pub fn external_uid(hex: &str) -> Option<u32> {
     digits?.parse().ok()
 }
 
-/// The length of the message whose first 16 bytes are `head`, or why it cannot be one.
-pub fn message_len(head: &[u8; FIXED_HEADER_LEN]) -> Result<usize, String> {
+/// A message longer than the end that reads it takes (see [`Wire::max_message`]): the error
+/// [`Wire::message`] gives for it, with what its header says, so that a server can answer the
+/// call with an error before it closes the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooLong {
+    /// The message's serial, from its fixed header.
+    pub serial: u32,
+    /// Its length, as its header gives it.
+    pub len: usize,
+    /// The longest taken.
+    pub max: usize,
+}
+
+impl std::fmt::Display for TooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a message of {} bytes is longer than the {} taken here",
+            self.len, self.max
+        )
+    }
+}
+
+impl std::error::Error for TooLong {}
+
+impl TooLong {
+    /// The [`TooLong`] that `error` (from [`Wire::message`]) is, if it is one.
+    pub fn of(error: &io::Error) -> Option<&TooLong> {
+        error.get_ref()?.downcast_ref()
+    }
+}
+
+/// The length of the message whose first 16 bytes are `head`, or why it cannot be one (a
+/// message longer than `max` bytes is [`TooLong`]).
+pub fn message_len(head: &[u8; FIXED_HEADER_LEN], max: usize) -> Result<usize, io::Error> {
     let word = |at: usize| {
         let bytes = [head[at], head[at + 1], head[at + 2], head[at + 3]];
         match head[0] {
@@ -67,20 +105,33 @@ pub fn message_len(head: &[u8; FIXED_HEADER_LEN]) -> Result<usize, String> {
         }
     };
     if !matches!(head[0], b'l' | b'B') {
-        return Err(format!("not a D-Bus message (byte order {:#04x})", head[0]));
+        return Err(invalid(format!(
+            "not a D-Bus message (byte order {:#04x})",
+            head[0]
+        )));
     }
     if head[3] != 1 {
-        return Err(format!("D-Bus protocol version {} is not 1", head[3]));
+        return Err(invalid(format!(
+            "D-Bus protocol version {} is not 1",
+            head[3]
+        )));
     }
     let (body, fields) = (word(4) as usize, word(12) as usize);
-    FIXED_HEADER_LEN
+    match FIXED_HEADER_LEN
         .checked_add(fields)
         .and_then(|header| header.checked_next_multiple_of(8))
         .and_then(|header| header.checked_add(body))
-        .filter(|len| *len <= MAX_MESSAGE_LEN)
-        .ok_or_else(|| {
-            format!("a message of {body} + {fields} bytes is longer than {MAX_MESSAGE_LEN}")
-        })
+    {
+        Some(len) if len <= max => Ok(len),
+        len => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            TooLong {
+                serial: word(8),
+                len: len.unwrap_or(usize::MAX),
+                max,
+            },
+        )),
+    }
 }
 
 fn invalid(text: impl Into<String>) -> io::Error {
@@ -94,6 +145,8 @@ pub struct Wire {
     stream: UnixStream,
     buffer: Vec<u8>,
     start: usize,
+    /// The longest message taken.
+    max_message: usize,
     read_timeout: Timeout,
     write_timeout: Timeout,
 }
@@ -140,9 +193,17 @@ impl Wire {
             stream,
             buffer: Vec::with_capacity(READ_SIZE),
             start: 0,
+            max_message: MAX_MESSAGE_LEN,
             read_timeout: Timeout::default(),
             write_timeout: Timeout::default(),
         }
+    }
+
+    /// Takes messages of at most `max` bytes (instead of [`MAX_MESSAGE_LEN`]): a longer one is
+    /// an error ([`TooLong`]) as soon as its header is read, before the rest of it is.
+    pub fn max_message(mut self, max: usize) -> Wire {
+        self.max_message = max;
+        self
     }
 
     /// Reads more bytes into the buffer; an end of stream is `UnexpectedEof`.
@@ -222,10 +283,15 @@ impl Wire {
         Ok(self.buffer[self.start - 1])
     }
 
-    /// The next handshake line, without its `\r\n`.
+    /// The next handshake line, without its `\r\n`; one longer than [`MAX_LINE_LEN`] is an
+    /// error, whatever follows it.
     pub fn line(&mut self, deadline: Instant) -> io::Result<String> {
+        // The line and its `\r\n` at most.
+        const LONGEST: usize = MAX_LINE_LEN + 2;
         loop {
-            if let Some(end) = self.buffered().windows(2).position(|pair| pair == b"\r\n") {
+            let buffered = self.buffered();
+            let window = &buffered[..buffered.len().min(LONGEST)];
+            if let Some(end) = window.windows(2).position(|pair| pair == b"\r\n") {
                 let line = &self.buffered()[..end];
                 let text = std::str::from_utf8(line)
                     .ok()
@@ -235,7 +301,7 @@ impl Wire {
                 self.start += end + 2;
                 return Ok(text);
             }
-            if self.buffered().len() > MAX_LINE_LEN {
+            if buffered.len() >= LONGEST {
                 return Err(invalid(format!(
                     "a handshake line longer than {MAX_LINE_LEN} bytes"
                 )));
@@ -253,7 +319,7 @@ impl Wire {
         }
         let mut head = [0u8; FIXED_HEADER_LEN];
         head.copy_from_slice(&self.buffered()[..FIXED_HEADER_LEN]);
-        let len = message_len(&head).map_err(invalid)?;
+        let len = message_len(&head, self.max_message)?;
         while self.buffered().len() < len {
             self.fill(deadline)?;
         }
@@ -364,7 +430,7 @@ mod tests {
         let bytes = message.data().to_vec();
         let mut head = [0u8; FIXED_HEADER_LEN];
         head.copy_from_slice(&bytes[..FIXED_HEADER_LEN]);
-        assert_eq!(message_len(&head).unwrap(), bytes.len());
+        assert_eq!(message_len(&head, MAX_MESSAGE_LEN).unwrap(), bytes.len());
         // zbus's message reads as the contract's call.
         let parsed = crate::marshal::read_message(&bytes).unwrap();
         assert_eq!(parsed.member, Some("Begin"));
@@ -376,15 +442,24 @@ mod tests {
         // Too long, a wrong version, not D-Bus, and garbage after a good header.
         let mut long = head;
         long[4..8].copy_from_slice(&(MAX_MESSAGE_LEN as u32).to_le_bytes());
-        assert!(message_len(&long).unwrap_err().contains("longer than"));
+        let error = message_len(&long, MAX_MESSAGE_LEN).unwrap_err();
+        assert!(error.to_string().contains("longer than"), "{error}");
+        let too_long = TooLong::of(&error).unwrap();
+        assert_eq!(too_long.serial, message.primary_header().serial_num().get());
+        // A server's lower limit.
+        let error = message_len(&head, bytes.len() - 1).unwrap_err();
+        assert_eq!(TooLong::of(&error).unwrap().len, bytes.len());
         let mut version = head;
         version[3] = 2;
-        assert!(message_len(&version).unwrap_err().contains("version 2"));
+        let error = message_len(&version, MAX_MESSAGE_LEN).unwrap_err();
+        assert!(error.to_string().contains("version 2"), "{error}");
+        assert!(TooLong::of(&error).is_none());
         let mut other = head;
         other[0] = b'x';
         assert!(
-            message_len(&other)
+            message_len(&other, MAX_MESSAGE_LEN)
                 .unwrap_err()
+                .to_string()
                 .contains("not a D-Bus message")
         );
         let mut garbage = bytes;
@@ -392,6 +467,55 @@ mod tests {
             *byte = 0xff;
         }
         assert!(crate::marshal::read_message(&garbage).is_err());
+    }
+
+    #[test]
+    fn a_handshake_line_is_bounded_whatever_it_ends_with() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let longest = "A".repeat(MAX_LINE_LEN);
+        for (line, taken) in [
+            (format!("{longest}\r\n"), true),
+            (format!("{longest}B\r\n"), false),
+            (format!("AUTH EXTERNAL {}\r\n", "3".repeat(4000)), false),
+            ("A".repeat(4000), false),
+        ] {
+            let (client, server) = UnixStream::pair().unwrap();
+            let mut client = Wire::new(client);
+            client.send(line.as_bytes(), deadline).unwrap();
+            // A line without its end is refused as soon as it is too long, without waiting.
+            let mut server = Wire::new(server);
+            let read = server.line(deadline);
+            assert_eq!(read.is_ok(), taken, "{} bytes: {read:?}", line.len());
+            if let Err(error) = read {
+                assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+                assert!(error.to_string().contains("longer than 512"), "{error}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_message_longer_than_the_reader_takes_is_refused_by_its_header() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let call = Message::method_call(crate::OBJECT_PATH, "Begin")
+            .interface(crate::LOGIN_INTERFACE)
+            .build(&(
+                "x".repeat(MAX_CALL_LEN),
+                std::collections::HashMap::<String, String>::new(),
+            ))
+            .unwrap();
+        let serial = call.primary_header().serial_num().get();
+        let (client, server) = UnixStream::pair().unwrap();
+        // Only the header is sent: the refusal does not wait for the rest.
+        Wire::new(client)
+            .send(&call.data()[..64], deadline)
+            .unwrap();
+        let error = Wire::new(server)
+            .max_message(MAX_CALL_LEN)
+            .message(deadline)
+            .unwrap_err();
+        let too_long = TooLong::of(&error).unwrap();
+        assert_eq!((too_long.serial, too_long.max), (serial, MAX_CALL_LEN));
+        assert!(too_long.len > MAX_CALL_LEN);
     }
 
     #[test]

@@ -35,6 +35,8 @@ impl std::fmt::Debug for Hashed {
     }
 }
 
+/// SHA-256(salt || code). The hasher holds the code in its block buffer until it is dropped,
+/// which wipes it (sha2's `zeroize` feature).
 fn digest(salt: &[u8; 16], code: &str) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(salt);
@@ -77,12 +79,13 @@ const SCRATCH_LEN: usize = 8;
 /// What the user typed, as a recovery code: lower case, without dashes and spaces. `None` if
 /// it cannot be one (then it may be a code from the app).
 pub fn normalize(typed: &str) -> Option<Zeroizing<String>> {
-    let letters: Zeroizing<String> = Zeroizing::new(
+    // Made large enough at once: a string that grows leaves copies in freed memory.
+    let mut letters = Zeroizing::new(String::with_capacity(typed.len()));
+    letters.extend(
         typed
             .chars()
             .filter(|c| !matches!(c, '-' | ' '))
-            .map(|c| c.to_ascii_lowercase())
-            .collect(),
+            .map(|c| c.to_ascii_lowercase()),
     );
     let ours = letters.len() == LEN && letters.bytes().all(|b| ALPHABET.contains(&b));
     let scratch = letters.len() == SCRATCH_LEN && letters.bytes().all(|b| b.is_ascii_digit());

@@ -148,8 +148,16 @@ fn generator(secret: &Secret, params: Params) -> totp_rs::Totp {
 /// The code for time step `step`.
 #[cfg(test)]
 pub fn code_at_step(secret: &Secret, params: Params, step: u64) -> Zeroizing<String> {
-    let totp = generator(secret, params);
-    Zeroizing::new(totp.generate(step * u64::from(params.period)).to_string())
+    code_of(&generator(secret, params), params, step)
+}
+
+/// The code of `totp` for time step `step`, written into a string that is wiped when dropped
+/// and made large enough at once (growing it would leave copies in freed memory).
+fn code_of(totp: &totp_rs::Totp, params: Params, step: u64) -> Zeroizing<String> {
+    use std::fmt::Write;
+    let mut code = Zeroizing::new(String::with_capacity(16));
+    let _ = write!(code, "{}", totp.generate(step * u64::from(params.period)));
+    code
 }
 
 /// The time step `now` falls in.
@@ -170,7 +178,10 @@ pub fn verify(
     window: u32,
     after_step: Option<u64>,
 ) -> Option<u64> {
-    let code: Zeroizing<String> = Zeroizing::new(code.chars().filter(|c| *c != ' ').collect());
+    // Made large enough at once: a string that grows leaves copies in freed memory.
+    let mut spaceless = Zeroizing::new(String::with_capacity(code.len()));
+    spaceless.extend(code.chars().filter(|c| *c != ' '));
+    let code = spaceless;
     if code.len() != params.digits as usize || !code.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -180,7 +191,7 @@ pub fn verify(
     let last = current + u64::from(window);
     let mut matched = None;
     for step in first..=last {
-        let expected = Zeroizing::new(totp.generate(step * u64::from(params.period)).to_string());
+        let expected = code_of(&totp, params, step);
         let equal: bool = expected.as_bytes().ct_eq(code.as_bytes()).into();
         let fresh = after_step.is_none_or(|after| step > after);
         if equal && fresh && matched.is_none() {

@@ -122,72 +122,14 @@ struct Batch {
     outcome: OnceLock<Result<()>>,
 }
 
-/// Checks that `dir` and every directory above it can be trusted with secrets: owned by root
-/// (or by mfad's own user), not writable by others (a root-owned sticky directory such as /tmp
-/// is fine: nobody else can rename or remove what mfad created in it), and `dir` not a symlink.
+/// Checks that `dir` and every directory above it can be trusted with secrets (see
+/// [`crate::dirs::check_trusted`]).
 fn check_directories(dir: &Path) -> Result<()> {
-    let euid = nix::unistd::geteuid().as_raw();
-    let mut path = PathBuf::new();
-    let components: Vec<_> = dir.components().collect();
-    for (index, component) in components.iter().enumerate() {
-        path.push(component);
-        let last = index + 1 == components.len();
-        let link = match fs::symlink_metadata(&path) {
-            Ok(meta) => meta,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(error) => {
-                return Err(StoreError::Setup(format!(
-                    "cannot check {}: {error}",
-                    path.display()
-                )));
-            }
-        };
-        if link.file_type().is_symlink() {
-            if last {
-                return Err(StoreError::Setup(format!(
-                    "the state directory {} is a symbolic link: set state_dir to the real \
-                     directory",
-                    path.display()
-                )));
-            }
-            if link.uid() != 0 && link.uid() != euid {
-                return Err(StoreError::Setup(format!(
-                    "{} is a symbolic link owned by uid {}: the state directory must be reached \
-                     only through root's directories",
-                    path.display(),
-                    link.uid()
-                )));
-            }
-        }
-        let meta = fs::metadata(&path).map_err(|error| {
-            StoreError::Setup(format!("cannot check {}: {error}", path.display()))
-        })?;
-        if !meta.is_dir() {
-            return Err(StoreError::Setup(format!(
-                "{} is not a directory",
-                path.display()
-            )));
-        }
-        if meta.uid() != 0 && meta.uid() != euid {
-            return Err(StoreError::Setup(format!(
-                "{} is owned by uid {}: the state directory and every directory above it must \
-                 be owned by root",
-                path.display(),
-                meta.uid()
-            )));
-        }
-        let writable_by_others = meta.mode() & 0o022 != 0;
-        let sticky = meta.mode() & 0o1000 != 0 && meta.uid() == 0;
-        if writable_by_others && (last || !sticky) {
-            return Err(StoreError::Setup(format!(
-                "{} is writable by other users (mode {:o}): the state directory and every \
-                 directory above it must be writable by root only",
-                path.display(),
-                meta.mode() & 0o7777
-            )));
-        }
-    }
-    Ok(())
+    let purpose = crate::dirs::Purpose {
+        what: "the state directory",
+        setting: "state_dir",
+    };
+    crate::dirs::check_trusted(dir, purpose).map_err(StoreError::Setup)
 }
 
 /// Refuses a database file (or its log) that is a symlink, not a regular file, or not owned by

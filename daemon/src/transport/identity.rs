@@ -29,6 +29,8 @@ struct Known {
     direct: u64,
     /// Connections open on the login socket: root's, and every other uid's together.
     direct_open: (usize, usize),
+    /// Connections open on the login socket per uid.
+    direct_per_uid: HashMap<u32, usize>,
 }
 
 impl Known {
@@ -48,6 +50,16 @@ pub const MAX_DIRECT_FOR_ROOT: usize = 1024;
 /// Connections all other uids together may have open on the login socket, so that many uids
 /// (a user's subordinate uids, say) cannot use up mfad's descriptors.
 pub const MAX_DIRECT_FOR_OTHERS: usize = 256;
+/// Places of [`MAX_DIRECT_FOR_OTHERS`] kept for the first connections of each uid
+/// ([`FIRST_DIRECT`]): a uid's later connections are admitted only while more places than
+/// this are free. Uids that hold all they may (16 uids of 16 connections) leave room for
+/// everyone else's logins; it takes 32 more uids to fill the rest, and each of their
+/// connections is closed soon unless it keeps a login of its own account going (see
+/// [`super::login_socket`]).
+pub const DIRECT_RESERVE: usize = 64;
+/// Connections of each uid on the login socket that may take a place of [`DIRECT_RESERVE`]:
+/// a user's screen locker and a sudo at once.
+pub const FIRST_DIRECT: usize = 2;
 
 /// The identities of the connections mfad talks to, and the calls in flight per uid.
 #[derive(Default)]
@@ -166,7 +178,9 @@ impl Identities {
     /// Admits a connection accepted on mfad's login socket, whose peer is `uid` (the kernel's
     /// credentials for the socket, SO_PEERCRED): the caller all its calls are made as, under
     /// the name `direct:N`, which no bus name can be. Refused past the uid's connection limit,
-    /// as on the bus; [`Identities::forget`] ends it.
+    /// as on the bus, and past its share of the places all uids but root have together (its
+    /// first [`FIRST_DIRECT`] connections may take any free place, later ones all but the last
+    /// [`DIRECT_RESERVE`]); [`Identities::forget`] ends it.
     pub fn admit_direct(&self, uid: u32) -> Result<Caller, Error> {
         let mut known = self.lock();
         let count = known.connections_per_uid.get(&uid).copied().unwrap_or(0);
@@ -174,12 +188,16 @@ impl Identities {
         let full = if uid == 0 {
             open >= MAX_DIRECT_FOR_ROOT
         } else {
-            count >= MAX_CONNECTIONS_PER_UID || open >= MAX_DIRECT_FOR_OTHERS
+            let free = MAX_DIRECT_FOR_OTHERS.saturating_sub(open);
+            let first = known.direct_per_uid.get(&uid).copied().unwrap_or(0) < FIRST_DIRECT;
+            let kept = if first { 0 } else { DIRECT_RESERVE };
+            count >= MAX_CONNECTIONS_PER_UID || free <= kept
         };
         if full {
             return Err(too_many("connections"));
         }
         *known.direct_open(uid) += 1;
+        *known.direct_per_uid.entry(uid).or_default() += 1;
         known.direct += 1;
         let connection = format!("direct:{}", known.direct);
         *known.connections_per_uid.entry(uid).or_default() += 1;
@@ -196,6 +214,12 @@ impl Identities {
         if connection.starts_with("direct:") {
             let open = known.direct_open(uid);
             *open = open.saturating_sub(1);
+            if let Some(count) = known.direct_per_uid.get_mut(&uid) {
+                *count -= 1;
+                if *count == 0 {
+                    known.direct_per_uid.remove(&uid);
+                }
+            }
         }
         if counted && let Some(count) = known.connections_per_uid.get_mut(&uid) {
             *count -= 1;
@@ -263,6 +287,35 @@ mod tests {
             again.connection, callers[0].connection,
             "names are never reused"
         );
+    }
+
+    #[test]
+    fn uids_that_hold_all_they_may_on_the_login_socket_leave_room_for_others() {
+        let identities = Identities::default();
+        // 16 uids, 16 connections each, as many as each is let have.
+        let mut held = Vec::new();
+        for uid in 2000..2016 {
+            while let Ok(caller) = identities.admit_direct(uid) {
+                held.push(caller);
+            }
+        }
+        assert!(held.len() <= MAX_DIRECT_FOR_OTHERS - DIRECT_RESERVE + 16 * FIRST_DIRECT);
+        // Another user's first connections still fit, and so do many more users' first ones.
+        for uid in 3000..3000 + (DIRECT_RESERVE - 16 * FIRST_DIRECT) as u32 {
+            held.push(identities.admit_direct(uid).unwrap());
+        }
+        // Root's are counted apart.
+        identities.admit_direct(0).unwrap();
+        // A uid with one connection gets its second, but no third while the reserve is short.
+        let newcomer = identities.admit_direct(4000).unwrap();
+        identities.admit_direct(4000).unwrap();
+        assert!(matches!(
+            identities.admit_direct(4000),
+            Err(Error::TooManyRequests(_))
+        ));
+        // Its places come back when its connections go.
+        identities.forget(&newcomer.connection);
+        identities.admit_direct(4000).unwrap();
     }
 
     #[test]

@@ -6,14 +6,27 @@
 //! Each connection is served by one thread with blocking I/O, from the handshake to its close:
 //! a login wakes mfad once per message and its work is done where the message was read. Idle
 //! threads wait in `accept` themselves (a few are kept; more are started when all are busy),
-//! so no thread hands a connection to another. A connection's thread is held only as long as
-//! the per-uid limits let it be: 16 connections per uid, 256 for every non-root uid together,
-//! 1024 for root, so a flood by one user cannot take the threads root's logins run on, and a
-//! connection that stalls holds no one else up.
+//! so no thread hands a connection to another.
+//!
+//! A connection's thread is held only as long as the limits let it be, so that no set of
+//! unprivileged uids can take what other users' logins need:
+//! - 1024 connections for root, and 256 for every other uid together, each uid at most 16
+//!   (counting its connections over the bus). Of the 256, the last 64 are kept for each uid's
+//!   first 2 connections: uids that hold all they may (16 uids of 16) leave room for another
+//!   user's login (see [`super::identity`]).
+//! - A connection with a login waiting for its answer is closed after `login.session_timeout`
+//!   (plus 5 s) without one; any other after 10 s ([`IDLE_WITHOUT_LOGIN`]). Only a call that
+//!   moves a login on counts: calls that are refused or begin nothing do not keep a
+//!   connection open, and a connection begins at most 8 logins ([`MAX_LOGINS_PER_CONNECTION`]),
+//!   so no connection is kept open for ever.
+//! - A handshake line is at most 512 bytes and a call at most 8 KiB
+//!   ([`pam_mfa_api::wire::MAX_CALL_LEN`]); anything longer closes the connection (a call is
+//!   answered with an error first). A connection that stalls holds at most that much, and no
+//!   one else up.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::Arc;
@@ -21,10 +34,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
-use pam_mfa_api::WireTurn;
 use pam_mfa_api::contract::{self, Answer, Begin, Begun, Call, Cancel, errors};
 use pam_mfa_api::marshal::{METHOD_CALL, read_message};
-use pam_mfa_api::wire::{Wire, external_uid};
+use pam_mfa_api::wire::{MAX_CALL_LEN, TooLong, Wire, external_uid};
+use pam_mfa_api::{Error, Turn, WireTurn};
 use zbus::DBusError;
 use zeroize::Zeroizing;
 
@@ -39,8 +52,15 @@ const HANDSHAKE_LINES: usize = 8;
 /// How long a reply may take to be written (the peer must read it) before the connection is
 /// closed.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Idle time allowed beyond `login.session_timeout` before a connection is closed.
+/// Idle time allowed beyond `login.session_timeout` before a connection with a login waiting
+/// for its answer is closed.
 const IDLE_SLACK: Duration = Duration::from_secs(5);
+/// How long a connection with no login waiting for an answer is kept: a client sends its
+/// first call with its handshake, and closes the connection when its login ends.
+pub const IDLE_WITHOUT_LOGIN: Duration = Duration::from_secs(10);
+/// Logins one connection may begin (the module begins one per connection); later `Begin`s
+/// are refused, so that no connection is kept open for ever by logins it keeps beginning.
+pub const MAX_LOGINS_PER_CONNECTION: usize = 8;
 /// Bytes of replies held back for one write with the next.
 const MAX_HELD_REPLIES: usize = 16 * 1024;
 /// Threads kept waiting in `accept` when there is no work for them.
@@ -125,7 +145,7 @@ impl Pool {
                 return;
             }
         };
-        let mut wire = Wire::new(stream);
+        let mut wire = Wire::new(stream).max_message(MAX_CALL_LEN);
         let caller = match self.shared.identities.admit_direct(uid) {
             Ok(caller) => caller,
             Err(error) => {
@@ -224,13 +244,22 @@ fn handshake(wire: &mut Wire, out: &mut Vec<u8>, uid: u32, guid: &str) -> io::Re
     Err(refuse())
 }
 
-/// Answers the connection's calls one at a time until the peer goes away, stays idle longer
-/// than a login may wait for its answer, or does not read its replies. Only the Login
-/// interface is served: anything else is refused without work (no introspection, as on the
-/// bus). One call at a time, each reply written before the next call is read, bounds what a
-/// connection can make mfad hold.
+/// Answers the connection's calls one at a time until the peer goes away, does not read its
+/// replies, or stays idle too long: while one of its logins waits for an answer, longer than
+/// the login may wait (`login.session_timeout`); otherwise [`IDLE_WITHOUT_LOGIN`]. Only calls
+/// that move a login on (a `Begin`, an `Answer` to a question) count: other calls and refused
+/// ones do not keep a connection open, and a connection begins at most
+/// [`MAX_LOGINS_PER_CONNECTION`] logins. Only the Login interface is served: anything else is
+/// refused without work (no introspection, as on the bus). One call at a time, each reply
+/// written before the next call is read, and calls of at most [`MAX_CALL_LEN`] bytes bound
+/// what a connection can make mfad hold.
 fn serve_calls(shared: &Shared, caller: &Caller, wire: &mut Wire, mut out: Zeroizing<Vec<u8>>) {
     let mut serial = 0u32;
+    let mut logins = Logins {
+        waiting: HashSet::new(),
+        begun: 0,
+        moved: Instant::now(),
+    };
     loop {
         // Replies wait only while the next call is already here (a pipelining client gets them
         // in one write), and never pile up.
@@ -240,11 +269,28 @@ fn serve_calls(shared: &Shared, caller: &Caller, wire: &mut Wire, mut out: Zeroi
             }
             out.clear();
         }
-        // A login waits at most session_timeout for the person's answer; a connection idle for
-        // longer holds nothing worth keeping.
-        let deadline = Instant::now() + shared.core.session_timeout() + IDLE_SLACK;
-        let Ok(bytes) = wire.message(deadline) else {
-            return;
+        let idle = if logins.waiting.is_empty() {
+            IDLE_WITHOUT_LOGIN
+        } else {
+            shared.core.session_timeout() + IDLE_SLACK
+        };
+        let bytes = match wire.message(logins.moved + idle) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                if let Some(too_long) = TooLong::of(&error) {
+                    // Answered, so that the client does not take the closed connection for an
+                    // absent mfad; the rest of the call is not read.
+                    serial = serial.wrapping_add(1).max(1);
+                    let text = format!("mfad takes calls of at most {MAX_CALL_LEN} bytes");
+                    if let Ok(reply) =
+                        contract::error(serial, too_long.serial, errors::LIMITS_EXCEEDED, &text)
+                    {
+                        out.extend_from_slice(&reply);
+                        let _ = wire.send(&out, Instant::now() + REPLY_TIMEOUT);
+                    }
+                }
+                return;
+            }
         };
         let Ok(message) = read_message(&bytes) else {
             // Not a message: the stream cannot be followed any further.
@@ -257,7 +303,7 @@ fn serve_calls(shared: &Shared, caller: &Caller, wire: &mut Wire, mut out: Zeroi
         // A panic while answering (a bug) still gets an answer: a client must not take a
         // connection closed without a word for an absent mfad.
         let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            answer(shared, caller, &message, serial)
+            answer(shared, caller, &message, serial, &mut logins)
         }));
         let reply = answered.unwrap_or_else(|_| {
             log::error("login socket: a call ended in a panic; it was answered with an error");
@@ -282,12 +328,36 @@ fn serve_calls(shared: &Shared, caller: &Caller, wire: &mut Wire, mut out: Zeroi
     }
 }
 
+/// The logins of one connection, as far as keeping it open goes.
+struct Logins {
+    /// Sessions begun on the connection whose last turn was a question.
+    waiting: HashSet<String>,
+    /// Logins begun on the connection.
+    begun: usize,
+    /// When a login of the connection last moved on (begun, or a question answered), or when
+    /// the connection was admitted.
+    moved: Instant,
+}
+
+impl Logins {
+    /// Session `session` moved on to `turn`.
+    fn moved(&mut self, session: &str, turn: &Turn) {
+        self.moved = Instant::now();
+        if turn.action.is_verdict() {
+            self.waiting.remove(session);
+        } else if !session.is_empty() {
+            self.waiting.insert(session.to_owned());
+        }
+    }
+}
+
 /// Answers one call of a login socket's connection: the bytes of the reply.
 fn answer(
     shared: &Shared,
     caller: &Caller,
     message: &pam_mfa_api::marshal::Message<'_>,
     serial: u32,
+    logins: &mut Logins,
 ) -> Result<Zeroizing<Vec<u8>>, String> {
     let to = message.serial;
     let failed = |name: &str, text: &str| {
@@ -297,6 +367,13 @@ fn answer(
         Ok(call) => call,
         Err(not) => return failed(not.name, &not.text),
     };
+    if matches!(call, Call::Begin(_)) && logins.begun >= MAX_LOGINS_PER_CONNECTION {
+        let error = Error::TooManyRequests(format!(
+            "a connection to mfad's login socket begins at most {MAX_LOGINS_PER_CONNECTION} \
+             logins; open another"
+        ));
+        return failed(error.name().as_str(), &error.to_string());
+    }
     let permit = match shared.identities.enter(caller) {
         Ok(permit) => permit,
         Err(error) => return failed(error.name().as_str(), &error.to_string()),
@@ -304,6 +381,7 @@ fn answer(
     let core = &shared.core;
     let replied = match call {
         Call::Begin(args) => {
+            logins.begun += 1;
             let context: HashMap<String, String> = args
                 .context
                 .into_iter()
@@ -311,6 +389,7 @@ fn answer(
                 .collect();
             core.begin(caller, args.user, &context)
                 .map(|(session, turn)| {
+                    logins.moved(&session, &turn);
                     let begun = Begun {
                         session,
                         turn: WireTurn::from(turn),
@@ -318,12 +397,23 @@ fn answer(
                     contract::method_return::<Begin>(serial, to, &begun, turn_room(&begun.turn))
                 })
         }
-        Call::Answer(args) => core.answer(caller, args.session, args.reply).map(|turn| {
-            let turn = WireTurn::from(turn);
-            contract::method_return::<Answer>(serial, to, &turn, turn_room(&turn))
-        }),
+        Call::Answer(args) => {
+            let answered = core.answer(caller, args.session, args.reply);
+            match &answered {
+                Ok(turn) => logins.moved(args.session, turn),
+                Err(Error::NoSuchSession(_)) => {
+                    logins.waiting.remove(args.session);
+                }
+                Err(_) => {}
+            }
+            answered.map(|turn| {
+                let turn = WireTurn::from(turn);
+                contract::method_return::<Answer>(serial, to, &turn, turn_room(&turn))
+            })
+        }
         Call::Cancel(args) => {
             core.cancel(caller, args.session);
+            logins.waiting.remove(args.session);
             Ok(contract::method_return::<Cancel>(serial, to, &(), 0))
         }
     };
@@ -348,26 +438,36 @@ fn turn_room(turn: &WireTurn) -> usize {
     notices + turn.action.len() + turn.text.len() + 64
 }
 
+/// Checks the directories of the login socket `path` as the state directory's are (see
+/// [`crate::dirs::check_trusted`]): a user who could write to one of them could move mfad's
+/// socket aside and listen in its place. Directories not made yet end the check.
+pub fn check_directories(path: &Path) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::other("the path has no directory"))?;
+    let purpose = crate::dirs::Purpose {
+        what: "the login socket's directory",
+        setting: "login_socket",
+    };
+    crate::dirs::check_trusted(dir, purpose).map_err(io::Error::other)
+}
+
 /// Makes the socket's directory (root-owned, not writable by others) and binds the socket,
 /// mode 0666: any local user may run a login of their own account, as on the bus. A socket
-/// left by an earlier mfad is replaced; any other file there is an error.
+/// left by an earlier mfad is replaced; any other file there is an error. The directory and
+/// every one above it must be trusted (see [`check_directories`]).
 pub fn bind(path: &Path) -> io::Result<UnixListener> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::other("the path has no directory"))?;
+    check_directories(path)?;
     if !dir.exists() {
         // Only the socket's own directory: its parent (/run) must be there already.
         std::fs::DirBuilder::new().mode(0o755).create(dir)?;
         // Whatever the umask (systemd's UMask=0077, say): every user must reach the socket.
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
     }
-    let meta = std::fs::symlink_metadata(dir)?;
-    if !meta.is_dir() || meta.uid() != nix::unistd::geteuid().as_raw() || meta.mode() & 0o022 != 0 {
-        return Err(io::Error::other(format!(
-            "{} must be a directory owned by mfad's user and writable by it alone",
-            dir.display()
-        )));
-    }
+    check_directories(path)?;
     match std::fs::symlink_metadata(path) {
         // Another mfad still listens there: leave it be.
         Ok(meta) if meta.file_type().is_socket() && UnixStream::connect(path).is_ok() => {
@@ -393,6 +493,7 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     /// The module looks where mfad listens by default.
     #[test]
@@ -433,7 +534,15 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         std::fs::set_permissions(dir.join("run"), std::fs::Permissions::from_mode(0o777)).unwrap();
         let error = bind(&path).unwrap_err().to_string();
-        assert!(error.contains("writable by it alone"), "{error}");
+        assert!(error.contains("writable by other users"), "{error}");
+        // So is a directory above it that another user owns.
+        std::fs::set_permissions(dir.join("run"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::chown(&dir, Some(1000), None).unwrap();
+        let error = bind(&path).unwrap_err().to_string();
+        assert!(
+            error.contains(&format!("{} is owned by uid 1000", dir.display())),
+            "{error}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -3,11 +3,12 @@
 //! of `--bus`, at mfad's login socket, peer to peer. `--garbage N` (with `--socket`) first opens
 //! N connections that send a line feed where the handshake should begin, and closes them.
 //! Opens N connections and keeps M calls in flight on each for S seconds, or until C calls were
-//! answered in all: on the login socket Introspect, Login.Begin for NAME and Login.Answer of a
-//! session that does not exist, in turn; on the bus Introspect, User.Status (the caller's own)
-//! and Admin.Status for NAME (refused: the caller is no administrator), in turn. Run it as the user (the harness sets the uid). Prints
+//! answered in all (a connection that mfad closes makes no more): on the login socket
+//! Introspect, Login.Begin for NAME and Login.Answer of a session that does not exist, in turn;
+//! on the bus Introspect, User.Status (the caller's own) and Admin.Status for NAME (refused: the
+//! caller is no administrator), in turn. Run it as the user (the harness sets the uid). Prints
 //! `calls ANSWERED errors ERRORS refused REFUSED` at the end, where REFUSED counts mfad's
-//! TooManyRequests answers.
+//! TooManyRequests answers, and `flood: N connections open` on stderr once it has connected.
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
@@ -125,6 +126,7 @@ async fn flood(options: &Options, tally: &Tally) {
             Err(error) => eprintln!("flood: connection refused: {error}"),
         }
     }
+    eprintln!("flood: {} connections open", connections.len());
     let deadline = Instant::now() + Duration::from_secs(options.seconds);
     let loops = connections.iter().flat_map(|connection| {
         (0..options.in_flight).map(move |slot| caller(connection, slot, options, tally, deadline))
@@ -162,7 +164,11 @@ async fn caller(
     };
     let on_socket = options.socket.is_some();
     let mut turn = slot;
-    while Instant::now() < deadline && tally.answered.load(Ordering::SeqCst) < options.count {
+    // A connection mfad closed makes no more calls.
+    while Instant::now() < deadline
+        && tally.answered.load(Ordering::SeqCst) < options.count
+        && !connection.is_closed()
+    {
         let outcome: Result<(), Error> = match turn % 3 {
             0 => connection
                 .call_method(

@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Options: `--confdir DIR --service NAME --user USER [--answer TEXT]... [--interactive]
-//! [--as-uid UID] [--repeat N] [--resources] [--silent] [--answers-from-stdin]`.
+//! [--as-uid UID] [--repeat N] [--resources] [--silent] [--answers-from-stdin] [--hold]`.
 //! `--answers-from-stdin` reads a line from stdin for each prompt once the `--answer`s are used
 //! up (a test that answers what it was shown). `--interactive` asks the person at the terminal
 //! instead, as a login prompt does (without echo for hidden prompts). `--as-uid` drops to that
@@ -18,6 +18,10 @@
 //! before the first and after the last login (with the connection to syslog already open, as
 //! in a login program). An answer may embed a NUL as `\0`; the
 //! application's reply buffer then holds it. `--silent` passes `PAM_SILENT`, as sudo does.
+//! `--hold` prints `HELD` after the last login (after `pam_end`) and waits until stdin closes
+//! before it exits, so that a test can read what the logins left in its memory; answers read
+//! from stdin are read without a buffer and wiped once handed to libpam, so that the only
+//! copies of them left are those libpam and the modules left.
 
 use std::collections::VecDeque;
 use std::ffi::CString;
@@ -52,6 +56,27 @@ fn read_reply(prompt: &str, hidden: bool) -> Option<Vec<u8>> {
     }
 }
 
+/// One line from stdin, without its `\n`, read a byte at a time (no buffer keeps a copy);
+/// `None` at the end of the input.
+fn read_stdin_line() -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    let mut line = zeroize::Zeroizing::new(Vec::with_capacity(256));
+    loop {
+        let mut byte = 0u8;
+        // SAFETY: reads at most one byte into a local.
+        let read = unsafe { libc::read(0, (&raw mut byte).cast(), 1) };
+        match read {
+            1 if byte == b'\n' => return Some(line),
+            1 if line.len() < line.capacity() => line.push(byte),
+            // Longer than any answer: cut (the buffer never grows, leaving no copy behind).
+            1 => {}
+            0 if line.is_empty() => return None,
+            0 => return Some(line),
+            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+            _ => return None,
+        }
+    }
+}
+
 fn count_entries(dir: &str) -> usize {
     std::fs::read_dir(dir)
         .map(|entries| entries.count())
@@ -76,7 +101,7 @@ fn usage(problem: &str) -> ! {
     eprintln!(
         "pamtest: {problem}\nusage: pamtest --confdir DIR --service NAME --user USER \
          [--answer TEXT]... [--interactive] [--as-uid UID] [--repeat N] [--resources] [--silent] \
-         [--answers-from-stdin]"
+         [--answers-from-stdin] [--hold]"
     );
     std::process::exit(2);
 }
@@ -86,7 +111,7 @@ fn main() {
     let (mut confdir, mut service, mut user) = (None, None, None);
     let mut answers = Vec::new();
     let (mut repeat, mut resources, mut as_uid, mut interactive) = (1usize, false, None, false);
-    let mut from_stdin = false;
+    let (mut from_stdin, mut hold) = (false, false);
     let mut items: Vec<(std::ffi::c_int, CString)> = Vec::new();
     let mut flags = 0;
     while let Some(flag) = args.next() {
@@ -105,6 +130,7 @@ fn main() {
             "--interactive" => interactive = true,
             "--silent" => flags |= pam::PAM_SILENT,
             "--answers-from-stdin" => from_stdin = true,
+            "--hold" => hold = true,
             "--rhost" => items.push((pam::PAM_RHOST, CString::new(value()).unwrap())),
             "--tty" => items.push((pam::PAM_TTY, CString::new(value()).unwrap())),
             other => usage(&format!("unknown option {other}")),
@@ -147,13 +173,10 @@ fn main() {
                 return None;
             }
             let answer = scripted.pop_front().or_else(|| {
-                let mut line = String::new();
-                match std::io::stdin().read_line(&mut line) {
-                    Ok(n) if from_stdin && n > 0 => {
-                        Some(line.trim_end_matches('\n').as_bytes().to_vec())
-                    }
-                    _ => None,
-                }
+                // Moved out of the wiping buffer, not copied: libpam's caller wipes it.
+                read_stdin_line()
+                    .filter(|_| from_stdin)
+                    .map(|mut line| std::mem::take(&mut *line))
             });
             if answer.is_none() {
                 println!("NO_ANSWER_LEFT");
@@ -176,6 +199,11 @@ fn main() {
         } else {
             println!("RESULT {}", pam::result_name(result));
         }
+    }
+    if hold {
+        println!("HELD");
+        let _ = std::io::stdout().flush();
+        while read_stdin_line().is_some() {}
     }
     if resources {
         let after = (
