@@ -711,9 +711,50 @@ fn package_lifecycle() {
     let score = exposure(&container);
     println!("systemd-analyze security mfad.service in the container: {score}");
 
+    // The keys that seal the secrets: a credential the package made for this host, which
+    // systemd decrypted for mfad; no key file.
+    let keys = container.run(
+        "root",
+        &[
+            "sh",
+            "-c",
+            "stat -c '%a %U' /etc/credstore.encrypted/pam-mfa-sealing-key; \
+             test -e /etc/pam-mfa/sealing.key && echo 'a key file too'; \
+             journalctl -u mfad --no-pager -o cat | grep 'secrets sealed with'; true",
+        ],
+    );
+    assert!(keys.starts_with("600 root\n"), "{keys}");
+    assert!(!keys.contains("a key file too"), "{keys}");
+    assert!(
+        keys.contains("secrets sealed with key 1 of /run/credentials/mfad.service/sealing-key"),
+        "{keys}"
+    );
+
     // alice sets up her app, then the profile goes into common-auth, after the password
     // check, and sshd gets the drop-in.
     let secret = enroll_as_readme_says(&container, "alice");
+    // Her secret is in the database sealed: not in the clear, nor in Base32 or hexadecimal.
+    let files = container.run(
+        "root",
+        &[
+            "sh",
+            "-c",
+            "cat /var/lib/pam-mfa/mfad.sqlite3* | od -An -v -tx1 | tr -d ' \n'",
+        ],
+    );
+    let raw = totp_rs::Secret::try_from_base32(&secret).unwrap();
+    let hex = |bytes: &[u8]| -> String { bytes.iter().map(|b| format!("{b:02x}")).collect() };
+    for needle in [
+        hex(raw.as_bytes()),
+        hex(secret.as_bytes()),
+        hex(secret.to_lowercase().as_bytes()),
+        hex(hex(raw.as_bytes()).as_bytes()),
+    ] {
+        assert!(
+            !files.contains(&needle),
+            "the database holds alice's secret"
+        );
+    }
     let mut last = current_step();
     readme_step(&container, "enable");
     let auth = container.run("root", &["cat", "/etc/pam.d/common-auth"]);

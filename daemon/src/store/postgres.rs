@@ -96,7 +96,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_time ON audit (time);",
     // 2: secrets sealed at rest: the number of the key that sealed each (none: not sealed
     // yet, which mfad mends when it starts).
-    "ALTER TABLE enrollments ADD COLUMN sealed_with BIGINT;",
+    "ALTER TABLE enrollments ADD COLUMN sealed_with BIGINT;
+    CREATE INDEX enrollments_sealed_with ON enrollments (sealed_with, id);",
 ];
 
 /// The first key of pam-mfa's advisory locks (the second is one of the [`USER_LOCKS`] users'

@@ -51,11 +51,21 @@ impl Store {
         let mut count = 0;
         loop {
             let sealed = self.write(Bound::Long, |tx| {
-                let rows = tx.query(
+                // Through the index on the key's number, whatever the number of enrollments.
+                let current = i64::from(keys.current());
+                let mut rows = tx.query(
                     "SELECT id, username, secret, sealed_with FROM enrollments
-                     WHERE sealed_with IS NULL OR sealed_with <> $1 ORDER BY id LIMIT $2",
-                    values![i64::from(keys.current()), SEAL_BATCH],
+                     WHERE sealed_with IS NULL LIMIT $1",
+                    values![SEAL_BATCH],
                 )?;
+                for sql in [
+                    "SELECT id, username, secret, sealed_with FROM enrollments
+                     WHERE sealed_with < $1 LIMIT $2",
+                    "SELECT id, username, secret, sealed_with FROM enrollments
+                     WHERE sealed_with > $1 LIMIT $2",
+                ] {
+                    rows.extend(tx.query(sql, values![current, SEAL_BATCH])?);
+                }
                 let found = rows.len();
                 for mut row in rows {
                     let (id, user) = (row.int(0)?, row.text(1)?);
@@ -96,13 +106,18 @@ impl Store {
                 "SELECT key, value FROM settings WHERE key LIKE $1",
                 values![format!("{CHECK_KEY}%").as_str()],
             )?;
-            // One secret of each key, to be opened.
-            let samples = tx.query(
+            // One secret of each key, to be opened: the keys found one after the other
+            // through the index on the key's number, whatever the number of enrollments.
+            let mut samples = Vec::new();
+            let mut after = i64::MIN;
+            while let Some(mut row) = tx.query_opt(
                 "SELECT id, username, secret, sealed_with FROM enrollments
-                 WHERE id IN (SELECT min(id) FROM enrollments
-                              WHERE sealed_with IS NOT NULL GROUP BY sealed_with)",
-                &[],
-            )?;
+                 WHERE sealed_with > $1 ORDER BY sealed_with, id LIMIT 1",
+                values![after],
+            )? {
+                after = row.int(3)?;
+                samples.push((row.int(0)?, row.text(1)?, row.bytes(2)?, after));
+            }
             Ok((checks, samples))
         })?;
         for mut row in checks {
@@ -116,8 +131,7 @@ impl Store {
                 )));
             }
         }
-        for mut row in samples {
-            let (id, user, sealed_with) = (row.int(0)?, row.text(1)?, row.int(3)?);
+        for (id, user, sealed, sealed_with) in samples {
             let key = u32::try_from(sealed_with).unwrap_or(0);
             if !keys.holds(key) {
                 return Err(refused(format!(
@@ -129,7 +143,7 @@ impl Store {
                 user: &user,
                 enrollment: id,
             };
-            if let Err(why) = keys.open(binding, key, &row.bytes(2)?) {
+            if let Err(why) = keys.open(binding, key, &sealed) {
                 return Err(refused(format!("the secret of enrollment {id} {why}")));
             }
         }

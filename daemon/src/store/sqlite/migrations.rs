@@ -146,5 +146,6 @@ pub(super) const MIGRATIONS: &[&str] = &[
     DELETE FROM sqlite_sequence WHERE name IN ('audit', 'audit_9');",
     // 10: secrets sealed at rest: the number of the key that sealed each (none: not sealed
     // yet, which mfad mends when it starts).
-    "ALTER TABLE enrollments ADD COLUMN sealed_with INTEGER;",
+    "ALTER TABLE enrollments ADD COLUMN sealed_with INTEGER;
+    CREATE INDEX enrollments_sealed_with ON enrollments (sealed_with, id);",
 ];
