@@ -7,7 +7,7 @@ use pam_mfa_config::Algorithm;
 
 use super::{
     Attempt, AuditFilter, CodeTry, EnrollmentId, LockoutRule, Origin, Proof, RememberTerms,
-    Remembered, Store, StoredSwitches, Tried, TryRecords, UserEnrollment,
+    Remembered, Store, StoreError, StoredSwitches, Tried, TryRecords, UserEnrollment,
 };
 use crate::audit::{Context, Event, Scope};
 use crate::codes::recovery::{self, Hashed};
@@ -58,7 +58,7 @@ fn started(user: &str) -> Event {
 /// Runs every check of the contract, each on a new store.
 pub fn run_all<C: FnOnce()>(make: impl Fn() -> (Store, C)) {
     type Check = fn(Arc<Store>);
-    let checks: [(&str, Check); 18] = [
+    let checks: [(&str, Check); 19] = [
         ("lifecycle and replay", lifecycle_and_replay),
         ("one of many concurrent consumes wins", concurrent_consume),
         (
@@ -67,6 +67,7 @@ pub fn run_all<C: FnOnce()>(make: impl Fn() -> (Store, C)) {
         ),
         ("import is all or none", import_all_or_none),
         ("removal and re-enrollment", removal),
+        ("secrets are sealed, each for its own row", sealed_secrets),
         ("switches", switches),
         ("audit rows go with their change", audit_rows),
         ("the audit trail is read in bounded pages", audit_pages),
@@ -286,6 +287,67 @@ fn import_all_or_none(store: Arc<Store>) {
     assert!(
         store.enrollments(&name("frank")).unwrap().is_empty(),
         "nothing of a refused import stays"
+    );
+}
+
+fn sealed_secrets(store: Arc<Store>) {
+    let (ann, bea) = (name("ann"), name("bea"));
+    let ann_id = store
+        .put_pending(&ann, &secret(7), params(), 1, &started("ann"))
+        .unwrap();
+    let bea_id = imported(&store, &bea, 8);
+    // As stored: sealed with key 1, the secret nowhere in the row.
+    let stored = |id: EnrollmentId| -> (Vec<u8>, i64) {
+        let mut row = store
+            .read(|tx| {
+                tx.query_one(
+                    "SELECT secret, sealed_with FROM enrollments WHERE id = $1",
+                    super::sql::values![id.0],
+                )
+            })
+            .unwrap();
+        (row.bytes(0).unwrap(), row.int(1).unwrap())
+    };
+    for (id, byte) in [(ann_id, 7), (bea_id, 8)] {
+        let (sealed, key) = stored(id);
+        assert_eq!(key, 1);
+        assert!(!sealed.windows(20).any(|window| window == [byte; 20]));
+    }
+    assert_eq!(
+        store
+            .enrollments(&ann)
+            .unwrap()
+            .pending
+            .unwrap()
+            .secret
+            .as_bytes(),
+        [7; 20]
+    );
+    // Bea's sealed secret put in Ann's row does not open there: a login of Ann's fails.
+    let (beas, _) = stored(bea_id);
+    store
+        .write(super::sql::Bound::Call, |tx| {
+            tx.execute(
+                "UPDATE enrollments SET secret = $1 WHERE id = $2",
+                super::sql::values![beas.as_slice(), ann_id.0],
+            )?;
+            Ok(((), true))
+        })
+        .unwrap();
+    let error = store.enrollments(&ann).unwrap_err();
+    assert!(
+        matches!(&error, StoreError::Damaged(why) if why.contains("does not open with key 1")),
+        "{error:?}"
+    );
+    assert_eq!(
+        store
+            .enrollments(&bea)
+            .unwrap()
+            .active
+            .unwrap()
+            .secret
+            .as_bytes(),
+        [8; 20]
     );
 }
 
