@@ -158,6 +158,11 @@ impl Container {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
+        // systemd makes every mount shared when it boots a host, and relies on it: it mounts a
+        // service's credentials in a namespace of its own, from which the mount must reach
+        // the service. Docker's mounts are private, and would leave the service an empty
+        // credentials directory.
+        container.run("root", &["mount", "--make-rshared", "/"]);
         container
     }
 
