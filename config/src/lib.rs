@@ -493,45 +493,43 @@ impl Algorithm {
     }
 }
 
-/// Reads a path that must be absolute. Checking it while deserializing, rather than after, lets
-/// the TOML parser name the line of a relative path as it does for every other error.
-fn absolute_path<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<PathBuf, D::Error> {
+/// Reads the path of `key`, which must be absolute (`why` says more). Checking it while
+/// deserializing, rather than after, lets the TOML parser name the line of a relative path as
+/// it does for every other error.
+fn required_absolute<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+    key: &str,
+    why: &str,
+) -> Result<PathBuf, D::Error> {
     let path = PathBuf::deserialize(deserializer)?;
     if path.is_absolute() {
         Ok(path)
     } else {
         Err(serde::de::Error::custom(format!(
-            "state_dir must be an absolute path, not {path:?}"
+            "{key} must be an absolute path{why}, not {path:?}"
         )))
     }
 }
 
-/// Reads the login socket's path, which must be absolute: it is the one way logins reach mfad.
+fn absolute_path<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<PathBuf, D::Error> {
+    required_absolute(deserializer, "state_dir", "")
+}
+
+/// The login socket's path: the one way logins reach mfad.
 fn login_socket_path<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<PathBuf, D::Error> {
-    let path = PathBuf::deserialize(deserializer)?;
-    if path.is_absolute() {
-        Ok(path)
-    } else {
-        Err(serde::de::Error::custom(format!(
-            "login_socket must be an absolute path (logins reach mfad only there), not {path:?}"
-        )))
-    }
+    required_absolute(
+        deserializer,
+        "login_socket",
+        " (logins reach mfad only there)",
+    )
 }
 
-/// Reads the sealing key file's path, which must be absolute.
 fn sealing_key_path<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<PathBuf, D::Error> {
-    let path = PathBuf::deserialize(deserializer)?;
-    if path.is_absolute() {
-        Ok(path)
-    } else {
-        Err(serde::de::Error::custom(format!(
-            "sealing_key_file must be an absolute path, not {path:?}"
-        )))
-    }
+    required_absolute(deserializer, "sealing_key_file", "")
 }
 
 /// Reads a path that must be absolute; empty or absent: none.
@@ -1042,6 +1040,11 @@ mod tests {
                 "state_dir",
             ),
             ("state_dir = 5\n", 1, "state_dir"),
+            (
+                "\nsealing_key_file = \"keys\"\n",
+                2,
+                "sealing_key_file must be an absolute path",
+            ),
             (
                 "state_dir = \"rel/a\"\n[totp]\ndigits = 6\n",
                 1,
