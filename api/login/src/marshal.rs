@@ -322,6 +322,10 @@ impl<'a> Reader<'a> {
         let Some(code) = signature.bytes().next() else {
             return malformed("an empty signature where a value was expected");
         };
+        // Every type code is ASCII: the rest of the signature starts after one byte only then.
+        if !code.is_ascii() {
+            return malformed("a signature that is not ASCII");
+        }
         let rest = &signature[1..];
         match code {
             b'y' => self.byte().map(drop)?,
@@ -577,5 +581,23 @@ mod tests {
         assert!(error.0.contains("empty struct"), "{error}");
         // A NUL cannot be written.
         assert!(write_message(&head, 0, |w| w.str("a\0b")).is_err());
+    }
+
+    #[test]
+    fn an_unknown_header_field_typed_by_a_character_that_is_not_ascii_is_refused() {
+        // A method return with a header field of an unknown code (0) whose signature is
+        // "\u{617}", one character of two bytes: refused, not cut inside the character.
+        let mut message = vec![b'l', METHOD_RETURN, 0, 1];
+        message.extend_from_slice(&0u32.to_le_bytes()); // body length
+        message.extend_from_slice(&2u32.to_le_bytes()); // serial
+        // Reply serial 2, then the unknown field: its code, its signature, no value.
+        let mut fields = vec![REPLY_SERIAL, 1, b'u', 0];
+        fields.extend_from_slice(&2u32.to_le_bytes());
+        fields.extend_from_slice(&[0, 2, 0xd8, 0x97, 0]);
+        message.extend_from_slice(&(fields.len() as u32).to_le_bytes());
+        message.extend_from_slice(&fields);
+        message.resize(message.len().next_multiple_of(8), 0);
+        let error = read_message(&message).err().unwrap();
+        assert!(error.0.contains("not ASCII"), "{error}");
     }
 }
