@@ -9,7 +9,7 @@
 use std::io::Write;
 use std::net::Shutdown;
 use std::os::unix::net::UnixListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -27,13 +27,29 @@ const MAX_INPUT: usize = 16 * 1024;
 /// The module's timeout: a peer that sends too little makes the module wait this long.
 const TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The socket the module connects to, one per fuzzing process, named by its pid. Those of
+/// processes gone are removed first.
 fn socket() -> &'static (PathBuf, UnixListener) {
     static SOCKET: OnceLock<(PathBuf, UnixListener)> = OnceLock::new();
     SOCKET.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("pam-mfa-fuzz-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = std::env::temp_dir().join("pam-mfa-fuzz");
         std::fs::create_dir_all(&dir).expect("a directory for the socket");
-        let path = dir.join("login.socket");
+        for entry in std::fs::read_dir(&dir)
+            .expect("the socket's directory")
+            .flatten()
+        {
+            let path = entry.path();
+            let pid = path
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .unwrap_or("");
+            let gone = !Path::new("/proc").join(pid).exists();
+            if path.extension().is_some_and(|ext| ext == "socket") && gone {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        let path = dir.join(format!("{}.socket", std::process::id()));
+        let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).expect("a socket to listen on");
         (path, listener)
     })
