@@ -385,6 +385,16 @@ impl Network {
             None => (text, None),
         };
         let address: IpAddr = address.parse().map_err(|_| bad())?;
+        // A remote host written so is matched as the IPv4 address it is (see `contains`): a
+        // network written so would match nothing.
+        if let IpAddr::V6(v6) = address
+            && let Some(v4) = v6.to_ipv4_mapped()
+        {
+            return Err(format!(
+                "{text:.64?} is an IPv4 address written as IPv6, which matches no login: write \
+                 {v4} and a prefix 96 bits shorter"
+            ));
+        }
         let width = if address.is_ipv4() { 32 } else { 128 };
         let bits = match bits {
             None => width,
@@ -1196,6 +1206,20 @@ mod tests {
         assert!(Network::parse("0.0.0.0/1").unwrap().contains("103.0.113.1"));
         assert!(!Network::parse("0.0.0.0/1").unwrap().contains("203.0.113.1"));
         assert!(!Network::parse("0.0.0.0/1").unwrap().contains(""));
+    }
+
+    #[test]
+    fn a_network_of_ipv4_addresses_written_as_ipv6_is_refused() {
+        // Logins from ::ffff:192.0.2.9 are matched as from 192.0.2.9 (above); a rule written
+        // in the same form would never match one.
+        for text in ["::ffff:192.0.2.9", "::ffff:192.0.2.0/120", "::ffff:0:0/96"] {
+            let error = Network::parse(text).unwrap_err();
+            assert!(
+                error.contains("IPv4 address written as IPv6"),
+                "{text}: {error}"
+            );
+        }
+        assert!(Network::parse("::/0").is_ok());
     }
 
     #[test]

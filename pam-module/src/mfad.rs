@@ -81,19 +81,24 @@ impl Mfad {
         };
         if let Err(error) = sent {
             // mfad may have refused the connection before reading it: its line says why.
-            if !self.shaken
-                && let Ok(line) = self.wire.line(deadline)
-            {
-                return Err(self.refused(&line));
+            if !self.shaken {
+                match self.wire.line(deadline) {
+                    Ok(line) => return Err(self.refused(&line)),
+                    Err(_) => self.heard |= self.wire.has_buffered(),
+                }
             }
             return Err(self.lost::<M>("cannot write to", &error));
         }
         if !self.shaken {
             self.shaken = true;
-            let line = self
-                .wire
-                .line(deadline)
-                .map_err(|error| self.lost::<M>("no handshake from", &error))?;
+            let line = match self.wire.line(deadline) {
+                Ok(line) => line,
+                Err(error) => {
+                    // Part of a line is an answer too: something is there.
+                    self.heard |= self.wire.has_buffered();
+                    return Err(self.lost::<M>("no handshake from", &error));
+                }
+            };
             self.heard = true;
             if !line.starts_with("OK ") {
                 return Err(self.refused(&line));
@@ -156,5 +161,45 @@ impl Daemon for Mfad {
     fn cancel(&mut self, session: &str) {
         // Best effort: the session also ends with the connection.
         let _ = self.call::<Cancel>(&CancelArgs { session }, session.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    /// A connection to `peer`'s other end, as [`connect`] makes it (the peer's uid aside).
+    fn connected(timeout: Duration) -> (Mfad, UnixStream) {
+        let (ours, peer) = UnixStream::pair().unwrap();
+        let mfad = Mfad {
+            wire: Wire::new(ours),
+            display: "the socket".into(),
+            timeout,
+            first_deadline: Some(Instant::now() + timeout),
+            shaken: false,
+            heard: false,
+            serial: 0,
+        };
+        (mfad, peer)
+    }
+
+    #[test]
+    fn a_peer_that_closes_after_part_of_a_line_is_not_absent() {
+        let (mut mfad, mut peer) = connected(Duration::from_secs(5));
+        peer.write_all(b"OK 0123").unwrap();
+        peer.shutdown(std::net::Shutdown::Write).unwrap();
+        let failure = mfad.begin("alice", &[]).err().unwrap();
+        assert!(matches!(failure, Failure::NoAnswer(_)), "{failure:?}");
+    }
+
+    #[test]
+    fn a_peer_that_closes_without_a_byte_is_absent() {
+        let (mut mfad, peer) = connected(Duration::from_secs(5));
+        peer.shutdown(std::net::Shutdown::Write).unwrap();
+        let failure = mfad.begin("alice", &[]).err().unwrap();
+        assert!(matches!(failure, Failure::Absent(_)), "{failure:?}");
+        drop(peer);
     }
 }

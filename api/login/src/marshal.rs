@@ -293,7 +293,12 @@ impl<'a> Reader<'a> {
     /// A signature.
     pub fn signature(&mut self) -> Result<&'a str, Malformed> {
         let len = usize::from(self.byte()?);
-        self.chars(len)
+        let signature = self.chars(len)?;
+        // Type codes are ASCII, and signatures are taken apart byte by byte (see `skip`).
+        if !signature.is_ascii() {
+            return malformed("a signature that is not ASCII");
+        }
+        Ok(signature)
     }
 
     pub fn open_struct(&mut self) -> Result<(), Malformed> {
@@ -593,5 +598,33 @@ mod tests {
         assert!(error.0.contains("empty struct"), "{error}");
         // A NUL cannot be written.
         assert!(write_message(&head, 0, |w| w.str("a\0b")).is_err());
+    }
+
+    #[test]
+    fn a_signature_that_is_not_ascii_is_refused() {
+        // A method return with a header field of an unknown code (0) typed by `signature`.
+        let with_field = |signature: &[u8]| {
+            let mut message = vec![b'l', METHOD_RETURN, 0, 1];
+            message.extend_from_slice(&0u32.to_le_bytes()); // body length
+            message.extend_from_slice(&2u32.to_le_bytes()); // serial
+            // Reply serial 2, then the unknown field: its code, its signature, no value.
+            let mut fields = vec![REPLY_SERIAL, 1, b'u', 0];
+            fields.extend_from_slice(&2u32.to_le_bytes());
+            fields.extend_from_slice(&[0, signature.len() as u8]);
+            fields.extend_from_slice(signature);
+            fields.push(0);
+            message.extend_from_slice(&(fields.len() as u32).to_le_bytes());
+            message.extend_from_slice(&fields);
+            message.resize(message.len().next_multiple_of(8), 0);
+            message
+        };
+        // One character of two bytes; and an array of one: each refused, not cut inside the
+        // character.
+        for signature in ["\u{617}", "a\u{23e}"] {
+            let error = read_message(&with_field(signature.as_bytes()))
+                .err()
+                .unwrap();
+            assert!(error.0.contains("not ASCII"), "{signature:?}: {error}");
+        }
     }
 }

@@ -220,8 +220,9 @@ where
     Ok(imported)
 }
 
-/// Parses `USER SECRET` lines; errors name the line.
-fn parse(name: &str, text: &str) -> Result<Vec<(String, String)>, Failure> {
+/// Parses `USER SECRET` lines; errors name the line. Public for the fuzz targets only.
+#[doc(hidden)]
+pub fn parse(name: &str, text: &str) -> Result<Vec<(String, String)>, Failure> {
     let mut entries = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.trim();

@@ -188,8 +188,9 @@ impl Drop for Ended {
 /// The server's side of the authentication handshake: EXTERNAL only, for the uid the kernel
 /// reports (a client claiming another uid is rejected). Replies are collected in `out` and
 /// written only when the client has sent nothing more yet, so a client that pipelines its
-/// handshake and first call gets both answers in one write.
-fn handshake(wire: &mut Wire, out: &mut Vec<u8>, uid: u32, guid: &str) -> io::Result<()> {
+/// handshake and first call gets both answers in one write. Public for the fuzz targets only.
+#[doc(hidden)]
+pub fn handshake(wire: &mut Wire, out: &mut Vec<u8>, uid: u32, guid: &str) -> io::Result<()> {
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     let refuse = || io::Error::new(io::ErrorKind::PermissionDenied, "handshake refused");
     if wire.byte(deadline)? != 0 {
