@@ -163,6 +163,14 @@ impl KeySet {
         })
     }
 
+    /// The keys as they are now where these came from (a file, or the credential), which
+    /// another host's administrator may have given a new key since.
+    pub fn read_again(&self) -> Result<KeySet, String> {
+        let text = read_private(Path::new(&self.source))
+            .map_err(|error| format!("sealing key {}: {error}", self.source))?;
+        KeySet::parse(&text, &self.source)
+    }
+
     /// Where the keys came from.
     pub fn source(&self) -> &str {
         &self.source

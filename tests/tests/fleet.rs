@@ -402,3 +402,46 @@ fn the_database_holds_sealed_secrets_and_a_host_with_another_key_is_refused() {
         rows_before
     );
 }
+
+/// A new key given to every host, and `mfactl reseal` run on one: the other hosts, which read
+/// their keys when they started, read them again when they meet a secret sealed with the new
+/// key, and their users log in as before.
+#[test]
+fn a_key_resealed_on_one_host_is_read_again_by_the_others() {
+    let server = Postgres::start();
+    let hosts = fleet(&server, "rotation");
+    enroll(&hosts, 0, "alice");
+    // The new key, made once and copied to every host.
+    let out = std::process::Command::new(pam_mfa_tests::built("mfad"))
+        .arg("--new-key")
+        .arg(hosts[0].sealing_key_file())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for host in &hosts[1..] {
+        std::fs::copy(hosts[0].sealing_key_file(), host.sealing_key_file()).unwrap();
+    }
+    let out = hosts[0].ctl(&["reseal"], "");
+    assert!(out.success, "{}", out.stderr);
+    assert!(out.stdout.contains("sealed with key 2"), "{}", out.stdout);
+    assert_eq!(
+        server.sql("rotation", "SELECT DISTINCT sealed_with FROM enrollments"),
+        "2"
+    );
+    for host in &hosts[1..] {
+        host.login("alice")
+            .answer(&hosts[0].fresh_code("alice"))
+            .run()
+            .expect("PAM_SUCCESS");
+        assert!(
+            host.daemon_log().contains("sealing keys read again from ")
+                && host.daemon_log().contains("key 2 was added"),
+            "{}",
+            host.daemon_log()
+        );
+    }
+}

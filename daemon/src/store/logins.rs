@@ -262,34 +262,35 @@ impl Store {
         // (One statement that joins the enrollments to the rest is re-prepared by SQLite at
         // every run, since its plan could depend on the values bound: three statements that
         // stay prepared cost less.)
-        let keys = self.keys()?;
-        let facts = self.read(|tx| {
-            let mut row = tx.query_one(
-                "SELECT (SELECT value FROM settings WHERE key = $1),
+        let facts = self.with_keys(|keys| {
+            self.read(|tx| {
+                let mut row = tx.query_one(
+                    "SELECT (SELECT value FROM settings WHERE key = $1),
                         (SELECT enforced FROM user_settings WHERE username = $2),
                         (SELECT locked_until FROM lockout WHERE username = $2)",
-                values![GLOBAL_ENFORCEMENT, user.as_str()],
-            )?;
-            let mut facts = LoginFacts {
-                switches: StoredSwitches {
-                    global: row.opt_text(0)?.map(|value| value == "on"),
-                    user: row.opt_bool(1)?,
-                },
-                locked_until: row.opt_int(2)?,
-                enrollments: read_enrollments(tx, user, &keys)?,
-                remembered: None,
-            };
-            if let (Some(origin), Some(active)) = (origin, &facts.enrollments.active) {
-                facts.remembered = remembered(
-                    tx,
-                    UserEnrollment {
-                        user,
-                        id: active.id,
-                    },
-                    origin,
+                    values![GLOBAL_ENFORCEMENT, user.as_str()],
                 )?;
-            }
-            Ok(facts)
+                let mut facts = LoginFacts {
+                    switches: StoredSwitches {
+                        global: row.opt_text(0)?.map(|value| value == "on"),
+                        user: row.opt_bool(1)?,
+                    },
+                    locked_until: row.opt_int(2)?,
+                    enrollments: read_enrollments(tx, user, keys)?,
+                    remembered: None,
+                };
+                if let (Some(origin), Some(active)) = (origin, &facts.enrollments.active) {
+                    facts.remembered = remembered(
+                        tx,
+                        UserEnrollment {
+                            user,
+                            id: active.id,
+                        },
+                        origin,
+                    )?;
+                }
+                Ok(facts)
+            })
         })?;
         if facts.enrollments.active.is_none() {
             // Not found might be a damaged index: trusted only once the backend says so.

@@ -51,6 +51,8 @@ pub enum StoreError {
     Setup(String),
     /// The sealing keys are not those that sealed what is stored; nothing was written.
     WrongKeys(String),
+    /// A secret is sealed with a key the keys in use lack.
+    KeyMissing(u32, String),
     /// Any other failure of a statement (a full disk, say).
     Failed(String),
 }
@@ -65,6 +67,7 @@ impl StoreError {
             | StoreError::NewerSchema(message)
             | StoreError::Setup(message)
             | StoreError::WrongKeys(message)
+            | StoreError::KeyMissing(_, message)
             | StoreError::Failed(message) => message,
         }
     }
@@ -89,8 +92,9 @@ pub struct Store {
     /// The keys secrets are sealed with ([`crate::sealing`]), and whether they were checked
     /// against what is stored.
     keys: RwLock<(Arc<KeySet>, bool)>,
-    /// Held while the keys are checked.
-    checking: Mutex<()>,
+    /// Held while the keys are checked; when they were last read again
+    /// ([`Store::with_keys`]).
+    checking: Mutex<Option<std::time::Instant>>,
 }
 
 impl Store {
@@ -102,7 +106,7 @@ impl Store {
             backend,
             host,
             keys: RwLock::new((keys, false)),
-            checking: Mutex::new(()),
+            checking: Mutex::new(None),
         }
     }
 
@@ -137,6 +141,41 @@ impl Store {
             self.use_keys(keys.clone())?;
         }
         Ok(keys)
+    }
+
+    /// Runs `work` with the keys in use. When it meets a secret sealed with a key they lack
+    /// (another host of a fleet sealed it with a key added since this mfad read its keys),
+    /// the keys are read again from where they came, at most once a second, and put in use
+    /// if they hold it and fit what is stored; `work` then runs again.
+    fn with_keys<T>(&self, work: impl Fn(&KeySet) -> Result<T>) -> Result<T> {
+        let keys = self.keys()?;
+        let (key, message) = match work(&keys) {
+            Err(StoreError::KeyMissing(key, message)) => (key, message),
+            done => return done,
+        };
+        let now = std::time::Instant::now();
+        let fresh = {
+            let mut last = self
+                .checking
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if last.is_some_and(|at| now.duration_since(at) < std::time::Duration::from_secs(1)) {
+                None
+            } else {
+                *last = Some(now);
+                keys.read_again().ok().filter(|fresh| fresh.holds(key))
+            }
+        };
+        let Some(fresh) = fresh else {
+            return Err(StoreError::Damaged(message));
+        };
+        let fresh = Arc::new(fresh);
+        self.adopt_keys(&fresh)?;
+        crate::log::info(&format!(
+            "sealing keys read again from {}: key {key} was added",
+            fresh.source()
+        ));
+        work(&fresh)
     }
 }
 

@@ -125,8 +125,7 @@ impl Store {
 
     /// The user's enrollments.
     pub fn enrollments(&self, user: &UserName) -> Result<Enrollments> {
-        let keys = self.keys()?;
-        let found = self.read(|tx| read_enrollments(tx, user, &keys))?;
+        let found = self.with_keys(|keys| self.read(|tx| read_enrollments(tx, user, keys)))?;
         if found.active.is_none() {
             // Not found might be a damaged index: trusted only once the backend says so.
             self.backend.trust_absence()?;
@@ -408,7 +407,12 @@ pub(super) fn open_secret(
         enrollment: id,
     };
     let opened = keys.open(binding, key, &stored).map_err(|reason| {
-        StoreError::Damaged(format!("the secret of enrollment {id} of {user} {reason}"))
+        let message = format!("the secret of enrollment {id} of {user} {reason}");
+        if keys.holds(key) {
+            StoreError::Damaged(message)
+        } else {
+            StoreError::KeyMissing(key, message)
+        }
     })?;
     Ok(Secret::from_bytes(opened.to_vec()))
 }

@@ -29,7 +29,25 @@ impl Store {
     /// written if not), keeps a check value for each new key, and seals every secret that is
     /// not sealed with the newest key, in short transactions that logins go on between.
     pub fn use_keys(&self, keys: Arc<KeySet>) -> Result<Resealed> {
-        self.check_keys(&keys)?;
+        self.adopt_keys(&keys)?;
+        let mut count = 0;
+        loop {
+            let sealed = self.seal_batch(&keys)?;
+            if sealed == 0 {
+                break;
+            }
+            count += sealed;
+        }
+        Ok(Resealed {
+            key: keys.current(),
+            count,
+        })
+    }
+
+    /// Puts `keys` in use once they are checked against what is stored, with a check value
+    /// kept for each new key; seals nothing again.
+    pub(super) fn adopt_keys(&self, keys: &Arc<KeySet>) -> Result<()> {
+        self.check_keys(keys)?;
         self.write(Bound::Call, |tx| {
             for id in keys.ids() {
                 let value = keys.check_value(id).map_err(StoreError::Failed)?;
@@ -43,50 +61,45 @@ impl Store {
         })?;
         // Another host may have stored its own check value first, for another key under the
         // same number.
-        self.check_keys(&keys)?;
+        self.check_keys(keys)?;
         *self
             .keys
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = (keys.clone(), true);
-        let mut count = 0;
-        loop {
-            let sealed = self.write(Bound::Long, |tx| {
-                // Through the index on the key's number, whatever the number of enrollments.
-                let current = i64::from(keys.current());
-                let mut rows = tx.query(
-                    "SELECT id, username, secret, sealed_with FROM enrollments
-                     WHERE sealed_with IS NULL LIMIT $1",
-                    values![SEAL_BATCH],
-                )?;
-                for sql in [
-                    "SELECT id, username, secret, sealed_with FROM enrollments
-                     WHERE sealed_with < $1 LIMIT $2",
-                    "SELECT id, username, secret, sealed_with FROM enrollments
-                     WHERE sealed_with > $1 LIMIT $2",
-                ] {
-                    rows.extend(tx.query(sql, values![current, SEAL_BATCH])?);
-                }
-                let found = rows.len();
-                for mut row in rows {
-                    let (id, user) = (row.int(0)?, row.text(1)?);
-                    let secret = open_secret(&keys, &user, id, row.bytes(2)?, row.opt_int(3)?)?;
-                    store_secret(tx, &keys, &user, id, secret.as_bytes())?;
-                }
-                if found > 0 {
-                    // What was there before (in the clear, or under an older key) leaves no
-                    // copy in the backend's files.
-                    tx.secret_removed();
-                }
-                Ok((found, found > 0))
-            })?;
-            if sealed == 0 {
-                break;
+        Ok(())
+    }
+
+    /// Seals with the newest of `keys` up to a batch of secrets that are not sealed with it,
+    /// in one transaction; returns how many.
+    fn seal_batch(&self, keys: &KeySet) -> Result<usize> {
+        self.write(Bound::Long, |tx| {
+            // Through the index on the key's number, whatever the number of enrollments.
+            let current = i64::from(keys.current());
+            let mut rows = tx.query(
+                "SELECT id, username, secret, sealed_with FROM enrollments
+                 WHERE sealed_with IS NULL LIMIT $1",
+                values![SEAL_BATCH],
+            )?;
+            for sql in [
+                "SELECT id, username, secret, sealed_with FROM enrollments
+                 WHERE sealed_with < $1 LIMIT $2",
+                "SELECT id, username, secret, sealed_with FROM enrollments
+                 WHERE sealed_with > $1 LIMIT $2",
+            ] {
+                rows.extend(tx.query(sql, values![current, SEAL_BATCH])?);
             }
-            count += sealed;
-        }
-        Ok(Resealed {
-            key: keys.current(),
-            count,
+            let found = rows.len();
+            for mut row in rows {
+                let (id, user) = (row.int(0)?, row.text(1)?);
+                let secret = open_secret(keys, &user, id, row.bytes(2)?, row.opt_int(3)?)?;
+                store_secret(tx, keys, &user, id, secret.as_bytes())?;
+            }
+            if found > 0 {
+                // What was there before (in the clear, or under an older key) leaves no
+                // copy in the backend's files.
+                tx.secret_removed();
+            }
+            Ok((found, found > 0))
         })
     }
 
