@@ -94,7 +94,11 @@ impl KeySet {
     /// Reads the key set from the systemd credential `sealing-key` when systemd passes one,
     /// else from `key_file`, which must be a regular file of root's that no one else can read.
     pub fn load(key_file: &Path) -> Result<KeySet, String> {
-        let path = key_source(key_file);
+        KeySet::load_from(&key_source(key_file))
+    }
+
+    /// Reads the key set in `path`, checked as [`KeySet::load`] says.
+    fn load_from(path: &Path) -> Result<KeySet, String> {
         // No other user may move the file aside and put one of theirs in its place.
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
             crate::dirs::check_trusted(
@@ -105,7 +109,7 @@ impl KeySet {
                 },
             )?;
         }
-        let text = read_private(&path).map_err(|error| match error.kind() {
+        let text = read_private(path).map_err(|error| match error.kind() {
             io::ErrorKind::NotFound => format!(
                 "no sealing key: {} does not exist, and systemd passed no credential named \
                  {CREDENTIAL}; make one with `mfad --new-key {}` (see mfad(8))",
@@ -166,9 +170,7 @@ impl KeySet {
     /// The keys as they are now where these came from (a file, or the credential), which
     /// another host's administrator may have given a new key since.
     pub fn read_again(&self) -> Result<KeySet, String> {
-        let text = read_private(Path::new(&self.source))
-            .map_err(|error| format!("sealing key {}: {error}", self.source))?;
-        KeySet::parse(&text, &self.source)
+        KeySet::load_from(Path::new(&self.source))
     }
 
     /// Where the keys came from.

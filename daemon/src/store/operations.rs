@@ -406,7 +406,7 @@ pub(super) fn open_secret(
         user,
         enrollment: id,
     };
-    let opened = keys.open(binding, key, &stored).map_err(|reason| {
+    let mut opened = keys.open(binding, key, &stored).map_err(|reason| {
         let message = format!("the secret of enrollment {id} of {user} {reason}");
         if keys.holds(key) {
             StoreError::Damaged(message)
@@ -414,7 +414,8 @@ pub(super) fn open_secret(
             StoreError::KeyMissing(key, message)
         }
     })?;
-    Ok(Secret::from_bytes(opened.to_vec()))
+    // The opened bytes move into the secret (wiped when it is dropped), not copied.
+    Ok(Secret::from_bytes(std::mem::take(&mut *opened)))
 }
 
 /// Seals `secret` for enrollment `id` of `user` and stores it in its row.
