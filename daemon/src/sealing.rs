@@ -80,7 +80,7 @@ impl std::fmt::Debug for KeySet {
 
 /// Where the key set is read from: the systemd credential when systemd passes one, else the
 /// file.
-pub fn key_source(key_file: &Path) -> PathBuf {
+fn key_source(key_file: &Path) -> PathBuf {
     if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
         let credential = Path::new(&dir).join(CREDENTIAL);
         if credential.exists() {
