@@ -82,6 +82,27 @@ pub struct Resealed {
     pub keys: String,
 }
 
+/// What `Admin.Health` reports about mfad's store.
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, zbus::zvariant::Type,
+)]
+pub struct StoreHealth {
+    /// Where the state is kept: `SQLite /var/lib/pam-mfa/mfad.sqlite3`, or the database's hosts
+    /// and name.
+    pub store: String,
+    /// The database server in use, as it reports its address (`10.0.0.2:5432`): of several
+    /// hosts, the one that accepts writes. Empty for a file, or before any connection.
+    pub server: String,
+    /// Unix time since when that server is used (0: none).
+    pub server_since: i64,
+    /// Whether the store answered a read just now.
+    pub answering: bool,
+    /// The last failure of the store since mfad started (empty: none).
+    pub last_error: String,
+    /// When it happened, Unix time (0: none).
+    pub last_error_at: i64,
+}
+
 /// What `Admin.Reset` did, and what the user's next login does now.
 #[derive(
     Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, zbus::zvariant::Type,

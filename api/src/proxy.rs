@@ -82,6 +82,10 @@ pub trait Admin {
     /// stored are refused and the keys in use stay. Long for many users.
     fn reseal(&self) -> Result<crate::Resealed, Error>;
 
+    /// Where mfad keeps its state, the database server it uses, whether the store answers now
+    /// and its last failure.
+    fn health(&self) -> Result<crate::StoreHealth, Error>;
+
     /// Removes the enrollment (pending or active) of `user` at once, and says what the user's
     /// next login does now.
     fn reset(&self, user: &str) -> Result<crate::ResetOutcome, Error>;

@@ -216,6 +216,14 @@ pub enum Command {
     /// credential, restart mfad instead (it reads the credential when it starts).
     /// Administrators only.
     Reseal,
+    /// Show where mfad keeps its state and whether it answers.
+    ///
+    /// Names the store (the SQLite file, or the PostgreSQL hosts and database), the database
+    /// server in use (of several hosts, the one that accepts writes: after a failover, the
+    /// promoted standby), whether the store answers a read now, and its last failure since
+    /// mfad started. Exits 1 when the store does not answer, so that monitoring can run it.
+    /// Administrators only.
+    Health,
     /// End USER's lock after too many wrong codes, at once, and clear the count of tries.
     ///
     /// mfad locks an account after lockout.failures wrong codes (5 by default) within

@@ -9,6 +9,12 @@ use crate::failure::{Failure, Kind};
 pub trait Report: serde::Serialize {
     /// Lines for a person, without a final newline.
     fn text(&self) -> String;
+
+    /// Whether mfactl exits 0 after showing it (a report of something that is not well,
+    /// `health`'s, exits 1).
+    fn succeeded(&self) -> bool {
+        true
+    }
 }
 
 /// Any command's [`Report`], as [`render`] takes it: both renderings of the one value.
@@ -16,6 +22,7 @@ pub trait AnyReport {
     fn text(&self) -> String;
     /// The one JSON document `--json` prints.
     fn json(&self) -> serde_json::Value;
+    fn succeeded(&self) -> bool;
 }
 
 impl<R: Report> AnyReport for R {
@@ -25,6 +32,10 @@ impl<R: Report> AnyReport for R {
 
     fn json(&self) -> serde_json::Value {
         json(self)
+    }
+
+    fn succeeded(&self) -> bool {
+        Report::succeeded(self)
     }
 }
 
@@ -90,12 +101,12 @@ pub fn render(json: bool, outcome: &Result<Box<dyn AnyReport>, Failure>) -> Rend
         Ok(report) if json => Rendered {
             stdout: document(&report.json()),
             stderr: String::new(),
-            status: 0,
+            status: u8::from(!report.succeeded()),
         },
         Ok(report) => Rendered {
             stdout: format!("{}\n", report.text()),
             stderr: String::new(),
-            status: 0,
+            status: u8::from(!report.succeeded()),
         },
         Err(failure) => Rendered {
             stdout: if json {

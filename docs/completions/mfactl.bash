@@ -31,6 +31,9 @@ _mfactl() {
             mfactl,explain)
                 cmd="mfactl__subcmd__explain"
                 ;;
+            mfactl,health)
+                cmd="mfactl__subcmd__health"
+                ;;
             mfactl,help)
                 cmd="mfactl__subcmd__help"
                 ;;
@@ -73,6 +76,9 @@ _mfactl() {
             mfactl__subcmd__help,explain)
                 cmd="mfactl__subcmd__help__subcmd__explain"
                 ;;
+            mfactl__subcmd__help,health)
+                cmd="mfactl__subcmd__help__subcmd__health"
+                ;;
             mfactl__subcmd__help,help)
                 cmd="mfactl__subcmd__help__subcmd__help"
                 ;;
@@ -107,7 +113,7 @@ _mfactl() {
 
     case "${cmd}" in
         mfactl)
-            opts="-h -V --bus --json --help --version enroll recovery-codes disable import status users reset audit explain reload reseal unlock enforce help"
+            opts="-h -V --bus --json --help --version enroll recovery-codes disable import status users reset audit explain reload reseal health unlock enforce help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -250,8 +256,26 @@ _mfactl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mfactl__subcmd__health)
+            opts="-h --bus --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mfactl__subcmd__help)
-            opts="enroll recovery-codes disable import status users reset audit explain reload reseal unlock enforce help"
+            opts="enroll recovery-codes disable import status users reset audit explain reload reseal health unlock enforce help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -321,6 +345,20 @@ _mfactl() {
             return 0
             ;;
         mfactl__subcmd__help__subcmd__explain)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mfactl__subcmd__help__subcmd__health)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -5,6 +5,7 @@ pub mod disable;
 pub mod enforce;
 pub mod enroll;
 pub mod explain;
+pub mod health;
 pub mod import;
 pub mod recovery_codes;
 pub mod reload;
@@ -63,6 +64,7 @@ pub async fn run(cli: &Cli) -> Result<Box<dyn AnyReport>, Failure> {
         } => Box::new(explain::run(bus, user, service, rhost).await?),
         Command::Reload => Box::new(reload::run(bus).await?),
         Command::Reseal => Box::new(reseal::run(bus).await?),
+        Command::Health => Box::new(health::run(bus).await?),
         Command::Audit {
             user,
             since,

@@ -264,6 +264,25 @@ impl<C: Clock> Core<C> {
         })
     }
 
+    /// Where the state is, the database server in use, whether the store answers now (it is
+    /// asked) and its last failure. Administrators only: the database's hosts are the
+    /// fleet's.
+    pub fn health(&self, _caller: &Caller) -> pam_mfa_api::StoreHealth {
+        let health = self.store.health();
+        let (server, server_since) = health
+            .server
+            .map_or((String::new(), 0), |server| (server.address, server.since));
+        let (last_error_at, last_error) = health.last_error.unwrap_or_default();
+        pam_mfa_api::StoreHealth {
+            store: health.store,
+            server,
+            server_since,
+            answering: health.answering,
+            last_error,
+            last_error_at,
+        }
+    }
+
     pub fn unlock(&self, caller: &Caller, user: &str) -> Result<bool, Error> {
         let user = self.admin_user(user)?;
         let event = Event::Unlocked { user: user.clone() }.by(caller.uid);

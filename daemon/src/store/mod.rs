@@ -12,6 +12,8 @@
 //!
 //! Calls block (on the disk, or on a database server): callers run them off the bus executor.
 
+mod health;
+pub use health::Health;
 mod import;
 mod logins;
 mod operations;
@@ -95,6 +97,8 @@ pub struct Store {
     /// Held while the keys are checked; when they were last read again
     /// ([`Store::with_keys`]).
     checking: Mutex<Option<std::time::Instant>>,
+    /// The last failure of the backend's calls ([`Store::health`]).
+    failures: health::Failures,
 }
 
 impl Store {
@@ -107,6 +111,7 @@ impl Store {
             host,
             keys: RwLock::new((keys, false)),
             checking: Mutex::new(None),
+            failures: health::Failures::default(),
         }
     }
 

@@ -40,14 +40,14 @@ impl Store {
     ) -> Result<T> {
         let mut work = Some(work);
         let mut value = None;
-        self.backend.write(bound, &mut |tx| {
+        self.noted(self.backend.write(bound, &mut |tx| {
             let work = work
                 .take()
                 .ok_or_else(|| StoreError::Failed("a transaction ran its work twice".into()))?;
             let (made, keep) = work(tx)?;
             value = Some(made);
             Ok(keep)
-        })?;
+        }))?;
         value.ok_or_else(|| StoreError::Failed("a transaction ended without its work".into()))
     }
 
@@ -64,13 +64,13 @@ impl Store {
     ) -> Result<T> {
         let mut work = Some(work);
         let mut value = None;
-        self.backend.read(lane, &mut |tx| {
+        self.noted(self.backend.read(lane, &mut |tx| {
             let work = work
                 .take()
                 .ok_or_else(|| StoreError::Failed("a read ran its work twice".into()))?;
             value = Some(work(tx)?);
             Ok(())
-        })?;
+        }))?;
         value.ok_or_else(|| StoreError::Failed("a read ended without its work".into()))
     }
 

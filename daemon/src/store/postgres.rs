@@ -25,12 +25,12 @@ use bytes::BytesMut;
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 use pam_mfa_config::{StoreSettings, Tls};
 use postgres_openssl::MakeTlsConnector;
-use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::config::{Host, SslMode, TargetSessionAttrs};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
-use tokio_postgres::{Client, NoTls, Statement, Transaction};
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage, Statement, Transaction};
 
-use super::sql::{Backend, Bound, Field, Lane, Row, Tx, Value};
+use super::sql::{Backend, Bound, Field, Lane, Row, Server, Tx, Value};
 use super::{Result, StoreError};
 
 /// Migrations, applied in order; the table `pam_mfa_schema` records how many ran.
@@ -124,6 +124,9 @@ const STATEMENT_CACHE: usize = 128;
 
 /// After a failure to reach the server, how long calls fail at once without trying again.
 const FAIL_FAST: Duration = Duration::from_secs(1);
+
+/// The least time given to connecting to one of several hosts (see [`PostgresBackend::open`]).
+const LEAST_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// The bound on one batch of an import (up to 10,000 users).
 const IMPORT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -366,6 +369,8 @@ pub struct PostgresBackend {
     /// After a failure to reach the server: until when calls fail at once with that failure,
     /// so that the several calls of one login wait for the server once, not each in turn.
     unreachable: Mutex<Option<(Instant, String)>>,
+    /// The server the newest connection reached.
+    server: Mutex<Option<Server>>,
 }
 
 /// Reads the connection string named by the settings; a file must be root's and private
@@ -422,8 +427,25 @@ impl PostgresBackend {
                     .into(),
             ));
         }
+        // mfad writes at every login: of several hosts (a primary and its standbys), only the
+        // one that accepts writes will do, wherever it is in the list after a failover.
+        if config.get_target_session_attrs() == TargetSessionAttrs::ReadOnly {
+            return Err(StoreError::Setup(
+                "the store's connection string asks for a read-only server \
+                 (target_session_attrs=read-only), and mfad writes at every login: remove it"
+                    .into(),
+            ));
+        }
+        config.target_session_attrs(TargetSessionAttrs::ReadWrite);
         let timeout = Duration::from_secs(settings.timeout.get().into());
-        config.connect_timeout(timeout);
+        // Hosts are tried in turn, each for its share of the bound, so that a dead primary
+        // that does not refuse (a machine gone, a cut link) leaves time for the next host.
+        let hosts = config
+            .get_hosts()
+            .len()
+            .max(config.get_hostaddrs().len())
+            .max(1);
+        config.connect_timeout((timeout / hosts as u32).max(LEAST_CONNECT_TIMEOUT));
         // A server that stops answering is noticed by the kernel: unacknowledged data gives
         // up after the timeout, an idle connection is probed.
         config.tcp_user_timeout(timeout);
@@ -491,6 +513,7 @@ impl PostgresBackend {
             timeout,
             describe,
             unreachable: Mutex::new(None),
+            server: Mutex::new(None),
         };
         // Connecting checks the tables (see check_out); no statement is needed beyond that.
         match store.transaction(Bound::Call, Lane::Login, false, &mut |_| Ok(false)) {
@@ -532,16 +555,57 @@ impl PostgresBackend {
                 client
             }
         };
-        // The server gives up too, so a lock or a statement never outlives its caller long.
+        // The server gives up too, so a lock or a statement never outlives its caller long;
+        // and says where it is (of several hosts, the one that accepts writes answered).
         let millis = self.timeout.as_millis();
-        client
-            .batch_execute(&format!(
+        let messages = client
+            .simple_query(&format!(
                 "SET statement_timeout = {millis}; SET lock_timeout = {millis};
-                 SET idle_in_transaction_session_timeout = {}",
+                 SET idle_in_transaction_session_timeout = {};
+                 SELECT CASE
+                     WHEN inet_server_addr() IS NULL
+                         THEN 'local socket, port ' || current_setting('port')
+                     WHEN family(inet_server_addr()) = 6
+                         THEN '[' || host(inet_server_addr()) || ']:' || inet_server_port()
+                     ELSE host(inet_server_addr()) || ':' || inet_server_port() END",
                 millis * 2
             ))
             .await?;
+        let address = messages.iter().find_map(|message| match message {
+            SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        });
+        self.reached(address.unwrap_or_else(|| "an unknown address".into()));
         Ok(client)
+    }
+
+    /// Notes the server a new connection reached; a server other than the last one (after a
+    /// failover, the promoted standby) is logged.
+    fn reached(&self, address: String) {
+        let mut server = self
+            .server
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if server
+            .as_ref()
+            .is_some_and(|known| known.address == address)
+        {
+            return;
+        }
+        match server.as_ref() {
+            Some(known) => crate::log::warning(&format!(
+                "the database server that accepts writes is now {address} (it was {}): \
+                 connections go there",
+                known.address
+            )),
+            None => crate::log::info(&format!(
+                "connected to the database server at {address}, which accepts writes"
+            )),
+        }
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs() as i64);
+        *server = Some(Server { address, since });
     }
 
     /// Runs `work` on the runtime within `deadline`; past it, fails naming the database and
@@ -781,28 +845,28 @@ fn only_authorities(path: &Path) -> Result<openssl::x509::store::X509Store> {
     Ok(store.build())
 }
 
-/// Hosts, port and database of a connection string, without user or password.
+/// Hosts with their ports, and the database, of a connection string, without user or
+/// password: `PostgreSQL db1:5432,db2:5432 database mfa`.
 fn describe(config: &tokio_postgres::Config) -> String {
-    let mut hosts: Vec<String> = config
-        .get_hosts()
-        .iter()
-        .map(|host| match host {
-            Host::Tcp(name) => name.clone(),
-            Host::Unix(path) => path.display().to_string(),
+    let names = config.get_hosts();
+    let addresses = config.get_hostaddrs();
+    let ports = config.get_ports();
+    let hosts: Vec<String> = (0..names.len().max(addresses.len()))
+        .map(|index| {
+            let name = match (names.get(index), addresses.get(index)) {
+                (Some(Host::Tcp(name)), Some(address)) => format!("{name} ({address})"),
+                (Some(Host::Tcp(name)), None) => name.clone(),
+                (Some(Host::Unix(path)), _) => path.display().to_string(),
+                (None, Some(address)) => address.to_string(),
+                (None, None) => String::new(),
+            };
+            // One port for every host, or one for each; libpq's default otherwise.
+            let port = ports.get(index).or(ports.first()).copied().unwrap_or(5432);
+            format!("{name}:{port}")
         })
         .collect();
-    hosts.extend(
-        config
-            .get_hostaddrs()
-            .iter()
-            .map(|address| address.to_string()),
-    );
-    let port = config
-        .get_ports()
-        .first()
-        .map_or(String::new(), |port| format!(":{port}"));
     format!(
-        "PostgreSQL {}{port} database {}",
+        "PostgreSQL {} database {}",
         hosts.join(","),
         config.get_dbname().unwrap_or("(the user's)")
     )
@@ -815,6 +879,17 @@ impl Backend for PostgresBackend {
 
     fn read(&self, lane: Lane, work: &mut dyn FnMut(&dyn Tx) -> Result<()>) -> Result<()> {
         self.transaction(Bound::Call, lane, false, &mut |tx| work(tx).map(|()| false))
+    }
+
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    fn server(&self) -> Option<Server> {
+        self.server
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 }
 

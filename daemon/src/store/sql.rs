@@ -224,6 +224,25 @@ pub trait Backend: Send + Sync {
     fn trust_absence(&self) -> Result<()> {
         Ok(())
     }
+
+    /// Where the state is kept, for administrators: the file, or the database's hosts and
+    /// name (never a password).
+    fn describe(&self) -> String;
+
+    /// The database server the newest connection reached; none for a file.
+    fn server(&self) -> Option<Server> {
+        None
+    }
+}
+
+/// A database server a backend is connected to ([`Backend::server`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// Its address and port as the server itself reports them (`10.0.0.2:5432`), or the
+    /// socket's directory for a local one.
+    pub address: String,
+    /// Unix time of the first connection to it since another server was used (or none).
+    pub since: i64,
 }
 
 /// `$1, $2, …` placeholders for `rows` rows of `columns` values each, numbered from `first`:

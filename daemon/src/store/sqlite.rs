@@ -698,6 +698,10 @@ impl Backend for SqliteBackend {
     fn trust_absence(&self) -> Result<()> {
         self.integrity.wait()
     }
+
+    fn describe(&self) -> String {
+        format!("SQLite {}", self.path.display())
+    }
 }
 
 mod migrations;

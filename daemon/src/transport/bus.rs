@@ -238,6 +238,17 @@ impl AdminInterface {
         self.0.run(permit, move |core| core.reseal(&caller)).await
     }
 
+    async fn health(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<pam_mfa_api::StoreHealth, Error> {
+        let (caller, permit) = self.0.admin(connection, &header).await?;
+        self.0
+            .run(permit, move |core| Ok(core.health(&caller)))
+            .await
+    }
+
     async fn reset(
         &self,
         user: String,

@@ -238,3 +238,40 @@ fn a_connection_string_file_must_be_private() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Of several hosts, the one that accepts writes is used, wherever it is in the list (a
+/// standby first is passed over), and the store says which; a string that asks for a
+/// read-only server is refused.
+#[test]
+fn of_several_hosts_the_one_that_accepts_writes_is_used() {
+    let primary = Postgres::start();
+    primary.create_database("fleet");
+    let standby = primary.standby(false);
+    let url = Postgres::url_of_all(&[&standby, &primary], "fleet");
+    let store = open(&settings(&url), "host-a").unwrap();
+    let alice = UserName::parse("alice").unwrap();
+    assert!(store.enrollments(&alice).unwrap().is_empty());
+    let health = store.health();
+    assert!(health.answering);
+    assert_eq!(
+        health.store,
+        format!(
+            "PostgreSQL 127.0.0.1:{},127.0.0.1:{} database fleet",
+            standby.port(),
+            primary.port()
+        )
+    );
+    assert_eq!(
+        health.server.unwrap().address,
+        format!("127.0.0.1:{}", primary.port())
+    );
+    assert_eq!(health.last_error, None);
+
+    let error = open(
+        &settings(&format!("{url} target_session_attrs=read-only")),
+        "a",
+    )
+    .err()
+    .expect("a read-only session is refused");
+    assert!(error.to_string().contains("read-only"), "{error}");
+}
