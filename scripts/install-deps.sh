@@ -28,6 +28,7 @@ packages=(
   mandoc            # mandoc -Tlint: the man pages are checked for warnings
   man-db            # man --warnings (groff): the same pages as man shows them
   postgresql        # a real server for the fleet tests (started on a temporary cluster)
+  iproute2          # ip netns: a fleet test cuts one host off from the database
 )
 
 missing=()

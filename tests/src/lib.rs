@@ -19,6 +19,7 @@
 pub mod container;
 pub mod fake;
 pub mod login_proxy;
+pub mod netns;
 pub mod pam;
 pub mod postgres;
 pub mod pty;
@@ -206,6 +207,8 @@ pub struct EnvBuilder {
     groups: Vec<String>,
     daemon_env: Vec<(String, PathBuf)>,
     private_dev: bool,
+    users: Vec<(String, u32)>,
+    netns: Option<String>,
 }
 
 /// A private bus, an `mfad`, a PAM configuration directory and the test users.
@@ -220,6 +223,8 @@ pub struct Env {
     login_socket: PathBuf,
     daemon_env: Vec<(String, PathBuf)>,
     private_dev: bool,
+    /// The network namespace mfad runs in, if not the test's.
+    netns: Option<String>,
     secrets: Mutex<HashMap<String, String>>,
     last_step: Mutex<HashMap<String, u64>>,
 }
@@ -233,6 +238,8 @@ impl Env {
             groups: Vec::new(),
             daemon_env: Vec::new(),
             private_dev: false,
+            users: Vec::new(),
+            netns: None,
         }
     }
 }
@@ -254,6 +261,19 @@ impl EnvBuilder {
     pub fn group(mut self, name: &str, gid: u32, members: &[&str]) -> Self {
         self.groups
             .push(format!("{name}:x:{gid}:{}\n", members.join(",")));
+        self
+    }
+
+    /// A user of the test's passwd file beside [`USERS`], with a group of the same name.
+    pub fn user(mut self, name: &str, uid: u32) -> Self {
+        self.users.push((name.to_owned(), uid));
+        self
+    }
+
+    /// Runs mfad in the network namespace `name` (see [`netns::NetNamespace`]); logins still
+    /// reach it on its login socket, a file.
+    pub fn in_network_namespace(mut self, name: &str) -> Self {
+        self.netns = Some(name.to_owned());
         self
     }
 
@@ -291,7 +311,8 @@ impl EnvBuilder {
         let group = dir.join("group");
         let mut passwd_text = String::new();
         let mut group_text = String::new();
-        for (name, uid) in USERS {
+        let more = self.users.iter().map(|(name, uid)| (name.as_str(), *uid));
+        for (name, uid) in USERS.iter().copied().chain(more) {
             passwd_text.push_str(&format!(
                 "{name}:x:{uid}:{uid}:{name}:/nonexistent:/bin/sh\n"
             ));
@@ -376,6 +397,7 @@ impl EnvBuilder {
             login_socket,
             daemon_env: self.daemon_env,
             private_dev: self.private_dev,
+            netns: self.netns,
             secrets: Mutex::new(HashMap::new()),
             last_step: Mutex::new(HashMap::new()),
         };
@@ -617,6 +639,10 @@ impl Env {
             .count();
         let mut command = if self.private_dev {
             self.in_private_dev()
+        } else if let Some(netns) = &self.netns {
+            let mut command = Command::new("ip");
+            command.args(["netns", "exec", netns]).arg(built("mfad"));
+            command
         } else {
             Command::new(built("mfad"))
         };
@@ -1018,6 +1044,31 @@ impl Drop for Env {
             );
         }
     }
+}
+
+/// Enrolls `user` through `mfactl enroll` on host `on` of a fleet (hosts sharing one
+/// database), and lets every host's harness compute the user's codes (take fresh codes from
+/// one host's, which knows which were used wherever they were typed); returns the recovery
+/// codes.
+pub fn enroll_on(hosts: &[Env], on: usize, user: &str) -> Vec<String> {
+    away_from_step_end(5);
+    let secret = random_secret();
+    let step = current_step() - 1;
+    let out = hosts[on].ctl(
+        &["--json", "enroll", user, "--secret", &secret],
+        &format!("{}\n", code_at(&secret, step)),
+    );
+    assert!(out.success, "{}{}", out.stdout, out.stderr);
+    for host in hosts {
+        host.learn_secret(user, &secret, step);
+    }
+    let document: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    document["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|code| code.as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// Runs `mfactl --bus ADDRESS ARGS` as `uid` (and gid) or as ourselves, feeding `stdin`.

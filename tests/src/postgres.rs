@@ -81,7 +81,8 @@ impl Postgres {
         Postgres::make(true)
     }
 
-    fn make(durable: bool) -> Postgres {
+    /// A directory and a port for a new cluster, made by the caller.
+    fn place(durable: bool) -> Postgres {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let bin = binaries();
         let dir = std::env::temp_dir().join(format!(
@@ -101,6 +102,11 @@ impl Postgres {
         // PostgreSQL refuses to run as root: the cluster belongs to nobody.
         give_to_owner(&server.dir);
         give_to_owner(&server.socket_dir());
+        server
+    }
+
+    fn make(durable: bool) -> Postgres {
+        let server = Postgres::place(durable);
         let out = server.as_owner(
             Command::new(server.bin.join("initdb"))
                 .arg("-D")
@@ -149,6 +155,83 @@ impl Postgres {
             .current_dir(&self.dir)
             .stdin(Stdio::null());
         run_bounded(&mut wrapped, what)
+    }
+
+    /// A streaming standby of this server, as a site sets one up: its own cluster copied with
+    /// `pg_basebackup`, on its own port, replaying what this server writes. With `synchronous`,
+    /// this server then waits at every commit until the standby has the commit on its disk
+    /// (`synchronous_standby_names`, with `synchronous_commit = on`), and this returns once
+    /// the standby is its synchronous one.
+    pub fn standby(&self, synchronous: bool) -> Postgres {
+        let standby = Postgres::place(self.durable);
+        let out = standby.as_owner(
+            Command::new(standby.bin.join("pg_basebackup"))
+                .arg("-h")
+                .arg(self.socket_dir())
+                .args(["-p", &self.port.to_string(), "-U", "postgres", "-D"])
+                .arg(standby.data())
+                .args(["-R", "-X", "stream", "-c", "fast", "--no-sync"]),
+            "pg_basebackup",
+        );
+        assert!(
+            out.status.success(),
+            "pg_basebackup: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // -R wrote how to reach this server; the standby also gives its name, which
+        // synchronous_standby_names refers to.
+        let auto = standby.data().join("postgresql.auto.conf");
+        let mut text = std::fs::read_to_string(&auto).unwrap();
+        text.push_str(&format!(
+            "primary_conninfo = 'host={} port={} user=postgres application_name=standby'\n",
+            self.socket_dir().display(),
+            self.port
+        ));
+        std::fs::write(&auto, text).unwrap();
+        standby.start_again();
+        crate::wait_until("the standby to stream", || {
+            self.sql(
+                "postgres",
+                "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'standby' \
+                 AND state = 'streaming'",
+            ) == "1"
+        });
+        if synchronous {
+            self.sql(
+                "postgres",
+                "ALTER SYSTEM SET synchronous_standby_names = 'standby'",
+            );
+            self.sql("postgres", "SELECT pg_reload_conf()");
+            crate::wait_until("the standby to be synchronous", || {
+                self.sql(
+                    "postgres",
+                    "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby'",
+                ) == "sync"
+            });
+        }
+        standby
+    }
+
+    /// Makes a standby the primary (`pg_ctl promote`), and waits until it accepts writes.
+    pub fn promote(&self) {
+        let out = self.as_owner(
+            Command::new(self.bin.join("pg_ctl"))
+                .arg("-D")
+                .arg(self.data())
+                .args(["-w", "-t", "60", "promote"]),
+            "pg_ctl promote",
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl promote: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+    }
+
+    /// Whether the server is a standby (in recovery).
+    pub fn is_standby(&self) -> bool {
+        self.sql("postgres", "SELECT pg_is_in_recovery()") == "t"
     }
 
     /// Starts the server (again, after [`Postgres::stop`]), with the same data and port.
@@ -243,6 +326,18 @@ impl Postgres {
         self.start_again();
     }
 
+    /// Also listens on `address` and serves clients from `network` (CIDR) without TLS;
+    /// restarts the server. For mfad in a network namespace of its own.
+    pub fn serve_plain(&self, address: &str, network: &str) {
+        *self.listen.lock().unwrap() = format!("127.0.0.1,{address}");
+        let hba = self.data().join("pg_hba.conf");
+        let mut rules = std::fs::read_to_string(&hba).unwrap();
+        rules.push_str(&format!("host all all {network} trust\n"));
+        std::fs::write(&hba, rules).unwrap();
+        self.stop();
+        self.start_again();
+    }
+
     /// The server's log.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
@@ -297,6 +392,21 @@ impl Postgres {
         format!(
             "host=127.0.0.1 port={} user=postgres dbname={database}",
             self.port
+        )
+    }
+
+    /// The same for a list of servers (a primary and its standbys), as a fleet names them:
+    /// mfad uses the one that accepts writes.
+    pub fn url_of_all(servers: &[&Postgres], database: &str) -> String {
+        let hosts: Vec<&str> = servers.iter().map(|_| "127.0.0.1").collect();
+        let ports: Vec<String> = servers
+            .iter()
+            .map(|server| server.port.to_string())
+            .collect();
+        format!(
+            "host={} port={} user=postgres dbname={database}",
+            hosts.join(","),
+            ports.join(",")
         )
     }
 

@@ -6,7 +6,7 @@
 
 use pam_mfa_api::UNAVAILABLE_NOTICE as UNAVAILABLE;
 use pam_mfa_tests::postgres::{Postgres, certificates};
-use pam_mfa_tests::{Env, Transcript, away_from_step_end, code_at, current_step, wait_until};
+use pam_mfa_tests::{Env, Transcript, enroll_on, wait_until};
 
 /// Three hosts on database `database` of `server`.
 fn fleet(server: &Postgres, database: &str) -> [Env; 3] {
@@ -31,28 +31,9 @@ fn fleet_with(server: &Postgres, database: &str, more: &str) -> [Env; 3] {
 /// and would otherwise stop the later ones before their question).
 const MANY_TRIES: &str = "[lockout]\nfailures = 50\n";
 
-/// Enrolls `user` through `mfactl enroll` on host `on`, and lets every host's harness compute
-/// the user's codes (the tests take fresh codes from host A's, which knows which were used
-/// wherever they were typed); returns the recovery codes.
+/// Enrolls `user` on host `on` ([`enroll_on`]); returns the recovery codes.
 fn enroll(hosts: &[Env], on: usize, user: &str) -> Vec<String> {
-    away_from_step_end(5);
-    let secret = pam_mfa_tests::random_secret();
-    let step = current_step() - 1;
-    let out = hosts[on].ctl(
-        &["--json", "enroll", user, "--secret", &secret],
-        &format!("{}\n", code_at(&secret, step)),
-    );
-    assert!(out.success, "{}{}", out.stdout, out.stderr);
-    for host in hosts {
-        host.learn_secret(user, &secret, step);
-    }
-    let document: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    document["recovery_codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|code| code.as_str().unwrap().to_owned())
-        .collect()
+    enroll_on(hosts, on, user)
 }
 
 /// How many of `results` got in; every login must have been asked for the code (a host that

@@ -201,3 +201,36 @@ fn a_wrong_command_line_exits_2_and_a_failed_command_1() {
     let refused = env.ctl(&["unlock", "al ice"], "");
     assert_eq!(refused.code, Some(1), "{}", refused.stderr);
 }
+
+/// `mfactl health` names the store and says that it answers, with exit status 0 (a store that
+/// does not answer, and exit 1: tests/failover.rs); for administrators only.
+#[test]
+fn health_names_the_store_and_says_it_answers() {
+    let env = Env::new().start();
+    let out = env.ctl(&["health"], "");
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let file = env.state_dir().join("mfad.sqlite3");
+    assert!(
+        out.stdout
+            .contains(&format!("store:      SQLite {}\n", file.display())),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("answering:  yes\n"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("last error: none since mfad started"),
+        "{}",
+        out.stdout
+    );
+    let document = one_document(&env.ctl(&["--json", "health"], "").stdout);
+    assert_eq!(document["server"], serde_json::Value::Null);
+    assert_eq!(document["answering"], true);
+
+    let refused = env.ctl_as(Some(1000), &["health"], "");
+    assert_eq!(refused.code, Some(1));
+    assert!(
+        refused.stderr.contains("only root may administer pam-mfa"),
+        "{}",
+        refused.stderr
+    );
+}

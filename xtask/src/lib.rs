@@ -278,7 +278,8 @@ it and nobody owns the name.
 
 const MFACTL_EXTRA: &str = r#".SH EXIT STATUS
 0 when the command succeeded, 1 when it failed (the reason on stderr, or in the JSON document
-with \fB\-\-json\fR), 2 when the command line is wrong.
+with \fB\-\-json\fR), 2 when the command line is wrong. \fBmfactl health\fR also exits 1
+when mfad's store does not answer, after showing its report.
 .SH ENVIRONMENT
 .TP
 .B DBUS_SYSTEM_BUS_ADDRESS
