@@ -1,6 +1,6 @@
 //! Enrollments made elsewhere, stored all or none in a few statements per thousand users.
 
-use super::operations::{IMPORT_CHUNK, insert_recovery_codes, store_secret};
+use super::operations::{IMPORT_CHUNK, insert_recovery_codes, store_secrets};
 use super::sql::{Bound, Tx, Value, placeholders, values};
 use super::{Imported, Result, Store, StoreError};
 use crate::audit::Event;
@@ -79,11 +79,13 @@ impl Store {
                 for mut row in rows {
                     ids.insert(row.text(0)?, row.int(1)?);
                 }
+                let mut secrets = Vec::with_capacity(chunk.len());
                 for entry in chunk {
                     let id = ids[entry.user.as_str()];
-                    store_secret(tx, &keys, entry.user.as_str(), id, entry.secret.as_bytes())?;
+                    secrets.push((entry.user.as_str(), id, entry.secret.as_bytes()));
                     owners.push((id, entry.recovery.as_slice()));
                 }
+                store_secrets(tx, &keys, &secrets)?;
             }
             insert_recovery_codes(tx, &owners)?;
             self.append(tx, now, event)?;

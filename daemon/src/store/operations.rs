@@ -8,7 +8,7 @@
 
 use pam_mfa_config::Algorithm;
 
-use super::sql::{Bound, Lane, Tx, placeholders, values};
+use super::sql::{Bound, Lane, Tx, Value, placeholders, values};
 use super::{
     Enrollment, EnrollmentId, Enrollments, Origin, Proof, RecoveryId, Result, Store, StoreError,
     UserEnrollment,
@@ -426,19 +426,56 @@ pub(super) fn store_secret(
     id: i64,
     secret: &[u8],
 ) -> Result<()> {
-    let sealed = keys
-        .seal(
-            Binding {
+    store_secrets(tx, keys, &[(user, id, secret)])
+}
+
+/// Secrets sealed in one statement: at most this many (each with two values).
+const SECRETS_PER_STATEMENT: usize = 250;
+
+/// Seals each `(user, enrollment id, secret)` with the newest of `keys` and stores it, a few
+/// hundred in each statement (an import of a million users must not take a round trip to the
+/// database for each). The sealed secret is chosen by `CASE id WHEN ...`: its `ELSE` (the
+/// column itself) gives PostgreSQL the parameters' type, and SQLite takes it as it is.
+pub(super) fn store_secrets(
+    tx: &dyn Tx,
+    keys: &KeySet,
+    secrets: &[(&str, i64, &[u8])],
+) -> Result<()> {
+    for batch in secrets.chunks(SECRETS_PER_STATEMENT) {
+        let mut sealed = Vec::with_capacity(batch.len());
+        for (user, id, secret) in batch {
+            let binding = Binding {
                 user,
-                enrollment: id,
-            },
-            secret,
-        )
-        .map_err(StoreError::Failed)?;
-    tx.execute(
-        "UPDATE enrollments SET secret = $1, sealed_with = $2 WHERE id = $3",
-        values![sealed.bytes.as_slice(), i64::from(sealed.key), id],
-    )?;
+                enrollment: *id,
+            };
+            sealed.push((*id, keys.seal(binding, secret).map_err(StoreError::Failed)?));
+        }
+        let key = i64::from(keys.current());
+        let mut values: Vec<Value<'_>> = vec![key.into()];
+        let mut cases = String::new();
+        let mut ids = Vec::with_capacity(sealed.len());
+        for (index, (id, secret)) in sealed.iter().enumerate() {
+            let (id_param, secret_param) = (2 * index + 2, 2 * index + 3);
+            cases.push_str(&format!(" WHEN ${id_param} THEN ${secret_param}"));
+            ids.push(format!("${id_param}"));
+            values.push((*id).into());
+            values.push(secret.bytes.as_slice().into());
+        }
+        let updated = tx.execute(
+            &format!(
+                "UPDATE enrollments SET secret = CASE id{cases} ELSE secret END, \
+                 sealed_with = $1 WHERE id IN ({})",
+                ids.join(", ")
+            ),
+            &values,
+        )?;
+        if updated != batch.len() as u64 {
+            return Err(StoreError::Failed(format!(
+                "{updated} of {} sealed secrets were stored",
+                batch.len()
+            )));
+        }
+    }
     Ok(())
 }
 

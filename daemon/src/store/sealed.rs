@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::operations::{open_secret, store_secret};
+use super::operations::{open_secret, store_secrets};
 use super::sql::{Bound, values};
 use super::{Result, Store, StoreError};
 use crate::sealing::{Binding, KeySet};
@@ -89,11 +89,17 @@ impl Store {
                 rows.extend(tx.query(sql, values![current, SEAL_BATCH])?);
             }
             let found = rows.len();
+            let mut opened = Vec::with_capacity(found);
             for mut row in rows {
                 let (id, user) = (row.int(0)?, row.text(1)?);
                 let secret = open_secret(keys, &user, id, row.bytes(2)?, row.opt_int(3)?)?;
-                store_secret(tx, keys, &user, id, secret.as_bytes())?;
+                opened.push((user, id, secret));
             }
+            let secrets: Vec<(&str, i64, &[u8])> = opened
+                .iter()
+                .map(|(user, id, secret)| (user.as_str(), *id, secret.as_bytes()))
+                .collect();
+            store_secrets(tx, keys, &secrets)?;
             if found > 0 {
                 // What was there before (in the clear, or under an older key) leaves no
                 // copy in the backend's files.
