@@ -1,7 +1,9 @@
 //! `pam-mfa-bench fleet`: logins with three mfad (three hosts, each its own bus) sharing one
-//! PostgreSQL server, beside one mfad on its SQLite file, with the same users and codes, in
-//! the same run. The PostgreSQL server is Debian's, on a temporary cluster on this machine's
-//! disk, with fsync on (every commit durable, as in production).
+//! PostgreSQL server, three more sharing a server with a synchronous standby, and one mfad on
+//! its SQLite file, with the same users and codes, in the same run. The PostgreSQL servers are
+//! Debian's, on temporary clusters on this machine's disk, with fsync on (every commit
+//! durable, as in production); the standby is streamed from its primary and named in its
+//! `synchronous_standby_names`, so that a commit waits until the standby has it on disk.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -14,22 +16,26 @@ use pam_mfa_tests::{Env, target_dir};
 use crate::driver::{self, DEFAULT_SEED, Report, Spec, secret_base32, user_name};
 use crate::{ROUNDS, spread, system};
 
-/// The fleet's hosts, each also the name of its PAM service.
+/// The fleet's hosts on the single server, each also the name of its PAM service.
 const HOSTS: [&str; 3] = ["host-a", "host-b", "host-c"];
 
+/// The hosts of the fleet whose server has a synchronous standby.
+const SYNC_HOSTS: [&str; 3] = ["sync-a", "sync-b", "sync-c"];
+
 /// The PAM services of the run, in one directory: `sqlite` for the host on its own store,
-/// `host-a`, `host-b`, `host-c` for the fleet.
+/// `host-a`, `host-b`, `host-c` for the fleet on one server, `sync-a`, `sync-b`, `sync-c` for
+/// the fleet on a server with a synchronous standby.
 struct Setup {
     fleet: Vec<Env>,
+    synced: Vec<Env>,
     single: Env,
     confdir: std::path::PathBuf,
 }
 
-fn setup(server: &Postgres) -> Setup {
-    server.create_database("fleet");
-    let url = server.url("fleet");
-    // One try per login, as in the main benchmark.
-    let fleet: Vec<Env> = HOSTS
+/// Three hosts named `names` on database `url`, one try per login (as in the main
+/// benchmark).
+fn hosts(url: &str, names: [&str; 3]) -> Vec<Env> {
+    names
         .into_iter()
         .map(|host| {
             Env::new()
@@ -39,7 +45,16 @@ fn setup(server: &Postgres) -> Setup {
                 ))
                 .start()
         })
-        .collect();
+        .collect()
+}
+
+fn setup(server: &Postgres, primary: &Postgres, standby: &Postgres) -> Setup {
+    server.create_database("fleet");
+    let fleet = hosts(&server.url("fleet"), HOSTS);
+    let synced = hosts(
+        &Postgres::url_of_all(&[primary, standby], "fleet"),
+        SYNC_HOSTS,
+    );
     let single = Env::new().config("[login]\nmax_tries = 1\n").start();
     let confdir = single.dir().join("fleet-pam.d");
     fs::create_dir_all(&confdir).unwrap();
@@ -52,11 +67,12 @@ fn setup(server: &Postgres) -> Setup {
         )
     };
     fs::write(confdir.join("sqlite"), line(&single)).unwrap();
-    for (env, name) in fleet.iter().zip(HOSTS) {
+    for (env, name) in fleet.iter().zip(HOSTS).chain(synced.iter().zip(SYNC_HOSTS)) {
         fs::write(confdir.join(name), line(env)).unwrap();
     }
     Setup {
         fleet,
+        synced,
         single,
         confdir,
     }
@@ -171,15 +187,28 @@ pub fn fleet(users: u64, iterations: u64) {
         sink.describe().to_owned(),
     ];
     let server = Postgres::start_durable();
-    let setup = setup(&server);
+    let primary = Postgres::start_durable();
+    primary.create_database("fleet");
+    let standby = primary.standby(true);
+    let setup = setup(&server, &primary, &standby);
     let version = server.sql("fleet", "SHOW server_version");
     notes.push(format!(
-        "PostgreSQL {version} (Debian's), a temporary cluster on this machine's disk, fsync on, \
-         synchronous_commit on; the three mfad reach it over TCP on 127.0.0.1"
+        "PostgreSQL {version} (Debian's), temporary clusters on this machine's disk, fsync on, \
+         synchronous_commit on; each fleet's three mfad reach their server over TCP on \
+         127.0.0.1. The synchronous standby is a third cluster made with pg_basebackup, \
+         streaming from its primary over the primary's Unix socket and named in its \
+         synchronous_standby_names; sync-a, sync-b and sync-c list both servers in their \
+         connection string"
     ));
     let seconds = import(&setup.fleet[0], users, setup.single.dir());
     notes.push(format!(
         "set-up: {users} users imported into PostgreSQL (mfactl import on host-a) in {seconds:.1} s"
+    ));
+    eprintln!("{}", notes.last().unwrap());
+    let seconds = import(&setup.synced[0], users, setup.single.dir());
+    notes.push(format!(
+        "set-up: {users} users imported into PostgreSQL with a synchronous standby (mfactl \
+         import on sync-a) in {seconds:.1} s"
     ));
     eprintln!("{}", notes.last().unwrap());
     let seconds = import(&setup.single, users, setup.single.dir());
@@ -204,6 +233,12 @@ pub fn fleet(users: u64, iterations: u64) {
             rounds: Vec::new(),
         },
         Case {
+            scenario: "one login at a time",
+            store: "PostgreSQL with a synchronous standby, one of three hosts",
+            services: vec!["sync-a"],
+            rounds: Vec::new(),
+        },
+        Case {
             scenario: "3 logins at a time",
             store: "SQLite, one host (3 processes)",
             services: vec!["sqlite", "sqlite", "sqlite"],
@@ -213,6 +248,12 @@ pub fn fleet(users: u64, iterations: u64) {
             scenario: "3 logins at a time",
             store: "PostgreSQL, three hosts (1 process each)",
             services: HOSTS.to_vec(),
+            rounds: Vec::new(),
+        },
+        Case {
+            scenario: "3 logins at a time",
+            store: "PostgreSQL with a synchronous standby, three hosts (1 process each)",
+            services: SYNC_HOSTS.to_vec(),
             rounds: Vec::new(),
         },
     ];
@@ -238,6 +279,12 @@ pub fn fleet(users: u64, iterations: u64) {
     ));
     let rows = server.sql("fleet", "SELECT pg_size_pretty(pg_database_size('fleet'))");
     notes.push(format!("PostgreSQL database size after the runs: {rows}"));
+    let lag = primary.sql(
+        "postgres",
+        "SELECT sync_state || ', replay lag ' || coalesce(replay_lag::text, 'none') \
+         FROM pg_stat_replication",
+    );
+    notes.push(format!("the standby after the runs: {lag}"));
 
     let mut out = String::new();
     let _ = writeln!(

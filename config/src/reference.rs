@@ -442,7 +442,10 @@ pub const SECTIONS: &[Section] = &[
                  dbname=pam_mfa user=mfad\", or \"postgresql://mfad@db.example.org/pam_mfa\". \
                  A password is refused here, since every user may read this file: use url_file, \
                  or a client certificate, or peer authentication over a Unix socket \
-                 (\"host=/run/postgresql dbname=pam_mfa user=root\").",
+                 (\"host=/run/postgresql dbname=pam_mfa user=root\"). Several hosts (a primary \
+                 and its standbys: \"host=db1.example.org,db2.example.org\") are tried in \
+                 order, each for its share of timeout, and mfad uses the one that accepts \
+                 writes, also after a failover (see README, fleet mode).",
             ),
             key(
                 "url_file",
