@@ -19,7 +19,7 @@ pub struct NetNamespace {
     name: String,
     /// The end of the link in the test's namespace.
     outside: String,
-    /// 10.231.X.Y/30: `.Y` is the test's end, `.Y+1` the namespace's.
+    /// 10.231.X.Y/29: `.Y` is the test's end, `.Y+1` the namespace's, `.Y+2` nobody's.
     prefix: String,
     first: u32,
 }
@@ -39,14 +39,14 @@ impl NetNamespace {
     /// addressed (see [`NetNamespace::host_address`]).
     pub fn new() -> NetNamespace {
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let index = NEXT.fetch_add(1, Ordering::Relaxed) % 60;
+        let index = NEXT.fetch_add(1, Ordering::Relaxed) % 30;
         let pid = std::process::id();
         let name = format!("mfa{}n{index}", pid % 100_000);
         let outside = format!("mfa{}o{index}", pid % 100_000);
         let inside = format!("mfa{}i{index}", pid % 100_000);
         // Another test process uses another third octet (most of the time: pids modulo 250).
         let prefix = format!("10.231.{}", pid % 250);
-        let first = index * 4 + 1;
+        let first = index * 8 + 1;
         let _ = run_bounded(Command::new("ip").args(["netns", "del", &name]), "ip");
         ip(&["netns", "add", &name]);
         let namespace = NetNamespace {
@@ -69,7 +69,7 @@ impl NetNamespace {
         ip(&[
             "addr",
             "add",
-            &format!("{}/30", namespace.host_address()),
+            &format!("{}/29", namespace.host_address()),
             "dev",
             &namespace.outside,
         ]);
@@ -83,7 +83,7 @@ impl NetNamespace {
         inner(&[
             "addr",
             "add",
-            &format!("{}.{}/30", namespace.prefix, namespace.first + 1),
+            &format!("{}.{}/29", namespace.prefix, namespace.first + 1),
             "dev",
             &inside,
         ]);
@@ -102,7 +102,14 @@ impl NetNamespace {
 
     /// The link's network (CIDR), for a server's list of clients.
     pub fn network(&self) -> String {
-        format!("{}.{}/30", self.prefix, self.first - 1)
+        format!("{}.{}/29", self.prefix, self.first - 1)
+    }
+
+    /// An address on the link that nobody has: what is sent to it from the namespace goes
+    /// unanswered (its neighbour is never found) until the kernel gives up, after about 3 s,
+    /// as for a server whose machine is gone.
+    pub fn silent_address(&self) -> String {
+        format!("{}.{}", self.prefix, self.first + 2)
     }
 
     /// Cuts the link: what either side sends is lost, nothing is refused.

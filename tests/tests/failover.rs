@@ -458,3 +458,36 @@ fn a_host_cut_off_from_the_database_is_refused_in_time_and_serves_again_when_the
         1
     );
 }
+
+/// A first host that does not answer at all (its machine gone: nobody has its address) takes
+/// only its share of the store's time limit, and the next host in the list serves the login.
+#[test]
+fn a_silent_first_host_leaves_time_for_the_next() {
+    let island = NetNamespace::new();
+    let server = Postgres::start();
+    server.serve_plain(&island.host_address(), &island.network());
+    server.create_database("silent");
+    let url = format!(
+        "host={},{} port={} user=postgres dbname=silent",
+        island.silent_address(),
+        island.host_address(),
+        server.port()
+    );
+    let env = Env::new()
+        .in_network_namespace(island.name())
+        .config(&format!(
+            "[store]\nkind = \"postgres\"\nurl = \"{url}\"\ntls = \"disable\"\ntimeout = 2\n"
+        ))
+        .start();
+    enroll_on(std::slice::from_ref(&env), 0, "alice");
+    env.login("alice")
+        .answer(&env.fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+    let (server_in_use, _, answering) = health(&env);
+    assert!(answering);
+    assert_eq!(
+        server_in_use,
+        format!("{}:{}", island.host_address(), server.port())
+    );
+}
