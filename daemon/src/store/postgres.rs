@@ -439,13 +439,19 @@ impl PostgresBackend {
         config.target_session_attrs(TargetSessionAttrs::ReadWrite);
         let timeout = Duration::from_secs(settings.timeout.get().into());
         // Hosts are tried in turn, each for its share of the bound, so that a dead primary
-        // that does not refuse (a machine gone, a cut link) leaves time for the next host.
+        // that does not answer (a machine gone, a cut link) leaves time for the next host.
+        // (The share bounds the TCP connection to each address; a server that accepts it and
+        // then hangs takes the whole bound.) A shorter connect_timeout in the string stays.
         let hosts = config
             .get_hosts()
             .len()
             .max(config.get_hostaddrs().len())
             .max(1);
-        config.connect_timeout((timeout / hosts as u32).max(LEAST_CONNECT_TIMEOUT));
+        let share = (timeout / hosts as u32).max(LEAST_CONNECT_TIMEOUT);
+        let share = config
+            .get_connect_timeout()
+            .map_or(share, |own| share.min(*own));
+        config.connect_timeout(share);
         // A server that stops answering is noticed by the kernel: unacknowledged data gives
         // up after the timeout, an idle connection is probed.
         config.tcp_user_timeout(timeout);
@@ -557,10 +563,13 @@ impl PostgresBackend {
         };
         // The server gives up too, so a lock or a statement never outlives its caller long;
         // and says where it is (of several hosts, the one that accepts writes answered).
+        // Its statement timer runs twice mfad's bound: a COMMIT waiting for a synchronous
+        // standby that the timer ends is kept on the primary alone and reported as done, so
+        // mfad must always stop waiting first (and deny, the change unconfirmed).
         let millis = self.timeout.as_millis();
         let messages = client
             .simple_query(&format!(
-                "SET statement_timeout = {millis}; SET lock_timeout = {millis};
+                "SET statement_timeout = {}; SET lock_timeout = {millis};
                  SET idle_in_transaction_session_timeout = {};
                  SELECT CASE
                      WHEN inet_server_addr() IS NULL
@@ -568,6 +577,7 @@ impl PostgresBackend {
                      WHEN family(inet_server_addr()) = 6
                          THEN '[' || host(inet_server_addr()) || ']:' || inet_server_port()
                      ELSE host(inet_server_addr()) || ':' || inet_server_port() END",
+                millis * 2,
                 millis * 2
             ))
             .await?;
@@ -707,8 +717,9 @@ impl PostgresBackend {
             limit,
         };
         if limit > self.timeout {
-            // Statements of long work may take longer than a login's.
-            let millis = limit.as_millis();
+            // Statements of long work may take longer than a login's (the server's timer
+            // still runs longer than mfad's wait for the commit, as in `connect`).
+            let millis = limit.as_millis() * 2;
             tx.within(async {
                 let On::Transaction(transaction) = &tx.on else {
                     unreachable!("a transaction was begun")
