@@ -444,8 +444,8 @@ pub const SECTIONS: &[Section] = &[
                  or a client certificate, or peer authentication over a Unix socket \
                  (\"host=/run/postgresql dbname=pam_mfa user=root\"). Several hosts (a primary \
                  and its standbys: \"host=db1.example.org,db2.example.org\") are tried in \
-                 order, each for its share of timeout, and mfad uses the one that accepts \
-                 writes, also after a failover (see README, fleet mode).",
+                 order, each host's TCP connection for its share of timeout, and mfad uses \
+                 the one that accepts writes, also after a failover (see README, fleet mode).",
             ),
             key(
                 "url_file",
