@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use pam_mfa_api::UNAVAILABLE_NOTICE as UNAVAILABLE;
 use pam_mfa_tests::netns::NetNamespace;
 use pam_mfa_tests::postgres::Postgres;
-use pam_mfa_tests::{Env, code_at, current_step, enroll_on, wait_until, wrong_code};
+use pam_mfa_tests::{Env, EnvBuilder, code_at, current_step, enroll_on, wait_until, wrong_code};
 
 /// Users beside the harness's own.
 const MORE_USERS: [(&str, u32); 4] = [
@@ -34,7 +34,8 @@ const BUSY: [&str; 3] = ["alice", "bob", "erin"];
 /// user in 10 s) stay below it, and 101 wrong codes typed at once lock an account.
 const LOCKOUT: &str = "[lockout]\nfailures = 100\nwindow = 10\nduration = 3600\n";
 
-fn host(name: &str, url: &str, more: &str) -> Env {
+/// Host `name` on database `url`, with more configuration (TOML tables), not started yet.
+fn configured(name: &str, url: &str, more: &str) -> EnvBuilder {
     MORE_USERS
         .iter()
         .fold(Env::new(), |env, (user, uid)| env.user(user, *uid))
@@ -42,7 +43,10 @@ fn host(name: &str, url: &str, more: &str) -> Env {
             "[store]\nkind = \"postgres\"\nurl = \"{url}\"\ntls = \"disable\"\ntimeout = 2\n\
              host_name = \"{name}\"\n{more}"
         ))
-        .start()
+}
+
+fn host(name: &str, url: &str, more: &str) -> Env {
+    configured(name, url, more).start()
 }
 
 /// One login of the continuous ones.
@@ -412,14 +416,8 @@ fn a_host_cut_off_from_the_database_is_refused_in_time_and_serves_again_when_the
     let hosts = [
         host("host-a", &outside, ""),
         host("host-b", &outside, ""),
-        MORE_USERS
-            .iter()
-            .fold(Env::new(), |env, (user, uid)| env.user(user, *uid))
+        configured("host-c", &inside, "")
             .in_network_namespace(island.name())
-            .config(&format!(
-                "[store]\nkind = \"postgres\"\nurl = \"{inside}\"\ntls = \"disable\"\n\
-                 timeout = 2\nhost_name = \"host-c\"\n"
-            ))
             .start(),
     ];
     for user in ["alice", "bob", "carol"] {
@@ -501,11 +499,8 @@ fn a_silent_first_host_leaves_time_for_the_next() {
         island.host_address(),
         server.port()
     );
-    let env = Env::new()
+    let env = configured("host-b", &url, "")
         .in_network_namespace(island.name())
-        .config(&format!(
-            "[store]\nkind = \"postgres\"\nurl = \"{url}\"\ntls = \"disable\"\ntimeout = 2\n"
-        ))
         .start();
     enroll_on(std::slice::from_ref(&env), 0, "alice");
     env.login("alice")

@@ -31,11 +31,6 @@ fn fleet_with(server: &Postgres, database: &str, more: &str) -> [Env; 3] {
 /// and would otherwise stop the later ones before their question).
 const MANY_TRIES: &str = "[lockout]\nfailures = 50\n";
 
-/// Enrolls `user` on host `on` ([`enroll_on`]); returns the recovery codes.
-fn enroll(hosts: &[Env], on: usize, user: &str) -> Vec<String> {
-    enroll_on(hosts, on, user)
-}
-
 /// How many of `results` got in; every login must have been asked for the code (a host that
 /// did not know the user would let it through without asking, and prove nothing).
 fn wins(results: &[Transcript]) -> usize {
@@ -59,7 +54,7 @@ fn wins(results: &[Transcript]) -> usize {
 fn enroll_on_one_host_and_log_in_on_the_others() {
     let server = Postgres::start();
     let hosts = fleet(&server, "anywhere");
-    enroll(&hosts, 0, "alice");
+    enroll_on(&hosts, 0, "alice");
     let code = hosts[0].fresh_code("alice");
     hosts[1]
         .login("alice")
@@ -116,7 +111,7 @@ fn enroll_on_one_host_and_log_in_on_the_others() {
 fn one_code_raced_on_three_hosts_gets_in_once() {
     let server = Postgres::start();
     let hosts = fleet_with(&server, "race", MANY_TRIES);
-    enroll(&hosts, 0, "alice");
+    enroll_on(&hosts, 0, "alice");
     let code = hosts[0].fresh_code("alice");
     let racing: Vec<_> = (0..21)
         .map(|i| hosts[i % 3].login("alice").answer(&code).spawn())
@@ -130,7 +125,7 @@ fn one_code_raced_on_three_hosts_gets_in_once() {
 fn one_recovery_code_raced_on_three_hosts_gets_in_once() {
     let server = Postgres::start();
     let hosts = fleet_with(&server, "recovery", MANY_TRIES);
-    let codes = enroll(&hosts, 0, "alice");
+    let codes = enroll_on(&hosts, 0, "alice");
     let racing: Vec<_> = (0..21)
         .map(|i| hosts[i % 3].login("alice").answer(&codes[3]).spawn())
         .collect();
@@ -148,7 +143,7 @@ fn one_recovery_code_raced_on_three_hosts_gets_in_once() {
 fn a_lock_tripped_on_one_host_holds_on_the_others_until_unlocked_on_any() {
     let server = Postgres::start();
     let hosts = fleet(&server, "lockout");
-    enroll(&hosts, 0, "alice");
+    enroll_on(&hosts, 0, "alice");
     // Six wrong codes on A (two logins of three tries): the sixth locks the account.
     hosts[0].lock_out("alice", "mfa");
     let wrong = hosts[0].wrong_code("alice");
@@ -187,7 +182,7 @@ fn a_lock_tripped_on_one_host_holds_on_the_others_until_unlocked_on_any() {
 fn a_reset_on_one_host_takes_effect_on_the_others_at_once() {
     let server = Postgres::start();
     let hosts = fleet(&server, "reset");
-    enroll(&hosts, 0, "alice");
+    enroll_on(&hosts, 0, "alice");
     assert!(hosts[1].ctl(&["enforce", "alice", "on"], "").success);
     let reset = hosts[2].ctl(&["reset", "--yes", "alice"], "");
     assert!(reset.success, "{}", reset.stderr);
@@ -205,7 +200,7 @@ fn a_reset_on_one_host_takes_effect_on_the_others_at_once() {
 fn the_database_down_denies_logins_with_the_notice_and_loses_nothing() {
     let server = Postgres::start();
     let hosts = fleet(&server, "outage");
-    let codes = enroll(&hosts, 0, "alice");
+    let codes = enroll_on(&hosts, 0, "alice");
     hosts[1]
         .login("alice")
         .answer(&hosts[0].fresh_code("alice"))
@@ -282,7 +277,7 @@ fn only_the_authorities_of_ca_file_are_trusted() {
         .config(&config(&other_ca))
         .daemon_env("SSL_CERT_FILE", &ca)
         .start();
-    enroll(std::slice::from_ref(&trusting), 0, "alice");
+    enroll_on(std::slice::from_ref(&trusting), 0, "alice");
     doubting
         .login("alice")
         .answer(&trusting.fresh_code("alice"))
@@ -310,7 +305,7 @@ fn the_database_holds_sealed_secrets_and_a_host_with_another_key_is_refused() {
     let hosts = fleet(&server, "sealed");
     let mut secrets = Vec::new();
     for (on, user) in [(0, "alice"), (1, "bob")] {
-        enroll(&hosts, on, user);
+        enroll_on(&hosts, on, user);
         secrets.push(hosts[0].secret_of(user));
     }
     hosts[2]
@@ -391,7 +386,7 @@ fn the_database_holds_sealed_secrets_and_a_host_with_another_key_is_refused() {
 fn a_key_resealed_on_one_host_is_read_again_by_the_others() {
     let server = Postgres::start();
     let hosts = fleet(&server, "rotation");
-    enroll(&hosts, 0, "alice");
+    enroll_on(&hosts, 0, "alice");
     // The new key, made once and copied to every host.
     let out = std::process::Command::new(pam_mfa_tests::built("mfad"))
         .arg("--new-key")

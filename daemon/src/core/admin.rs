@@ -265,9 +265,9 @@ impl<C: Clock> Core<C> {
     }
 
     /// Where the state is, the database server in use, whether the store answers now (it is
-    /// asked) and its last failure. Administrators only: the database's hosts are the
-    /// fleet's.
-    pub fn health(&self, _caller: &Caller) -> pam_mfa_api::StoreHealth {
+    /// asked) and its last failure. Administrators only (checked by the bus interface): the
+    /// database's hosts are the fleet's.
+    pub fn health(&self) -> pam_mfa_api::StoreHealth {
         let health = self.store.health();
         let (server, server_since) = health
             .server

@@ -48,9 +48,7 @@ impl Store {
     /// Keeps the failure of a call of the backend, if it failed (a success costs nothing).
     pub(super) fn noted<T>(&self, outcome: Result<T>) -> Result<T> {
         if let Err(error) = &outcome {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |elapsed| elapsed.as_secs() as i64);
+            let now = crate::clock::Clock::now(&crate::clock::SystemClock) as i64;
             *self
                 .failures
                 .last

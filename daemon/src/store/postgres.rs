@@ -612,9 +612,7 @@ impl PostgresBackend {
                 "connected to the database server at {address}, which accepts writes"
             )),
         }
-        let since = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs() as i64);
+        let since = crate::clock::Clock::now(&crate::clock::SystemClock) as i64;
         *server = Some(Server { address, since });
     }
 

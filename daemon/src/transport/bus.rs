@@ -243,10 +243,8 @@ impl AdminInterface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
     ) -> Result<pam_mfa_api::StoreHealth, Error> {
-        let (caller, permit) = self.0.admin(connection, &header).await?;
-        self.0
-            .run(permit, move |core| Ok(core.health(&caller)))
-            .await
+        let (_caller, permit) = self.0.admin(connection, &header).await?;
+        self.0.run(permit, move |core| Ok(core.health())).await
     }
 
     async fn reset(
