@@ -14,6 +14,7 @@ packages=(
   libpam-wrapper    # pam_matrix: a password module for the documented stacks' tests
   oathtool          # an independent TOTP implementation to cross-check codes
   libpam-google-authenticator  # its tool makes the files a test imports
+  libpam-oath       # pam_oath: a test imports its users file after real pam_oath logins
   zbar-tools        # zbarimg: an independent QR reader checks the codes mfad draws
   util-linux        # unshare: a test gives mfad a /dev of its own (syslog coming and going)
   mount             # mount, for the same test

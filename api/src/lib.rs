@@ -50,6 +50,12 @@ pub struct UserStatus {
     pub enforced: bool,
     /// Why it is or is not enforced.
     pub enforced_by: EnforcedBy,
+    /// The kind of token: `totp` (an authenticator app) or `hotp` (a counter-based token);
+    /// empty when not enrolled.
+    pub token: String,
+    /// For a counter-based token, the counter value of the last code used; -1 otherwise, or
+    /// when none was used yet.
+    pub counter: i64,
     /// `SHA1`, `SHA256` or `SHA512`; empty when not enrolled.
     pub algorithm: String,
     pub digits: u32,
@@ -360,12 +366,36 @@ pub struct AuditPage {
     pub next: i64,
 }
 
+/// One token of `Admin.ImportTokens`: an enrollment made elsewhere (google-authenticator's
+/// files, pam_oath's users file, a token vendor's PSKC file).
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, zbus::zvariant::Type,
+)]
+pub struct TokenImport {
+    pub user: String,
+    /// `totp` (time-based) or `hotp` (counter-based).
+    pub kind: String,
+    /// The shared secret in Base32, at least 80 bits.
+    pub secret: String,
+    /// `SHA1`, `SHA256` or `SHA512`.
+    pub algorithm: String,
+    /// 6, 7 or 8.
+    pub digits: u32,
+    /// Seconds per time step (TOTP); 0 for HOTP.
+    pub period: u32,
+    /// The time step (TOTP) or counter value (HOTP) of the last code used where the token
+    /// came from, which stays used with those before it; -1: none.
+    pub last_used: i64,
+    /// Codes of 8 digits that become recovery codes (google-authenticator's scratch codes).
+    pub recovery_codes: Vec<String>,
+}
+
 /// What `Admin.BeginEnrollment` hands back, once, to show to the user.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, zbus::zvariant::Type)]
 pub struct NewEnrollment {
     /// The shared secret, Base32 without padding.
     pub secret: String,
-    /// The `otpauth://totp/...` URI an authenticator app scans.
+    /// The `otpauth://totp/...` (or `otpauth://hotp/...`) URI an authenticator app scans.
     pub uri: String,
 }
 

@@ -1,6 +1,6 @@
 //! Client proxies for `mfad`'s interfaces.
 
-use crate::{AuditPage, AuditQuery, Error, Explanation, NewEnrollment, UserStatus};
+use crate::{AuditPage, AuditQuery, Error, Explanation, NewEnrollment, TokenImport, UserStatus};
 
 /// Self-service: every method acts on the caller's own account, known from the bus (never
 /// from an argument).
@@ -13,11 +13,12 @@ pub trait User {
     /// The caller's own enrollment and enforcement.
     fn status(&self) -> Result<UserStatus, Error>;
 
-    /// Starts an enrollment of the caller's account with a new secret (or hands back the
-    /// caller's unfinished one). If the caller already has an app, this is its replacement,
-    /// and `proof` must be a current code from that app or a recovery code (else empty): the
-    /// old app keeps working until the new one is confirmed.
-    fn begin_enrollment(&self, proof: &str) -> Result<NewEnrollment, Error>;
+    /// Starts an enrollment of the caller's account with a new secret, for an app of `kind`
+    /// (`totp`, `hotp`; empty: `totp`), or hands back the caller's unfinished one. If the
+    /// caller already has an app, this is its replacement, and `proof` must be a current code
+    /// from that app or a recovery code (else empty): the old app keeps working until the new
+    /// one is confirmed.
+    fn begin_enrollment(&self, kind: &str, proof: &str) -> Result<NewEnrollment, Error>;
 
     /// Confirms the caller's pending enrollment with a current code from the new app; returns
     /// its recovery codes, to be shown once.
@@ -43,22 +44,29 @@ pub trait User {
     default_path = "/org/pam_mfa/Mfad1"
 )]
 pub trait Admin {
-    /// Creates a pending enrollment for `user`, with `secret` (Base32) or, when empty, a new
-    /// random one. It becomes active only after `ConfirmEnrollment` with a current code.
-    fn begin_enrollment(&self, user: &str, secret: &str) -> Result<NewEnrollment, Error>;
+    /// Creates a pending enrollment of `kind` (`totp`, `hotp`; empty: `totp`) for `user`,
+    /// with `secret` (Base32; a hardware token's) or, when empty, a new random one. It becomes
+    /// active only after `ConfirmEnrollment` with a current code.
+    fn begin_enrollment(
+        &self,
+        user: &str,
+        kind: &str,
+        secret: &str,
+    ) -> Result<NewEnrollment, Error>;
 
     /// Adds active enrollments for `(user, Base32 secret)` pairs, all or none, with the
     /// configured parameters; at most 10,000 per call. Returns how many were added.
     fn import_enrollments(&self, entries: &[(&str, &str)]) -> Result<u32, Error>;
 
-    /// Adds active enrollments from google-authenticator files, all or none: `(user, Base32
-    /// secret of at least 80 bits, period in seconds, scratch codes)`. Codes are 6 digits and
-    /// SHA1, as google-authenticator makes them; scratch codes become recovery codes. At most
-    /// 10,000 per call. Returns how many were added.
-    fn import_google_authenticator(
-        &self,
-        entries: &[(&str, &str, u32, Vec<&str>)],
-    ) -> Result<u32, Error>;
+    /// Adds active enrollments of tokens made elsewhere, all or none (see [`TokenImport`]):
+    /// google-authenticator's files, pam_oath's users file, PSKC files. At most 10,000 per
+    /// call. Returns how many were added.
+    fn import_tokens(&self, entries: &[TokenImport]) -> Result<u32, Error>;
+
+    /// Brings the counter-based token of `user` back in step: `first` and `second` are two
+    /// codes it showed one after the other, looked for within `hotp.resync_window` values
+    /// after its counter. Returns the counter value of `second`, the last one used now.
+    fn resync(&self, user: &str, first: &str, second: &str) -> Result<u64, Error>;
 
     /// Activates the pending enrollment of `user` if `code` is current for it. Returns its new
     /// recovery codes, to be shown once: they are not kept anywhere in a form that can be shown

@@ -47,6 +47,7 @@ pub struct Config {
     #[serde(deserialize_with = "sealing_key_path")]
     pub sealing_key_file: PathBuf,
     pub totp: Totp,
+    pub hotp: Hotp,
     pub login: Login,
     pub lockout: Lockout,
     pub audit: Audit,
@@ -170,6 +171,28 @@ pub struct Totp {
     pub window: Window,
     /// Issuer shown by authenticator apps; empty means "pam-mfa on HOSTNAME".
     pub issuer: String,
+}
+
+/// Counter-based tokens (HOTP, RFC 4226): hardware tokens with a button, and apps set up for
+/// them. Their codes do not expire; each press of the button moves the token's counter on.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Hotp {
+    /// Counter values after the last one used that a code is looked for in: presses of the
+    /// button without a login in between that a login still accepts.
+    pub look_ahead: LookAhead,
+    /// Counter values beyond `look_ahead` in which two codes in a row bring a token back in
+    /// step (at a login, and by `mfactl resync`).
+    pub resync_window: ResyncWindow,
+}
+
+impl Default for Hotp {
+    fn default() -> Self {
+        Hotp {
+            look_ahead: LookAhead(10),
+            resync_window: ResyncWindow(1000),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -435,6 +458,7 @@ impl Default for Config {
             login_socket: PathBuf::from(DEFAULT_LOGIN_SOCKET),
             sealing_key_file: PathBuf::from(DEFAULT_SEALING_KEY_FILE),
             totp: Totp::default(),
+            hotp: Hotp::default(),
             login: Login::default(),
             lockout: Lockout::default(),
             audit: Audit::default(),
@@ -602,6 +626,12 @@ bounded!(
 bounded!(
     /// Steps either side of now.
     Window, 0, 10, "window (time steps)");
+bounded!(
+    /// Counter values a HOTP code is looked for in.
+    LookAhead, 1, 100, "hotp.look_ahead (counter values)");
+bounded!(
+    /// Counter values beyond the look-ahead in which two codes in a row resynchronise.
+    ResyncWindow, 10, 10_000, "hotp.resync_window (counter values)");
 bounded!(MaxTries, 1, 10, "max_tries");
 bounded!(SessionTimeout, 10, 3600, "session_timeout (seconds)");
 bounded!(MaxSessions, 1, 1024, "max_sessions_per_user");

@@ -7,9 +7,9 @@
 //! constants).
 
 use crate::{
-    ConfirmCodes, Digits, LockoutFailures, LockoutSeconds, LookupTimeout, MaxSessions, MaxTries,
-    PRECEDENCE, Period, RecoveryCodes, RememberLimit, RememberSeconds, ResumeMinutes,
-    RetentionDays, SessionTimeout, StoreTimeout, Window,
+    ConfirmCodes, Digits, LockoutFailures, LockoutSeconds, LookAhead, LookupTimeout, MaxSessions,
+    MaxTries, PRECEDENCE, Period, RecoveryCodes, RememberLimit, RememberSeconds, ResumeMinutes,
+    ResyncWindow, RetentionDays, SessionTimeout, StoreTimeout, Window,
 };
 
 /// A table of mfad.toml (`""`: the keys before the first table).
@@ -193,6 +193,35 @@ pub const SECTIONS: &[Section] = &[
                 "\"\"",
                 "Issuer name authenticator apps show next to the account. Empty: \"pam-mfa on \
                  HOSTNAME\".",
+            ),
+        ],
+    },
+    Section {
+        name: "hotp",
+        text: &[
+            "Counter-based tokens (HOTP, RFC 4226): hardware tokens with a button (imported \
+                 with mfactl import, or enrolled with mfactl enroll --hotp --secret), and apps \
+                 set up for them (mfactl enroll --hotp). Their codes do not expire: each press \
+                 moves the token's counter on, and a code is good until a later one is used. \
+                 Logins with them are counted by the lockout like any other code.",
+        ],
+        keys: &[
+            number(
+                "look_ahead",
+                "10",
+                range!(LookAhead, "counter values"),
+                "Codes looked for after the last one used: a token pressed this many times \
+                 without a login is still accepted, and the codes it skipped stop working. \
+                 Each value widens the window a guess can hit.",
+            ),
+            number(
+                "resync_window",
+                "1000",
+                range!(ResyncWindow, "counter values"),
+                "A token pressed more often than look_ahead without a login is brought back \
+                 in step by two codes in a row found within this many values beyond the \
+                 look-ahead: at a login (the first code is refused and the user is asked for \
+                 the next one) or by mfactl resync.",
             ),
         ],
     },

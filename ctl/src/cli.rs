@@ -12,8 +12,9 @@ use clap::{Parser, Subcommand};
 /// user or everyone (they set up an app at their next login), status USER and users show where
 /// each user stands, reset USER removes a lost phone (the user sets up a new one at the next
 /// login), unlock USER ends a lock after too many wrong codes, enroll USER and import set up
-/// apps for users, explain USER tells what a login would do and why, audit reads the audit
-/// trail, reload puts an edited configuration in use.
+/// apps or tokens for users, resync USER brings a counter-based token back in step, explain
+/// USER tells what a login would do and why, audit reads the audit trail, reload puts an edited
+/// configuration in use.
 ///
 /// Journeys. First login: with MFA required and no app yet, the login shows a QR code; scan it,
 /// type the app's code, save the recovery codes. Daily login: type the app's current code.
@@ -61,12 +62,18 @@ pub enum Command {
     /// the app shows (three tries). Until a code is confirmed nothing changes for logins.
     ///
     /// With --json, the QR code, secret, URI and prompt go to stderr, and stdout gets one
-    /// document once the code is confirmed: {"user", "secret", "uri", "enrolled": true,
-    /// "recovery_codes"} (or the error). A script that must compute the code gives the secret
+    /// document once the code is confirmed: {"user", "token" (totp or hotp), "secret", "uri",
+    /// "enrolled": true, "recovery_codes"} (or the error). A script that must compute the code gives the secret
     /// with --secret, or reads the "URI:" line on stderr.
     Enroll {
         /// The user to set up an app for (administrators); without it, yourself.
         user: Option<String>,
+        /// Set up a counter-based (HOTP) token instead of a time-based app: an app set up for
+        /// HOTP codes, or, with --secret, a hardware token with a button (its secret from the
+        /// vendor). Its codes do not expire; each press moves the token on, and logins look
+        /// for a code among the next hotp.look_ahead ones (mfad.toml(5)).
+        #[arg(long)]
+        hotp: bool,
         /// Use this Base32 secret instead of generating one (administrators; for scripted
         /// tests). Other local users can read command lines: for real secrets use mfactl
         /// import, which reads them from a file or stdin.
@@ -96,8 +103,8 @@ pub enum Command {
     /// Asks on stderr for a current code from the app or a recovery code. Refused while MFA is
     /// required of you: then only an administrator can remove it (mfactl reset USER).
     Disable,
-    /// Enroll many users at once from a file of "USER SECRET" lines ("-" reads stdin), or
-    /// from google-authenticator's files.
+    /// Enroll many users at once from a file of "USER SECRET" lines ("-" reads stdin), or from
+    /// the files of google-authenticator, pam_oath, or a token vendor (PSKC).
     ///
     /// Each line holds a user name and a Base32 secret, separated by white space; blank lines
     /// and lines starting with # are skipped. The enrollments are active at once, with the
@@ -108,18 +115,53 @@ pub enum Command {
     /// batch leaves the earlier batches imported (mfactl says how many).
     ///
     /// With --google-authenticator, each FILE is a user's ~/.google_authenticator, and the
-    /// file's owner is the user: the secret, the time step (STEP_SIZE) and the scratch codes,
-    /// which become recovery codes, so nobody has to enroll again. Secrets of 80 bits (the
-    /// classic 16 letters) are imported with a warning. Counter-based (HOTP) files are
-    /// refused. Window and rate limits come from mfad's configuration, not from the files.
+    /// file's owner is the user: the secret, the time step (STEP_SIZE) or, in a counter-based
+    /// file, the counter (HOTP_COUNTER), the codes already used (DISALLOW_REUSE), and the
+    /// scratch codes, which become recovery codes, so nobody has to enroll again. Secrets of
+    /// 80 bits (the classic 16 letters) are imported with a warning. Window and rate limits
+    /// come from mfad's configuration, not from the files.
     ///
-    /// Example: mfactl import --google-authenticator /home/*/.google_authenticator
+    /// With --pam-oath, FILE is pam_oath's users file (usersfile=, often /etc/users.oath):
+    /// its HOTP (counter-based) and HOTP/T30 (time-based) lines, with their counters and the
+    /// last code each user typed, which stays used. Lines with a PIN are not imported
+    /// (pam-mfa keeps none: the account's password takes its place).
+    ///
+    /// With --pskc, FILE is a token vendor's PSKC file (RFC 6030) and --serials names a file of
+    /// "SERIAL USER" lines: the token with that serial number is enrolled for that user.
+    /// Encrypted files (a pre-shared key, RFC 6030 section 6.1) need --pskc-key. Tokens given to
+    /// no user are left out and listed.
+    ///
+    /// An entry that cannot be imported is named with its line or key package and the reason,
+    /// and nothing is imported, unless --skip-invalid says to import the others.
+    ///
+    /// Examples: mfactl import --google-authenticator /home/*/.google_authenticator;
+    /// mfactl import --pam-oath /etc/users.oath;
+    /// mfactl import --pskc tokens.xml --serials serials.txt --pskc-key psk.hex
+    #[command(group(clap::ArgGroup::new("format")
+        .args(["google_authenticator", "pam_oath", "pskc"])))]
     Import {
         /// Read google-authenticator's files, one per user, instead of "USER SECRET" lines.
         #[arg(long)]
         google_authenticator: bool,
+        /// Read pam_oath's users file.
+        #[arg(long)]
+        pam_oath: bool,
+        /// Read a PSKC file of hardware tokens (with --serials).
+        #[arg(long, requires = "serials")]
+        pskc: bool,
+        /// With --pskc: a file of "SERIAL USER" lines, the user of each token.
+        #[arg(long, value_name = "FILE", requires = "pskc")]
+        serials: Option<std::path::PathBuf>,
+        /// With --pskc: a file holding the pre-shared key the PSKC file is encrypted with, in
+        /// hexadecimal (readable by its owner only).
+        #[arg(long, value_name = "FILE", requires = "pskc")]
+        pskc_key: Option<std::path::PathBuf>,
+        /// Import the entries that can be, and name those that cannot, instead of importing
+        /// nothing.
+        #[arg(long)]
+        skip_invalid: bool,
         /// A file of "USER SECRET" lines, or "-" for stdin; with --google-authenticator, one
-        /// or more users' ~/.google_authenticator files.
+        /// or more users' ~/.google_authenticator files; with --pam-oath or --pskc, one file.
         #[arg(value_name = "FILE", required = true)]
         files: Vec<std::path::PathBuf>,
     },
@@ -152,11 +194,11 @@ pub enum Command {
     /// host whose mfad recorded it.
     ///
     /// Events: challenged, login-allowed, remembered-login, login-exempt, login-denied,
-    /// login-abandoned, recovery-code-used, locked-out, unlocked, enrollment-started,
-    /// enrollment-confirmed, enrollment-abandoned, enrollments-imported, enrollment-reset,
-    /// enrollment-disabled, recovery-codes-renewed, enforcement-set, config-reloaded,
-    /// config-refused, policy-changed, secrets-resealed. (Skipped logins, single wrong codes and exemptions by
-    /// service or network go to syslog only.)
+    /// login-abandoned, recovery-code-used, locked-out, unlocked, token-resynced,
+    /// enrollment-started, enrollment-confirmed, enrollment-abandoned, enrollments-imported,
+    /// enrollment-reset, enrollment-disabled, recovery-codes-renewed, enforcement-set,
+    /// config-reloaded, config-refused, policy-changed, secrets-resealed. (Skipped logins,
+    /// single wrong codes and exemptions by service or network go to syslog only.)
     Audit {
         /// Only entries about this user.
         #[arg(long, value_name = "USER")]
@@ -224,6 +266,16 @@ pub enum Command {
     /// mfad started. Exits 1 when the store does not answer, so that monitoring can run it.
     /// Administrators only.
     Health,
+    /// Bring USER's counter-based (HOTP) token back in step after many presses without a login.
+    ///
+    /// Asks on stderr for two codes the token shows one after the other (press its button
+    /// twice), and looks for them within hotp.resync_window values after the last code used
+    /// (1,000 by default). Codes before them stop working. A login does the same when the user
+    /// types two such codes in a row. Administrators only.
+    Resync {
+        /// The user whose token is brought back in step.
+        user: String,
+    },
     /// End USER's lock after too many wrong codes, at once, and clear the count of tries.
     ///
     /// mfad locks an account after lockout.failures wrong codes (5 by default) within

@@ -8,3 +8,4 @@ pub mod connect;
 pub mod failure;
 pub mod prompt;
 pub mod report;
+pub mod tokens;

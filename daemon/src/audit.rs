@@ -170,6 +170,12 @@ pub enum Event {
     Unlocked {
         user: UserName,
     },
+    /// A counter-based token was brought back in step: `counter` is the value of the last code
+    /// used now.
+    TokenResynced {
+        user: UserName,
+        counter: u64,
+    },
     /// The user removed their own authenticator app.
     EnrollmentDisabled {
         user: UserName,
@@ -327,6 +333,7 @@ impl Event {
             Event::RecoveryCodesRenewed { .. } => "recovery-codes-renewed",
             Event::LockedOut { .. } => "locked-out",
             Event::Unlocked { .. } => "unlocked",
+            Event::TokenResynced { .. } => "token-resynced",
             Event::EnrollmentDisabled { .. } => "enrollment-disabled",
             Event::EnrollmentsImported { .. } => "enrollments-imported",
             Event::EnrollmentReset { .. } => "enrollment-reset",
@@ -364,6 +371,7 @@ impl Event {
             | Event::RecoveryCodesRenewed { user }
             | Event::LockedOut { user, .. }
             | Event::Unlocked { user }
+            | Event::TokenResynced { user, .. }
             | Event::EnrollmentDisabled { user }
             | Event::EnrollmentReset { user, .. } => Some(user.as_str()),
             Event::LoginDenied { user, .. } | Event::LoginRefused { user, .. } => Some(user),
@@ -582,6 +590,12 @@ impl fmt::Display for Event {
                 pam_mfa_api::utc(*until)
             ),
             Event::Unlocked { user } => write!(f, "unlocked: user={user}"),
+            Event::TokenResynced { user, counter } => {
+                write!(
+                    f,
+                    "token brought back in step: user={user} counter={counter}"
+                )
+            }
             Event::EnrollmentDisabled { user } => {
                 write!(f, "enrollment removed by its user: user={user}")
             }

@@ -52,6 +52,9 @@ _mfactl() {
             mfactl,reset)
                 cmd="mfactl__subcmd__reset"
                 ;;
+            mfactl,resync)
+                cmd="mfactl__subcmd__resync"
+                ;;
             mfactl,status)
                 cmd="mfactl__subcmd__status"
                 ;;
@@ -97,6 +100,9 @@ _mfactl() {
             mfactl__subcmd__help,reset)
                 cmd="mfactl__subcmd__help__subcmd__reset"
                 ;;
+            mfactl__subcmd__help,resync)
+                cmd="mfactl__subcmd__help__subcmd__resync"
+                ;;
             mfactl__subcmd__help,status)
                 cmd="mfactl__subcmd__help__subcmd__status"
                 ;;
@@ -113,7 +119,7 @@ _mfactl() {
 
     case "${cmd}" in
         mfactl)
-            opts="-h -V --bus --json --help --version enroll recovery-codes disable import status users reset audit explain reload reseal health unlock enforce help"
+            opts="-h -V --bus --json --help --version enroll recovery-codes disable import status users reset audit explain reload reseal health resync unlock enforce help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -201,7 +207,7 @@ _mfactl() {
             return 0
             ;;
         mfactl__subcmd__enroll)
-            opts="-h --secret --qr-png --qr-background --bus --json --help"
+            opts="-h --hotp --secret --qr-png --qr-background --bus --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -275,7 +281,7 @@ _mfactl() {
             return 0
             ;;
         mfactl__subcmd__help)
-            opts="enroll recovery-codes disable import status users reset audit explain reload reseal health unlock enforce help"
+            opts="enroll recovery-codes disable import status users reset audit explain reload reseal health resync unlock enforce help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -456,6 +462,20 @@ _mfactl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        mfactl__subcmd__help__subcmd__resync)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         mfactl__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -499,12 +519,20 @@ _mfactl() {
             return 0
             ;;
         mfactl__subcmd__import)
-            opts="-h --google-authenticator --bus --json --help"
+            opts="-h --google-authenticator --pam-oath --pskc --serials --pskc-key --skip-invalid --bus --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --serials)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pskc-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --bus)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -572,6 +600,24 @@ _mfactl() {
             ;;
         mfactl__subcmd__reset)
             opts="-y -h --yes --bus --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --bus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        mfactl__subcmd__resync)
+            opts="-h --bus --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

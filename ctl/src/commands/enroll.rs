@@ -31,11 +31,12 @@ enum Target {
 }
 
 impl Target {
-    /// `secret` for an administrator's enrollment, `proof` for the caller's own replacement.
-    async fn begin(&self, secret: &str, proof: &str) -> Result<NewEnrollment, Error> {
+    /// An enrollment of `kind`; `secret` for an administrator's, `proof` for the caller's own
+    /// replacement.
+    async fn begin(&self, kind: &str, secret: &str, proof: &str) -> Result<NewEnrollment, Error> {
         match self {
-            Target::Own(user) => user.begin_enrollment(proof).await,
-            Target::Other(admin, name) => admin.begin_enrollment(name, secret).await,
+            Target::Own(user) => user.begin_enrollment(kind, proof).await,
+            Target::Other(admin, name) => admin.begin_enrollment(name, kind, secret).await,
         }
     }
 
@@ -60,6 +61,37 @@ impl Target {
     }
 }
 
+/// What is set up: an authenticator app (time-based codes), or a counter-based token.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Token {
+    App,
+    /// HOTP: an app set up for counter-based codes, or a hardware token (its secret given).
+    Counter,
+}
+
+impl Token {
+    fn kind(self) -> &'static str {
+        match self {
+            Token::App => "totp",
+            Token::Counter => "hotp",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Token::App => "an authenticator app",
+            Token::Counter => "a counter-based (HOTP) token",
+        }
+    }
+
+    fn prompt(self) -> &'static str {
+        match self {
+            Token::App => "Code shown by the app, to confirm: ",
+            Token::Counter => "Code the token shows (press its button), to confirm: ",
+        }
+    }
+}
+
 /// How `enroll` shows the QR code.
 pub struct Display<'a> {
     pub json: bool,
@@ -72,6 +104,8 @@ pub struct Display<'a> {
 #[derive(serde::Serialize)]
 pub struct Enrolled {
     pub user: String,
+    /// `totp` or `hotp`.
+    pub token: &'static str,
     pub secret: Zeroizing<String>,
     pub uri: Zeroizing<String>,
     pub enrolled: True,
@@ -81,7 +115,7 @@ pub struct Enrolled {
 
 pub async fn run(
     bus: Option<&str>,
-    user: Option<&str>,
+    (user, token): (Option<&str>, Token),
     secret: Option<&str>,
     display: Display<'_>,
 ) -> Result<Enrolled, Failure> {
@@ -108,9 +142,10 @@ pub async fn run(
         Zeroizing::new(String::new())
     };
     let secret = Zeroizing::new(secret.unwrap_or_default().to_owned());
-    let enrollment = target.begin(&secret, &proof).await?;
+    let enrollment = target.begin(token.kind(), &secret, &proof).await?;
     let mut enrolled = Enrolled {
         user: name,
+        token: token.kind(),
         secret: Zeroizing::new(enrollment.secret),
         uri: Zeroizing::new(enrollment.uri),
         enrolled: True,
@@ -124,10 +159,10 @@ pub async fn run(
     } else {
         Box::new(std::io::stdout())
     };
-    show(&mut human, &enrolled, display.background)
+    show(&mut human, &enrolled, token, display.background)
         .map_err(|error| Failure::input(format!("cannot show the enrollment: {error}")))?;
     drop(human);
-    enrolled.recovery_codes = confirm(&target, &enrolled.user)
+    enrolled.recovery_codes = confirm(&target, &enrolled.user, token)
         .await?
         .into_iter()
         .map(Zeroizing::new)
@@ -161,8 +196,13 @@ fn write_png(mut file: std::fs::File, path: &Path, uri: &str) -> Result<(), Fail
 }
 
 /// Writes the QR code, the secret and the URI.
-fn show(out: &mut dyn Write, enrolled: &Enrolled, background: QrBackground) -> std::io::Result<()> {
-    let heading = format!("Set up an authenticator app for {}.", enrolled.user);
+fn show(
+    out: &mut dyn Write,
+    enrolled: &Enrolled,
+    token: Token,
+    background: QrBackground,
+) -> std::io::Result<()> {
+    let heading = format!("Set up {} for {}.", token.what(), enrolled.user);
     let block = pam_mfa_qr::enrollment_block(&heading, &enrolled.uri, &enrolled.secret, background);
     writeln!(out, "{block}\n")?;
     out.flush()
@@ -170,9 +210,9 @@ fn show(out: &mut dyn Write, enrolled: &Enrolled, background: QrBackground) -> s
 
 /// Asks for codes on stderr and stdin until one activates the enrollment; returns the new
 /// recovery codes.
-async fn confirm(target: &Target, user: &str) -> Result<Vec<String>, Failure> {
+async fn confirm(target: &Target, user: &str, token: Token) -> Result<Vec<String>, Failure> {
     for attempt in 1..=TRIES {
-        let Some(code) = read_code("Code shown by the app, to confirm: ")? else {
+        let Some(code) = read_code(token.prompt())? else {
             return Err(Failure::input(format!(
                 "no code given: the new app of {user} is not active; run mfactl enroll again"
             )));
@@ -192,8 +232,13 @@ async fn confirm(target: &Target, user: &str) -> Result<Vec<String>, Failure> {
 
 impl Report for Enrolled {
     fn text(&self) -> String {
+        let from = if self.token == "hotp" {
+            "this token"
+        } else {
+            "this app"
+        };
         let mut text = format!(
-            "{} is enrolled: logins now ask for a code from this app",
+            "{} is enrolled: logins now ask for a code from {from}",
             self.user
         );
         if !self.recovery_codes.is_empty() {
@@ -225,13 +270,14 @@ mod tests {
     fn the_qr_code_secret_and_uri_are_shown_for_a_person() {
         let enrolled = Enrolled {
             user: "alice".into(),
+            token: "totp",
             secret: Zeroizing::new("GEZDGNBVGY3TQOJQ".into()),
             uri: Zeroizing::new("otpauth://totp/x:alice?secret=GEZDGNBVGY3TQOJQ".into()),
             enrolled: True,
             recovery_codes: vec![Zeroizing::new("k7pqm-3xd9a-hrt2w".into())],
         };
         let mut shown = Vec::new();
-        show(&mut shown, &enrolled, QrBackground::Dark).unwrap();
+        show(&mut shown, &enrolled, Token::App, QrBackground::Dark).unwrap();
         let shown = String::from_utf8(shown).unwrap();
         assert!(
             shown.starts_with("Set up an authenticator app for alice.\n"),
@@ -250,6 +296,7 @@ mod tests {
     fn the_report_holds_the_secret_uri_and_recovery_codes() {
         let enrolled = Enrolled {
             user: "alice".into(),
+            token: "totp",
             secret: Zeroizing::new("GEZDGNBVGY3TQOJQ".into()),
             uri: Zeroizing::new("otpauth://totp/x:alice?secret=GEZDGNBVGY3TQOJQ".into()),
             enrolled: True,
@@ -262,6 +309,7 @@ mod tests {
             json(&enrolled),
             serde_json::json!({
                 "user": "alice",
+                "token": "totp",
                 "secret": "GEZDGNBVGY3TQOJQ",
                 "uri": "otpauth://totp/x:alice?secret=GEZDGNBVGY3TQOJQ",
                 "enrolled": true,

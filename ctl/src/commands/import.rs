@@ -1,15 +1,20 @@
-//! `mfactl import FILE`: enroll many users at once from `USER SECRET` lines, or
-//! `mfactl import --google-authenticator FILE...` from google-authenticator's files.
+//! `mfactl import FILE`: enroll many users at once from `USER SECRET` lines;
+//! `mfactl import --google-authenticator FILE...` from google-authenticator's files;
+//! `mfactl import --pam-oath FILE` and `--pskc FILE` from pam_oath's users file and token
+//! vendors' PSKC files (read in [`crate::tokens`]).
 
 use std::io::Read;
 use std::path::Path;
 
+use pam_mfa_api::TokenImport;
 use pam_mfa_api::limits::MAX_IMPORT;
-use zeroize::Zeroizing;
+use pam_mfa_api::proxy::AdminProxy;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::connect::connect;
 use crate::failure::Failure;
 use crate::report::Report;
+use crate::tokens;
 
 #[derive(serde::Serialize)]
 pub struct Import {
@@ -50,7 +55,35 @@ pub async fn run(bus: Option<&str>, file: &Path) -> Result<Import, Failure> {
 pub struct GoogleAuthenticator {
     pub secret: Zeroizing<String>,
     pub period: u32,
+    /// A counter-based file's counter: the value of the next code it accepts (HOTP_COUNTER).
+    pub counter: Option<u64>,
+    /// The newest time step whose code was used (DISALLOW_REUSE).
+    pub used: Option<u64>,
     pub scratch_codes: Vec<Zeroizing<String>>,
+}
+
+impl GoogleAuthenticator {
+    /// The token as mfad imports it: 6 digits, SHA1, as google-authenticator makes them.
+    pub fn token(&self, user: &str) -> TokenImport {
+        let (kind, period, last_used) = match self.counter {
+            Some(counter) => ("hotp", 0, counter as i64 - 1),
+            None => (
+                "totp",
+                self.period,
+                self.used.map_or(-1, |step| step as i64),
+            ),
+        };
+        TokenImport {
+            user: user.to_owned(),
+            kind: kind.to_owned(),
+            secret: self.secret.to_string(),
+            algorithm: "SHA1".into(),
+            digits: 6,
+            period,
+            last_used,
+            recovery_codes: self.scratch_codes.iter().map(|c| c.to_string()).collect(),
+        }
+    }
 }
 
 /// Parses a ~/.google_authenticator file: the Base32 secret on the first line, `" OPTION`
@@ -66,6 +99,7 @@ pub fn parse_google_authenticator(name: &str, text: &str) -> Result<GoogleAuthen
         }
     };
     let mut period = 30;
+    let (mut counter, mut used) = (None, None);
     let mut scratch_codes = Vec::new();
     for (index, line) in lines {
         let line = line.trim();
@@ -79,11 +113,21 @@ pub fn parse_google_authenticator(name: &str, text: &str) -> Result<GoogleAuthen
                     })?;
                 }
                 Some("HOTP_COUNTER") => {
-                    return Err(Failure::input(format!(
-                        "{}: a counter-based (HOTP) file; pam-mfa uses time-based codes only: \
-                         nothing was imported",
-                        at()
-                    )));
+                    let value = words.next().and_then(|n| n.parse().ok()).ok_or_else(|| {
+                        Failure::input(format!("{}: HOTP_COUNTER needs a number", at()))
+                    })?;
+                    counter = Some(value);
+                }
+                Some("DISALLOW_REUSE") => {
+                    for step in words {
+                        let step: u64 = step.parse().map_err(|_| {
+                            Failure::input(format!(
+                                "{}: DISALLOW_REUSE lists time steps, not {step:?}",
+                                at()
+                            ))
+                        })?;
+                        used = used.max(Some(step));
+                    }
                 }
                 _ => {}
             }
@@ -99,6 +143,8 @@ pub fn parse_google_authenticator(name: &str, text: &str) -> Result<GoogleAuthen
     Ok(GoogleAuthenticator {
         secret: Zeroizing::new(secret.to_owned()),
         period,
+        counter,
+        used,
         scratch_codes,
     })
 }
@@ -176,26 +222,142 @@ pub async fn run_google_authenticator(
         }
         entries.push((user, parsed));
     }
-    let imported = in_batches(&entries, |batch| {
-        let wire: Vec<(&str, &str, u32, Vec<&str>)> = batch
+    let tokens = Tokens(
+        entries
             .iter()
-            .map(|(user, parsed)| {
-                (
-                    user.as_str(),
-                    parsed.secret.as_str(),
-                    parsed.period,
-                    parsed.scratch_codes.iter().map(|c| c.as_str()).collect(),
-                )
-            })
-            .collect();
-        let admin = &admin;
-        async move { admin.import_google_authenticator(&wire).await }
-    })
-    .await?;
+            .map(|(user, parsed)| parsed.token(user))
+            .collect(),
+    );
+    let imported = send_tokens(&admin, &tokens.0).await?;
     Ok(Import {
         imported,
         from: format!("{} google-authenticator files", files.len()),
     })
+}
+
+/// Tokens to send, their secrets and codes wiped when dropped.
+struct Tokens(Vec<TokenImport>);
+
+impl Drop for Tokens {
+    fn drop(&mut self) {
+        for token in &mut self.0 {
+            token.secret.zeroize();
+            token.recovery_codes.zeroize();
+        }
+    }
+}
+
+async fn send_tokens(admin: &AdminProxy<'_>, tokens: &[TokenImport]) -> Result<usize, Failure> {
+    in_batches(
+        tokens,
+        |batch| async move { admin.import_tokens(batch).await },
+    )
+    .await
+}
+
+/// What `mfactl import --pam-oath` and `--pskc` read, and from where.
+pub enum TokenFile<'a> {
+    PamOath(&'a Path),
+    Pskc {
+        file: &'a Path,
+        serials: &'a Path,
+        key: Option<&'a Path>,
+    },
+}
+
+/// Imports the tokens of a pam_oath users file or a PSKC file. An entry that cannot be read
+/// stops the import before anything is sent, unless `skip_invalid`: then each is named on
+/// stderr and the others are imported.
+pub async fn run_tokens(
+    bus: Option<&str>,
+    file: TokenFile<'_>,
+    skip_invalid: bool,
+) -> Result<Import, Failure> {
+    let (read, from) = match file {
+        TokenFile::PamOath(path) => {
+            let (name, text) = read_private(path)?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_secs());
+            (
+                tokens::pam_oath(&name, &text, now),
+                format!("pam_oath's {name}"),
+            )
+        }
+        TokenFile::Pskc { file, serials, key } => {
+            let (name, text) = read_private(file)?;
+            let (serials_name, serials_text) = read_text(serials)?;
+            let users = tokens::serials(&serials_name, &serials_text).map_err(Failure::input)?;
+            let key = match key {
+                Some(path) => {
+                    let (key_name, key_text) = read_private(path)?;
+                    Some(tokens::pre_shared_key(&key_name, &key_text).map_err(Failure::input)?)
+                }
+                None => None,
+            };
+            let read = tokens::pskc(&name, &text, &users, key.as_deref().map(Vec::as_slice))
+                .map_err(|why| Failure::input(format!("{why}: nothing was imported")))?;
+            (read, format!("the PSKC file {name}"))
+        }
+    };
+    let tokens::Read {
+        tokens,
+        invalid,
+        notes,
+    } = read;
+    let tokens = Tokens(tokens);
+    for note in &notes {
+        eprintln!("mfactl: {note}");
+    }
+    if !invalid.is_empty() {
+        let listed = invalid.join("\n");
+        if !skip_invalid {
+            return Err(Failure::input(format!(
+                "{listed}\nnothing was imported ({} entries cannot be; --skip-invalid imports \
+                 the {} others)",
+                invalid.len(),
+                tokens.0.len()
+            )));
+        }
+        eprintln!("mfactl: {listed}");
+        eprintln!(
+            "mfactl: warning: {} entries were left out (--skip-invalid)",
+            invalid.len()
+        );
+    }
+    let imported = send_tokens(&connect(bus).await?, &tokens.0).await?;
+    Ok(Import { imported, from })
+}
+
+/// Reads a file that holds secrets, refusing one that others may read or write.
+fn read_private(path: &Path) -> Result<(String, Zeroizing<String>), Failure> {
+    use std::os::unix::fs::MetadataExt;
+    let name = path.display().to_string();
+    let mut opened = std::fs::File::open(path)
+        .map_err(|error| Failure::input(format!("cannot read {name}: {error}")))?;
+    let metadata = opened
+        .metadata()
+        .map_err(|error| Failure::input(format!("cannot read {name}: {error}")))?;
+    if metadata.mode() & 0o077 != 0 {
+        return Err(Failure::input(format!(
+            "{name} holds secrets but others may read or write it (mode {:o}): make it \
+             readable by its owner only (chmod 600); nothing was imported",
+            metadata.mode() & 0o777
+        )));
+    }
+    let mut text = Zeroizing::new(String::new());
+    opened
+        .read_to_string(&mut text)
+        .map_err(|error| Failure::input(format!("cannot read {name}: {error}")))?;
+    Ok((name, text))
+}
+
+/// Reads a file that holds no secret.
+fn read_text(path: &Path) -> Result<(String, String), Failure> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| Failure::input(format!("cannot read {name}: {error}")))?;
+    Ok((name, text))
 }
 
 /// Sends `entries` to mfad in batches of [`MAX_IMPORT`], each all or nothing; returns how many
@@ -281,15 +443,25 @@ mod tests {
         assert_eq!(parsed.secret.as_str(), "U6GPUQ2LGLU6O5WESPZMZ3UPMI");
         assert_eq!(parsed.period, 60);
         assert_eq!(parsed.scratch_codes.len(), 2);
-        let hotp = "JBSWY3DPEHPK3PXP\n\" HOTP_COUNTER 1\n";
-        let Err(failure) = parse_google_authenticator("g", hotp) else {
-            panic!("HOTP is refused");
-        };
-        assert!(
-            failure
-                .message()
-                .starts_with("g:2: a counter-based (HOTP) file")
+        let hotp = "JBSWY3DPEHPK3PXP\n\" HOTP_COUNTER 4\n\" WINDOW_SIZE 3\n";
+        let token = parse_google_authenticator("g", hotp).unwrap().token("lee");
+        assert_eq!((token.kind.as_str(), token.period), ("hotp", 0));
+        assert_eq!(
+            token.last_used, 3,
+            "the counter is the next value to be used"
         );
+        let fresh = parse_google_authenticator("g", "JBSWY3DPEHPK3PXP\n\" HOTP_COUNTER 0\n");
+        assert_eq!(fresh.unwrap().token("lee").last_used, -1);
+        let reused = "JBSWY3DPEHPK3PXP\n\" DISALLOW_REUSE 56 58 57\n\" TOTP_AUTH\n";
+        let token = parse_google_authenticator("g", reused)
+            .unwrap()
+            .token("lee");
+        assert_eq!((token.kind.as_str(), token.last_used), ("totp", 58));
+        let Err(failure) = parse_google_authenticator("g", "JBSWY3DPEHPK3PXP\n\" HOTP_COUNTER x\n")
+        else {
+            panic!("a counter that is not a number is refused");
+        };
+        assert_eq!(failure.message(), "g:2: HOTP_COUNTER needs a number");
         let Err(failure) = parse_google_authenticator("h", "JBSWY3DPEHPK3PXP\nhello\n") else {
             panic!("junk is refused");
         };

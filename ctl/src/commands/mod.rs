@@ -11,6 +11,7 @@ pub mod recovery_codes;
 pub mod reload;
 pub mod reseal;
 pub mod reset;
+pub mod resync;
 pub mod status;
 pub mod unlock;
 pub mod users;
@@ -25,6 +26,7 @@ pub async fn run(cli: &Cli) -> Result<Box<dyn AnyReport>, Failure> {
     Ok(match &cli.command {
         Command::Enroll {
             user,
+            hotp,
             secret,
             qr_png,
             qr_background,
@@ -34,25 +36,51 @@ pub async fn run(cli: &Cli) -> Result<Box<dyn AnyReport>, Failure> {
                 background: qr_background.into(),
                 png: qr_png.as_deref(),
             };
-            Box::new(enroll::run(bus, user.as_deref(), secret.as_deref(), display).await?)
+            let token = if *hotp {
+                enroll::Token::Counter
+            } else {
+                enroll::Token::App
+            };
+            let target = (user.as_deref(), token);
+            Box::new(enroll::run(bus, target, secret.as_deref(), display).await?)
         }
         Command::RecoveryCodes => Box::new(recovery_codes::run(bus).await?),
         Command::Disable => Box::new(disable::run(bus).await?),
         Command::Import {
-            google_authenticator: false,
+            google_authenticator,
+            pam_oath,
+            pskc,
+            serials,
+            pskc_key,
+            skip_invalid,
             files,
-        } => match files.as_slice() {
-            [file] => Box::new(import::run(bus, file).await?),
-            _ => {
-                return Err(Failure::usage(
-                    "give one file of USER SECRET lines (or --google-authenticator FILE...)",
+        } => {
+            if *google_authenticator {
+                return Ok(Box::new(
+                    import::run_google_authenticator(bus, files).await?,
                 ));
             }
-        },
-        Command::Import {
-            google_authenticator: true,
-            files,
-        } => Box::new(import::run_google_authenticator(bus, files).await?),
+            let [file] = files.as_slice() else {
+                return Err(Failure::usage(
+                    "give one file (several only with --google-authenticator)",
+                ));
+            };
+            let tokens = if *pam_oath {
+                import::TokenFile::PamOath(file)
+            } else if *pskc {
+                import::TokenFile::Pskc {
+                    file,
+                    serials: serials
+                        .as_deref()
+                        .ok_or_else(|| Failure::usage("--pskc needs --serials FILE"))?,
+                    key: pskc_key.as_deref(),
+                }
+            } else {
+                return Ok(Box::new(import::run(bus, file).await?));
+            };
+            Box::new(import::run_tokens(bus, tokens, *skip_invalid).await?)
+        }
+        Command::Resync { user } => Box::new(resync::run(bus, user).await?),
         Command::Status { user } => Box::new(status::run(bus, user.as_deref()).await?),
         Command::Users => Box::new(users::run(bus).await?),
         Command::Reset { user, yes } => Box::new(reset::run(bus, user, *yes).await?),

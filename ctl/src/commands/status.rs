@@ -14,6 +14,10 @@ pub struct Status {
     pub enrolled: bool,
     pub enforced: bool,
     pub enforced_by: EnforcedBy,
+    /// `totp` (an authenticator app) or `hotp` (a counter-based token).
+    pub token: Option<String>,
+    /// A counter-based token's counter: the value of the last code used.
+    pub counter: Option<u64>,
     pub algorithm: Option<String>,
     pub digits: Option<u32>,
     pub period: Option<u32>,
@@ -33,6 +37,8 @@ impl From<UserStatus> for Status {
             enrolled,
             enforced: status.enforced,
             enforced_by: status.enforced_by,
+            token: enrolled.then_some(status.token),
+            counter: u64::try_from(status.counter).ok(),
             algorithm: enrolled.then_some(status.algorithm),
             digits: enrolled.then_some(status.digits),
             period: enrolled.then_some(status.period),
@@ -63,8 +69,15 @@ impl Report for Status {
         if let (Some(algorithm), Some(digits), Some(period)) =
             (&self.algorithm, self.digits, self.period)
         {
+            let moves = match (self.token.as_deref(), self.counter) {
+                (Some("hotp"), Some(counter)) => {
+                    format!("counter-based token, last code used: #{counter}")
+                }
+                (Some("hotp"), None) => "counter-based token, no code used yet".to_owned(),
+                _ => format!("{period} s"),
+            };
             lines.push(format!(
-                "           {digits} digits, {period} s, {algorithm}, since {}",
+                "           {digits} digits, {moves}, {algorithm}, since {}",
                 self.enrolled_at
             ));
         }
@@ -110,6 +123,8 @@ pub(crate) mod tests {
     pub fn alice() -> Status {
         Status::from(UserStatus {
             user: "alice".into(),
+            token: "totp".into(),
+            counter: -1,
             enrolled: true,
             enforced: true,
             enforced_by: EnforcedBy::AllUsers,
@@ -132,6 +147,8 @@ pub(crate) mod tests {
             "enrolled": true,
             "enforced": true,
             "enforced_by": "all users",
+            "token": "totp",
+            "counter": null,
             "algorithm": "SHA1",
             "digits": 6,
             "period": 30,
@@ -165,6 +182,8 @@ pub(crate) mod tests {
     fn a_user_without_enrollment_has_no_parameters() {
         let status = Status::from(UserStatus {
             user: "alice".into(),
+            token: "totp".into(),
+            counter: -1,
             enrolled: false,
             enforced: true,
             enforced_by: EnforcedBy::AllUsers,
@@ -190,6 +209,8 @@ pub(crate) mod tests {
     fn a_locked_user_without_an_app_is_all_nulls_but_the_lock() {
         let status = UserStatus {
             user: "bob".into(),
+            token: "totp".into(),
+            counter: -1,
             enrolled: false,
             enforced: true,
             enforced_by: EnforcedBy::Group("wheel".into()),
@@ -211,6 +232,8 @@ pub(crate) mod tests {
                 "enrolled": false,
                 "enforced": true,
                 "enforced_by": "group wheel",
+                "token": null,
+                "counter": null,
                 "algorithm": null,
                 "digits": null,
                 "period": null,

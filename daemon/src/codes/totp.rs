@@ -1,4 +1,4 @@
-//! TOTP (RFC 6238) codes and their verification, on top of totp-rs.
+//! TOTP (RFC 6238) and HOTP (RFC 4226) codes and their verification, on top of totp-rs.
 
 use std::fmt;
 
@@ -123,12 +123,54 @@ impl fmt::Display for EmptyLabel {
 
 impl std::error::Error for EmptyLabel {}
 
+/// What moves a token's codes on: the time (an authenticator app), or a counter that each
+/// press of a button advances (a hardware token, or an app set up for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// RFC 6238: the code of the current time step.
+    Totp,
+    /// RFC 4226: the code of the next counter value.
+    Hotp,
+}
+
+impl Kind {
+    /// The name stored, shown, and given on mfactl's command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Totp => "totp",
+            Kind::Hotp => "hotp",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Kind> {
+        match name.to_ascii_lowercase().as_str() {
+            "totp" => Some(Kind::Totp),
+            "hotp" => Some(Kind::Hotp),
+            _ => None,
+        }
+    }
+}
+
 /// The parameters an enrollment was made with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Params {
+    pub kind: Kind,
     pub algorithm: Algorithm,
     pub digits: u32,
+    /// Seconds per time step (TOTP); 0 for HOTP, whose codes do not move with the time.
     pub period: u32,
+}
+
+impl Params {
+    /// The parameters of a counter-based token (its `period` is 0).
+    pub fn hotp(algorithm: Algorithm, digits: u32) -> Params {
+        Params {
+            kind: Kind::Hotp,
+            algorithm,
+            digits,
+            period: 0,
+        }
+    }
 }
 
 fn generator(secret: &Secret, params: Params) -> totp_rs::Totp {
@@ -140,7 +182,8 @@ fn generator(secret: &Secret, params: Params) -> totp_rs::Totp {
     Builder::new()
         .with_algorithm(algorithm)
         .with_digits(params.digits as u8)
-        .with_step_duration(u64::from(params.period))
+        // HOTP's counter is a "time step" of one second (see [`code_of`]).
+        .with_step_duration(u64::from(params.period.max(1)))
         .with_secret(secret.as_bytes().to_vec())
         .build_noncompliant()
 }
@@ -156,13 +199,121 @@ pub fn code_at_step(secret: &Secret, params: Params, step: u64) -> Zeroizing<Str
 fn code_of(totp: &totp_rs::Totp, params: Params, step: u64) -> Zeroizing<String> {
     use std::fmt::Write;
     let mut code = Zeroizing::new(String::with_capacity(16));
-    let _ = write!(code, "{}", totp.generate(step * u64::from(params.period)));
+    let _ = write!(
+        code,
+        "{}",
+        totp.generate(step * u64::from(params.period.max(1)))
+    );
     code
 }
 
 /// The time step `now` falls in.
 pub fn step_of(now: u64, params: Params) -> u64 {
-    now / u64::from(params.period)
+    now / u64::from(params.period.max(1))
+}
+
+/// The code typed, without spaces, if it has the enrollment's number of digits and nothing
+/// else; in a string wiped when dropped, made large enough at once (a string that grows
+/// leaves copies in freed memory).
+fn typed_digits(code: &str, params: Params) -> Option<Zeroizing<String>> {
+    let mut spaceless = Zeroizing::new(String::with_capacity(code.len()));
+    spaceless.extend(code.chars().filter(|c| *c != ' '));
+    (spaceless.len() == params.digits as usize && spaceless.bytes().all(|b| b.is_ascii_digit()))
+        .then_some(spaceless)
+}
+
+/// The first of the counter values `counters` whose code is `code` (see [`typed_digits`]).
+/// Every value is compared in constant time, and all of them whether or not one matched.
+fn first_match(
+    secret: &Secret,
+    params: Params,
+    code: &str,
+    counters: std::ops::RangeInclusive<u64>,
+) -> Option<u64> {
+    let code = typed_digits(code, params)?;
+    let generator = generator(secret, params);
+    let mut matched = None;
+    for counter in counters {
+        let expected = code_of(&generator, params, counter);
+        let equal: bool = expected.as_bytes().ct_eq(code.as_bytes()).into();
+        if equal && matched.is_none() {
+            matched = Some(counter);
+        }
+    }
+    matched
+}
+
+/// The counter values a HOTP code is looked for in: the `look_ahead` values after `last` (the
+/// counter of the last code accepted; `None`: none yet, so from 0).
+pub fn hotp_window(last: Option<u64>, look_ahead: u32) -> std::ops::RangeInclusive<u64> {
+    let first = last.map_or(0, |last| last.saturating_add(1));
+    first..=first.saturating_add(u64::from(look_ahead.max(1)) - 1)
+}
+
+/// Checks a HOTP `code` against the counter values after `last`, `look_ahead` of them;
+/// returns the counter it matched. Values at or before `last` are never looked at: their
+/// codes were used (or skipped).
+pub fn verify_hotp(
+    secret: &Secret,
+    params: Params,
+    code: &str,
+    last: Option<u64>,
+    look_ahead: u32,
+) -> Option<u64> {
+    first_match(secret, params, code, hotp_window(last, look_ahead))
+}
+
+/// A HOTP `code` that is one of the `look_back` codes up to `last` (the counter of the last code
+/// accepted), those used or skipped most recently: its counter, so that the user is told the
+/// code was used rather than wrong. Spending it fails, as for any counter at or before `last`.
+pub fn used_hotp(
+    secret: &Secret,
+    params: Params,
+    code: &str,
+    last: Option<u64>,
+    look_back: u32,
+) -> Option<u64> {
+    let last = last?;
+    let first = (last + 1).saturating_sub(u64::from(look_back.max(1)));
+    first_match(secret, params, code, first..=last)
+}
+
+/// A token that was pressed many times without a login (its counter ran past the look-ahead
+/// window) is brought back in step by two codes in a row: `first` is looked for among the
+/// `range` values after the look-ahead window (RFC 4226's resynchronisation), and `second`
+/// must be the code of the value right after it. Returns the counter of `second`.
+pub fn resync_hotp(
+    secret: &Secret,
+    params: Params,
+    (first, second): (&str, &str),
+    last: Option<u64>,
+    range: u32,
+) -> Option<u64> {
+    let start = last.map_or(0, |last| last.saturating_add(1));
+    let counters = start..=start.saturating_add(u64::from(range));
+    let matched = first_match(secret, params, first, counters)?;
+    let next = matched.checked_add(1)?;
+    first_match(secret, params, second, next..=next)
+}
+
+/// The counter values a code beyond the look-ahead window is looked for in, to begin an
+/// automatic resynchronisation ([`resync_hotp`]'s first code): `range` values after the
+/// window.
+pub fn beyond_window(
+    secret: &Secret,
+    params: Params,
+    code: &str,
+    last: Option<u64>,
+    (look_ahead, range): (u32, u32),
+) -> Option<u64> {
+    let window = hotp_window(last, look_ahead);
+    let first = window.end().saturating_add(1);
+    first_match(
+        secret,
+        params,
+        code,
+        first..=first.saturating_add(u64::from(range)),
+    )
 }
 
 /// Checks `code` against the steps within `window` of `now`, newer than `after_step` (the last
@@ -178,13 +329,7 @@ pub fn verify(
     window: u32,
     after_step: Option<u64>,
 ) -> Option<u64> {
-    // Made large enough at once: a string that grows leaves copies in freed memory.
-    let mut spaceless = Zeroizing::new(String::with_capacity(code.len()));
-    spaceless.extend(code.chars().filter(|c| *c != ' '));
-    let code = spaceless;
-    if code.len() != params.digits as usize || !code.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
+    let code = typed_digits(code, params)?;
     let totp = generator(secret, params);
     let current = step_of(now, params);
     let first = current.saturating_sub(u64::from(window));
@@ -216,9 +361,9 @@ fn encode(text: &str) -> String {
 
 /// The `otpauth://` URI an authenticator app scans, in the Key Uri Format that Google
 /// Authenticator, FreeOTP, Aegis and others read: the label `issuer:account`, then the secret,
-/// the issuer again, and the algorithm, digits and period, always written out (apps that
-/// ignore them assume SHA1, 6 and 30, so a setting they cannot honour shows up at enrollment,
-/// as a wrong code, and not later).
+/// the issuer again, and the algorithm, digits and period (a counter-based token: its first
+/// counter value), always written out (apps that ignore them assume SHA1, 6 and 30, so a
+/// setting they cannot honour shows up at enrollment, as a wrong code, and not later).
 pub fn otpauth_uri(
     secret: &Secret,
     params: Params,
@@ -231,15 +376,20 @@ pub fn otpauth_uri(
     if issuer.is_empty() || account.is_empty() {
         return Err(EmptyLabel);
     }
+    let moves = match params.kind {
+        Kind::Totp => format!("period={}", params.period),
+        // The app starts at the counter value after which codes are looked for first.
+        Kind::Hotp => "counter=0".to_owned(),
+    };
     Ok(format!(
-        "otpauth://totp/{}:{}?secret={}&issuer={}&algorithm={}&digits={}&period={}",
+        "otpauth://{}/{}:{}?secret={}&issuer={}&algorithm={}&digits={}&{moves}",
+        params.kind.name(),
         encode(&issuer),
         encode(&account),
         secret.to_base32(),
         encode(&issuer),
         params.algorithm.name(),
         params.digits,
-        params.period
     ))
 }
 
@@ -249,6 +399,7 @@ mod tests {
 
     fn params(algorithm: Algorithm) -> Params {
         Params {
+            kind: Kind::Totp,
             algorithm,
             digits: 8,
             period: 30,
@@ -301,6 +452,7 @@ mod tests {
     fn window_accepts_neighbours_only() {
         let (algorithm, secret) = &rfc_secrets()[0];
         let params = Params {
+            kind: Kind::Totp,
             algorithm: *algorithm,
             digits: 6,
             period: 30,
@@ -325,6 +477,7 @@ mod tests {
     fn steps_at_or_before_the_last_accepted_are_refused() {
         let (_, secret) = &rfc_secrets()[0];
         let params = Params {
+            kind: Kind::Totp,
             algorithm: Algorithm::Sha1,
             digits: 6,
             period: 30,
@@ -347,6 +500,7 @@ mod tests {
     fn malformed_codes_are_refused() {
         let (_, secret) = &rfc_secrets()[0];
         let params = Params {
+            kind: Kind::Totp,
             algorithm: Algorithm::Sha1,
             digits: 6,
             period: 30,
@@ -373,6 +527,127 @@ mod tests {
             verify(secret, params, &spaced, 1_700_000_000, 0, None),
             Some(current)
         );
+    }
+
+    /// RFC 4226, appendix D: the codes of counter values 0 to 9 of its secret.
+    const HOTP_VECTORS: [&str; 10] = [
+        "755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871",
+        "520489",
+    ];
+
+    fn hotp() -> (Secret, Params) {
+        (
+            Secret::from_bytes(b"12345678901234567890".to_vec()),
+            Params::hotp(Algorithm::Sha1, 6),
+        )
+    }
+
+    #[test]
+    fn rfc4226_appendix_d_vectors_generate_and_verify() {
+        let (secret, params) = hotp();
+        for (counter, expected) in HOTP_VECTORS.iter().enumerate() {
+            let counter = counter as u64;
+            assert_eq!(code_at_step(&secret, params, counter).as_str(), *expected);
+            let last = counter.checked_sub(1);
+            assert_eq!(
+                verify_hotp(&secret, params, expected, last, 1),
+                Some(counter)
+            );
+        }
+    }
+
+    #[test]
+    fn hotp_codes_are_looked_for_after_the_last_counter_within_the_look_ahead() {
+        let (secret, params) = hotp();
+        // Counter 4's code: found from none used (0..=4 with a look-ahead of 5), not with 4.
+        assert_eq!(
+            verify_hotp(&secret, params, HOTP_VECTORS[4], None, 5),
+            Some(4)
+        );
+        assert_eq!(verify_hotp(&secret, params, HOTP_VECTORS[4], None, 4), None);
+        // Used (or skipped) values never come back.
+        assert_eq!(
+            verify_hotp(&secret, params, HOTP_VECTORS[4], Some(4), 10),
+            None
+        );
+        assert_eq!(
+            verify_hotp(&secret, params, HOTP_VECTORS[3], Some(4), 10),
+            None
+        );
+        assert_eq!(
+            verify_hotp(&secret, params, HOTP_VECTORS[5], Some(4), 1),
+            Some(5)
+        );
+        assert_eq!(hotp_window(Some(9), 3), 10..=12);
+        // Used lately: found among the last look-back values, to be told "used", not "wrong".
+        assert_eq!(
+            used_hotp(&secret, params, HOTP_VECTORS[4], Some(4), 3),
+            Some(4)
+        );
+        assert_eq!(
+            used_hotp(&secret, params, HOTP_VECTORS[2], Some(4), 3),
+            Some(2)
+        );
+        assert_eq!(
+            used_hotp(&secret, params, HOTP_VECTORS[1], Some(4), 3),
+            None
+        );
+        assert_eq!(
+            used_hotp(&secret, params, HOTP_VECTORS[5], Some(4), 3),
+            None
+        );
+        assert_eq!(used_hotp(&secret, params, HOTP_VECTORS[0], None, 3), None);
+        assert_eq!(hotp_window(None, 0), 0..=0);
+    }
+
+    #[test]
+    fn hotp_resynchronises_on_two_codes_in_a_row_beyond_the_window() {
+        let (secret, params) = hotp();
+        let code = |counter| code_at_step(&secret, params, counter);
+        let (c40, c41, c42) = (code(40), code(41), code(42));
+        // Beyond a look-ahead of 10 after counter 5: not accepted, but found further on.
+        assert_eq!(verify_hotp(&secret, params, &c40, Some(5), 10), None);
+        assert_eq!(
+            beyond_window(&secret, params, &c40, Some(5), (10, 100)),
+            Some(40)
+        );
+        assert_eq!(
+            beyond_window(&secret, params, &c40, Some(5), (10, 20)),
+            None
+        );
+        // Two in a row: the counter of the second.
+        assert_eq!(
+            resync_hotp(&secret, params, (&c40, &c41), Some(5), 100),
+            Some(41)
+        );
+        // Not in a row, or in the wrong order: nothing.
+        assert_eq!(
+            resync_hotp(&secret, params, (&c40, &c42), Some(5), 100),
+            None
+        );
+        assert_eq!(
+            resync_hotp(&secret, params, (&c41, &c40), Some(5), 100),
+            None
+        );
+        // Beyond the range given: nothing.
+        assert_eq!(
+            resync_hotp(&secret, params, (&c40, &c41), Some(5), 20),
+            None
+        );
+    }
+
+    #[test]
+    fn hotp_uris_name_the_counter_and_no_period() {
+        let (secret, params) = hotp();
+        let uri = otpauth_uri(&secret, params, "Example", "lee").unwrap();
+        assert!(
+            uri.starts_with("otpauth://hotp/Example:lee?secret="),
+            "{uri}"
+        );
+        assert!(uri.ends_with("&digits=6&counter=0"), "{uri}");
+        assert!(!uri.contains("period"), "{uri}");
+        assert_eq!(Kind::from_name("HOTP"), Some(Kind::Hotp));
+        assert_eq!(Kind::from_name("motp"), None);
     }
 
     #[test]
@@ -417,6 +692,7 @@ mod tests {
         let uri = otpauth_uri(
             &secret,
             Params {
+                kind: Kind::Totp,
                 algorithm: Algorithm::Sha1,
                 digits: 6,
                 period: 30,

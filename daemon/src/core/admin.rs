@@ -3,14 +3,14 @@
 
 use super::{Caller, Core, new_secret};
 
-use pam_mfa_api::limits::MAX_AUDIT_PAGE;
+use pam_mfa_api::limits::{MAX_AUDIT_PAGE, MAX_REPLY_LEN};
 use pam_mfa_api::{
     AuditEntry, AuditPage, AuditQuery, Error, NewEnrollment, ResetOutcome, UserStatus,
 };
 
 use crate::audit::{Event, Scope};
 use crate::clock::Clock;
-use crate::codes::totp::Secret;
+use crate::codes::totp::{Kind, Secret, resync_hotp};
 use crate::policy;
 use crate::sealing::KeySet;
 use crate::store::{AuditFilter, StoreError, UserEnrollment};
@@ -136,6 +136,15 @@ impl<C: Clock> Core<C> {
                 .as_ref()
                 .map(|e| e.params.algorithm.name().to_owned())
                 .unwrap_or_default(),
+            token: enrollment
+                .as_ref()
+                .map(|e| e.params.kind.name().to_owned())
+                .unwrap_or_default(),
+            counter: enrollment
+                .as_ref()
+                .filter(|e| e.params.kind == Kind::Hotp)
+                .and_then(|e| e.last_step)
+                .map_or(-1, |counter| counter as i64),
             digits: enrollment.as_ref().map_or(0, |e| e.params.digits),
             period: enrollment.as_ref().map_or(0, |e| e.params.period),
             enrolled_at: enrollment.as_ref().and_then(|e| e.confirmed).unwrap_or(0),
@@ -156,17 +165,21 @@ impl<C: Clock> Core<C> {
         &self,
         caller: &Caller,
         user: &str,
+        kind: &str,
         secret: &str,
     ) -> Result<NewEnrollment, Error> {
         let user = self.admin_user(user)?;
-        self.start_enrollment(caller, user, secret)
+        let kind = token_kind(kind)?;
+        self.start_enrollment(caller, user, kind, secret)
     }
 
-    /// A pending enrollment of `user` with `secret` (Base32), or a new secret when empty.
+    /// A pending enrollment of `kind` for `user` with `secret` (Base32), or a new secret when
+    /// empty.
     pub(super) fn start_enrollment(
         &self,
         caller: &Caller,
         user: UserName,
+        kind: Kind,
         secret: &str,
     ) -> Result<NewEnrollment, Error> {
         let secret = if secret.is_empty() {
@@ -174,7 +187,7 @@ impl<C: Clock> Core<C> {
         } else {
             Secret::from_base32(secret)?
         };
-        let params = self.params();
+        let params = self.params_of(kind);
         let event = Event::EnrollmentStarted { user: user.clone() }.by(caller.uid);
         self.store
             .put_pending(&user, &secret, params, self.now(), &event)?;
@@ -206,11 +219,16 @@ impl<C: Clock> Core<C> {
         })?;
         let now = self.now();
         let step = self.dialogue.verify(&pending, code).ok_or_else(|| {
-            Error::WrongCode(
-                "the code does not match: type the code the app shows now, and check that \
-                     the phone's clock is set automatically"
+            Error::WrongCode(match pending.params.kind {
+                Kind::Totp => "the code does not match: type the code the app shows now, and \
+                               check that the phone's clock is set automatically"
                     .into(),
-            )
+                Kind::Hotp => format!(
+                    "the code does not match: press the token's button and type the code it \
+                     shows (the first {} codes of a new token are looked for)",
+                    self.config().config.hotp.look_ahead.get()
+                ),
+            })
         })?;
         let issued = self.dialogue.issue_recovery_codes()?;
         let hashes: Vec<_> = issued.iter().map(|(_, hashed)| hashed.clone()).collect();
@@ -293,6 +311,70 @@ impl<C: Clock> Core<C> {
         Ok(unlocked)
     }
 
+    /// Brings the counter-based token of `user` back in step with two codes it showed one after
+    /// the other (`first`, `second`), looked for within `hotp.resync_window` values after its
+    /// counter: the second's value becomes the last one used (with every value before it).
+    /// Returns that value.
+    pub fn resync(
+        &self,
+        caller: &Caller,
+        user: &str,
+        (first, second): (&str, &str),
+    ) -> Result<u64, Error> {
+        let user = self.admin_user(user)?;
+        let active = self.active(&user)?;
+        if active.params.kind != Kind::Hotp {
+            return Err(Error::InvalidArgument(format!(
+                "{user} has an authenticator app (time-based codes), which has no counter to \
+                 bring back in step: check the phone's clock instead"
+            )));
+        }
+        let range = self.config().config.hotp.resync_window.get();
+        let short = first.len() <= MAX_REPLY_LEN && second.len() <= MAX_REPLY_LEN;
+        let codes = (first, second);
+        let counter = short
+            .then(|| {
+                resync_hotp(
+                    &active.secret,
+                    active.params,
+                    codes,
+                    active.last_step,
+                    range,
+                )
+            })
+            .flatten()
+            .ok_or_else(|| {
+                Error::WrongCode(format!(
+                    "these are not two codes in a row of {user}'s token within the {range} \
+                     after its counter (hotp.resync_window): press the button twice and type \
+                     both codes, in the order shown"
+                ))
+            })?;
+        let event = Event::TokenResynced {
+            user: user.clone(),
+            counter,
+        }
+        .by(caller.uid);
+        let resynced = self.store.consume_step(
+            UserEnrollment {
+                user: &user,
+                id: active.id,
+            },
+            counter,
+            self.now(),
+            None,
+            &event,
+        )?;
+        if !resynced {
+            return Err(Error::WrongCode(format!(
+                "{user}'s token was used or replaced meanwhile: press the button twice and \
+                 try again"
+            )));
+        }
+        self.emit(caller, &[event]);
+        Ok(counter)
+    }
+
     /// Removes the user's enrollment, pending or active, with its recovery codes, ends their
     /// logins under way, and says what their next login does now. Recorded in the audit trail
     /// when something was removed; logged either way.
@@ -348,4 +430,17 @@ impl<C: Clock> Core<C> {
         self.emit(caller, &[event]);
         Ok(())
     }
+}
+
+/// The kind of token a caller asked for: `totp` (also when empty) or `hotp`.
+pub(super) fn token_kind(kind: &str) -> Result<Kind, Error> {
+    if kind.is_empty() {
+        return Ok(Kind::Totp);
+    }
+    Kind::from_name(kind).ok_or_else(|| {
+        Error::InvalidArgument(format!(
+            "unknown kind of token {kind:.16?}: expected totp (an authenticator app) or hotp \
+             (a counter-based token)"
+        ))
+    })
 }

@@ -1,23 +1,24 @@
-//! Enrollments made elsewhere: from pairs of user and secret, or from google-authenticator
+//! Enrollments made elsewhere: from pairs of user and secret, or tokens read from other tools'
 //! files; all or none, checked before anything is stored.
 
 use super::{Caller, Core, bounded};
 use std::time::Duration;
 
-use pam_mfa_api::Error;
 use pam_mfa_api::limits::MAX_IMPORT;
+use pam_mfa_api::{Error, TokenImport};
+use pam_mfa_config::{Algorithm, Digits, Period};
 
 use crate::audit::Event;
 use crate::clock::Clock;
 use crate::codes::recovery;
-use crate::codes::totp::{Params, Secret};
+use crate::codes::totp::{Kind, Params, Secret};
 use crate::store::Imported;
 use crate::users::{self, Lookup, LookupError, UserName};
 
 impl<C: Clock> Core<C> {
     pub fn import(&self, caller: &Caller, entries: &[(String, String)]) -> Result<u32, Error> {
         self.check_import_size(entries.len())?;
-        let params = self.params();
+        let params = self.params_of(Kind::Totp);
         let mut parsed = Vec::with_capacity(entries.len());
         for (user, secret) in entries {
             let user = UserName::parse(user)
@@ -28,36 +29,66 @@ impl<C: Clock> Core<C> {
                 user,
                 secret,
                 params,
+                last_step: None,
                 recovery: Vec::new(),
             });
         }
         self.store_imported(caller, parsed)
     }
 
-    /// Imports what google-authenticator's files hold: `(user, Base32 secret, period, scratch
-    /// codes)`. Secrets of 80 bits and more are accepted (its classic ones are 80); codes are
-    /// 6 digits, SHA1, as google-authenticator makes them; scratch codes become recovery codes.
-    pub fn import_google_authenticator(
-        &self,
-        caller: &Caller,
-        entries: &[(String, String, u32, Vec<String>)],
-    ) -> Result<u32, Error> {
+    /// Imports tokens made elsewhere ([`TokenImport`]): google-authenticator's files,
+    /// pam_oath's users file, PSKC files, as mfactl reads them. Secrets of 80 bits and more are
+    /// accepted (google-authenticator's classic ones are 80); a code used there stays used
+    /// (`last_used`); 8-digit codes become recovery codes. All or none, every entry checked
+    /// first: an error names the entry's user and what is wrong.
+    pub fn import_tokens(&self, caller: &Caller, entries: &[TokenImport]) -> Result<u32, Error> {
         self.check_import_size(entries.len())?;
         let mut parsed = Vec::with_capacity(entries.len());
-        for (user, secret, period, scratch) in entries {
-            let user = UserName::parse(user)
-                .map_err(|reason| Error::InvalidArgument(format!("{user:.64?}: {reason}")))?;
-            let secret = Secret::from_base32_imported(secret)
-                .map_err(|reason| Error::InvalidArgument(format!("{user}: {reason}")))?;
-            let period = pam_mfa_config::Period::try_from(i64::from(*period))
-                .map_err(|reason| Error::InvalidArgument(format!("{user}: {reason}")))?;
-            let mut recovery = Vec::with_capacity(scratch.len());
-            for code in scratch {
-                let typed = recovery::normalize(code).ok_or_else(|| {
-                    Error::InvalidArgument(format!(
-                        "{user}: a scratch code is not 8 digits (nothing was imported)"
+        for entry in entries {
+            let user = UserName::parse(&entry.user).map_err(|reason| {
+                Error::InvalidArgument(format!("{:.64?}: {reason}", entry.user))
+            })?;
+            let invalid = |what: String| {
+                Error::InvalidArgument(format!("{user}: {what} (nothing was imported)"))
+            };
+            let kind = Kind::from_name(&entry.kind).ok_or_else(|| {
+                invalid(format!(
+                    "unknown kind of token {:.16?}: expected totp or hotp",
+                    entry.kind
+                ))
+            })?;
+            let secret =
+                Secret::from_base32_imported(&entry.secret).map_err(|e| invalid(e.to_string()))?;
+            let algorithm = Algorithm::from_name(&entry.algorithm).ok_or_else(|| {
+                invalid(format!(
+                    "unknown algorithm {:.16?}: expected SHA1, SHA256 or SHA512",
+                    entry.algorithm
+                ))
+            })?;
+            let digits = Digits::try_from(i64::from(entry.digits)).map_err(invalid)?;
+            let params = match kind {
+                Kind::Totp => Params {
+                    kind,
+                    algorithm,
+                    digits: digits.get(),
+                    period: Period::try_from(i64::from(entry.period))
+                        .map_err(invalid)?
+                        .get(),
+                },
+                Kind::Hotp => Params::hotp(algorithm, digits.get()),
+            };
+            let last_step = match entry.last_used {
+                -1 => None,
+                used => Some(u64::try_from(used).map_err(|_| {
+                    invalid(format!(
+                        "last used {used}: expected a time step or counter value, or -1"
                     ))
-                })?;
+                })?),
+            };
+            let mut recovery = Vec::with_capacity(entry.recovery_codes.len());
+            for code in &entry.recovery_codes {
+                let typed = recovery::normalize(code)
+                    .ok_or_else(|| invalid("a scratch code is not 8 digits".into()))?;
                 recovery.push(recovery::hash(&typed).map_err(|error| {
                     Error::Internal(format!("no randomness for a salt: {error}"))
                 })?);
@@ -65,11 +96,8 @@ impl<C: Clock> Core<C> {
             parsed.push(Imported {
                 user,
                 secret,
-                params: Params {
-                    algorithm: pam_mfa_config::Algorithm::Sha1,
-                    digits: 6,
-                    period: period.get(),
-                },
+                params,
+                last_step,
                 recovery,
             });
         }

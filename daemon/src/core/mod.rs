@@ -11,7 +11,7 @@ use pam_mfa_config::Config;
 
 use crate::audit::Event;
 use crate::clock::Clock;
-use crate::codes::totp::{Params, Secret, SecretError};
+use crate::codes::totp::{Kind, Params, Secret, SecretError};
 use crate::core::dialogue::{Dialogue, Settings};
 use crate::log;
 use crate::store::{Store, StoreError};
@@ -218,9 +218,9 @@ impl<C: Clock> Core<C> {
         self.config().config.remember.limit()
     }
 
-    /// The parameters of new enrollments.
-    fn params(&self) -> Params {
-        self.dialogue.new_enrollments().params
+    /// The parameters of new enrollments of `kind`.
+    fn params_of(&self, kind: Kind) -> Params {
+        self.dialogue.new_enrollments().params_of(kind)
     }
 
     fn now(&self) -> i64 {

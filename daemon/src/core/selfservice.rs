@@ -8,7 +8,7 @@ use pam_mfa_api::{Error, NewEnrollment, UserStatus};
 use crate::audit::{Context, Event};
 use crate::clock::Clock;
 use crate::codes::recovery;
-use crate::codes::totp::{self, Params, Secret};
+use crate::codes::totp::{self, Kind, Params, Secret};
 use crate::store::{Attempt, Enrollment, Proof, UserEnrollment};
 use crate::users::UserName;
 
@@ -69,10 +69,14 @@ impl<C: Clock> Core<C> {
             }
         }
         let step = self.dialogue.verify(active, code);
-        match step {
-            Some(step) => Ok(Proof::Step(step)),
-            None => Err(Error::WrongCode(
+        match (step, active.params.kind) {
+            (Some(step), _) => Ok(Proof::Step(step)),
+            (None, Kind::Totp) => Err(Error::WrongCode(
                 "the code does not match: type the code the app shows now".into(),
+            )),
+            (None, Kind::Hotp) => Err(Error::WrongCode(
+                "the code does not match: press the token's button and type the code it shows"
+                    .into(),
             )),
         }
     }
@@ -109,19 +113,20 @@ impl<C: Clock> Core<C> {
     pub fn own_begin_enrollment(
         &self,
         caller: &Caller,
+        kind: &str,
         proof: &str,
     ) -> Result<NewEnrollment, Error> {
         let user = self.own_account(caller)?;
+        let kind = super::admin::token_kind(kind)?;
         let enrollments = self.store.enrollments(&user)?;
         let Some(active) = enrollments.active else {
             let resume = i64::from(self.config().config.login.enroll_resume_minutes.get()) * 60;
-            if let Some(pending) = enrollments
-                .pending
-                .filter(|pending| pending.created + resume > self.now())
-            {
+            if let Some(pending) = enrollments.pending.filter(|pending| {
+                pending.created + resume > self.now() && pending.params.kind == kind
+            }) {
                 return self.shown(&user, &pending.secret, pending.params);
             }
-            return self.start_enrollment(caller, user, "");
+            return self.start_enrollment(caller, user, kind, "");
         };
         if proof.is_empty() {
             return Err(Error::WrongCode(format!(
@@ -131,7 +136,7 @@ impl<C: Clock> Core<C> {
         }
         let proof = self.proof(&user, &active, proof, true)?;
         let secret = new_secret()?;
-        let params = self.params();
+        let params = self.params_of(kind);
         let event = Event::EnrollmentStarted { user: user.clone() }.by(caller.uid);
         let stored = self.store.put_replacement(
             (

@@ -5,6 +5,14 @@ pub const CODE_PROMPT: &str = "Verification code: ";
 pub const WRONG_CODE: &str = "Wrong code.";
 pub const WRONG_CODE_AGAIN: &str = "Wrong code. Try again.";
 pub const REPLAYED: &str = "This code was already used; wait for the next one.";
+pub const REPLAYED_HOTP: &str = "This code was already used; press the token's button for the \
+                                 next one.";
+pub const TOKEN_AHEAD: &str = "That code is further ahead than logins look. Press the token's \
+                               button again and type the next code: two codes in a row bring \
+                               it back in step.";
+pub const TOKEN_AHEAD_LAST: &str = "That code is further ahead than logins look: at the next \
+                                    login, type two codes in a row, or ask an administrator \
+                                    to run mfactl resync.";
 pub const RECOVERY_CODE_USED: &str = "This recovery code was already used: each works once.";
 pub const RECOVERY_CODE_USED_AGAIN: &str = "This recovery code was already used: each works \
                                             once. Type another one, or a code from the app.";

@@ -20,6 +20,7 @@ fn name(text: &str) -> UserName {
 
 fn params() -> Params {
     Params {
+        kind: crate::codes::totp::Kind::Totp,
         algorithm: Algorithm::Sha1,
         digits: 6,
         period: 30,
@@ -33,6 +34,7 @@ pub fn imports(pairs: &[(UserName, Secret)]) -> Vec<crate::store::Imported> {
         .iter()
         .map(|(user, secret)| crate::store::Imported {
             user: user.clone(),
+            last_step: None,
             secret: secret.clone(),
             params: params(),
             recovery: Vec::new(),
@@ -58,8 +60,12 @@ fn started(user: &str) -> Event {
 /// Runs every check of the contract, each on a new store.
 pub fn run_all<C: FnOnce()>(make: impl Fn() -> (Store, C)) {
     type Check = fn(Arc<Store>);
-    let checks: [(&str, Check); 19] = [
+    let checks: [(&str, Check); 20] = [
         ("lifecycle and replay", lifecycle_and_replay),
+        (
+            "counter-based tokens keep their kind and counter",
+            counter_tokens,
+        ),
         ("one of many concurrent consumes wins", concurrent_consume),
         (
             "a replaced enrollment is never touched",
@@ -95,6 +101,58 @@ pub fn run_all<C: FnOnce()>(make: impl Fn() -> (Store, C)) {
             std::panic::resume_unwind(panic);
         }
     }
+}
+
+fn counter_tokens(store: Arc<Store>) {
+    let hotp = Params::hotp(Algorithm::Sha1, 8);
+    let (ann, ben) = (name("ann"), name("ben"));
+    let id = store
+        .put_pending(&ann, &secret(7), hotp, 100, &started("ann"))
+        .unwrap();
+    let pending = store.enrollments(&ann).unwrap().pending.unwrap();
+    assert_eq!((pending.params, pending.last_step), (hotp, None));
+    let confirmed = Event::EnrollmentConfirmed { user: name("ann") };
+    assert!(
+        store
+            .activate(of(&ann, id), 3, &[], 101, &confirmed)
+            .unwrap()
+    );
+    let active = store.enrollments(&ann).unwrap().active.unwrap();
+    assert_eq!((active.params, active.last_step), (hotp, Some(3)));
+    // Counter values are spent as time steps are: once, and never one at or before the last.
+    for (counter, spent) in [(3, false), (2, false), (9, true), (9, false), (5, false)] {
+        let used = store
+            .consume_step(of(&ann, id), counter, 102, None, &allowed("ann"))
+            .unwrap();
+        assert_eq!(used, spent, "counter {counter}");
+    }
+    assert_eq!(
+        store.enrollments(&ann).unwrap().active.unwrap().last_step,
+        Some(9)
+    );
+    // Imported with the counter of the last code used where it came from.
+    let mut imported = imports(&[(ben.clone(), secret(8))]);
+    imported[0].params = Params::hotp(Algorithm::Sha256, 6);
+    imported[0].last_step = Some(41);
+    assert_eq!(
+        store.import(&imported, 103, &started("ben")).unwrap(),
+        Ok(1)
+    );
+    let active = store.enrollments(&ben).unwrap().active.unwrap();
+    assert_eq!(active.params, Params::hotp(Algorithm::Sha256, 6));
+    assert_eq!(active.last_step, Some(41));
+    assert_eq!(active.secret.as_bytes(), secret(8).as_bytes());
+    assert!(
+        !store
+            .consume_step(of(&ben, active.id), 41, 104, None, &allowed("ben"))
+            .unwrap(),
+        "the code used before the import stays used"
+    );
+    assert!(
+        store
+            .consume_step(of(&ben, active.id), 42, 104, None, &allowed("ben"))
+            .unwrap()
+    );
 }
 
 fn lifecycle_and_replay(store: Arc<Store>) {

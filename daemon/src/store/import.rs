@@ -50,21 +50,23 @@ impl Store {
                     values.extend(values![
                         entry.user.as_str(),
                         &[][..],
+                        entry.params.kind.name(),
                         entry.params.algorithm.name(),
                         entry.params.digits,
                         entry.params.period,
                         true,
                         now,
-                        now
+                        now,
+                        entry.last_step.map(|step| step as i64)
                     ]);
                 }
                 let rows = tx.query(
                     &format!(
                         "INSERT INTO enrollments
-                            (username, secret, algorithm, digits, period, active, created,
-                             confirmed)
+                            (username, secret, kind, algorithm, digits, period, active, created,
+                             confirmed, last_step)
                          VALUES {} RETURNING username, id",
-                        placeholders(chunk.len(), 8, 1)
+                        placeholders(chunk.len(), 10, 1)
                     ),
                     &values,
                 )?;

@@ -201,6 +201,9 @@ pub struct Enrollment {
     pub id: EnrollmentId,
     pub secret: Secret,
     pub params: Params,
+    /// The time step (TOTP) or counter value (HOTP) of the last code accepted, as read: a
+    /// counter-based token's next codes are looked for after it.
+    pub last_step: Option<u64>,
     /// Confirmed with a code; only active enrollments count at login.
     pub active: bool,
     /// Unix time the enrollment was made (for a pending one: when the user was first shown it).
@@ -369,6 +372,9 @@ pub struct Imported {
     pub user: UserName,
     pub secret: Secret,
     pub params: Params,
+    /// The time step or counter value of the last code used with it where it came from: that
+    /// code and those before it stay used.
+    pub last_step: Option<u64>,
     pub recovery: Vec<Hashed>,
 }
 

@@ -15,11 +15,11 @@ use super::{
 };
 use crate::audit::Event;
 use crate::codes::recovery::Hashed;
-use crate::codes::totp::{Params, Secret};
+use crate::codes::totp::{Kind, Params, Secret};
 use crate::sealing::{Binding, KeySet};
 use crate::users::UserName;
 
-/// Rows one statement of an import inserts at most (each with six values: well within both
+/// Rows one statement of an import inserts at most (each with ten values: well within both
 /// databases' limits on a statement's parameters).
 pub(super) const IMPORT_CHUNK: usize = 1000;
 
@@ -188,11 +188,12 @@ impl Store {
             // The row is made first, with no secret: the seal is bound to its number.
             let mut row = tx.query_one(
                 "INSERT INTO enrollments
-                    (username, secret, algorithm, digits, period, active, created)
-                 VALUES ($1, $2, $3, $4, $5, FALSE, $6) RETURNING id",
+                    (username, secret, kind, algorithm, digits, period, active, created)
+                 VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7) RETURNING id",
                 values![
                     user.as_str(),
                     &[][..],
+                    params.kind.name(),
                     params.algorithm.name(),
                     params.digits,
                     params.period,
@@ -348,7 +349,7 @@ impl Store {
 pub(super) fn read_enrollments(tx: &dyn Tx, user: &UserName, keys: &KeySet) -> Result<Enrollments> {
     let rows = tx.query(
         "SELECT id, secret, algorithm, digits, period, active, created, confirmed, last_used,
-                sealed_with
+                sealed_with, kind, last_step
          FROM enrollments WHERE username = $1",
         values![user.as_str()],
     )?;
@@ -362,11 +363,29 @@ pub(super) fn read_enrollments(tx: &dyn Tx, user: &UserName, keys: &KeySet) -> R
                 "the enrollment of {user} names an unknown algorithm {algorithm:?}"
             ))
         })?;
+        let kind = row.text(10)?;
+        let kind = Kind::from_name(&kind).ok_or_else(|| {
+            StoreError::Damaged(format!(
+                "the enrollment of {user} is of an unknown kind {kind:?}"
+            ))
+        })?;
+        let last_step = row
+            .opt_int(11)?
+            .map(|step| {
+                u64::try_from(step).map_err(|_| {
+                    StoreError::Damaged(format!(
+                        "the enrollment of {user} has a negative counter or time step {step}"
+                    ))
+                })
+            })
+            .transpose()?;
         let active = row.bool(5)?;
         let enrollment = Enrollment {
             id: EnrollmentId(id),
             secret,
+            last_step,
             params: Params {
+                kind,
                 algorithm,
                 digits: row.small(3)?,
                 period: row.small(4)?,

@@ -98,6 +98,9 @@ const MIGRATIONS: &[&str] = &[
     // yet, which mfad mends when it starts).
     "ALTER TABLE enrollments ADD COLUMN sealed_with BIGINT;
     CREATE INDEX enrollments_sealed_with ON enrollments (sealed_with, id);",
+    // 3: counter-based tokens (HOTP) beside time-based ones: `last_step` holds the counter of
+    // the last code accepted.
+    "ALTER TABLE enrollments ADD COLUMN kind TEXT NOT NULL DEFAULT 'totp';",
 ];
 
 /// The first key of pam-mfa's advisory locks (the second is one of the [`USER_LOCKS`] users'
@@ -212,6 +215,8 @@ impl ToSql for Value<'_> {
         out: &mut BytesMut,
     ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
         match *self {
+            Value::OptInt(None) => Ok(IsNull::Yes),
+            Value::OptInt(Some(value)) => Value::Int(value).to_sql(ty, out),
             Value::Int(value) if *ty == Type::INT4 => i32::try_from(value)?.to_sql_checked(ty, out),
             Value::Int(value) if *ty == Type::INT2 => i16::try_from(value)?.to_sql_checked(ty, out),
             Value::Int(value) => value.to_sql_checked(ty, out),

@@ -19,6 +19,8 @@ pub enum Value<'a> {
     Bytes(&'a [u8]),
     /// A text that may be absent (NULL).
     OptText(Option<&'a str>),
+    /// An integer that may be absent (NULL).
+    OptInt(Option<i64>),
 }
 
 impl fmt::Debug for Value<'_> {
@@ -30,6 +32,7 @@ impl fmt::Debug for Value<'_> {
             Value::Text(text) => write!(f, "{text:?}"),
             Value::Bytes(bytes) => write!(f, "<{} bytes>", bytes.len()),
             Value::OptText(text) => write!(f, "{text:?}"),
+            Value::OptInt(value) => write!(f, "{value:?}"),
         }
     }
 }
@@ -37,6 +40,12 @@ impl fmt::Debug for Value<'_> {
 impl From<i64> for Value<'_> {
     fn from(value: i64) -> Self {
         Value::Int(value)
+    }
+}
+
+impl From<Option<i64>> for Value<'_> {
+    fn from(value: Option<i64>) -> Self {
+        Value::OptInt(value)
     }
 }
 

@@ -624,6 +624,8 @@ impl ToSql for Value<'_> {
             Value::Bytes(bytes) => ValueRef::Blob(bytes),
             Value::OptText(None) => ValueRef::Null,
             Value::OptText(Some(text)) => ValueRef::Text(text.as_bytes()),
+            Value::OptInt(None) => ValueRef::Null,
+            Value::OptInt(Some(value)) => ValueRef::Integer(value),
         }))
     }
 }

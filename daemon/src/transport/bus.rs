@@ -3,11 +3,23 @@
 //! decide.
 
 use pam_mfa_api::{
-    AuditPage, AuditQuery, Error, Explanation, NewEnrollment, ResetOutcome, UserStatus,
+    AuditPage, AuditQuery, Error, Explanation, NewEnrollment, ResetOutcome, TokenImport, UserStatus,
 };
 use zbus::message::Header;
 use zbus::{Connection, interface};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
+
+/// Imported tokens, their secrets and recovery codes wiped when dropped.
+struct Secrets(Vec<TokenImport>);
+
+impl Drop for Secrets {
+    fn drop(&mut self) {
+        for entry in &mut self.0 {
+            entry.secret.zeroize();
+            entry.recovery_codes.zeroize();
+        }
+    }
+}
 
 use super::identity::InFlight;
 use super::{Shared, off_executor};
@@ -57,6 +69,7 @@ impl UserInterface {
 
     async fn begin_enrollment(
         &self,
+        kind: String,
         proof: String,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
@@ -65,7 +78,7 @@ impl UserInterface {
         let (caller, permit) = self.0.enter(connection, &header).await?;
         self.0
             .run(permit, move |core| {
-                core.own_begin_enrollment(&caller, &proof)
+                core.own_begin_enrollment(&caller, &kind, &proof)
             })
             .await
     }
@@ -134,6 +147,7 @@ impl AdminInterface {
     async fn begin_enrollment(
         &self,
         user: String,
+        kind: String,
         secret: String,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
@@ -142,23 +156,39 @@ impl AdminInterface {
         let (caller, permit) = self.0.admin(connection, &header).await?;
         self.0
             .run(permit, move |core| {
-                core.begin_enrollment(&caller, &user, &secret)
+                core.begin_enrollment(&caller, &user, &kind, &secret)
             })
             .await
     }
 
-    /// Adds active enrollments for `(user, Base32 secret)` pairs, all or none.
-    async fn import_google_authenticator(
+    /// Adds active enrollments of tokens made elsewhere, all or none.
+    async fn import_tokens(
         &self,
-        entries: Vec<(String, String, u32, Vec<String>)>,
+        entries: Vec<TokenImport>,
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
     ) -> Result<u32, Error> {
-        let entries = Zeroizing::new(entries);
+        let entries = Secrets(entries);
+        let (caller, permit) = self.0.admin(connection, &header).await?;
+        self.0
+            .run(permit, move |core| core.import_tokens(&caller, &entries.0))
+            .await
+    }
+
+    /// Brings a counter-based token back in step with two codes in a row.
+    async fn resync(
+        &self,
+        user: String,
+        first: String,
+        second: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<u64, Error> {
+        let codes = Zeroizing::new((first, second));
         let (caller, permit) = self.0.admin(connection, &header).await?;
         self.0
             .run(permit, move |core| {
-                core.import_google_authenticator(&caller, &entries)
+                core.resync(&caller, &user, (&codes.0, &codes.1))
             })
             .await
     }

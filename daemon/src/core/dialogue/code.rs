@@ -8,20 +8,67 @@ use super::Result;
 use crate::audit::{Denial, Event, Rejection};
 use crate::clock::Clock;
 use crate::codes::recovery::{self};
+use crate::codes::totp::Kind;
 use crate::core::dialogue::sessions::{Session, Step};
 use crate::core::texts;
-use crate::store::{Attempt, CodeTry, EnrollmentId, Tried, TryRecords, UserEnrollment};
+use crate::store::{Attempt, CodeTry, Enrollment, EnrollmentId, Tried, TryRecords, UserEnrollment};
+
+/// What a login waits for: a code of enrollment `enrollment`, with `tries_left`; see
+/// [`Step::AwaitingCode`] for `ahead`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Awaited {
+    pub enrollment: EnrollmentId,
+    pub tries_left: u32,
+    pub ahead: Option<u64>,
+}
+
+/// What a typed code matched: the time step or counter value it is the code of, if accepted
+/// as such; else, for a counter-based token, the value beyond the look-ahead it matched.
+#[derive(Debug, Clone, Copy, Default)]
+struct Matched {
+    step: Option<u64>,
+    ahead: Option<u64>,
+}
 
 impl<C: Clock> Dialogue<C> {
+    /// What `reply` matched of `enrollment`, the code of the login's last try having matched
+    /// counter value `ahead` beyond the look-ahead, if it did: the code of the value after it
+    /// is accepted, which brings the token back in step (two codes in a row, as RFC 4226's
+    /// resynchronisation asks).
+    fn matched(&self, enrollment: &Enrollment, reply: &str, ahead: Option<u64>) -> Matched {
+        if let Some(step) = self.verify(enrollment, reply) {
+            return Matched {
+                step: Some(step),
+                ahead: None,
+            };
+        }
+        if let Some(next) = ahead.and_then(|ahead| ahead.checked_add(1))
+            && self.is_code_of(enrollment, reply, next)
+        {
+            return Matched {
+                step: Some(next),
+                ahead: None,
+            };
+        }
+        Matched {
+            step: None,
+            ahead: self.ahead(enrollment, reply),
+        }
+    }
+
     pub(super) fn code(
         &self,
         id: &str,
         session: Session,
-        expected: EnrollmentId,
-        tries_left: u32,
+        awaited: Awaited,
         reply: &str,
         now: u64,
     ) -> Result<Reply> {
+        let Awaited {
+            enrollment: expected,
+            tries_left,
+            ahead,
+        } = awaited;
         let user = session.user.clone();
         let typed = recovery::normalize(reply);
         // A code from the app is checked against the enrollment read when the login began
@@ -30,8 +77,11 @@ impl<C: Clock> Dialogue<C> {
         // none, reads it again.
         let kept = (session.enrollment.as_ref())
             .filter(|enrollment| typed.is_none() && enrollment.id == expected);
-        let matched = match kept {
-            Some(enrollment) => self.verify(enrollment, reply),
+        let (matched, kind) = match kept {
+            Some(enrollment) => (
+                self.matched(enrollment, reply, ahead),
+                enrollment.params.kind,
+            ),
             None => {
                 let enrollment = self
                     .store
@@ -41,9 +91,17 @@ impl<C: Clock> Dialogue<C> {
                 let Some(enrollment) = enrollment else {
                     return self.reset_during_login(session, now);
                 };
-                self.verify(&enrollment, reply)
+                (
+                    self.matched(&enrollment, reply, ahead),
+                    enrollment.params.kind,
+                )
             }
         };
+        let Matched {
+            step: matched,
+            ahead,
+        } = matched;
+        let retry = |why| Self::code_retry(expected, tries_left, why, (kind, ahead));
         let locked_out = |until| Event::LockedOut {
             user: user.clone(),
             context: session.context.clone(),
@@ -116,13 +174,7 @@ impl<C: Clock> Dialogue<C> {
                 Tried::Spent => return Ok(Reply::verdict(Turn::new(Action::Allow), allowed)),
                 Tried::NotSpent => rejection(matched.is_some()),
             };
-            return self.wrong(
-                id,
-                session,
-                Self::code_retry(expected, tries_left, why),
-                now,
-                true,
-            );
+            return self.wrong(id, session, retry(why), now, true);
         };
         if let Attempt::Locked { until, new } =
             self.store
@@ -170,32 +222,33 @@ impl<C: Clock> Dialogue<C> {
             }
             None => Rejection::Wrong,
         };
-        self.wrong(
-            id,
-            session,
-            Self::code_retry(expected, tries_left, why),
-            now,
-            false,
-        )
+        self.wrong(id, session, retry(why), now, false)
     }
 
-    /// Another try at a code after a wrong one (`why`), with `tries_left` before it.
+    /// Another try at a code after a wrong one (`why`), with `tries_left` before it, of a token
+    /// of `kind`; `ahead`: the wrong code matched this counter value beyond the look-ahead.
     pub(super) fn code_retry(
         expected: EnrollmentId,
         tries_left: u32,
         why: Rejection,
+        (kind, ahead): (Kind, Option<u64>),
     ) -> Retry<'static> {
         let tries_left = tries_left.saturating_sub(1);
-        let (again, last) = match why {
-            Rejection::Replayed => (texts::REPLAYED, texts::REPLAYED),
-            Rejection::Wrong => (texts::WRONG_CODE_AGAIN, texts::WRONG_CODE),
-            Rejection::RecoveryCodeUsed => {
+        let (again, last) = match (why, kind) {
+            (Rejection::Replayed, Kind::Totp) => (texts::REPLAYED, texts::REPLAYED),
+            (Rejection::Replayed, Kind::Hotp) => (texts::REPLAYED_HOTP, texts::REPLAYED_HOTP),
+            (Rejection::Wrong, Kind::Hotp) if ahead.is_some() => {
+                (texts::TOKEN_AHEAD, texts::TOKEN_AHEAD_LAST)
+            }
+            (Rejection::Wrong, _) => (texts::WRONG_CODE_AGAIN, texts::WRONG_CODE),
+            (Rejection::RecoveryCodeUsed, _) => {
                 (texts::RECOVERY_CODE_USED_AGAIN, texts::RECOVERY_CODE_USED)
             }
         };
         let next = Step::AwaitingCode {
             enrollment: expected,
             tries_left,
+            ahead,
         };
         Retry {
             next,

@@ -13,6 +13,7 @@ use pam_mfa_api::{Action, NextLogin, Notice, Turn};
 use pam_mfa_config::{Config, Login as LoginSettings};
 
 mod code;
+use code::Awaited;
 mod enrollment;
 pub mod sessions;
 mod settings;
@@ -22,7 +23,7 @@ pub use settings::{NewEnrollments, Settings};
 use crate::audit::{Context, Denial, Event, Rejection};
 use crate::clock::Clock;
 use crate::codes::recovery::{self, Hashed};
-use crate::codes::totp::{self};
+use crate::codes::totp::{self, Kind};
 use crate::core::Caller;
 use crate::core::dialogue::sessions::{Refusal, Session, Sessions, Step};
 use crate::core::{Fault, texts};
@@ -198,18 +199,59 @@ impl<C: Clock> Dialogue<C> {
     /// The time step whose code `reply` is for `enrollment`, within the window around now;
     /// `None` for anything else, an overlong reply included.
     pub fn verify(&self, enrollment: &Enrollment, reply: &str) -> Option<u64> {
-        (reply.len() <= MAX_REPLY_LEN)
-            .then(|| {
-                totp::verify(
-                    &enrollment.secret,
-                    enrollment.params,
-                    reply,
-                    self.now(),
-                    self.settings().config.totp.window.get(),
-                    None,
-                )
-            })
-            .flatten()
+        if reply.len() > MAX_REPLY_LEN {
+            return None;
+        }
+        let config = &self.settings().config;
+        let (secret, params) = (&enrollment.secret, enrollment.params);
+        match params.kind {
+            Kind::Totp => totp::verify(
+                secret,
+                params,
+                reply,
+                self.now(),
+                config.totp.window.get(),
+                None,
+            ),
+            // A code used lately is matched too, to be refused as used (the store spends no
+            // counter at or before the last one), not as wrong.
+            Kind::Hotp => {
+                let (last, look_ahead) = (enrollment.last_step, config.hotp.look_ahead.get());
+                totp::verify_hotp(secret, params, reply, last, look_ahead)
+                    .or_else(|| totp::used_hotp(secret, params, reply, last, look_ahead))
+            }
+        }
+    }
+
+    /// A counter-based token's code that [`Dialogue::verify`] did not accept, looked for
+    /// beyond the look-ahead (`hotp.resync_window` values): its counter value, if found. The
+    /// code of the value after it, typed next, brings the token back in step. `None` for
+    /// time-based codes.
+    pub fn ahead(&self, enrollment: &Enrollment, reply: &str) -> Option<u64> {
+        if reply.len() > MAX_REPLY_LEN || enrollment.params.kind != Kind::Hotp {
+            return None;
+        }
+        let hotp = &self.settings().config.hotp;
+        totp::beyond_window(
+            &enrollment.secret,
+            enrollment.params,
+            reply,
+            enrollment.last_step,
+            (hotp.look_ahead.get(), hotp.resync_window.get()),
+        )
+    }
+
+    /// Whether `reply` is the code of counter value `counter` of a counter-based token.
+    pub fn is_code_of(&self, enrollment: &Enrollment, reply: &str, counter: u64) -> bool {
+        reply.len() <= MAX_REPLY_LEN
+            && enrollment.params.kind == Kind::Hotp
+            && totp::verify_hotp(
+                &enrollment.secret,
+                enrollment.params,
+                reply,
+                counter.checked_sub(1),
+                1,
+            ) == Some(counter)
     }
 
     /// How new enrollments are made.
@@ -416,6 +458,7 @@ impl<C: Clock> Dialogue<C> {
                     Step::AwaitingCode {
                         enrollment: enrollment.id,
                         tries_left: login.max_tries.get(),
+                        ahead: None,
                     },
                     Turn::new(Action::AskHidden(texts::CODE_PROMPT.into())),
                     vec![Event::Challenged {
@@ -496,7 +539,15 @@ impl<C: Clock> Dialogue<C> {
             Step::AwaitingCode {
                 enrollment,
                 tries_left,
-            } => self.code(id, session, enrollment, tries_left, reply, now)?,
+                ahead,
+            } => {
+                let awaited = Awaited {
+                    enrollment,
+                    tries_left,
+                    ahead,
+                };
+                self.code(id, session, awaited, reply, now)?
+            }
             Step::Enrolling {
                 enrollment,
                 first_step,

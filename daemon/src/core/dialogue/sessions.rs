@@ -19,10 +19,13 @@ const MAX_ENDED_UNPRIVILEGED: usize = 1_000;
 /// Where a login stands: what the daemon waits for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// A code from the authenticator of enrollment `enrollment`.
+    /// A code from the authenticator of enrollment `enrollment`. `ahead`: the counter value
+    /// of a counter-based token's code, beyond the look-ahead, that the last try matched; the
+    /// code of the value right after it brings the token back in step.
     AwaitingCode {
         enrollment: EnrollmentId,
         tries_left: u32,
+        ahead: Option<u64>,
     },
     /// A code from the app that is being set up with pending enrollment `enrollment`; with two
     /// codes to confirm, `first_step` is the step of the first one once it was given.
@@ -213,6 +216,7 @@ mod tests {
             step: Step::AwaitingCode {
                 enrollment: EnrollmentId(1),
                 tries_left: 3,
+                ahead: None,
             },
             expires,
             context: Context::default(),

@@ -4,7 +4,7 @@
 use pam_mfa_config::Config;
 
 use crate::audit::Context;
-use crate::codes::totp::Params;
+use crate::codes::totp::{Kind, Params};
 use crate::store::{LockoutRule, RememberTerms};
 
 /// How new enrollments are made: their TOTP parameters and the issuer apps show.
@@ -12,6 +12,17 @@ use crate::store::{LockoutRule, RememberTerms};
 pub struct NewEnrollments {
     pub params: Params,
     pub issuer: String,
+}
+
+impl NewEnrollments {
+    /// The parameters of a new enrollment of `kind`: a counter-based one has the configured
+    /// algorithm and digits, and no period.
+    pub fn params_of(&self, kind: Kind) -> Params {
+        match kind {
+            Kind::Totp => self.params,
+            Kind::Hotp => Params::hotp(self.params.algorithm, self.params.digits),
+        }
+    }
 }
 
 /// The configuration in use and what follows from it; a reload replaces it whole, so a call
@@ -42,6 +53,7 @@ impl Settings {
     pub fn with_issuer(config: Config, issuer: String) -> Settings {
         let new_enrollments = NewEnrollments {
             params: Params {
+                kind: Kind::Totp,
                 algorithm: config.totp.algorithm,
                 digits: config.totp.digits.get(),
                 period: config.totp.period.get(),

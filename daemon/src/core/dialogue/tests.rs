@@ -29,6 +29,7 @@ impl Drop for Fixture {
 
 fn params() -> Params {
     Params {
+        kind: crate::codes::totp::Kind::Totp,
         algorithm: Algorithm::Sha1,
         digits: 6,
         period: PERIOD as u32,

@@ -148,4 +148,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // yet, which mfad mends when it starts).
     "ALTER TABLE enrollments ADD COLUMN sealed_with INTEGER;
     CREATE INDEX enrollments_sealed_with ON enrollments (sealed_with, id);",
+    // 11: counter-based tokens (HOTP) beside time-based ones: `last_step` holds the counter of
+    // the last code accepted.
+    "ALTER TABLE enrollments ADD COLUMN kind TEXT NOT NULL DEFAULT 'totp';",
 ];

@@ -38,6 +38,7 @@ fn concurrent_changes_share_commits_and_each_is_kept() {
     ));
     let secret = Secret::from_bytes(b"12345678901234567890".to_vec());
     let params = Params {
+        kind: crate::codes::totp::Kind::Totp,
         algorithm: Algorithm::Sha1,
         digits: 6,
         period: 30,
@@ -49,6 +50,7 @@ fn concurrent_changes_share_commits_and_each_is_kept() {
         .iter()
         .map(|user| Imported {
             user: user.clone(),
+            last_step: None,
             secret: secret.clone(),
             params,
             recovery: Vec::new(),
@@ -224,6 +226,7 @@ fn the_checkpointer_empties_the_log() {
     let store = Store::new(backend.clone(), String::new(), crate::store::test_keys());
     let secret = Secret::from_bytes(b"12345678901234567890".to_vec());
     let params = Params {
+        kind: crate::codes::totp::Kind::Totp,
         algorithm: Algorithm::Sha1,
         digits: 6,
         period: 30,
