@@ -30,6 +30,9 @@ packages=(
   man-db            # man --warnings (groff): the same pages as man shows them
   postgresql        # a real server for the fleet tests (started on a temporary cluster)
   iproute2          # ip netns: a fleet test cuts one host off from the database
+  freeradius        # an application that sends PAM one password (password and code in one answer)
+  freeradius-utils  # radtest, its client
+  openssl           # openssl passwd: the password hash pam_unix checks in that test
 )
 
 missing=()

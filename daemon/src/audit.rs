@@ -18,6 +18,9 @@ use crate::users::UserName;
 pub struct Context {
     pub service: String,
     pub rhost: String,
+    /// The service sends one password: the password and the code come in one answer
+    /// (pam_mfa.so `forward_pass`). Not part of the log line.
+    pub joined: bool,
 }
 
 impl Context {
@@ -25,7 +28,14 @@ impl Context {
         Context {
             service: printable(service),
             rhost: printable(rhost),
+            joined: false,
         }
+    }
+
+    /// The same, for a service that takes the password and the code in one answer.
+    pub fn joined(mut self, joined: bool) -> Self {
+        self.joined = joined;
+        self
     }
 }
 

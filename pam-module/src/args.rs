@@ -34,6 +34,8 @@ pub struct Args {
     /// `notrequired=`: the verdict when MFA is not required of the user.
     pub not_required: NotRequired,
     pub debug: bool,
+    /// `forward_pass`: the password and the code in one answer, the password handed on.
+    pub forward_pass: bool,
     /// Arguments of earlier versions that are now ignored, as written (see [`OBSOLETE`]).
     pub obsolete: Vec<String>,
 }
@@ -109,6 +111,24 @@ pub const ARGUMENTS: &[Argument] = &[
                which every module ignores the login refuses it.",
     },
     Argument {
+        syntax: "forward_pass",
+        default: "off",
+        example: "forward_pass",
+        text: "One prompt, for services that send PAM a single password and cannot ask a \
+               second question (OpenVPN's PAM plug-in, FreeRADIUS's rlm_pam, IMAP and SMTP \
+               servers). The module asks \"Password and verification code: \", and the user \
+               types the password followed at once by the code (or by a recovery code, with \
+               its dashes). The module checks the code with mfad and hands the password on as \
+               PAM_AUTHTOK to the module that follows, which takes it with use_first_pass (or \
+               try_first_pass). Put pam_mfa.so first in the auth stack and the password module \
+               after it, both required.\n\n\
+               Such a login has one try, and cannot set up an authenticator app: a user who \
+               must use MFA and has none is denied and told in one line to set one up \
+               elsewhere (an SSH login, or mfactl enroll). When no second factor is required \
+               of the user, nothing is asked and the module ignores the login (notrequired=): \
+               the password module then asks for the password alone, with try_first_pass.",
+    },
+    Argument {
         syntax: "debug",
         default: "off",
         example: "debug",
@@ -137,6 +157,7 @@ impl Default for Args {
             failmode: FailMode::Secure,
             not_required: NotRequired::Ignore,
             debug: false,
+            forward_pass: false,
             obsolete: Vec::new(),
         }
     }
@@ -189,6 +210,7 @@ impl Args {
                     return Err(format!("notrequired={other}: expected ignore or success"));
                 }
                 None if argument == "debug" => args.debug = true,
+                None if argument == "forward_pass" => args.forward_pass = true,
                 _ => return Err(format!("unknown argument {argument:?}")),
             }
         }
@@ -241,8 +263,10 @@ mod tests {
             "failmode=safe",
             "notrequired=success",
             "debug",
+            "forward_pass",
         ])
         .unwrap();
+        assert!(args.forward_pass);
         assert_eq!(args.not_required, NotRequired::Success);
         assert_eq!(args.socket, std::path::Path::new("/tmp/login.socket"));
         assert_eq!(args.timeout, Duration::from_millis(1500));

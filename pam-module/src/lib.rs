@@ -1,4 +1,4 @@
-//! `pam_mfa.so`: asks `mfad` for a TOTP second factor at login.
+//! `pam_mfa.so`: asks `mfad` for a second factor (a one-time code) at login.
 //!
 //! A thin relay. `pam_sm_authenticate` sends the user and the login's context to the daemon on
 //! its login socket, shows its notices and questions through the PAM conversation, and returns
@@ -23,9 +23,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use pam_mfa_login::{Notice, context};
 use pamsm::{LogLvl, Pam, PamError, PamFlags, PamLibExt, PamServiceModule, pam_module};
 
+use zeroize::Zeroize;
+
 use crate::args::Args;
 use crate::ffi::PamConversation;
-use crate::relay::Conversation;
+use crate::relay::{Conversation, Outcome};
 use crate::verdict::Level;
 
 struct PamMfa;
@@ -96,20 +98,36 @@ fn authenticate(pamh: &Pam, flags: PamFlags, arguments: &[String]) -> PamError {
     let rhost = item(pamh.get_rhost());
     let ruser = item(pamh.get_ruser());
     let tty = ffi::tty(pamh).unwrap_or_default();
+    let one_prompt = if args.forward_pass { "1" } else { "" };
     let context: Vec<(&str, &str)> = [
         (context::SERVICE, service.as_str()),
         (context::RHOST, rhost.as_str()),
         (context::RUSER, ruser.as_str()),
         (context::TTY, tty.as_str()),
+        (context::ONE_PROMPT, one_prompt),
     ]
     .into_iter()
     .filter(|(_, value)| !value.is_empty())
     .collect();
     let silent = flags.contains(PamFlags::SILENT);
+    let mut password = None;
     let outcome = match mfad::connect(&args.socket, args.timeout) {
-        Ok(mut daemon) => relay::run(&mut daemon, &mut conversation, &user, &context, silent),
+        Ok(mut daemon) => relay::run(
+            &mut daemon,
+            &mut conversation,
+            (&user, &context),
+            silent,
+            &mut password,
+        ),
         Err(failure) => relay::before_question(failure),
     };
+    // The password of a joined answer goes to the next module, once the code was accepted.
+    if let (Outcome::Allow, Some(password)) = (&outcome, password.as_ref())
+        && let Err(problem) = forward(pamh, password)
+    {
+        log(pamh, LogLvl::ERR, &problem);
+        return PamError::AUTH_ERR;
+    }
     let verdict = verdict::verdict(
         &outcome,
         args.failmode,
@@ -126,6 +144,17 @@ fn authenticate(pamh: &Pam, flags: PamFlags, arguments: &[String]) -> PamError {
         let _ = conversation.show(&Notice::Error(notice.to_owned()));
     }
     verdict.code
+}
+
+/// Hands `password` to the modules that follow, as `PAM_AUTHTOK`; libpam keeps its own copy,
+/// and ours is wiped.
+fn forward(pamh: &Pam, password: &str) -> Result<(), String> {
+    let token = std::ffi::CString::new(password)
+        .map_err(|_| "the password holds a NUL byte; denying".to_owned())?;
+    let set = pamh.set_authtok(&token);
+    let mut bytes = token.into_bytes_with_nul();
+    bytes.zeroize();
+    set.map_err(|error| format!("cannot hand the password on (PAM_AUTHTOK): {error:?}; denying"))
 }
 
 fn log_level(level: Level) -> LogLvl {

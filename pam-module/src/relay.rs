@@ -4,7 +4,7 @@
 
 use pam_mfa_login::contract::Begun;
 use pam_mfa_login::limits::MAX_REPLY_LEN;
-use pam_mfa_login::{Action, Notice, Turn, WireTurn};
+use pam_mfa_login::{Action, Notice, Turn, WireTurn, split_joined};
 use zeroize::Zeroizing;
 
 use crate::failure::Failure;
@@ -51,13 +51,14 @@ pub enum Outcome {
     ConversationFailed,
 }
 
-/// Runs the dialogue for `user` to its end.
+/// Runs the dialogue for `user` to its end. The password of a joined answer
+/// ([`Action::AskJoined`]) is left in `password`, to be handed on if the login is allowed.
 pub fn run<D: Daemon, C: Conversation>(
     daemon: &mut D,
     conversation: &mut C,
-    user: &str,
-    context: &[(&str, &str)],
+    (user, context): (&str, &[(&str, &str)]),
     silent: bool,
+    password: &mut Option<Zeroizing<String>>,
 ) -> Outcome {
     let (session, mut wire) = match daemon.begin(user, context) {
         Ok(Begun { session, turn }) => (session, turn),
@@ -90,6 +91,18 @@ pub fn run<D: Daemon, C: Conversation>(
         let reply = match &turn.action {
             Action::AskHidden(prompt) => conversation.ask(prompt, false),
             Action::AskVisible(prompt) => conversation.ask(prompt, true),
+            Action::AskJoined { prompt, digits } => {
+                conversation.ask(prompt, false).map(|answer| {
+                    // Only the code goes to mfad; without one, an empty reply (a wrong try).
+                    let (typed, code) = split_joined(&answer, *digits).unwrap_or(("", ""));
+                    let mut kept = Zeroizing::new(String::with_capacity(typed.len()));
+                    kept.push_str(typed);
+                    *password = Some(kept);
+                    let mut sent = Zeroizing::new(String::with_capacity(code.len()));
+                    sent.push_str(code);
+                    sent
+                })
+            }
             Action::Allow => return Outcome::Allow,
             Action::Deny(reason) => return Outcome::Deny(reason.clone()),
             Action::MaxTries => return Outcome::MaxTries,
@@ -252,7 +265,7 @@ mod tests {
             Ok(Turn::new(Action::Allow).with_notice(Notice::Info("welcome".into()))),
         ]);
         let mut script = Script::default().shows("QR").asks("Code: ", "123456");
-        let outcome = run(&mut daemon, &mut script, "alice", &[], true);
+        let outcome = run(&mut daemon, &mut script, ("alice", &[]), true, &mut None);
         assert!(matches!(outcome, Outcome::Allow));
         // "welcome" came with the verdict: not shown (the script fails on any unexpected text).
     }
@@ -262,13 +275,43 @@ mod tests {
         let mut daemon = daemon(vec![Ok(Turn::new(Action::Deny("locked".into()))
             .with_notice(Notice::Error("locked until 10:00 UTC".into())))]);
         let mut script = Script::default().shows("locked until 10:00 UTC");
-        let outcome = run(&mut daemon, &mut script, "alice", &[], true);
+        let outcome = run(&mut daemon, &mut script, ("alice", &[]), true, &mut None);
         assert!(matches!(outcome, Outcome::Deny(_)));
     }
 
     fn drive(daemon: &mut Scripted, script: Script) -> Outcome {
         let mut script = script;
-        run(daemon, &mut script, "alice", &[], false)
+        run(daemon, &mut script, ("alice", &[]), false, &mut None)
+    }
+
+    #[test]
+    fn a_joined_answer_sends_only_its_code_and_keeps_the_password() {
+        let joined = |digits| {
+            Ok(Turn::new(Action::AskJoined {
+                prompt: "Password and verification code: ".into(),
+                digits,
+            }))
+        };
+        let mut allowing = daemon(vec![joined(6), Ok(Turn::new(Action::Allow))]);
+        let mut script =
+            Script::default().asks("Password and verification code: ", "hunter2 123456");
+        let mut password = None;
+        let outcome = run(
+            &mut allowing,
+            &mut script,
+            ("alice", &[]),
+            false,
+            &mut password,
+        );
+        assert!(matches!(outcome, Outcome::Allow));
+        assert_eq!(allowing.replies, ["123456"]);
+        assert_eq!(password.as_deref().map(String::as_str), Some("hunter2 "));
+        // No code at the end: an empty reply, which mfad counts as a wrong try.
+        let mut denying = daemon(vec![joined(8), Ok(Turn::new(Action::MaxTries))]);
+        let mut script = Script::default().asks("Password and verification code: ", "hunter2");
+        let outcome = run(&mut denying, &mut script, ("alice", &[]), false, &mut None);
+        assert!(matches!(outcome, Outcome::MaxTries));
+        assert_eq!(denying.replies, [""]);
     }
 
     fn ask() -> Result<Turn, Failure> {
@@ -345,7 +388,7 @@ mod tests {
         let mut daemon = daemon(vec![
             ask().map(|turn| turn.with_notice(Notice::Info("QR".into()))),
         ]);
-        let outcome = run(&mut daemon, &mut Broken, "alice", &[], false);
+        let outcome = run(&mut daemon, &mut Broken, ("alice", &[]), false, &mut None);
         assert_eq!(outcome, Outcome::ConversationFailed);
         assert_eq!(daemon.cancelled, ["s1"]);
     }

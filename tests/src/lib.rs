@@ -23,6 +23,7 @@ pub mod netns;
 pub mod pam;
 pub mod postgres;
 pub mod pty;
+pub mod radius;
 pub mod readme;
 pub mod scenarios;
 pub mod sshd;

@@ -21,6 +21,10 @@ pub enum Action {
     AskHidden(String),
     /// Ask with echo (`PAM_PROMPT_ECHO_ON`) and send the reply back.
     AskVisible(String),
+    /// Ask without echo for the password followed by a code of `digits` digits (or a recovery
+    /// code), in one answer, for a service that sends one password ([`split_joined`]): send
+    /// the code back, and hand the password to the next module (`PAM_AUTHTOK`) once allowed.
+    AskJoined { prompt: String, digits: u32 },
     /// The second factor succeeded: `PAM_SUCCESS`.
     Allow,
     /// Denied: `PAM_AUTH_ERR`. The text is for logs, never shown to the user.
@@ -34,7 +38,10 @@ pub enum Action {
 impl Action {
     /// Whether the dialogue ends with this action.
     pub fn is_verdict(&self) -> bool {
-        !matches!(self, Action::AskHidden(_) | Action::AskVisible(_))
+        !matches!(
+            self,
+            Action::AskHidden(_) | Action::AskVisible(_) | Action::AskJoined { .. }
+        )
     }
 }
 
@@ -72,6 +79,10 @@ const INFO: &str = "info";
 const ERROR: &str = "error";
 const ASK_HIDDEN: &str = "ask-hidden";
 const ASK_VISIBLE: &str = "ask-visible";
+/// Followed by the code's digits: `ask-joined-6`.
+const ASK_JOINED: &str = "ask-joined-";
+/// The digits a joined answer's code may have.
+const JOINED_DIGITS: std::ops::RangeInclusive<u32> = 6..=8;
 const ALLOW: &str = "allow";
 const DENY: &str = "deny";
 const MAX_TRIES: &str = "max-tries";
@@ -100,16 +111,17 @@ impl From<Turn> for WireTurn {
             })
             .collect();
         let (action, text) = match turn.action {
-            Action::AskHidden(prompt) => (ASK_HIDDEN, prompt),
-            Action::AskVisible(prompt) => (ASK_VISIBLE, prompt),
-            Action::Allow => (ALLOW, String::new()),
-            Action::Deny(reason) => (DENY, reason),
-            Action::MaxTries => (MAX_TRIES, String::new()),
-            Action::Skip => (SKIP, String::new()),
+            Action::AskHidden(prompt) => (ASK_HIDDEN.to_owned(), prompt),
+            Action::AskVisible(prompt) => (ASK_VISIBLE.to_owned(), prompt),
+            Action::AskJoined { prompt, digits } => (format!("{ASK_JOINED}{digits}"), prompt),
+            Action::Allow => (ALLOW.to_owned(), String::new()),
+            Action::Deny(reason) => (DENY.to_owned(), reason),
+            Action::MaxTries => (MAX_TRIES.to_owned(), String::new()),
+            Action::Skip => (SKIP.to_owned(), String::new()),
         };
         WireTurn {
             notices,
-            action: action.to_owned(),
+            action,
             text,
         }
     }
@@ -135,10 +147,45 @@ impl TryFrom<WireTurn> for Turn {
             DENY => Action::Deny(wire.text),
             MAX_TRIES => Action::MaxTries,
             SKIP => Action::Skip,
-            _ => return Err(UnknownStep(wire.action)),
+            other => match other
+                .strip_prefix(ASK_JOINED)
+                .and_then(|digits| digits.parse::<u32>().ok())
+                .filter(|digits| JOINED_DIGITS.contains(digits))
+            {
+                Some(digits) => Action::AskJoined {
+                    prompt: wire.text,
+                    digits,
+                },
+                None => return Err(UnknownStep(wire.action)),
+            },
         };
         Ok(Turn { notices, action })
     }
+}
+
+/// Splits a joined answer (see [`Action::AskJoined`]) into the password and the code that
+/// ends it: a recovery code as it is shown, three groups of five letters or digits joined by
+/// dashes; else the last `digits` characters, when they are digits. `None` when it ends in
+/// neither (no code was typed).
+pub fn split_joined(answer: &str, digits: u32) -> Option<(&str, &str)> {
+    let bytes = answer.as_bytes();
+    const RECOVERY: usize = 17;
+    if bytes.len() >= RECOVERY {
+        let tail = &bytes[bytes.len() - RECOVERY..];
+        let shaped = tail.iter().enumerate().all(|(index, byte)| match index {
+            5 | 11 => *byte == b'-',
+            _ => byte.is_ascii_alphanumeric(),
+        });
+        if shaped {
+            // The tail is ASCII, so this is a character boundary.
+            return Some(answer.split_at(bytes.len() - RECOVERY));
+        }
+    }
+    let digits = digits as usize;
+    if bytes.len() >= digits && bytes[bytes.len() - digits..].iter().all(u8::is_ascii_digit) {
+        return Some(answer.split_at(bytes.len() - digits));
+    }
+    None
 }
 
 #[cfg(test)]
@@ -146,10 +193,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_joined_answer_ends_in_its_code() {
+        assert_eq!(
+            split_joined("hunter2123456", 6),
+            Some(("hunter2", "123456"))
+        );
+        assert_eq!(split_joined("123456", 6), Some(("", "123456")));
+        assert_eq!(
+            split_joined("pässwörd12345678", 8),
+            Some(("pässwörd", "12345678"))
+        );
+        assert_eq!(
+            split_joined("s3cret k7pqm-3xd9a-hrt2w", 6),
+            Some(("s3cret ", "k7pqm-3xd9a-hrt2w"))
+        );
+        assert_eq!(split_joined("hunter2", 6), None);
+        assert_eq!(split_joined("12345", 6), None);
+        assert_eq!(split_joined("password12345é", 6), None);
+        assert_eq!(split_joined("", 6), None);
+    }
+
+    #[test]
     fn every_turn_survives_the_wire() {
         let actions = [
             Action::AskHidden("Verification code: ".into()),
             Action::AskVisible("Answer: ".into()),
+            Action::AskJoined {
+                prompt: "Password and verification code: ".into(),
+                digits: 8,
+            },
             Action::Allow,
             Action::Deny("wrong code".into()),
             Action::MaxTries,
@@ -181,5 +253,24 @@ mod tests {
             text: String::new(),
         };
         assert_eq!(Turn::try_from(wire), Err(UnknownStep("blink".into())));
+        for action in [
+            "ask-joined-9",
+            "ask-joined-",
+            "ask-joined-x",
+            "ask-joined-06",
+        ] {
+            let wire = WireTurn {
+                notices: vec![],
+                action: action.into(),
+                text: "Password: ".into(),
+            };
+            let refused = Turn::try_from(wire);
+            if action == "ask-joined-06" {
+                // Read as a number, as the daemon never writes it: still 6 digits.
+                assert!(refused.is_ok(), "{action}");
+            } else {
+                assert_eq!(refused, Err(UnknownStep(action.into())));
+            }
+        }
     }
 }

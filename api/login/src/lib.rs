@@ -14,7 +14,7 @@ pub mod limits;
 pub mod marshal;
 pub mod wire;
 
-pub use dialogue::{Action, Notice, Turn, WireTurn};
+pub use dialogue::{Action, Notice, Turn, WireTurn, split_joined};
 
 /// The object that carries the Login interface (and, on the bus, mfad's other interfaces).
 pub const OBJECT_PATH: &str = "/org/pam_mfa/Mfad1";
@@ -34,4 +34,7 @@ pub mod context {
     pub const RHOST: &str = "rhost";
     pub const RUSER: &str = "ruser";
     pub const TTY: &str = "tty";
+    /// `1`: the service sends one password, and the password and the code come in one answer
+    /// (pam_mfa.so `forward_pass`).
+    pub const ONE_PROMPT: &str = "one_prompt";
 }

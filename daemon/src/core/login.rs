@@ -20,7 +20,8 @@ impl<C: Clock> Core<C> {
         context_values: &HashMap<String, String>,
     ) -> Result<(String, Turn), Error> {
         let value = |key| context_values.get(key).map_or("", String::as_str);
-        let context = Context::new(value(context::SERVICE), value(context::RHOST));
+        let context = Context::new(value(context::SERVICE), value(context::RHOST))
+            .joined(value(context::ONE_PROMPT) == "1");
         let user = match UserName::parse(user) {
             Ok(user) => user,
             Err(reason) => {

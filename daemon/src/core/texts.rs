@@ -16,6 +16,11 @@ pub const TOKEN_AHEAD_LAST: &str = "That code is further ahead than logins look:
 pub const RECOVERY_CODE_USED: &str = "This recovery code was already used: each works once.";
 pub const RECOVERY_CODE_USED_AGAIN: &str = "This recovery code was already used: each works \
                                             once. Type another one, or a code from the app.";
+pub const JOINED_PROMPT: &str = "Password and verification code: ";
+pub const JOINED_NO_ENROLLMENT: &str = "Two-factor authentication is required for this account, \
+                                        and this service cannot set up an authenticator app: \
+                                        set one up at an SSH login or with mfactl enroll, then \
+                                        type your password followed by a code here.";
 pub const TOO_MANY_LOGINS: &str =
     "Too many logins are in progress for this account. Try again later.";
 // Lines of at most 76 columns: terminals and PuTTY wrap longer ones. The first line of a

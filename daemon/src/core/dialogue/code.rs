@@ -125,8 +125,9 @@ impl<C: Clock> Dialogue<C> {
             Ok(Reply::verdict(turn, event))
         };
         // A right code from the app, in a root-run login, is remembered where `remember`
-        // says so. A recovery code is not: a stolen one must not buy more than one login.
-        let origin = (session.caller_uid == 0)
+        // says so (not by a service whose password comes with the code: it always asks for
+        // both). A recovery code is not: a stolen one must not buy more than one login.
+        let origin = (session.caller_uid == 0 && !session.context.joined)
             .then(|| settings.remember_terms(&session.context))
             .flatten()
             .map(|_| origin(&session.context));

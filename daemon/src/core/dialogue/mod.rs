@@ -386,6 +386,10 @@ impl<C: Clock> Dialogue<C> {
         )?;
         let rule = decision.requirement.by.clone();
         let mut next = decision.next;
+        // A login whose password comes with the code always asks for both.
+        if next == NextLogin::Remembered && context.joined {
+            next = NextLogin::Code;
+        }
         if next == NextLogin::Remembered
             && let Some(active) = &decision.enrollments.active
             && let Some(terms) = settings.remember_terms(&context)
@@ -443,6 +447,16 @@ impl<C: Clock> Dialogue<C> {
                 };
                 return Ok(Reply::verdict(turn, event));
             }
+            NextLogin::Enroll if context.joined => {
+                let turn = Turn::new(Action::Deny("enrollment needs its own prompts".into()))
+                    .with_notice(Notice::Error(texts::JOINED_NO_ENROLLMENT.into()));
+                let event = Event::LoginDenied {
+                    user: user.to_string(),
+                    context,
+                    why: Denial::NotEnrolled,
+                };
+                return Ok(Reply::verdict(turn, event));
+            }
             NextLogin::Enroll => {
                 // Refused logins write nothing: check the session limit before the enrollment.
                 let limit = login.max_sessions_per_user.get();
@@ -454,6 +468,27 @@ impl<C: Clock> Dialogue<C> {
                 (step, turn, events, None, None)
             }
             NextLogin::Code | NextLogin::Remembered => match decision.enrollments.active {
+                // One try when the password comes with the code: the application would send
+                // the same answer again.
+                Some(enrollment) if context.joined => (
+                    Step::AwaitingCode {
+                        enrollment: enrollment.id,
+                        tries_left: 1,
+                        ahead: None,
+                    },
+                    Turn::new(Action::AskJoined {
+                        prompt: texts::JOINED_PROMPT.into(),
+                        digits: enrollment.params.digits,
+                    }),
+                    vec![Event::Challenged {
+                        user: user.clone(),
+                        context: context.clone(),
+                        rule: rule.clone(),
+                        at: now as i64,
+                    }],
+                    Some((rule, now)),
+                    Some(enrollment),
+                ),
                 Some(enrollment) => (
                     Step::AwaitingCode {
                         enrollment: enrollment.id,
