@@ -367,10 +367,9 @@ pub struct AuditPage {
 }
 
 /// One token of `Admin.ImportTokens`: an enrollment made elsewhere (google-authenticator's
-/// files, pam_oath's users file, a token vendor's PSKC file).
-#[derive(
-    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, zbus::zvariant::Type,
-)]
+/// files, pam_oath's users file, a token vendor's PSKC file). Its secret and recovery codes
+/// are never printed.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, zbus::zvariant::Type)]
 pub struct TokenImport {
     pub user: String,
     /// `totp` (time-based) or `hotp` (counter-based).
@@ -388,6 +387,21 @@ pub struct TokenImport {
     pub last_used: i64,
     /// Codes of 8 digits that become recovery codes (google-authenticator's scratch codes).
     pub recovery_codes: Vec<String>,
+}
+
+impl std::fmt::Debug for TokenImport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenImport")
+            .field("user", &self.user)
+            .field("kind", &self.kind)
+            .field("secret", &"<redacted>")
+            .field("algorithm", &self.algorithm)
+            .field("digits", &self.digits)
+            .field("period", &self.period)
+            .field("last_used", &self.last_used)
+            .field("recovery_codes", &self.recovery_codes.len())
+            .finish()
+    }
 }
 
 /// What `Admin.BeginEnrollment` hands back, once, to show to the user.

@@ -128,8 +128,11 @@ pub enum Command {
     ///
     /// With --pskc, FILE is a token vendor's PSKC file (RFC 6030) and --serials names a file of
     /// "SERIAL USER" lines: the token with that serial number is enrolled for that user.
-    /// Encrypted files (a pre-shared key, RFC 6030 section 6.1) need --pskc-key. Tokens given to
-    /// no user are left out and listed.
+    /// Encrypted files (a pre-shared key, RFC 6030 section 6.1) need --pskc-key; each secret is
+    /// then checked with the file's MAC, and a secret in the clear in such a file is refused.
+    /// The MAC covers the secrets only: serial numbers and counters are as the file says, so
+    /// take the file from the vendor over a channel you trust. Tokens given to no user are
+    /// left out and listed.
     ///
     /// An entry that cannot be imported is named with its line or key package and the reason,
     /// and nothing is imported, unless --skip-invalid says to import the others.

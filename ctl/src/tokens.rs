@@ -23,6 +23,14 @@ pub struct Read {
     pub notes: Vec<String>,
 }
 
+/// The last value used, as `Admin.ImportTokens` takes it, from a token's `counter`: the value
+/// itself, or (`next`) the value before it, the counter naming the next code; -1 for none.
+pub fn last_used(counter: u64, next: bool) -> Result<i64, String> {
+    let value =
+        i64::try_from(counter).map_err(|_| format!("the counter {counter} is too large"))?;
+    Ok(if next { value - 1 } else { value })
+}
+
 /// RFC 4648 Base32, without padding, as mfad reads secrets.
 pub fn base32(bytes: &[u8]) -> Zeroizing<String> {
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -120,6 +128,9 @@ type OathType = (Option<u32>, Option<u32>);
 /// type liboath knows (the line is skipped).
 fn oath_type(word: &str) -> Option<Result<OathType, String>> {
     let rest = word.strip_prefix("HOTP")?;
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return None;
+    }
     let mut parts = rest.split('/').skip(1);
     let (period, digits) = match (parts.next(), parts.next(), parts.next()) {
         (None, _, _) => (None, None),
@@ -177,8 +188,8 @@ fn oath_line(
     }
     let last_used = match (period, last_code) {
         // Counter-based: liboath writes the counter of the code it accepted with that code.
-        (None, Some(_)) => counter as i64,
-        (None, None) => counter as i64 - 1,
+        (None, Some(_)) => last_used(counter, false).map_err(|why| format!("{user}: {why}"))?,
+        (None, None) => last_used(counter, true).map_err(|why| format!("{user}: {why}"))?,
         (Some(period), Some(code)) => {
             let code: u32 = code
                 .parse()
@@ -343,12 +354,15 @@ fn child<'a, 'input>(
     children(node, namespace, tag).next()
 }
 
-/// The text of `PlainValue` under `node`'s child `tag`, if there is one.
-fn plain<'a>(node: roxmltree::Node<'a, '_>, tag: &'static str) -> Option<&'a str> {
-    child(node, PSKC, tag)
-        .and_then(|value| child(value, PSKC, "PlainValue"))
-        .and_then(|value| value.text())
-        .map(str::trim)
+/// The text of `PlainValue` under `node`'s child `tag`: `Ok(None)` when there is no such
+/// child, an error when it holds no PlainValue (an encrypted counter, say, which is not read).
+fn plain<'a>(node: roxmltree::Node<'a, '_>, tag: &'static str) -> Result<Option<&'a str>, String> {
+    let Some(element) = child(node, PSKC, tag) else {
+        return Ok(None);
+    };
+    child(element, PSKC, "PlainValue")
+        .map(|value| Some(value.text().unwrap_or("").trim()))
+        .ok_or_else(|| format!("Data/{tag} has no PlainValue (only values in the clear are read)"))
 }
 
 fn pskc_key(
@@ -395,9 +409,18 @@ fn pskc_key(
     };
     let data = child(key, PSKC, "Data").ok_or("no Data")?;
     let secret = child(data, PSKC, "Secret").ok_or("no Data/Secret")?;
-    let bytes = if let Some(value) = child(secret, PSKC, "PlainValue") {
+    let (plain_value, encrypted) = (
+        child(secret, PSKC, "PlainValue"),
+        child(secret, PSKC, "EncryptedValue"),
+    );
+    if plain_value.is_some() && (encrypted.is_some() || mac_key.is_some()) {
+        // A secret in the clear in an encrypted file is covered by no MAC: whoever changed
+        // the file on its way may know it.
+        return Err("a secret in the clear (PlainValue) in an encrypted file".into());
+    }
+    let bytes = if let Some(value) = plain_value {
         decode64(value.text().unwrap_or("")).ok_or("the secret's PlainValue is not Base64")?
-    } else if let Some(value) = child(secret, PSKC, "EncryptedValue") {
+    } else if let Some(value) = encrypted {
         let psk = psk.ok_or("the secret is encrypted: give the pre-shared key with --pskc-key")?;
         let mac_key = mac_key.ok_or("the secret is encrypted but the file has no MACMethod")?;
         let cipher = cipher_value(value)?;
@@ -415,21 +438,21 @@ fn pskc_key(
     } else {
         return Err("the secret has neither PlainValue nor EncryptedValue".into());
     };
-    let time = plain(data, "Time").unwrap_or("0");
+    let time = plain(data, "Time")?.unwrap_or("0");
     if time != "0" {
         return Err(format!(
             "Time {time}: only tokens counting from the Unix epoch are read"
         ));
     }
     let (period, last_used) = if kind == "hotp" {
-        let counter = plain(data, "Counter").unwrap_or("0");
+        let counter = plain(data, "Counter")?.unwrap_or("0");
         let counter: u64 = counter
             .parse()
             .map_err(|_| format!("Counter {counter:?} is not a number"))?;
         // The token's next code is of this value.
-        (0, counter as i64 - 1)
+        (0, last_used(counter, true)?)
     } else {
-        let interval = plain(data, "TimeInterval").unwrap_or("30");
+        let interval = plain(data, "TimeInterval")?.unwrap_or("30");
         let interval = interval
             .parse::<u32>()
             .map_err(|_| format!("TimeInterval {interval:?} is not a number of seconds"))?;
@@ -448,9 +471,10 @@ fn pskc_key(
 }
 
 fn decode64(text: &str) -> Option<Zeroizing<Vec<u8>>> {
-    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let mut compact = Zeroizing::new(String::with_capacity(text.len()));
+    compact.extend(text.chars().filter(|c| !c.is_whitespace()));
     base64::engine::general_purpose::STANDARD
-        .decode(compact)
+        .decode(compact.as_bytes())
         .ok()
         .map(Zeroizing::new)
 }
@@ -584,6 +608,28 @@ mod tests {
         let wrong = pre_shared_key("k", "00112233445566778899aabbccddeeff").unwrap();
         let error = pskc("f.xml", FIGURE_6, &map, Some(&wrong)).unwrap_err();
         assert!(error.contains("MAC key cannot be decrypted"), "{error}");
+        // A secret in the clear slipped into the encrypted file: refused, not imported.
+        let slipped = FIGURE_6.replace(
+            "<EncryptedValue>",
+            "<PlainValue>MTIzNDU2Nzg5MDEyMzQ1Njc4OTA=</PlainValue><EncryptedValue>",
+        );
+        let read = pskc("f.xml", &slipped, &map, Some(&key)).unwrap();
+        assert!(read.tokens.is_empty());
+        assert!(
+            read.invalid[0].ends_with("a secret in the clear (PlainValue) in an encrypted file")
+        );
+        // An encrypted counter is not read: refused, rather than taken as 0.
+        let hidden = FIGURE_6.replace(
+            "<PlainValue>0</PlainValue>",
+            "<EncryptedValue></EncryptedValue>",
+        );
+        let read = pskc("f.xml", &hidden, &map, Some(&key)).unwrap();
+        assert!(
+            read.invalid[0]
+                .ends_with("Data/Counter has no PlainValue (only values in the clear are read)"),
+            "{:?}",
+            read.invalid
+        );
         // A secret changed in the file: its MAC does not match.
         let changed = FIGURE_6.replace("AAECAwQFBgcICQoLDA0OD+cI", "AAECAwQFBgcICQoLDA0OD+cJ");
         let read = pskc("f.xml", &changed, &map, Some(&key)).unwrap();

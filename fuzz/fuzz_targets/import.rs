@@ -1,9 +1,11 @@
-//! `mfactl import`'s files: `USER SECRET` lines and google-authenticator's files, parsed as
-//! mfactl parses them and then checked as mfad checks what mfactl sends it.
+//! `mfactl import`'s files: `USER SECRET` lines, google-authenticator's files, pam_oath's users
+//! file and PSKC files (with a pre-shared key), parsed as mfactl parses them and then checked as
+//! mfad checks what mfactl sends it.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use mfactl::commands::import::{parse, parse_google_authenticator};
+use mfactl::tokens;
 use mfad::codes::recovery;
 use mfad::codes::totp::Secret;
 use mfad::users::UserName;
@@ -29,10 +31,33 @@ fuzz_target!(|data: &[u8]| {
         let _ = Period::try_from(i64::from(file.period));
         // mfactl's warning about the secret's length.
         let _ = file.secret.trim_end_matches('=').len() * 5;
+        if let Ok(token) = file.token("alice") {
+            assert!(token.last_used >= -1);
+        }
         for code in &file.scratch_codes {
             // Every scratch code the file parser takes, mfad takes as a recovery code.
             let normalized = recovery::normalize(code).expect("a scratch code is a recovery code");
             assert_eq!(normalized.as_str(), code.as_str());
+        }
+    }
+    // pam_oath's users file, at any time.
+    let read = tokens::pam_oath("f", text, u64::from(data.len() as u32) * 1_000_003);
+    for token in &read.tokens {
+        assert!(Secret::from_base32_imported(&token.secret).is_ok() || token.secret.len() < 16);
+        assert!(token.last_used >= -1);
+    }
+    // A PSKC file, with and without RFC 6030's pre-shared key.
+    let users = std::collections::BTreeMap::from([("987654321".to_owned(), "alice".to_owned())]);
+    let key = [
+        0x12, 0x34, 0x56, 0x78, 0x90, 0x12, 0x34, 0x56, 0x78, 0x90, 0x12, 0x34, 0x56, 0x78, 0x90,
+        0x12,
+    ];
+    for key in [None, Some(&key[..])] {
+        if let Ok(read) = tokens::pskc("f", text, &users, key) {
+            for token in &read.tokens {
+                assert_eq!(token.user, "alice");
+                assert!(token.last_used >= -1);
+            }
         }
     }
 });

@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let mut head = [0u8; 16];
     head.copy_from_slice(&data[..16]);
     if data.len() <= MAX_MESSAGE_LEN {
-        assert_eq!(message_len(&head), Ok(data.len()));
+        assert_eq!(message_len(&head, MAX_MESSAGE_LEN).ok(), Some(data.len()));
     }
     if message.kind == METHOD_CALL {
         pam_mfa_fuzz::check_call(&message);

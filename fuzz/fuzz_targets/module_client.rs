@@ -78,7 +78,14 @@ fuzz_target!(|data: &[u8]| {
         .expect("the input fits the socket's buffer");
     peer.shutdown(Shutdown::Write).expect("shutdown");
     let context = [("service", "sshd"), ("rhost", "192.0.2.7")];
-    let outcome = relay::run(&mut mfad, &mut Typist, "alice", &context, false);
+    let mut password = None;
+    let outcome = relay::run(
+        &mut mfad,
+        &mut Typist,
+        ("alice", &context),
+        false,
+        &mut password,
+    );
     drop(peer);
 
     // A login is allowed only when the peer said so.

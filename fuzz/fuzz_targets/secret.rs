@@ -6,8 +6,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use mfad::codes::totp::{
-    LEGACY_SECRET_BYTES, MAX_SECRET_BYTES, MIN_SECRET_BYTES, Params, Secret, otpauth_uri, step_of,
-    verify,
+    Kind, LEGACY_SECRET_BYTES, MAX_SECRET_BYTES, MIN_SECRET_BYTES, Params, Secret, beyond_window,
+    otpauth_uri, resync_hotp, step_of, used_hotp, verify, verify_hotp,
 };
 use pam_mfa_config::Algorithm;
 
@@ -59,6 +59,7 @@ fuzz_target!(|data: &[u8]| {
     };
 
     let params = Params {
+        kind: Kind::Totp,
         algorithm: [Algorithm::Sha1, Algorithm::Sha256, Algorithm::Sha512][data.len() % 3],
         digits: [6, 7, 8][code.len() % 3],
         period: [15, 30, 60, 120][issuer.len() % 4],
@@ -98,5 +99,20 @@ fuzz_target!(|data: &[u8]| {
     if let Some(step) = verify(&secret, params, code, NOW, window, after) {
         assert!(step.abs_diff(current) <= u64::from(window));
         assert!(after.is_none_or(|after| step > after));
+    }
+
+    // The same code against a counter-based token, near the start and near the end of its
+    // counter.
+    let hotp = Params::hotp(params.algorithm, params.digits);
+    let look_ahead = 1 + (issuer.len() % 100) as u32;
+    for last in [None, Some(window.into()), Some(u64::MAX - 3)] {
+        if let Some(counter) = verify_hotp(&secret, hotp, code, last, look_ahead) {
+            assert!(last.is_none_or(|last| counter > last));
+        }
+        if let Some(counter) = used_hotp(&secret, hotp, code, last, look_ahead) {
+            assert!(last.is_some_and(|last| counter <= last));
+        }
+        let _ = beyond_window(&secret, hotp, code, last, (look_ahead, 1000));
+        let _ = resync_hotp(&secret, hotp, (code, account), last, (look_ahead, 1000));
     }
 });

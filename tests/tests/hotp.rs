@@ -193,11 +193,19 @@ fn a_hotp_token_gets_in_once_per_code_within_the_look_ahead_and_is_brought_back_
             "{}",
             out.stderr
         );
+        // Both resyncs are in the trail: the login's, with the login, and mfactl's.
         let audit = env.ctl(&["audit", "--event", "token-resynced"], "");
-        assert!(
-            audit
-                .stdout
-                .contains("token brought back in step: user=alice counter=301"),
+        let resyncs: Vec<&str> = audit
+            .stdout
+            .lines()
+            .filter_map(|line| {
+                line.split_once("token brought back in step: ")
+                    .map(|(_, what)| what)
+            })
+            .collect();
+        assert_eq!(
+            resyncs,
+            ["user=alice counter=61", "user=alice counter=301 by uid 0"],
             "{}",
             audit.stdout
         );
@@ -283,6 +291,22 @@ fn wrong_hotp_codes_count_towards_the_lockout() {
         .run()
         .expect("PAM_AUTH_ERR")
         .shows("Too many wrong codes");
+    // An administrator's resync moves the counter on and leaves the lock as it is.
+    let out = env.ctl(
+        &["resync", "alice"],
+        &format!("{}\n{}\n", hotp(&secret, 500), hotp(&secret, 501)),
+    );
+    assert!(out.success, "{}", out.stderr);
+    env.login("alice")
+        .answer(&hotp(&secret, 502))
+        .run()
+        .expect("PAM_AUTH_ERR")
+        .shows("Too many wrong codes");
+    assert!(env.ctl(&["unlock", "alice"], "").success);
+    env.login("alice")
+        .answer(&hotp(&secret, 502))
+        .run()
+        .expect("PAM_SUCCESS");
 }
 
 /// A file `name` in the environment's directory holding `text`, owned by `uid`, mode 0600.

@@ -64,16 +64,15 @@ pub struct GoogleAuthenticator {
 
 impl GoogleAuthenticator {
     /// The token as mfad imports it: 6 digits, SHA1, as google-authenticator makes them.
-    pub fn token(&self, user: &str) -> TokenImport {
+    pub fn token(&self, user: &str) -> Result<TokenImport, String> {
         let (kind, period, last_used) = match self.counter {
-            Some(counter) => ("hotp", 0, counter as i64 - 1),
-            None => (
-                "totp",
-                self.period,
-                self.used.map_or(-1, |step| step as i64),
-            ),
+            Some(counter) => ("hotp", 0, tokens::last_used(counter, true)?),
+            None => match self.used {
+                Some(step) => ("totp", self.period, tokens::last_used(step, false)?),
+                None => ("totp", self.period, -1),
+            },
         };
-        TokenImport {
+        Ok(TokenImport {
             user: user.to_owned(),
             kind: kind.to_owned(),
             secret: self.secret.to_string(),
@@ -82,7 +81,7 @@ impl GoogleAuthenticator {
             period,
             last_used,
             recovery_codes: self.scratch_codes.iter().map(|c| c.to_string()).collect(),
-        }
+        })
     }
 }
 
@@ -222,12 +221,13 @@ pub async fn run_google_authenticator(
         }
         entries.push((user, parsed));
     }
-    let tokens = Tokens(
-        entries
-            .iter()
-            .map(|(user, parsed)| parsed.token(user))
-            .collect(),
-    );
+    let mut tokens = Tokens(Vec::with_capacity(entries.len()));
+    for ((user, parsed), file) in entries.iter().zip(files) {
+        let token = parsed.token(user).map_err(|why| {
+            Failure::input(format!("{}: {why}: nothing was imported", file.display()))
+        })?;
+        tokens.0.push(token);
+    }
     let imported = send_tokens(&admin, &tokens.0).await?;
     Ok(Import {
         imported,
@@ -444,18 +444,28 @@ mod tests {
         assert_eq!(parsed.period, 60);
         assert_eq!(parsed.scratch_codes.len(), 2);
         let hotp = "JBSWY3DPEHPK3PXP\n\" HOTP_COUNTER 4\n\" WINDOW_SIZE 3\n";
-        let token = parse_google_authenticator("g", hotp).unwrap().token("lee");
+        let token = parse_google_authenticator("g", hotp)
+            .unwrap()
+            .token("lee")
+            .unwrap();
         assert_eq!((token.kind.as_str(), token.period), ("hotp", 0));
         assert_eq!(
             token.last_used, 3,
             "the counter is the next value to be used"
         );
         let fresh = parse_google_authenticator("g", "JBSWY3DPEHPK3PXP\n\" HOTP_COUNTER 0\n");
-        assert_eq!(fresh.unwrap().token("lee").last_used, -1);
+        assert_eq!(fresh.unwrap().token("lee").unwrap().last_used, -1);
+        let huge = "JBSWY3DPEHPK3PXP\n\" HOTP_COUNTER 9223372036854775808\n";
+        let error = parse_google_authenticator("g", huge)
+            .unwrap()
+            .token("lee")
+            .unwrap_err();
+        assert_eq!(error, "the counter 9223372036854775808 is too large");
         let reused = "JBSWY3DPEHPK3PXP\n\" DISALLOW_REUSE 56 58 57\n\" TOTP_AUTH\n";
         let token = parse_google_authenticator("g", reused)
             .unwrap()
-            .token("lee");
+            .token("lee")
+            .unwrap();
         assert_eq!((token.kind.as_str(), token.last_used), ("totp", 58));
         let Err(failure) = parse_google_authenticator("g", "JBSWY3DPEHPK3PXP\n\" HOTP_COUNTER x\n")
         else {

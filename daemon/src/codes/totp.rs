@@ -279,26 +279,56 @@ pub fn used_hotp(
 }
 
 /// A token that was pressed many times without a login (its counter ran past the look-ahead
-/// window) is brought back in step by two codes in a row: `first` is looked for among the
-/// `range` values after the look-ahead window (RFC 4226's resynchronisation), and `second`
-/// must be the code of the value right after it. Returns the counter of `second`.
+/// window) is brought back in step by two codes in a row (RFC 4226's resynchronisation):
+/// `first` is looked for among the `look_ahead` and `range` values after `last`, and `second`
+/// must be the code of the value right after one that `first` matched (each match is tried: a
+/// six-digit code recurs among a thousand values now and then). Returns the counter of
+/// `second`.
 pub fn resync_hotp(
     secret: &Secret,
     params: Params,
     (first, second): (&str, &str),
     last: Option<u64>,
-    range: u32,
+    (look_ahead, range): (u32, u32),
 ) -> Option<u64> {
     let start = last.map_or(0, |last| last.saturating_add(1));
-    let counters = start..=start.saturating_add(u64::from(range));
-    let matched = first_match(secret, params, first, counters)?;
-    let next = matched.checked_add(1)?;
-    first_match(secret, params, second, next..=next)
+    let end = start.saturating_add(u64::from(look_ahead) + u64::from(range));
+    let mut found = None;
+    for counter in all_matches(secret, params, first, start..=end) {
+        let Some(next) = counter.checked_add(1) else {
+            continue;
+        };
+        if first_match(secret, params, second, next..=next).is_some() && found.is_none() {
+            found = Some(next);
+        }
+    }
+    found
 }
 
-/// The counter values a code beyond the look-ahead window is looked for in, to begin an
-/// automatic resynchronisation ([`resync_hotp`]'s first code): `range` values after the
-/// window.
+/// Every counter value of `counters` whose code is `code`, each compared in constant time.
+fn all_matches(
+    secret: &Secret,
+    params: Params,
+    code: &str,
+    counters: std::ops::RangeInclusive<u64>,
+) -> Vec<u64> {
+    let Some(code) = typed_digits(code, params) else {
+        return Vec::new();
+    };
+    let generator = generator(secret, params);
+    let mut matched = Vec::new();
+    for counter in counters {
+        let expected = code_of(&generator, params, counter);
+        if bool::from(expected.as_bytes().ct_eq(code.as_bytes())) {
+            matched.push(counter);
+        }
+    }
+    matched
+}
+
+/// A code beyond the look-ahead window, to begin an automatic resynchronisation at a login (the
+/// first of [`resync_hotp`]'s two codes): looked for among the `range` values after the window;
+/// its counter value.
 pub fn beyond_window(
     secret: &Secret,
     params: Params,
@@ -308,12 +338,8 @@ pub fn beyond_window(
 ) -> Option<u64> {
     let window = hotp_window(last, look_ahead);
     let first = window.end().saturating_add(1);
-    first_match(
-        secret,
-        params,
-        code,
-        first..=first.saturating_add(u64::from(range)),
-    )
+    let last = first.saturating_add(u64::from(range).saturating_sub(1));
+    first_match(secret, params, code, first..=last)
 }
 
 /// Checks `code` against the steps within `window` of `now`, newer than `after_step` (the last
@@ -615,24 +641,49 @@ mod tests {
             beyond_window(&secret, params, &c40, Some(5), (10, 20)),
             None
         );
-        // Two in a row: the counter of the second.
+        // Two in a row: the counter of the second, looked for as far as a login looks.
+        let ranges = (10, 100);
         assert_eq!(
-            resync_hotp(&secret, params, (&c40, &c41), Some(5), 100),
+            resync_hotp(&secret, params, (&c40, &c41), Some(5), ranges),
             Some(41)
+        );
+        assert_eq!(
+            resync_hotp(&secret, params, (&c40, &c41), Some(5), (10, 25)),
+            Some(41),
+            "6 + 10 + 25 reaches 40"
         );
         // Not in a row, or in the wrong order: nothing.
         assert_eq!(
-            resync_hotp(&secret, params, (&c40, &c42), Some(5), 100),
+            resync_hotp(&secret, params, (&c40, &c42), Some(5), ranges),
             None
         );
         assert_eq!(
-            resync_hotp(&secret, params, (&c41, &c40), Some(5), 100),
+            resync_hotp(&secret, params, (&c41, &c40), Some(5), ranges),
             None
         );
         // Beyond the range given: nothing.
         assert_eq!(
-            resync_hotp(&secret, params, (&c40, &c41), Some(5), 20),
+            resync_hotp(&secret, params, (&c40, &c41), Some(5), (10, 20)),
             None
+        );
+        // Of two values whose code is the first, the one followed by the second.
+        let seen: Vec<String> = (0..100_000u64).map(|n| code(n).to_string()).collect();
+        let (a, b) = (0..seen.len())
+            .find_map(|i| {
+                let later = (i + 1..(i + 2000).min(seen.len())).find(|j| seen[*j] == seen[i]);
+                later.map(|j| (i as u64, j as u64))
+            })
+            .expect("a six-digit code recurs within 2000 values");
+        let pair = (code(a), code(b + 1));
+        assert_eq!(
+            resync_hotp(
+                &secret,
+                params,
+                (&pair.0, &pair.1),
+                a.checked_sub(1),
+                (0, 2000)
+            ),
+            Some(b + 1)
         );
     }
 

@@ -329,7 +329,8 @@ impl<C: Clock> Core<C> {
                  bring back in step: check the phone's clock instead"
             )));
         }
-        let range = self.config().config.hotp.resync_window.get();
+        let hotp = &self.config().config.hotp;
+        let ranges = (hotp.look_ahead.get(), hotp.resync_window.get());
         let short = first.len() <= MAX_REPLY_LEN && second.len() <= MAX_REPLY_LEN;
         let codes = (first, second);
         let counter = short
@@ -339,15 +340,16 @@ impl<C: Clock> Core<C> {
                     active.params,
                     codes,
                     active.last_step,
-                    range,
+                    ranges,
                 )
             })
             .flatten()
             .ok_or_else(|| {
                 Error::WrongCode(format!(
-                    "these are not two codes in a row of {user}'s token within the {range} \
-                     after its counter (hotp.resync_window): press the button twice and type \
-                     both codes, in the order shown"
+                    "these are not two codes in a row of {user}'s token within the {} values \
+                     after the last one used (hotp.look_ahead and hotp.resync_window): press \
+                     the button twice and type both codes, in the order shown",
+                    u64::from(ranges.0) + u64::from(ranges.1)
                 ))
             })?;
         let event = Event::TokenResynced {
@@ -355,14 +357,13 @@ impl<C: Clock> Core<C> {
             counter,
         }
         .by(caller.uid);
-        let resynced = self.store.consume_step(
+        let resynced = self.store.resync(
             UserEnrollment {
                 user: &user,
                 id: active.id,
             },
             counter,
             self.now(),
-            None,
             &event,
         )?;
         if !resynced {

@@ -15,6 +15,10 @@ use crate::codes::totp::{Kind, Params, Secret};
 use crate::store::Imported;
 use crate::users::{self, Lookup, LookupError, UserName};
 
+/// The highest time step or counter value an import may say was used: far beyond any token's
+/// life (a press a second for a hundred million years), and far from where counting overflows.
+const MAX_LAST_USED: i64 = 1 << 52;
+
 impl<C: Clock> Core<C> {
     pub fn import(&self, caller: &Caller, entries: &[(String, String)]) -> Result<u32, Error> {
         self.check_import_size(entries.len())?;
@@ -79,11 +83,13 @@ impl<C: Clock> Core<C> {
             };
             let last_step = match entry.last_used {
                 -1 => None,
-                used => Some(u64::try_from(used).map_err(|_| {
-                    invalid(format!(
-                        "last used {used}: expected a time step or counter value, or -1"
-                    ))
-                })?),
+                used @ 0..=MAX_LAST_USED => Some(used as u64),
+                used => {
+                    return Err(invalid(format!(
+                        "last used {used}: expected a time step or counter value from 0 to \
+                         {MAX_LAST_USED}, or -1"
+                    )));
+                }
             };
             let mut recovery = Vec::with_capacity(entry.recovery_codes.len());
             for code in &entry.recovery_codes {

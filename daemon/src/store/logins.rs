@@ -208,6 +208,25 @@ impl Store {
         Ok(spent.is_some())
     }
 
+    /// Brings a counter-based token back in step: spends counter value `counter` of the active
+    /// enrollment (with every value before it), as [`Store::consume_step`] does, but leaves the
+    /// user's count of tries and any lock as they are (an administrator's resync is no right
+    /// code typed at a login). False if that value or a later one was used, or it is not the
+    /// user's active enrollment any more.
+    pub fn resync(
+        &self,
+        active: UserEnrollment<'_>,
+        counter: u64,
+        now: i64,
+        event: &Event,
+    ) -> Result<bool> {
+        let spent = self.change(Some(active.user), now, event, |tx| {
+            let proof = Proof::Step(counter);
+            Ok(spend_counted(tx, active, proof, now, None, false)?.then_some(()))
+        })?;
+        Ok(spent.is_some())
+    }
+
     /// The remembered right code of the active enrollment for logins from `origin`, if any
     /// (whether it still covers a login is for [`Store::use_remembered`] to say).
     pub fn remembered(

@@ -28,6 +28,9 @@ pub(super) struct Awaited {
 struct Matched {
     step: Option<u64>,
     ahead: Option<u64>,
+    /// `step` is the value after the last try's `ahead`: spending it brings the token back in
+    /// step.
+    resyncs: bool,
 }
 
 impl<C: Clock> Dialogue<C> {
@@ -39,7 +42,7 @@ impl<C: Clock> Dialogue<C> {
         if let Some(step) = self.verify(enrollment, reply) {
             return Matched {
                 step: Some(step),
-                ahead: None,
+                ..Matched::default()
             };
         }
         if let Some(next) = ahead.and_then(|ahead| ahead.checked_add(1))
@@ -48,11 +51,13 @@ impl<C: Clock> Dialogue<C> {
             return Matched {
                 step: Some(next),
                 ahead: None,
+                resyncs: true,
             };
         }
         Matched {
             step: None,
             ahead: self.ahead(enrollment, reply),
+            resyncs: false,
         }
     }
 
@@ -100,6 +105,7 @@ impl<C: Clock> Dialogue<C> {
         let Matched {
             step: matched,
             ahead,
+            resyncs,
         } = matched;
         let retry = |why| Self::code_retry(expected, tries_left, why, (kind, ahead));
         let locked_out = |until| Event::LockedOut {
@@ -135,7 +141,22 @@ impl<C: Clock> Dialogue<C> {
             user: user.clone(),
             context: session.context.clone(),
         };
-        let recorded_allowed = with_challenge(&session, allowed.clone());
+        // A login that brings a token back in step says so in the trail, with the login.
+        let resynced = matched
+            .filter(|_| resyncs)
+            .map(|counter| Event::TokenResynced {
+                user: user.clone(),
+                counter,
+            });
+        let recorded_allowed = match (&resynced, with_challenge(&session, allowed.clone())) {
+            (Some(event), recorded) => Event::Pair(Box::new(event.clone()), Box::new(recorded)),
+            (None, recorded) => recorded,
+        };
+        let verdict_allowed = |allowed: Event, resynced: Option<Event>| {
+            let mut reply = Reply::verdict(Turn::new(Action::Allow), allowed);
+            reply.events.splice(0..0, resynced);
+            reply
+        };
         let Some(typed) = typed else {
             // A code from the app (the common case): counted, checked, spent and recorded in
             // one transaction, the last try's denial included.
@@ -172,7 +193,7 @@ impl<C: Clock> Dialogue<C> {
             let why = match tried {
                 Tried::Locked { until, new } => return locked(until, new),
                 Tried::Vanished => return self.reset_during_login(session, now),
-                Tried::Spent => return Ok(Reply::verdict(Turn::new(Action::Allow), allowed)),
+                Tried::Spent => return Ok(verdict_allowed(allowed, resynced)),
                 Tried::NotSpent => rejection(matched.is_some()),
             };
             return self.wrong(id, session, retry(why), now, true);
@@ -217,7 +238,7 @@ impl<C: Clock> Dialogue<C> {
                     .store
                     .consume_step(active, step, now as i64, origin, &recorded_allowed)?
                 {
-                    return Ok(Reply::verdict(Turn::new(Action::Allow), allowed));
+                    return Ok(verdict_allowed(allowed, resynced));
                 }
                 Rejection::Replayed
             }

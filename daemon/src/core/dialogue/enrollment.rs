@@ -8,7 +8,7 @@ use super::Result;
 use crate::audit::{Event, Rejection};
 use crate::clock::Clock;
 use crate::codes::recovery::Hashed;
-use crate::codes::totp::{self, Secret};
+use crate::codes::totp::{self, Kind, Secret};
 use crate::core::Fault;
 use crate::core::dialogue::sessions::{Session, Step};
 use crate::core::texts;
@@ -28,7 +28,10 @@ impl<C: Clock> Dialogue<C> {
     ) -> Result<(Step, Turn, Vec<Event>)> {
         let login = &settings.config.login;
         let resume = u64::from(login.enroll_resume_minutes.get()) * 60;
-        let recent = pending.filter(|e| e.created as u64 + resume > now);
+        // An unfinished enrollment of a counter-based token (an administrator's, say) is not
+        // shown at a login: a hardware token's secret is not for the user's phone.
+        let recent =
+            pending.filter(|e| e.created as u64 + resume > now && e.params.kind == Kind::Totp);
         let (id, secret, params, heading, events) = match recent {
             Some(pending) => (
                 pending.id,
