@@ -20,6 +20,8 @@ packages=(
   systemd                      # for the package test, which runs the unit under systemd
   libpam-google-authenticator  # the peer modules the tests compare pam_mfa with
   libpam-oath
+  freeradius                   # an application that sends PAM one password (rlm_pam)
+  freeradius-utils             # radtest, its client
 )
 # su and login come with every Debian system (util-linux, login).
 

@@ -319,6 +319,9 @@ pub struct Explanation {
     pub until: i64,
     /// The user has an authenticator app.
     pub enrolled: bool,
+    /// Its kind: `totp` (an authenticator app) or `hotp` (a counter-based token); empty when
+    /// not enrolled.
+    pub token: String,
     /// The groups named by the rules that the user is a member of.
     pub groups: Vec<String>,
 }

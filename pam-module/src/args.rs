@@ -126,7 +126,11 @@ pub const ARGUMENTS: &[Argument] = &[
                must use MFA and has none is denied and told in one line to set one up \
                elsewhere (an SSH login, or mfactl enroll). When no second factor is required \
                of the user, nothing is asked and the module ignores the login (notrequired=): \
-               the password module then asks for the password alone, with try_first_pass.",
+               the password module then asks for the password alone, with try_first_pass. \
+               The service must run its PAM stack as root, as sshd, su and login do (mfad \
+               answers other callers only about their own account): OpenVPN's PAM plug-in \
+               does; FreeRADIUS runs as freerad on Debian unless user and group are commented \
+               out in radiusd.conf.",
     },
     Argument {
         syntax: "debug",

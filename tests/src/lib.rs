@@ -173,6 +173,18 @@ pub fn code_at(secret: &str, step: u64) -> String {
         .to_string()
 }
 
+/// The counter-based (HOTP) code of counter value `counter` of the Base32 `secret`.
+pub fn hotp_at(secret: &str, counter: u64) -> String {
+    let bytes = totp_rs::Secret::try_from_base32(secret).expect("Base32 secret");
+    totp_rs::Builder::new()
+        .with_secret(bytes.as_bytes().to_vec())
+        .with_digits(6)
+        .with_step_duration(1)
+        .build_noncompliant()
+        .generate(counter)
+        .to_string()
+}
+
 /// A code that no time step near now gives for `secret`: wrong whatever the window.
 pub fn wrong_code(secret: &str) -> String {
     let now = current_step();
@@ -1044,6 +1056,42 @@ impl Drop for Env {
                 self.daemon_log()
             );
         }
+    }
+}
+
+/// Where a test's mfad keeps its state, for tests that run on both stores.
+pub enum Store {
+    Sqlite,
+    Postgres(postgres::Postgres),
+}
+
+impl Store {
+    /// SQLite, then a real PostgreSQL server.
+    pub fn both() -> [Store; 2] {
+        [Store::Sqlite, Store::Postgres(postgres::Postgres::start())]
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Store::Sqlite => "SQLite",
+            Store::Postgres(_) => "PostgreSQL",
+        }
+    }
+
+    /// An environment on this store (PostgreSQL: its database `database`), with `config`
+    /// (TOML) besides.
+    pub fn env(&self, database: &str, config: &str) -> EnvBuilder {
+        let store = match self {
+            Store::Sqlite => String::new(),
+            Store::Postgres(server) => {
+                server.create_database(database);
+                format!(
+                    "[store]\nkind = \"postgres\"\nurl = \"{}\"\ntls = \"disable\"\n",
+                    server.url(database)
+                )
+            }
+        };
+        Env::new().config(&format!("{config}\n{store}"))
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::container::{Container, PASSWORD, TEST_IMAGE};
 use crate::pty::Session;
 pub use crate::wrong_code;
-use crate::{away_from_step_end, code_at, current_step, random_secret};
+use crate::{away_from_step_end, code_at, current_step, hotp_at, random_secret};
 
 /// A second-factor module, in its container.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,16 +50,10 @@ impl Module {
     /// file: mfactl imports it, its scratch codes becoming recovery codes.
     pub fn enroll(self, container: &Container, user: &str, secret: &str) -> Vec<String> {
         if self == Module::Oath {
-            let key: String = totp_rs::Secret::try_from_base32(secret)
-                .expect("Base32 secret")
-                .as_bytes()
-                .iter()
-                .map(|byte| format!("{byte:02x}"))
-                .collect();
             container.run_with_input(
                 "root",
                 "cat >> /etc/users.oath",
-                &format!("HOTP/T30/6 {user} - {key}\n"),
+                &format!("HOTP/T30/6 {user} - {}\n", hex_of(secret)),
             );
             return Vec::new();
         }
@@ -79,6 +73,30 @@ impl Module {
         scratch
     }
 
+    /// Gives `user` a counter-based (HOTP) token of `secret` whose next code is counter 1's:
+    /// google-authenticator's counter-based file (`HOTP_COUNTER 1`, imported by mfactl for
+    /// pam_mfa), or a `HOTP` line of pam_oath's users file (counter 0, so 0 and 1 in its
+    /// window).
+    pub fn enroll_hotp(self, container: &Container, user: &str, secret: &str) {
+        if self == Module::Oath {
+            container.run_with_input(
+                "root",
+                "cat >> /etc/users.oath",
+                &format!("HOTP {user} - {} 0\n", hex_of(secret)),
+            );
+            return;
+        }
+        let file = format!("{secret}\n\" HOTP_COUNTER 1\n");
+        container.run_with_input(user, "umask 077; cat > ~/.google_authenticator", &file);
+        if self == Module::PamMfa {
+            let path = format!("/home/{user}/.google_authenticator");
+            container.run(
+                "root",
+                &["mfactl", "import", "--google-authenticator", &path],
+            );
+        }
+    }
+
     /// How this module's code question ends, for `user`.
     pub fn code_question(self, user: &str) -> String {
         match self {
@@ -86,6 +104,16 @@ impl Module {
             _ => "code: ".to_owned(),
         }
     }
+}
+
+/// The Base32 `secret` in hexadecimal, as pam_oath's users file holds secrets.
+fn hex_of(secret: &str) -> String {
+    totp_rs::Secret::try_from_base32(secret)
+        .expect("Base32 secret")
+        .as_bytes()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// An 8-digit scratch code as google-authenticator makes them (10000000 to 99999999: it reads
@@ -161,6 +189,26 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "login on a terminal: password, then the code",
         run: login_with_code,
+    },
+    Scenario {
+        name: "ssh, counter-based token (HOTP): a code logs in once, the next one too",
+        run: hotp_over_ssh,
+    },
+    Scenario {
+        name: "ssh, HOTP: 20 parallel logins with one code, exactly one in",
+        run: hotp_concurrent_replay_over_ssh,
+    },
+    Scenario {
+        name: "ssh, HOTP: a token pressed 50 times without a login comes back by two codes in a row",
+        run: hotp_resync_over_ssh,
+    },
+    Scenario {
+        name: "import: a google-authenticator HOTP file and a pam_oath users file keep their used codes",
+        run: hotp_imports,
+    },
+    Scenario {
+        name: "FreeRADIUS (rlm_pam): password and code in one answer, the password checked by pam_unix",
+        run: one_prompt_over_radius,
     },
 ];
 
@@ -286,12 +334,17 @@ fn concurrent_replay_over_ssh(module: Module) -> Outcome {
     let (secret, _) = alice(module, &container);
     // All 20 log in within this step and the next, inside every module's window.
     away_from_step_end(25);
-    let code = code_at(&secret, current_step());
+    race(&container, code_at(&secret, current_step()))
+}
+
+/// 20 logins of alice over ssh with `code`, answered at once; passes when exactly one got in
+/// and every one was asked for the code.
+fn race(container: &Container, code: String) -> Outcome {
     let inside = Arc::new(AtomicUsize::new(0));
     let asked = Arc::new(AtomicUsize::new(0));
     std::thread::scope(|scope| {
         for _ in 0..20 {
-            let (container, code) = (&container, code.clone());
+            let code = code.clone();
             let (inside, asked) = (inside.clone(), asked.clone());
             scope.spawn(move || {
                 let mut person = person(vec![code]);
@@ -551,6 +604,172 @@ fn login_with_code(module: Module) -> Outcome {
     // The command as typed shows "in-$((6*7))"; only the shell's output shows the mark.
     if !logged_in(&session) {
         return fail("login with the right code did not give a shell", &session);
+    }
+    Outcome::Pass(String::new())
+}
+
+fn hotp_over_ssh(module: Module) -> Outcome {
+    let container = module.start();
+    let secret = random_secret();
+    module.enroll_hotp(&container, "alice", &secret);
+    let first = ssh(&container, "alice", &mut person(vec![hotp_at(&secret, 1)]));
+    if !logged_in(&first) {
+        return fail("the token's next code did not log in", &first);
+    }
+    let again = ssh(&container, "alice", &mut person(vec![hotp_at(&secret, 1)]));
+    if !refused_at_code(module, "alice", &again) {
+        return fail("the same code was not asked for and refused again", &again);
+    }
+    let next = ssh(&container, "alice", &mut person(vec![hotp_at(&secret, 2)]));
+    if !logged_in(&next) {
+        return fail("the code after it did not log in", &next);
+    }
+    Outcome::Pass(String::new())
+}
+
+fn hotp_concurrent_replay_over_ssh(module: Module) -> Outcome {
+    let container = module.start();
+    let secret = random_secret();
+    module.enroll_hotp(&container, "alice", &secret);
+    race(&container, hotp_at(&secret, 1))
+}
+
+fn hotp_resync_over_ssh(module: Module) -> Outcome {
+    if module != Module::PamMfa {
+        return Outcome::NotSupported("no resynchronisation");
+    }
+    let container = module.start();
+    let secret = random_secret();
+    module.enroll_hotp(&container, "alice", &secret);
+    // Counter 51 is beyond the look-ahead: refused with a line that asks for the next code,
+    // which gets in.
+    let codes = vec![hotp_at(&secret, 51), hotp_at(&secret, 52)];
+    let session = ssh(&container, "alice", &mut person(codes));
+    if !session.screen.contains("type the next code") || !logged_in(&session) {
+        return fail("two codes in a row far ahead did not log in", &session);
+    }
+    let next = ssh(&container, "alice", &mut person(vec![hotp_at(&secret, 53)]));
+    if !logged_in(&next) {
+        return fail("the token was not back in step", &next);
+    }
+    Outcome::Pass(String::new())
+}
+
+fn hotp_imports(module: Module) -> Outcome {
+    if module != Module::PamMfa {
+        return Outcome::NotSupported("no import");
+    }
+    let container = module.start();
+    // alice's google-authenticator file takes counter 5 next; bob's pam_oath line says his
+    // code of counter 3 was the last one used.
+    let (alice, bob) = (random_secret(), random_secret());
+    let file = format!("{alice}\n\" HOTP_COUNTER 5\n");
+    container.run_with_input("alice", "umask 077; cat > ~/.google_authenticator", &file);
+    let line = format!(
+        "HOTP\tbob\t-\t{}\t3\t{}\t2026-12-07T12:00:00L\n",
+        hex_of(&bob),
+        hotp_at(&bob, 3)
+    );
+    container.run_with_input("root", "umask 077; cat > /root/users.oath", &line);
+    container.run(
+        "root",
+        &[
+            "mfactl",
+            "import",
+            "--google-authenticator",
+            "/home/alice/.google_authenticator",
+        ],
+    );
+    container.run(
+        "root",
+        &["mfactl", "import", "--pam-oath", "/root/users.oath"],
+    );
+    for (user, secret, used, next) in [("alice", &alice, 4, 5), ("bob", &bob, 3, 4)] {
+        let session = ssh(&container, user, &mut person(vec![hotp_at(secret, used)]));
+        if !refused_at_code(module, user, &session) {
+            return fail("a code used before the import was not refused", &session);
+        }
+        let session = ssh(&container, user, &mut person(vec![hotp_at(secret, next)]));
+        if !logged_in(&session) {
+            return fail("the next code after the import did not log in", &session);
+        }
+    }
+    Outcome::Pass(String::new())
+}
+
+/// FreeRADIUS in the container, its rlm_pam sending each request's password to the PAM service
+/// `radiusd`: `auth_line` (the module, set for one answer), then pam_unix with
+/// `try_first_pass`. FreeRADIUS runs PAM as root (Debian runs it as freerad), as pam_mfa.so
+/// needs: mfad answers other callers only about their own account.
+fn start_radius(container: &Container, auth_line: &str) {
+    let script = format!(
+        "set -e
+cd /etc/freeradius/3.0
+sed -i -e '/^[[:space:]]*user = /d' -e '/^[[:space:]]*group = /d' \\
+    -e 's/^\\([[:space:]]*reject_delay = \\).*/\\10/' radiusd.conf
+rm -f mods-enabled/* sites-enabled/*
+ln -s ../mods-available/files mods-enabled/files
+ln -s ../mods-available/pam mods-enabled/pam
+printf 'server pam {{\\n listen {{\\n  type = auth\\n  ipaddr = 127.0.0.1\\n  port = 1812\\n }}\\n authorize {{\\n  files\\n }}\\n authenticate {{\\n  Auth-Type PAM {{\\n   pam\\n  }}\\n }}\\n}}\\n' > sites-enabled/pam
+sed -i '1i alice\\tAuth-Type := PAM' mods-config/files/authorize
+printf '{auth_line}\\nauth required pam_unix.so try_first_pass\\naccount required pam_unix.so\\n' > /etc/pam.d/radiusd
+mkdir -p /var/run/freeradius
+freeradius
+for i in $(seq 50); do
+  radtest -t pap nobody-here x 127.0.0.1:1812 0 testing123 >/dev/null 2>&1 || true
+  grep -q 'Ready to process' /var/log/freeradius/radius.log 2>/dev/null && exit 0
+  sleep 0.1
+done
+echo 'FreeRADIUS did not start' >&2; exit 1"
+    );
+    container.run("root", &["sh", "-c", &script]);
+}
+
+/// Whether FreeRADIUS accepted alice with the one password `password`.
+fn radius_accepts(container: &Container, password: &str) -> bool {
+    let out = container.exec(
+        "root",
+        &[
+            "radtest",
+            "-t",
+            "pap",
+            "alice",
+            password,
+            "127.0.0.1:1812",
+            "0",
+            "testing123",
+        ],
+    );
+    out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Access-Accept")
+}
+
+fn one_prompt_over_radius(module: Module) -> Outcome {
+    let line = match module {
+        Module::PamMfa => "auth required pam_mfa.so forward_pass",
+        Module::GoogleAuthenticator => "auth required pam_google_authenticator.so forward_pass",
+        Module::Oath => {
+            return Outcome::NotSupported(
+                "its PIN is its own, in its users file: the account's password is not handed on",
+            );
+        }
+    };
+    let container = module.start();
+    let (secret, _) = alice(module, &container);
+    start_radius(&container, line);
+    let code = fresh_code(&secret);
+    let joined = format!("{PASSWORD}{code}");
+    if !radius_accepts(&container, &joined) {
+        return Outcome::Fail("the password followed by the right code was rejected".into());
+    }
+    if radius_accepts(&container, &joined) {
+        return Outcome::Fail("the same code was accepted again".into());
+    }
+    let next = code_at(&secret, current_step() + 1);
+    if radius_accepts(&container, &format!("wrong{next}")) {
+        return Outcome::Fail("a wrong password with a right code was accepted".into());
+    }
+    if radius_accepts(&container, &format!("{PASSWORD}{}", wrong_code(&secret))) {
+        return Outcome::Fail("the password with a wrong code was accepted".into());
     }
     Outcome::Pass(String::new())
 }

@@ -9,8 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pam_mfa_tests::postgres::Postgres;
-use pam_mfa_tests::{Env, EnvBuilder, built, random_secret, run_bounded, target_dir};
+use pam_mfa_tests::{Env, Store, built, random_secret, run_bounded, target_dir};
 
 /// The code of counter value `counter` of the Base32 `secret`, from oathtool.
 fn hotp(secret: &str, counter: u64) -> String {
@@ -37,41 +36,6 @@ fn hotp_digits(key: &[&str], counter: u64, digits: u32) -> String {
 
 /// RFC 4226's secret ("12345678901234567890") in hexadecimal, as pam_oath and PSKC keep it.
 const RFC_HEX: &str = "3132333435363738393031323334353637383930";
-
-/// Where a test's mfad keeps its state.
-enum Store {
-    Sqlite,
-    Postgres(Postgres),
-}
-
-impl Store {
-    /// SQLite, then a real PostgreSQL server.
-    fn both() -> [Store; 2] {
-        [Store::Sqlite, Store::Postgres(Postgres::start())]
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Store::Sqlite => "SQLite",
-            Store::Postgres(_) => "PostgreSQL",
-        }
-    }
-
-    /// An environment on this store, with `config` (TOML) besides.
-    fn env(&self, database: &str, config: &str) -> EnvBuilder {
-        let store = match self {
-            Store::Sqlite => String::new(),
-            Store::Postgres(server) => {
-                server.create_database(database);
-                format!(
-                    "[store]\nkind = \"postgres\"\nurl = \"{}\"\ntls = \"disable\"\n",
-                    server.url(database)
-                )
-            }
-        };
-        Env::new().config(&format!("{config}\n{store}"))
-    }
-}
 
 /// Enrolls `user` with a counter-based token of `secret` through `mfactl enroll --hotp`,
 /// confirming with its first code (counter 0).

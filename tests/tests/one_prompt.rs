@@ -3,7 +3,7 @@
 //! stack is examples/pam.d/one-prompt, with real pam_unix checking the test users' passwords.
 
 use pam_mfa_tests::radius::{self, Radius};
-use pam_mfa_tests::{Env, enroll_on, random_secret};
+use pam_mfa_tests::{Env, Store, enroll_on, random_secret};
 
 const PASSWORD: &str = "correct horse";
 
@@ -30,13 +30,18 @@ fn stack() -> String {
 
 #[test]
 fn freeradius_takes_the_password_and_the_code_in_one_answer() {
-    if !radius::available() {
-        panic!(
-            "FreeRADIUS is missing: install freeradius and freeradius-utils (scripts/install-deps.sh)"
-        );
+    assert!(
+        radius::available(),
+        "FreeRADIUS is missing: install freeradius and freeradius-utils (scripts/install-deps.sh)"
+    );
+    for store in Store::both() {
+        eprintln!("store: {}", store.name());
+        one_prompt(&store.env("one_prompt", "").start());
     }
-    let env = Env::new().start();
-    let recovery = enroll_on(std::slice::from_ref(&env), 0, "alice");
+}
+
+fn one_prompt(env: &Env) {
+    let recovery = enroll_on(std::slice::from_ref(env), 0, "alice");
     for user in ["alice", "bob"] {
         assert!(env.ctl(&["enforce", user, "on"], "").success);
     }
@@ -59,7 +64,7 @@ fn freeradius_takes_the_password_and_the_code_in_one_answer() {
         &format!("{}\n", hotp(0)),
     );
     assert!(enrolled.success, "{}", enrolled.stderr);
-    let server = Radius::start(&env, &stack(), &["alice", "bob", "carol", "dave"], PASSWORD);
+    let server = Radius::start(env, &stack(), &["alice", "bob", "carol", "dave"], PASSWORD);
     let code = env.fresh_code("alice");
     let joined = format!("{PASSWORD}{code}");
     let accepted = server.authenticate("alice", &joined);

@@ -19,6 +19,8 @@ pub struct Explain {
     /// (`remembered`).
     pub until: Time,
     pub enrolled: bool,
+    /// `totp` (an authenticator app) or `hotp` (a counter-based token); null when not enrolled.
+    pub token: Option<String>,
     pub groups: Vec<String>,
 }
 
@@ -33,6 +35,7 @@ impl From<Explanation> for Explain {
             rule: e.rule,
             until: Time(e.until),
             enrolled: e.enrolled,
+            token: e.enrolled.then_some(e.token),
             groups: e.groups,
         }
     }
@@ -95,7 +98,12 @@ impl Report for Explain {
         lines.push(format!("  required: {}", yes_no(self.required)));
         lines.push(format!("  rule:     {}", self.rule));
         lines.push(format!("  why:      {}", because(&self.rule)));
-        lines.push(format!("  enrolled: {}", yes_no(self.enrolled)));
+        let kind = match self.token.as_deref() {
+            Some("hotp") => " (a counter-based token)",
+            Some(_) => " (an authenticator app)",
+            None => "",
+        };
+        lines.push(format!("  enrolled: {}{kind}", yes_no(self.enrolled)));
         if !self.groups.is_empty() {
             lines.push(format!(
                 "  groups named by rules: {}",
@@ -121,6 +129,7 @@ mod tests {
             rule: EnforcedBy::Group("wheel".into()),
             until: 1_234_567_890,
             enrolled: true,
+            token: "hotp".into(),
             groups: vec!["wheel".into()],
         }
     }
@@ -133,7 +142,8 @@ mod tests {
             "login of alice through sshd from 192.0.2.7:\n  decision: locked until 2009-02-13 \
              23:31 UTC\n  the login is refused until the lock ends (too many wrong codes; mfactl \
              unlock)\n  required: yes\n  rule:     group wheel\n  why:      the user is a member \
-             of wheel, in enforcement.groups\n  enrolled: yes\n  groups named by rules: wheel"
+             of wheel, in enforcement.groups\n  enrolled: yes (a counter-based token)\n  groups named \
+             by rules: wheel"
         );
         assert_eq!(
             json(&report),
@@ -146,6 +156,7 @@ mod tests {
                 "rule": "group wheel",
                 "until": 1_234_567_890,
                 "enrolled": true,
+                "token": "hotp",
                 "groups": ["wheel"],
             })
         );

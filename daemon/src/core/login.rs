@@ -115,6 +115,9 @@ impl<C: Clock> Core<C> {
             rule: decision.requirement.by,
             until: decision.until.unwrap_or(0),
             enrolled: decision.enrollments.active.is_some(),
+            token: (decision.enrollments.active.as_ref())
+                .map(|active| active.params.kind.name().to_owned())
+                .unwrap_or_default(),
             groups: member_of,
         })
     }
