@@ -23,14 +23,15 @@ impl Report for Users {
         }
         let width = users.iter().map(|u| u.user.len()).max().unwrap_or(0).max(4);
         let mut lines = vec![format!(
-            "{:width$}  {:8}  {:8}  LAST USE",
-            "USER", "ENROLLED", "ENFORCED"
+            "{:width$}  {:8}  {:5}  {:8}  LAST USE",
+            "USER", "ENROLLED", "TOKEN", "ENFORCED"
         )];
         for status in users {
             lines.push(format!(
-                "{:width$}  {:8}  {:8}  {}",
+                "{:width$}  {:8}  {:5}  {:8}  {}",
                 status.user,
                 yes_no(status.enrolled),
+                status.token.as_deref().unwrap_or("-"),
                 yes_no(status.enforced),
                 status.last_used
             ));
@@ -55,7 +56,7 @@ mod tests {
         let report = Users(vec![crate::commands::status::tests::alice()]);
         assert_eq!(
             report.text(),
-            "USER   ENROLLED  ENFORCED  LAST USE\nalice  yes       yes       never"
+            "USER   ENROLLED  TOKEN  ENFORCED  LAST USE\nalice  yes       totp   yes       never"
         );
         assert_eq!(
             json(&report),
