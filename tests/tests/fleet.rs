@@ -122,6 +122,39 @@ fn one_code_raced_on_three_hosts_gets_in_once() {
 }
 
 #[test]
+fn one_hotp_code_raced_on_three_hosts_gets_in_once_and_the_counter_holds_everywhere() {
+    let server = Postgres::start();
+    let hosts = fleet_with(&server, "hotp_race", MANY_TRIES);
+    let secret = pam_mfa_tests::random_secret();
+    let code = |counter| pam_mfa_tests::hotp_at(&secret, counter);
+    let enrolled = hosts[0].ctl(
+        &["enroll", "--hotp", "alice", "--secret", &secret],
+        &format!("{}\n", code(0)),
+    );
+    assert!(enrolled.success, "{}", enrolled.stderr);
+    let racing: Vec<_> = (0..21)
+        .map(|i| hosts[i % 3].login("alice").answer(&code(1)).spawn())
+        .collect();
+    let results: Vec<Transcript> = racing.into_iter().map(|login| login.finish()).collect();
+    let outcomes: Vec<&str> = results.iter().map(Transcript::result).collect();
+    assert_eq!(wins(&results), 1, "{outcomes:?}");
+    // A code pressed ahead on B moves the counter for the fleet: the skipped one is refused on
+    // C, the next one gets in there.
+    hosts[1]
+        .login("alice")
+        .answer(&code(5))
+        .run()
+        .expect("PAM_SUCCESS");
+    hosts[2]
+        .login("alice")
+        .answer(&code(3))
+        .answer(&code(6))
+        .run()
+        .expect("PAM_SUCCESS")
+        .shows("This code was already used; press the token's button for the next one.");
+}
+
+#[test]
 fn one_recovery_code_raced_on_three_hosts_gets_in_once() {
     let server = Postgres::start();
     let hosts = fleet_with(&server, "recovery", MANY_TRIES);
