@@ -64,6 +64,35 @@ fn one_prompt(env: &Env) {
         &format!("{}\n", hotp(0)),
     );
     assert!(enrolled.success, "{}", enrolled.stderr);
+    // Through real libpam first, to see what the module shows: one prompt, and for a user who
+    // would have to set up an app, one line saying where to do it.
+    std::fs::write(
+        env.confdir().join("one-prompt"),
+        format!(
+            "auth required {} {} forward_pass\nauth required pam_permit.so\n",
+            pam_mfa_tests::built("libpam_mfa.so").display(),
+            env.module_target()
+        ),
+    )
+    .unwrap();
+    let code = env.fresh_code("alice");
+    env.login("alice")
+        .service("one-prompt")
+        .answer(&format!("{PASSWORD}{code}"))
+        .run()
+        .expect("PAM_SUCCESS")
+        .shows("PROMPT_ECHO_OFF Password and verification code: ");
+    let bob = env
+        .login("bob")
+        .service("one-prompt")
+        .answer(&format!("{PASSWORD}123456"))
+        .run();
+    bob.expect("PAM_AUTH_ERR").shows(
+        "ERROR_MSG Two-factor authentication is required for this account, and this service \
+         cannot set up an authenticator app: set one up at an SSH login or with mfactl enroll, \
+         then type your password followed by a code here.",
+    );
+    assert_eq!(bob.prompts(), 0, "nothing is asked: {:?}", bob.lines);
     let server = Radius::start(env, &stack(), &["alice", "bob", "carol", "dave"], PASSWORD);
     let code = env.fresh_code("alice");
     let joined = format!("{PASSWORD}{code}");
