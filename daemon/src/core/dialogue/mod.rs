@@ -468,43 +468,34 @@ impl<C: Clock> Dialogue<C> {
                 (step, turn, events, None, None)
             }
             NextLogin::Code | NextLogin::Remembered => match decision.enrollments.active {
-                // One try when the password comes with the code: the application would send
-                // the same answer again.
-                Some(enrollment) if context.joined => (
-                    Step::AwaitingCode {
-                        enrollment: enrollment.id,
-                        tries_left: 1,
-                        ahead: None,
-                    },
-                    Turn::new(Action::AskJoined {
-                        prompt: texts::JOINED_PROMPT.into(),
-                        digits: enrollment.params.digits,
-                    }),
-                    vec![Event::Challenged {
-                        user: user.clone(),
-                        context: context.clone(),
-                        rule: rule.clone(),
-                        at: now as i64,
-                    }],
-                    Some((rule, now)),
-                    Some(enrollment),
-                ),
-                Some(enrollment) => (
-                    Step::AwaitingCode {
-                        enrollment: enrollment.id,
-                        tries_left: login.max_tries.get(),
-                        ahead: None,
-                    },
-                    Turn::new(Action::AskHidden(texts::CODE_PROMPT.into())),
-                    vec![Event::Challenged {
-                        user: user.clone(),
-                        context: context.clone(),
-                        rule: rule.clone(),
-                        at: now as i64,
-                    }],
-                    Some((rule, now)),
-                    Some(enrollment),
-                ),
+                Some(enrollment) => {
+                    // One try when the password comes with the code: the application would
+                    // send the same answer again.
+                    let (tries_left, question) = if context.joined {
+                        let prompt = texts::JOINED_PROMPT.into();
+                        let digits = enrollment.params.digits;
+                        (1, Action::AskJoined { prompt, digits })
+                    } else {
+                        let prompt = texts::CODE_PROMPT.into();
+                        (login.max_tries.get(), Action::AskHidden(prompt))
+                    };
+                    (
+                        Step::AwaitingCode {
+                            enrollment: enrollment.id,
+                            tries_left,
+                            ahead: None,
+                        },
+                        Turn::new(question),
+                        vec![Event::Challenged {
+                            user: user.clone(),
+                            context: context.clone(),
+                            rule: rule.clone(),
+                            at: now as i64,
+                        }],
+                        Some((rule, now)),
+                        Some(enrollment),
+                    )
+                }
                 None => return Err(Fault::EnrollmentVanished),
             },
             NextLogin::Denied | NextLogin::Other(_) => {
