@@ -407,6 +407,20 @@ impl std::fmt::Debug for TokenImport {
     }
 }
 
+/// Tokens on their way to or from `Admin.ImportTokens`, their secrets and recovery codes wiped
+/// when dropped.
+pub struct TokenImports(pub Vec<TokenImport>);
+
+impl Drop for TokenImports {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        for token in &mut self.0 {
+            token.secret.zeroize();
+            token.recovery_codes.zeroize();
+        }
+    }
+}
+
 /// What `Admin.BeginEnrollment` hands back, once, to show to the user.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, zbus::zvariant::Type)]
 pub struct NewEnrollment {

@@ -6,10 +6,10 @@
 use std::io::Read;
 use std::path::Path;
 
-use pam_mfa_api::TokenImport;
 use pam_mfa_api::limits::MAX_IMPORT;
 use pam_mfa_api::proxy::AdminProxy;
-use zeroize::{Zeroize, Zeroizing};
+use pam_mfa_api::{TokenImport, TokenImports};
+use zeroize::Zeroizing;
 
 use crate::connect::connect;
 use crate::failure::Failure;
@@ -221,7 +221,7 @@ pub async fn run_google_authenticator(
         }
         entries.push((user, parsed));
     }
-    let mut tokens = Tokens(Vec::with_capacity(entries.len()));
+    let mut tokens = TokenImports(Vec::with_capacity(entries.len()));
     for ((user, parsed), file) in entries.iter().zip(files) {
         let token = parsed.token(user).map_err(|why| {
             Failure::input(format!("{}: {why}: nothing was imported", file.display()))
@@ -233,18 +233,6 @@ pub async fn run_google_authenticator(
         imported,
         from: format!("{} google-authenticator files", files.len()),
     })
-}
-
-/// Tokens to send, their secrets and codes wiped when dropped.
-struct Tokens(Vec<TokenImport>);
-
-impl Drop for Tokens {
-    fn drop(&mut self) {
-        for token in &mut self.0 {
-            token.secret.zeroize();
-            token.recovery_codes.zeroize();
-        }
-    }
 }
 
 async fn send_tokens(admin: &AdminProxy<'_>, tokens: &[TokenImport]) -> Result<usize, Failure> {
@@ -305,7 +293,7 @@ pub async fn run_tokens(
         invalid,
         notes,
     } = read;
-    let tokens = Tokens(tokens);
+    let tokens = TokenImports(tokens);
     for note in &notes {
         eprintln!("mfactl: {note}");
     }

@@ -142,12 +142,12 @@ impl Kind {
         }
     }
 
+    /// The kind `name` names, in any case (read for every enrollment a login reads: no
+    /// allocation).
     pub fn from_name(name: &str) -> Option<Kind> {
-        match name.to_ascii_lowercase().as_str() {
-            "totp" => Some(Kind::Totp),
-            "hotp" => Some(Kind::Hotp),
-            _ => None,
-        }
+        [Kind::Totp, Kind::Hotp]
+            .into_iter()
+            .find(|kind| kind.name().eq_ignore_ascii_case(name))
     }
 }
 

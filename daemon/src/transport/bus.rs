@@ -3,23 +3,12 @@
 //! decide.
 
 use pam_mfa_api::{
-    AuditPage, AuditQuery, Error, Explanation, NewEnrollment, ResetOutcome, TokenImport, UserStatus,
+    AuditPage, AuditQuery, Error, Explanation, NewEnrollment, ResetOutcome, TokenImport,
+    TokenImports, UserStatus,
 };
 use zbus::message::Header;
 use zbus::{Connection, interface};
-use zeroize::{Zeroize, Zeroizing};
-
-/// Imported tokens, their secrets and recovery codes wiped when dropped.
-struct Secrets(Vec<TokenImport>);
-
-impl Drop for Secrets {
-    fn drop(&mut self) {
-        for entry in &mut self.0 {
-            entry.secret.zeroize();
-            entry.recovery_codes.zeroize();
-        }
-    }
-}
+use zeroize::Zeroizing;
 
 use super::identity::InFlight;
 use super::{Shared, off_executor};
@@ -168,7 +157,7 @@ impl AdminInterface {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
     ) -> Result<u32, Error> {
-        let entries = Secrets(entries);
+        let entries = TokenImports(entries);
         let (caller, permit) = self.0.admin(connection, &header).await?;
         self.0
             .run(permit, move |core| core.import_tokens(&caller, &entries.0))
