@@ -138,8 +138,9 @@ impl From<tokio_postgres::Error> for StoreError {
     fn from(error: tokio_postgres::Error) -> Self {
         let message = format!("database error: {}", explain(&error));
         let Some(code) = error.code() else {
-            // No answer from the server: the connection failed or was closed.
-            return StoreError::Unavailable(message);
+            // No answer from the server: the connection failed or was closed (the backend
+            // names the server, see `PostgresBackend::named`).
+            return StoreError::Unavailable(format!("lost the connection: {}", explain(&error)));
         };
         if [
             SqlState::LOCK_NOT_AVAILABLE,
@@ -632,6 +633,18 @@ impl PostgresBackend {
         self.runtime
             .block_on(async { tokio::time::timeout_at(deadline, work).await })
             .unwrap_or_else(|_| Err(self.late(limit)))
+            .map_err(|error| self.named(error))
+    }
+
+    /// A connection lost under a statement (the kernel gave up on the link, the server went
+    /// away), with the database it was to.
+    fn named(&self, error: StoreError) -> StoreError {
+        match error {
+            StoreError::Unavailable(message) if message.starts_with("lost the connection") => {
+                StoreError::Unavailable(format!("{message} (to the database at {})", self.describe))
+            }
+            other => other,
+        }
     }
 
     fn late(&self, limit: Duration) -> StoreError {
@@ -747,7 +760,7 @@ impl PostgresBackend {
         });
         match ended {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(error.into()),
+            Ok(Err(error)) => Err(self.named(error.into())),
             Err(_) if commit => Err(StoreError::Unconfirmed(format!(
                 "the database at {} did not confirm a change within {} s; it may have been made",
                 self.describe,
