@@ -55,6 +55,126 @@ pub struct Config {
     pub exemptions: Exemptions,
     pub remember: Remember,
     pub store: StoreSettings,
+    pub contacts: Contacts,
+    pub email: Email,
+    pub sms: Sms,
+}
+
+/// Email addresses and phone numbers of users, verified by a code sent there, and codes sent
+/// to them at a login. Off unless `kinds` names one.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Contacts {
+    /// The kinds of contact users may add: "email" (sent through `[email]`), "phone" (sent
+    /// through `[sms]`).
+    pub kinds: Vec<Spanned<ContactKind>>,
+    /// Digits of a code sent to a contact.
+    pub code_digits: Digits,
+    /// Seconds a code sent stays good.
+    pub code_lifetime: CodeLifetime,
+    /// Seconds before another code may be sent to the same user.
+    pub resend_after: ResendSeconds,
+    /// Contacts one user may keep.
+    pub max_per_user: MaxContacts,
+    /// At a login's code question, a user with a verified contact may type "email" or "sms"
+    /// to get a code sent there.
+    pub at_login: bool,
+    /// The same, only for logins through these PAM services (with `at_login` off).
+    pub at_login_services: Vec<Spanned<Name>>,
+    /// Seconds one delivery may take before it counts as failed.
+    pub delivery_timeout: DeliveryTimeout,
+}
+
+impl Default for Contacts {
+    fn default() -> Self {
+        Contacts {
+            kinds: Vec::new(),
+            code_digits: Digits(6),
+            code_lifetime: CodeLifetime(600),
+            resend_after: ResendSeconds(60),
+            max_per_user: MaxContacts(3),
+            at_login: false,
+            at_login_services: Vec::new(),
+            delivery_timeout: DeliveryTimeout(4),
+        }
+    }
+}
+
+impl Contacts {
+    /// Whether users may add contacts of `kind`.
+    pub fn allows(&self, kind: ContactKind) -> bool {
+        self.kinds.iter().any(|allowed| *allowed.get_ref() == kind)
+    }
+
+    /// Whether a login through `service` may ask for a code by email or SMS.
+    pub fn at_login_through(&self, service: &str) -> bool {
+        !self.kinds.is_empty()
+            && (self.at_login
+                || (self.at_login_services.iter()).any(|name| name.get_ref().as_str() == service))
+    }
+}
+
+/// A kind of contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContactKind {
+    Email,
+    Phone,
+}
+
+impl ContactKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ContactKind::Email => "email",
+            ContactKind::Phone => "phone",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "email" => Some(ContactKind::Email),
+            "phone" => Some(ContactKind::Phone),
+            _ => None,
+        }
+    }
+}
+
+/// How codes go out by email.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Email {
+    /// The sendmail program of the local mail system (Postfix, Exim, OpenSMTPD, msmtp all
+    /// have one), run with the message on its standard input.
+    #[serde(deserialize_with = "sendmail_path")]
+    pub sendmail: PathBuf,
+    /// The sender address of the messages; empty: the mail system's default for root.
+    pub from: String,
+}
+
+impl Default for Email {
+    fn default() -> Self {
+        Email {
+            sendmail: PathBuf::from("/usr/sbin/sendmail"),
+            from: String::new(),
+        }
+    }
+}
+
+/// How codes go out by SMS.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sms {
+    /// A program and its arguments, run without a shell for each message; `{phone}`,
+    /// `{code}` and `{message}` in an argument are replaced.
+    pub command: Spanned<Vec<String>>,
+}
+
+impl Default for Sms {
+    fn default() -> Self {
+        Sms {
+            command: Spanned::new(0..0, Vec::new()),
+        }
+    }
 }
 
 /// Where mfad keeps its state: the embedded SQLite file in `state_dir`, or a PostgreSQL
@@ -466,6 +586,9 @@ impl Default for Config {
             exemptions: Exemptions::default(),
             remember: Remember::default(),
             store: StoreSettings::default(),
+            contacts: Contacts::default(),
+            email: Email::default(),
+            sms: Sms::default(),
         }
     }
 }
@@ -560,6 +683,10 @@ fn login_socket_path<'de, D: serde::Deserializer<'de>>(
     )
 }
 
+fn sendmail_path<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<PathBuf, D::Error> {
+    required_absolute(deserializer, "email.sendmail", "")
+}
+
 fn sealing_key_path<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<PathBuf, D::Error> {
@@ -645,6 +772,15 @@ bounded!(RecoveryCodes, 0, 20, "recovery_codes");
 bounded!(RememberSeconds, 0, 2_592_000, "remember (seconds)");
 bounded!(RememberLimit, 60, 7_776_000, "remember.limit (seconds)");
 bounded!(StoreTimeout, 1, 60, "store.timeout (seconds)");
+bounded!(CodeLifetime, 60, 3600, "contacts.code_lifetime (seconds)");
+bounded!(ResendSeconds, 10, 3600, "contacts.resend_after (seconds)");
+bounded!(MaxContacts, 1, 10, "contacts.max_per_user");
+bounded!(
+    DeliveryTimeout,
+    1,
+    30,
+    "contacts.delivery_timeout (seconds)"
+);
 
 /// Whether a connection string carries a password: `password=` in the key=value form, or in
 /// a URI the user information's `user:password@` (up to the first "@", as libpq-style parsers
@@ -817,6 +953,77 @@ impl Config {
         Ok(())
     }
 
+    /// The [contacts] keys and the channels they need.
+    fn check_contacts(
+        &self,
+        at: &dyn Fn(std::ops::Range<usize>, String) -> String,
+    ) -> Result<(), String> {
+        let contacts = &self.contacts;
+        for (index, kind) in contacts.kinds.iter().enumerate() {
+            if contacts.kinds[..index].contains(kind) {
+                return Err(at(
+                    kind.span(),
+                    format!("contacts.kinds lists {} twice", kind.get_ref().name()),
+                ));
+            }
+        }
+        let command = self.sms.command.get_ref();
+        if let Some(phone) =
+            (contacts.kinds.iter()).find(|kind| *kind.get_ref() == ContactKind::Phone)
+            && command.is_empty()
+        {
+            return Err(at(
+                phone.span(),
+                "contacts.kinds has \"phone\": set sms.command, the program that sends a text \
+                 message"
+                    .into(),
+            ));
+        }
+        if let Some(program) = command.first()
+            && !Path::new(program).is_absolute()
+        {
+            return Err(at(
+                self.sms.command.span(),
+                format!("sms.command must start with the program's absolute path, not {program:?}"),
+            ));
+        }
+        if contacts.kinds.is_empty()
+            && (contacts.at_login || !contacts.at_login_services.is_empty())
+        {
+            return Err(at(
+                contacts
+                    .at_login_services
+                    .first()
+                    .map_or(0..0, |name| name.span()),
+                "contacts.at_login needs contacts.kinds: no user can have a contact to send \
+                 codes to"
+                    .into(),
+            ));
+        }
+        for service in &contacts.at_login_services {
+            let name = service.get_ref().as_str();
+            if name.chars().any(|c| c.is_uppercase()) {
+                return Err(at(
+                    service.span(),
+                    format!(
+                        "PAM service names are lowercase (Linux-PAM lowercases them): write {}, \
+                         not {name}",
+                        name.to_lowercase()
+                    ),
+                ));
+            }
+        }
+        if self
+            .email
+            .from
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err("email.from must be one address, without spaces or line breaks".into());
+        }
+        Ok(())
+    }
+
     /// The checks that span several keys: a name required and exempt at once, a name listed
     /// twice, remembering logins that never ask. Each error names the line of the value.
     fn check_rules(&self, text: &str) -> Result<(), String> {
@@ -923,6 +1130,7 @@ impl Config {
             }
         }
         self.check_store(&at)?;
+        self.check_contacts(&at)?;
         for network in &self.exemptions.networks {
             if let Network::Prefix(_, 0) = network.get_ref() {
                 return Err(at(

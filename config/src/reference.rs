@@ -7,9 +7,10 @@
 //! constants).
 
 use crate::{
-    ConfirmCodes, Digits, LockoutFailures, LockoutSeconds, LookAhead, LookupTimeout, MaxSessions,
-    MaxTries, PRECEDENCE, Period, RecoveryCodes, RememberLimit, RememberSeconds, ResumeMinutes,
-    ResyncWindow, RetentionDays, SessionTimeout, StoreTimeout, Window,
+    CodeLifetime, ConfirmCodes, DeliveryTimeout, Digits, LockoutFailures, LockoutSeconds,
+    LookAhead, LookupTimeout, MaxContacts, MaxSessions, MaxTries, PRECEDENCE, Period,
+    RecoveryCodes, RememberLimit, RememberSeconds, ResendSeconds, ResumeMinutes, ResyncWindow,
+    RetentionDays, SessionTimeout, StoreTimeout, Window,
 };
 
 /// A table of mfad.toml (`""`: the keys before the first table).
@@ -514,6 +515,110 @@ pub const SECTIONS: &[Section] = &[
                  each entry. Empty: the system's host name.",
             ),
         ],
+    },
+    Section {
+        name: "contacts",
+        text: &[
+            "Email addresses and phone numbers of users (mfactl contact). A contact counts once \
+             its owner has typed the code sent there (mfactl contact verify); codes sent to \
+             verified contacts can then stand in for the app at a login, where at_login allows \
+             it. Every code sent is single use, expires, and a wrong one counts towards the \
+             lockout like a wrong code from the app. Logs and the audit trail show contacts \
+             masked (a***@example.org, +44 ••• ••• 123). Off unless kinds names one.",
+        ],
+        keys: &[
+            key(
+                "kinds",
+                "[]",
+                "The kinds of contact users may add: \"email\" (sent through [email]) and \
+                 \"phone\" (sent through [sms], whose command must be set).",
+            ),
+            number(
+                "code_digits",
+                "6",
+                range!(Digits, "digits"),
+                "Digits of a code sent to a contact.",
+            ),
+            number(
+                "code_lifetime",
+                "600",
+                range!(CodeLifetime, "seconds"),
+                "Seconds a code sent stays good; a newer code sent to the same user replaces it.",
+            ),
+            number(
+                "resend_after",
+                "60",
+                range!(ResendSeconds, "seconds"),
+                "Seconds after a code was sent before another may be sent to the same user, \
+                 whatever the contact: nobody can make mfad send messages without end.",
+            ),
+            number(
+                "max_per_user",
+                "3",
+                range!(MaxContacts, "contacts"),
+                "Contacts one user may keep, verified or not.",
+            ),
+            key(
+                "at_login",
+                "false",
+                "At a login's code question, a user with a verified contact may type \"email\" \
+                 or \"sms\" to get a code sent there, and type that code instead of the app's. \
+                 Such a login is never remembered (see [remember]).",
+            ),
+            key(
+                "at_login_services",
+                "[]",
+                "The same as at_login, only for logins through these PAM services (for example \
+                 [\"sshd\"]) while at_login is false.",
+            ),
+            number(
+                "delivery_timeout",
+                "4",
+                range!(DeliveryTimeout, "seconds"),
+                "Seconds one delivery (the sendmail program, the SMS command) may take before \
+                 it is stopped and counts as failed: the user is told that no code was sent. At \
+                 most 8 deliveries run at once; each waits only for itself. Keep it below the \
+                 PAM module's timeout (5 seconds by default) less store.timeout.",
+            ),
+        ],
+    },
+    Section {
+        name: "email",
+        text: &["How codes go out by email, for contacts of kind \"email\"."],
+        keys: &[
+            key(
+                "sendmail",
+                "\"/usr/sbin/sendmail\"",
+                "The sendmail program of the local mail system (Postfix, Exim, OpenSMTPD and \
+                 msmtp all install one), run as root for each message, with the message on its \
+                 standard input. It hands the message to the mail system's queue and returns, \
+                 so a slow mail server does not hold up the login; see README for a host that \
+                 relays through the organisation's mail server.",
+            ),
+            key(
+                "from",
+                "\"\"",
+                "The sender address of the messages (root's by default, as the mail system \
+                 writes it).",
+            ),
+        ],
+    },
+    Section {
+        name: "sms",
+        text: &[
+            "How codes go out by SMS, for contacts of kind \"phone\": a program of yours that \
+             hands the message to your SMS gateway.",
+        ],
+        keys: &[key(
+            "command",
+            "[]",
+            "The program (an absolute path) and its arguments, run as root without a shell for \
+             each message, with an empty environment but PATH: for example \
+             [\"/usr/local/sbin/send-sms\", \"{phone}\", \"{message}\"]. In each argument \
+             {phone} becomes the number (+ and digits), {code} the code and {message} the \
+             whole text. Exit status 0 means sent; anything else, or running longer than \
+             contacts.delivery_timeout, means not sent.",
+        )],
     },
 ];
 

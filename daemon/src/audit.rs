@@ -259,6 +259,34 @@ pub enum Event {
     PolicyChanged {
         changes: String,
     },
+    /// A code was sent to a contact (`to`, masked): to verify it (`login`: none), or for a
+    /// login.
+    ContactCodeSent {
+        user: UserName,
+        to: String,
+        login: Option<Context>,
+    },
+    /// A code could not be sent to a contact; nothing counts as sent.
+    ContactCodeNotSent {
+        user: UserName,
+        to: String,
+        why: String,
+    },
+    /// A contact counts from now on: its code was typed, or an administrator vouched for it.
+    ContactVerified {
+        user: UserName,
+        to: String,
+    },
+    ContactRemoved {
+        user: UserName,
+        to: String,
+    },
+    /// A login succeeded with a code sent to a contact.
+    ContactCodeUsed {
+        user: UserName,
+        context: Context,
+        to: String,
+    },
     /// Two events of one change: the first recorded before the second, the second the one
     /// the call is about (a challenge and the login's outcome).
     Pair(Box<Event>, Box<Event>),
@@ -348,6 +376,11 @@ impl Event {
             Event::EnrollmentsImported { .. } => "enrollments-imported",
             Event::EnrollmentReset { .. } => "enrollment-reset",
             Event::EnforcementSet { .. } => "enforcement-set",
+            Event::ContactCodeSent { .. } => "contact-code-sent",
+            Event::ContactCodeNotSent { .. } => "contact-code-not-sent",
+            Event::ContactVerified { .. } => "contact-verified",
+            Event::ContactRemoved { .. } => "contact-removed",
+            Event::ContactCodeUsed { .. } => "contact-code-used",
         }
     }
 
@@ -358,7 +391,8 @@ impl Event {
             | Event::ConfigRefused { .. }
             | Event::LoginRefused { .. }
             | Event::AdminRefused { .. }
-            | Event::LockedOut { .. } => Severity::Warning,
+            | Event::LockedOut { .. }
+            | Event::ContactCodeNotSent { .. } => Severity::Warning,
             _ => Severity::Info,
         }
     }
@@ -383,7 +417,12 @@ impl Event {
             | Event::Unlocked { user }
             | Event::TokenResynced { user, .. }
             | Event::EnrollmentDisabled { user }
-            | Event::EnrollmentReset { user, .. } => Some(user.as_str()),
+            | Event::EnrollmentReset { user, .. }
+            | Event::ContactCodeSent { user, .. }
+            | Event::ContactCodeNotSent { user, .. }
+            | Event::ContactVerified { user, .. }
+            | Event::ContactRemoved { user, .. }
+            | Event::ContactCodeUsed { user, .. } => Some(user.as_str()),
             Event::LoginDenied { user, .. } | Event::LoginRefused { user, .. } => Some(user),
             Event::EnforcementSet {
                 scope: Scope::User(user),
@@ -416,6 +455,7 @@ impl Event {
                 | Event::CodeRejected { .. }
                 | Event::LoginRefused { .. }
                 | Event::AdminRefused { .. }
+                | Event::ContactCodeNotSent { .. }
                 | Event::LoginDenied {
                     why: Denial::InvalidName(_)
                         | Denial::NotEnrolled
@@ -600,6 +640,32 @@ impl fmt::Display for Event {
                 pam_mfa_api::utc(*until)
             ),
             Event::Unlocked { user } => write!(f, "unlocked: user={user}"),
+            Event::ContactCodeSent {
+                user,
+                to,
+                login: None,
+            } => write!(f, "contact code sent: user={user} to {to}, to verify it"),
+            Event::ContactCodeSent {
+                user,
+                to,
+                login: Some(context),
+            } => write!(
+                f,
+                "contact code sent: user={user} to {to}, for a login {context}"
+            ),
+            Event::ContactCodeNotSent { user, to, why } => write!(
+                f,
+                "contact code not sent: user={user} to {to}: {}",
+                one_line(why)
+            ),
+            Event::ContactVerified { user, to } => {
+                write!(f, "contact verified: user={user} {to}")
+            }
+            Event::ContactRemoved { user, to } => write!(f, "contact removed: user={user} {to}"),
+            Event::ContactCodeUsed { user, context, to } => write!(
+                f,
+                "login allowed with a code sent to {to}: user={user} {context}"
+            ),
             Event::TokenResynced { user, counter } => {
                 write!(
                     f,

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod clock;
 pub mod codes;
 pub mod core;
+pub mod delivery;
 pub mod dirs;
 pub mod log;
 pub mod policy;

@@ -52,6 +52,37 @@ impl Binding<'_> {
     }
 }
 
+/// The associated data of what belongs to a contact (its address, a code sent there).
+const CONTACT_CONTEXT: &[u8] = b"pam-mfa sealed contact 1\0";
+
+/// What of a contact is sealed; each opens only as what it was sealed as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContactPart {
+    Address,
+    Code,
+}
+
+/// A contact's sealed part: its user, the contact's number (never reused) and which part.
+#[derive(Debug, Clone, Copy)]
+pub struct ContactBinding<'a> {
+    pub user: &'a str,
+    pub contact: i64,
+    pub part: ContactPart,
+}
+
+impl ContactBinding<'_> {
+    fn associated_data(&self) -> Vec<u8> {
+        let mut data = CONTACT_CONTEXT.to_vec();
+        data.push(match self.part {
+            ContactPart::Address => b'a',
+            ContactPart::Code => b'c',
+        });
+        data.extend_from_slice(&self.contact.to_be_bytes());
+        data.extend_from_slice(self.user.as_bytes());
+        data
+    }
+}
+
 /// A sealed secret: the nonce, the ciphertext and its tag, and the number of the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sealed {
@@ -222,6 +253,37 @@ impl KeySet {
                 "does not open with key {id} of {} (a wrong key, or a secret moved from \
                  another enrollment)",
                 self.source
+            )
+        })
+    }
+
+    /// Seals a part of a contact with the current key.
+    pub fn seal_contact(
+        &self,
+        binding: ContactBinding<'_>,
+        value: &[u8],
+    ) -> Result<Sealed, String> {
+        let id = self.current();
+        let cipher = self.key(id).ok_or("no sealing key")?;
+        let bytes = seal_with(cipher, &binding.associated_data(), value)?;
+        Ok(Sealed { key: id, bytes })
+    }
+
+    /// Opens a part of a contact that key `id` sealed.
+    pub fn open_contact(
+        &self,
+        binding: ContactBinding<'_>,
+        id: u32,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, String> {
+        let cipher = self
+            .key(id)
+            .ok_or_else(|| format!("sealed with key {id}, which {} does not hold", self.source))?;
+        open_with(cipher, &binding.associated_data(), sealed).ok_or_else(|| {
+            format!(
+                "a contact of {} does not open with key {id} of {} (a wrong key, or a value \
+                 moved from another row)",
+                binding.user, self.source
             )
         })
     }

@@ -60,7 +60,7 @@ fn started(user: &str) -> Event {
 /// Runs every check of the contract, each on a new store.
 pub fn run_all<C: FnOnce()>(make: impl Fn() -> (Store, C)) {
     type Check = fn(Arc<Store>);
-    let checks: [(&str, Check); 20] = [
+    let checks: [(&str, Check); 21] = [
         ("lifecycle and replay", lifecycle_and_replay),
         (
             "counter-based tokens keep their kind and counter",
@@ -89,6 +89,10 @@ pub fn run_all<C: FnOnce()>(make: impl Fn() -> (Store, C)) {
         (
             "one of many parallel tries spends a step",
             tries_in_parallel,
+        ),
+        (
+            "contacts are sealed and their codes used once",
+            contact_codes,
         ),
     ];
     for (what, check) in checks {
@@ -1232,4 +1236,211 @@ fn tries_in_parallel(store: Arc<Store>) {
         .filter(|tried| **tried == Tried::NotSpent)
         .count();
     assert_eq!(not_spent, RULE.failures as usize, "{tried:?}");
+}
+
+fn contact_codes(store: Arc<Store>) {
+    use super::contacts::{ContactTried, Purpose, Reserved, SendTerms};
+    use crate::codes::contact::Address;
+    use pam_mfa_config::ContactKind;
+    let uma = name("uma");
+    let email = Address::parse(ContactKind::Email, "uma@example.org").unwrap();
+    let other = Address::parse(ContactKind::Email, "u.m@example.net").unwrap();
+    let terms = |now| SendTerms {
+        now,
+        lifetime: 600,
+        resend_after: 60,
+        max_contacts: 2,
+    };
+    let reserve = |purpose, address: &Address, code: &str, now| {
+        store
+            .reserve_code(&uma, purpose, address, code, terms(now))
+            .unwrap()
+    };
+    let sent = |to: &Address, login| Event::ContactCodeSent {
+        user: uma.clone(),
+        to: to.masked(),
+        login,
+    };
+    let records = |spent: Event| TryRecords {
+        locked: locked_out("uma"),
+        spent,
+        wrong: None,
+        replayed: None,
+    };
+    let verified = records(Event::ContactVerified {
+        user: uma.clone(),
+        to: email.masked(),
+    });
+    let try_code = |purpose, typed: &str, now, records: &TryRecords| {
+        store
+            .try_contact_code(&uma, purpose, typed, (now, RULE), records)
+            .unwrap()
+    };
+
+    // A new contact waits for its code; a second send waits the resend time.
+    let Reserved::Ready(sending) = reserve(Purpose::Verify, &email, "111111", 100) else {
+        panic!("no code reserved");
+    };
+    assert!(sending.created);
+    store.record(100, &sent(&email, None)).unwrap();
+    assert!(matches!(
+        reserve(Purpose::Verify, &email, "222222", 130),
+        Reserved::TooSoon(30)
+    ));
+    let contacts = store.contacts(&uma).unwrap();
+    assert_eq!(contacts.len(), 1);
+    assert_eq!(contacts[0].address, email);
+    assert_eq!(contacts[0].verified, None);
+    // Only its code verifies it, once; a wrong one counts towards the lockout.
+    assert_eq!(
+        try_code(Purpose::Verify, "111112", 140, &verified),
+        ContactTried::NotSpent
+    );
+    assert_eq!(
+        try_code(Purpose::Login, "111111", 141, &verified),
+        ContactTried::NotSpent,
+        "a code to verify a contact is no login code"
+    );
+    assert_eq!(
+        try_code(Purpose::Verify, "111 111", 142, &verified),
+        ContactTried::Spent(email.clone())
+    );
+    assert_eq!(store.locked_until(&uma, 142).unwrap(), None);
+    assert_eq!(
+        try_code(Purpose::Verify, "111111", 143, &verified),
+        ContactTried::NotSpent
+    );
+    assert_eq!(store.contacts(&uma).unwrap()[0].verified, Some(142));
+    assert!(matches!(
+        reserve(Purpose::Verify, &email, "333333", 300),
+        Reserved::Known
+    ));
+
+    // A login code goes to the verified contact, expires, and a newer one replaces it.
+    let login = records(allowed("uma"));
+    let Reserved::Ready(sending) = reserve(Purpose::Login, &other, "444444", 300) else {
+        panic!("no login code reserved");
+    };
+    assert_eq!(sending.address, email, "the verified contact of that kind");
+    assert!(!sending.created);
+    assert_eq!(
+        try_code(Purpose::Login, "444444", 901, &login),
+        ContactTried::NotSpent,
+        "expired"
+    );
+    let Reserved::Ready(_) = reserve(Purpose::Login, &email, "555555", 1000) else {
+        panic!("no login code reserved");
+    };
+    // A delivery that failed takes its code back, and the wait with it.
+    let Reserved::Ready(failed) = reserve(Purpose::Login, &email, "666666", 1100) else {
+        panic!("no login code reserved");
+    };
+    store.withdraw_code(&uma, &failed).unwrap();
+    assert_eq!(
+        try_code(Purpose::Login, "666666", 1101, &login),
+        ContactTried::NotSpent
+    );
+    assert!(matches!(
+        reserve(Purpose::Login, &email, "777777", 1102),
+        Reserved::Ready(_)
+    ));
+    assert_eq!(
+        try_code(Purpose::Login, "777777", 1103, &login),
+        ContactTried::Spent(email.clone())
+    );
+    // Wrong codes lock the account like any code; a locked account gets no try.
+    for now in 1104..1107 {
+        assert_eq!(
+            try_code(Purpose::Login, "000000", now, &login),
+            ContactTried::NotSpent
+        );
+    }
+    assert!(matches!(
+        try_code(Purpose::Login, "000000", 1107, &login),
+        ContactTried::Locked { new: true, .. }
+    ));
+
+    // At most max_contacts; an unverified contact gives way to the next one added.
+    let third = Address::parse(ContactKind::Phone, "+447700900123").unwrap();
+    let Reserved::Ready(pending) = reserve(Purpose::Verify, &other, "888888", 2000) else {
+        panic!("no code reserved");
+    };
+    store.withdraw_code(&uma, &pending).unwrap();
+    assert_eq!(
+        store.contacts(&uma).unwrap().len(),
+        1,
+        "a failed add leaves nothing"
+    );
+    let Reserved::Ready(_) = reserve(Purpose::Verify, &other, "888888", 2000) else {
+        panic!("no code reserved");
+    };
+    let Reserved::Ready(_) = reserve(Purpose::Verify, &third, "999999", 2100) else {
+        panic!("no code reserved");
+    };
+    let kept: Vec<Address> = (store.contacts(&uma).unwrap().into_iter())
+        .map(|contact| contact.address)
+        .collect();
+    assert_eq!(kept, [email.clone(), third.clone()]);
+    let vouched = Event::ContactVerified {
+        user: uma.clone(),
+        to: other.masked(),
+    };
+    assert_eq!(
+        store
+            .add_verified_contact(&uma, &third, 2200, 2, &vouched)
+            .unwrap(),
+        Some(true)
+    );
+    assert_eq!(
+        store
+            .add_verified_contact(&uma, &other, 2200, 2, &vouched)
+            .unwrap(),
+        None,
+        "two verified contacts are the most"
+    );
+    assert!(matches!(
+        reserve(Purpose::Verify, &other, "123123", 3000),
+        Reserved::Full
+    ));
+    // Removal, recorded.
+    let removed = Event::ContactRemoved {
+        user: uma.clone(),
+        to: email.masked(),
+    };
+    assert!(store.remove_contact(&uma, &email, 3000, &removed).unwrap());
+    assert!(!store.remove_contact(&uma, &email, 3001, &removed).unwrap());
+    assert_eq!(store.contacts(&uma).unwrap().len(), 1);
+    let filter = AuditFilter {
+        user: Some(uma.clone()),
+        since: 0,
+        kind: None,
+        limit: 100,
+        before: None,
+    };
+    let kinds: Vec<String> = (store.audit(&filter).unwrap().rows.into_iter())
+        .map(|row| row.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "contact-code-sent",
+            "contact-verified",
+            "login-allowed",
+            "locked-out",
+            "contact-verified",
+            "contact-removed"
+        ]
+    );
+    // A new key seals every address again; they still open.
+    let text = "1 5f3c0e1d2b4a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0\n\
+                2 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
+    let keys = Arc::new(crate::sealing::KeySet::parse(text, "two test keys").unwrap());
+    let resealed = store.use_keys(keys).unwrap();
+    assert_eq!((resealed.key, resealed.count), (2, 1));
+    assert_eq!(store.contacts(&uma).unwrap()[0].address, third);
+    // Nothing of an address is stored in the clear.
+    assert!(
+        (store.audit(&filter).unwrap().rows.iter())
+            .all(|row| !row.line.contains("uma@example.org"))
+    );
 }

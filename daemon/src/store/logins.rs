@@ -14,10 +14,10 @@ use crate::users::UserName;
 
 /// Whose try is counted, when, and under which rule.
 #[derive(Clone, Copy)]
-struct Counted<'a> {
-    user: &'a UserName,
-    now: i64,
-    rule: LockoutRule,
+pub(super) struct Counted<'a> {
+    pub user: &'a UserName,
+    pub now: i64,
+    pub rule: LockoutRule,
 }
 
 impl Store {
@@ -131,7 +131,7 @@ impl Store {
     /// user's lock. When the try is allowed, `spend` runs first: if it spends the code, which
     /// clears the count, the try is not written only to be deleted. `spend` is told whether a
     /// count is stored (with the user's lock held, none appears meanwhile).
-    fn attempt(
+    pub(super) fn attempt(
         &self,
         tx: &dyn Tx,
         counted: Counted<'_>,

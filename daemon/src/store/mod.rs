@@ -12,6 +12,7 @@
 //!
 //! Calls block (on the disk, or on a database server): callers run them off the bus executor.
 
+pub mod contacts;
 mod health;
 pub use health::Health;
 mod import;

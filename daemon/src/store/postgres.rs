@@ -101,6 +101,24 @@ const MIGRATIONS: &[&str] = &[
     // 3: counter-based tokens (HOTP) beside time-based ones: `last_step` holds the counter of
     // the last code accepted.
     "ALTER TABLE enrollments ADD COLUMN kind TEXT NOT NULL DEFAULT 'totp';",
+    // 4: contacts (email addresses, phone numbers), sealed, each with the code last sent
+    // there, sealed too. Numbers are never reused: a sealed value is bound to its row's.
+    "CREATE TABLE contacts (
+        id BIGSERIAL PRIMARY KEY,
+        username TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        address BYTEA NOT NULL,
+        masked TEXT NOT NULL,
+        sealed_with BIGINT NOT NULL,
+        added BIGINT NOT NULL,
+        verified BIGINT,
+        code BYTEA,
+        code_sealed_with BIGINT,
+        code_sent BIGINT,
+        code_expires BIGINT
+    );
+    CREATE INDEX contacts_username_lower ON contacts (lower(username));
+    CREATE INDEX contacts_sealed_with ON contacts (sealed_with, id);",
 ];
 
 /// The first key of pam-mfa's advisory locks (the second is one of the [`USER_LOCKS`] users'

@@ -100,6 +100,7 @@ impl Store {
                 .map(|(user, id, secret)| (user.as_str(), *id, secret.as_bytes()))
                 .collect();
             store_secrets(tx, keys, &secrets)?;
+            let found = found + super::contacts::reseal_batch(tx, keys, SEAL_BATCH)?;
             if found > 0 {
                 // What was there before (in the clear, or under an older key) leaves no
                 // copy in the backend's files.

@@ -708,4 +708,4 @@ impl Backend for SqliteBackend {
 
 mod migrations;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

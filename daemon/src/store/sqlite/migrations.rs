@@ -151,4 +151,22 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 11: counter-based tokens (HOTP) beside time-based ones: `last_step` holds the counter of
     // the last code accepted.
     "ALTER TABLE enrollments ADD COLUMN kind TEXT NOT NULL DEFAULT 'totp';",
+    // 12: contacts (email addresses, phone numbers), sealed, each with the code last sent
+    // there, sealed too. Numbers are never reused: a sealed value is bound to its row's.
+    "CREATE TABLE contacts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        username TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        address BLOB NOT NULL,
+        masked TEXT NOT NULL,
+        sealed_with INTEGER NOT NULL,
+        added INTEGER NOT NULL,
+        verified INTEGER,
+        code BLOB,
+        code_sealed_with INTEGER,
+        code_sent INTEGER,
+        code_expires INTEGER
+    ) STRICT;
+    CREATE INDEX contacts_username_lower ON contacts (lower(username));
+    CREATE INDEX contacts_sealed_with ON contacts (sealed_with, id);",
 ];
