@@ -300,6 +300,22 @@ impl zbus::zvariant::Type for EnforcedBy {
 }
 
 /// What `Admin.Explain` says a login would do, without performing it.
+/// A contact of a user (`mfactl contact list`), masked as logs show it.
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, zbus::zvariant::Type,
+)]
+pub struct ContactInfo {
+    /// `email` or `phone`.
+    pub kind: String,
+    /// `a***@example.org`, `+44 ••• ••• 123`.
+    pub masked: String,
+    /// Unix time it was added.
+    pub added: i64,
+    /// Unix time its code was typed (or an administrator vouched for it); 0: not yet, and
+    /// it does not count.
+    pub verified_at: i64,
+}
+
 #[derive(
     Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, zbus::zvariant::Type,
 )]

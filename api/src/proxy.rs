@@ -1,6 +1,8 @@
 //! Client proxies for `mfad`'s interfaces.
 
-use crate::{AuditPage, AuditQuery, Error, Explanation, NewEnrollment, TokenImport, UserStatus};
+use crate::{
+    AuditPage, AuditQuery, ContactInfo, Error, Explanation, NewEnrollment, TokenImport, UserStatus,
+};
 
 /// Self-service: every method acts on the caller's own account, known from the bus (never
 /// from an argument).
@@ -35,6 +37,20 @@ pub trait User {
     /// Removes the caller's app and recovery codes, for a current code or a recovery code.
     /// Refused (`Required`) while MFA is required of the caller.
     fn disable(&self, code: &str) -> Result<(), Error>;
+
+    /// Adds a contact of `kind` (`email`, `phone`) to the caller's account and sends a code
+    /// there, which `VerifyContact` takes; returns where it went, masked. With an app in use,
+    /// `proof` must be a current code from it or a recovery code (else empty).
+    fn add_contact(&self, kind: &str, address: &str, proof: &str) -> Result<String, Error>;
+
+    /// Verifies the caller's contact that waits for its code; returns it, masked.
+    fn verify_contact(&self, code: &str) -> Result<String, Error>;
+
+    /// The caller's contacts.
+    fn contacts(&self) -> Result<Vec<ContactInfo>, Error>;
+
+    /// Removes a contact of the caller's.
+    fn remove_contact(&self, kind: &str, address: &str) -> Result<(), Error>;
 }
 
 /// Administration: uid 0, and members of the configured `admin_group`.
@@ -109,4 +125,19 @@ pub trait Admin {
     fn global_enforcement(&self) -> Result<bool, Error>;
 
     fn set_user_enforcement(&self, user: &str, on: bool) -> Result<(), Error>;
+
+    /// Adds a contact of `kind` to `user`'s account: verified at once if `verified` (the
+    /// administrator vouches for it), else a code is sent there for the user to type
+    /// (`User.VerifyContact`). Returns the contact, masked.
+    fn add_contact(
+        &self,
+        user: &str,
+        kind: &str,
+        address: &str,
+        verified: bool,
+    ) -> Result<String, Error>;
+
+    fn contacts(&self, user: &str) -> Result<Vec<ContactInfo>, Error>;
+
+    fn remove_contact(&self, user: &str, kind: &str, address: &str) -> Result<(), Error>;
 }

@@ -168,6 +168,25 @@ pub enum Command {
         #[arg(value_name = "FILE", required = true)]
         files: Vec<std::path::PathBuf>,
     },
+    /// Add, verify, list or remove email addresses and phone numbers that codes are sent to.
+    ///
+    /// A contact counts once its owner has typed the code sent there: mfactl contact add
+    /// --email ADDRESS (or --phone +NUMBER) sends it, mfactl contact verify takes it. Where
+    /// mfad.toml's [contacts] at_login allows it, a user with a verified contact may then type
+    /// "email" or "sms" at a login's code question to get a code sent there. With an app in
+    /// use, adding a contact to your own account asks first for a code from the app (or a
+    /// recovery code): a contact can stand in for the app. Contacts are shown masked
+    /// (a***@example.org, +44 ••• ••• 123), as the logs and the audit trail show them.
+    ///
+    /// With --user USER, administrators act on USER's contacts; add --verified then vouches
+    /// for the contact without a code.
+    ///
+    /// Examples: mfactl contact add --email alice@example.org; mfactl contact verify;
+    /// mfactl contact add --user bob --phone +447700900123 --verified
+    Contact {
+        #[command(subcommand)]
+        action: ContactAction,
+    },
     /// Show USER's enrollment and enforcement, or your own without USER.
     Status {
         /// The user to show (administrators); without it, yourself.
@@ -302,6 +321,49 @@ pub enum Command {
         /// USER then on or off; with --all, on or off alone.
         #[arg(value_name = "[USER] on|off", num_args = 1..=2, required = true)]
         words: Vec<String>,
+    },
+}
+
+/// What `mfactl contact` does.
+#[derive(Subcommand)]
+pub enum ContactAction {
+    /// Add a contact and send a code there (type it with mfactl contact verify).
+    #[command(group(clap::ArgGroup::new("address").args(["email", "phone"]).required(true)))]
+    Add {
+        /// An email address.
+        #[arg(long, value_name = "ADDRESS")]
+        email: Option<String>,
+        /// A phone number in international form (+44 7700 900123).
+        #[arg(long, value_name = "+NUMBER")]
+        phone: Option<String>,
+        /// The user whose contact it is (administrators); without it, yourself.
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        /// Count the contact at once, without a code (administrators, with --user).
+        #[arg(long, requires = "user")]
+        verified: bool,
+    },
+    /// Type the code sent to the contact you added; asked on stderr without CODE.
+    Verify {
+        /// The code (other local users can read command lines: leave it out to be asked).
+        code: Option<String>,
+    },
+    /// List the contacts, masked, and whether each is verified.
+    List {
+        /// The user whose contacts are listed (administrators); without it, yours.
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+    },
+    /// Remove a contact.
+    #[command(group(clap::ArgGroup::new("address").args(["email", "phone"]).required(true)))]
+    Remove {
+        #[arg(long, value_name = "ADDRESS")]
+        email: Option<String>,
+        #[arg(long, value_name = "+NUMBER")]
+        phone: Option<String>,
+        /// The user whose contact it is (administrators); without it, yourself.
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
     },
 }
 

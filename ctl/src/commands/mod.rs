@@ -1,6 +1,7 @@
 //! One module per mfactl command; each connects, does its work and returns its report.
 
 pub mod audit;
+pub mod contact;
 pub mod disable;
 pub mod enforce;
 pub mod enroll;
@@ -44,6 +45,7 @@ pub async fn run(cli: &Cli) -> Result<Box<dyn AnyReport>, Failure> {
             let target = (user.as_deref(), token);
             Box::new(enroll::run(bus, target, secret.as_deref(), display).await?)
         }
+        Command::Contact { action } => contact::run(bus, action).await?,
         Command::RecoveryCodes => Box::new(recovery_codes::run(bus).await?),
         Command::Disable => Box::new(disable::run(bus).await?),
         Command::Import {

@@ -19,6 +19,7 @@ use crate::users::{self, Lookup, LookupError, NameError, UserName};
 
 mod access;
 mod admin;
+mod contacts;
 pub mod dialogue;
 mod import;
 mod login;

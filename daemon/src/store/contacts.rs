@@ -11,7 +11,7 @@ use pam_mfa_config::ContactKind;
 use zeroize::Zeroizing;
 
 use super::sql::{Bound, Tx, values};
-use super::{LockoutRule, Result, Store, StoreError, TryRecords};
+use super::{LockoutRule, Proof, Result, Store, StoreError, TryRecords, UserEnrollment};
 use crate::audit::Event;
 use crate::codes::contact::{Address, same_code};
 use crate::sealing::{ContactBinding, ContactPart, KeySet};
@@ -391,6 +391,22 @@ impl Store {
                 Ok((tried, true))
             })
         })
+    }
+
+    /// Spends `proof` (a current code of the active enrollment, or a recovery code) for a
+    /// change to the user's contacts made meanwhile, recording `event` with it; false if it
+    /// was used meanwhile, or it is not the user's active enrollment any more.
+    pub fn spend_proof(
+        &self,
+        active: UserEnrollment<'_>,
+        proof: Proof,
+        now: i64,
+        event: &Event,
+    ) -> Result<bool> {
+        let spent = self.change(Some(active.user), now, event, |tx| {
+            Ok(super::operations::spend(tx, active, proof, now, None)?.then_some(()))
+        })?;
+        Ok(spent.is_some())
     }
 
     /// Removes the contact `address` of `user`, recording `event`; false if there was none.

@@ -3,8 +3,8 @@
 //! decide.
 
 use pam_mfa_api::{
-    AuditPage, AuditQuery, Error, Explanation, NewEnrollment, ResetOutcome, TokenImport,
-    TokenImports, UserStatus,
+    AuditPage, AuditQuery, ContactInfo, Error, Explanation, NewEnrollment, ResetOutcome,
+    TokenImport, TokenImports, UserStatus,
 };
 use zbus::message::Header;
 use zbus::{Connection, interface};
@@ -124,6 +124,62 @@ impl UserInterface {
         let (caller, permit) = self.0.enter(connection, &header).await?;
         self.0
             .run(permit, move |core| core.disable(&caller, &code))
+            .await
+    }
+
+    async fn add_contact(
+        &self,
+        kind: String,
+        address: String,
+        proof: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<String, Error> {
+        let proof = Zeroizing::new(proof);
+        let (caller, permit) = self.0.enter(connection, &header).await?;
+        self.0
+            .run(permit, move |core| {
+                core.own_add_contact(&caller, &kind, &address, &proof)
+            })
+            .await
+    }
+
+    async fn verify_contact(
+        &self,
+        code: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<String, Error> {
+        let code = Zeroizing::new(code);
+        let (caller, permit) = self.0.enter(connection, &header).await?;
+        self.0
+            .run(permit, move |core| core.own_verify_contact(&caller, &code))
+            .await
+    }
+
+    async fn contacts(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<Vec<ContactInfo>, Error> {
+        let (caller, permit) = self.0.enter(connection, &header).await?;
+        self.0
+            .run(permit, move |core| core.own_contacts(&caller))
+            .await
+    }
+
+    async fn remove_contact(
+        &self,
+        kind: String,
+        address: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<(), Error> {
+        let (caller, permit) = self.0.enter(connection, &header).await?;
+        self.0
+            .run(permit, move |core| {
+                core.own_remove_contact(&caller, &kind, &address)
+            })
             .await
     }
 }
@@ -329,6 +385,49 @@ impl AdminInterface {
         self.0
             .run(permit, move |core| {
                 core.set_user_enforcement(&caller, &user, on)
+            })
+            .await
+    }
+
+    async fn add_contact(
+        &self,
+        user: String,
+        kind: String,
+        address: String,
+        verified: bool,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<String, Error> {
+        let (caller, permit) = self.0.admin(connection, &header).await?;
+        self.0
+            .run(permit, move |core| {
+                core.add_contact(&caller, &user, (&kind, &address), verified)
+            })
+            .await
+    }
+
+    async fn contacts(
+        &self,
+        user: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<Vec<ContactInfo>, Error> {
+        let (_, permit) = self.0.admin(connection, &header).await?;
+        self.0.run(permit, move |core| core.contacts(&user)).await
+    }
+
+    async fn remove_contact(
+        &self,
+        user: String,
+        kind: String,
+        address: String,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] connection: &Connection,
+    ) -> Result<(), Error> {
+        let (caller, permit) = self.0.admin(connection, &header).await?;
+        self.0
+            .run(permit, move |core| {
+                core.remove_contact(&caller, &user, &kind, &address)
             })
             .await
     }

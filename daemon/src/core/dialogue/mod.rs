@@ -14,6 +14,7 @@ use pam_mfa_config::{Config, Login as LoginSettings};
 
 mod code;
 use code::Awaited;
+pub mod contact;
 mod enrollment;
 pub mod sessions;
 mod settings;
@@ -118,6 +119,8 @@ pub struct Dialogue<C: Clock> {
     sessions: Mutex<Sessions>,
     /// When an abandoned login of each user was last recorded (see [`Dialogue::sweep`]).
     abandoned: Mutex<std::collections::HashMap<UserName, u64>>,
+    /// Codes being sent to contacts.
+    deliveries: crate::delivery::Deliveries,
 }
 
 /// Seconds between two recorded abandoned logins of one user; the others are logged only.
@@ -148,6 +151,7 @@ impl<C: Clock> Dialogue<C> {
             settings: RwLock::new(Arc::new(settings)),
             sessions: Mutex::new(Sessions::default()),
             abandoned: Mutex::new(std::collections::HashMap::new()),
+            deliveries: crate::delivery::Deliveries::default(),
         }
     }
 
