@@ -8,8 +8,8 @@ use super::{Caller, Core};
 use crate::audit::{Context, Event};
 use crate::clock::Clock;
 use crate::codes::contact::Address;
-use crate::store::contacts::{ContactTried, Purpose};
-use crate::store::{TryRecords, UserEnrollment};
+use crate::store::UserEnrollment;
+use crate::store::contacts::{ContactRecords, ContactTried, Purpose};
 use crate::users::UserName;
 
 impl<C: Clock> Core<C> {
@@ -122,26 +122,28 @@ impl<C: Clock> Core<C> {
                 ))
             })?;
         let to = waiting.address.masked();
-        let records = TryRecords {
+        let verified = |to: &Address| {
+            Event::ContactVerified {
+                user: user.clone(),
+                to: to.masked(),
+            }
+            .by(caller.uid)
+        };
+        let records = ContactRecords {
             locked: Event::LockedOut {
                 user: user.clone(),
                 context: Context::new("mfactl", ""),
                 until: 0,
             },
-            spent: Event::ContactVerified {
-                user: user.clone(),
-                to: to.clone(),
-            }
-            .by(caller.uid),
+            spent: &verified,
             wrong: None,
-            replayed: None,
         };
         let now = self.now();
         let rule = self.dialogue.lockout();
         match (self.store).try_contact_code(&user, Purpose::Verify, code, (now, rule), &records)? {
-            ContactTried::Spent(_) => {
-                self.emit(caller, &[records.spent]);
-                Ok(to)
+            ContactTried::Spent(address) => {
+                self.emit(caller, &[verified(&address)]);
+                Ok(address.masked())
             }
             ContactTried::Locked { until, .. } => {
                 Err(Error::TooManyRequests(super::texts::locked(until, now)))

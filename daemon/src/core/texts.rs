@@ -95,3 +95,41 @@ pub fn recovery_code_used(left: usize) -> String {
     }
     text
 }
+
+/// After a code was sent to a contact at a login.
+pub fn contact_code_sent(to: &str, minutes: i64) -> String {
+    format!(
+        "A code was sent to {to}. Type it here (it is good for {minutes} minutes), or a \
+         code from your app."
+    )
+}
+
+/// When a code was sent too lately for another.
+pub fn contact_code_too_soon(seconds: i64) -> String {
+    format!("A code was sent a moment ago: type that one, or ask for another in {seconds} s.")
+}
+
+pub const CONTACT_CODE_NOT_SENT: &str = "No code was sent: it could not be delivered. Type a \
+                                         code from your app, or try again later.";
+
+/// When the user has no verified contact of the kind asked for.
+pub fn no_contact(word: &str) -> String {
+    let what = if word == "email" {
+        "email address"
+    } else {
+        "phone number"
+    };
+    format!(
+        "There is no verified {what} to send a code to for this account (see mfactl \
+         contact). Type a code from your app."
+    )
+}
+
+/// The hint at the code question when codes may be sent to the user's contacts.
+pub fn contact_hint(words: &[(&str, String)]) -> String {
+    let offers: Vec<String> = words
+        .iter()
+        .map(|(word, to)| format!("type {word} for a code sent to {to}"))
+        .collect();
+    format!("No app at hand? {}.", offers.join(", or "))
+}

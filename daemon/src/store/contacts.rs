@@ -11,7 +11,7 @@ use pam_mfa_config::ContactKind;
 use zeroize::Zeroizing;
 
 use super::sql::{Bound, Tx, values};
-use super::{LockoutRule, Proof, Result, Store, StoreError, TryRecords, UserEnrollment};
+use super::{LockoutRule, Proof, Result, Store, StoreError, UserEnrollment};
 use crate::audit::Event;
 use crate::codes::contact::{Address, same_code};
 use crate::sealing::{ContactBinding, ContactPart, KeySet};
@@ -86,6 +86,17 @@ pub enum ContactTried {
     Spent(Address),
     /// Wrong, expired or none sent; the try counts.
     NotSpent,
+}
+
+/// What a try of a code sent to a contact records, for each of its outcomes (see
+/// [`super::TryRecords`]).
+pub struct ContactRecords<'a> {
+    /// When this try locks the account (the store sets the lock's end).
+    pub locked: Event,
+    /// When the code was spent, made for the contact it was sent to.
+    pub spent: &'a dyn Fn(&Address) -> Event,
+    /// When nothing was spent, if that is recorded.
+    pub wrong: Option<Event>,
 }
 
 /// A contact's row, as the operations read it.
@@ -311,15 +322,15 @@ impl Store {
     /// One try of a code sent to a contact of `user` for `purpose`, whole in one transaction
     /// as [`Store::try_step`] is: counted by the lockout (a locked account gets no try), then,
     /// when it is the code last sent there and still good, spent (a contact to verify is
-    /// verified) and `records.spent` recorded (with `{to}` in it standing for nothing: the
-    /// caller names the contact). Otherwise `records.wrong` is recorded, if given.
+    /// verified) and `records.spent` recorded for that contact. Otherwise `records.wrong` is
+    /// recorded, if given.
     pub fn try_contact_code(
         &self,
         user: &UserName,
         purpose: Purpose,
         typed: &str,
         (now, rule): (i64, LockoutRule),
-        records: &TryRecords,
+        records: &ContactRecords<'_>,
     ) -> Result<ContactTried> {
         self.with_keys(|keys| {
             self.write(Bound::Call, |tx| {
@@ -378,7 +389,7 @@ impl Store {
                         ContactTried::Locked { until, new }
                     }
                     (super::Attempt::Allowed, true, Some((_, address))) => {
-                        self.append(tx, now, &records.spent)?;
+                        self.append(tx, now, &(records.spent)(&address))?;
                         ContactTried::Spent(address)
                     }
                     _ => {

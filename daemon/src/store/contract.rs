@@ -1261,17 +1261,16 @@ fn contact_codes(store: Arc<Store>) {
         to: to.masked(),
         login,
     };
-    let records = |spent: Event| TryRecords {
-        locked: locked_out("uma"),
-        spent,
-        wrong: None,
-        replayed: None,
-    };
-    let verified = records(Event::ContactVerified {
+    let verify_event = |to: &Address| Event::ContactVerified {
         user: uma.clone(),
-        to: email.masked(),
-    });
-    let try_code = |purpose, typed: &str, now, records: &TryRecords| {
+        to: to.masked(),
+    };
+    let verified = super::contacts::ContactRecords {
+        locked: locked_out("uma"),
+        spent: &verify_event,
+        wrong: None,
+    };
+    let try_code = |purpose, typed: &str, now, records: &super::contacts::ContactRecords<'_>| {
         store
             .try_contact_code(&uma, purpose, typed, (now, RULE), records)
             .unwrap()
@@ -1317,7 +1316,12 @@ fn contact_codes(store: Arc<Store>) {
     ));
 
     // A login code goes to the verified contact, expires, and a newer one replaces it.
-    let login = records(allowed("uma"));
+    let login_event = |_: &Address| allowed("uma");
+    let login = super::contacts::ContactRecords {
+        locked: locked_out("uma"),
+        spent: &login_event,
+        wrong: None,
+    };
     let Reserved::Ready(sending) = reserve(Purpose::Login, &other, "444444", 300) else {
         panic!("no login code reserved");
     };

@@ -7,19 +7,32 @@ use pam_mfa_api::{Action, Notice, Turn};
 use super::Result;
 use crate::audit::{Denial, Event, Rejection};
 use crate::clock::Clock;
+use crate::codes::contact::Address;
 use crate::codes::recovery::{self};
 use crate::codes::totp::Kind;
 use crate::core::dialogue::sessions::{Session, Step};
 use crate::core::texts;
+use crate::store::contacts::{ContactRecords, ContactTried, Purpose};
 use crate::store::{Attempt, CodeTry, Enrollment, EnrollmentId, Tried, TryRecords, UserEnrollment};
+use pam_mfa_config::ContactKind;
 
 /// What a login waits for: a code of enrollment `enrollment`, with `tries_left`; see
-/// [`Step::AwaitingCode`] for `ahead`.
+/// [`Step::AwaitingCode`] for `ahead` and `sent`.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Awaited {
     pub enrollment: EnrollmentId,
     pub tries_left: u32,
     pub ahead: Option<u64>,
+    pub sent: bool,
+}
+
+/// The word a user types at the code question to get a code sent to a contact of that kind.
+fn contact_word(reply: &str) -> Option<(&'static str, ContactKind)> {
+    match reply.trim().to_ascii_lowercase().as_str() {
+        "email" | "e-mail" | "mail" => Some(("email", ContactKind::Email)),
+        "sms" | "text" | "phone" => Some(("sms", ContactKind::Phone)),
+        _ => None,
+    }
 }
 
 /// What a typed code matched: the time step or counter value it is the code of, if accepted
@@ -73,8 +86,15 @@ impl<C: Clock> Dialogue<C> {
             enrollment: expected,
             tries_left,
             ahead,
+            sent,
         } = awaited;
         let user = session.user.clone();
+        if let Some((word, kind)) = contact_word(reply)
+            && !session.context.joined
+            && (self.settings().config.contacts).at_login_through(&session.context.service)
+        {
+            return self.send_at_login(id, session, awaited, (word, kind));
+        }
         let typed = recovery::normalize(reply);
         // A code from the app is checked against the enrollment read when the login began
         // (its id never names another secret); the try's transaction checks that it is still
@@ -107,7 +127,7 @@ impl<C: Clock> Dialogue<C> {
             ahead,
             resyncs,
         } = matched;
-        let retry = |why| Self::code_retry(expected, tries_left, why, (kind, ahead));
+        let retry = |why| Self::code_retry(expected, tries_left, why, (kind, ahead), sent);
         let locked_out = |until| Event::LockedOut {
             user: user.clone(),
             context: session.context.clone(),
@@ -173,6 +193,37 @@ impl<C: Clock> Dialogue<C> {
                     )
                 })
             };
+            if sent && matched.is_none() {
+                // Not the app's code: perhaps the one sent to a contact.
+                let used = |to: String| Event::ContactCodeUsed {
+                    user: user.clone(),
+                    context: session.context.clone(),
+                    to,
+                };
+                let spent = |to: &Address| with_challenge(&session, used(to.masked()));
+                let records = ContactRecords {
+                    locked: locking,
+                    spent: &spent,
+                    wrong: denied(Rejection::Wrong),
+                };
+                let tried = self.store.try_contact_code(
+                    &user,
+                    Purpose::Login,
+                    reply,
+                    (now as i64, settings.lockout),
+                    &records,
+                )?;
+                return match tried {
+                    ContactTried::Locked { until, new } => locked(until, new),
+                    ContactTried::Spent(address) => Ok(Reply::verdict(
+                        Turn::new(Action::Allow),
+                        used(address.masked()),
+                    )),
+                    ContactTried::NotSpent => {
+                        self.wrong(id, session, retry(Rejection::Wrong), now, true)
+                    }
+                };
+            }
             let code = CodeTry {
                 active: UserEnrollment {
                     user: &user,
@@ -254,6 +305,7 @@ impl<C: Clock> Dialogue<C> {
         tries_left: u32,
         why: Rejection,
         (kind, ahead): (Kind, Option<u64>),
+        sent: bool,
     ) -> Retry<'static> {
         let tries_left = tries_left.saturating_sub(1);
         let (again, last) = match (why, kind) {
@@ -271,6 +323,7 @@ impl<C: Clock> Dialogue<C> {
             enrollment: expected,
             tries_left,
             ahead,
+            sent,
         };
         Retry {
             next,
@@ -321,6 +374,61 @@ impl<C: Clock> Dialogue<C> {
             turn: Turn::new(Action::AskHidden(retry.prompt.into()))
                 .with_notice(Notice::Error(retry.again.into())),
             events: vec![event],
+        })
+    }
+
+    /// The user typed `word` at the code question: a code is sent to their verified contact
+    /// of `kind`, and the question asked again (no try is spent on the word).
+    fn send_at_login(
+        &self,
+        id: &str,
+        mut session: Session,
+        awaited: Awaited,
+        (word, kind): (&str, ContactKind),
+    ) -> Result<Reply> {
+        use super::contact::Sent;
+        let target = Address {
+            kind,
+            text: String::new(),
+        };
+        let user = session.user.clone();
+        let context = session.context.clone();
+        let mut events = Vec::new();
+        // `pending`: a code sent lately (by this login, or by another one cut off since) is
+        // taken from now on.
+        let (notice, pending) =
+            match self.send_code(&user, Purpose::Login, &target, Some(&context))? {
+                Sent::To(address) => {
+                    events.push(Event::ContactCodeSent {
+                        user: user.clone(),
+                        to: address.masked(),
+                        login: Some(context),
+                    });
+                    let minutes =
+                        i64::from(self.settings().config.contacts.code_lifetime.get()) / 60;
+                    let text = texts::contact_code_sent(&address.masked(), minutes);
+                    (Notice::Info(text), true)
+                }
+                Sent::TooSoon(seconds) => {
+                    (Notice::Error(texts::contact_code_too_soon(seconds)), true)
+                }
+                Sent::NoContact | Sent::Known | Sent::Full => {
+                    (Notice::Error(texts::no_contact(word)), false)
+                }
+                Sent::Failed => (Notice::Error(texts::CONTACT_CODE_NOT_SENT.into()), false),
+            };
+        let sent = awaited.sent || pending;
+        session.step = Step::AwaitingCode {
+            enrollment: awaited.enrollment,
+            tries_left: awaited.tries_left,
+            ahead: awaited.ahead,
+            sent,
+        };
+        self.sessions().put_back(id.to_owned(), session);
+        Ok(Reply {
+            session: id.to_owned(),
+            turn: Turn::new(Action::AskHidden(texts::CODE_PROMPT.into())).with_notice(notice),
+            events,
         })
     }
 

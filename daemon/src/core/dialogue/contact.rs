@@ -1,7 +1,9 @@
 //! Codes sent to contacts: made, reserved in the store, delivered, and withdrawn when the
 //! delivery fails (nothing counts as sent).
 
-use super::{Dialogue, Result};
+use pam_mfa_config::ContactKind;
+
+use super::{Dialogue, Result, Settings};
 use crate::audit::{Context, Event};
 use crate::clock::Clock;
 use crate::codes::contact::{Address, new_code};
@@ -29,6 +31,31 @@ pub enum Sent {
 }
 
 impl<C: Clock> Dialogue<C> {
+    /// What the code question of a login of `user` from `context` says of the words that send
+    /// a code to a verified contact, when `contacts.at_login` lets it and the user has one.
+    pub(super) fn contact_hint(
+        &self,
+        settings: &Settings,
+        user: &UserName,
+        context: &Context,
+    ) -> Result<Option<String>> {
+        let contacts = &settings.config.contacts;
+        if !contacts.at_login_through(&context.service) {
+            return Ok(None);
+        }
+        let mut words: Vec<(&str, String)> = Vec::new();
+        for contact in self.store.contacts(user)? {
+            let word = match contact.address.kind {
+                ContactKind::Email => "email",
+                ContactKind::Phone => "sms",
+            };
+            if contact.verified.is_some() && !words.iter().any(|(known, _)| *known == word) {
+                words.push((word, contact.address.masked()));
+            }
+        }
+        Ok((!words.is_empty()).then(|| crate::core::texts::contact_hint(&words)))
+    }
+
     /// Sends `user` a new code for `purpose` at `address` (for a login: at the user's verified
     /// contact of that kind), within `contacts.delivery_timeout`. For a login (`login`, its
     /// context), the send is recorded (the caller logs it). A failed delivery is logged here.

@@ -483,13 +483,20 @@ impl<C: Clock> Dialogue<C> {
                         let prompt = texts::CODE_PROMPT.into();
                         (login.max_tries.get(), Action::AskHidden(prompt))
                     };
+                    let mut turn = Turn::new(question);
+                    if !context.joined
+                        && let Some(hint) = self.contact_hint(&settings, &user, &context)?
+                    {
+                        turn = turn.with_notice(Notice::Info(hint));
+                    }
                     (
                         Step::AwaitingCode {
                             enrollment: enrollment.id,
                             tries_left,
                             ahead: None,
+                            sent: false,
                         },
-                        Turn::new(question),
+                        turn,
                         vec![Event::Challenged {
                             user: user.clone(),
                             context: context.clone(),
@@ -570,11 +577,13 @@ impl<C: Clock> Dialogue<C> {
                 enrollment,
                 tries_left,
                 ahead,
+                sent,
             } => {
                 let awaited = Awaited {
                     enrollment,
                     tries_left,
                     ahead,
+                    sent,
                 };
                 self.code(id, session, awaited, reply, now)?
             }

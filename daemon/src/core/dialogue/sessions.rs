@@ -26,6 +26,8 @@ pub enum Step {
         enrollment: EnrollmentId,
         tries_left: u32,
         ahead: Option<u64>,
+        /// A code was sent to a contact of the user (by email or SMS) during this login.
+        sent: bool,
     },
     /// A code from the app that is being set up with pending enrollment `enrollment`; with two
     /// codes to confirm, `first_step` is the step of the first one once it was given.
@@ -217,6 +219,7 @@ mod tests {
                 enrollment: EnrollmentId(1),
                 tries_left: 3,
                 ahead: None,
+                sent: false,
             },
             expires,
             context: Context::default(),

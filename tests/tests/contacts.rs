@@ -1,0 +1,461 @@
+//! Contacts and the codes sent to them, through real mfactl processes running as their users,
+//! real logins through libpam, on SQLite and on a real PostgreSQL server. No text message can
+//! be sent from here: the SMS gateway is the command gateway (`[sms] command`) running a
+//! script that keeps each message in an outbox, where the test reads the code as the phone
+//! would show it.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use pam_mfa_tests::{CtlOutput, Env, Store, wait_until};
+
+const ALICE: u32 = 1000;
+const BOB: u32 = 1001;
+const CAROL: u32 = 1002;
+const DAVE: u32 = 1003;
+
+/// A number the gateway refuses, and one it never answers for.
+const REFUSED: &str = "+447700900999";
+const SILENT: &str = "+447700900888";
+
+/// The command gateway: a script that appends "NUMBER MESSAGE" lines to its outbox.
+struct Gateway {
+    dir: PathBuf,
+}
+
+impl Gateway {
+    fn new(name: &str) -> Gateway {
+        let dir =
+            std::env::temp_dir().join(format!("pam-mfa-test-sms-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = format!(
+            "#!/bin/sh\n\
+             case \"$1\" in\n\
+             {REFUSED}) echo \"gateway: number $1 is barred\" >&2; exit 1;;\n\
+             {SILENT}) touch {dir}/silent-started; sleep 30; touch {dir}/silent-ended;;\n\
+             esac\n\
+             printf '%s %s\\n' \"$1\" \"$2\" >> {dir}/outbox\n",
+            dir = dir.display()
+        );
+        let path = dir.join("send-sms");
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Gateway { dir }
+    }
+
+    fn config(&self, more: &str) -> String {
+        format!(
+            "[contacts]\nkinds = [\"phone\"]\ndelivery_timeout = 2\n{more}\n\
+             [sms]\ncommand = [\"{}\", \"{{phone}}\", \"{{message}}\"]\n",
+            self.dir.join("send-sms").display()
+        )
+    }
+
+    fn messages(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("outbox"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The code of the last message to `number`, as the phone shows it.
+    fn last_code_to(&self, number: &str) -> String {
+        let messages = self.messages();
+        let message = (messages.iter().rev())
+            .find_map(|line| line.strip_prefix(&format!("{number} ")))
+            .unwrap_or_else(|| panic!("no message to {number}: {messages:?}"));
+        let code = message
+            .split(": ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or_else(|| panic!("no code in {message:?}"));
+        assert!(code.chars().all(|c| c.is_ascii_digit()), "{message}");
+        code.to_owned()
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn ok(out: CtlOutput) -> String {
+    assert!(out.success, "{}{}", out.stdout, out.stderr);
+    out.stdout
+}
+
+fn refused(out: CtlOutput, says: &str) {
+    assert!(!out.success, "{}", out.stdout);
+    assert!(out.stderr.contains(says), "{}", out.stderr);
+}
+
+/// A code of `digits` digits other than `code`.
+fn other_than(code: &str) -> String {
+    if code == "000000" {
+        "111111".into()
+    } else {
+        "000000".into()
+    }
+}
+
+#[test]
+fn a_phone_counts_once_its_code_is_typed_and_is_only_ever_shown_masked() {
+    for store in Store::both() {
+        eprintln!("store: {}", store.name());
+        let gateway = Gateway::new(&format!("verify-{}", store.name()));
+        let env = store.env("contacts", &gateway.config("")).start();
+
+        // A user adds a phone: a code goes there at once, and nothing counts yet.
+        let added = ok(env.ctl_as(
+            Some(ALICE),
+            &["contact", "add", "--phone", "+44 7700 900123"],
+            "",
+        ));
+        assert!(
+            added
+                .contains("A code was sent to +44 ••• ••• 123: type it with mfactl contact verify"),
+            "{added}"
+        );
+        let code = gateway.last_code_to("+447700900123");
+        assert!(
+            gateway.messages()[0].contains(&format!(": {code} (good for 10 minutes, once).")),
+            "{:?}",
+            gateway.messages()
+        );
+        refused(
+            env.ctl_as(
+                Some(ALICE),
+                &["contact", "add", "--phone", "+447700900123"],
+                "",
+            ),
+            "ask again in",
+        );
+        let listed = ok(env.ctl_as(Some(ALICE), &["contact", "list"], ""));
+        assert!(
+            listed.contains("phone  +44 ••• ••• 123  (not verified: waiting for its code)"),
+            "{listed}"
+        );
+        // Only its code verifies it, once.
+        refused(
+            env.ctl_as(Some(ALICE), &["contact", "verify", &other_than(&code)], ""),
+            "that is not the code sent to +44 ••• ••• 123",
+        );
+        let verified = ok(env.ctl_as(Some(ALICE), &["contact", "verify"], &format!("{code}\n")));
+        assert!(
+            verified.contains("+44 ••• ••• 123 is verified"),
+            "{verified}"
+        );
+        refused(
+            env.ctl_as(Some(ALICE), &["contact", "verify", &code], ""),
+            "has no contact waiting for its code",
+        );
+        let listed = ok(env.ctl_as(Some(ALICE), &["contact", "list", "--json"], ""));
+        let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+        assert_eq!(listed["user"], "alice");
+        assert_eq!(listed["contacts"][0]["masked"], "+44 ••• ••• 123");
+        assert!(listed["contacts"][0]["verified_at"].as_i64().unwrap() > 0);
+
+        // Others' contacts are administrators' business.
+        refused(
+            env.ctl_as(Some(BOB), &["contact", "list", "--user", "alice"], ""),
+            "",
+        );
+        let vouched = ok(env.ctl(
+            &[
+                "contact",
+                "add",
+                "--user",
+                "bob",
+                "--phone",
+                "+447700900456",
+                "--verified",
+            ],
+            "",
+        ));
+        assert!(
+            vouched.contains("bob: +44 ••• ••• 456 added, verified"),
+            "{vouched}"
+        );
+        assert!(
+            !gateway
+                .messages()
+                .iter()
+                .any(|m| m.starts_with("+447700900456"))
+        );
+        let listed = ok(env.ctl(&["contact", "list", "--user", "bob"], ""));
+        assert!(listed.contains("+44 ••• ••• 456  (verified "), "{listed}");
+
+        // What cannot be a phone number, or cannot be sent, adds nothing.
+        refused(
+            env.ctl_as(
+                Some(CAROL),
+                &["contact", "add", "--phone", "07700 900123"],
+                "",
+            ),
+            "international form",
+        );
+        refused(
+            env.ctl_as(
+                Some(CAROL),
+                &["contact", "add", "--email", "carol@example.org"],
+                "",
+            ),
+            "this host takes no email contacts",
+        );
+        refused(
+            env.ctl_as(Some(CAROL), &["contact", "add", "--phone", REFUSED], ""),
+            "no code was sent to +44 ••• ••• 999: it could not be delivered",
+        );
+        assert!(
+            ok(env.ctl_as(Some(CAROL), &["contact", "list"], "")).contains("carol: no contacts")
+        );
+        let log = env.daemon_log();
+        assert!(
+            log.contains("contact code not sent: user=carol to +44 ••• ••• 999: ")
+                && log.contains("exit status 1: gateway: number +447700900999 is barred"),
+            "{log}"
+        );
+        // A failed delivery counts as no send: no wait for the next one.
+        ok(env.ctl_as(
+            Some(CAROL),
+            &["contact", "add", "--phone", "+447700900777"],
+            "",
+        ));
+
+        // With an app in use, a contact (which can stand in for it) needs a code from it.
+        env.enroll("dave");
+        refused(
+            env.ctl_as(
+                Some(DAVE),
+                &["contact", "add", "--phone", "+447700900321"],
+                "",
+            ),
+            "no code given",
+        );
+        refused(
+            env.ctl_as(
+                Some(DAVE),
+                &["contact", "add", "--phone", "+447700900321"],
+                &format!("{}\n", env.wrong_code("dave")),
+            ),
+            "does not match",
+        );
+        assert!(
+            !gateway
+                .messages()
+                .iter()
+                .any(|m| m.starts_with("+447700900321"))
+        );
+        ok(env.ctl_as(
+            Some(DAVE),
+            &["contact", "add", "--phone", "+447700900321"],
+            &format!("{}\n", env.fresh_code("dave")),
+        ));
+        gateway.last_code_to("+447700900321");
+
+        // Removal.
+        let removed = ok(env.ctl_as(
+            Some(ALICE),
+            &["contact", "remove", "--phone", "+44 7700 900123"],
+            "",
+        ));
+        assert!(removed.contains("removed"), "{removed}");
+        assert!(
+            ok(env.ctl_as(Some(ALICE), &["contact", "list"], "")).contains("alice: no contacts")
+        );
+
+        // The audit trail has each step, masked; no full number is in it or in mfad's log.
+        let audit = ok(env.ctl(&["audit", "--user", "alice"], ""));
+        for line in [
+            "contact code sent: user=alice to +44 ••• ••• 123, to verify it by uid 1000",
+            "contact verified: user=alice +44 ••• ••• 123 by uid 1000",
+            "contact removed: user=alice +44 ••• ••• 123 by uid 1000",
+        ] {
+            assert!(audit.contains(line), "{line}\n{audit}");
+        }
+        let everything = ok(env.ctl(&["audit", "--limit", "1000"], ""));
+        for number in ["7700900123", "7700900456", "7700900321", "7700900777"] {
+            assert!(!everything.contains(number), "{everything}");
+            assert!(!env.daemon_log().contains(number), "{}", env.daemon_log());
+        }
+        // The store keeps the numbers sealed.
+        if store.name() == "sqlite" {
+            let file = std::fs::read(env.state_dir().join("mfad.sqlite3")).unwrap();
+            let text = String::from_utf8_lossy(&file);
+            assert!(!text.contains("7700900456"));
+        }
+    }
+}
+
+/// Starts a login of `user` and reads its first question; returns the login and what it
+/// showed.
+fn begin(env: &Env, user: &str) -> (pam_mfa_tests::Driven, Vec<String>) {
+    let mut login = env.login(user).rhost("192.0.2.7").service("sshd").drive();
+    let shown = login.prompt();
+    (login, shown)
+}
+
+fn shown_text(lines: &[String]) -> String {
+    lines.join("\n")
+}
+
+#[test]
+fn a_login_gets_in_once_with_a_code_sent_by_sms_and_wrong_ones_count() {
+    for store in Store::both() {
+        eprintln!("store: {}", store.name());
+        let gateway = Gateway::new(&format!("login-{}", store.name()));
+        let config =
+            gateway.config("at_login = true\n[lockout]\nfailures = 3\n[remember]\nduration = 600");
+        let env = store.env("contact_logins", &config).start();
+        env.enroll("bob");
+        ok(env.ctl(
+            &[
+                "contact",
+                "add",
+                "--user",
+                "bob",
+                "--phone",
+                "+447700900456",
+                "--verified",
+            ],
+            "",
+        ));
+
+        // The code question says what to type; the word sends a code and asks again.
+        let (mut login, shown) = begin(&env, "bob");
+        let text = shown_text(&shown);
+        assert!(
+            text.contains("No app at hand? type sms for a code sent to +44 ••• ••• 456."),
+            "{text}"
+        );
+        assert_eq!(shown.last().unwrap(), "PROMPT_ECHO_OFF Verification code: ");
+        login.reply("sms");
+        let text = shown_text(&login.prompt());
+        assert!(
+            text.contains(
+                "A code was sent to +44 ••• ••• 456. Type it here (it is good for 10 minutes)"
+            ),
+            "{text}"
+        );
+        let code = gateway.last_code_to("+447700900456");
+        // Asking again at once sends nothing.
+        login.reply("sms");
+        let text = shown_text(&login.prompt());
+        assert!(text.contains("A code was sent a moment ago"), "{text}");
+        assert_eq!(gateway.messages().len(), 1);
+        login.reply(&code);
+        login.finish().expect("PAM_SUCCESS");
+
+        // Used once; not remembered (the next login from the same place asks again); the
+        // code still counts as a wrong one, as do others, towards the lockout.
+        let (mut login, shown) = begin(&env, "bob");
+        assert_eq!(shown.last().unwrap(), "PROMPT_ECHO_OFF Verification code: ");
+        login.reply("sms");
+        let text = shown_text(&login.prompt());
+        assert!(text.contains("A code was sent a moment ago"), "{text}");
+        login.reply(&code);
+        let text = shown_text(&login.prompt());
+        assert!(text.contains("Wrong code. Try again."), "{text}");
+        login.reply(&other_than(&code));
+        login.prompt();
+        login.reply(&other_than(&code));
+        login.finish().expect("PAM_MAXTRIES");
+        let (mut login, _) = begin(&env, "bob");
+        login.reply(&other_than(&code));
+        login
+            .finish()
+            .expect("PAM_AUTH_ERR")
+            .shows("Too many wrong codes");
+
+        let audit = ok(env.ctl(&["audit", "--user", "bob"], ""));
+        for line in [
+            "contact code sent: user=bob to +44 ••• ••• 456, for a login service=sshd rhost=192.0.2.7",
+            "login allowed with a code sent to +44 ••• ••• 456: user=bob service=sshd rhost=192.0.2.7",
+            "locked out: user=bob",
+        ] {
+            assert!(audit.contains(line), "{line}\n{audit}");
+        }
+    }
+}
+
+#[test]
+fn a_gateway_that_hangs_tells_its_user_and_holds_up_no_one_else() {
+    let gateway = Gateway::new("hangs");
+    let env = Store::Sqlite
+        .env("contact_hangs", &gateway.config("at_login = true"))
+        .start();
+    env.enroll("alice");
+    env.enroll("carol");
+    ok(env.ctl(
+        &[
+            "contact",
+            "add",
+            "--user",
+            "carol",
+            "--phone",
+            SILENT,
+            "--verified",
+        ],
+        "",
+    ));
+    ok(env.ctl(
+        &[
+            "contact",
+            "add",
+            "--user",
+            "alice",
+            "--phone",
+            REFUSED,
+            "--verified",
+        ],
+        "",
+    ));
+
+    // Carol's code is being sent, and does not come.
+    let (mut carol, _) = begin(&env, "carol");
+    carol.reply("sms");
+    wait_until("the gateway to start carol's message", || {
+        gateway.path("silent-started").exists()
+    });
+    // Meanwhile alice logs in with her app.
+    env.login("alice")
+        .answer(&env.fresh_code("alice"))
+        .run()
+        .expect("PAM_SUCCESS");
+    assert!(
+        !gateway.path("silent-ended").exists(),
+        "carol's delivery ended before alice's login did"
+    );
+    let text = shown_text(&carol.prompt());
+    assert!(
+        text.contains("No code was sent: it could not be delivered. Type a code from your app, or try again later."),
+        "{text}"
+    );
+    // No try was spent: the app's code still gets in.
+    carol.reply(&env.fresh_code("carol"));
+    carol.finish().expect("PAM_SUCCESS");
+    assert!(
+        env.daemon_log()
+            .contains("did not finish within 2 s (contacts.delivery_timeout); it was stopped"),
+        "{}",
+        env.daemon_log()
+    );
+
+    // A gateway that refuses says so in one line, and the login goes on.
+    let (mut alice, _) = begin(&env, "alice");
+    alice.reply("sms");
+    let text = shown_text(&alice.prompt());
+    assert!(
+        text.contains("No code was sent: it could not be delivered."),
+        "{text}"
+    );
+    alice.reply(&env.fresh_code("alice"));
+    alice.finish().expect("PAM_SUCCESS");
+}
