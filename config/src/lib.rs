@@ -143,36 +143,130 @@ impl ContactKind {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Email {
+    pub via: Spanned<EmailVia>,
     /// The sendmail program of the local mail system (Postfix, Exim, OpenSMTPD, msmtp all
     /// have one), run with the message on its standard input.
     #[serde(deserialize_with = "sendmail_path")]
     pub sendmail: PathBuf,
-    /// The sender address of the messages; empty: the mail system's default for root.
+    /// The sender address of the messages; empty: the mail system's default for root
+    /// (sendmail only).
     pub from: String,
+    /// The SMTP server's host name, which its certificate must name.
+    pub server: String,
+    /// Its port; 0: 587 with STARTTLS, 465 with TLS from the start.
+    pub port: u16,
+    pub tls: SmtpTls,
+    /// Authorities (PEM) that sign the server's certificate; unset: the system's.
+    #[serde(deserialize_with = "absolute_file")]
+    pub ca_file: Option<PathBuf>,
+    /// A file (root's, mode 0600) of two lines, the user name and the password to log in
+    /// to the server with; unset: no login.
+    #[serde(deserialize_with = "absolute_file")]
+    pub credentials_file: Option<PathBuf>,
 }
 
 impl Default for Email {
     fn default() -> Self {
         Email {
+            via: Spanned::new(0..0, EmailVia::Sendmail),
             sendmail: PathBuf::from("/usr/sbin/sendmail"),
             from: String::new(),
+            server: String::new(),
+            port: 0,
+            tls: SmtpTls::Starttls,
+            ca_file: None,
+            credentials_file: None,
         }
     }
+}
+
+/// How email leaves mfad.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmailVia {
+    /// The local sendmail program.
+    Sendmail,
+    /// An SMTP server, over TLS.
+    Smtp,
+}
+
+/// TLS to the SMTP server: always, and checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// A plain connection made TLS by STARTTLS before anything else is said (port 587).
+    Starttls,
+    /// TLS from the start (port 465).
+    Tls,
 }
 
 /// How codes go out by SMS.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Sms {
+    pub via: Spanned<SmsVia>,
     /// A program and its arguments, run without a shell for each message; `{phone}`,
     /// `{code}` and `{message}` in an argument are replaced.
     pub command: Spanned<Vec<String>>,
+    /// The HTTPS address of the gateway's API; `{phone}`, `{code}` and `{message}` in it are
+    /// replaced, percent-encoded.
+    pub url: Spanned<String>,
+    /// The HTTP method: POST, PUT or GET.
+    pub method: HttpMethod,
+    /// The request's body; `{phone}`, `{code}` and `{message}` are replaced, escaped for
+    /// `content_type` (JSON strings, or percent-encoded).
+    pub body: String,
+    pub content_type: String,
+    /// A file (root's, mode 0600) of "Name: value" header lines sent with each request (an
+    /// API key, say).
+    #[serde(deserialize_with = "absolute_file")]
+    pub headers_file: Option<PathBuf>,
+    /// Authorities (PEM) that sign the gateway's certificate; unset: the system's.
+    #[serde(deserialize_with = "absolute_file")]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for Sms {
     fn default() -> Self {
         Sms {
+            via: Spanned::new(0..0, SmsVia::Command),
             command: Spanned::new(0..0, Vec::new()),
+            url: Spanned::new(0..0, String::new()),
+            method: HttpMethod::Post,
+            body: String::new(),
+            content_type: "application/x-www-form-urlencoded".into(),
+            headers_file: None,
+            ca_file: None,
+        }
+    }
+}
+
+/// How text messages leave mfad.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsVia {
+    /// A program of the administrator's.
+    Command,
+    /// An HTTPS request to the gateway's API.
+    Http,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum HttpMethod {
+    #[serde(rename = "POST")]
+    Post,
+    #[serde(rename = "PUT")]
+    Put,
+    #[serde(rename = "GET")]
+    Get,
+}
+
+impl HttpMethod {
+    pub fn name(self) -> &'static str {
+        match self {
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Get => "GET",
         }
     }
 }
@@ -968,16 +1062,57 @@ impl Config {
             }
         }
         let command = self.sms.command.get_ref();
-        if let Some(phone) =
-            (contacts.kinds.iter()).find(|kind| *kind.get_ref() == ContactKind::Phone)
-            && command.is_empty()
-        {
-            return Err(at(
-                phone.span(),
-                "contacts.kinds has \"phone\": set sms.command, the program that sends a text \
-                 message"
-                    .into(),
-            ));
+        let url = self.sms.url.get_ref();
+        let phone = (contacts.kinds.iter()).find(|kind| *kind.get_ref() == ContactKind::Phone);
+        match self.sms.via.get_ref() {
+            SmsVia::Command => {
+                if let Some(phone) = phone
+                    && command.is_empty()
+                {
+                    return Err(at(
+                        phone.span(),
+                        "contacts.kinds has \"phone\": set sms.command, the program that sends \
+                         a text message (or sms.via = \"http\" and sms.url)"
+                            .into(),
+                    ));
+                }
+            }
+            SmsVia::Http => {
+                if !url.starts_with("https://") || url.len() <= "https://".len() {
+                    return Err(at(
+                        self.sms.via.span(),
+                        format!(
+                            "sms.via = \"http\" needs sms.url, the gateway's https:// address \
+                             (not {url:?}): codes never travel unencrypted"
+                        ),
+                    ));
+                }
+            }
+        }
+        if *self.email.via.get_ref() == EmailVia::Smtp {
+            let email = &self.email;
+            if email.server.is_empty()
+                || !email
+                    .server
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+            {
+                return Err(at(
+                    email.via.span(),
+                    format!(
+                        "email.via = \"smtp\" needs email.server, the host name of the mail \
+                         server (not {:?})",
+                        email.server
+                    ),
+                ));
+            }
+            if email.from.is_empty() {
+                return Err(at(
+                    email.via.span(),
+                    "email.via = \"smtp\" needs email.from, the sender address of the messages"
+                        .into(),
+                ));
+            }
         }
         if let Some(program) = command.first()
             && !Path::new(program).is_absolute()
@@ -1013,13 +1148,14 @@ impl Config {
                 ));
             }
         }
-        if self
-            .email
-            .from
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace())
+        let from = &self.email.from;
+        if from.chars().any(|c| c.is_control() || c.is_whitespace())
+            || (!from.is_empty() && !from.contains('@'))
         {
-            return Err("email.from must be one address, without spaces or line breaks".into());
+            return Err(format!(
+                "email.from must be one address (name@domain), without spaces or line breaks, \
+                 not {from:?}"
+            ));
         }
         Ok(())
     }

@@ -587,38 +587,123 @@ pub const SECTIONS: &[Section] = &[
         text: &["How codes go out by email, for contacts of kind \"email\"."],
         keys: &[
             key(
+                "via",
+                "\"sendmail\"",
+                "\"sendmail\": the local mail system's sendmail program, which queues the \
+                 message and returns (the mail system then delivers it, or relays it through \
+                 your organisation's mail server: see README). \"smtp\": straight to the SMTP \
+                 server named by server, always over TLS checked against ca_file (or the \
+                 system's authorities); from is then required.",
+            ),
+            key(
                 "sendmail",
                 "\"/usr/sbin/sendmail\"",
-                "The sendmail program of the local mail system (Postfix, Exim, OpenSMTPD and \
-                 msmtp all install one), run as root for each message, with the message on its \
-                 standard input. It hands the message to the mail system's queue and returns, \
-                 so a slow mail server does not hold up the login; see README for a host that \
-                 relays through the organisation's mail server.",
+                "The sendmail program (Postfix, Exim, OpenSMTPD and msmtp all install one), run \
+                 as root for each message with the message on its standard input.",
             ),
             key(
                 "from",
                 "\"\"",
-                "The sender address of the messages (root's by default, as the mail system \
-                 writes it).",
+                "The sender address of the messages. Empty: with sendmail, root's address as \
+                 the mail system writes it.",
+            ),
+            key(
+                "server",
+                "\"\"",
+                "With via = \"smtp\": the host name of the SMTP server, which its certificate \
+                 must name.",
+            ),
+            key(
+                "port",
+                "0",
+                "With via = \"smtp\": the server's port; 0: 587 with tls = \"starttls\", 465 \
+                 with tls = \"tls\".",
+            ),
+            key(
+                "tls",
+                "\"starttls\"",
+                "With via = \"smtp\": \"starttls\" upgrades the connection with STARTTLS before \
+                 anything else is sent (a server that does not offer it gets nothing); \"tls\" \
+                 speaks TLS from the start. There is no unencrypted setting.",
+            ),
+            key(
+                "ca_file",
+                "\"\"",
+                "With via = \"smtp\": the authorities (PEM) that sign the server's certificate. \
+                 Empty: the system's.",
+            ),
+            key(
+                "credentials_file",
+                "\"\"",
+                "With via = \"smtp\": a file of two lines, the user name and the password mfad \
+                 logs in to the server with; owned by root and readable by no one else (mfad \
+                 refuses it otherwise). Empty: no login.",
             ),
         ],
     },
     Section {
         name: "sms",
         text: &[
-            "How codes go out by SMS, for contacts of kind \"phone\": a program of yours that \
-             hands the message to your SMS gateway.",
-        ],
-        keys: &[key(
-            "command",
-            "[]",
-            "The program (an absolute path) and its arguments, run as root without a shell for \
-             each message, with an empty environment but PATH: for example \
-             [\"/usr/local/sbin/send-sms\", \"{phone}\", \"{message}\"]. In each argument \
+            "How codes go out by SMS, for contacts of kind \"phone\": a program of yours, or \
+             an HTTPS request to your SMS gateway's API. In an argument, the url or the body, \
              {phone} becomes the number (+ and digits), {code} the code and {message} the \
-             whole text. Exit status 0 means sent; anything else, or running longer than \
-             contacts.delivery_timeout, means not sent.",
-        )],
+             whole text.",
+        ],
+        keys: &[
+            key(
+                "via",
+                "\"command\"",
+                "\"command\": run command for each message. \"http\": send an HTTPS request \
+                 to url.",
+            ),
+            key(
+                "command",
+                "[]",
+                "The program (an absolute path) and its arguments, run as root without a shell \
+                 for each message, with an empty environment but PATH: for example \
+                 [\"/usr/local/sbin/send-sms\", \"{phone}\", \"{message}\"]. Exit status 0 \
+                 means sent; anything else, or running longer than \
+                 contacts.delivery_timeout, means not sent.",
+            ),
+            key(
+                "url",
+                "\"\"",
+                "The gateway's https:// address, for example \
+                 \"https://sms.example.net/v1/messages\"; placeholders in it are \
+                 percent-encoded. The certificate is checked against ca_file (or the system's \
+                 authorities) and the host name. A 2xx answer means sent.",
+            ),
+            key(
+                "method",
+                "\"POST\"",
+                "The request's method: \"POST\", \"PUT\" or \"GET\".",
+            ),
+            key(
+                "body",
+                "\"\"",
+                "The request's body, for example \
+                 \"{\\\"to\\\": \\\"{phone}\\\", \\\"text\\\": \\\"{message}\\\"}\"; placeholders \
+                 are written as JSON string content when content_type names JSON, else \
+                 percent-encoded.",
+            ),
+            key(
+                "content_type",
+                "\"application/x-www-form-urlencoded\"",
+                "The body's Content-Type.",
+            ),
+            key(
+                "headers_file",
+                "\"\"",
+                "A file of \"Name: value\" lines sent as headers with each request (the \
+                 gateway's API key, say); owned by root and readable by no one else.",
+            ),
+            key(
+                "ca_file",
+                "\"\"",
+                "The authorities (PEM) that sign the gateway's certificate. Empty: the \
+                 system's.",
+            ),
+        ],
     },
 ];
 

@@ -1,10 +1,11 @@
-//! Codes sent to contacts: by email through the local sendmail program, by SMS through a
-//! command of the administrator's. Each delivery is one program run without a shell, with an
-//! empty environment but PATH, in a process group of its own, bounded by
-//! `contacts.delivery_timeout` (past it the group is killed and nothing counts as sent).
-//! A delivery waits only for itself, on the thread of the call that asked for it; at most
-//! [`MAX_AT_ONCE`] run at once, so that no set of users can make mfad start programs without
-//! end.
+//! Codes sent to contacts: by email through the local sendmail program or straight to an
+//! SMTP server (lettre, always over checked TLS), by SMS through a command of the
+//! administrator's or an HTTPS request to a gateway's API. Every delivery is bounded by
+//! `contacts.delivery_timeout`: a program past it is killed with its process group (it runs
+//! without a shell, with an empty environment but PATH), a connection past it is left to its
+//! own socket time-outs; either way nothing counts as sent. A delivery waits only for itself,
+//! on the thread of the call that asked for it; at most [`MAX_AT_ONCE`] run at once, so that
+//! no set of users can make mfad start programs or connections without end.
 
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
@@ -12,7 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use pam_mfa_config::{Config, ContactKind};
+use pam_mfa_config::{Config, ContactKind, Email, EmailVia, HttpMethod, Sms, SmsVia, SmtpTls};
+use zeroize::Zeroizing;
 
 use crate::codes::contact::Address;
 
@@ -41,6 +43,19 @@ impl Message<'_> {
         )
     }
 
+    fn subject(&self) -> String {
+        format!("Your code for {}", self.issuer.replace(['\r', '\n'], " "))
+    }
+
+    /// The email's text.
+    fn email_text(&self) -> String {
+        format!(
+            "{}\n\nIf you did not ask for a code, someone may know your password: tell your \
+             administrator.\n",
+            self.text()
+        )
+    }
+
     /// The email: headers the mail system completes (Date, Message-ID), and the text.
     fn email(&self, to: &str, from: &str) -> String {
         let mut mail = String::new();
@@ -48,12 +63,11 @@ impl Message<'_> {
             mail.push_str(&format!("From: {from}\n"));
         }
         mail.push_str(&format!(
-            "To: {to}\nSubject: Your code for {}\nMIME-Version: 1.0\n\
+            "To: {to}\nSubject: {}\nMIME-Version: 1.0\n\
              Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\
-             Auto-Submitted: auto-generated\n\n{}\n\nIf you did not ask for a code, someone \
-             may know your password: tell your administrator.\n",
-            self.issuer.replace(['\r', '\n'], " "),
-            self.text()
+             Auto-Submitted: auto-generated\n\n{}",
+            self.subject(),
+            self.email_text()
         ));
         mail
     }
@@ -85,6 +99,20 @@ impl Deliveries {
         let _running = Running(&self.running);
         let limit = Duration::from_secs(config.contacts.delivery_timeout.get().into());
         let (argv, input) = match to.kind {
+            ContactKind::Email if *config.email.via.get_ref() == EmailVia::Smtp => {
+                let email = config.email.clone();
+                let (to, text) = (to.text.clone(), message.email_text());
+                let subject = message.subject();
+                return bounded(limit, move || smtp(&email, &to, &subject, &text, limit))
+                    .map_err(|why| why.replace(message.code, "[code]"));
+            }
+            ContactKind::Phone if *config.sms.via.get_ref() == SmsVia::Http => {
+                let sms = config.sms.clone();
+                let (to, text, code) = (to.text.clone(), message.text(), message.code.to_owned());
+                let code = Zeroizing::new(code);
+                return bounded(limit, move || https(&sms, (&to, &code, &text), limit))
+                    .map_err(|why| why.replace(message.code, "[code]"));
+            }
             ContactKind::Email => {
                 let email = &config.email;
                 let mut argv = vec![email.sendmail.display().to_string(), "-i".into()];
@@ -171,6 +199,269 @@ fn run(argv: &[String], input: Option<&str>, limit: Duration) -> Result<(), Stri
     } else {
         format!("{program} ended with {how}: {said}")
     })
+}
+
+/// Runs `work` on a thread of its own and waits for it at most `limit`; past it, the thread is
+/// left to end by its own time-outs.
+fn bounded(
+    limit: Duration,
+    work: impl FnOnce() -> Result<(), String> + Send + 'static,
+) -> Result<(), String> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("delivery".into())
+        .spawn(move || {
+            let _ = sender.send(work());
+        })
+        .map_err(|error| format!("cannot start a delivery: {error}"))?;
+    receiver.recv_timeout(limit).unwrap_or_else(|_| {
+        Err(format!(
+            "no answer within {} s (contacts.delivery_timeout)",
+            limit.as_secs()
+        ))
+    })
+}
+
+/// A file that may hold a password or a key: root's, readable by no one else; `key` names the
+/// setting, for the error.
+fn private_file(path: &std::path::Path, key: &str) -> Result<Zeroizing<String>, String> {
+    use std::os::unix::fs::MetadataExt;
+    let failed = |error: std::io::Error| format!("{key} {}: {error}", path.display());
+    let mut file = std::fs::File::open(path).map_err(failed)?;
+    let meta = file.metadata().map_err(failed)?;
+    if meta.uid() != 0 || meta.mode() & 0o077 != 0 {
+        return Err(format!(
+            "{key} {0} holds a secret, so it must belong to root and be readable by no one \
+             else (chown root {0}; chmod 600 {0})",
+            path.display()
+        ));
+    }
+    let mut text = Zeroizing::new(String::new());
+    file.read_to_string(&mut text).map_err(failed)?;
+    Ok(text)
+}
+
+/// Sends the email straight to the SMTP server `email` names, over TLS checked against its
+/// authorities and host name.
+fn smtp(email: &Email, to: &str, subject: &str, text: &str, limit: Duration) -> Result<(), String> {
+    use lettre::message::header::ContentType;
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
+    use lettre::{SmtpTransport, Transport};
+    let server = &email.server;
+    let mut parameters = TlsParameters::builder(server.clone());
+    if let Some(ca) = &email.ca_file {
+        let pem = std::fs::read(ca)
+            .map_err(|error| format!("email.ca_file {}: {error}", ca.display()))?;
+        let authority = Certificate::from_pem(&pem)
+            .map_err(|error| format!("email.ca_file {}: {error}", ca.display()))?;
+        parameters = parameters
+            .certificate_store(CertificateStore::None)
+            .add_root_certificate(authority);
+    }
+    let parameters = parameters
+        .build()
+        .map_err(|error| format!("TLS to {server}: {error}"))?;
+    let (port, tls) = match email.tls {
+        SmtpTls::Starttls => (587, Tls::Required(parameters)),
+        SmtpTls::Tls => (465, Tls::Wrapper(parameters)),
+    };
+    let port = if email.port == 0 { port } else { email.port };
+    let mut transport = SmtpTransport::builder_dangerous(server.as_str())
+        .port(port)
+        .tls(tls)
+        .timeout(Some(limit));
+    if let Some(file) = &email.credentials_file {
+        let text = private_file(file, "email.credentials_file")?;
+        let mut lines = text.lines();
+        let (Some(user), Some(password)) = (lines.next(), lines.next()) else {
+            return Err(format!(
+                "email.credentials_file {} must hold two lines: the user name, then the \
+                 password",
+                file.display()
+            ));
+        };
+        transport = transport.credentials(Credentials::new(user.into(), password.into()));
+    }
+    let from =
+        (email.from.parse()).map_err(|error| format!("email.from {:?}: {error}", email.from))?;
+    let to = to.parse().map_err(|error| format!("{to}: {error}"))?;
+    let message = lettre::Message::builder()
+        .from(from)
+        .to(to)
+        .subject(subject)
+        .header(ContentType::TEXT_PLAIN)
+        .body(text.to_owned())
+        .map_err(|error| format!("cannot write the message: {error}"))?;
+    transport.build().send(&message).map(drop).map_err(|error| {
+        let mut text = error.to_string();
+        let mut cause = std::error::Error::source(&error);
+        while let Some(inner) = cause {
+            text.push_str(&format!(": {inner}"));
+            cause = inner.source();
+        }
+        format!("the SMTP server {server}:{port}: {text}")
+    })
+}
+
+/// `value` written into a URL or a form: unreserved characters as they are, the others
+/// percent-encoded.
+fn percent_encoded(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// `value` as the content of a JSON string.
+fn json_escaped(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `template` with `{phone}`, `{code}` and `{message}` replaced, each escaped by `escape`.
+fn filled(
+    template: &str,
+    (phone, code, text): (&str, &str, &str),
+    escape: fn(&str) -> String,
+) -> String {
+    template
+        .replace("{phone}", &escape(phone))
+        .replace("{code}", &escape(code))
+        .replace("{message}", &escape(text))
+}
+
+/// The bytes of an answer read to know its status.
+const MAX_ANSWER: usize = 4096;
+
+/// Sends one request to the SMS gateway's API over HTTPS (its certificate checked against
+/// its authorities and host name); a 2xx status means sent.
+fn https(sms: &Sms, values: (&str, &str, &str), limit: Duration) -> Result<(), String> {
+    use openssl::ssl::{SslConnector, SslMethod};
+    use std::net::{TcpStream, ToSocketAddrs};
+    let started = Instant::now();
+    let url = filled(sms.url.get_ref(), values, percent_encoded);
+    let rest = url
+        .strip_prefix("https://")
+        .ok_or_else(|| "sms.url must start with https://".to_owned())?;
+    let (authority, path) = match rest.find('/') {
+        Some(at) => (&rest[..at], &rest[at..]),
+        None => (rest, "/"),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (
+            host,
+            port.parse::<u16>()
+                .map_err(|_| format!("sms.url: {port:?} is not a port"))?,
+        ),
+        None => (authority, 443),
+    };
+    let body = if sms.method == HttpMethod::Get {
+        String::new()
+    } else if sms.content_type.contains("json") {
+        filled(&sms.body, values, json_escaped)
+    } else {
+        filled(&sms.body, values, percent_encoded)
+    };
+    let mut headers = String::new();
+    if let Some(file) = &sms.headers_file {
+        for line in private_file(file, "sms.headers_file")?.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if !line.contains(':') || line.chars().any(|c| c.is_control()) {
+                return Err(format!(
+                    "sms.headers_file {} has a line that is not \"Name: value\"",
+                    file.display()
+                ));
+            }
+            headers.push_str(line);
+            headers.push_str("\r\n");
+        }
+    }
+    let left = || {
+        limit
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(1))
+    };
+    let address = (host, port)
+        .to_socket_addrs()
+        .map_err(|error| format!("sms.url: cannot find {host}: {error}"))?
+        .next()
+        .ok_or_else(|| format!("sms.url: {host} has no address"))?;
+    let stream = TcpStream::connect_timeout(&address, left())
+        .map_err(|error| format!("cannot connect to {host}:{port}: {error}"))?;
+    let failed = |error: std::io::Error| format!("{host}:{port}: {error}");
+    stream.set_read_timeout(Some(left())).map_err(failed)?;
+    stream.set_write_timeout(Some(left())).map_err(failed)?;
+    let mut connector =
+        SslConnector::builder(SslMethod::tls_client()).map_err(|error| format!("TLS: {error}"))?;
+    if let Some(ca) = &sms.ca_file {
+        connector
+            .set_verify_cert_store(authorities(ca)?)
+            .map_err(|error| format!("TLS: {error}"))?;
+    }
+    let mut tls = connector
+        .build()
+        .connect(host, stream)
+        .map_err(|error| format!("TLS to {host}:{port}: {error}"))?;
+    let request = format!(
+        "{} {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: mfad\r\nConnection: close\r\n\
+         Content-Type: {}\r\nContent-Length: {}\r\n{headers}\r\n{body}",
+        sms.method.name(),
+        sms.content_type,
+        body.len()
+    );
+    tls.write_all(request.as_bytes()).map_err(failed)?;
+    let mut answer = Vec::with_capacity(MAX_ANSWER);
+    let mut chunk = [0u8; 1024];
+    while answer.len() < MAX_ANSWER && !answer.windows(2).any(|pair| pair == b"\r\n") {
+        match tls.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(read) => answer.extend_from_slice(&chunk[..read]),
+            Err(error) => return Err(failed(error)),
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer.lines().next().unwrap_or("");
+    let code = status.split(' ').nth(1).unwrap_or("");
+    if code.len() == 3 && code.starts_with('2') {
+        return Ok(());
+    }
+    Err(format!(
+        "the gateway {host}:{port} answered {:?}",
+        status.chars().take(120).collect::<String>()
+    ))
+}
+
+/// Only the authorities in `path` (PEM).
+fn authorities(path: &std::path::Path) -> Result<openssl::x509::store::X509Store, String> {
+    let failed = |error: String| format!("sms.ca_file {}: {error}", path.display());
+    let pem = std::fs::read(path).map_err(|error| failed(error.to_string()))?;
+    let certificates =
+        openssl::x509::X509::stack_from_pem(&pem).map_err(|error| failed(error.to_string()))?;
+    let mut store =
+        openssl::x509::store::X509StoreBuilder::new().map_err(|error| failed(error.to_string()))?;
+    for certificate in certificates {
+        store
+            .add_cert(certificate)
+            .map_err(|error| failed(error.to_string()))?;
+    }
+    Ok(store.build())
 }
 
 /// Stops the program and everything it started.

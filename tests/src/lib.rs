@@ -18,9 +18,11 @@
 
 pub mod container;
 pub mod fake;
+pub mod https;
 pub mod login_proxy;
 pub mod netns;
 pub mod pam;
+pub mod postfix;
 pub mod postgres;
 pub mod pty;
 pub mod radius;

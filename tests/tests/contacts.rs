@@ -459,3 +459,297 @@ fn a_gateway_that_hangs_tells_its_user_and_holds_up_no_one_else() {
     alice.reply(&env.fresh_code("alice"));
     alice.finish().expect("PAM_SUCCESS");
 }
+
+/// The code in a message: the digits after "Your code for ...: ".
+fn code_in(message: &str) -> String {
+    let after = message
+        .split("): ")
+        .nth(1)
+        .or_else(|| {
+            message
+                .split(": ")
+                .find(|part| part.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .unwrap_or_else(|| panic!("no code in {message}"));
+    let code: String = after.chars().take_while(char::is_ascii_digit).collect();
+    assert!(code.len() >= 6, "{message}");
+    code
+}
+
+/// A line of the message's text with the code: "Your code for pam-mfa on HOST: 123456 (…".
+fn code_of_email(message: &str) -> String {
+    let line = message
+        .lines()
+        .find(|line| line.starts_with("Your code for "))
+        .unwrap_or_else(|| panic!("no code line in {message}"));
+    code_in(line.rsplit_once(": ").map_or(line, |(_, rest)| rest))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pam-mfa-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn email_codes_go_through_a_real_postfix_over_starttls_and_through_its_sendmail() {
+    use pam_mfa_tests::postfix::{self, Postfix};
+    assert!(
+        postfix::available(),
+        "Postfix is not installed: run scripts/install-deps.sh"
+    );
+    for store in Store::both() {
+        eprintln!("store: {}", store.name());
+        let mut mta = Postfix::start(&scratch(&format!("postfix-{}", store.name())));
+        let smtp = |ca: &std::path::Path| {
+            format!(
+                "[contacts]\nkinds = [\"email\"]\nat_login = true\n\
+                 [lockout]\nfailures = 3\n\
+                 [email]\nvia = \"smtp\"\nserver = \"localhost\"\nport = {}\ntls = \"starttls\"\n\
+                 ca_file = \"{}\"\nfrom = \"mfa@example.test\"\n",
+                mta.port(),
+                ca.display()
+            )
+        };
+        let env = store.env("contact_email", &smtp(&mta.authority)).start();
+
+        // Validation of a new address, by SMTP with STARTTLS.
+        ok(env.ctl_as(
+            Some(ALICE),
+            &["contact", "add", "--email", "Alice@Example.ORG"],
+            "",
+        ));
+        let message = mta.wait_for_message("Alice@example.org", 0);
+        assert!(message.contains("From: mfa@example.test"), "{message}");
+        assert!(
+            message.contains("Subject: Your code for pam-mfa on "),
+            "{message}"
+        );
+        let code = code_of_email(&message);
+        assert!(
+            mta.log()
+                .contains("TLS connection established from localhost[127.0.0.1]"),
+            "{}",
+            mta.log()
+        );
+        let verified = ok(env.ctl_as(Some(ALICE), &["contact", "verify", &code], ""));
+        assert!(
+            verified.contains("A***@example.org is verified"),
+            "{verified}"
+        );
+
+        // A login with an emailed code: once, and a wrong one counts.
+        env.enroll("alice");
+        let (mut login, shown) = begin(&env, "alice");
+        assert!(
+            shown_text(&shown).contains("type email for a code sent to A***@example.org"),
+            "{shown:?}"
+        );
+        login.reply("email");
+        let text = shown_text(&login.prompt());
+        assert!(
+            text.contains("A code was sent to A***@example.org."),
+            "{text}"
+        );
+        let message = mta.wait_for_message("Alice@example.org", 1);
+        let code = code_of_email(&message);
+        login.reply(&other_than(&code));
+        let text = shown_text(&login.prompt());
+        assert!(text.contains("Wrong code. Try again."), "{text}");
+        login.reply(&code);
+        login.finish().expect("PAM_SUCCESS");
+        let (mut login, _) = begin(&env, "alice");
+        login.reply("email");
+        assert!(shown_text(&login.prompt()).contains("ask for another in"));
+        login.reply(&code);
+        assert!(shown_text(&login.prompt()).contains("Wrong code. Try again."));
+        login.reply(&env.fresh_code("alice"));
+        login.finish().expect("PAM_SUCCESS");
+
+        // A server whose certificate the configured authority did not sign gets nothing.
+        let other = scratch(&format!("other-ca-{}", store.name()));
+        std::fs::create_dir_all(&other).unwrap();
+        let (wrong_authority, _, _) =
+            pam_mfa_tests::postgres::certificates(&other, "DNS:localhost");
+        env.write_config(&smtp(&wrong_authority));
+        ok(env.ctl(&["reload"], ""));
+        let seen = mta.messages().len();
+        refused(
+            env.ctl_as(
+                Some(BOB),
+                &["contact", "add", "--email", "bob@example.org"],
+                "",
+            ),
+            "no code was sent to b***@example.org",
+        );
+        assert_eq!(mta.messages().len(), seen);
+        assert!(
+            env.daemon_log().contains(
+                "contact code not sent: user=bob to b***@example.org: the SMTP server localhost:"
+            ),
+            "{}",
+            env.daemon_log()
+        );
+
+        // Through the mail system's own sendmail.
+        env.write_config(&format!(
+            "[contacts]\nkinds = [\"email\"]\nat_login = true\n\
+             [email]\nsendmail = \"{}\"\nfrom = \"mfa@example.test\"\n",
+            mta.sendmail().display()
+        ));
+        ok(env.ctl(&["reload"], ""));
+        ok(env.ctl_as(
+            Some(BOB),
+            &["contact", "add", "--email", "bob@example.org"],
+            "",
+        ));
+        let message = mta.wait_for_message("bob@example.org", seen);
+        ok(env.ctl_as(
+            Some(BOB),
+            &["contact", "verify", &code_of_email(&message)],
+            "",
+        ));
+        assert!(mta.log().contains("postfix/pickup"), "{}", mta.log());
+
+        // The mail system stopped: the user is told in one line, and logins go on.
+        ok(env.ctl(
+            &[
+                "contact",
+                "add",
+                "--user",
+                "carol",
+                "--email",
+                "carol@example.org",
+                "--verified",
+            ],
+            "",
+        ));
+        env.enroll("carol");
+        env.write_config(&smtp(&mta.authority));
+        ok(env.ctl(&["reload"], ""));
+        mta.stop();
+        let (mut login, _) = begin(&env, "carol");
+        login.reply("email");
+        let text = shown_text(&login.prompt());
+        assert!(
+            text.contains("No code was sent: it could not be delivered. Type a code from your app, or try again later."),
+            "{text}"
+        );
+        login.reply(&env.fresh_code("carol"));
+        login.finish().expect("PAM_SUCCESS");
+        env.login("alice")
+            .answer(&env.fresh_code("alice"))
+            .run()
+            .expect("PAM_SUCCESS");
+        let _ = std::fs::remove_dir_all(&other);
+    }
+}
+
+#[test]
+fn sms_codes_go_to_an_https_gateway_with_its_headers_and_a_checked_certificate() {
+    use pam_mfa_tests::https::Gateway as Api;
+    for store in Store::both() {
+        eprintln!("store: {}", store.name());
+        let dir = scratch(&format!("sms-api-{}", store.name()));
+        let api = Api::start(&dir.join("api"));
+        let headers = dir.join("headers");
+        std::fs::write(
+            &headers,
+            "Authorization: Bearer test-token\nX-Sender: pam-mfa\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&headers, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = format!(
+            "[contacts]\nkinds = [\"phone\"]\nat_login = true\n\
+             [sms]\nvia = \"http\"\nurl = \"https://localhost:{}/v1/messages?to={{phone}}\"\n\
+             content_type = \"application/json\"\n\
+             body = '{{\"to\": \"{{phone}}\", \"text\": \"{{message}}\"}}'\n\
+             headers_file = \"{}\"\nca_file = \"{}\"\n",
+            api.port(),
+            headers.display(),
+            api.authority.display()
+        );
+        let env = store.env("contact_sms_api", &config).start();
+        env.enroll("bob");
+        ok(env.ctl(
+            &[
+                "contact",
+                "add",
+                "--user",
+                "bob",
+                "--phone",
+                "+447700900456",
+                "--verified",
+            ],
+            "",
+        ));
+        let (mut login, _) = begin(&env, "bob");
+        login.reply("sms");
+        let text = shown_text(&login.prompt());
+        assert!(
+            text.contains("A code was sent to +44 ••• ••• 456."),
+            "{text}"
+        );
+        let requests = api.requests();
+        assert_eq!(requests.len(), 1, "{requests:?}");
+        let request = &requests[0];
+        assert_eq!(
+            request.line,
+            "POST /v1/messages?to=%2B447700900456 HTTP/1.1"
+        );
+        for header in [
+            "Authorization: Bearer test-token",
+            "X-Sender: pam-mfa",
+            "Content-Type: application/json",
+        ] {
+            assert!(request.headers.iter().any(|h| h == header), "{request:?}");
+        }
+        let body: serde_json::Value = serde_json::from_str(&request.body).unwrap();
+        assert_eq!(body["to"], "+447700900456");
+        let code = code_in(body["text"].as_str().unwrap());
+        login.reply(&code);
+        login.finish().expect("PAM_SUCCESS");
+
+        // A gateway that answers with an error, or a headers file others may read: nothing
+        // is sent, and the user is told.
+        ok(env.ctl(
+            &[
+                "contact",
+                "add",
+                "--user",
+                "carol",
+                "--phone",
+                "+447700900789",
+                "--verified",
+            ],
+            "",
+        ));
+        env.enroll("carol");
+        api.answer_with(503);
+        let (mut login, _) = begin(&env, "carol");
+        login.reply("sms");
+        assert!(shown_text(&login.prompt()).contains("No code was sent"));
+        login.reply(&env.fresh_code("carol"));
+        login.finish().expect("PAM_SUCCESS");
+        assert!(
+            env.daemon_log().contains("the gateway localhost:") && env.daemon_log().contains("503"),
+            "{}",
+            env.daemon_log()
+        );
+        api.answer_with(200);
+        std::fs::set_permissions(&headers, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (mut login, _) = begin(&env, "carol");
+        login.reply("sms");
+        assert!(shown_text(&login.prompt()).contains("No code was sent"));
+        login.reply(&env.fresh_code("carol"));
+        login.finish().expect("PAM_SUCCESS");
+        assert!(
+            env.daemon_log()
+                .contains("must belong to root and be readable by no one else"),
+            "{}",
+            env.daemon_log()
+        );
+        assert_eq!(api.requests().len(), 2, "the 503 and nothing since");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

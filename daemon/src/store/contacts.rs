@@ -168,9 +168,14 @@ fn read_contacts(tx: &dyn Tx, user: &UserName, keys: &KeySet) -> Result<Vec<Cont
     Ok(contacts)
 }
 
-/// Seconds before the user may be sent another code, if any.
-fn wait(contacts: &[Contact], terms: SendTerms) -> Option<i64> {
-    let last = contacts.iter().filter_map(|c| c.code_sent).max()?;
+/// Seconds before the user may be sent another code for `purpose`, if any: codes to verify
+/// contacts and codes for logins are counted apart (a login right after a contact was verified
+/// gets its code).
+fn wait(contacts: &[Contact], purpose: Purpose, terms: SendTerms) -> Option<i64> {
+    let last = (contacts.iter())
+        .filter(|c| c.verified.is_none() == (purpose == Purpose::Verify))
+        .filter_map(|c| c.code_sent)
+        .max()?;
     let left = last + terms.resend_after - terms.now;
     (left > 0).then_some(left)
 }
@@ -211,8 +216,8 @@ impl Store {
                     (Purpose::Verify, Some(contact)) if contact.verified.is_some() => {
                         Reserved::Known
                     }
-                    _ if wait(&contacts, terms).is_some() => {
-                        Reserved::TooSoon(wait(&contacts, terms).unwrap_or(0))
+                    _ if let Some(seconds) = wait(&contacts, purpose, terms) => {
+                        Reserved::TooSoon(seconds)
                     }
                     (_, Some(contact)) => {
                         let sending = Sending {
@@ -371,7 +376,8 @@ impl Store {
                     };
                     let changed = tx.execute(
                         "UPDATE contacts SET code = NULL, code_sealed_with = NULL,
-                            code_expires = NULL, verified = COALESCE(verified, $2)
+                            code_expires = NULL, verified = COALESCE(verified, $2),
+                            code_sent = CASE WHEN verified IS NULL THEN NULL ELSE code_sent END
                          WHERE id = $1 AND code IS NOT NULL",
                         values![*id, now],
                     )?;
