@@ -32,7 +32,10 @@ packages=(
   iproute2          # ip netns: a fleet test cuts one host off from the database
   freeradius        # an application that sends PAM one password (password and code in one answer)
   freeradius-utils  # radtest, its client
-  openssl           # openssl passwd: the password hash pam_unix checks in that test
+  openssl           # openssl passwd: the password hash pam_unix checks in that test;
+                    # the test authorities of the TLS tests
+  postfix           # a real mail system: emailed codes over STARTTLS and through its sendmail
+                    # (run by the tests with configurations of their own)
 )
 
 missing=()
@@ -44,6 +47,8 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Postfix installed without a configuration of the host's: the tests bring their own.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi

@@ -83,6 +83,10 @@ pub struct Contacts {
     pub at_login_services: Vec<Spanned<Name>>,
     /// Seconds one delivery may take before it counts as failed.
     pub delivery_timeout: DeliveryTimeout,
+    /// The kind of contact a user must verify when enrolling at a login, before the app's QR
+    /// code; unset: none.
+    #[serde(deserialize_with = "optional_contact_kind")]
+    pub at_enrollment: Spanned<Option<ContactKind>>,
 }
 
 impl Default for Contacts {
@@ -96,6 +100,7 @@ impl Default for Contacts {
             at_login: false,
             at_login_services: Vec::new(),
             delivery_timeout: DeliveryTimeout(4),
+            at_enrollment: Spanned::new(0..0, None),
         }
     }
 }
@@ -777,6 +782,22 @@ fn login_socket_path<'de, D: serde::Deserializer<'de>>(
     )
 }
 
+/// "" (none), "email" or "phone", with its place in the file.
+fn optional_contact_kind<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Spanned<Option<ContactKind>>, D::Error> {
+    let text = Spanned::<String>::deserialize(deserializer)?;
+    let kind = match text.get_ref().as_str() {
+        "" => None,
+        name => Some(ContactKind::from_name(name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "contacts.at_enrollment must be \"email\", \"phone\" or \"\", not {name:?}"
+            ))
+        })?),
+    };
+    Ok(Spanned::new(text.span(), kind))
+}
+
 fn sendmail_path<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<PathBuf, D::Error> {
     required_absolute(deserializer, "email.sendmail", "")
 }
@@ -1133,6 +1154,18 @@ impl Config {
                 "contacts.at_login needs contacts.kinds: no user can have a contact to send \
                  codes to"
                     .into(),
+            ));
+        }
+        if let Some(kind) = contacts.at_enrollment.get_ref()
+            && !contacts.allows(*kind)
+        {
+            return Err(at(
+                contacts.at_enrollment.span(),
+                format!(
+                    "contacts.at_enrollment asks for a contact of kind {0}, which \
+                     contacts.kinds does not list: add \"{0}\" there",
+                    kind.name()
+                ),
             ));
         }
         for service in &contacts.at_login_services {

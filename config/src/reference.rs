@@ -571,6 +571,15 @@ pub const SECTIONS: &[Section] = &[
                 "The same as at_login, only for logins through these PAM services (for example \
                  [\"sshd\"]) while at_login is false.",
             ),
+            key(
+                "at_enrollment",
+                "\"\"",
+                "\"email\" or \"phone\": a user who sets up an app at a login first gives an \
+                 email address (or a phone number), gets a code there and types it; only then \
+                 are the QR code and the app's code asked for. A login cut off in between \
+                 resumes there: the code sent stays good for code_lifetime. The kind must be \
+                 in kinds. Empty: no contact is asked for.",
+            ),
             number(
                 "delivery_timeout",
                 "4",

@@ -753,3 +753,135 @@ fn sms_codes_go_to_an_https_gateway_with_its_headers_and_a_checked_certificate()
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn a_first_login_over_ssh_verifies_an_email_address_before_the_app_and_resumes_there() {
+    use pam_mfa_tests::postfix::Postfix;
+    use pam_mfa_tests::sshd::{self, Sshd};
+    use pam_mfa_tests::{away_from_step_end, code_at, current_step};
+    const CODE_ONLY: &str = "auth required @MODULE@\naccount required pam_permit.so\n\
+                             session required pam_permit.so\n";
+    const KBD: &str = "KbdInteractiveAuthentication yes\nPasswordAuthentication no\n\
+                       PubkeyAuthentication no\nAuthenticationMethods keyboard-interactive\n";
+    const KBD_ONLY: &[&str] = &[
+        "-o",
+        "PreferredAuthentications=keyboard-interactive",
+        "-o",
+        "NumberOfPasswordPrompts=1",
+    ];
+    assert!(
+        sshd::available(),
+        "OpenSSH is not installed: run scripts/install-deps.sh"
+    );
+    for store in Store::both() {
+        eprintln!("store: {}", store.name());
+        let mta = Postfix::start(&scratch(&format!("postfix-ssh-{}", store.name())));
+        let config = format!(
+            "[contacts]\nkinds = [\"email\"]\nat_enrollment = \"email\"\n\
+             [email]\nvia = \"smtp\"\nserver = \"localhost\"\nport = {}\n\
+             ca_file = \"{}\"\nfrom = \"mfa@example.test\"\n",
+            mta.port(),
+            mta.authority.display()
+        );
+        let env = store.env("contact_enrollment", &config).start();
+        ok(env.ctl(&["enforce", "--all", "on"], ""));
+        let sshd = Sshd::start(&env, CODE_ONLY, KBD);
+
+        // The address first, then its code, then the app, then the recovery codes.
+        let mut asked = Vec::new();
+        let mut respond = |fresh: &str| {
+            let prompt = fresh.lines().last().unwrap_or("").to_owned();
+            asked.push(prompt.clone());
+            if fresh.ends_with("Email address: ") {
+                assert!(
+                    fresh.contains("First, give an email address that codes can be sent"),
+                    "{fresh}"
+                );
+                return Some("bob@example.org".to_owned());
+            }
+            if fresh.ends_with("Code sent to you: ") {
+                assert!(
+                    fresh.contains("A code was sent to b***@example.org"),
+                    "{fresh}"
+                );
+                return Some(code_of_email(&mta.wait_for_message("bob@example.org", 0)));
+            }
+            if fresh.ends_with("Code shown by the app: ") {
+                assert!(fresh.contains("b***@example.org is verified."), "{fresh}");
+                let secret = fresh
+                    .lines()
+                    .find_map(|line| line.split_once("by hand: "))
+                    .map(|(_, secret)| secret.replace(' ', ""))
+                    .unwrap_or_else(|| panic!("no secret with the prompt:\n{fresh}"));
+                away_from_step_end(3);
+                return Some(code_at(&secret, current_step()));
+            }
+            if fresh.ends_with("Press Enter once you have saved these codes: ") {
+                return Some(String::new());
+            }
+            None
+        };
+        let session = sshd::ssh_with(
+            sshd.port,
+            "bob",
+            "echo remote-$((6*7))",
+            KBD_ONLY,
+            &mut respond,
+        );
+        assert!(session.screen.contains("remote-42"), "{}", session.screen);
+        assert_eq!(
+            asked,
+            [
+                "Email address: ",
+                "Code sent to you: ",
+                "Code shown by the app: ",
+                "Press Enter once you have saved these codes: "
+            ]
+        );
+        let listed = ok(env.ctl(&["contact", "list", "--user", "bob"], ""));
+        assert!(
+            listed.contains("email  b***@example.org  (verified "),
+            "{listed}"
+        );
+
+        // A login cut off after the code was sent resumes at the code.
+        let gave_up = sshd::ssh(sshd.port, "carol", "true", KBD_ONLY, &["carol@example.org"]);
+        assert_ne!(gave_up.status, 0, "{}", gave_up.screen);
+        let message = mta.wait_for_message("carol@example.org", 0);
+        let mut resumed = None;
+        let mut respond = |fresh: &str| {
+            if fresh.ends_with("Code sent to you: ") && resumed.is_none() {
+                resumed = Some(fresh.to_owned());
+                return Some(code_of_email(&message));
+            }
+            if fresh.ends_with("Code shown by the app: ") {
+                let secret = fresh
+                    .lines()
+                    .find_map(|line| line.split_once("by hand: "))
+                    .map(|(_, secret)| secret.replace(' ', ""))
+                    .unwrap();
+                away_from_step_end(3);
+                return Some(code_at(&secret, current_step()));
+            }
+            if fresh.ends_with("Press Enter once you have saved these codes: ") {
+                return Some(String::new());
+            }
+            None
+        };
+        let session = sshd::ssh_with(
+            sshd.port,
+            "carol",
+            "echo in-$((6*7))",
+            KBD_ONLY,
+            &mut respond,
+        );
+        assert!(session.screen.contains("in-42"), "{}", session.screen);
+        let resumed = resumed.expect("the code was asked first");
+        assert!(
+            resumed.contains("A code was sent to c***@example.org")
+                && resumed.contains("at your last login"),
+            "{resumed}"
+        );
+        assert_eq!(mta.messages().len(), 2, "no second code was sent");
+    }
+}

@@ -133,3 +133,49 @@ pub fn contact_hint(words: &[(&str, String)]) -> String {
         .collect();
     format!("No app at hand? {}.", offers.join(", or "))
 }
+
+pub const CONTACT_EMAIL_PROMPT: &str = "Email address: ";
+pub const CONTACT_PHONE_PROMPT: &str = "Mobile number, with + and country code: ";
+pub const CONTACT_CODE_PROMPT: &str = "Code sent to you: ";
+pub const CONTACT_CODE_WRONG: &str = "That is not the code that was sent, or it expired. Try \
+                                      again.";
+pub const CONTACT_CODE_WRONG_LAST: &str = "That is not the code that was sent, or it expired. \
+                                           Log in again to try once more.";
+pub const CONTACT_CODE_NOT_SENT_ENROLLING: &str = "No code could be sent there: check the \
+                                                   address, or try again later.";
+pub const CONTACT_FULL: &str = "This account has as many contacts as it may: ask your \
+                                administrator to remove one.";
+
+/// The first question of an enrollment that sets up a contact first.
+pub fn contact_heading(kind: pam_mfa_config::ContactKind) -> String {
+    let what = match kind {
+        pam_mfa_config::ContactKind::Email => "an email address",
+        pam_mfa_config::ContactKind::Phone => "a mobile phone number",
+    };
+    format!(
+        "Two-factor authentication is required for this\naccount. First, give {what} that \
+         codes can be sent\nto: a code is sent there now, to check it is yours."
+    )
+}
+
+/// After the code to verify a contact was sent.
+pub fn contact_code_to_verify(to: &str, minutes: i64) -> String {
+    format!(
+        "A code was sent to {to} (good for {minutes} minutes): type it, or type\nanother \
+         address to send one there instead."
+    )
+}
+
+/// When a login that enrolls finds the code an earlier one sent.
+pub fn contact_code_resumed(to: &str) -> String {
+    format!(
+        "Two-factor authentication is required for this\naccount. A code was sent to {to}\n\
+         at your last login: type it to go on, or type another\naddress to send one there \
+         instead."
+    )
+}
+
+/// Once the contact is verified, before the app's QR code.
+pub fn contact_verified(to: &str) -> String {
+    format!("{to} is verified. Now set up your authenticator app.")
+}

@@ -467,8 +467,12 @@ impl<C: Clock> Dialogue<C> {
                 if let Err(refusal) = self.sessions().check(&user, caller.uid, limit, now) {
                     return Ok(self.too_many(refusal, user, context));
                 }
-                let (step, turn, events) =
-                    self.start_enrollment(&settings, &user, decision.enrollments.pending, now)?;
+                let (step, turn, events) = match self.contact_first(&settings, &user, now)? {
+                    Some(first) => first,
+                    None => {
+                        self.start_enrollment(&settings, &user, decision.enrollments.pending, now)?
+                    }
+                };
                 (step, turn, events, None, None)
             }
             NextLogin::Code | NextLogin::Remembered => match decision.enrollments.active {
@@ -592,6 +596,11 @@ impl<C: Clock> Dialogue<C> {
                 first_step,
                 tries_left,
             } => self.confirm(id, session, enrollment, first_step, tries_left, reply, now)?,
+            Step::EnrollingContact {
+                kind,
+                sent,
+                tries_left,
+            } => self.enroll_contact(id, session, (kind, sent, tries_left), reply, now)?,
             Step::SavingRecoveryCodes { enrollment } => {
                 // Still the user's app: not reset or replaced while the codes were shown.
                 let active = self.store.enrollments(&session.user)?.active;
@@ -643,11 +652,13 @@ impl<C: Clock> Dialogue<C> {
                         codes: max_tries.saturating_sub(tries_left),
                     },
                 ),
-                Step::Enrolling { .. } => Event::EnrollmentAbandoned {
-                    user: user.clone(),
-                    context,
-                    confirmed: false,
-                },
+                Step::Enrolling { .. } | Step::EnrollingContact { .. } => {
+                    Event::EnrollmentAbandoned {
+                        user: user.clone(),
+                        context,
+                        confirmed: false,
+                    }
+                }
                 Step::SavingRecoveryCodes { .. } => Event::EnrollmentAbandoned {
                     user: user.clone(),
                     context,

@@ -36,6 +36,13 @@ pub enum Step {
         first_step: Option<u64>,
         tries_left: u32,
     },
+    /// Before an enrollment at login, a contact of `kind` is set up: its address is awaited,
+    /// or (`sent`) the code sent there.
+    EnrollingContact {
+        kind: pam_mfa_config::ContactKind,
+        sent: bool,
+        tries_left: u32,
+    },
     /// The recovery codes of (now active) enrollment `enrollment` were shown; the user presses
     /// Enter once they are saved.
     SavingRecoveryCodes { enrollment: EnrollmentId },
