@@ -81,6 +81,8 @@ pub struct Contacts {
     pub at_login: bool,
     /// The same, only for logins through these PAM services (with `at_login` off).
     pub at_login_services: Vec<Spanned<Name>>,
+    /// The same, only for members of these groups (with `at_login` off).
+    pub at_login_groups: Vec<Spanned<Name>>,
     /// Seconds one delivery may take before it counts as failed.
     pub delivery_timeout: DeliveryTimeout,
     /// The kind of contact a user must verify when enrolling at a login, before the app's QR
@@ -99,6 +101,7 @@ impl Default for Contacts {
             max_per_user: MaxContacts(3),
             at_login: false,
             at_login_services: Vec::new(),
+            at_login_groups: Vec::new(),
             delivery_timeout: DeliveryTimeout(4),
             at_enrollment: Spanned::new(0..0, None),
         }
@@ -111,11 +114,18 @@ impl Contacts {
         self.kinds.iter().any(|allowed| *allowed.get_ref() == kind)
     }
 
-    /// Whether a login through `service` may ask for a code by email or SMS.
-    pub fn at_login_through(&self, service: &str) -> bool {
+    /// Whether a login through `service` of a member of the groups `member_of` (of those the
+    /// rules name) may ask for a code by email or SMS.
+    pub fn at_login_for(&self, service: &str, member_of: &[String]) -> bool {
+        let named = |list: &[Spanned<Name>], name: &str| {
+            list.iter().any(|entry| entry.get_ref().as_str() == name)
+        };
         !self.kinds.is_empty()
             && (self.at_login
-                || (self.at_login_services.iter()).any(|name| name.get_ref().as_str() == service))
+                || named(&self.at_login_services, service)
+                || member_of
+                    .iter()
+                    .any(|group| named(&self.at_login_groups, group)))
     }
 }
 
@@ -1144,7 +1154,9 @@ impl Config {
             ));
         }
         if contacts.kinds.is_empty()
-            && (contacts.at_login || !contacts.at_login_services.is_empty())
+            && (contacts.at_login
+                || !contacts.at_login_services.is_empty()
+                || !contacts.at_login_groups.is_empty())
         {
             return Err(at(
                 contacts

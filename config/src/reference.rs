@@ -580,6 +580,12 @@ pub const SECTIONS: &[Section] = &[
                  resumes there: the code sent stays good for code_lifetime. The kind must be \
                  in kinds. Empty: no contact is asked for.",
             ),
+            key(
+                "at_login_groups",
+                "[]",
+                "The same as at_login, only for members of these groups (as the system's group \
+                 database says) while at_login is false.",
+            ),
             number(
                 "delivery_timeout",
                 "4",

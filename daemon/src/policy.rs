@@ -56,8 +56,11 @@ impl Requirement {
 pub fn named_groups(config: &Config) -> Vec<String> {
     let exempt = config.exemptions.groups.iter();
     let required = config.enforcement.groups.iter();
+    // Members of these may have codes sent at a login.
+    let sent = config.contacts.at_login_groups.iter();
     exempt
         .chain(required)
+        .chain(sent)
         .map(|group| group.get_ref().to_string())
         .collect()
 }

@@ -885,3 +885,50 @@ fn a_first_login_over_ssh_verifies_an_email_address_before_the_app_and_resumes_t
         assert_eq!(mta.messages().len(), 2, "no second code was sent");
     }
 }
+
+#[test]
+fn codes_by_sms_at_login_can_be_for_members_of_a_group_only() {
+    let gateway = Gateway::new("group");
+    let env = Store::Sqlite
+        .env(
+            "contact_group",
+            &gateway.config("at_login_groups = [\"field\"]"),
+        )
+        .group("field", 2000, &["bob"])
+        .start();
+    for (user, phone) in [("alice", "+447700900111"), ("bob", "+447700900222")] {
+        env.enroll(user);
+        ok(env.ctl(
+            &[
+                "contact",
+                "add",
+                "--user",
+                user,
+                "--phone",
+                phone,
+                "--verified",
+            ],
+            "",
+        ));
+    }
+    // A member is offered the word, and gets in with the code sent.
+    let (mut login, shown) = begin(&env, "bob");
+    assert!(shown_text(&shown).contains("type sms for a code sent to +44 ••• ••• 222"));
+    login.reply("sms");
+    login.prompt();
+    login.reply(&gateway.last_code_to("+447700900222"));
+    login.finish().expect("PAM_SUCCESS");
+    // Anyone else is not: the word is a wrong code, and nothing is sent.
+    let (mut login, shown) = begin(&env, "alice");
+    assert!(!shown_text(&shown).contains("No app at hand"), "{shown:?}");
+    login.reply("sms");
+    assert!(shown_text(&login.prompt()).contains("Wrong code. Try again."));
+    login.reply(&env.fresh_code("alice"));
+    login.finish().expect("PAM_SUCCESS");
+    assert!(
+        !gateway
+            .messages()
+            .iter()
+            .any(|m| m.starts_with("+447700900111"))
+    );
+}

@@ -90,8 +90,7 @@ impl<C: Clock> Dialogue<C> {
         } = awaited;
         let user = session.user.clone();
         if let Some((word, kind)) = contact_word(reply)
-            && !session.context.joined
-            && (self.settings().config.contacts).at_login_through(&session.context.service)
+            && session.contact_codes
         {
             return self.send_at_login(id, session, awaited, (word, kind));
         }

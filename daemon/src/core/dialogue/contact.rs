@@ -33,18 +33,9 @@ pub enum Sent {
 }
 
 impl<C: Clock> Dialogue<C> {
-    /// What the code question of a login of `user` from `context` says of the words that send
-    /// a code to a verified contact, when `contacts.at_login` lets it and the user has one.
-    pub(super) fn contact_hint(
-        &self,
-        settings: &Settings,
-        user: &UserName,
-        context: &Context,
-    ) -> Result<Option<String>> {
-        let contacts = &settings.config.contacts;
-        if !contacts.at_login_through(&context.service) {
-            return Ok(None);
-        }
+    /// What the code question of a login of `user` (one that may have codes sent to
+    /// contacts) says of the words that send one, when the user has a verified contact.
+    pub(super) fn contact_hint(&self, user: &UserName) -> Result<Option<String>> {
         let mut words: Vec<(&str, String)> = Vec::new();
         for contact in self.store.contacts(user)? {
             let word = match contact.address.kind {

@@ -379,6 +379,9 @@ impl<C: Clock> Dialogue<C> {
             Some(facts) => facts,
             None => self.facts(&settings, &user, &context, caller.uid == 0)?,
         };
+        // Codes sent to contacts, where the configuration allows them for this login.
+        let contact_codes = !context.joined
+            && (settings.config.contacts).at_login_for(&context.service, &member_of);
         let decision = self.decide(
             &settings,
             &user,
@@ -488,9 +491,7 @@ impl<C: Clock> Dialogue<C> {
                         (login.max_tries.get(), Action::AskHidden(prompt))
                     };
                     let mut turn = Turn::new(question);
-                    if !context.joined
-                        && let Some(hint) = self.contact_hint(&settings, &user, &context)?
-                    {
+                    if contact_codes && let Some(hint) = self.contact_hint(&user)? {
                         turn = turn.with_notice(Notice::Info(hint));
                     }
                     (
@@ -535,6 +536,7 @@ impl<C: Clock> Dialogue<C> {
             caller_uid: caller.uid,
             user: user.clone(),
             step,
+            contact_codes,
             expires: now + u64::from(login.session_timeout.get()),
             context: context.clone(),
             challenge,

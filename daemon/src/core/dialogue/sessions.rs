@@ -57,6 +57,9 @@ pub struct Session {
     pub caller_uid: u32,
     pub user: UserName,
     pub step: Step,
+    /// A code may be sent to the user's verified contacts ("email", "sms" at the code
+    /// question): `contacts.at_login` and its lists allow it for this login.
+    pub contact_codes: bool,
     /// Unix time after which the session is gone.
     pub expires: u64,
     pub context: Context,
@@ -228,6 +231,7 @@ mod tests {
                 ahead: None,
                 sent: false,
             },
+            contact_codes: false,
             expires,
             context: Context::default(),
             challenge: None,
