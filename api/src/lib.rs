@@ -73,6 +73,8 @@ pub struct UserStatus {
     pub locked_until: i64,
     /// What the user's next login does.
     pub next_login: NextLogin,
+    /// The user's verified contacts, masked (`a***@example.org`, `+44 ••• ••• 123`).
+    pub contacts: Vec<String>,
 }
 
 /// What `Admin.Reseal` did: every stored secret is sealed with the newest sealing key.
@@ -340,6 +342,10 @@ pub struct Explanation {
     pub token: String,
     /// The groups named by the rules that the user is a member of.
     pub groups: Vec<String>,
+    /// The user's verified contacts, masked.
+    pub contacts: Vec<String>,
+    /// At this login, the user may have a code sent to them ("email", "sms").
+    pub contact_codes: bool,
 }
 
 /// One entry of the audit trail, as `User.Audit` returns it.

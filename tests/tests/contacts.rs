@@ -161,6 +161,8 @@ fn a_phone_counts_once_its_code_is_typed_and_is_only_ever_shown_masked() {
         assert_eq!(listed["user"], "alice");
         assert_eq!(listed["contacts"][0]["masked"], "+44 ••• ••• 123");
         assert!(listed["contacts"][0]["verified_at"].as_i64().unwrap() > 0);
+        let status = ok(env.ctl_as(Some(ALICE), &["status"], ""));
+        assert!(status.contains("contacts:  +44 ••• ••• 123"), "{status}");
 
         // Others' contacts are administrators' business.
         refused(
@@ -328,6 +330,11 @@ fn a_login_gets_in_once_with_a_code_sent_by_sms_and_wrong_ones_count() {
             "",
         ));
 
+        let explained = ok(env.ctl(&["explain", "bob", "--service", "sshd"], ""));
+        assert!(
+            explained.contains("contacts: +44 ••• ••• 456 (codes can be sent there at this login)"),
+            "{explained}"
+        );
         // The code question says what to type; the word sends a code and asks again.
         let (mut login, shown) = begin(&env, "bob");
         let text = shown_text(&shown);

@@ -22,6 +22,10 @@ pub struct Explain {
     /// `totp` (an authenticator app) or `hotp` (a counter-based token); null when not enrolled.
     pub token: Option<String>,
     pub groups: Vec<String>,
+    /// Verified contacts, masked.
+    pub contacts: Vec<String>,
+    /// Codes may be sent to them at this login.
+    pub contact_codes: bool,
 }
 
 impl From<Explanation> for Explain {
@@ -37,6 +41,8 @@ impl From<Explanation> for Explain {
             enrolled: e.enrolled,
             token: e.enrolled.then_some(e.token),
             groups: e.groups,
+            contacts: e.contacts,
+            contact_codes: e.contact_codes,
         }
     }
 }
@@ -110,6 +116,17 @@ impl Report for Explain {
                 self.groups.join(", ")
             ));
         }
+        if !self.contacts.is_empty() {
+            let codes = if self.contact_codes {
+                "codes can be sent there at this login"
+            } else {
+                "no code is sent at this login (contacts.at_login)"
+            };
+            lines.push(format!(
+                "  contacts: {} ({codes})",
+                self.contacts.join(", ")
+            ));
+        }
         lines.join("\n")
     }
 }
@@ -131,6 +148,8 @@ mod tests {
             enrolled: true,
             token: "hotp".into(),
             groups: vec!["wheel".into()],
+            contacts: vec!["+44 ••• ••• 123".into()],
+            contact_codes: true,
         }
     }
 
@@ -143,7 +162,7 @@ mod tests {
              23:31 UTC\n  the login is refused until the lock ends (too many wrong codes; mfactl \
              unlock)\n  required: yes\n  rule:     group wheel\n  why:      the user is a member \
              of wheel, in enforcement.groups\n  enrolled: yes (a counter-based token)\n  groups named \
-             by rules: wheel"
+             by rules: wheel\n  contacts: +44 ••• ••• 123 (codes can be sent there at this login)"
         );
         assert_eq!(
             json(&report),
@@ -158,6 +177,8 @@ mod tests {
                 "enrolled": true,
                 "token": "hotp",
                 "groups": ["wheel"],
+                "contacts": ["+44 ••• ••• 123"],
+                "contact_codes": true,
             })
         );
     }

@@ -27,6 +27,8 @@ pub struct Status {
     pub recovery_codes_left: Option<u32>,
     pub locked_until: Time,
     pub next_login: NextLogin,
+    /// Verified contacts, masked.
+    pub contacts: Vec<String>,
 }
 
 impl From<UserStatus> for Status {
@@ -48,6 +50,7 @@ impl From<UserStatus> for Status {
             recovery_codes_left: enrolled.then_some(status.recovery_codes_left),
             locked_until: Time(status.locked_until),
             next_login: status.next_login,
+            contacts: status.contacts,
         }
     }
 }
@@ -109,6 +112,9 @@ impl Report for Status {
                 "pending:   a new enrollment waits for its first code ({finish})"
             ));
         }
+        if !self.contacts.is_empty() {
+            lines.push(format!("contacts:  {}", self.contacts.join(", ")));
+        }
         lines.push(format!("next login: {}", self.next_login.describe()));
         lines.join("\n")
     }
@@ -137,6 +143,7 @@ pub(crate) mod tests {
             recovery_codes_left: 10,
             locked_until: 0,
             next_login: NextLogin::Code,
+            contacts: vec!["a***@example.org".into()],
         })
     }
 
@@ -158,6 +165,7 @@ pub(crate) mod tests {
             "recovery_codes_left": 10,
             "locked_until": null,
             "next_login": "code",
+            "contacts": ["a***@example.org"],
         })
     }
 
@@ -168,7 +176,8 @@ pub(crate) mod tests {
             report.text(),
             "user:      alice\nenrolled:  yes\n           6 digits, 30 s, SHA1, since \
              2009-02-13 23:31 UTC\nenforced:  yes (enforced for all users)\nlast used: never\n\
-             recovery codes left: 10\nnext login: asks for a code from the authenticator app"
+             recovery codes left: 10\ncontacts:  a***@example.org\nnext login: asks for a code \
+             from the authenticator app"
         );
         assert_eq!(json(&report)["next_login"], "code");
         let json = json(&report);
@@ -196,6 +205,7 @@ pub(crate) mod tests {
             recovery_codes_left: 10,
             locked_until: 0,
             next_login: NextLogin::Enroll,
+            contacts: Vec::new(),
         });
         assert_eq!(json(&status)["algorithm"], serde_json::Value::Null);
         assert_eq!(
@@ -223,6 +233,7 @@ pub(crate) mod tests {
             recovery_codes_left: 0,
             locked_until: 1_234_567_950,
             next_login: NextLogin::Locked,
+            contacts: Vec::new(),
         };
         let report = Status::from(status);
         assert_eq!(
@@ -243,6 +254,7 @@ pub(crate) mod tests {
                 "recovery_codes_left": null,
                 "locked_until": 1_234_567_950,
                 "next_login": "locked",
+                "contacts": [],
             })
         );
         assert_eq!(

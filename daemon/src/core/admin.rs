@@ -153,6 +153,7 @@ impl<C: Clock> Core<C> {
             recovery_codes_left,
             locked_until,
             next_login,
+            contacts: self.verified_contacts(user)?,
         })
     }
 

@@ -8,8 +8,8 @@ use super::{Caller, Core};
 use crate::audit::{Context, Event};
 use crate::clock::Clock;
 use crate::codes::contact::Address;
-use crate::store::UserEnrollment;
 use crate::store::contacts::{ContactRecords, ContactTried, Purpose};
+use crate::store::{StoreError, UserEnrollment};
 use crate::users::UserName;
 
 impl<C: Clock> Core<C> {
@@ -170,6 +170,14 @@ impl<C: Clock> Core<C> {
     ) -> Result<(), Error> {
         let user = self.own_account(caller)?;
         self.remove_contact_of(caller, &user, kind, address)
+    }
+
+    /// The verified contacts of `user`, masked.
+    pub(super) fn verified_contacts(&self, user: &UserName) -> Result<Vec<String>, StoreError> {
+        Ok((self.store.contacts(user)?.into_iter())
+            .filter(|contact| contact.verified.is_some())
+            .map(|contact| contact.address.masked())
+            .collect())
     }
 
     pub(super) fn contacts_of(&self, user: &UserName) -> Result<Vec<ContactInfo>, Error> {

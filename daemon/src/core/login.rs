@@ -106,6 +106,7 @@ impl<C: Clock> Core<C> {
             true,
             facts,
         )?;
+        let contact_codes = (settings.config.contacts).at_login_for(&context.service, &member_of);
         Ok(Explanation {
             user: user.to_string(),
             service: context.service,
@@ -118,7 +119,9 @@ impl<C: Clock> Core<C> {
             token: (decision.enrollments.active.as_ref())
                 .map(|active| active.params.kind.name().to_owned())
                 .unwrap_or_default(),
+            contact_codes,
             groups: member_of,
+            contacts: self.verified_contacts(&user)?,
         })
     }
 }
