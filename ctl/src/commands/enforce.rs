@@ -19,7 +19,7 @@ pub enum Enforce {
         #[serde(skip)]
         on: bool,
         #[serde(flatten)]
-        status: Status,
+        status: Box<Status>,
     },
 }
 
@@ -33,7 +33,7 @@ pub async fn run(bus: Option<&str>, all: bool, words: &[String]) -> Result<Enfor
         }
         Some(user) => {
             admin.set_user_enforcement(user, on).await?;
-            let status = admin.status(user).await?.into();
+            let status = Box::new(admin.status(user).await?.into());
             Ok(Enforce::User { on, status })
         }
     }
@@ -133,7 +133,7 @@ mod tests {
         );
         let report = Enforce::User {
             on: true,
-            status: crate::commands::status::tests::alice(),
+            status: Box::new(crate::commands::status::tests::alice()),
         };
         assert_eq!(
             report.text(),
