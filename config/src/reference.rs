@@ -524,7 +524,8 @@ pub const SECTIONS: &[Section] = &[
              verified contacts can then stand in for the app at a login, where at_login allows \
              it. Every code sent is single use, expires, and a wrong one counts towards the \
              lockout like a wrong code from the app. Logs and the audit trail show contacts \
-             masked (a***@example.org, +44 ••• ••• 123). Off unless kinds names one.",
+             masked (a***@example.org; a phone number by its country code and last three \
+             digits). Off unless kinds names one.",
         ],
         keys: &[
             key(

@@ -6,7 +6,8 @@ use clap::{Parser, Subcommand};
 ///
 /// For users: mfactl enroll sets up an authenticator app for your account (or replaces your
 /// phone), mfactl status shows your settings, mfactl recovery-codes makes new recovery codes,
-/// mfactl disable removes your app when MFA is not required of you.
+/// mfactl disable removes your app when MFA is not required of you, mfactl contact adds an
+/// email address or phone number that codes can be sent to.
 ///
 /// For administrators (root, or members of mfad's admin_group): enforce requires MFA of one
 /// user or everyone (they set up an app at their next login), status USER and users show where
@@ -176,7 +177,8 @@ pub enum Command {
     /// "email" or "sms" at a login's code question to get a code sent there. With an app in
     /// use, adding a contact to your own account asks first for a code from the app (or a
     /// recovery code): a contact can stand in for the app. Contacts are shown masked
-    /// (a***@example.org, +44 ••• ••• 123), as the logs and the audit trail show them.
+    /// (a***@example.org; a phone number by its country code and last three digits), as the
+    /// logs and the audit trail show them.
     ///
     /// With --user USER, administrators act on USER's contacts; add --verified then vouches
     /// for the contact without a code.
@@ -219,7 +221,8 @@ pub enum Command {
     /// login-abandoned, recovery-code-used, locked-out, unlocked, token-resynced,
     /// enrollment-started, enrollment-confirmed, enrollment-abandoned, enrollments-imported,
     /// enrollment-reset, enrollment-disabled, recovery-codes-renewed, enforcement-set,
-    /// config-reloaded, config-refused, policy-changed, secrets-resealed. (Skipped logins,
+    /// config-reloaded, config-refused, policy-changed, secrets-resealed, contact-code-sent,
+    /// contact-code-used, contact-verified, contact-removed. (Skipped logins,
     /// single wrong codes and exemptions by service or network go to syslog only.)
     Audit {
         /// Only entries about this user.
