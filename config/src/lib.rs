@@ -83,6 +83,9 @@ pub struct Contacts {
     pub at_login_services: Vec<Spanned<Name>>,
     /// The same, only for members of these groups (with `at_login` off).
     pub at_login_groups: Vec<Spanned<Name>>,
+    /// A login with a code sent to a contact is remembered as one with a code from the app
+    /// (`[remember]`); off: it never is.
+    pub remember: bool,
     /// Seconds one delivery may take before it counts as failed.
     pub delivery_timeout: DeliveryTimeout,
     /// The kind of contact a user must verify when enrolling at a login, before the app's QR
@@ -102,6 +105,7 @@ impl Default for Contacts {
             at_login: false,
             at_login_services: Vec::new(),
             at_login_groups: Vec::new(),
+            remember: false,
             delivery_timeout: DeliveryTimeout(4),
             at_enrollment: Spanned::new(0..0, None),
         }

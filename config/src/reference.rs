@@ -564,7 +564,7 @@ pub const SECTIONS: &[Section] = &[
                 "false",
                 "At a login's code question, a user with a verified contact may type \"email\" \
                  or \"sms\" to get a code sent there, and type that code instead of the app's. \
-                 Such a login is never remembered (see [remember]).",
+                 Such a login is not remembered unless remember says so.",
             ),
             key(
                 "at_login_services",
@@ -586,6 +586,13 @@ pub const SECTIONS: &[Section] = &[
                 "[]",
                 "The same as at_login, only for members of these groups (as the system's group \
                  database says) while at_login is false.",
+            ),
+            key(
+                "remember",
+                "false",
+                "Whether a login with a code sent to a contact is remembered for later logins \
+                 from the same place, as one with a code from the app is (see [remember]). \
+                 Off: such a login always asks again next time.",
             ),
             number(
                 "delivery_timeout",

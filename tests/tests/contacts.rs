@@ -939,3 +939,40 @@ fn codes_by_sms_at_login_can_be_for_members_of_a_group_only() {
             .any(|m| m.starts_with("+447700900111"))
     );
 }
+
+#[test]
+fn a_login_with_a_code_sent_is_remembered_only_where_configured() {
+    let gateway = Gateway::new("remember");
+    let env = Store::Sqlite
+        .env(
+            "contact_remember",
+            &gateway.config("at_login = true\nremember = true\n[remember]\nduration = 600"),
+        )
+        .start();
+    env.enroll("bob");
+    ok(env.ctl(
+        &[
+            "contact",
+            "add",
+            "--user",
+            "bob",
+            "--phone",
+            "+447700900456",
+            "--verified",
+        ],
+        "",
+    ));
+    let (mut login, _) = begin(&env, "bob");
+    login.reply("sms");
+    login.prompt();
+    login.reply(&gateway.last_code_to("+447700900456"));
+    login.finish().expect("PAM_SUCCESS");
+    // From the same place, through the same service: no question.
+    env.login("bob")
+        .rhost("192.0.2.7")
+        .service("sshd")
+        .run()
+        .expect("PAM_SUCCESS");
+    let audit = ok(env.ctl(&["audit", "--user", "bob"], ""));
+    assert!(audit.contains("remembered from a right code"), "{audit}");
+}

@@ -137,6 +137,7 @@ impl<C: Clock> Core<C> {
             },
             spent: &verified,
             wrong: None,
+            remember: None,
         };
         let now = self.now();
         let rule = self.dialogue.lockout();

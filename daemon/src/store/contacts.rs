@@ -11,7 +11,7 @@ use pam_mfa_config::ContactKind;
 use zeroize::Zeroizing;
 
 use super::sql::{Bound, Tx, values};
-use super::{LockoutRule, Proof, Result, Store, StoreError, UserEnrollment};
+use super::{EnrollmentId, LockoutRule, Origin, Proof, Result, Store, StoreError, UserEnrollment};
 use crate::audit::Event;
 use crate::codes::contact::{Address, same_code};
 use crate::sealing::{ContactBinding, ContactPart, KeySet};
@@ -97,6 +97,9 @@ pub struct ContactRecords<'a> {
     pub spent: &'a dyn Fn(&Address) -> Event,
     /// When nothing was spent, if that is recorded.
     pub wrong: Option<Event>,
+    /// A spent code is remembered for logins from there with the active enrollment, as a
+    /// right code from the app is (`contacts.remember`).
+    pub remember: Option<(Origin<'a>, EnrollmentId)>,
 }
 
 /// A contact's row, as the operations read it.
@@ -386,6 +389,11 @@ impl Store {
                             "DELETE FROM lockout WHERE username = $1",
                             values![user.as_str()],
                         )?;
+                    }
+                    if changed == 1
+                        && let Some((origin, enrollment)) = records.remember
+                    {
+                        super::operations::remember(tx, user, origin, enrollment, now)?;
                     }
                     Ok(changed == 1)
                 };

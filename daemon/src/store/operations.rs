@@ -548,16 +548,29 @@ pub(super) fn spend_counted(
         )?;
     }
     if let Some(origin) = origin {
-        tx.execute(
-            "INSERT INTO remembered (username, service, rhost, enrollment, verified, last_seen)
-             VALUES ($1, $2, $3, $4, $5, $5)
-             ON CONFLICT (username, service, rhost) DO UPDATE SET
-                enrollment = excluded.enrollment, verified = excluded.verified,
-                last_seen = excluded.last_seen",
-            values![user.as_str(), origin.service, origin.rhost, id.0, now],
-        )?;
+        remember(tx, user, origin, id, now)?;
     }
     Ok(true)
+}
+
+/// Remembers a right code given at `now` for logins of `user` from `origin`, with enrollment
+/// `id` (see [`Store::use_remembered`]).
+pub(super) fn remember(
+    tx: &dyn Tx,
+    user: &UserName,
+    origin: Origin<'_>,
+    id: EnrollmentId,
+    now: i64,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO remembered (username, service, rhost, enrollment, verified, last_seen)
+         VALUES ($1, $2, $3, $4, $5, $5)
+         ON CONFLICT (username, service, rhost) DO UPDATE SET
+            enrollment = excluded.enrollment, verified = excluded.verified,
+            last_seen = excluded.last_seen",
+        values![user.as_str(), origin.service, origin.rhost, id.0, now],
+    )?;
+    Ok(())
 }
 
 /// Removes the user's enrollments of one kind (or all) with their recovery codes; removing

@@ -204,6 +204,10 @@ impl<C: Clock> Dialogue<C> {
                     locked: locking,
                     spent: &spent,
                     wrong: denied(Rejection::Wrong),
+                    // Remembered as a code from the app is, only where configured.
+                    remember: origin
+                        .filter(|_| settings.config.contacts.remember)
+                        .map(|origin| (origin, expected)),
                 };
                 let tried = self.store.try_contact_code(
                     &user,

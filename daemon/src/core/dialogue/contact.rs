@@ -182,6 +182,7 @@ impl<C: Clock> Dialogue<C> {
                 },
                 spent: &verified,
                 wrong: None,
+                remember: None,
             };
             let tried = self.store.try_contact_code(
                 &user,
