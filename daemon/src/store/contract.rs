@@ -1269,6 +1269,7 @@ fn contact_codes(store: Arc<Store>) {
         locked: locked_out("uma"),
         spent: &verify_event,
         wrong: None,
+        remember: None,
     };
     let try_code = |purpose, typed: &str, now, records: &super::contacts::ContactRecords<'_>| {
         store
@@ -1321,6 +1322,7 @@ fn contact_codes(store: Arc<Store>) {
         locked: locked_out("uma"),
         spent: &login_event,
         wrong: None,
+        remember: None,
     };
     let Reserved::Ready(sending) = reserve(Purpose::Login, &other, "444444", 300) else {
         panic!("no login code reserved");
