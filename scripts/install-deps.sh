@@ -36,6 +36,9 @@ packages=(
                     # the test authorities of the TLS tests
   postfix           # a real mail system: emailed codes over STARTTLS and through its sendmail
                     # (run by the tests with configurations of their own)
+  sasl2-bin         # saslpasswd2: the login the mail server asks of mfad in a test
+  libsasl2-modules  # Cyrus SASL's PLAIN and LOGIN, for that login
+  libsasl2-modules-db  # its user database
 )
 
 missing=()

@@ -22,6 +22,8 @@ pub struct Postfix {
     child: Child,
     dir: PathBuf,
     port: u16,
+    /// The port that speaks TLS from the start (SMTPS).
+    tls_port: u16,
     /// Postfix's master process (in the namespace).
     master: u32,
     /// The authority that signed the server's certificate (for `email.ca_file`).
@@ -58,6 +60,12 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 impl Postfix {
     /// Starts Postfix with its files in `dir` (made here).
     pub fn start(dir: &Path) -> Postfix {
+        Postfix::start_with_login(dir, None)
+    }
+
+    /// [`Postfix::start`], taking mail only from a client that logs in (SASL PLAIN or LOGIN,
+    /// over TLS) as `login` (user name and password, kept in a Cyrus SASL database).
+    pub fn start_with_login(dir: &Path, login: Option<(&str, &str)>) -> Postfix {
         let _ = fs::remove_dir_all(dir);
         fs::create_dir_all(dir).unwrap();
         let copied = run_bounded(
@@ -83,6 +91,40 @@ impl Postfix {
         fs::create_dir_all(&tls).unwrap();
         let (authority, certificate, key) = crate::postgres::certificates(&tls, "DNS:localhost");
         let port = free_tcp_port();
+        let tls_port = free_tcp_port();
+        let mut logins = String::new();
+        if let Some((user, password)) = login {
+            let database = dir.join("sasldb2");
+            let mut saslpasswd = Command::new("saslpasswd2")
+                .args(["-p", "-c", "-u", "mx.example.test", "-f"])
+                .arg(&database)
+                .arg(user)
+                .stdin(Stdio::piped())
+                .spawn()
+                .expect("run saslpasswd2");
+            use std::io::Write;
+            write!(saslpasswd.stdin.take().unwrap(), "{password}").unwrap();
+            assert!(saslpasswd.wait().unwrap().success(), "saslpasswd2 failed");
+            chown("root:postfix", &database);
+            fs::set_permissions(&database, fs::Permissions::from_mode(0o640)).unwrap();
+            fs::create_dir_all(dir.join("etc/sasl")).unwrap();
+            fs::write(
+                dir.join("etc/sasl/smtpd.conf"),
+                format!(
+                    "pwcheck_method: auxprop\nauxprop_plugin: sasldb\nmech_list: PLAIN LOGIN\n\
+                     sasldb_path: {}\n",
+                    database.display()
+                ),
+            )
+            .unwrap();
+            logins = "smtpd_sasl_auth_enable = yes\n\
+                      smtpd_sasl_type = cyrus\n\
+                      smtpd_sasl_path = smtpd\n\
+                      smtpd_sasl_local_domain = mx.example.test\n\
+                      smtpd_tls_auth_only = yes\n\
+                      smtpd_recipient_restrictions = permit_sasl_authenticated, reject\n"
+                .to_owned();
+        }
         fs::write(
             dir.join("etc/main.cf"),
             format!(
@@ -110,7 +152,7 @@ impl Postfix {
                  smtpd_tls_cert_file = {certificate}\n\
                  smtpd_tls_key_file = {key}\n\
                  smtpd_tls_security_level = encrypt\n\
-                 smtpd_tls_loglevel = 1\n",
+                 smtpd_tls_loglevel = 1\n{logins}",
                 mail = dir.join("mail").display(),
                 certificate = certificate.display(),
                 key = key.display(),
@@ -119,7 +161,11 @@ impl Postfix {
         .unwrap();
         fs::write(
             dir.join("etc/master.cf"),
-            format!("127.0.0.1:{port} inet n - n - - smtpd\n{MASTER}"),
+            format!(
+                "127.0.0.1:{port} inet n - n - - smtpd\n\
+                 127.0.0.1:{tls_port} inet n - n - - smtpd -o smtpd_tls_wrappermode=yes\n\
+                 {MASTER}"
+            ),
         )
         .unwrap();
         let log = fs::File::create(dir.join("maillog")).unwrap();
@@ -149,6 +195,7 @@ impl Postfix {
             child,
             dir: dir.to_owned(),
             port,
+            tls_port,
             master,
             authority,
         };
@@ -169,6 +216,11 @@ impl Postfix {
     /// The SMTP port, on 127.0.0.1 ("localhost", as its certificate names it).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port that speaks TLS from the start, on 127.0.0.1.
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port
     }
 
     /// A program that runs this Postfix's sendmail.

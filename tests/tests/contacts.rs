@@ -573,6 +573,24 @@ fn email_codes_go_through_a_real_postfix_over_starttls_and_through_its_sendmail(
         login.reply(&env.fresh_code("alice"));
         login.finish().expect("PAM_SUCCESS");
 
+        // TLS from the start (SMTPS) as well.
+        env.write_config(&format!(
+            "[contacts]\nkinds = [\"email\"]\n\
+             [email]\nvia = \"smtp\"\nserver = \"localhost\"\nport = {}\ntls = \"tls\"\n\
+             ca_file = \"{}\"\nfrom = \"mfa@example.test\"\n",
+            mta.tls_port(),
+            mta.authority.display()
+        ));
+        ok(env.ctl(&["reload"], ""));
+        ok(env.ctl_as(
+            Some(DAVE),
+            &["contact", "add", "--email", "dave@example.org"],
+            "",
+        ));
+        mta.wait_for_message("dave@example.org", 0);
+        env.write_config(&smtp(&mta.authority));
+        ok(env.ctl(&["reload"], ""));
+
         // A server whose certificate the configured authority did not sign gets nothing.
         let other = scratch(&format!("other-ca-{}", store.name()));
         std::fs::create_dir_all(&other).unwrap();
@@ -975,4 +993,73 @@ fn a_login_with_a_code_sent_is_remembered_only_where_configured() {
         .expect("PAM_SUCCESS");
     let audit = ok(env.ctl(&["audit", "--user", "bob"], ""));
     assert!(audit.contains("remembered from a right code"), "{audit}");
+}
+
+#[test]
+fn the_smtp_login_comes_from_a_root_only_file_and_a_wrong_one_sends_nothing() {
+    use pam_mfa_tests::postfix::Postfix;
+    let mta = Postfix::start_with_login(&scratch("postfix-login"), Some(("web1", "s3cret pass")));
+    let credentials = scratch("smtp-credentials");
+    std::fs::create_dir_all(&credentials).unwrap();
+    let file = credentials.join("credentials");
+    let write = |text: &str, mode: u32| {
+        std::fs::write(&file, text).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    write("web1\ns3cret pass\n", 0o600);
+    let config = format!(
+        "[contacts]\nkinds = [\"email\"]\n\
+         [email]\nvia = \"smtp\"\nserver = \"localhost\"\nport = {}\nca_file = \"{}\"\n\
+         from = \"mfa@example.test\"\ncredentials_file = \"{}\"\n",
+        mta.port(),
+        mta.authority.display(),
+        file.display()
+    );
+    let env = Store::Sqlite.env("contact_smtp_login", &config).start();
+    ok(env.ctl_as(
+        Some(ALICE),
+        &["contact", "add", "--email", "alice@example.org"],
+        "",
+    ));
+    let message = mta.wait_for_message("alice@example.org", 0);
+    ok(env.ctl_as(
+        Some(ALICE),
+        &["contact", "verify", &code_of_email(&message)],
+        "",
+    ));
+    assert!(
+        mta.log().contains("sasl_method=PLAIN") || mta.log().contains("sasl_method=LOGIN"),
+        "{}",
+        mta.log()
+    );
+
+    // A wrong password, or a file others may read: nothing is sent, and mfad says why.
+    write("web1\nwrong\n", 0o600);
+    refused(
+        env.ctl_as(
+            Some(BOB),
+            &["contact", "add", "--email", "bob@example.org"],
+            "",
+        ),
+        "no code was sent to b***@example.org",
+    );
+    assert!(env.daemon_log().contains("535"), "{}", env.daemon_log());
+    write("web1\ns3cret pass\n", 0o644);
+    refused(
+        env.ctl_as(
+            Some(BOB),
+            &["contact", "add", "--email", "bob@example.org"],
+            "",
+        ),
+        "no code was sent to b***@example.org",
+    );
+    assert!(
+        env.daemon_log()
+            .contains("must belong to root and be readable by no one else"),
+        "{}",
+        env.daemon_log()
+    );
+    assert_eq!(mta.messages().len(), 1);
+    assert!(!env.daemon_log().contains("s3cret"), "{}", env.daemon_log());
+    let _ = std::fs::remove_dir_all(&credentials);
 }
