@@ -232,10 +232,7 @@ impl KeySet {
 
     /// Seals `secret` for `binding` with the current key.
     pub fn seal(&self, binding: Binding<'_>, secret: &[u8]) -> Result<Sealed, String> {
-        let id = self.current();
-        let cipher = self.key(id).ok_or("no sealing key")?;
-        let bytes = seal_with(cipher, &binding.associated_data(), secret)?;
-        Ok(Sealed { key: id, bytes })
+        self.seal_bound(&binding.associated_data(), secret)
     }
 
     /// Opens what key `id` sealed for `binding`.
@@ -245,16 +242,8 @@ impl KeySet {
         id: u32,
         sealed: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, String> {
-        let cipher = self
-            .key(id)
-            .ok_or_else(|| format!("sealed with key {id}, which {} does not hold", self.source))?;
-        open_with(cipher, &binding.associated_data(), sealed).ok_or_else(|| {
-            format!(
-                "does not open with key {id} of {} (a wrong key, or a secret moved from \
-                 another enrollment)",
-                self.source
-            )
-        })
+        let moved = "a secret moved from another enrollment";
+        self.open_bound(&binding.associated_data(), (id, sealed), moved)
     }
 
     /// Seals a part of a contact with the current key.
@@ -263,10 +252,7 @@ impl KeySet {
         binding: ContactBinding<'_>,
         value: &[u8],
     ) -> Result<Sealed, String> {
-        let id = self.current();
-        let cipher = self.key(id).ok_or("no sealing key")?;
-        let bytes = seal_with(cipher, &binding.associated_data(), value)?;
-        Ok(Sealed { key: id, bytes })
+        self.seal_bound(&binding.associated_data(), value)
     }
 
     /// Opens a part of a contact that key `id` sealed.
@@ -276,14 +262,33 @@ impl KeySet {
         id: u32,
         sealed: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, String> {
+        let moved = "a value moved from another row";
+        self.open_bound(&binding.associated_data(), (id, sealed), moved)
+            .map_err(|why| format!("a contact of {}: {why}", binding.user))
+    }
+
+    fn seal_bound(&self, associated: &[u8], value: &[u8]) -> Result<Sealed, String> {
+        let id = self.current();
+        let cipher = self.key(id).ok_or("no sealing key")?;
+        let bytes = seal_with(cipher, associated, value)?;
+        Ok(Sealed { key: id, bytes })
+    }
+
+    /// Opens what key `id` sealed with `associated` data; `moved` says what else than a wrong
+    /// key keeps it shut.
+    fn open_bound(
+        &self,
+        associated: &[u8],
+        (id, sealed): (u32, &[u8]),
+        moved: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, String> {
         let cipher = self
             .key(id)
             .ok_or_else(|| format!("sealed with key {id}, which {} does not hold", self.source))?;
-        open_with(cipher, &binding.associated_data(), sealed).ok_or_else(|| {
+        open_with(cipher, associated, sealed).ok_or_else(|| {
             format!(
-                "a contact of {} does not open with key {id} of {} (a wrong key, or a value \
-                 moved from another row)",
-                binding.user, self.source
+                "does not open with key {id} of {} (a wrong key, or {moved})",
+                self.source
             )
         })
     }

@@ -187,6 +187,14 @@ pub fn hotp_at(secret: &str, counter: u64) -> String {
         .to_string()
 }
 
+/// The secret an enrollment showed with its QR code ("Or the secret, typed by hand: ..."),
+/// without its spaces.
+pub fn secret_shown(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|line| line.split_once("by hand: "))
+        .map(|(_, secret)| secret.replace(' ', ""))
+}
+
 /// A code that no time step near now gives for `secret`: wrong whatever the window.
 pub fn wrong_code(secret: &str) -> String {
     let now = current_step();

@@ -445,10 +445,7 @@ fn enrolling_person<'a>(
 ) -> impl FnMut(&str) -> Option<String> + 'a {
     move |fresh: &str| {
         if fresh.ends_with("Code shown by the app: ") {
-            let secret = fresh
-                .lines()
-                .find_map(|line| line.split_once("by hand: "))
-                .map(|(_, secret)| secret.replace(' ', ""))?;
+            let secret = crate::secret_shown(fresh)?;
             let code = fresh_code(&secret);
             *secret_seen = Some(secret);
             return Some(code);

@@ -833,10 +833,7 @@ fn a_first_login_over_ssh_verifies_an_email_address_before_the_app_and_resumes_t
             }
             if fresh.ends_with("Code shown by the app: ") {
                 assert!(fresh.contains("b***@example.org is verified."), "{fresh}");
-                let secret = fresh
-                    .lines()
-                    .find_map(|line| line.split_once("by hand: "))
-                    .map(|(_, secret)| secret.replace(' ', ""))
+                let secret = pam_mfa_tests::secret_shown(fresh)
                     .unwrap_or_else(|| panic!("no secret with the prompt:\n{fresh}"));
                 away_from_step_end(3);
                 return Some(code_at(&secret, current_step()));
@@ -880,11 +877,7 @@ fn a_first_login_over_ssh_verifies_an_email_address_before_the_app_and_resumes_t
                 return Some(code_of_email(&message));
             }
             if fresh.ends_with("Code shown by the app: ") {
-                let secret = fresh
-                    .lines()
-                    .find_map(|line| line.split_once("by hand: "))
-                    .map(|(_, secret)| secret.replace(' ', ""))
-                    .unwrap();
+                let secret = pam_mfa_tests::secret_shown(fresh).unwrap();
                 away_from_step_end(3);
                 return Some(code_at(&secret, current_step()));
             }

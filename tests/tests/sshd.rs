@@ -116,10 +116,7 @@ fn a_first_login_over_ssh_sets_up_the_app_from_the_text_with_the_prompt() {
     let mut respond = |fresh: &str| {
         if fresh.ends_with("Code shown by the app: ") {
             assert!(fresh.contains("otpauth://totp/"), "{fresh}");
-            let secret = fresh
-                .lines()
-                .find_map(|line| line.split_once("by hand: "))
-                .map(|(_, secret)| secret.replace(' ', ""))
+            let secret = pam_mfa_tests::secret_shown(fresh)
                 .unwrap_or_else(|| panic!("no secret with the prompt:\n{fresh}"));
             away_from_step_end(3);
             let step = current_step();
