@@ -22,6 +22,7 @@ packages=(
   libpam-oath
   freeradius                   # an application that sends PAM one password (rlm_pam)
   freeradius-utils             # radtest, its client
+  postfix                      # a mail system: codes sent by email through its sendmail
 )
 # su and login come with every Debian system (util-linux, login).
 

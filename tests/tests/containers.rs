@@ -38,7 +38,7 @@ fn main() -> ExitCode {
             })
         })
         .collect();
-    let own: [(&str, fn()); 9] = [
+    let own: [(&str, fn()); 10] = [
         ("ssh: public key, then the code", public_key_then_code),
         ("ssh: the code only", code_only),
         ("ssh: a locked account is told until when", locked_account),
@@ -63,6 +63,11 @@ fn main() -> ExitCode {
         (
             "package: fleet mode under the hardened unit, with its drop-in",
             package_fleet_mode,
+        ),
+        (
+            "package: codes by email through Postfix's sendmail under the hardened unit, with \
+             its drop-in",
+            package_email_delivery,
         ),
     ];
     trials.extend(own.into_iter().map(|(name, test)| {
@@ -1034,4 +1039,90 @@ fn package_fleet_mode() {
     // Still hardened with the network the database needs.
     let score = exposure(&container);
     println!("systemd-analyze security mfad.service with the fleet drop-in: {score}");
+}
+
+/// The packaged mfad sends a code by email through the local Postfix (its sendmail and
+/// set-group-ID postdrop): not as shipped, whose unit keeps mfad out of the mail queue (the
+/// user is told that no code was sent), and with the example drop-in's sendmail part.
+fn package_email_delivery() {
+    let deb = package();
+    let container = Container::start_systemd("pam-mfa-package-test:dev");
+    container.copy_in(&deb, "/tmp/pam-mfa.deb");
+    container.run("root", &["dpkg", "--install", "/tmp/pam-mfa.deb"]);
+    // Postfix delivers mail for this host to /var/mail/USER.
+    container.run_with_input(
+        "root",
+        "cat > /etc/postfix/main.cf",
+        "myhostname = mail.example.test\nmydestination = localhost, $myhostname\n\
+         inet_interfaces = loopback-only\ninet_protocols = ipv4\nrelayhost =\n\
+         alias_maps =\nalias_database =\ncompatibility_level = 3.6\n",
+    );
+    container.run("root", &["systemctl", "restart", "postfix"]);
+    container.run_with_input(
+        "root",
+        "cat > /etc/pam-mfa/mfad.toml",
+        "[contacts]\nkinds = [\"email\"]\n[email]\nfrom = \"mfa@mail.example.test\"\n",
+    );
+    container.run("root", &["systemctl", "restart", "mfad"]);
+    let add = |container: &Container| {
+        container.exec(
+            "alice",
+            &[
+                "mfactl",
+                "contact",
+                "add",
+                "--email",
+                "alice@mail.example.test",
+            ],
+        )
+    };
+    let refused = add(&container);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("no code was sent to a***@mail.example.test: it could not be delivered"),
+        "{said}"
+    );
+
+    container.run(
+        "root",
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /etc/systemd/system/mfad.service.d && \
+             cp /usr/share/doc/pam-mfa/examples/systemd/mfad-delivery.conf \
+             /etc/systemd/system/mfad.service.d/delivery.conf && \
+             systemctl daemon-reload && systemctl restart mfad",
+        ],
+    );
+    let added = add(&container);
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let mut mailbox = String::new();
+    for _ in 0..100 {
+        mailbox = container.run(
+            "root",
+            &["sh", "-c", "cat /var/mail/alice 2>/dev/null || true"],
+        );
+        if mailbox.contains("Your code for ") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let code: String = mailbox
+        .lines()
+        .find_map(|line| line.strip_prefix("Your code for "))
+        .and_then(|rest| rest.rsplit_once(": "))
+        .map(|(_, rest)| rest.chars().take_while(char::is_ascii_digit).collect())
+        .unwrap_or_else(|| panic!("no code in alice's mailbox:\n{mailbox}"));
+    let verified = container.run("alice", &["mfactl", "contact", "verify", &code]);
+    assert!(
+        verified.contains("a***@mail.example.test is verified"),
+        "{verified}"
+    );
+    let score = exposure(&container);
+    println!("systemd-analyze security mfad.service with the delivery drop-in: {score}");
 }
