@@ -69,7 +69,7 @@ pub struct Contacts {
     /// through `[sms]`).
     pub kinds: Vec<Spanned<ContactKind>>,
     /// Digits of a code sent to a contact.
-    pub code_digits: Digits,
+    pub code_digits: ContactDigits,
     /// Seconds a code sent stays good.
     pub code_lifetime: CodeLifetime,
     /// Seconds before another code may be sent to the same user.
@@ -98,7 +98,7 @@ impl Default for Contacts {
     fn default() -> Self {
         Contacts {
             kinds: Vec::new(),
-            code_digits: Digits(6),
+            code_digits: ContactDigits(6),
             code_lifetime: CodeLifetime(600),
             resend_after: ResendSeconds(60),
             max_per_user: MaxContacts(3),
@@ -902,6 +902,10 @@ bounded!(RememberSeconds, 0, 2_592_000, "remember (seconds)");
 bounded!(RememberLimit, 60, 7_776_000, "remember.limit (seconds)");
 bounded!(StoreTimeout, 1, 60, "store.timeout (seconds)");
 bounded!(CodeLifetime, 60, 3600, "contacts.code_lifetime (seconds)");
+bounded!(
+    /// Digits of a code sent to a contact: 8 would look like a recovery code imported from
+    /// google-authenticator (its scratch codes), which a login tells apart by its length.
+    ContactDigits, 6, 7, "contacts.code_digits");
 bounded!(ResendSeconds, 10, 3600, "contacts.resend_after (seconds)");
 bounded!(MaxContacts, 1, 10, "contacts.max_per_user");
 bounded!(

@@ -7,10 +7,10 @@
 //! constants).
 
 use crate::{
-    CodeLifetime, ConfirmCodes, DeliveryTimeout, Digits, LockoutFailures, LockoutSeconds,
-    LookAhead, LookupTimeout, MaxContacts, MaxSessions, MaxTries, PRECEDENCE, Period,
-    RecoveryCodes, RememberLimit, RememberSeconds, ResendSeconds, ResumeMinutes, ResyncWindow,
-    RetentionDays, SessionTimeout, StoreTimeout, Window,
+    CodeLifetime, ConfirmCodes, ContactDigits, DeliveryTimeout, Digits, LockoutFailures,
+    LockoutSeconds, LookAhead, LookupTimeout, MaxContacts, MaxSessions, MaxTries, PRECEDENCE,
+    Period, RecoveryCodes, RememberLimit, RememberSeconds, ResendSeconds, ResumeMinutes,
+    ResyncWindow, RetentionDays, SessionTimeout, StoreTimeout, Window,
 };
 
 /// A table of mfad.toml (`""`: the keys before the first table).
@@ -537,8 +537,9 @@ pub const SECTIONS: &[Section] = &[
             number(
                 "code_digits",
                 "6",
-                range!(Digits, "digits"),
-                "Digits of a code sent to a contact.",
+                range!(ContactDigits, "digits"),
+                "Digits of a code sent to a contact (not 8: recovery codes imported from \
+                 google-authenticator have 8).",
             ),
             number(
                 "code_lifetime",
@@ -550,8 +551,10 @@ pub const SECTIONS: &[Section] = &[
                 "resend_after",
                 "60",
                 range!(ResendSeconds, "seconds"),
-                "Seconds after a code was sent before another may be sent to the same user, \
-                 whatever the contact: nobody can make mfad send messages without end.",
+                "Seconds after a code was sent (or a send was tried, delivered or not) before \
+                 another may be sent to the same user, whatever the contact, and removing a \
+                 contact does not end the wait: nobody can make mfad send messages without \
+                 end. Codes to verify contacts and codes for logins wait apart.",
             ),
             number(
                 "max_per_user",

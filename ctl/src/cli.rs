@@ -357,11 +357,13 @@ pub enum ContactAction {
         #[arg(long, value_name = "USER")]
         user: Option<String>,
     },
-    /// Remove a contact.
+    /// Remove a contact, named by its whole address or as mfactl contact list shows it.
     #[command(group(clap::ArgGroup::new("address").args(["email", "phone"]).required(true)))]
     Remove {
+        /// The email address, or its masked form (a***@example.org).
         #[arg(long, value_name = "ADDRESS")]
         email: Option<String>,
+        /// The phone number, or its masked form as the list shows it.
         #[arg(long, value_name = "+NUMBER")]
         phone: Option<String>,
         /// The user whose contact it is (administrators); without it, yourself.

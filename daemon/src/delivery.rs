@@ -10,6 +10,7 @@
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -21,7 +22,7 @@ use crate::codes::contact::Address;
 /// Deliveries running at once; another one fails at once.
 pub const MAX_AT_ONCE: usize = 8;
 
-/// What a program's diagnostics may add to mfad's log.
+/// Characters of why a delivery failed that mfad's log gets.
 const MAX_DIAGNOSTICS: usize = 400;
 
 /// The PATH a delivery program runs with.
@@ -76,13 +77,14 @@ impl Message<'_> {
 /// The deliveries under way.
 #[derive(Default)]
 pub struct Deliveries {
-    running: AtomicUsize,
+    running: Arc<AtomicUsize>,
 }
 
-/// Counts a delivery while it runs.
-struct Running<'a>(&'a AtomicUsize);
+/// Counts a delivery while it runs: held by the thread that does it, so that one its caller
+/// stopped waiting for still counts until it ends.
+struct Running(Arc<AtomicUsize>);
 
-impl Drop for Running<'_> {
+impl Drop for Running {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
@@ -96,22 +98,29 @@ impl Deliveries {
             self.running.fetch_sub(1, Ordering::SeqCst);
             return Err(format!("{MAX_AT_ONCE} deliveries were under way already"));
         }
-        let _running = Running(&self.running);
+        let running = Running(self.running.clone());
+        let address = to;
         let limit = Duration::from_secs(config.contacts.delivery_timeout.get().into());
         let (argv, input) = match to.kind {
             ContactKind::Email if *config.email.via.get_ref() == EmailVia::Smtp => {
                 let email = config.email.clone();
                 let (to, text) = (to.text.clone(), message.email_text());
                 let subject = message.subject();
-                return bounded(limit, move || smtp(&email, &to, &subject, &text, limit))
-                    .map_err(|why| why.replace(message.code, "[code]"));
+                return bounded(limit, move || {
+                    let _running = running;
+                    smtp(&email, &to, &subject, &text, limit)
+                })
+                .map_err(|why| redacted(&why, message.code, address));
             }
             ContactKind::Phone if *config.sms.via.get_ref() == SmsVia::Http => {
                 let sms = config.sms.clone();
                 let (to, text, code) = (to.text.clone(), message.text(), message.code.to_owned());
                 let code = Zeroizing::new(code);
-                return bounded(limit, move || https(&sms, (&to, &code, &text), limit))
-                    .map_err(|why| why.replace(message.code, "[code]"));
+                return bounded(limit, move || {
+                    let _running = running;
+                    https(&sms, (&to, &code, &text), limit)
+                })
+                .map_err(|why| redacted(&why, message.code, address));
             }
             ContactKind::Email => {
                 let email = &config.email;
@@ -134,7 +143,9 @@ impl Deliveries {
                 (argv, None)
             }
         };
-        run(&argv, input.as_deref(), limit).map_err(|why| why.replace(message.code, "[code]"))
+        let sent = run(&argv, input.as_deref(), limit);
+        drop(running);
+        sent.map_err(|why| redacted(&why, message.code, to))
     }
 }
 
@@ -199,6 +210,20 @@ fn run(argv: &[String], input: Option<&str>, limit: Duration) -> Result<(), Stri
     } else {
         format!("{program} ended with {how}: {said}")
     })
+}
+
+/// `why` a delivery failed, for mfad's log: without the code, the address masked, on one line
+/// of at most [`MAX_DIAGNOSTICS`] characters.
+fn redacted(why: &str, code: &str, to: &Address) -> String {
+    let mut text = why.replace(code, "[code]");
+    for form in [to.text.clone(), to.text.to_lowercase()] {
+        text = text.replace(&form, &to.masked());
+    }
+    let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match text.char_indices().nth(MAX_DIAGNOSTICS) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text,
+    }
 }
 
 /// Runs `work` on a thread of its own and waits for it at most `limit`; past it, the thread is
@@ -430,6 +455,15 @@ fn https(sms: &Sms, values: (&str, &str, &str), limit: Duration) -> Result<(), S
     let mut answer = Vec::with_capacity(MAX_ANSWER);
     let mut chunk = [0u8; 1024];
     while answer.len() < MAX_ANSWER && !answer.windows(2).any(|pair| pair == b"\r\n") {
+        if started.elapsed() >= limit {
+            return Err(format!(
+                "{host}:{port} did not answer within {} s",
+                limit.as_secs()
+            ));
+        }
+        tls.get_ref()
+            .set_read_timeout(Some(left()))
+            .map_err(failed)?;
         match tls.read(&mut chunk) {
             Ok(0) => break,
             Ok(read) => answer.extend_from_slice(&chunk[..read]),
@@ -486,7 +520,8 @@ fn diagnostics(child: &mut Child) -> String {
     if fcntl(&stderr, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).is_err() {
         return String::new();
     }
-    let mut bytes = vec![0u8; MAX_DIAGNOSTICS];
+    // Whole lines (the caller takes out the code and the address, then shortens them).
+    let mut bytes = vec![0u8; 4096];
     let read = stderr.read(&mut bytes).unwrap_or(0);
     let text = String::from_utf8_lossy(&bytes[..read]);
     text.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -559,16 +594,17 @@ mod tests {
     fn a_failed_or_slow_command_sends_nothing_and_says_why_without_the_code() {
         let dir = crate::store::sqlite::tests::temp_dir("delivery");
         std::fs::create_dir_all(&dir).unwrap();
-        let program = script(&dir, "echo \"gateway refused code $2\" >&2; exit 3");
+        let program = script(&dir, "echo \"gateway refused code $2 for $1\" >&2; exit 3");
         let config = configured(vec![program, "{phone}".into(), "{code}".into()], 4);
         let error = Deliveries::default()
             .send(&config, &phone(), &MESSAGE)
             .unwrap_err();
         assert!(
-            error.contains("exit status 3: gateway refused code [code]"),
+            error.contains("exit status 3: gateway refused code [code] for +44 ••• ••• 123"),
             "{error}"
         );
         assert!(!error.contains("493817"), "{error}");
+        assert!(!error.contains("7700900123"), "{error}");
 
         let program = script(&dir, "sleep 30 & sleep 30");
         let config = configured(vec![program], 1);

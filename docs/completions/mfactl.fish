@@ -74,7 +74,7 @@ complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and not __fish_se
 complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and not __fish_seen_subcommand_from add verify list remove help" -f -a "add" -d 'Add a contact and send a code there (type it with mfactl contact verify)'
 complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and not __fish_seen_subcommand_from add verify list remove help" -f -a "verify" -d 'Type the code sent to the contact you added; asked on stderr without CODE'
 complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and not __fish_seen_subcommand_from add verify list remove help" -f -a "list" -d 'List the contacts, masked, and whether each is verified'
-complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and not __fish_seen_subcommand_from add verify list remove help" -f -a "remove" -d 'Remove a contact'
+complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and not __fish_seen_subcommand_from add verify list remove help" -f -a "remove" -d 'Remove a contact, named by its whole address or as mfactl contact list shows it'
 complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and not __fish_seen_subcommand_from add verify list remove help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and __fish_seen_subcommand_from add" -l email -d 'An email address' -r
 complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and __fish_seen_subcommand_from add" -l phone -d 'A phone number in international form (+44 7700 900123)' -r
@@ -90,8 +90,8 @@ complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and __fish_seen_s
 complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and __fish_seen_subcommand_from list" -l bus -d 'D-Bus address of the bus mfad is on, instead of the system bus' -r
 complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and __fish_seen_subcommand_from list" -l json -d 'Print exactly one JSON document on stdout instead of text, errors included'
 complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and __fish_seen_subcommand_from remove" -l email -r
-complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and __fish_seen_subcommand_from remove" -l phone -r
+complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and __fish_seen_subcommand_from remove" -l email -d 'The email address, or its masked form (a***@example.org)' -r
+complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and __fish_seen_subcommand_from remove" -l phone -d 'The phone number, or its masked form as the list shows it' -r
 complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and __fish_seen_subcommand_from remove" -l user -d 'The user whose contact it is (administrators); without it, yourself' -r
 complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and __fish_seen_subcommand_from remove" -l bus -d 'D-Bus address of the bus mfad is on, instead of the system bus' -r
 complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and __fish_seen_subcommand_from remove" -l json -d 'Print exactly one JSON document on stdout instead of text, errors included'
@@ -99,7 +99,7 @@ complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and __fish_seen_s
 complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and __fish_seen_subcommand_from help" -f -a "add" -d 'Add a contact and send a code there (type it with mfactl contact verify)'
 complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Type the code sent to the contact you added; asked on stderr without CODE'
 complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the contacts, masked, and whether each is verified'
-complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and __fish_seen_subcommand_from help" -f -a "remove" -d 'Remove a contact'
+complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and __fish_seen_subcommand_from help" -f -a "remove" -d 'Remove a contact, named by its whole address or as mfactl contact list shows it'
 complete -c mfactl -n "__fish_mfactl_using_subcommand contact; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c mfactl -n "__fish_mfactl_using_subcommand status" -l bus -d 'D-Bus address of the bus mfad is on, instead of the system bus' -r
 complete -c mfactl -n "__fish_mfactl_using_subcommand status" -l json -d 'Print exactly one JSON document on stdout instead of text, errors included'
@@ -162,4 +162,4 @@ complete -c mfactl -n "__fish_mfactl_using_subcommand help; and not __fish_seen_
 complete -c mfactl -n "__fish_mfactl_using_subcommand help; and __fish_seen_subcommand_from contact" -f -a "add" -d 'Add a contact and send a code there (type it with mfactl contact verify)'
 complete -c mfactl -n "__fish_mfactl_using_subcommand help; and __fish_seen_subcommand_from contact" -f -a "verify" -d 'Type the code sent to the contact you added; asked on stderr without CODE'
 complete -c mfactl -n "__fish_mfactl_using_subcommand help; and __fish_seen_subcommand_from contact" -f -a "list" -d 'List the contacts, masked, and whether each is verified'
-complete -c mfactl -n "__fish_mfactl_using_subcommand help; and __fish_seen_subcommand_from contact" -f -a "remove" -d 'Remove a contact'
+complete -c mfactl -n "__fish_mfactl_using_subcommand help; and __fish_seen_subcommand_from contact" -f -a "remove" -d 'Remove a contact, named by its whole address or as mfactl contact list shows it'

@@ -33,7 +33,7 @@ impl<C: Clock> Core<C> {
     fn not_sent(sent: Sent, address: &Address, user: &UserName) -> Error {
         match sent {
             Sent::TooSoon(seconds) => Error::TooManyRequests(format!(
-                "a code was sent to {user} lately: ask again in {seconds} s"
+                "a code was sent (or tried) for {user} lately: ask again in {seconds} s"
             )),
             Sent::Known => Error::InvalidArgument(format!(
                 "{} is a verified contact of {user} already",
@@ -66,30 +66,43 @@ impl<C: Clock> Core<C> {
     ) -> Result<String, Error> {
         let user = self.own_account(caller)?;
         let address = self.contact_address(kind, address)?;
-        let active = self.store.enrollments(&user)?.active;
-        let proof = match &active {
-            Some(_) if proof.is_empty() => {
+        // What would refuse the send is said before the proof is asked for and spent.
+        let contacts = self.store.contacts(&user)?;
+        if contacts
+            .iter()
+            .any(|c| c.address == address && c.verified.is_some())
+        {
+            return Err(Self::not_sent(Sent::Known, &address, &user));
+        }
+        let max = self.config().config.contacts.max_per_user.get() as usize;
+        if contacts.iter().filter(|c| c.verified.is_some()).count() >= max {
+            return Err(Self::not_sent(Sent::Full, &address, &user));
+        }
+        // The proof is spent before anything is sent: no contact waits for its code unless a
+        // right code from the app (or a recovery code) went with it.
+        if let Some(active) = self.store.enrollments(&user)?.active {
+            if proof.is_empty() {
                 return Err(Error::WrongCode(
                     "a contact can stand in for your app at a login: give a current code from \
                      the app, or a recovery code"
                         .into(),
                 ));
             }
-            Some(active) => {
-                self.check_throttle(&user, false)?;
-                match self.proof(&user, active, proof, true) {
-                    Ok(proof) => Some((active.id, proof)),
-                    Err(error) => {
-                        self.check_throttle(&user, true)?;
-                        return Err(error);
-                    }
+            self.check_throttle(&user, false)?;
+            let proof = match self.proof(&user, &active, proof, true) {
+                Ok(proof) => proof,
+                Err(error) => {
+                    self.check_throttle(&user, true)?;
+                    return Err(error);
                 }
-            }
-            None => None,
-        };
-        let sent = self
-            .dialogue
-            .send_code(&user, Purpose::Verify, &address, None)?;
+            };
+            let active = UserEnrollment {
+                user: &user,
+                id: active.id,
+            };
+            Self::spent(self.store.spend_proof(active, proof, self.now())?)?;
+        }
+        let sent = (self.dialogue).send_code(&user, Purpose::Verify, &address, None, caller.uid)?;
         let Sent::To(to) = sent else {
             return Err(Self::not_sent(sent, &address, &user));
         };
@@ -99,13 +112,7 @@ impl<C: Clock> Core<C> {
             login: None,
         }
         .by(caller.uid);
-        match proof {
-            Some((id, proof)) => {
-                let active = UserEnrollment { user: &user, id };
-                Self::spent(self.store.spend_proof(active, proof, self.now(), &event)?)?;
-            }
-            None => self.store.record(self.now(), &event)?,
-        }
+        self.store.record(self.now(), &event)?;
         self.emit(caller, &[event]);
         Ok(to.masked())
     }
@@ -204,7 +211,30 @@ impl<C: Clock> Core<C> {
                 "{kind:?} is no kind of contact: say email or phone"
             ))
         })?;
-        let address = Address::parse(kind, address).map_err(Error::InvalidArgument)?;
+        // The whole address, or its masked form as listings show it (an administrator sees
+        // only that).
+        let typed = Address::parse(kind, address).ok();
+        let contacts = self.store.contacts(user)?;
+        let found: Vec<&Address> = (contacts.iter())
+            .map(|contact| &contact.address)
+            .filter(|known| known.kind == kind)
+            .filter(|known| typed.as_ref() == Some(*known) || known.masked() == address.trim())
+            .collect();
+        let address = match found.as_slice() {
+            [one] => (*one).clone(),
+            [] => {
+                return Err(Error::InvalidArgument(format!(
+                    "{} is not a contact of {user} (see mfactl contact list)",
+                    typed.map_or_else(|| address.trim().to_owned(), |typed| typed.masked())
+                )));
+            }
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "several contacts of {user} are shown as {}: give the whole address",
+                    address.trim()
+                )));
+            }
+        };
         let event = Event::ContactRemoved {
             user: user.clone(),
             to: address.masked(),
@@ -258,9 +288,7 @@ impl<C: Clock> Core<C> {
                 None => Err(Self::not_sent(Sent::Full, &address, &user)),
             };
         }
-        let sent = self
-            .dialogue
-            .send_code(&user, Purpose::Verify, &address, None)?;
+        let sent = (self.dialogue).send_code(&user, Purpose::Verify, &address, None, caller.uid)?;
         let Sent::To(to) = sent else {
             return Err(Self::not_sent(sent, &address, &user));
         };

@@ -106,7 +106,10 @@ pub fn contact_code_sent(to: &str, minutes: i64) -> String {
 
 /// When a code was sent too lately for another.
 pub fn contact_code_too_soon(seconds: i64) -> String {
-    format!("A code was sent a moment ago: type that one, or ask for another in {seconds} s.")
+    format!(
+        "A code was sent (or tried) a moment ago: type the last one you got, if you have not \
+         used it, or ask for another in {seconds} s."
+    )
 }
 
 pub const CONTACT_CODE_NOT_SENT: &str = "No code was sent: it could not be delivered. Type a \

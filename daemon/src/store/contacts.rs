@@ -171,16 +171,44 @@ fn read_contacts(tx: &dyn Tx, user: &UserName, keys: &KeySet) -> Result<Vec<Cont
     Ok(contacts)
 }
 
-/// Seconds before the user may be sent another code for `purpose`, if any: codes to verify
+/// Seconds before `user` may be sent another code for `purpose`, if any: codes to verify
 /// contacts and codes for logins are counted apart (a login right after a contact was verified
-/// gets its code).
-fn wait(contacts: &[Contact], purpose: Purpose, terms: SendTerms) -> Option<i64> {
-    let last = (contacts.iter())
-        .filter(|c| c.verified.is_none() == (purpose == Purpose::Verify))
-        .filter_map(|c| c.code_sent)
-        .max()?;
+/// gets its code). Every send tried counts, delivered or not, and removing a contact does not
+/// lift the wait: nobody can make mfad send without end.
+fn wait(tx: &dyn Tx, user: &UserName, purpose: Purpose, terms: SendTerms) -> Result<Option<i64>> {
+    let row = tx.query_opt(
+        &format!(
+            "SELECT {} FROM contact_sends WHERE username = $1",
+            sent_column(purpose)
+        ),
+        values![user.as_str()],
+    )?;
+    let Some(last) = row.map(|mut row| row.opt_int(0)).transpose()?.flatten() else {
+        return Ok(None);
+    };
     let left = last + terms.resend_after - terms.now;
-    (left > 0).then_some(left)
+    Ok((left > 0).then_some(left))
+}
+
+/// The column of [`wait`]'s table for `purpose`.
+fn sent_column(purpose: Purpose) -> &'static str {
+    match purpose {
+        Purpose::Verify => "verify_sent",
+        Purpose::Login => "login_sent",
+    }
+}
+
+/// Notes that a code for `purpose` is being sent to `user` now.
+fn note_send(tx: &dyn Tx, user: &UserName, purpose: Purpose, now: i64) -> Result<()> {
+    let column = sent_column(purpose);
+    tx.execute(
+        &format!(
+            "INSERT INTO contact_sends (username, {column}) VALUES ($1, $2)
+             ON CONFLICT (username) DO UPDATE SET {column} = excluded.{column}"
+        ),
+        values![user.as_str(), now],
+    )?;
+    Ok(())
 }
 
 impl Store {
@@ -219,7 +247,7 @@ impl Store {
                     (Purpose::Verify, Some(contact)) if contact.verified.is_some() => {
                         Reserved::Known
                     }
-                    _ if let Some(seconds) = wait(&contacts, purpose, terms) => {
+                    _ if let Some(seconds) = wait(tx, user, purpose, terms)? => {
                         Reserved::TooSoon(seconds)
                     }
                     (_, Some(contact)) => {
@@ -255,14 +283,18 @@ impl Store {
                     }
                 };
                 let keep = matches!(reserved, Reserved::Ready(_));
+                if keep {
+                    note_send(tx, user, purpose, terms.now)?;
+                }
                 Ok((reserved, keep))
             })
         })
     }
 
     /// Takes back a code reserved by [`Store::reserve_code`] that could not be sent: it stops
-    /// working and does not count as sent; a contact the reservation added goes. Records
-    /// nothing (a failed delivery is logged only).
+    /// working; a contact the reservation added goes. The wait before the next send stays (a
+    /// send that fails may still have reached someone). Records nothing (a failed delivery is
+    /// logged only).
     pub fn withdraw_code(&self, user: &UserName, sending: &Sending) -> Result<()> {
         self.write(Bound::Call, |tx| {
             tx.lock_users(&[user.as_str()])?;
@@ -379,8 +411,7 @@ impl Store {
                     };
                     let changed = tx.execute(
                         "UPDATE contacts SET code = NULL, code_sealed_with = NULL,
-                            code_expires = NULL, verified = COALESCE(verified, $2),
-                            code_sent = CASE WHEN verified IS NULL THEN NULL ELSE code_sent END
+                            code_expires = NULL, verified = COALESCE(verified, $2)
                          WHERE id = $1 AND code IS NOT NULL",
                         values![*id, now],
                     )?;
@@ -418,20 +449,16 @@ impl Store {
         })
     }
 
-    /// Spends `proof` (a current code of the active enrollment, or a recovery code) for a
-    /// change to the user's contacts made meanwhile, recording `event` with it; false if it
-    /// was used meanwhile, or it is not the user's active enrollment any more.
-    pub fn spend_proof(
-        &self,
-        active: UserEnrollment<'_>,
-        proof: Proof,
-        now: i64,
-        event: &Event,
-    ) -> Result<bool> {
-        let spent = self.change(Some(active.user), now, event, |tx| {
-            Ok(super::operations::spend(tx, active, proof, now, None)?.then_some(()))
-        })?;
-        Ok(spent.is_some())
+    /// Spends `proof` (a current code of the active enrollment, or a recovery code) before a
+    /// change to the user's contacts, clearing the count of tries as a right code does; false
+    /// if it was used already, or it is not the user's active enrollment any more. Records
+    /// nothing: the change that follows is recorded.
+    pub fn spend_proof(&self, active: UserEnrollment<'_>, proof: Proof, now: i64) -> Result<bool> {
+        self.write(Bound::Call, |tx| {
+            tx.lock_users(&[active.user.as_str()])?;
+            let spent = super::operations::spend_counted(tx, active, proof, now, None, true)?;
+            Ok((spent, spent))
+        })
     }
 
     /// Removes the contact `address` of `user`, recording `event`; false if there was none.

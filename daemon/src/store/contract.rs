@@ -1337,7 +1337,7 @@ fn contact_codes(store: Arc<Store>) {
     let Reserved::Ready(_) = reserve(Purpose::Login, &email, "555555", 1000) else {
         panic!("no login code reserved");
     };
-    // A delivery that failed takes its code back, and the wait with it.
+    // A delivery that failed takes its code back, but not the wait: a send tried counts.
     let Reserved::Ready(failed) = reserve(Purpose::Login, &email, "666666", 1100) else {
         panic!("no login code reserved");
     };
@@ -1348,10 +1348,14 @@ fn contact_codes(store: Arc<Store>) {
     );
     assert!(matches!(
         reserve(Purpose::Login, &email, "777777", 1102),
+        Reserved::TooSoon(58)
+    ));
+    assert!(matches!(
+        reserve(Purpose::Login, &email, "777777", 1102 + 58),
         Reserved::Ready(_)
     ));
     assert_eq!(
-        try_code(Purpose::Login, "777777", 1103, &login),
+        try_code(Purpose::Login, "777777", 1161, &login),
         ContactTried::Spent(email.clone())
     );
     // Wrong codes lock the account like any code; a locked account gets no try.
@@ -1377,10 +1381,23 @@ fn contact_codes(store: Arc<Store>) {
         1,
         "a failed add leaves nothing"
     );
-    let Reserved::Ready(_) = reserve(Purpose::Verify, &other, "888888", 2000) else {
+    let Reserved::Ready(_) = reserve(Purpose::Verify, &other, "888888", 2060) else {
         panic!("no code reserved");
     };
-    let Reserved::Ready(_) = reserve(Purpose::Verify, &third, "999999", 2100) else {
+    // Removing a contact does not lift the wait.
+    let removed = Event::ContactRemoved {
+        user: uma.clone(),
+        to: other.masked(),
+    };
+    assert!(store.remove_contact(&uma, &other, 2061, &removed).unwrap());
+    assert!(matches!(
+        reserve(Purpose::Verify, &other, "888888", 2062),
+        Reserved::TooSoon(58)
+    ));
+    let Reserved::Ready(_) = reserve(Purpose::Verify, &other, "888888", 2120) else {
+        panic!("no code reserved");
+    };
+    let Reserved::Ready(_) = reserve(Purpose::Verify, &third, "999999", 2200) else {
         panic!("no code reserved");
     };
     let kept: Vec<Address> = (store.contacts(&uma).unwrap().into_iter())
@@ -1433,6 +1450,7 @@ fn contact_codes(store: Arc<Store>) {
             "contact-verified",
             "login-allowed",
             "locked-out",
+            "contact-removed",
             "contact-verified",
             "contact-removed"
         ]

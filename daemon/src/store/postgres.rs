@@ -102,7 +102,9 @@ const MIGRATIONS: &[&str] = &[
     // the last code accepted.
     "ALTER TABLE enrollments ADD COLUMN kind TEXT NOT NULL DEFAULT 'totp';",
     // 4: contacts (email addresses, phone numbers), sealed, each with the code last sent
-    // there, sealed too. Numbers are never reused: a sealed value is bound to its row's.
+    // there, sealed too. Numbers are never reused: a sealed value is bound to its row's. When
+    // each user was last sent a code (or one was tried), kept apart from the contacts so that
+    // removing one does not lift the wait.
     "CREATE TABLE contacts (
         id BIGSERIAL PRIMARY KEY,
         username TEXT NOT NULL,
@@ -118,7 +120,12 @@ const MIGRATIONS: &[&str] = &[
         code_expires BIGINT
     );
     CREATE INDEX contacts_username_lower ON contacts (lower(username));
-    CREATE INDEX contacts_sealed_with ON contacts (sealed_with, id);",
+    CREATE INDEX contacts_sealed_with ON contacts (sealed_with, id);
+    CREATE TABLE contact_sends (
+        username TEXT PRIMARY KEY,
+        verify_sent BIGINT,
+        login_sent BIGINT
+    );",
 ];
 
 /// The first key of pam-mfa's advisory locks (the second is one of the [`USER_LOCKS`] users'

@@ -91,6 +91,7 @@ impl<C: Clock> Dialogue<C> {
         let user = session.user.clone();
         if let Some((word, kind)) = contact_word(reply)
             && session.contact_codes
+            && self.settings().config.contacts.allows(kind)
         {
             return self.send_at_login(id, session, awaited, (word, kind));
         }
@@ -396,11 +397,12 @@ impl<C: Clock> Dialogue<C> {
         };
         let user = session.user.clone();
         let context = session.context.clone();
+        let uid = session.caller_uid;
         let mut events = Vec::new();
         // `pending`: a code sent lately (by this login, or by another one cut off since) is
         // taken from now on.
         let (notice, pending) =
-            match self.send_code(&user, Purpose::Login, &target, Some(&context))? {
+            match self.send_code(&user, Purpose::Login, &target, Some(&context), uid)? {
                 Sent::To(address) => {
                     events.push(Event::ContactCodeSent {
                         user: user.clone(),

@@ -36,8 +36,13 @@ impl<C: Clock> Dialogue<C> {
     /// What the code question of a login of `user` (one that may have codes sent to
     /// contacts) says of the words that send one, when the user has a verified contact.
     pub(super) fn contact_hint(&self, user: &UserName) -> Result<Option<String>> {
+        let settings = self.settings();
         let mut words: Vec<(&str, String)> = Vec::new();
         for contact in self.store.contacts(user)? {
+            // A kind the configuration no longer takes is not offered.
+            if !settings.config.contacts.allows(contact.address.kind) {
+                continue;
+            }
             let word = match contact.address.kind {
                 ContactKind::Email => "email",
                 ContactKind::Phone => "sms",
@@ -58,6 +63,7 @@ impl<C: Clock> Dialogue<C> {
         purpose: Purpose,
         address: &Address,
         login: Option<&Context>,
+        caller_uid: u32,
     ) -> Result<Sent> {
         let settings = self.settings();
         let contacts = &settings.config.contacts;
@@ -92,7 +98,7 @@ impl<C: Clock> Dialogue<C> {
                 to,
                 why,
             };
-            crate::log::event(&event, 0);
+            crate::log::event(&event, caller_uid);
             return Ok(Sent::Failed);
         }
         if let Some(context) = login {
@@ -270,7 +276,7 @@ impl<C: Clock> Dialogue<C> {
             Ok(address) => address,
             Err(why) => return ask_again(session, format!("That {why}.")),
         };
-        match self.send_code(&user, Purpose::Verify, &address, None)? {
+        match self.send_code(&user, Purpose::Verify, &address, None, session.caller_uid)? {
             Sent::To(to) => {
                 let event = Event::ContactCodeSent {
                     user: user.clone(),

@@ -152,7 +152,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // the last code accepted.
     "ALTER TABLE enrollments ADD COLUMN kind TEXT NOT NULL DEFAULT 'totp';",
     // 12: contacts (email addresses, phone numbers), sealed, each with the code last sent
-    // there, sealed too. Numbers are never reused: a sealed value is bound to its row's.
+    // there, sealed too. Numbers are never reused: a sealed value is bound to its row's. When
+    // each user was last sent a code (or one was tried), kept apart from the contacts so that
+    // removing one does not lift the wait.
     "CREATE TABLE contacts (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         username TEXT NOT NULL,
@@ -168,5 +170,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
         code_expires INTEGER
     ) STRICT;
     CREATE INDEX contacts_username_lower ON contacts (lower(username));
-    CREATE INDEX contacts_sealed_with ON contacts (sealed_with, id);",
+    CREATE INDEX contacts_sealed_with ON contacts (sealed_with, id);
+    CREATE TABLE contact_sends (
+        username TEXT PRIMARY KEY NOT NULL,
+        verify_sent INTEGER,
+        login_sent INTEGER
+    ) STRICT;",
 ];
