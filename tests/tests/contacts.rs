@@ -830,7 +830,7 @@ fn a_first_login_over_ssh_verifies_an_email_address_before_the_app_and_resumes_t
         eprintln!("store: {}", store.name());
         let mta = Postfix::start(&scratch(&format!("postfix-ssh-{}", store.name())));
         let config = format!(
-            "[contacts]\nkinds = [\"email\"]\nat_enrollment = \"email\"\n\
+            "[contacts]\nkinds = [\"email\"]\nat_enrollment = \"email\"\nat_login = true\n\
              [email]\nvia = \"smtp\"\nserver = \"localhost\"\nport = {}\n\
              ca_file = \"{}\"\nfrom = \"mfa@example.test\"\n",
             mta.port(),
@@ -894,6 +894,41 @@ fn a_first_login_over_ssh_verifies_an_email_address_before_the_app_and_resumes_t
             "{listed}"
         );
 
+        // The next login over SSH, without the app: "email" at the code question, then the
+        // code from the mailbox.
+        let mut questions = 0;
+        let mut respond = |fresh: &str| {
+            if !fresh.ends_with("Verification code: ") {
+                return None;
+            }
+            questions += 1;
+            match questions {
+                1 => {
+                    assert!(
+                        fresh.contains("type email for a code sent to b***@example.org"),
+                        "{fresh}"
+                    );
+                    Some("email".to_owned())
+                }
+                2 => {
+                    assert!(
+                        fresh.contains("A code was sent to b***@example.org."),
+                        "{fresh}"
+                    );
+                    Some(code_of_email(&mta.wait_for_message("bob@example.org", 1)))
+                }
+                _ => None,
+            }
+        };
+        let session = sshd::ssh_with(
+            sshd.port,
+            "bob",
+            "echo mail-$((6*7))",
+            KBD_ONLY,
+            &mut respond,
+        );
+        assert!(session.screen.contains("mail-42"), "{}", session.screen);
+
         // A login cut off after the code was sent resumes at the code.
         let gave_up = sshd::ssh(sshd.port, "carol", "true", KBD_ONLY, &["carol@example.org"]);
         assert_ne!(gave_up.status, 0, "{}", gave_up.screen);
@@ -928,7 +963,7 @@ fn a_first_login_over_ssh_verifies_an_email_address_before_the_app_and_resumes_t
                 && resumed.contains("at your last login"),
             "{resumed}"
         );
-        assert_eq!(mta.messages().len(), 2, "no second code was sent");
+        assert_eq!(mta.messages().len(), 3, "no second code was sent to carol");
     }
 }
 
@@ -1093,4 +1128,48 @@ fn the_smtp_login_comes_from_a_root_only_file_and_a_wrong_one_sends_nothing() {
     assert_eq!(mta.messages().len(), 1);
     assert!(!env.daemon_log().contains("s3cret"), "{}", env.daemon_log());
     let _ = std::fs::remove_dir_all(&credentials);
+}
+
+#[test]
+fn codes_by_sms_at_login_can_be_for_some_services_only() {
+    let gateway = Gateway::new("services");
+    let env = Store::Sqlite
+        .env(
+            "contact_services",
+            &gateway.config("at_login_services = [\"sshd\"]"),
+        )
+        .start();
+    env.enroll("bob");
+    ok(env.ctl(
+        &[
+            "contact",
+            "add",
+            "--user",
+            "bob",
+            "--phone",
+            "+447700900222",
+            "--verified",
+        ],
+        "",
+    ));
+    // Through sshd: offered, and the code sent gets in.
+    let (mut login, shown) = begin(&env, "bob");
+    assert!(shown_text(&shown).contains("type sms for a code sent to +44 ••• ••• 222"));
+    login.reply("sms");
+    login.prompt();
+    login.reply(&gateway.last_code_to("+447700900222"));
+    login.finish().expect("PAM_SUCCESS");
+    // Through another service: the word is a wrong code, and nothing is sent.
+    let mut login = env.login("bob").service("sudo").drive();
+    assert!(!shown_text(&login.prompt()).contains("No app at hand"));
+    login.reply("sms");
+    assert!(shown_text(&login.prompt()).contains("Wrong code. Try again."));
+    login.reply(&env.fresh_code("bob"));
+    login.finish().expect("PAM_SUCCESS");
+    assert_eq!(gateway.messages().len(), 1);
+    let explained = ok(env.ctl(&["explain", "bob", "--service", "sudo"], ""));
+    assert!(
+        explained.contains("no code is sent at this login (contacts.at_login)"),
+        "{explained}"
+    );
 }
