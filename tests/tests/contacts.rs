@@ -86,6 +86,22 @@ impl Drop for Gateway {
     }
 }
 
+/// An administrator adds `phone` to `user`'s contacts, verified; returns what mfactl said.
+fn vouch(env: &Env, user: &str, phone: &str) -> String {
+    ok(env.ctl(
+        &[
+            "contact",
+            "add",
+            "--user",
+            user,
+            "--phone",
+            phone,
+            "--verified",
+        ],
+        "",
+    ))
+}
+
 fn ok(out: CtlOutput) -> String {
     assert!(out.success, "{}{}", out.stdout, out.stderr);
     out.stdout
@@ -169,18 +185,7 @@ fn a_phone_counts_once_its_code_is_typed_and_is_only_ever_shown_masked() {
             env.ctl_as(Some(BOB), &["contact", "list", "--user", "alice"], ""),
             "",
         );
-        let vouched = ok(env.ctl(
-            &[
-                "contact",
-                "add",
-                "--user",
-                "bob",
-                "--phone",
-                "+447700900456",
-                "--verified",
-            ],
-            "",
-        ));
+        let vouched = vouch(&env, "bob", "+447700900456");
         assert!(
             vouched.contains("bob: +44 ••• ••• 456 added, verified"),
             "{vouched}"
@@ -337,18 +342,7 @@ fn a_login_gets_in_once_with_a_code_sent_by_sms_and_wrong_ones_count() {
             gateway.config("at_login = true\n[lockout]\nfailures = 3\n[remember]\nduration = 600");
         let env = store.env("contact_logins", &config).start();
         env.enroll("bob");
-        ok(env.ctl(
-            &[
-                "contact",
-                "add",
-                "--user",
-                "bob",
-                "--phone",
-                "+447700900456",
-                "--verified",
-            ],
-            "",
-        ));
+        vouch(&env, "bob", "+447700900456");
 
         let explained = ok(env.ctl(&["explain", "bob", "--service", "sshd"], ""));
         assert!(
@@ -420,30 +414,8 @@ fn a_gateway_that_hangs_tells_its_user_and_holds_up_no_one_else() {
         .start();
     env.enroll("alice");
     env.enroll("carol");
-    ok(env.ctl(
-        &[
-            "contact",
-            "add",
-            "--user",
-            "carol",
-            "--phone",
-            SILENT,
-            "--verified",
-        ],
-        "",
-    ));
-    ok(env.ctl(
-        &[
-            "contact",
-            "add",
-            "--user",
-            "alice",
-            "--phone",
-            REFUSED,
-            "--verified",
-        ],
-        "",
-    ));
+    vouch(&env, "carol", SILENT);
+    vouch(&env, "alice", REFUSED);
 
     // Carol's code is being sent, and does not come.
     let (mut carol, _) = begin(&env, "carol");
@@ -705,18 +677,7 @@ fn sms_codes_go_to_an_https_gateway_with_its_headers_and_a_checked_certificate()
         );
         let env = store.env("contact_sms_api", &config).start();
         env.enroll("bob");
-        ok(env.ctl(
-            &[
-                "contact",
-                "add",
-                "--user",
-                "bob",
-                "--phone",
-                "+447700900456",
-                "--verified",
-            ],
-            "",
-        ));
+        vouch(&env, "bob", "+447700900456");
         let (mut login, _) = begin(&env, "bob");
         login.reply("sms");
         let text = shown_text(&login.prompt());
@@ -746,18 +707,7 @@ fn sms_codes_go_to_an_https_gateway_with_its_headers_and_a_checked_certificate()
 
         // A gateway that answers with an error, or a headers file others may read: nothing
         // is sent, and the user is told.
-        ok(env.ctl(
-            &[
-                "contact",
-                "add",
-                "--user",
-                "carol",
-                "--phone",
-                "+447700900789",
-                "--verified",
-            ],
-            "",
-        ));
+        vouch(&env, "carol", "+447700900789");
         env.enroll("carol");
         api.answer_with(503);
         let (mut login, _) = begin(&env, "carol");
@@ -776,18 +726,7 @@ fn sms_codes_go_to_an_https_gateway_with_its_headers_and_a_checked_certificate()
         assert!(shown_text(&login.prompt()).contains("ask for another in"));
         login.reply(&env.fresh_code("carol"));
         login.finish().expect("PAM_SUCCESS");
-        ok(env.ctl(
-            &[
-                "contact",
-                "add",
-                "--user",
-                "dave",
-                "--phone",
-                "+447700900321",
-                "--verified",
-            ],
-            "",
-        ));
+        vouch(&env, "dave", "+447700900321");
         env.enroll("dave");
         api.answer_with(200);
         std::fs::set_permissions(&headers, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -979,18 +918,7 @@ fn codes_by_sms_at_login_can_be_for_members_of_a_group_only() {
         .start();
     for (user, phone) in [("alice", "+447700900111"), ("bob", "+447700900222")] {
         env.enroll(user);
-        ok(env.ctl(
-            &[
-                "contact",
-                "add",
-                "--user",
-                user,
-                "--phone",
-                phone,
-                "--verified",
-            ],
-            "",
-        ));
+        vouch(&env, user, phone);
     }
     // A member is offered the word, and gets in with the code sent.
     let (mut login, shown) = begin(&env, "bob");
@@ -1034,18 +962,7 @@ fn a_login_with_a_code_sent_is_remembered_only_where_configured() {
         )
         .start();
     env.enroll("bob");
-    ok(env.ctl(
-        &[
-            "contact",
-            "add",
-            "--user",
-            "bob",
-            "--phone",
-            "+447700900456",
-            "--verified",
-        ],
-        "",
-    ));
+    vouch(&env, "bob", "+447700900456");
     let (mut login, _) = begin(&env, "bob");
     login.reply("sms");
     login.prompt();
@@ -1140,18 +1057,7 @@ fn codes_by_sms_at_login_can_be_for_some_services_only() {
         )
         .start();
     env.enroll("bob");
-    ok(env.ctl(
-        &[
-            "contact",
-            "add",
-            "--user",
-            "bob",
-            "--phone",
-            "+447700900222",
-            "--verified",
-        ],
-        "",
-    ));
+    vouch(&env, "bob", "+447700900222");
     // Through sshd: offered, and the code sent gets in.
     let (mut login, shown) = begin(&env, "bob");
     assert!(shown_text(&shown).contains("type sms for a code sent to +44 ••• ••• 222"));

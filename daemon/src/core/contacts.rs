@@ -102,19 +102,7 @@ impl<C: Clock> Core<C> {
             };
             Self::spent(self.store.spend_proof(active, proof, self.now())?)?;
         }
-        let sent = (self.dialogue).send_code(&user, Purpose::Verify, &address, None, caller.uid)?;
-        let Sent::To(to) = sent else {
-            return Err(Self::not_sent(sent, &address, &user));
-        };
-        let event = Event::ContactCodeSent {
-            user: user.clone(),
-            to: to.masked(),
-            login: None,
-        }
-        .by(caller.uid);
-        self.store.record(self.now(), &event)?;
-        self.emit(caller, &[event]);
-        Ok(to.masked())
+        self.send_to_verify(caller, &user, &address)
     }
 
     /// Verifies the caller's contact that waits for its code with `code`; returns it, masked.
@@ -288,9 +276,20 @@ impl<C: Clock> Core<C> {
                 None => Err(Self::not_sent(Sent::Full, &address, &user)),
             };
         }
-        let sent = (self.dialogue).send_code(&user, Purpose::Verify, &address, None, caller.uid)?;
+        self.send_to_verify(caller, &user, &address)
+    }
+
+    /// Sends a code to verify `address`, a contact of `user` (added now if new), and records
+    /// the send as `caller`'s; returns the contact, masked.
+    fn send_to_verify(
+        &self,
+        caller: &Caller,
+        user: &UserName,
+        address: &Address,
+    ) -> Result<String, Error> {
+        let sent = (self.dialogue).send_code(user, Purpose::Verify, address, None, caller.uid)?;
         let Sent::To(to) = sent else {
-            return Err(Self::not_sent(sent, &address, &user));
+            return Err(Self::not_sent(sent, address, user));
         };
         let event = Event::ContactCodeSent {
             user: user.clone(),
@@ -300,7 +299,7 @@ impl<C: Clock> Core<C> {
         .by(caller.uid);
         self.store.record(self.now(), &event)?;
         self.emit(caller, &[event]);
-        Ok(masked)
+        Ok(to.masked())
     }
 
     /// The contacts of `user`.
