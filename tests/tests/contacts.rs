@@ -265,12 +265,28 @@ fn a_phone_counts_once_its_code_is_typed_and_is_only_ever_shown_masked() {
                 .iter()
                 .any(|m| m.starts_with("+447700900321"))
         );
+        let proof = env.fresh_code("dave");
         ok(env.ctl_as(
             Some(DAVE),
             &["contact", "add", "--phone", "+447700900321"],
-            &format!("{}\n", env.fresh_code("dave")),
+            &format!("{proof}\n"),
         ));
         gateway.last_code_to("+447700900321");
+        // The same code from the app again (spent now) adds nothing and sends nothing.
+        refused(
+            env.ctl_as(
+                Some(DAVE),
+                &["contact", "add", "--phone", "+447700900654"],
+                &format!("{proof}\n"),
+            ),
+            "already used",
+        );
+        assert!(
+            !gateway
+                .messages()
+                .iter()
+                .any(|m| m.starts_with("+447700900654"))
+        );
 
         // Removal.
         let removed = ok(env.ctl_as(
@@ -319,6 +335,21 @@ fn a_phone_counts_once_its_code_is_typed_and_is_only_ever_shown_masked() {
             assert!(!text.contains("7700900456"));
         }
     }
+}
+
+/// Answers the app's part of an enrollment at login: the code of the secret shown with the
+/// QR code, then Enter once the recovery codes are shown; `None` for anything else.
+fn set_up_app(fresh: &str) -> Option<String> {
+    use pam_mfa_tests::{away_from_step_end, code_at, current_step};
+    if fresh.ends_with("Code shown by the app: ") {
+        let secret = pam_mfa_tests::secret_shown(fresh)
+            .unwrap_or_else(|| panic!("no secret with the prompt:\n{fresh}"));
+        away_from_step_end(3);
+        return Some(code_at(&secret, current_step()));
+    }
+    fresh
+        .ends_with("Press Enter once you have saved these codes: ")
+        .then(String::new)
 }
 
 /// Starts a login of `user` and reads its first question; returns the login and what it
@@ -750,7 +781,6 @@ fn sms_codes_go_to_an_https_gateway_with_its_headers_and_a_checked_certificate()
 fn a_first_login_over_ssh_verifies_an_email_address_before_the_app_and_resumes_there() {
     use pam_mfa_tests::postfix::Postfix;
     use pam_mfa_tests::sshd::{self, Sshd};
-    use pam_mfa_tests::{away_from_step_end, code_at, current_step};
     const CODE_ONLY: &str = "auth required @MODULE@\naccount required pam_permit.so\n\
                              session required pam_permit.so\n";
     const KBD: &str = "KbdInteractiveAuthentication yes\nPasswordAuthentication no\n\
@@ -800,15 +830,8 @@ fn a_first_login_over_ssh_verifies_an_email_address_before_the_app_and_resumes_t
             }
             if fresh.ends_with("Code shown by the app: ") {
                 assert!(fresh.contains("b***@example.org is verified."), "{fresh}");
-                let secret = pam_mfa_tests::secret_shown(fresh)
-                    .unwrap_or_else(|| panic!("no secret with the prompt:\n{fresh}"));
-                away_from_step_end(3);
-                return Some(code_at(&secret, current_step()));
             }
-            if fresh.ends_with("Press Enter once you have saved these codes: ") {
-                return Some(String::new());
-            }
-            None
+            set_up_app(fresh)
         };
         let session = sshd::ssh_with(
             sshd.port,
@@ -878,15 +901,7 @@ fn a_first_login_over_ssh_verifies_an_email_address_before_the_app_and_resumes_t
                 resumed = Some(fresh.to_owned());
                 return Some(code_of_email(&message));
             }
-            if fresh.ends_with("Code shown by the app: ") {
-                let secret = pam_mfa_tests::secret_shown(fresh).unwrap();
-                away_from_step_end(3);
-                return Some(code_at(&secret, current_step()));
-            }
-            if fresh.ends_with("Press Enter once you have saved these codes: ") {
-                return Some(String::new());
-            }
-            None
+            set_up_app(fresh)
         };
         let session = sshd::ssh_with(
             sshd.port,
