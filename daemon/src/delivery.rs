@@ -3,7 +3,7 @@
 //! administrator's or an HTTPS request to a gateway's API. Every delivery is bounded by
 //! `contacts.delivery_timeout`: a program past it is killed with its process group (it runs
 //! without a shell, with an empty environment but PATH), a connection past it is left to its
-//! own socket time-outs; either way nothing counts as sent. A delivery waits only for itself,
+//! own socket time-outs; either way its code is withdrawn. A delivery waits only for itself,
 //! on the thread of the call that asked for it; at most [`MAX_AT_ONCE`] run at once, so that
 //! no set of users can make mfad start programs or connections without end.
 
