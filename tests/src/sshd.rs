@@ -22,6 +22,19 @@ pub fn available() -> bool {
     Path::new("/usr/sbin/sshd").exists() && Path::new("/usr/bin/ssh").exists()
 }
 
+/// Code only: keyboard-interactive with the code as the one factor.
+pub const CODE_ONLY: &str = "auth required @MODULE@\naccount required pam_permit.so\n\
+                         session required pam_permit.so\n";
+pub const KBD: &str = "KbdInteractiveAuthentication yes\nPasswordAuthentication no\n\
+                   PubkeyAuthentication no\nAuthenticationMethods keyboard-interactive\n";
+/// One keyboard-interactive attempt (ssh's default is three, each a new PAM login).
+pub const KBD_ONLY: &[&str] = &[
+    "-o",
+    "PreferredAuthentications=keyboard-interactive",
+    "-o",
+    "NumberOfPasswordPrompts=1",
+];
+
 impl Sshd {
     /// Starts sshd for `env` with the PAM stack `stack` as its `sshd` service (`@MODULE@`
     /// stands for pam_mfa.so with the arguments that reach this test's mfad) and `config`

@@ -780,17 +780,7 @@ fn sms_codes_go_to_an_https_gateway_with_its_headers_and_a_checked_certificate()
 #[test]
 fn a_first_login_over_ssh_verifies_an_email_address_before_the_app_and_resumes_there() {
     use pam_mfa_tests::postfix::Postfix;
-    use pam_mfa_tests::sshd::{self, Sshd};
-    const CODE_ONLY: &str = "auth required @MODULE@\naccount required pam_permit.so\n\
-                             session required pam_permit.so\n";
-    const KBD: &str = "KbdInteractiveAuthentication yes\nPasswordAuthentication no\n\
-                       PubkeyAuthentication no\nAuthenticationMethods keyboard-interactive\n";
-    const KBD_ONLY: &[&str] = &[
-        "-o",
-        "PreferredAuthentications=keyboard-interactive",
-        "-o",
-        "NumberOfPasswordPrompts=1",
-    ];
+    use pam_mfa_tests::sshd::{self, CODE_ONLY, KBD, KBD_ONLY, Sshd};
     assert!(
         sshd::available(),
         "OpenSSH is not installed: run scripts/install-deps.sh"

@@ -8,21 +8,8 @@
 //! its default log level), then ssh's own "Permission denied".
 
 use pam_mfa_api::UNAVAILABLE_NOTICE;
-use pam_mfa_tests::sshd::{self, Sshd};
+use pam_mfa_tests::sshd::{self, CODE_ONLY, KBD, KBD_ONLY, Sshd};
 use pam_mfa_tests::{Env, away_from_step_end, code_at, current_step, system_library};
-
-/// Code only: keyboard-interactive with the code as the one factor.
-const CODE_ONLY: &str = "auth required @MODULE@\naccount required pam_permit.so\n\
-                         session required pam_permit.so\n";
-const KBD: &str = "KbdInteractiveAuthentication yes\nPasswordAuthentication no\n\
-                   PubkeyAuthentication no\nAuthenticationMethods keyboard-interactive\n";
-/// One keyboard-interactive attempt (ssh's default is three, each a new PAM login).
-const KBD_ONLY: &[&str] = &[
-    "-o",
-    "PreferredAuthentications=keyboard-interactive",
-    "-o",
-    "NumberOfPasswordPrompts=1",
-];
 
 /// The login was refused by sshd, with `line` shown, and the remote command did not run.
 fn assert_refused(session: &sshd::Session, line: &str) {
