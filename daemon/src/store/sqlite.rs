@@ -690,6 +690,20 @@ impl Backend for SqliteBackend {
     }
 
     fn read(&self, lane: Lane, work: &mut dyn FnMut(&dyn Tx) -> Result<()>) -> Result<()> {
+        // A login's read goes to the write connection when it is idle (no transaction open,
+        // nobody holding it): its page cache holds what it committed last, where the reader's
+        // is emptied by every commit and read again from the file. When the writer is busy,
+        // the read goes to the reader and waits for no commit; a commit that comes during a
+        // read on the writer waits for that read of a few rows.
+        if lane == Lane::Login
+            && let Ok(writer) = self.writer.try_lock()
+            && writer.batch.is_none()
+        {
+            return work(&SqliteTx {
+                connection: &writer.connection,
+                purge: &self.purge,
+            });
+        }
         let connection = self.reader(lane);
         work(&SqliteTx {
             connection: &connection,
