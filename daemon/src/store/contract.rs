@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use pam_mfa_config::Algorithm;
 
+use super::sql::values;
 use super::{
     Attempt, AuditFilter, CodeTry, EnrollmentId, LockoutRule, Origin, Proof, RememberTerms,
     Remembered, Store, StoreError, StoredSwitches, Tried, TryRecords, UserEnrollment,
@@ -60,7 +61,7 @@ fn started(user: &str) -> Event {
 /// Runs every check of the contract, each on a new store.
 pub fn run_all<C: FnOnce()>(make: impl Fn() -> (Store, C)) {
     type Check = fn(Arc<Store>);
-    let checks: [(&str, Check); 21] = [
+    let checks: [(&str, Check); 22] = [
         ("lifecycle and replay", lifecycle_and_replay),
         (
             "counter-based tokens keep their kind and counter",
@@ -78,6 +79,10 @@ pub fn run_all<C: FnOnce()>(make: impl Fn() -> (Store, C)) {
         ("audit rows go with their change", audit_rows),
         ("the audit trail is read in bounded pages", audit_pages),
         ("a login's read never waits for a listing", listing_lane),
+        (
+            "a login's read never waits for a change nor sees it uncommitted",
+            change_in_progress,
+        ),
         ("names differing only in case", case_variants),
         ("recovery codes are used once", recovery_codes),
         ("a user's own changes spend their proof", self_service),
@@ -650,6 +655,42 @@ fn listing_lane(store: Arc<Store>) {
     listing.join().unwrap();
     let switches = switches.expect("a login's read waited for a listing in progress");
     assert_eq!(switches.unwrap(), StoredSwitches::default());
+}
+
+fn change_in_progress(store: Arc<Store>) {
+    // A change that is still being made (its transaction open, its row written)...
+    let (started, start) = std::sync::mpsc::channel();
+    let (finish, finished) = std::sync::mpsc::channel::<()>();
+    let writer = store.clone();
+    let change = std::thread::spawn(move || {
+        writer
+            .write(super::sql::Bound::Call, |tx| {
+                tx.execute(
+                    "INSERT INTO user_settings (username, enforced) VALUES ($1, $2)",
+                    values!["amy", true],
+                )?;
+                started.send(()).unwrap();
+                finished.recv().ok();
+                Ok(((), true))
+            })
+            .unwrap();
+    });
+    start.recv().unwrap();
+    // ...holds up no login's read, which sees what is committed only.
+    let (read, reads) = std::sync::mpsc::channel();
+    let reader = store.clone();
+    std::thread::spawn(move || read.send(reader.switches(Some(&name("amy")))));
+    let during = reads.recv_timeout(std::time::Duration::from_secs(20));
+    finish.send(()).unwrap();
+    change.join().unwrap();
+    let during = during.expect("a login's read waited for a change in progress");
+    assert_eq!(
+        during.unwrap(),
+        StoredSwitches::default(),
+        "a login's read saw a change before it was committed"
+    );
+    // Once committed, the next read sees it.
+    assert_eq!(store.switches(Some(&name("amy"))).unwrap().user, Some(true));
 }
 
 fn case_variants(store: Arc<Store>) {

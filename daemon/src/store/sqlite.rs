@@ -361,7 +361,8 @@ impl SqliteBackend {
 
     fn writer(&self) -> MutexGuard<'_, Writer> {
         // After a panic in a change, the transaction it was part of is rolled back (see
-        // `write`), so the connection is safe to use after poisoning.
+        // `write`), and a panic in a read on it leaves no transaction open (reads begin none,
+        // and each statement is reset), so the connection is safe to use after poisoning.
         self.writer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -694,15 +695,24 @@ impl Backend for SqliteBackend {
         // nobody holding it): its page cache holds what it committed last, where the reader's
         // is emptied by every commit and read again from the file. When the writer is busy,
         // the read goes to the reader and waits for no commit; a commit that comes during a
-        // read on the writer waits for that read of a few rows.
-        if lane == Lane::Login
-            && let Ok(writer) = self.writer.try_lock()
-            && writer.batch.is_none()
-        {
-            return work(&SqliteTx {
-                connection: &writer.connection,
-                purge: &self.purge,
-            });
+        // read on the writer waits for that read of a few rows. So read work must never write:
+        // on the writer it would wait for itself. A poisoned lock is taken as `writer` takes
+        // it; a connection left inside a transaction (a rollback that failed) is not read on.
+        if lane == Lane::Login {
+            let idle = match self.writer.try_lock() {
+                Ok(writer) => Some(writer),
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            };
+            if let Some(writer) = idle
+                && writer.batch.is_none()
+                && writer.connection.is_autocommit()
+            {
+                return work(&SqliteTx {
+                    connection: &writer.connection,
+                    purge: &self.purge,
+                });
+            }
         }
         let connection = self.reader(lane);
         work(&SqliteTx {
