@@ -89,7 +89,8 @@ pub struct SqliteBackend {
     /// The log must be emptied once the open transaction is committed
     /// ([`Tx::secret_removed`]).
     purge: AtomicBool,
-    /// Logins' reads, of what is committed: they never wait for a commit in progress.
+    /// Logins' reads, of what is committed, while the write connection is busy: they never
+    /// wait for a commit in progress (an idle write connection takes them; see `read`).
     reader: Mutex<Connection>,
     /// Listings' reads ([`Lane::Listing`]), on a connection of their own: a long one never
     /// holds up a login's.
