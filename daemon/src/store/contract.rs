@@ -631,12 +631,9 @@ fn audit_pages(store: Arc<Store>) {
 }
 
 fn listing_lane(store: Arc<Store>) {
-    // A listing that is still reading (as one of many rows would be)...
-    let (started, start) = std::sync::mpsc::channel();
-    let (finish, finished) = std::sync::mpsc::channel::<()>();
-    let lister = store.clone();
-    let listing = std::thread::spawn(move || {
-        lister
+    // A listing that is still reading (as one of many rows would be) holds up no login's read.
+    let switches = read_while_held(&store, "a listing", |store, started, finished| {
+        store
             .read_on(super::sql::Lane::Listing, |tx| {
                 tx.query("SELECT id FROM audit", &[])?;
                 started.send(()).unwrap();
@@ -645,25 +642,14 @@ fn listing_lane(store: Arc<Store>) {
             })
             .unwrap();
     });
-    start.recv().unwrap();
-    // ...holds up no login's read.
-    let (read, reads) = std::sync::mpsc::channel();
-    let reader = store.clone();
-    std::thread::spawn(move || read.send(reader.switches(Some(&name("amy")))));
-    let switches = reads.recv_timeout(std::time::Duration::from_secs(20));
-    finish.send(()).unwrap();
-    listing.join().unwrap();
-    let switches = switches.expect("a login's read waited for a listing in progress");
-    assert_eq!(switches.unwrap(), StoredSwitches::default());
+    assert_eq!(switches, StoredSwitches::default());
 }
 
 fn change_in_progress(store: Arc<Store>) {
-    // A change that is still being made (its transaction open, its row written)...
-    let (started, start) = std::sync::mpsc::channel();
-    let (finish, finished) = std::sync::mpsc::channel::<()>();
-    let writer = store.clone();
-    let change = std::thread::spawn(move || {
-        writer
+    // A change that is still being made (its transaction open, its row written) holds up no
+    // login's read, which sees what is committed only.
+    let switches = read_while_held(&store, "a change", |store, started, finished| {
+        store
             .write(super::sql::Bound::Call, |tx| {
                 tx.execute(
                     "INSERT INTO user_settings (username, enforced) VALUES ($1, $2)",
@@ -675,22 +661,38 @@ fn change_in_progress(store: Arc<Store>) {
             })
             .unwrap();
     });
-    start.recv().unwrap();
-    // ...holds up no login's read, which sees what is committed only.
-    let (read, reads) = std::sync::mpsc::channel();
-    let reader = store.clone();
-    std::thread::spawn(move || read.send(reader.switches(Some(&name("amy")))));
-    let during = reads.recv_timeout(std::time::Duration::from_secs(20));
-    finish.send(()).unwrap();
-    change.join().unwrap();
-    let during = during.expect("a login's read waited for a change in progress");
     assert_eq!(
-        during.unwrap(),
+        switches,
         StoredSwitches::default(),
         "a login's read saw a change before it was committed"
     );
     // Once committed, the next read sees it.
     assert_eq!(store.switches(Some(&name("amy"))).unwrap().user, Some(true));
+}
+
+/// Reads amy's switches (a login's read) while `hold` runs on another thread, from the moment
+/// it says it `started` until it is told to `finish`; fails when the read waited for it.
+fn read_while_held(
+    store: &Arc<Store>,
+    what: &str,
+    hold: impl FnOnce(Arc<Store>, std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)
+    + Send
+    + 'static,
+) -> StoredSwitches {
+    let (started, start) = std::sync::mpsc::channel();
+    let (finish, finished) = std::sync::mpsc::channel::<()>();
+    let holder = store.clone();
+    let held = std::thread::spawn(move || hold(holder, started, finished));
+    start.recv().unwrap();
+    let (read, reads) = std::sync::mpsc::channel();
+    let reader = store.clone();
+    std::thread::spawn(move || read.send(reader.switches(Some(&name("amy")))));
+    let switches = reads.recv_timeout(std::time::Duration::from_secs(20));
+    finish.send(()).unwrap();
+    held.join().unwrap();
+    let switches =
+        switches.unwrap_or_else(|_| panic!("a login's read waited for {what} in progress"));
+    switches.unwrap()
 }
 
 fn case_variants(store: Arc<Store>) {
