@@ -159,12 +159,12 @@ struct Timeout(Option<Duration>);
 impl Timeout {
     /// The time-out to set before waiting at most `left`, unless the one set will do: it must
     /// never be longer than `left`, and is kept while it is not much shorter (a wait it cuts
-    /// short is taken up again).
+    /// short is taken up again). A new time-out is set a sixteenth short of `left` and kept
+    /// down to an eighth short, so that the next call, whose time starts afresh, keeps it.
     fn needed(&self, left: Duration) -> Option<Duration> {
-        let shortest = left - left / 16;
         match self.0 {
-            Some(set) if set <= left && set >= shortest => None,
-            _ => Some(shortest),
+            Some(set) if set <= left && set >= left - left / 8 => None,
+            _ => Some(left - left / 16),
         }
     }
 }
@@ -396,6 +396,8 @@ mod tests {
             timeout.needed(5 * second - Duration::from_millis(100)),
             None
         );
+        // The next call, with the whole time again: still fits.
+        assert_eq!(timeout.needed(5 * second), None);
         // Less left than it would wait: set again, shorter.
         let shorter = timeout.needed(2 * second).unwrap();
         assert!(shorter <= 2 * second, "{shorter:?}");
