@@ -360,6 +360,15 @@ fn begin(env: &Env, user: &str) -> (pam_mfa_tests::Driven, Vec<String>) {
     (login, shown)
 }
 
+/// Asks for a code by SMS at the code question of `login`, answers with the one sent to
+/// `phone`, and expects the login to succeed.
+fn gets_in_by_sms(mut login: pam_mfa_tests::Driven, gateway: &Gateway, phone: &str) {
+    login.reply("sms");
+    login.prompt();
+    login.reply(&gateway.last_code_to(phone));
+    login.finish().expect("PAM_SUCCESS");
+}
+
 fn shown_text(lines: &[String]) -> String {
     lines.join("\n")
 }
@@ -926,12 +935,9 @@ fn codes_by_sms_at_login_can_be_for_members_of_a_group_only() {
         vouch(&env, user, phone);
     }
     // A member is offered the word, and gets in with the code sent.
-    let (mut login, shown) = begin(&env, "bob");
+    let (login, shown) = begin(&env, "bob");
     assert!(shown_text(&shown).contains("type sms for a code sent to +44 ••• ••• 222"));
-    login.reply("sms");
-    login.prompt();
-    login.reply(&gateway.last_code_to("+447700900222"));
-    login.finish().expect("PAM_SUCCESS");
+    gets_in_by_sms(login, &gateway, "+447700900222");
     // Anyone else is not: the word is a wrong code, and nothing is sent.
     let (mut login, shown) = begin(&env, "alice");
     assert!(!shown_text(&shown).contains("No app at hand"), "{shown:?}");
@@ -968,11 +974,8 @@ fn a_login_with_a_code_sent_is_remembered_only_where_configured() {
         .start();
     env.enroll("bob");
     vouch(&env, "bob", "+447700900456");
-    let (mut login, _) = begin(&env, "bob");
-    login.reply("sms");
-    login.prompt();
-    login.reply(&gateway.last_code_to("+447700900456"));
-    login.finish().expect("PAM_SUCCESS");
+    let (login, _) = begin(&env, "bob");
+    gets_in_by_sms(login, &gateway, "+447700900456");
     // From the same place, through the same service: no question.
     env.login("bob")
         .rhost("192.0.2.7")
@@ -1064,12 +1067,9 @@ fn codes_by_sms_at_login_can_be_for_some_services_only() {
     env.enroll("bob");
     vouch(&env, "bob", "+447700900222");
     // Through sshd: offered, and the code sent gets in.
-    let (mut login, shown) = begin(&env, "bob");
+    let (login, shown) = begin(&env, "bob");
     assert!(shown_text(&shown).contains("type sms for a code sent to +44 ••• ••• 222"));
-    login.reply("sms");
-    login.prompt();
-    login.reply(&gateway.last_code_to("+447700900222"));
-    login.finish().expect("PAM_SUCCESS");
+    gets_in_by_sms(login, &gateway, "+447700900222");
     // Through another service: the word is a wrong code, and nothing is sent.
     let mut login = env.login("bob").service("sudo").drive();
     assert!(!shown_text(&login.prompt()).contains("No app at hand"));
