@@ -10,8 +10,14 @@
 //! client (a zbus peer-to-peer connection, `gdbus`) still talks to mfad's socket.
 //!
 //! Every read and write is bounded by a deadline the caller gives; nothing here waits longer.
+//! An end waits for its peer in poll(2), for the one event it needs, and then reads or writes
+//! without blocking: a recv(2) blocked on a Unix stream socket is also woken each time the
+//! peer reads what this end sent (room to write came back), only to sleep again, which would
+//! wake both ends for nothing at every call. The deadline is poll's own time-out, so no socket
+//! time-out is set either.
 
-use std::io::{self, Read};
+use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -147,26 +153,6 @@ pub struct Wire {
     start: usize,
     /// The longest message taken.
     max_message: usize,
-    read_timeout: Timeout,
-    write_timeout: Timeout,
-}
-
-/// A socket's time-out for one direction, as last set: setting it is a system call, which a
-/// login would otherwise make before every read and every write.
-#[derive(Default)]
-struct Timeout(Option<Duration>);
-
-impl Timeout {
-    /// The time-out to set before waiting at most `left`, unless the one set will do: it must
-    /// never be longer than `left`, and is kept while it is not much shorter (a wait it cuts
-    /// short is taken up again). A new time-out is set a sixteenth short of `left` and kept
-    /// down to an eighth short, so that the next call, whose time starts afresh, keeps it.
-    fn needed(&self, left: Duration) -> Option<Duration> {
-        match self.0 {
-            Some(set) if set <= left && set >= left - left / 8 => None,
-            _ => Some(left - left / 16),
-        }
-    }
 }
 
 impl Drop for Wire {
@@ -194,8 +180,6 @@ impl Wire {
             buffer: Vec::with_capacity(READ_SIZE),
             start: 0,
             max_message: MAX_MESSAGE_LEN,
-            read_timeout: Timeout::default(),
-            write_timeout: Timeout::default(),
         }
     }
 
@@ -223,25 +207,20 @@ impl Wire {
         self.reserve(READ_SIZE);
         self.buffer.resize(len + READ_SIZE, 0);
         let read = loop {
-            let left = time_left(deadline);
-            let set = left.and_then(|left| match self.read_timeout.needed(left) {
-                Some(timeout) => {
-                    self.stream.set_read_timeout(Some(timeout))?;
-                    self.read_timeout.0 = Some(timeout);
-                    Ok(())
-                }
-                None => Ok(()),
-            });
-            if let Err(error) = set {
+            let ready = time_left(deadline).and_then(|left| wait(&self.stream, libc::POLLIN, left));
+            if let Err(error) = ready {
                 self.buffer.truncate(len);
                 return Err(error);
             }
-            match self.stream.read(&mut self.buffer[len..]) {
+            match recv_now(&self.stream, &mut self.buffer[len..]) {
                 Ok(read) => break read,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                // The time-out set may be a little shorter than what is left: the deadline
+                // Nothing yet (the wait ended early, or was interrupted): the deadline
                 // decides, above.
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                    ) => {}
                 Err(error) => {
                     self.buffer.truncate(len);
                     return Err(error);
@@ -333,25 +312,18 @@ impl Wire {
         !self.buffered().is_empty()
     }
 
-    /// Writes all of `bytes`, each write within what is left of `deadline` (a peer that reads
-    /// slowly cannot stretch it). Never raises SIGPIPE (MSG_NOSIGNAL): the module runs inside
-    /// login programs, which a signal from a closed connection would end.
+    /// Writes all of `bytes`, waiting for room within what is left of `deadline` (a peer that
+    /// reads slowly cannot stretch it). Never raises SIGPIPE (MSG_NOSIGNAL): the module runs
+    /// inside login programs, which a signal from a closed connection would end.
     pub fn send(&mut self, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
         while !bytes.is_empty() {
-            if let Some(timeout) = self.write_timeout.needed(time_left(deadline)?) {
-                self.stream.set_write_timeout(Some(timeout))?;
-                self.write_timeout.0 = Some(timeout);
-            }
-            match send_no_signal(&self.stream, bytes) {
+            match send_now(&self.stream, bytes) {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
                 Ok(sent) => bytes = &bytes[sent..],
-                // Interrupted, or the time-out set was a little shorter than what is left: the
-                // deadline decides, above.
-                Err(error)
-                    if matches!(
-                        error.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-                    ) => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    wait(&self.stream, libc::POLLOUT, time_left(deadline)?)?;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => return Err(error),
             }
         }
@@ -359,10 +331,56 @@ impl Wire {
     }
 }
 
-/// One send(2) with MSG_NOSIGNAL.
+/// Waits at most `left` for `event` (POLLIN or POLLOUT) on `stream`, or for its end or an
+/// error, which the read or write that follows reports. An interrupted wait, or one that ran
+/// out, returns as well: the caller's deadline decides whether to wait again.
 #[allow(unsafe_code)]
-fn send_no_signal(stream: &UnixStream, bytes: &[u8]) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
+fn wait(stream: &UnixStream, event: libc::c_short, left: Duration) -> io::Result<()> {
+    let mut poll = libc::pollfd {
+        fd: stream.as_raw_fd(),
+        events: event,
+        revents: 0,
+    };
+    let timeout = libc::timespec {
+        tv_sec: libc::time_t::try_from(left.as_secs()).unwrap_or(libc::time_t::MAX),
+        // Below a billion: it fits.
+        tv_nsec: left.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: one pollfd, live for the call, which ppoll(2) fills in; the time-out is a valid
+    // timespec it only reads; no signal mask is passed.
+    let ready = unsafe { libc::ppoll(&mut poll, 1, &timeout, std::ptr::null()) };
+    if ready < 0 {
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
+/// One recv(2) that does not wait (MSG_DONTWAIT): nothing to read yet is `WouldBlock`.
+#[allow(unsafe_code)]
+fn recv_now(stream: &UnixStream, buffer: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: the descriptor is the stream's, open for the call; the pointer and length are
+    // those of a live, writable slice, which recv(2) writes at most `len` bytes into.
+    let read = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if read < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(read as usize)
+}
+
+/// One send(2) that does not wait (MSG_DONTWAIT) and raises no SIGPIPE (MSG_NOSIGNAL): no
+/// room yet is `WouldBlock`.
+#[allow(unsafe_code)]
+fn send_now(stream: &UnixStream, bytes: &[u8]) -> io::Result<usize> {
     // SAFETY: the descriptor is the stream's, open for the call; the pointer and length are
     // those of a live slice, which send(2) only reads.
     let sent = unsafe {
@@ -370,7 +388,7 @@ fn send_no_signal(stream: &UnixStream, bytes: &[u8]) -> io::Result<usize> {
             stream.as_raw_fd(),
             bytes.as_ptr().cast(),
             bytes.len(),
-            libc::MSG_NOSIGNAL,
+            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
         )
     };
     if sent < 0 {
@@ -382,33 +400,8 @@ fn send_no_signal(stream: &UnixStream, bytes: &[u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
     use zbus::Message;
-
-    #[test]
-    fn a_time_out_is_set_again_only_when_the_one_set_would_wait_too_long_or_too_little() {
-        let second = Duration::from_secs(1);
-        let mut timeout = Timeout::default();
-        let set = timeout.needed(5 * second).unwrap();
-        assert!(set <= 5 * second && set >= 4 * second, "{set:?}");
-        timeout.0 = Some(set);
-        // A little later: the one set still fits.
-        assert_eq!(
-            timeout.needed(5 * second - Duration::from_millis(100)),
-            None
-        );
-        // The next call, with the whole time again: still fits.
-        assert_eq!(timeout.needed(5 * second), None);
-        // Less left than it would wait: set again, shorter.
-        let shorter = timeout.needed(2 * second).unwrap();
-        assert!(shorter <= 2 * second, "{shorter:?}");
-        // Much more left: set again, longer.
-        assert!(timeout.needed(60 * second).unwrap() > 5 * second);
-        // A nanosecond left is still a wait of at most that.
-        assert_eq!(
-            Timeout::default().needed(Duration::from_nanos(1)),
-            Some(Duration::from_nanos(1))
-        );
-    }
 
     #[test]
     fn the_handshake_names_the_uid_as_hex_of_its_digits() {
@@ -563,6 +556,48 @@ mod tests {
         let sent = Wire::new(ours).send(&vec![0u8; 4 << 20], deadline);
         assert_eq!(sent.unwrap_err().kind(), io::ErrorKind::TimedOut);
         reader.join().unwrap();
+    }
+
+    /// Voluntary context switches of the calling thread so far.
+    fn sleeps_of_this_thread() -> u64 {
+        let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+        let line = status
+            .lines()
+            .find(|line| line.starts_with("voluntary_ctxt_switches:"))
+            .unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn a_wait_for_the_reply_is_not_woken_when_the_peer_reads_the_call() {
+        // A blocked recv(2) on a Unix stream socket is woken each time the peer reads what
+        // was sent on it (room to write came back), and goes to sleep again: a wake-up of each
+        // end for nothing at every call. Waiting for the reply must sleep once.
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let call = Message::method_call(crate::OBJECT_PATH, "Cancel")
+            .interface(crate::LOGIN_INTERFACE)
+            .build(&("session",))
+            .unwrap();
+        let bytes = call.data().to_vec();
+        let len = bytes.len();
+        let peer = std::thread::spawn(move || {
+            let mut theirs = theirs;
+            // Read the call once the caller waits, and answer a while later.
+            std::thread::sleep(Duration::from_millis(100));
+            let mut read = vec![0u8; len];
+            theirs.read_exact(&mut read).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            std::io::Write::write_all(&mut theirs, &read).unwrap();
+        });
+        let mut wire = Wire::new(ours);
+        wire.send(&bytes, deadline).unwrap();
+        let before = sleeps_of_this_thread();
+        let reply = wire.message(deadline).unwrap();
+        let slept = sleeps_of_this_thread() - before;
+        assert_eq!(&reply[..], &bytes[..]);
+        assert_eq!(slept, 1, "the wait for one reply slept {slept} times");
+        peer.join().unwrap();
     }
 
     #[test]
