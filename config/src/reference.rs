@@ -133,7 +133,8 @@ pub const SECTIONS: &[Section] = &[
                  One with a login waiting for its answer is closed after \
                  login.session_timeout (plus 5 seconds) without one, any other after 10 \
                  seconds; calls that move no login on do not count, and a connection begins at \
-                 most 8 logins. A call longer than 8 KiB, or a handshake line longer than 512 \
+                 most 8 logins. One whose client says it carries a single login (pam_mfa.so \
+                 does) is closed as soon as that login ends. A call longer than 8 KiB, or a handshake line longer than 512 \
                  bytes, closes the connection. Each uid may hold 16 connections to mfad \
                  (root: 1024), counting those over the bus, and all users but root 256 on this \
                  socket together, so that many uids cannot use up mfad's file descriptors; the \

@@ -141,12 +141,13 @@ impl Mfad {
 
 impl Daemon for Mfad {
     fn begin(&mut self, user: &str, context: &[(&str, &str)]) -> Result<Begun, Failure> {
-        let args = BeginArgs {
-            user,
-            context: context.to_vec(),
-        };
+        // This connection carries this login alone: mfad may close it once the login ends.
+        let mut context = context.to_vec();
+        context.push((pam_mfa_login::context::ONE_LOGIN, "1"));
+        let args = BeginArgs { user, context };
         let room = user.len()
-            + context
+            + args
+                .context
                 .iter()
                 .map(|(k, v)| k.len() + v.len() + 16)
                 .sum::<usize>();

@@ -256,6 +256,27 @@ fn a_session_belongs_to_the_connection_that_began_it() {
     assert_eq!(Turn::try_from(own).unwrap().action, Action::Allow);
 }
 
+/// A client that says its connection carries one login, as pam_mfa.so does, has it closed by
+/// mfad as soon as that login ends; any other client keeps its connection for more logins.
+#[test]
+fn a_connection_that_carries_one_login_is_closed_when_the_login_ends() {
+    let env = Env::new().start();
+    for (user, one_login) in [("alice", false), ("bob", true)] {
+        env.enroll(user);
+        let connection = connect(&env);
+        let login = login_proxy(&connection);
+        let context = match one_login {
+            true => HashMap::from([(pam_mfa_api::context::ONE_LOGIN, "1")]),
+            false => HashMap::new(),
+        };
+        let (session, _) = zbus::block_on(login.begin(user, context)).unwrap();
+        let turn = zbus::block_on(login.answer(&session, &env.fresh_code(user))).unwrap();
+        assert_eq!(Turn::try_from(turn).unwrap().action, Action::Allow);
+        let next = zbus::block_on(login.begin(user, HashMap::new()));
+        assert_eq!(next.is_err(), one_login, "{user}: {next:?}");
+    }
+}
+
 #[test]
 fn too_many_unfinished_logins_are_refused() {
     let env = Env::new()

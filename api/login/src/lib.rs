@@ -37,4 +37,8 @@ pub mod context {
     /// `1`: the service sends one password, and the password and the code come in one answer
     /// (pam_mfa.so `forward_pass`).
     pub const ONE_PROMPT: &str = "one_prompt";
+    /// `1`: the connection carries this login alone (pam_mfa.so opens one per login), so
+    /// mfad closes it as soon as no login begun on it waits for an answer, instead of waiting
+    /// for the client to close it: one wake-up less for each end at every login.
+    pub const ONE_LOGIN: &str = "one_login";
 }

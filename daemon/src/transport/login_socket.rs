@@ -18,7 +18,9 @@
 //!   (plus 5 s) without one; any other after 10 s ([`IDLE_WITHOUT_LOGIN`]). Only a call that
 //!   moves a login on counts: calls that are refused or begin nothing do not keep a
 //!   connection open, and a connection begins at most 8 logins ([`MAX_LOGINS_PER_CONNECTION`]),
-//!   so no connection is kept open for ever.
+//!   so no connection is kept open for ever. A connection whose client says it carries one
+//!   login (the module does: [`pam_mfa_api::context::ONE_LOGIN`]) is closed as soon as none of
+//!   its logins waits for an answer, without waiting for the client to close it.
 //! - A handshake line is at most 512 bytes and a call at most 8 KiB
 //!   ([`pam_mfa_api::wire::MAX_CALL_LEN`]); anything longer closes the connection (a call is
 //!   answered with an error first). A connection that stalls holds at most that much, and no
@@ -260,6 +262,7 @@ fn serve_calls(shared: &Shared, caller: &Caller, wire: &mut Wire, mut out: Zeroi
         waiting: HashSet::new(),
         begun: 0,
         moved: Instant::now(),
+        one_login: false,
     };
     loop {
         // Replies wait only while the next call is already here (a pipelining client gets them
@@ -326,6 +329,12 @@ fn serve_calls(shared: &Shared, caller: &Caller, wire: &mut Wire, mut out: Zeroi
                 return;
             }
         }
+        if logins.one_login && logins.waiting.is_empty() {
+            // The client's login has ended and it begins no other here: closing now spares
+            // both ends the wake-up of its close.
+            let _ = wire.send(&out, Instant::now() + REPLY_TIMEOUT);
+            return;
+        }
     }
 }
 
@@ -338,6 +347,9 @@ struct Logins {
     /// When a login of the connection last moved on (begun, or a question answered), or when
     /// the connection was admitted.
     moved: Instant,
+    /// A login begun on the connection said that it carries that login alone
+    /// ([`pam_mfa_api::context::ONE_LOGIN`]): closed once no login waits.
+    one_login: bool,
 }
 
 impl Logins {
@@ -383,6 +395,10 @@ fn answer(
     let replied = match call {
         Call::Begin(args) => {
             logins.begun += 1;
+            logins.one_login |= args
+                .context
+                .iter()
+                .any(|&(key, value)| key == pam_mfa_api::context::ONE_LOGIN && value == "1");
             let context: HashMap<String, String> = args
                 .context
                 .into_iter()
