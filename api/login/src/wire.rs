@@ -1,5 +1,5 @@
 //! The login socket's wire: D-Bus peer to peer, as the specification defines it, read and
-//! written with plain blocking I/O on a Unix stream socket.
+//! written in the calling thread on a Unix stream socket, which waits for its peer in poll(2).
 //!
 //! A login is two calls. Served through a bus library's connection (its reader task, its
 //! executor, its handshake round trips), those two calls cost more CPU than the login's own
