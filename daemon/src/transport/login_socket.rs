@@ -319,14 +319,13 @@ fn serve_calls(shared: &Shared, caller: &Caller, wire: &mut Wire, mut out: Zeroi
             )
             .map_err(|error| error.to_string())
         });
-        if !message.expects_reply() {
-            continue;
-        }
-        match reply {
-            Ok(reply) => out.extend_from_slice(&reply),
-            Err(error) => {
-                log::error(&format!("login socket: cannot write a reply: {error}"));
-                return;
+        if message.expects_reply() {
+            match reply {
+                Ok(reply) => out.extend_from_slice(&reply),
+                Err(error) => {
+                    log::error(&format!("login socket: cannot write a reply: {error}"));
+                    return;
+                }
             }
         }
         if logins.one_login && logins.waiting.is_empty() {
