@@ -85,6 +85,11 @@ pub fn run<D: Daemon, C: Conversation>(
                 conversation.show(notice)
             };
             if shown.is_err() {
+                if turn.action.is_verdict() {
+                    // The login has ended at mfad already (which closes the connection then):
+                    // there is nothing left to cancel.
+                    return Outcome::ConversationFailed;
+                }
                 return abandon(daemon, &session, Outcome::ConversationFailed);
             }
         }
@@ -375,7 +380,7 @@ mod tests {
     }
 
     #[test]
-    fn a_conversation_failing_on_a_notice_cancels_the_session() {
+    fn a_conversation_failing_on_a_notice_cancels_an_unfinished_session() {
         struct Broken;
         impl Conversation for Broken {
             fn show(&mut self, _: &Notice) -> Result<(), ConversationFailed> {
@@ -391,6 +396,13 @@ mod tests {
         let outcome = run(&mut daemon, &mut Broken, ("alice", &[]), false, &mut None);
         assert_eq!(outcome, Outcome::ConversationFailed);
         assert_eq!(daemon.cancelled, ["s1"]);
+        // A verdict's notice: the login has ended at mfad, nothing is cancelled.
+        let mut daemon =
+            self::daemon(vec![Ok(Turn::new(Action::Deny("locked".into()))
+                .with_notice(Notice::Error("Locked.".into())))]);
+        let outcome = run(&mut daemon, &mut Broken, ("alice", &[]), false, &mut None);
+        assert_eq!(outcome, Outcome::ConversationFailed);
+        assert!(daemon.cancelled.is_empty(), "{:?}", daemon.cancelled);
     }
 
     #[test]
