@@ -684,14 +684,19 @@ fn targets(run: &Run, sizes: &[u64]) -> String {
             .reduce(f64::min)
     };
     // The least a login through any daemon costs here: pam_permit's login plus the floor.
-    let floor_p50 = permit(|case| case.p(50).0)
-        .zip(run.floor)
-        .map(|(permit, (p50, _))| format!("; floor of the design {:.0} µs", permit + p50 as f64))
-        .unwrap_or_default();
-    let floor_cpu = permit(|case| case.cpu().0)
-        .zip(run.floor)
-        .map(|(permit, (_, cpu))| format!("; floor of the design {:.0} µs", permit + cpu as f64))
-        .unwrap_or_default();
+    let floor = |measure: fn(&Case) -> f64, daemon: fn((u64, u64)) -> u64| {
+        permit(measure)
+            .zip(run.floor)
+            .map(|(permit, floor)| {
+                format!(
+                    "; floor of the design {:.0} µs",
+                    permit + daemon(floor) as f64
+                )
+            })
+            .unwrap_or_default()
+    };
+    let floor_p50 = floor(|case| case.p(50).0, |(p50, _)| p50);
+    let floor_cpu = floor(|case| case.cpu().0, |(_, cpu)| cpu);
     line(
         "right-code p50 ≤ 0.85× google-authenticator's (DISALLOW_REUSE), every size",
         format!("{}{floor_p50}", text.join(", ")),
